@@ -1,0 +1,145 @@
+#include "elf_patch.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace memprof::elf {
+namespace {
+
+#if defined(__x86_64__)
+constexpr unsigned kJumpSlot = R_X86_64_JUMP_SLOT;
+constexpr unsigned kGlobDat = R_X86_64_GLOB_DAT;
+#elif defined(__aarch64__)
+constexpr unsigned kJumpSlot = R_AARCH64_JUMP_SLOT;
+constexpr unsigned kGlobDat = R_AARCH64_GLOB_DAT;
+#else
+#error "GOT patching is implemented for x86_64 and aarch64 only"
+#endif
+
+struct PatchRun {
+    const SymbolPatch* patches;
+    size_t count;
+    uintptr_t skip_base;
+    size_t written;
+};
+
+// glibc relocates most d_ptr values of .dynamic in place, but not on every architecture and not
+// for every object: an address below the load base is still an offset.
+uintptr_t dynamic_address(ElfW(Addr) value, uintptr_t base) {
+    return value < base ? base + value : value;
+}
+
+bool is_skipped(const char* name) {
+    return strstr(name, "linux-vdso") || strstr(name, "linux-gate") || strstr(name, "/ld-linux")
+           || strstr(name, "/ld-musl");
+}
+
+void write_slot(uintptr_t slot, void* value, uintptr_t relro_start, uintptr_t relro_end) {
+    void** where = reinterpret_cast<void**>(slot);
+    if (*where == value) return;
+    // Slots inside RELRO are read-only after relocation: open the page, write, close it again.
+    bool in_relro = slot >= relro_start && slot < relro_end;
+    uintptr_t page_size = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    void* page = reinterpret_cast<void*>(slot & ~(page_size - 1));
+    if (in_relro && mprotect(page, page_size, PROT_READ | PROT_WRITE) != 0) return;
+    __atomic_store_n(where, value, __ATOMIC_SEQ_CST);
+    if (in_relro) mprotect(page, page_size, PROT_READ);
+}
+
+template <typename Rel>
+void patch_relocations(const Rel* rel, size_t bytes, const ElfW(Sym)* symtab, const char* strtab,
+                       uintptr_t base, uintptr_t relro_start, uintptr_t relro_end, PatchRun* run) {
+    for (size_t i = 0; i < bytes / sizeof(Rel); ++i) {
+        unsigned type = ELF64_R_TYPE(rel[i].r_info);
+        if (type != kJumpSlot && type != kGlobDat) continue;
+        size_t symbol = ELF64_R_SYM(rel[i].r_info);
+        if (symbol == 0) continue;
+        const char* name = strtab + symtab[symbol].st_name;
+        for (size_t p = 0; p < run->count; ++p) {
+            if (strcmp(name, run->patches[p].name) == 0) {
+                write_slot(base + rel[i].r_offset, run->patches[p].replacement, relro_start, relro_end);
+                ++run->written;
+                break;
+            }
+        }
+    }
+}
+
+int patch_object(struct dl_phdr_info* info, size_t, void* data) {
+    auto* run = static_cast<PatchRun*>(data);
+    uintptr_t base = info->dlpi_addr;
+    const char* name = info->dlpi_name ? info->dlpi_name : "";
+    if (base == run->skip_base || is_skipped(name)) return 0;
+
+    const ElfW(Dyn)* dynamic = nullptr;
+    uintptr_t relro_start = 0, relro_end = 0;
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr)& phdr = info->dlpi_phdr[i];
+        if (phdr.p_type == PT_DYNAMIC) dynamic = reinterpret_cast<const ElfW(Dyn)*>(base + phdr.p_vaddr);
+        if (phdr.p_type == PT_GNU_RELRO) {
+            relro_start = base + phdr.p_vaddr;
+            relro_end = relro_start + phdr.p_memsz;
+        }
+    }
+    if (!dynamic) return 0;
+
+    const ElfW(Sym)* symtab = nullptr;
+    const char* strtab = nullptr;
+    uintptr_t jmprel = 0, rela = 0, rel = 0;
+    size_t jmprel_size = 0, rela_size = 0, rel_size = 0;
+    ElfW(Sxword) pltrel_kind = DT_RELA;
+    for (const ElfW(Dyn)* d = dynamic; d->d_tag != DT_NULL; ++d) {
+        switch (d->d_tag) {
+            case DT_SYMTAB: symtab = reinterpret_cast<const ElfW(Sym)*>(dynamic_address(d->d_un.d_ptr, base)); break;
+            case DT_STRTAB: strtab = reinterpret_cast<const char*>(dynamic_address(d->d_un.d_ptr, base)); break;
+            case DT_JMPREL: jmprel = dynamic_address(d->d_un.d_ptr, base); break;
+            case DT_PLTRELSZ: jmprel_size = d->d_un.d_val; break;
+            case DT_PLTREL: pltrel_kind = static_cast<ElfW(Sxword)>(d->d_un.d_val); break;
+            case DT_RELA: rela = dynamic_address(d->d_un.d_ptr, base); break;
+            case DT_RELASZ: rela_size = d->d_un.d_val; break;
+            case DT_REL: rel = dynamic_address(d->d_un.d_ptr, base); break;
+            case DT_RELSZ: rel_size = d->d_un.d_val; break;
+            default: break;
+        }
+    }
+    if (!symtab || !strtab) return 0;
+    if (jmprel) {
+        if (pltrel_kind == DT_RELA) {
+            patch_relocations(reinterpret_cast<const ElfW(Rela)*>(jmprel), jmprel_size, symtab, strtab,
+                              base, relro_start, relro_end, run);
+        } else {
+            patch_relocations(reinterpret_cast<const ElfW(Rel)*>(jmprel), jmprel_size, symtab, strtab,
+                              base, relro_start, relro_end, run);
+        }
+    }
+    if (rela) {
+        patch_relocations(reinterpret_cast<const ElfW(Rela)*>(rela), rela_size, symtab, strtab, base,
+                          relro_start, relro_end, run);
+    }
+    if (rel) {
+        patch_relocations(reinterpret_cast<const ElfW(Rel)*>(rel), rel_size, symtab, strtab, base,
+                          relro_start, relro_end, run);
+    }
+    return 0;
+}
+
+}  // namespace
+
+size_t patch_loaded_objects(const SymbolPatch* patches, size_t count, const void* skip_address) {
+    Dl_info self{};
+    uintptr_t skip_base = 0;
+    if (skip_address && dladdr(skip_address, &self) && self.dli_fbase) {
+        skip_base = reinterpret_cast<uintptr_t>(self.dli_fbase);
+    }
+    PatchRun run{patches, count, skip_base, 0};
+    dl_iterate_phdr(patch_object, &run);
+    return run.written;
+}
+
+}  // namespace memprof::elf

@@ -1,0 +1,145 @@
+// The capture stream: record kinds and their byte encoding, shared by the recorder and the reader.
+//
+// A capture file is
+//
+//   "MEMPROF\0"  u16 format_version  u16 reserved  u32 header_length  header (JSON, UTF-8)
+//   LZ4 frame (readable by python's lz4.frame) whose content is a sequence of records.
+//
+// The memory sink (pytest plugin) and the socket sink (live view) carry the same records,
+// uncompressed and without the file header. Every record starts with one byte, its kind:
+//
+//   kind < 32           ALLOC      zigzag(addr - prev_addr)  size  zigzag(stack - prev_stack)
+//   32 <= kind < 48     FREE       zigzag(addr - prev_addr)  [size, for munmap only]
+//   THREAD              tid                      -- following events come from this thread
+//   THREAD_NAME         tid  len  bytes
+//   FRAME               len name  len file  first_line           -- id = number of FRAMEs so far
+//   NODE                parent  frame  line                       -- id = number of NODEs so far + 1
+//   SAMPLE              ms_since_start  rss_bytes
+//   MARK                id  len  bytes                            -- e.g. a pytest phase boundary
+//   TRAILER             ms_since_start  records_written            -- absent when the process died
+//
+// All integers are unsigned LEB128 varints; zigzag maps signed deltas to unsigned. Node 0 is the
+// empty stack. A stack is a trie node: (parent node, frame, line), so an event carries one integer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace memprof {
+
+constexpr char kMagic[8] = {'M', 'E', 'M', 'P', 'R', 'O', 'F', '\0'};
+constexpr uint16_t kFormatVersion = 1;
+constexpr size_t kFileHeaderFixed = 16;
+constexpr uint32_t kMaxHeaderLength = 1 << 20;
+constexpr size_t kMaxStringLength = 1 << 16;
+
+// One list drives the allocator kinds: (enumerator, record byte, user-facing name, is_free).
+#define MEMPROF_ALLOCATOR_KINDS(X)                 \
+    X(MALLOC, 1, "malloc", false)                  \
+    X(CALLOC, 2, "calloc", false)                  \
+    X(REALLOC, 3, "realloc", false)                \
+    X(POSIX_MEMALIGN, 4, "posix_memalign", false)  \
+    X(ALIGNED_ALLOC, 5, "aligned_alloc", false)    \
+    X(MEMALIGN, 6, "memalign", false)              \
+    X(VALLOC, 7, "valloc", false)                  \
+    X(PVALLOC, 8, "pvalloc", false)                \
+    X(MMAP, 9, "mmap", false)                      \
+    X(PY_RAW_MALLOC, 10, "PyMem_RawMalloc", false) \
+    X(PY_RAW_CALLOC, 11, "PyMem_RawCalloc", false) \
+    X(PY_RAW_REALLOC, 12, "PyMem_RawRealloc", false) \
+    X(PY_MEM_MALLOC, 13, "PyMem_Malloc", false)    \
+    X(PY_MEM_CALLOC, 14, "PyMem_Calloc", false)    \
+    X(PY_MEM_REALLOC, 15, "PyMem_Realloc", false)  \
+    X(PY_OBJ_MALLOC, 16, "PyObject_Malloc", false) \
+    X(PY_OBJ_CALLOC, 17, "PyObject_Calloc", false) \
+    X(PY_OBJ_REALLOC, 18, "PyObject_Realloc", false) \
+    X(FREE, 32, "free", true)                      \
+    X(MUNMAP, 33, "munmap", true)                  \
+    X(PY_RAW_FREE, 34, "PyMem_RawFree", true)      \
+    X(PY_MEM_FREE, 35, "PyMem_Free", true)         \
+    X(PY_OBJ_FREE, 36, "PyObject_Free", true)
+
+enum Kind : uint8_t {
+#define MEMPROF_KIND_ENUM(name, value, label, is_free) name = value,
+    MEMPROF_ALLOCATOR_KINDS(MEMPROF_KIND_ENUM)
+#undef MEMPROF_KIND_ENUM
+    THREAD = 64,
+    THREAD_NAME = 65,
+    FRAME = 66,
+    NODE = 67,
+    SAMPLE = 68,
+    MARK = 69,
+    TRAILER = 70,
+};
+
+constexpr bool is_alloc_kind(uint8_t kind) { return kind >= 1 && kind < 32; }
+constexpr bool is_free_kind(uint8_t kind) { return kind >= 32 && kind < 48; }
+
+inline const char* kind_name(uint8_t kind) {
+    switch (kind) {
+#define MEMPROF_KIND_NAME(name, value, label, is_free) \
+    case value:                                        \
+        return label;
+        MEMPROF_ALLOCATOR_KINDS(MEMPROF_KIND_NAME)
+#undef MEMPROF_KIND_NAME
+        case THREAD: return "THREAD";
+        case THREAD_NAME: return "THREAD_NAME";
+        case FRAME: return "FRAME";
+        case NODE: return "NODE";
+        case SAMPLE: return "SAMPLE";
+        case MARK: return "MARK";
+        case TRAILER: return "TRAILER";
+        default: return nullptr;
+    }
+}
+
+inline uint64_t zigzag(int64_t value) {
+    return (static_cast<uint64_t>(value) << 1) ^ static_cast<uint64_t>(value >> 63);
+}
+inline int64_t unzigzag(uint64_t value) {
+    return static_cast<int64_t>(value >> 1) ^ -static_cast<int64_t>(value & 1);
+}
+
+// Writes a varint at `out` (which must have 10 bytes free) and returns the new end.
+inline uint8_t* put_varint(uint8_t* out, uint64_t value) {
+    while (value >= 0x80) {
+        *out++ = static_cast<uint8_t>(value) | 0x80;
+        value >>= 7;
+    }
+    *out++ = static_cast<uint8_t>(value);
+    return out;
+}
+
+// Bounds-checked reads over untrusted bytes: every get returns false instead of reading past end.
+struct Cursor {
+    const uint8_t* pos;
+    const uint8_t* end;
+
+    bool get_byte(uint8_t* out) {
+        if (pos >= end) return false;
+        *out = *pos++;
+        return true;
+    }
+    bool get_varint(uint64_t* out) {
+        uint64_t result = 0;
+        for (int shift = 0; shift < 64; shift += 7) {
+            if (pos >= end) return false;
+            uint8_t byte = *pos++;
+            result |= static_cast<uint64_t>(byte & 0x7f) << shift;
+            if (!(byte & 0x80)) {
+                *out = result;
+                return true;
+            }
+        }
+        return false;  // more than 10 bytes: not a varint we wrote
+    }
+    bool get_bytes(size_t length, const uint8_t** out) {
+        if (static_cast<size_t>(end - pos) < length) return false;
+        *out = pos;
+        pos += length;
+        return true;
+    }
+};
+
+}  // namespace memprof

@@ -1,0 +1,197 @@
+#include "hooks.h"
+
+#include <dlfcn.h>
+#include <sys/mman.h>
+
+#include <mutex>
+
+#include "elf_patch.h"
+#include "format.h"
+#include "tracker.h"
+
+namespace memprof::hooks {
+
+Originals originals;
+
+namespace {
+
+// Symbols without which tracking is meaningless; the others are hooked where the libc has them.
+constexpr const char* kRequired[] = {"malloc", "free", "calloc", "realloc", "mmap", "munmap", "dlopen"};
+
+std::mutex g_patch_lock;  // serialises whole patch passes (start, stop, dlopen in any thread)
+
+}  // namespace
+
+bool resolve_originals(const char** missing) {
+    static bool resolved = false;
+    if (resolved) return true;
+#define MEMPROF_RESOLVE(name, ret, params, args) \
+    originals.name = reinterpret_cast<ret(*) params>(dlsym(RTLD_DEFAULT, #name));
+    MEMPROF_HOOKED_SYMBOLS(MEMPROF_RESOLVE)
+#undef MEMPROF_RESOLVE
+    for (const char* name : kRequired) {
+        if (!dlsym(RTLD_DEFAULT, name)) {
+            *missing = name;
+            return false;
+        }
+    }
+    resolved = true;
+    return true;
+}
+
+void patch_all(bool install) {
+    elf::SymbolPatch patches[] = {
+#define MEMPROF_PATCH_ROW(name, ret, params, args) \
+    {#name, install ? reinterpret_cast<void*>(&hooks::name) : reinterpret_cast<void*>(originals.name)},
+        MEMPROF_HOOKED_SYMBOLS(MEMPROF_PATCH_ROW)
+#undef MEMPROF_PATCH_ROW
+    };
+    // A symbol this libc lacks has no original to restore and no hook to install.
+    size_t count = 0;
+    for (const auto& patch : patches) {
+        if (patch.replacement && dlsym(RTLD_DEFAULT, patch.name)) patches[count++] = patch;
+    }
+    std::lock_guard<std::mutex> lock(g_patch_lock);
+    elf::patch_loaded_objects(patches, count, reinterpret_cast<const void*>(&patch_all));
+}
+
+// ---- the hooks ------------------------------------------------------------------------------
+// Each one: pass straight through when this thread is already inside tracker code; otherwise
+// call the real function with the guard set (so allocations it makes are not counted twice)
+// and record the result.
+
+void* malloc(size_t size) {
+    if (t_guard) return originals.malloc(size);
+    GuardScope guard;
+    void* result = originals.malloc(size);
+    if (result) tracker::on_alloc(MALLOC, result, size);
+    return result;
+}
+
+void free(void* ptr) {
+    if (t_guard || !ptr) return originals.free(ptr);
+    GuardScope guard;
+    tracker::on_free(FREE, ptr);  // before the real free: see py_free in pystack.cc
+    originals.free(ptr);
+}
+
+void* calloc(size_t count, size_t size) {
+    if (t_guard) return originals.calloc(count, size);
+    GuardScope guard;
+    void* result = originals.calloc(count, size);
+    if (result) tracker::on_alloc(CALLOC, result, count * size);
+    return result;
+}
+
+void* realloc(void* ptr, size_t size) {
+    if (t_guard) return originals.realloc(ptr, size);
+    GuardScope guard;
+    void* result = originals.realloc(ptr, size);
+    if (ptr && (result || size == 0)) tracker::on_free(FREE, ptr);
+    if (result) tracker::on_alloc(REALLOC, result, size);
+    return result;
+}
+
+void* reallocarray(void* ptr, size_t count, size_t size) {
+    if (t_guard) return originals.reallocarray(ptr, count, size);
+    GuardScope guard;
+    void* result = originals.reallocarray(ptr, count, size);
+    if (ptr && result) tracker::on_free(FREE, ptr);
+    if (result) tracker::on_alloc(REALLOC, result, count * size);
+    return result;
+}
+
+int posix_memalign(void** out, size_t alignment, size_t size) {
+    if (t_guard) return originals.posix_memalign(out, alignment, size);
+    GuardScope guard;
+    int result = originals.posix_memalign(out, alignment, size);
+    if (result == 0 && *out) tracker::on_alloc(POSIX_MEMALIGN, *out, size);
+    return result;
+}
+
+void* aligned_alloc(size_t alignment, size_t size) {
+    if (t_guard) return originals.aligned_alloc(alignment, size);
+    GuardScope guard;
+    void* result = originals.aligned_alloc(alignment, size);
+    if (result) tracker::on_alloc(ALIGNED_ALLOC, result, size);
+    return result;
+}
+
+void* memalign(size_t alignment, size_t size) {
+    if (t_guard) return originals.memalign(alignment, size);
+    GuardScope guard;
+    void* result = originals.memalign(alignment, size);
+    if (result) tracker::on_alloc(MEMALIGN, result, size);
+    return result;
+}
+
+void* valloc(size_t size) {
+    if (t_guard) return originals.valloc(size);
+    GuardScope guard;
+    void* result = originals.valloc(size);
+    if (result) tracker::on_alloc(VALLOC, result, size);
+    return result;
+}
+
+void* pvalloc(size_t size) {
+    if (t_guard) return originals.pvalloc(size);
+    GuardScope guard;
+    void* result = originals.pvalloc(size);
+    if (result) tracker::on_alloc(PVALLOC, result, size);
+    return result;
+}
+
+void* mmap(void* addr, size_t length, int prot, int flags, int fd, off_t offset) {
+    if (t_guard) return originals.mmap(addr, length, prot, flags, fd, offset);
+    GuardScope guard;
+    void* result = originals.mmap(addr, length, prot, flags, fd, offset);
+    if (result != MAP_FAILED) tracker::on_alloc(MMAP, result, length);
+    return result;
+}
+
+void* mmap64(void* addr, size_t length, int prot, int flags, int fd, off_t offset) {
+    if (t_guard) return originals.mmap64(addr, length, prot, flags, fd, offset);
+    GuardScope guard;
+    void* result = originals.mmap64(addr, length, prot, flags, fd, offset);
+    if (result != MAP_FAILED) tracker::on_alloc(MMAP, result, length);
+    return result;
+}
+
+int munmap(void* addr, size_t length) {
+    if (t_guard) return originals.munmap(addr, length);
+    GuardScope guard;
+    tracker::on_munmap(addr, length);
+    return originals.munmap(addr, length);
+}
+
+void* dlopen(const char* file, int mode) {
+    // Not guarded: the library's constructors allocate on the program's behalf.
+    void* handle = originals.dlopen(file, mode);
+    if (handle && !t_guard) {
+        GuardScope guard;
+        tracker::on_dlopen();
+    }
+    return handle;
+}
+
+int dlclose(void* handle) { return originals.dlclose(handle); }
+
+void _exit(int status) {
+    if (!t_guard) {
+        GuardScope guard;
+        tracker::on_exit();
+    }
+    originals._exit(status);
+    __builtin_unreachable();
+}
+
+int pthread_setname_np(pthread_t thread, const char* name) {
+    int result = originals.pthread_setname_np(thread, name);
+    if (result == 0 && !t_guard) {
+        GuardScope guard;
+        tracker::on_thread_name(thread, name);
+    }
+    return result;
+}
+
+}  // namespace memprof::hooks

@@ -1,0 +1,326 @@
+#include "pystack.h"
+
+#include <climits>
+#include <string>
+
+#include "flat_map.h"
+#include "format.h"
+#include "recorder.h"
+#include "tracker.h"
+
+namespace memprof::pystack {
+namespace {
+
+// code object -> frame id. Touched only with the GIL held (profile callback, start).
+FlatMap<uint32_t> g_code_ids;
+// frame id -> strong reference, so an id never outlives its code object (no address reuse).
+// Read by allocations without the GIL, so it changes only under the tracker lock.
+std::vector<PyCodeObject*> g_code_objects;
+// (parent node, frame id, instruction) -> node id. Tracker lock held.
+FlatMap<uint32_t, EdgeKey> g_trie;
+// (parent node, frame id, line) -> node id: instructions on one line share one node, so a
+// stack is recorded once per line, which is all a report can tell apart.
+FlatMap<uint32_t, EdgeKey> g_line_nodes;
+struct NodeInfo {
+    uint32_t parent;
+    uint32_t frame;
+    uint32_t line;
+};
+std::vector<NodeInfo> g_nodes;  // index = node id - 1, for replay into a followed child's stream
+
+int frame_lasti(PyFrameObject* frame) {
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyFrame_GetLasti(frame);
+#elif PY_VERSION_HEX >= 0x030A0000
+    return frame->f_lasti < 0 ? -1 : frame->f_lasti * 2;  // 3.10 counts code units
+#else
+    return frame->f_lasti;
+#endif
+}
+
+std::string utf8_or(PyObject* text, const char* fallback) {
+    if (text && PyUnicode_Check(text)) {
+        Py_ssize_t size = 0;
+        const char* data = PyUnicode_AsUTF8AndSize(text, &size);
+        if (data) return std::string(data, static_cast<size_t>(size));
+        PyErr_Clear();  // e.g. lone surrogates in a file name
+    }
+    return fallback;
+}
+
+uint32_t intern_code(PyCodeObject* code) {
+    auto [slot, inserted] = g_code_ids.insert(reinterpret_cast<uint64_t>(code));
+    if (!inserted) return *slot;
+#if PY_VERSION_HEX >= 0x030B0000
+    std::string function = utf8_or(code->co_qualname, "<unknown>");
+#else
+    std::string function = utf8_or(code->co_name, "<unknown>");
+#endif
+    std::string file = utf8_or(code->co_filename, "<unknown>");
+    Py_INCREF(code);
+    std::lock_guard<std::mutex> lock(tracker::lock());
+    uint32_t id = static_cast<uint32_t>(g_code_objects.size());
+    g_code_objects.push_back(code);
+    *slot = id;
+    tracker::recorder().frame(function, file, static_cast<uint64_t>(code->co_firstlineno));
+    return id;
+}
+
+uint32_t intern_node(uint32_t parent, uint32_t code_id, int lasti) {
+    EdgeKey key{(static_cast<uint64_t>(parent) << 32) | code_id, static_cast<uint32_t>(lasti)};
+    auto [slot, inserted] = g_trie.insert(key);
+    if (inserted) {
+        PyCodeObject* code = g_code_objects[code_id];
+        // Addr2Line reads only the code object's immutable line table: no GIL needed.
+        int line = lasti < 0 ? code->co_firstlineno : PyCode_Addr2Line(code, lasti);
+        if (line < 0) line = 0;
+        EdgeKey line_key{key.parent_and_frame, static_cast<uint32_t>(line)};
+        auto [line_slot, new_line] = g_line_nodes.insert(line_key);
+        if (new_line) {
+            g_nodes.push_back({parent, code_id, static_cast<uint32_t>(line)});
+            *line_slot = static_cast<uint32_t>(g_nodes.size());
+            tracker::recorder().node(parent, code_id, static_cast<uint64_t>(line));
+        }
+        *slot = *line_slot;
+    }
+    return *slot;
+}
+
+void push(ShadowStack& stack, PyFrameObject* frame) {
+    PyCodeObject* code = PyFrame_GetCode(frame);
+    uint32_t code_id = intern_code(code);
+    Py_DECREF(code);
+    // The old top stops being the top: its cached node may be for an earlier instruction.
+    if (!stack.frames.empty() && stack.valid > stack.frames.size() - 1) stack.valid = stack.frames.size() - 1;
+    stack.frames.push_back({frame, code_id, 0, 0, INT_MIN});
+}
+
+void pop(ShadowStack& stack, PyFrameObject* frame) {
+    // Normally the top. If a return was missed (a profiler swapped out and back), unwind to it.
+    size_t n = stack.frames.size();
+    while (n > 0 && stack.frames[n - 1].frame != frame) --n;
+    if (n == 0) return;
+    stack.frames.resize(n - 1);
+    if (stack.valid > stack.frames.size()) stack.valid = stack.frames.size();
+}
+
+}  // namespace
+
+int profile_callback(PyObject*, PyFrameObject* frame, int what, PyObject*) {
+    if (what != PyTrace_CALL && what != PyTrace_RETURN) return 0;
+    if (!tracker::active_relaxed()) return 0;
+    GuardScope guard;  // our own vector growth is not the program's allocation
+    ThreadState* state = tracker::thread_state();
+    if (!state) return 0;
+    uint32_t generation = tracker::generation();
+    if (state->stack.generation != generation) {
+        PyFrameObject* back = PyFrame_GetBack(frame);
+        rebuild(state->stack, back, generation);
+        Py_XDECREF(back);
+        if (what == PyTrace_CALL) push(state->stack, frame);
+        return 0;
+    }
+    if (what == PyTrace_CALL) {
+        push(state->stack, frame);
+    } else {
+        pop(state->stack, frame);
+    }
+    return 0;
+}
+
+void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation) {
+    stack.frames.clear();
+    stack.valid = 0;
+    stack.generation = generation;
+    std::vector<PyFrameObject*> chain;
+    for (PyFrameObject* frame = top; frame;) {
+        chain.push_back(frame);
+        PyFrameObject* back = PyFrame_GetBack(frame);
+        // Borrowed from here on: each caller frame is kept alive by the frame it called.
+        Py_XDECREF(back);
+        frame = back;
+    }
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) push(stack, *it);
+}
+
+uint32_t current_node(ShadowStack& stack) {
+    if (stack.generation != tracker::generation()) return 0;  // not rebuilt yet: stack unknown
+    size_t n = stack.frames.size();
+    if (n == 0) return 0;
+    uint32_t parent = stack.valid == 0 ? 0 : stack.frames[stack.valid - 1].node;
+    for (size_t i = stack.valid; i < n; ++i) {
+        ShadowFrame& entry = stack.frames[i];
+        int lasti = frame_lasti(entry.frame);
+        if (entry.node == 0 || entry.lasti != lasti || entry.parent != parent) {
+            entry.lasti = lasti;
+            entry.parent = parent;
+            entry.node = intern_node(parent, entry.code_id, lasti);
+        }
+        parent = entry.node;
+    }
+    stack.valid = n - 1;
+    return parent;
+}
+
+void install_profiler_all_threads() {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyEval_SetProfileAllThreads(profile_callback, nullptr);
+#else
+    PyThreadState* current = PyThreadState_Get();
+    PyEval_SetProfile(profile_callback, nullptr);
+    PyInterpreterState* interp = PyThreadState_GetInterpreter(current);
+    for (PyThreadState* other = PyInterpreterState_ThreadHead(interp); other; other = PyThreadState_Next(other)) {
+        if (other == current) continue;
+        // What PyEval_SetProfile does for the calling thread, done for another one: that API
+        // only exists for all threads from 3.12 on.
+        PyObject* old = other->c_profileobj;
+        other->c_profilefunc = profile_callback;
+        other->c_profileobj = nullptr;
+        Py_XDECREF(old);
+#if PY_VERSION_HEX >= 0x030B0000
+        other->cframe->use_tracing = 255;
+#elif PY_VERSION_HEX >= 0x030A0000
+        other->cframe->use_tracing = 1;
+#else
+        other->use_tracing = 1;
+#endif
+    }
+#endif
+}
+
+void remove_profiler_all_threads() {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyEval_SetProfileAllThreads(nullptr, nullptr);
+#else
+    PyThreadState* current = PyThreadState_Get();
+    PyEval_SetProfile(nullptr, nullptr);
+    PyInterpreterState* interp = PyThreadState_GetInterpreter(current);
+    for (PyThreadState* other = PyInterpreterState_ThreadHead(interp); other; other = PyThreadState_Next(other)) {
+        if (other == current || other->c_profilefunc != profile_callback) continue;
+        other->c_profilefunc = nullptr;
+        bool tracing = other->c_tracefunc != nullptr;
+#if PY_VERSION_HEX >= 0x030B0000
+        other->cframe->use_tracing = tracing ? 255 : 0;
+#elif PY_VERSION_HEX >= 0x030A0000
+        other->cframe->use_tracing = tracing;
+#else
+        other->use_tracing = tracing;
+#endif
+    }
+#endif
+}
+
+// ---- Python allocator domains -------------------------------------------------------------
+
+namespace {
+
+struct Domain {
+    PyMemAllocatorDomain domain;
+    uint8_t malloc_kind, calloc_kind, realloc_kind, free_kind;
+    PyMemAllocatorEx original;
+    bool installed;
+};
+
+Domain g_domains[] = {
+    {PYMEM_DOMAIN_RAW, PY_RAW_MALLOC, PY_RAW_CALLOC, PY_RAW_REALLOC, PY_RAW_FREE, {}, false},
+    {PYMEM_DOMAIN_MEM, PY_MEM_MALLOC, PY_MEM_CALLOC, PY_MEM_REALLOC, PY_MEM_FREE, {}, false},
+    {PYMEM_DOMAIN_OBJ, PY_OBJ_MALLOC, PY_OBJ_CALLOC, PY_OBJ_REALLOC, PY_OBJ_FREE, {}, false},
+};
+
+void* py_malloc(void* ctx, size_t size) {
+    auto* d = static_cast<Domain*>(ctx);
+    if (t_guard) return d->original.malloc(d->original.ctx, size);
+    GuardScope guard;  // pymalloc's arenas and PyMem_Raw* underneath are this same allocation
+    void* result = d->original.malloc(d->original.ctx, size);
+    if (result) tracker::on_alloc(d->malloc_kind, result, size);
+    return result;
+}
+
+void* py_calloc(void* ctx, size_t count, size_t size) {
+    auto* d = static_cast<Domain*>(ctx);
+    if (t_guard) return d->original.calloc(d->original.ctx, count, size);
+    GuardScope guard;
+    void* result = d->original.calloc(d->original.ctx, count, size);
+    if (result) tracker::on_alloc(d->calloc_kind, result, count * size);
+    return result;
+}
+
+void* py_realloc(void* ctx, void* ptr, size_t size) {
+    auto* d = static_cast<Domain*>(ctx);
+    if (t_guard) return d->original.realloc(d->original.ctx, ptr, size);
+    GuardScope guard;
+    void* result = d->original.realloc(d->original.ctx, ptr, size);
+    if (result) {
+        if (ptr) tracker::on_free(d->free_kind, ptr);
+        tracker::on_alloc(d->realloc_kind, result, size);
+    }
+    return result;
+}
+
+void py_free(void* ctx, void* ptr) {
+    auto* d = static_cast<Domain*>(ctx);
+    if (t_guard || !ptr) return d->original.free(d->original.ctx, ptr);
+    GuardScope guard;
+    // Recorded before the real free: afterwards another thread may be handed the same address
+    // and record its allocation first.
+    tracker::on_free(d->free_kind, ptr);
+    d->original.free(d->original.ctx, ptr);
+}
+
+}  // namespace
+
+void install_allocator_hooks() {
+    for (Domain& d : g_domains) {
+        if (d.installed) continue;
+        PyMem_GetAllocator(d.domain, &d.original);
+        PyMemAllocatorEx ours = {&d, py_malloc, py_calloc, py_realloc, py_free};
+        PyMem_SetAllocator(d.domain, &ours);
+        d.installed = true;
+    }
+}
+
+void remove_allocator_hooks() {
+    for (Domain& d : g_domains) {
+        if (!d.installed) continue;
+        PyMem_SetAllocator(d.domain, &d.original);
+        d.installed = false;
+    }
+}
+
+void reset_tables() {
+    release_code_objects();
+    g_code_ids.clear();
+    std::lock_guard<std::mutex> lock(tracker::lock());
+    g_trie.clear();
+    g_line_nodes.clear();
+    g_nodes.clear();
+}
+
+void release_code_objects() {
+    std::vector<PyCodeObject*> objects;
+    {
+        std::lock_guard<std::mutex> lock(tracker::lock());
+        objects.swap(g_code_objects);
+    }
+    for (PyCodeObject* code : objects) Py_DECREF(code);
+    g_code_ids.clear();
+}
+
+void emit_tables(Recorder& recorder) {
+    for (PyCodeObject* code : g_code_objects) {
+#if PY_VERSION_HEX >= 0x030B0000
+        PyObject* name = code->co_qualname;
+#else
+        PyObject* name = code->co_name;
+#endif
+        // No GIL here (a fork child handler): read the UTF-8 only if CPython already cached it.
+        const char* function = PyUnicode_Check(name) && PyUnicode_IS_COMPACT_ASCII(name)
+                                   ? reinterpret_cast<const char*>(PyUnicode_DATA(name)) : "<unknown>";
+        const char* file = PyUnicode_Check(code->co_filename) && PyUnicode_IS_COMPACT_ASCII(code->co_filename)
+                               ? reinterpret_cast<const char*>(PyUnicode_DATA(code->co_filename)) : "<unknown>";
+        recorder.frame(function, file, static_cast<uint64_t>(code->co_firstlineno));
+    }
+    for (const NodeInfo& node : g_nodes) recorder.node(node.parent, node.frame, node.line);
+}
+
+}  // namespace memprof::pystack

@@ -1,0 +1,59 @@
+// Python call stacks without the GIL: a shadow stack per thread, kept by a C profile callback,
+// and a trie that turns a whole stack into one integer.
+//
+// The callback pushes and pops frames (GIL held). An allocation, maybe in a thread that released
+// the GIL, reads its own thread's shadow stack: safe, because a thread's frames do not change
+// while that thread is in C code. Only the top frame's instruction moves between allocations, so
+// each entry caches the trie node it resolved to and `valid` says how many bottom entries are
+// still exact; an allocation re-resolves from there up, usually just the top frame.
+#pragma once
+
+#include <Python.h>
+#include <frameobject.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace memprof {
+
+class Recorder;
+
+struct ShadowFrame {
+    PyFrameObject* frame;  // borrowed: alive while it executes, and we pop it when it returns
+    uint32_t code_id;
+    uint32_t parent;  // the node this entry was resolved under
+    uint32_t node;    // 0 until resolved
+    int lasti;
+};
+
+struct ShadowStack {
+    std::vector<ShadowFrame> frames;
+    size_t valid = 0;          // entries [0, valid) need no re-resolution
+    uint32_t generation = 0;   // the tracker start this stack belongs to; stale stacks are rebuilt
+};
+
+namespace pystack {
+
+int profile_callback(PyObject* obj, PyFrameObject* frame, int what, PyObject* arg);
+
+// Rebuilds `stack` from `top` (and its callers) for the current generation. GIL held.
+void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation);
+// The trie node of the thread's current stack; emits NODE records for new nodes. Lock held.
+uint32_t current_node(ShadowStack& stack);
+
+// Profile callback in every thread that exists now (GIL held).
+void install_profiler_all_threads();
+void remove_profiler_all_threads();
+
+// PyMem_SetAllocator wrappers for the RAW, MEM and OBJ domains (GIL held).
+void install_allocator_hooks();
+void remove_allocator_hooks();
+
+// Frame (code object) and trie tables: cleared at each start (GIL held), replayed into a new
+// stream after a followed fork (lock held).
+void reset_tables();
+void release_code_objects();
+void emit_tables(Recorder& recorder);
+
+}  // namespace pystack
+}  // namespace memprof

@@ -1,0 +1,82 @@
+# The seam between native/reader.h and Python: declarations only.
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdio cimport FILE
+from libcpp cimport bool
+from libcpp.map cimport map
+from libcpp.pair cimport pair
+from libcpp.string cimport string
+from libcpp.vector cimport vector
+
+cdef extern from "format.h" namespace "memprof":
+    const char* kind_name(uint8_t kind)
+    uint32_t kFormatVersion
+
+cdef extern from "reader.h" namespace "memprof":
+    cdef struct FrameRecord:
+        string function
+        string file
+        uint32_t first_line
+
+    cdef struct NodeRecord:
+        uint32_t parent
+        uint32_t frame
+        uint32_t line
+
+    cdef struct StackRow:
+        uint32_t stack
+        uint64_t tid
+        uint8_t kind
+        uint64_t bytes
+        uint64_t count
+
+    cdef struct IntervalRow:
+        uint32_t stack
+        uint64_t tid
+        uint8_t kind
+        uint64_t allocated_ms
+        int64_t freed_ms
+        uint64_t bytes
+        uint64_t count
+
+    cdef struct TimelineRow:
+        uint64_t ms
+        uint64_t heap
+        uint64_t rss
+
+    ctypedef enum Which:
+        PEAK
+        LEAKS
+        TEMPORARY
+        TOTAL
+
+    cdef cppclass Reader:
+        Reader(uint64_t only_tid, bool temporal, uint32_t temporary_threshold) except +
+        bool open(const string& path, string* header_json, string* error) except +
+        bool read_some(size_t budget) except + nogil
+        uint64_t bytes_read()
+        uint64_t file_size()
+        bool feed(const uint8_t* data, size_t len) except + nogil
+        void reset_window()
+        void set_dump(FILE* out)
+        const string& error()
+        bool truncated()
+        bool saw_trailer()
+        uint64_t peak_bytes()
+        uint64_t peak_ms()
+        uint64_t current_bytes()
+        uint64_t end_ms()
+        uint64_t total_allocations()
+        uint64_t total_bytes()
+        uint64_t records()
+        uint64_t unmatched_frees()
+        vector[StackRow] rows(Which which, bool merge_threads, bool merge_kinds) except +
+        vector[IntervalRow] intervals() except +
+        vector[TimelineRow] timeline()
+        vector[FrameRecord] frames()
+        vector[NodeRecord] nodes()
+        map[uint64_t, string] thread_names()
+        vector[uint64_t] threads_seen()
+        const uint64_t* kind_counts()
+        const uint64_t* kind_bytes()
+        const uint64_t* histogram()
+        vector[pair[uint64_t, string]] marks()

@@ -1,0 +1,269 @@
+#include "recorder.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "lz4frame.h"
+
+namespace memprof {
+namespace {
+
+bool write_all(int fd, const uint8_t* data, size_t len, std::string* error) {
+    while (len > 0) {
+        ssize_t n = ::write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            *error = std::string("cannot write the capture file: ") + strerror(errno);
+            return false;
+        }
+        data += n;
+        len -= static_cast<size_t>(n);
+    }
+    return true;
+}
+
+class FileSink : public Sink {
+  public:
+    FileSink(int fd, bool threaded) : d_fd(fd), d_threaded(threaded) {}
+
+    bool begin(const std::string& header_json, std::string* error) {
+        uint8_t fixed[kFileHeaderFixed] = {};
+        memcpy(fixed, kMagic, sizeof(kMagic));
+        fixed[8] = kFormatVersion & 0xff;
+        fixed[9] = kFormatVersion >> 8;
+        uint32_t length = static_cast<uint32_t>(header_json.size());
+        for (int i = 0; i < 4; ++i) fixed[12 + i] = static_cast<uint8_t>(length >> (8 * i));
+        if (!write_all(d_fd, fixed, sizeof(fixed), error)) return false;
+        if (!write_all(d_fd, reinterpret_cast<const uint8_t*>(header_json.data()), header_json.size(), error)) {
+            return false;
+        }
+        if (LZ4F_isError(LZ4F_createCompressionContext(&d_ctx, LZ4F_VERSION))) {
+            *error = "cannot create an LZ4 compression context";
+            return false;
+        }
+        memset(&d_prefs, 0, sizeof(d_prefs));
+        d_prefs.frameInfo.blockSizeID = LZ4F_max256KB;
+        d_prefs.frameInfo.blockMode = LZ4F_blockLinked;
+        // Block checksums let the reader tell a corrupt block from a valid one.
+        d_prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
+        d_prefs.autoFlush = 1;
+        d_out.resize(LZ4F_compressBound(Recorder::kBufferSize, &d_prefs) + LZ4F_HEADER_SIZE_MAX);
+        size_t n = LZ4F_compressBegin(d_ctx, d_out.data(), d_out.size(), &d_prefs);
+        if (LZ4F_isError(n)) {
+            *error = "cannot start the LZ4 frame";
+            return false;
+        }
+        if (!write_all(d_fd, d_out.data(), n, error)) return false;
+        d_spare_raw = new uint8_t[Recorder::kBufferSize];
+        if (d_threaded) d_thread = std::thread([this] { run(); });
+        return true;
+    }
+
+    void consume(uint8_t** buffer, size_t len) override {
+        if (!d_threaded) {
+            compress(*buffer, len);
+            return;
+        }
+        std::unique_lock<std::mutex> lock(d_mutex);
+        d_cv.wait(lock, [this] { return !d_has_pending; });
+        // The writer is idle: it takes the full buffer, the recorder gets the idle one back.
+        std::swap(*buffer, d_spare_raw);
+        d_pending_len = len;
+        d_has_pending = true;
+        d_cv.notify_all();
+    }
+
+    std::string close() override {
+        if (d_threaded && d_thread.joinable()) {
+            {
+                std::unique_lock<std::mutex> lock(d_mutex);
+                d_cv.wait(lock, [this] { return !d_has_pending; });
+                d_stopping = true;
+                d_cv.notify_all();
+            }
+            d_thread.join();
+        }
+        if (d_ctx) {
+            size_t n = LZ4F_compressEnd(d_ctx, d_out.data(), d_out.size(), nullptr);
+            if (!LZ4F_isError(n) && d_error.empty()) write_all(d_fd, d_out.data(), n, &d_error);
+            LZ4F_freeCompressionContext(d_ctx);
+            d_ctx = nullptr;
+        }
+        if (d_fd >= 0 && ::close(d_fd) != 0 && d_error.empty()) {
+            d_error = std::string("cannot close the capture file: ") + strerror(errno);
+        }
+        d_fd = -1;
+        delete[] d_spare_raw;
+        d_spare_raw = nullptr;
+        return d_error;
+    }
+
+    ~FileSink() override {
+        if (d_fd >= 0) close();
+    }
+
+  private:
+    void run() {
+        for (;;) {
+            uint8_t* data;
+            size_t len;
+            {
+                std::unique_lock<std::mutex> lock(d_mutex);
+                d_cv.wait(lock, [this] { return d_has_pending || d_stopping; });
+                if (!d_has_pending) return;
+                data = d_spare_raw;
+                len = d_pending_len;
+            }
+            compress(data, len);
+            std::lock_guard<std::mutex> lock(d_mutex);
+            d_has_pending = false;
+            d_cv.notify_all();
+        }
+    }
+
+    void compress(const uint8_t* data, size_t len) {
+        if (!d_error.empty() || len == 0) return;
+        size_t n = LZ4F_compressUpdate(d_ctx, d_out.data(), d_out.size(), data, len, nullptr);
+        if (LZ4F_isError(n)) {
+            d_error = std::string("LZ4 compression failed: ") + LZ4F_getErrorName(n);
+            return;
+        }
+        write_all(d_fd, d_out.data(), n, &d_error);
+    }
+
+    int d_fd;
+    bool d_threaded;
+    LZ4F_cctx* d_ctx = nullptr;
+    LZ4F_preferences_t d_prefs;
+    std::vector<uint8_t> d_out;
+    uint8_t* d_spare_raw = nullptr;  // the writer's buffer: being compressed, or idle
+    size_t d_pending_len = 0;
+    bool d_has_pending = false;
+    bool d_stopping = false;
+    std::string d_error;
+    std::mutex d_mutex;
+    std::condition_variable d_cv;
+    std::thread d_thread;
+};
+
+class MemorySink : public Sink {
+  public:
+    void consume(uint8_t** buffer, size_t len) override {
+        d_bytes.append(reinterpret_cast<const char*>(*buffer), len);
+    }
+    std::string close() override { return std::string(); }
+    std::string take() override {
+        std::string out;
+        out.swap(d_bytes);
+        return out;
+    }
+
+  private:
+    std::string d_bytes;
+};
+
+}  // namespace
+
+std::unique_ptr<Sink> make_file_sink(int fd, const std::string& header_json, bool threaded,
+                                     std::string* error) {
+    auto sink = std::make_unique<FileSink>(fd, threaded);
+    if (!sink->begin(header_json, error)) {
+        sink->close();
+        return nullptr;
+    }
+    return sink;
+}
+
+std::unique_ptr<Sink> make_memory_sink() { return std::make_unique<MemorySink>(); }
+
+void Recorder::open(std::unique_ptr<Sink> sink) {
+    d_sink = std::move(sink);
+    if (!d_buffer) d_buffer.reset(new uint8_t[kBufferSize]);
+    d_used = 0;
+    d_last_address = 0;
+    d_last_stack = 0;
+    d_records = 0;
+}
+
+uint8_t* Recorder::put_string(uint8_t* out, const std::string& value) {
+    size_t length = value.size() < kMaxStringLength ? value.size() : kMaxStringLength;
+    out = put_varint(out, length);
+    memcpy(out, value.data(), length);
+    return out + length;
+}
+
+void Recorder::thread_name(uint64_t tid, const std::string& name) {
+    uint8_t* out = reserve(kMaxRecord);
+    *out++ = THREAD_NAME;
+    out = put_varint(out, tid);
+    commit(put_string(out, name));
+}
+
+void Recorder::frame(const std::string& function, const std::string& file, uint64_t first_line) {
+    uint8_t* out = reserve(kMaxRecord);
+    *out++ = FRAME;
+    out = put_string(out, function);
+    out = put_string(out, file);
+    commit(put_varint(out, first_line));
+}
+
+void Recorder::node(uint32_t parent, uint32_t frame, uint64_t line) {
+    uint8_t* out = reserve(32);
+    *out++ = NODE;
+    out = put_varint(out, parent);
+    out = put_varint(out, frame);
+    commit(put_varint(out, line));
+}
+
+void Recorder::sample(uint64_t ms, uint64_t rss) {
+    uint8_t* out = reserve(24);
+    *out++ = SAMPLE;
+    out = put_varint(out, ms);
+    commit(put_varint(out, rss));
+}
+
+void Recorder::mark(uint64_t id, const std::string& label) {
+    uint8_t* out = reserve(kMaxRecord);
+    *out++ = MARK;
+    out = put_varint(out, id);
+    commit(put_string(out, label));
+}
+
+void Recorder::trailer(uint64_t ms) {
+    uint8_t* out = reserve(24);
+    *out++ = TRAILER;
+    out = put_varint(out, ms);
+    commit(put_varint(out, d_records));
+}
+
+void Recorder::flush() {
+    if (!d_sink || d_used == 0) return;
+    uint8_t* buffer = d_buffer.release();
+    d_sink->consume(&buffer, d_used);
+    d_buffer.reset(buffer);
+    d_used = 0;
+}
+
+std::string Recorder::take() {
+    flush();
+    return d_sink ? d_sink->take() : std::string();
+}
+
+std::string Recorder::close() {
+    if (!d_sink) return std::string();
+    flush();
+    std::string error = d_sink->close();
+    d_sink.reset();
+    return error;
+}
+
+void Recorder::abandon() {
+    // The sink's thread does not exist in this process and its fd belongs to the parent's
+    // stream: leak the object rather than run a destructor that would join or write.
+    (void)d_sink.release();
+    d_used = 0;
+}
+
+}  // namespace memprof

@@ -1,0 +1,112 @@
+// Encodes events into a buffer and hands full buffers to a sink.
+//
+// Locking: every method except the sink's own thread runs with the tracker lock held, so the
+// stream is one ordered sequence. That order matters: an address freed by one thread and
+// reused by another must appear as FREE then ALLOC. Per-thread buffers would need a global
+// sequence number per event and a merge in the reader; one short critical section is cheaper
+// for the event sizes we write (a few bytes).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "format.h"
+
+namespace memprof {
+
+class Sink {
+  public:
+    virtual ~Sink() = default;
+    // Takes `len` bytes of records. May swap `*buffer` for another buffer of the same capacity.
+    virtual void consume(uint8_t** buffer, size_t len) = 0;
+    // Finishes the stream (e.g. the LZ4 end mark) and releases resources; returns an error or "".
+    virtual std::string close() = 0;
+    // Bytes written so far that the caller may take (memory sink only).
+    virtual std::string take() { return std::string(); }
+};
+
+// LZ4-frame file sink. With a writer thread, compression and write(2) run beside the tracked
+// program (a second core does them for free); without one (a forked child) they run inline.
+std::unique_ptr<Sink> make_file_sink(int fd, const std::string& header_json, bool threaded,
+                                     std::string* error);
+std::unique_ptr<Sink> make_memory_sink();
+
+class Recorder {
+  public:
+    static constexpr size_t kBufferSize = 1 << 20;
+    static constexpr size_t kMaxRecord = 64 + 2 * kMaxStringLength;
+
+    void open(std::unique_ptr<Sink> sink);
+    bool is_open() const { return d_sink != nullptr; }
+
+    void alloc(uint8_t kind, uintptr_t address, uint64_t size, uint32_t stack) {
+        uint8_t* out = reserve(32);
+        *out++ = kind;
+        out = put_varint(out, zigzag(static_cast<int64_t>(address - d_last_address)));
+        out = put_varint(out, size);
+        out = put_varint(out, zigzag(static_cast<int64_t>(stack) - static_cast<int64_t>(d_last_stack)));
+        d_last_address = address;
+        d_last_stack = stack;
+        commit(out);
+    }
+    void free(uint8_t kind, uintptr_t address) {
+        uint8_t* out = reserve(16);
+        *out++ = kind;
+        out = put_varint(out, zigzag(static_cast<int64_t>(address - d_last_address)));
+        d_last_address = address;
+        commit(out);
+    }
+    void munmap(uintptr_t address, uint64_t size) {
+        uint8_t* out = reserve(24);
+        *out++ = MUNMAP;
+        out = put_varint(out, zigzag(static_cast<int64_t>(address - d_last_address)));
+        out = put_varint(out, size);
+        d_last_address = address;
+        commit(out);
+    }
+    void thread(uint64_t tid) {
+        uint8_t* out = reserve(16);
+        *out++ = THREAD;
+        commit(put_varint(out, tid));
+    }
+    void thread_name(uint64_t tid, const std::string& name);
+    void frame(const std::string& function, const std::string& file, uint64_t first_line);
+    void node(uint32_t parent, uint32_t frame, uint64_t line);
+    void sample(uint64_t ms, uint64_t rss);
+    void mark(uint64_t id, const std::string& label);
+    void trailer(uint64_t ms);
+
+    uint64_t records() const { return d_records; }
+    // Hands the partial buffer to the sink, so a crash loses at most what came after.
+    void flush();
+    std::string take();
+    // Writes the trailer's stream end and closes the sink; returns an error message or "".
+    std::string close();
+    // After fork in a child that is not followed: forget the sink without writing to it.
+    void abandon();
+
+  private:
+    uint8_t* reserve(size_t n) {
+        if (d_used + n > kBufferSize) flush();
+        return d_buffer.get() + d_used;
+    }
+    void commit(uint8_t* end) {
+        d_used = static_cast<size_t>(end - d_buffer.get());
+        ++d_records;
+    }
+    uint8_t* put_string(uint8_t* out, const std::string& value);
+
+    std::unique_ptr<Sink> d_sink;
+    std::unique_ptr<uint8_t[]> d_buffer;
+    size_t d_used = 0;
+    uintptr_t d_last_address = 0;
+    uint32_t d_last_stack = 0;
+    uint64_t d_records = 0;
+};
+
+}  // namespace memprof

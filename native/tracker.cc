@@ -1,0 +1,364 @@
+#include "tracker.h"
+
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <thread>
+#include <unordered_map>
+
+#include "hooks.h"
+#include "recorder.h"
+
+namespace memprof {
+
+thread_local bool t_guard __attribute__((tls_model("initial-exec"))) = false;
+
+namespace tracker {
+namespace {
+
+thread_local ThreadState* t_state __attribute__((tls_model("initial-exec"))) = nullptr;
+
+// One instance for the life of the process, never destroyed: a hook may still be running in
+// another thread while the tracker stops, and must find a valid lock and flag.
+struct State {
+    std::mutex lock;
+    std::atomic<bool> active{false};
+    std::atomic<uint32_t> generation{0};
+    Recorder recorder;
+    Options options;
+    bool memory_sink = false;
+    uint64_t last_tid = 0;
+    std::chrono::steady_clock::time_point started;
+    std::string leftover;  // memory sink: records written by stop() after the last drain
+
+    // Sampler thread: RSS and time every 10 ms, and a flush every 100 ms.
+    std::thread* sampler = nullptr;  // a pointer: in a fork child it refers to nothing
+    std::mutex sampler_lock;
+    std::condition_variable sampler_wake;
+    bool sampler_stop = false;
+
+    pthread_key_t thread_key;
+    std::unordered_map<uint64_t, std::string> pending_names;  // pthread handle -> name
+    std::unordered_map<uint64_t, uint64_t> tids;              // pthread handle -> tid
+};
+
+State* g = nullptr;
+pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+uint64_t now_ms() {
+    auto elapsed = std::chrono::steady_clock::now() - g->started;
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count());
+}
+
+uint64_t read_rss(int fd) {
+    char buffer[128];
+    ssize_t n = fd >= 0 ? pread(fd, buffer, sizeof(buffer) - 1, 0) : -1;
+    if (n <= 0) return 0;
+    buffer[n] = '\0';
+    unsigned long long size = 0, resident = 0;
+    if (sscanf(buffer, "%llu %llu", &size, &resident) != 2) return 0;
+    return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+void destroy_thread_state(void* raw) {
+    GuardScope guard;
+    auto* state = static_cast<ThreadState*>(raw);
+    if (g) {
+        std::lock_guard<std::mutex> lock(g->lock);
+        g->tids.erase(static_cast<uint64_t>(state->handle));
+    }
+    if (t_state == state) t_state = nullptr;
+    delete state;
+}
+
+// Switches the stream to `tid` if the previous event came from another thread. Lock held.
+inline void switch_thread(uint64_t tid) {
+    if (tid != g->last_tid) {
+        g->recorder.thread(tid);
+        g->last_tid = tid;
+    }
+}
+
+void sampler_main() {
+    t_guard = true;  // this thread's own allocations are never the program's
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    auto last_flush = std::chrono::steady_clock::now();
+    for (;;) {
+        {
+            std::unique_lock<std::mutex> wait_lock(g->sampler_lock);
+            if (g->sampler_wake.wait_for(wait_lock, std::chrono::milliseconds(10), [] { return g->sampler_stop; })) break;
+        }
+        uint64_t rss = read_rss(fd);
+        std::lock_guard<std::mutex> lock(g->lock);
+        if (!g->active.load(std::memory_order_relaxed)) continue;
+        g->recorder.sample(now_ms(), rss);
+        auto now = std::chrono::steady_clock::now();
+        if (!g->memory_sink && now - last_flush >= std::chrono::milliseconds(100)) {
+            g->recorder.flush();
+            last_flush = now;
+        }
+    }
+    if (fd >= 0) close(fd);
+}
+
+void start_sampler() {
+    g->sampler_stop = false;
+    g->sampler = new std::thread(sampler_main);
+}
+
+void stop_sampler() {
+    if (!g->sampler) return;
+    {
+        std::lock_guard<std::mutex> lock(g->sampler_lock);
+        g->sampler_stop = true;
+    }
+    g->sampler_wake.notify_all();
+    g->sampler->join();
+    delete g->sampler;
+    g->sampler = nullptr;
+}
+
+std::string header_with_pid(const std::string& header_json) {
+    // The Python layer writes everything but the pid, which a followed child must change.
+    std::string pid = "{\"pid\": " + std::to_string(getpid());
+    if (header_json.size() < 2) return pid + "}";
+    return pid + ", " + header_json.substr(1);
+}
+
+std::unique_ptr<Sink> open_file_sink(const std::string& path, bool threaded, std::string* error) {
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        *error = "cannot create capture file " + path + ": " + strerror(errno);
+        return nullptr;
+    }
+    return make_file_sink(fd, header_with_pid(g->options.header_json), threaded, error);
+}
+
+void fork_prepare() {
+    if (g) g->lock.lock();
+}
+
+void fork_parent() {
+    if (g) g->lock.unlock();
+}
+
+void fork_child() {
+    if (!g) return;
+    g->lock.unlock();  // the forking thread took it in prepare; it is this thread here
+    g->sampler = nullptr;  // that thread does not exist here; leak its object, never join it
+    if (!g->active.load()) return;
+    GuardScope guard;
+    std::lock_guard<std::mutex> lock(g->lock);
+    g->recorder.abandon();  // the parent's stream: its fd and writer thread are not ours
+    g->tids.clear();
+    if (!g->options.follow_fork || g->memory_sink) {
+        g->active = false;
+        return;
+    }
+    std::string error;
+    std::string path = g->options.path + "." + std::to_string(getpid());
+    auto sink = open_file_sink(path, /*threaded=*/false, &error);
+    if (!sink) {
+        g->active = false;
+        return;
+    }
+    g->recorder.open(std::move(sink));
+    g->last_tid = 0;
+    pystack::emit_tables(g->recorder);
+    g->sampler_stop = false;
+    g->sampler = new std::thread(sampler_main);
+}
+
+void init_once() {
+    g = new State();
+    pthread_key_create(&g->thread_key, destroy_thread_state);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+}  // namespace
+
+bool active_relaxed() { return g && g->active.load(std::memory_order_relaxed); }
+uint32_t generation() { return g->generation.load(std::memory_order_relaxed); }
+std::mutex& lock() { return g->lock; }
+Recorder& recorder() { return g->recorder; }
+
+ThreadState* thread_state() {
+    if (t_state) return t_state;
+    GuardScope guard;
+    auto* state = new ThreadState();
+    state->tid = static_cast<uint64_t>(syscall(SYS_gettid));
+    state->handle = pthread_self();
+    t_state = state;
+    pthread_setspecific(g->thread_key, state);
+    std::lock_guard<std::mutex> lock(g->lock);
+    uint64_t handle = static_cast<uint64_t>(state->handle);
+    g->tids[handle] = state->tid;
+    auto pending = g->pending_names.find(handle);
+    if (pending != g->pending_names.end()) {
+        if (g->active) g->recorder.thread_name(state->tid, pending->second);
+        g->pending_names.erase(pending);
+    }
+    return state;
+}
+
+uint64_t current_tid() {
+    pthread_once(&g_once, init_once);
+    return thread_state()->tid;
+}
+
+bool is_active() { return active_relaxed(); }
+
+bool start(const Options& options, std::string* error) {
+    pthread_once(&g_once, init_once);
+    if (g->active) {
+        *error = "a tracker is already active in this process; stop it before starting another";
+        return false;
+    }
+    const char* missing = nullptr;
+    if (!hooks::resolve_originals(&missing)) {
+        *error = std::string("cannot resolve the allocator function ") + (missing ? missing : "?");
+        return false;
+    }
+    GuardScope guard;
+    g->options = options;
+    g->memory_sink = options.path.empty();
+    g->started = std::chrono::steady_clock::now();
+    g->leftover.clear();
+    std::unique_ptr<Sink> sink = g->memory_sink ? make_memory_sink() : open_file_sink(options.path, true, error);
+    if (!sink) return false;
+
+    pystack::reset_tables();
+    {
+        std::lock_guard<std::mutex> lock(g->lock);
+        g->recorder.open(std::move(sink));
+        g->last_tid = 0;
+        g->generation.fetch_add(1);
+        g->active = true;
+    }
+    // This thread's stack now; other threads rebuild theirs at their next profile event.
+    ThreadState* state = thread_state();
+    PyFrameObject* top = PyEval_GetFrame();  // borrowed
+    pystack::rebuild(state->stack, top, generation());
+    pystack::install_profiler_all_threads();
+    if (options.trace_python_allocators) pystack::install_allocator_hooks();
+    hooks::patch_all(true);
+    start_sampler();
+    return true;
+}
+
+std::string stop() {
+    if (!g || !g->active) return "no tracker is active";
+    GuardScope guard;
+    {
+        std::lock_guard<std::mutex> lock(g->lock);
+        g->active = false;
+    }
+    hooks::patch_all(false);
+    pystack::remove_allocator_hooks();
+    pystack::remove_profiler_all_threads();
+    stop_sampler();
+    std::string error;
+    {
+        std::lock_guard<std::mutex> lock(g->lock);
+        int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        g->recorder.sample(now_ms(), read_rss(fd));
+        if (fd >= 0) close(fd);
+        g->recorder.trailer(now_ms());
+        if (g->memory_sink) g->leftover += g->recorder.take();
+        error = g->recorder.close();
+    }
+    pystack::release_code_objects();
+    return error;
+}
+
+std::string drain() {
+    if (!g) return std::string();
+    GuardScope guard;
+    std::lock_guard<std::mutex> lock(g->lock);
+    std::string out;
+    out.swap(g->leftover);
+    if (g->active && g->memory_sink) out += g->recorder.take();
+    return out;
+}
+
+void mark(uint64_t id, const std::string& label) {
+    if (!active_relaxed()) return;
+    GuardScope guard;
+    std::lock_guard<std::mutex> lock(g->lock);
+    if (g->active) g->recorder.mark(id, label);
+}
+
+void set_thread_name(uint64_t tid, const std::string& name) {
+    if (!active_relaxed()) return;
+    GuardScope guard;
+    std::lock_guard<std::mutex> lock(g->lock);
+    if (g->active) g->recorder.thread_name(tid, name);
+}
+
+void thread_started(PyFrameObject* frame) {
+    // A new Python thread's first profile event, through threading.setprofile: from now on the
+    // C callback takes this thread's events directly.
+    PyEval_SetProfile(pystack::profile_callback, nullptr);
+    pystack::profile_callback(nullptr, frame, PyTrace_CALL, nullptr);
+}
+
+void on_alloc(uint8_t kind, void* address, size_t size) {
+    ThreadState* state = thread_state();
+    std::lock_guard<std::mutex> lock(g->lock);
+    if (!g->active.load(std::memory_order_relaxed)) return;
+    uint32_t stack = pystack::current_node(state->stack);
+    switch_thread(state->tid);
+    g->recorder.alloc(kind, reinterpret_cast<uintptr_t>(address), size, stack);
+}
+
+void on_free(uint8_t kind, void* address) {
+    ThreadState* state = thread_state();
+    std::lock_guard<std::mutex> lock(g->lock);
+    if (!g->active.load(std::memory_order_relaxed)) return;
+    switch_thread(state->tid);
+    g->recorder.free(kind, reinterpret_cast<uintptr_t>(address));
+}
+
+void on_munmap(void* address, size_t length) {
+    ThreadState* state = thread_state();
+    std::lock_guard<std::mutex> lock(g->lock);
+    if (!g->active.load(std::memory_order_relaxed)) return;
+    switch_thread(state->tid);
+    g->recorder.munmap(reinterpret_cast<uintptr_t>(address), length);
+}
+
+void on_dlopen() {
+    // A library loaded while tracking: bind its slots to our hooks too.
+    if (active_relaxed()) hooks::patch_all(true);
+}
+
+void on_exit() {
+    // os._exit() skips atexit and destructors (a multiprocessing child ends that way): finish
+    // the stream here so the capture is whole.
+    if (!active_relaxed() || g->memory_sink) return;
+    std::lock_guard<std::mutex> lock(g->lock);
+    if (!g->active) return;
+    g->active = false;
+    g->recorder.trailer(now_ms());
+    g->recorder.close();
+}
+
+void on_thread_name(pthread_t thread, const char* name) {
+    if (!name) return;
+    std::lock_guard<std::mutex> lock(g->lock);
+    uint64_t handle = static_cast<uint64_t>(thread);
+    auto tid = g->tids.find(handle);
+    if (tid == g->tids.end()) {
+        g->pending_names[handle] = name;  // named before it allocated anything: record later
+        return;
+    }
+    if (g->active) g->recorder.thread_name(tid->second, name);
+}
+
+}  // namespace tracker
+}  // namespace memprof

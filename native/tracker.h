@@ -1,0 +1,77 @@
+// The process-wide tracker: start/stop, per-thread state, and the entry points the hooks call.
+//
+// Threads and locks. `lock()` serialises everything that writes to the stream (events, frames,
+// nodes, samples) and the stack trie. Per-thread state (the shadow Python stack) is touched only
+// by its own thread. The hooks call on_* with the thread's re-entrancy guard set, so anything
+// the tracker allocates on their behalf is not recorded.
+#pragma once
+
+#include <Python.h>
+#include <pthread.h>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "pystack.h"
+
+namespace memprof {
+
+// Set while this thread runs tracker code (hooks, profile callback): nested allocations, and
+// any allocation by the tracker itself, pass straight to the real allocator. Initial-exec TLS
+// keeps the check to one load; the two variables fit the surplus static TLS glibc reserves.
+extern thread_local bool t_guard __attribute__((tls_model("initial-exec")));
+
+struct GuardScope {
+    bool saved;
+    GuardScope() : saved(t_guard) { t_guard = true; }
+    ~GuardScope() { t_guard = saved; }
+};
+
+struct ThreadState {
+    uint64_t tid = 0;
+    pthread_t handle{};
+    ShadowStack stack;
+};
+
+struct Options {
+    std::string path;         // capture file; empty for the memory sink
+    std::string header_json;  // header without "pid" (added here, also in a followed child)
+    bool native = false;
+    bool trace_python_allocators = true;
+    bool follow_fork = false;
+};
+
+namespace tracker {
+
+// Sets this thread's guard from Python (the binding's own bookkeeping is not the program's).
+inline void set_guard(bool value) { t_guard = value; }
+
+// Python-facing; called with the GIL held.
+bool start(const Options& options, std::string* error);
+std::string stop();
+bool is_active();
+std::string drain();  // memory sink: the records written since the last drain
+void mark(uint64_t id, const std::string& label);
+void set_thread_name(uint64_t tid, const std::string& name);
+uint64_t current_tid();
+void thread_started(PyFrameObject* frame);
+
+// Called by the hooks with t_guard set.
+void on_alloc(uint8_t kind, void* address, size_t size);
+void on_free(uint8_t kind, void* address);
+void on_munmap(void* address, size_t length);
+void on_dlopen();
+void on_exit();
+void on_thread_name(pthread_t thread, const char* name);
+
+// For the Python stack tracker.
+bool active_relaxed();
+uint32_t generation();
+ThreadState* thread_state();
+std::mutex& lock();
+class Recorder& recorder();
+
+}  // namespace tracker
+}  // namespace memprof

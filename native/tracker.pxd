@@ -1,0 +1,26 @@
+# The seam between native/tracker.h and Python: declarations only.
+from libc.stdint cimport uint64_t
+from libcpp cimport bool
+from libcpp.string cimport string
+
+cdef extern from "frameobject.h":
+    ctypedef struct PyFrameObject
+
+cdef extern from "tracker.h" namespace "memprof":
+    cdef cppclass Options:
+        string path
+        string header_json
+        bool native
+        bool trace_python_allocators
+        bool follow_fork
+
+cdef extern from "tracker.h" namespace "memprof::tracker":
+    void set_guard(bool value)
+    bool start(const Options& options, string* error) except +
+    string stop() except +
+    bool is_active()
+    string drain() except +
+    void mark(uint64_t id, const string& label) except +
+    void set_thread_name(uint64_t tid, const string& name) except +
+    uint64_t current_tid()
+    void thread_started(PyFrameObject* frame)

@@ -1,0 +1,27 @@
+"""pytest-memprof: per-test memory profiling with Python and native stacks."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .capture import Capture
+from .errors import CaptureError, CaptureVersionError, MemprofError, TrackerError, UsageError
+from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint
+from .tracker import Tracker
+
+__all__ = [
+    "Capture",
+    "CaptureError",
+    "CaptureMetadata",
+    "CaptureVersionError",
+    "Frame",
+    "IntervalStat",
+    "MemprofError",
+    "StackStat",
+    "ThreadInfo",
+    "TimelinePoint",
+    "Tracker",
+    "TrackerError",
+    "UsageError",
+    "__version__",
+]

@@ -1,0 +1,7 @@
+"""``python -m pytest_memprof`` is ``memprof``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,189 @@
+# cython: language_level=3
+"""Binding of the native capture reader (native/reader.h): replay a stream into aggregates."""
+
+cimport reader as native
+from libc.stdint cimport uint8_t, uint64_t
+from libc.stdio cimport FILE, fclose, fdopen, fflush
+from libcpp.string cimport string
+
+import os
+
+from pytest_memprof.errors import CaptureError, CaptureVersionError
+
+FORMAT_VERSION = native.kFormatVersion
+_WHICH = {"peak": native.PEAK, "leaks": native.LEAKS, "temporary": native.TEMPORARY, "total": native.TOTAL}
+
+
+cdef str _text(const string& value):
+    return value.decode("utf-8", errors="replace")
+
+
+def allocator_name(int kind):
+    """The user-facing name of an allocator kind byte ("" for merged)."""
+    cdef const char* name = native.kind_name(<uint8_t>kind)
+    return name.decode() if name != NULL else ""
+
+
+cdef class NativeReader:
+    """A capture stream being replayed: from a file (open/read_some) or from memory (feed)."""
+
+    cdef native.Reader* reader
+
+    def __cinit__(self, uint64_t only_tid=0, bint temporal=False, unsigned int temporary_threshold=1):
+        self.reader = new native.Reader(only_tid, temporal, temporary_threshold)
+
+    def __dealloc__(self):
+        del self.reader
+
+    def open(self, path):
+        """Check the file header; return the header's JSON text."""
+        cdef string header
+        cdef string error
+        if not self.reader.open(os.fsencode(path), &header, &error):
+            message = _text(error)
+            if "newer than this memprof" in message:
+                raise CaptureVersionError(message)
+            raise CaptureError(message)
+        return _text(header)
+
+    def read_some(self, size_t budget=8 << 20):
+        """Replay up to ``budget`` compressed bytes; False once the stream is done."""
+        cdef bint more
+        with nogil:
+            more = self.reader.read_some(budget)
+        return more
+
+    @property
+    def bytes_read(self):
+        return self.reader.bytes_read()
+
+    @property
+    def file_size(self):
+        return self.reader.file_size()
+
+    def feed(self, const uint8_t[:] data):
+        """Replay whole records handed out by the memory sink."""
+        cdef bint ok
+        if data.shape[0] == 0:
+            return True
+        with nogil:
+            ok = self.reader.feed(&data[0], data.shape[0])
+        return ok
+
+    def reset_window(self):
+        """Forget events and aggregates; keep frames, stacks and thread names."""
+        self.reader.reset_window()
+
+    @property
+    def error(self):
+        return _text(self.reader.error()) or None
+
+    @property
+    def truncated(self):
+        return self.reader.truncated()
+
+    @property
+    def saw_trailer(self):
+        return self.reader.saw_trailer()
+
+    @property
+    def peak_bytes(self):
+        return self.reader.peak_bytes()
+
+    @property
+    def peak_ms(self):
+        return self.reader.peak_ms()
+
+    @property
+    def current_bytes(self):
+        return self.reader.current_bytes()
+
+    @property
+    def end_ms(self):
+        return self.reader.end_ms()
+
+    @property
+    def total_allocations(self):
+        return self.reader.total_allocations()
+
+    @property
+    def total_bytes(self):
+        return self.reader.total_bytes()
+
+    @property
+    def records(self):
+        return self.reader.records()
+
+    @property
+    def unmatched_frees(self):
+        return self.reader.unmatched_frees()
+
+    def rows(self, which, bint merge_threads=True, bint merge_allocators=True):
+        """(stack id, thread id, allocator, bytes, count) tuples, largest first."""
+        cdef native.StackRow row
+        out = []
+        for row in self.reader.rows(_WHICH[which], merge_threads, merge_allocators):
+            out.append((row.stack, row.tid, allocator_name(row.kind), row.bytes, row.count))
+        return out
+
+    def intervals(self):
+        """(stack, thread, allocator, allocated_ms, freed_ms or -1, bytes, count) tuples."""
+        cdef native.IntervalRow row
+        return [(row.stack, row.tid, allocator_name(row.kind), row.allocated_ms, row.freed_ms, row.bytes, row.count)
+                for row in self.reader.intervals()]
+
+    def timeline(self):
+        """(ms since start, heap bytes, rss bytes) per sample."""
+        cdef native.TimelineRow row
+        return [(row.ms, row.heap, row.rss) for row in self.reader.timeline()]
+
+    def frames(self):
+        """(function, file, first line) per frame id."""
+        cdef native.FrameRecord frame
+        return [(_text(frame.function), _text(frame.file), frame.first_line) for frame in self.reader.frames()]
+
+    def nodes(self):
+        """(parent node, frame id, line) per node id - 1."""
+        cdef native.NodeRecord node
+        return [(node.parent, node.frame, node.line) for node in self.reader.nodes()]
+
+    def thread_names(self):
+        """{thread id: last recorded name}."""
+        return {item.first: _text(item.second) for item in self.reader.thread_names()}
+
+    def threads_seen(self):
+        """Thread ids in the order their first event appeared."""
+        return list(self.reader.threads_seen())
+
+    def marks(self):
+        """(id, label) of MARK records in this window."""
+        return [(item.first, _text(item.second)) for item in self.reader.marks()]
+
+    def allocator_totals(self):
+        """{allocator name: (count, bytes)} of the allocations replayed."""
+        cdef const uint64_t* counts = self.reader.kind_counts()
+        cdef const uint64_t* sizes = self.reader.kind_bytes()
+        return {allocator_name(kind): (counts[kind], sizes[kind]) for kind in range(64) if counts[kind]}
+
+    def size_histogram(self):
+        """(upper bound in bytes, exclusive; count) per power-of-two bucket that has allocations."""
+        cdef const uint64_t* buckets = self.reader.histogram()
+        return [(1 << bucket if bucket else 1, buckets[bucket]) for bucket in range(65) if buckets[bucket]]
+
+
+def dump(path, int fd):
+    """Write one decoded line per record of the capture at ``path`` to file descriptor ``fd``."""
+    cdef NativeReader reader = NativeReader()
+    header = reader.open(path)
+    os.write(fd, f"HEADER {header}\n".encode())
+    cdef FILE* out = fdopen(os.dup(fd), "w")
+    if out == NULL:
+        raise CaptureError("cannot write the dump")
+    reader.reader.set_dump(out)
+    try:
+        while reader.read_some():
+            pass
+    finally:
+        fflush(out)
+        fclose(out)
+    return reader

@@ -1,0 +1,79 @@
+# cython: language_level=3
+"""Binding of the native tracker (native/tracker.h): start, stop, drain, marks, thread names."""
+
+cimport tracker as native
+from libcpp.string cimport string
+
+import threading
+
+
+def start(path, header_json, *, bint native_traces=False, bint trace_python_allocators=True,
+          bint follow_fork=False):
+    """Start tracking into ``path`` (a capture file) or, if ``path`` is None, into memory."""
+    cdef native.Options options
+    cdef string error
+    options.path = b"" if path is None else path.encode()
+    options.header_json = header_json.encode()
+    options.native = native_traces
+    options.trace_python_allocators = trace_python_allocators
+    options.follow_fork = follow_fork
+    # Python threads started from now on install the C profiler on their first event.
+    threading.setprofile(_thread_trampoline)
+    native.set_guard(True)  # what this function allocates from here on is not the program's
+    try:
+        if not native.start(options, &error):
+            threading.setprofile(None)
+            return error.decode(errors="replace")
+        _record_thread_names()
+    finally:
+        native.set_guard(False)
+    return None
+
+
+def stop():
+    """Stop tracking; return an error message, or None if the stream was written whole."""
+    cdef string error
+    native.set_guard(True)
+    try:
+        _record_thread_names()  # names may have changed since start: record the final ones
+        threading.setprofile(None)
+        error = native.stop()
+    finally:
+        native.set_guard(False)
+    return error.decode(errors="replace") or None
+
+
+def _record_thread_names():
+    for thread in threading.enumerate():
+        if thread.native_id is not None:
+            native.set_thread_name(thread.native_id, thread.name.encode(errors="replace"))
+
+
+def is_active():
+    """Whether a tracker is running in this process."""
+    return native.is_active()
+
+
+def drain():
+    """The records written to the memory sink since the previous drain."""
+    return <bytes>native.drain()
+
+
+def mark(unsigned long long mark_id, label):
+    """Write a MARK record (e.g. a test phase boundary)."""
+    native.mark(mark_id, label.encode(errors="replace"))
+
+
+def current_tid():
+    """The OS thread id of the calling thread."""
+    return native.current_tid()
+
+
+def _thread_trampoline(frame, event, arg):
+    native.set_guard(True)
+    try:
+        native.thread_started(<native.PyFrameObject*>frame)
+        name = threading.current_thread().name.encode(errors="replace")
+        native.set_thread_name(native.current_tid(), name)
+    finally:
+        native.set_guard(False)

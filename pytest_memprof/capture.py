@@ -1,0 +1,242 @@
+"""``Capture``: the read side. Replays a capture (file or memory) into aggregates."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+from ._reader import FORMAT_VERSION, NativeReader
+from .errors import CaptureError
+from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint
+
+ProgressCallback = Callable[[int, int], None]
+_HEADER_FIELDS = {"pid", "python_version", "start_time", "command_line", "native", "trace_python_allocators",
+                  "follow_fork", "aggregated"}
+
+
+def metadata_from_header(header: dict, format_version: int = FORMAT_VERSION) -> CaptureMetadata:
+    """Build CaptureMetadata from a header dict, tolerating missing fields."""
+    return CaptureMetadata(
+        format_version=format_version,
+        pid=int(header.get("pid", 0) or 0),
+        python_version=str(header.get("python_version", "")),
+        start_time=float(header.get("start_time", 0.0) or 0.0),
+        command_line=str(header.get("command_line", "")),
+        native=bool(header.get("native", False)),
+        trace_python_allocators=bool(header.get("trace_python_allocators", True)),
+        follow_fork=bool(header.get("follow_fork", False)),
+        aggregated=bool(header.get("aggregated", False)),
+        extra={key: value for key, value in header.items() if key not in _HEADER_FIELDS},
+    )
+
+
+class Capture:
+    """Aggregates of one capture: peak, leaks, temporary allocations, timeline, stacks."""
+
+    def __init__(self, reader: NativeReader, metadata: CaptureMetadata, path: Optional[Path] = None) -> None:
+        self._reader = reader
+        self.metadata = metadata
+        self.path = path
+        self._frames: List[Tuple[str, str, int]] = []
+        self._nodes: List[Tuple[int, int, int]] = []
+        self._stacks: Dict[int, Tuple[Frame, ...]] = {0: ()}
+        self._temporal_reader: Optional[NativeReader] = None
+
+    # ---- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: Union[str, "os.PathLike[str]"],
+        *,
+        progress: Optional[ProgressCallback] = None,
+        thread_id: int = 0,
+        temporal: bool = False,
+    ) -> Capture:
+        """Read a capture file; raises CaptureError with one line of text if it cannot be read.
+
+        A file cut short (the process died) still opens: ``truncated`` is then True and the
+        aggregates cover what was written.
+        """
+        path = Path(path)
+        reader = _read_file(path, progress=progress, thread_id=thread_id, temporal=temporal)
+        header_text, reader = reader
+        try:
+            header = json.loads(header_text)
+            if not isinstance(header, dict):
+                raise ValueError("not an object")
+        except ValueError as error:
+            raise CaptureError(f"{path} has a corrupt header ({error})") from None
+        capture = cls(reader, metadata_from_header(header), path)
+        capture._thread_id = thread_id
+        if temporal:
+            capture._temporal_reader = reader
+        return capture
+
+    @classmethod
+    def from_reader(cls, reader: NativeReader, metadata: Optional[CaptureMetadata] = None) -> Capture:
+        """Wrap a reader fed from memory (the pytest plugin's per-test window)."""
+        return cls(reader, metadata or metadata_from_header({}))
+
+    # ---- figures --------------------------------------------------------------------------------
+
+    @property
+    def truncated(self) -> bool:
+        """True if the stream ends early (the process died, or the file was cut or corrupted)."""
+        return bool(self._reader.truncated)
+
+    @property
+    def problem(self) -> Optional[str]:
+        """What cut the stream short, if it was corrupt rather than merely unfinished."""
+        return self._reader.error
+
+    @property
+    def peak_bytes(self) -> int:
+        """Highest number of bytes allocated and not yet freed at one moment."""
+        return int(self._reader.peak_bytes)
+
+    @property
+    def leaked_bytes(self) -> int:
+        """Bytes still allocated at the end of the capture."""
+        return int(self._reader.current_bytes)
+
+    @property
+    def total_allocations(self) -> int:
+        """Number of allocations made."""
+        return int(self._reader.total_allocations)
+
+    @property
+    def total_bytes(self) -> int:
+        """Sum of the sizes of all allocations made."""
+        return int(self._reader.total_bytes)
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the start of tracking to its end (or to the last record, if truncated)."""
+        return self._reader.end_ms / 1000.0
+
+    @property
+    def peak_time_s(self) -> float:
+        """Seconds from the start when the peak was reached (to the sampling interval, 10 ms)."""
+        return self._reader.peak_ms / 1000.0
+
+    @property
+    def unmatched_frees(self) -> int:
+        """Frees of memory allocated before tracking began (ignored in every figure)."""
+        return int(self._reader.unmatched_frees)
+
+    # ---- stacks ---------------------------------------------------------------------------------
+
+    def peak_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> List[StackStat]:
+        """Memory live at the peak, by stack, largest first."""
+        return self._stack_stats("peak", merge_threads, merge_allocators)
+
+    def leak_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> List[StackStat]:
+        """Memory still live at the end, by stack, largest first."""
+        return self._stack_stats("leaks", merge_threads, merge_allocators)
+
+    def temporary_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> List[StackStat]:
+        """Allocations freed before any other allocation was made, by stack, largest first."""
+        return self._stack_stats("temporary", merge_threads, merge_allocators)
+
+    def total_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> List[StackStat]:
+        """Everything ever allocated, by stack, largest first."""
+        return self._stack_stats("total", merge_threads, merge_allocators)
+
+    def temporal_stacks(self) -> List[IntervalStat]:
+        """Allocations grouped by stack and by the sampling ticks in which they were made and freed."""
+        reader = self._temporal_reader
+        if reader is None:
+            if self.path is None:
+                raise CaptureError("temporal data is only available for captures read from a file")
+            _, reader = _read_file(self.path, progress=None, thread_id=getattr(self, "_thread_id", 0), temporal=True)
+            self._temporal_reader = reader
+        self._refresh_tables(reader)
+        return [
+            IntervalStat(
+                frames=self.stack(stack),
+                allocated_s=allocated / 1000.0,
+                freed_s=None if freed < 0 else freed / 1000.0,
+                bytes=size,
+                count=count,
+                thread_id=tid,
+                allocator=allocator,
+            )
+            for stack, tid, allocator, allocated, freed, size, count in reader.intervals()
+        ]
+
+    def stack(self, node_id: int) -> Tuple[Frame, ...]:
+        """The frames of stack ``node_id``, outermost first."""
+        cached = self._stacks.get(node_id)
+        if cached is not None:
+            return cached
+        if node_id > len(self._nodes):
+            self._refresh_tables(self._reader)
+        chain = []
+        node = node_id
+        while node and node not in self._stacks:
+            chain.append(node)
+            node = self._nodes[node - 1][0]
+        prefix = self._stacks[node]
+        for node in reversed(chain):
+            _, frame_id, line = self._nodes[node - 1]
+            function, file, _ = self._frames[frame_id]
+            prefix = (*prefix, Frame(function, file, line))
+            self._stacks[node] = prefix
+        return prefix
+
+    # ---- other aggregates -----------------------------------------------------------------------
+
+    def timeline(self) -> List[TimelinePoint]:
+        """Heap and RSS at each 10 ms sample."""
+        return [TimelinePoint(ms / 1000.0, heap, rss) for ms, heap, rss in self._reader.timeline()]
+
+    def threads(self) -> List[ThreadInfo]:
+        """Threads that allocated, in order of their first event, with their last known names."""
+        names = self._reader.thread_names()
+        return [ThreadInfo(tid, names.get(tid, "")) for tid in self._reader.threads_seen()]
+
+    def allocator_totals(self) -> Dict[str, Tuple[int, int]]:
+        """{allocator: (count, bytes)} of all allocations made."""
+        return dict(self._reader.allocator_totals())
+
+    def size_histogram(self) -> List[Tuple[int, int]]:
+        """(exclusive upper bound in bytes, count) per power-of-two size bucket."""
+        return list(self._reader.size_histogram())
+
+    def _stack_stats(self, which: str, merge_threads: bool, merge_allocators: bool) -> List[StackStat]:
+        return [
+            StackStat(frames=self.stack(stack), bytes=size, count=count, thread_id=tid, allocator=allocator)
+            for stack, tid, allocator, size, count in self._reader.rows(which, merge_threads, merge_allocators)
+        ]
+
+    def _refresh_tables(self, reader: NativeReader) -> None:
+        self._frames = reader.frames()
+        self._nodes = reader.nodes()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Capture {self.path or 'in memory'} peak={self.peak_bytes} leaked={self.leaked_bytes} "
+            f"allocations={self.total_allocations}{' truncated' if self.truncated else ''}>"
+        )
+
+
+def _read_file(
+    path: Path, *, progress: Optional[ProgressCallback], thread_id: int, temporal: bool
+) -> Tuple[str, NativeReader]:
+    if not path.exists():
+        raise CaptureError(f"no such capture file: {path}")
+    if path.is_dir():
+        raise CaptureError(f"{path} is a folder, not a capture file")
+    reader = NativeReader(only_tid=thread_id, temporal=temporal)
+    header = reader.open(os.fspath(path))
+    while reader.read_some():
+        if progress is not None:
+            progress(reader.bytes_read, reader.file_size)
+    if progress is not None:
+        progress(reader.file_size, reader.file_size)
+    if reader.error and reader.records == 0:
+        raise CaptureError(f"{path}: {reader.error}")
+    return header, reader

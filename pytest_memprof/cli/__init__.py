@@ -1,0 +1,53 @@
+"""The ``memprof`` command: a dispatcher over one module per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..errors import MemprofError
+
+# Each module defines register(subparsers), which adds its parser and sets func=callable(args) -> int.
+SUBCOMMANDS = ("run", "stats", "parse")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="memprof",
+        description="Memory profiler for Python and native code: run a program under tracking, "
+        "then report on its capture file.",
+    )
+    parser.add_argument("--version", action="version", version=f"memprof {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``memprof`` with ``argv`` and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MemprofError as error:
+        print(f"memprof: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("memprof: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `memprof parse big.bin | head`: the reader went away; that is not an error.
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

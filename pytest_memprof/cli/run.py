@@ -1,0 +1,130 @@
+"""``memprof run``: run a script, module or code string under tracking, as ``python`` would."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+import traceback
+from pathlib import Path
+from typing import List
+
+from ..errors import UsageError
+from ..tracker import Tracker
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``run`` subcommand."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run a Python program under tracking and write a capture file",
+        description="Run a Python program (script, -m module or -c code) under tracking, exactly as "
+        "`python` would run it, and write every allocation with its stack to a capture file.",
+    )
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="capture file to write (default: memprof-<name>.<pid>.bin in the current folder)")
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite the capture file if it exists")
+    parser.add_argument("--native", action="store_true", help="also record native (C/C++) stacks")
+    parser.add_argument("--follow-fork", action="store_true",
+                        help="keep tracking in forked children, each writing FILE.<child pid>")
+    parser.add_argument("--no-python-allocators", action="store_true",
+                        help="do not hook Python's allocators (pymalloc is then seen only as its arenas)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="do not print where the capture went")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script")
+    target.add_argument("-c", dest="code", metavar="CODE", help="run a program passed as a string")
+    target.add_argument("script", nargs="?", metavar="script.py", help="the script to run")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
+    parser.set_defaults(func=run)
+
+
+def _default_output(args: argparse.Namespace) -> Path:
+    if args.module:
+        name = args.module
+    elif args.code is not None:
+        name = "code"
+    else:
+        name = Path(args.script).stem
+    return Path(f"memprof-{name}.{os.getpid()}.bin")
+
+
+def _program_argv(args: argparse.Namespace) -> List[str]:
+    if args.module:
+        return [args.module, *args.args]
+    if args.code is not None:
+        return ["-c", *args.args]
+    return [args.script, *args.args]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the program under a Tracker and return its exit code."""
+    if args.script is not None:
+        script = Path(args.script)
+        if not script.exists():
+            raise UsageError(f"can't open file {args.script!r}: no such file")
+        if script.is_dir():
+            raise UsageError(f"{args.script!r} is a folder, not a script")
+    output = Path(args.output) if args.output else _default_output(args)
+    if output.exists() and not args.force:
+        raise UsageError(f"capture file {output} already exists (use -f/--force to overwrite it)")
+    tracker = Tracker(
+        output,
+        native=args.native,
+        trace_python_allocators=not args.no_python_allocators,
+        follow_fork=args.follow_fork,
+        overwrite=True,
+        command_line=" ".join(["memprof", "run", *sys.argv[2:]]) if len(sys.argv) > 2 else "memprof run",
+    )
+    saved_argv, saved_path0 = sys.argv[:], sys.path[0] if sys.path else None
+    sys.argv = _program_argv(args)
+    exit_code = 0
+    try:
+        with tracker:
+            exit_code = _run_program(args)
+    finally:
+        sys.argv = saved_argv
+        if saved_path0 is not None:
+            sys.path[0] = saved_path0
+    if not args.quiet:
+        print(
+            f"memprof: wrote {output}\n"
+            f"  see it with: memprof flamegraph {output}  |  memprof table {output}  |  "
+            f"memprof tree {output}  |  memprof summary {output}  |  memprof stats {output}",
+            file=sys.stderr,
+        )
+    return exit_code
+
+
+def _run_program(args: argparse.Namespace) -> int:
+    # Mirror the interpreter: the program's folder first on sys.path, __main__ as its name,
+    # SystemExit as the exit code, an uncaught exception printed and exit code 1.
+    try:
+        if args.module:
+            sys.path[0] = os.getcwd()
+            runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+        elif args.code is not None:
+            sys.path[0] = ""
+            exec(compile(args.code, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+        else:
+            sys.path[0] = str(Path(args.script).resolve().parent)
+            runpy.run_path(args.script, run_name="__main__")
+    except SystemExit as exit_:
+        code = exit_.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        print(code, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        return 130
+    except BaseException:  # the program's own error: show it as python would, keep the capture
+        exc_type, exc, tb = sys.exc_info()
+        # Drop our frames so the traceback starts at the program.
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next
+        traceback.print_exception(exc_type, exc, tb)
+        return 1
+    return 0

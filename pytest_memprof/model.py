@@ -1,0 +1,89 @@
+"""The aggregates a capture yields: plain, immutable values that every reporter consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a call stack: a Python function or, with native tracking, a C/C++ function."""
+
+    function: str
+    file: str
+    line: int
+    native: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.function} at {self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class StackStat:
+    """Bytes and allocation count attributed to one call stack.
+
+    ``frames`` run from the outermost call to the allocating frame (as in a traceback:
+    most recent call last). ``thread_id`` is 0 when threads were merged; ``allocator``
+    is "" when allocators were merged.
+    """
+
+    frames: Tuple[Frame, ...]
+    bytes: int
+    count: int
+    thread_id: int = 0
+    allocator: str = ""
+
+    @property
+    def location(self) -> Optional[Frame]:
+        """The allocating frame (innermost), or None for an allocation with no known stack."""
+        return self.frames[-1] if self.frames else None
+
+
+@dataclass(frozen=True)
+class IntervalStat:
+    """Allocations of one stack made in one sampling interval and freed in another (or never).
+
+    Times are seconds since the capture started; ``freed_s`` is None when still live at the end.
+    """
+
+    frames: Tuple[Frame, ...]
+    allocated_s: float
+    freed_s: Optional[float]
+    bytes: int
+    count: int
+    thread_id: int = 0
+    allocator: str = ""
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """The heap (tracked bytes live) and the process RSS at one moment of the capture."""
+
+    time_s: float
+    heap_bytes: int
+    rss_bytes: int
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    """A thread seen in the capture: its OS thread id and last known name."""
+
+    thread_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class CaptureMetadata:
+    """What the capture header records about the tracked process."""
+
+    format_version: int
+    pid: int
+    python_version: str
+    start_time: float
+    command_line: str
+    native: bool
+    trace_python_allocators: bool
+    follow_fork: bool
+    aggregated: bool
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,124 @@
+"""``Tracker``: record every allocation of this process, with its stack, into a capture."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+from . import _tracker
+from .errors import TrackerError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class Tracker:
+    """Track allocations while active, as a context manager or with ``start()``/``stop()``.
+
+    ``destination`` is the capture file to write, or None to keep the records in memory (read
+    them with ``drain()``; the pytest plugin does this). Only one tracker can run at a time.
+    """
+
+    def __init__(
+        self,
+        destination: Optional[PathLike],
+        *,
+        native: bool = False,
+        trace_python_allocators: bool = True,
+        follow_fork: bool = False,
+        overwrite: bool = False,
+        command_line: Optional[str] = None,
+    ) -> None:
+        self.destination = Path(destination) if destination is not None else None
+        self.native = native
+        self.trace_python_allocators = trace_python_allocators
+        self.follow_fork = follow_fork
+        self.overwrite = overwrite
+        self.command_line = command_line if command_line is not None else " ".join(sys.argv)
+        self._started = False
+
+    def header(self) -> dict:
+        """What the capture header records about this process (the pid is added natively)."""
+        return {
+            "python_version": platform.python_version(),
+            "python_executable": sys.executable,
+            "start_time": time.time(),
+            "command_line": self.command_line,
+            "native": self.native,
+            "trace_python_allocators": self.trace_python_allocators,
+            "follow_fork": self.follow_fork,
+            "aggregated": False,
+            "platform": platform.platform(),
+        }
+
+    def start(self) -> Tracker:
+        """Start tracking; raises TrackerError if that is impossible."""
+        if self.native:
+            raise TrackerError(
+                "native stacks are not recorded by this version yet; run without native=True / --native"
+            )
+        if self.destination is not None:
+            self._check_destination(self.destination)
+        atexit.register(self._stop_at_exit)
+        error = _tracker.start(
+            None if self.destination is None else os.fspath(self.destination),
+            json.dumps(self.header()),
+            native_traces=self.native,
+            trace_python_allocators=self.trace_python_allocators,
+            follow_fork=self.follow_fork,
+        )
+        if error:
+            atexit.unregister(self._stop_at_exit)
+            raise TrackerError(error)
+        self._started = True
+        return self
+
+    def stop(self) -> None:
+        """Stop tracking and finish the capture; raises TrackerError if it could not be written whole."""
+        if not self._started:
+            return
+        self._started = False
+        error = _tracker.stop()
+        atexit.unregister(self._stop_at_exit)
+        if error:
+            raise TrackerError(error)
+
+    def drain(self) -> bytes:
+        """Records written to memory since the last drain (memory destination only)."""
+        return _tracker.drain()
+
+    def mark(self, mark_id: int, label: str) -> None:
+        """Write a labelled mark into the stream (e.g. a test phase boundary)."""
+        _tracker.mark(mark_id, label)
+
+    @staticmethod
+    def is_active() -> bool:
+        """Whether any tracker is running in this process."""
+        return bool(_tracker.is_active())
+
+    def __enter__(self) -> Tracker:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _check_destination(self, path: Path) -> None:
+        if path.exists() and not self.overwrite:
+            raise TrackerError(f"capture file {path} already exists (overwrite it with overwrite=True / --force)")
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            raise TrackerError(f"cannot write capture file {path}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise TrackerError(f"cannot write capture file {path}: folder {folder} is not writable")
+
+    def _stop_at_exit(self) -> None:
+        # An interpreter leaving with tracking on: finish the capture rather than cut it.
+        try:
+            self.stop()
+        except TrackerError as error:
+            print(f"memprof: {error}", file=sys.stderr)

@@ -1,0 +1,51 @@
+"""Build of the native core: C++ sources in native/, bound by Cython modules in pytest_memprof/."""
+
+from pathlib import Path
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+NATIVE = Path("native")
+LZ4 = [str(NATIVE / "third_party" / "lz4" / name) for name in ("lz4.c", "lz4frame.c", "lz4hc.c", "xxhash.c")]
+COMMON_ARGS = ["-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
+CXX_ARGS = ["-std=c++17", *COMMON_ARGS]
+
+
+def extension(name: str, pyx: str, sources: list) -> Extension:
+    """One extension module: a small .pyx plus the C++ it binds."""
+    return Extension(
+        name,
+        sources=[pyx, *[str(NATIVE / s) for s in sources]],
+        include_dirs=[str(NATIVE), str(NATIVE / "third_party" / "lz4")],
+        language="c++",
+        extra_compile_args=CXX_ARGS,
+        libraries=["memprof_lz4", "dl", "pthread"],
+    )
+
+
+class BuildExtWithLz4(build_ext):
+    """build_ext that first builds the lz4 static library (plain build_ext and editable installs skip it)."""
+
+    def run(self) -> None:
+        self.run_command("build_clib")
+        super().run()
+
+
+setup(
+    cmdclass={"build_ext": BuildExtWithLz4},
+    # lz4 is C: built once as a static library with C flags, linked into both modules.
+    libraries=[("memprof_lz4", {"sources": LZ4, "cflags": ["-O2", "-fPIC", "-fvisibility=hidden"]})],
+    ext_modules=cythonize(
+        [
+            extension(
+                "pytest_memprof._tracker",
+                "pytest_memprof/_tracker.pyx",
+                ["hooks.cc", "elf_patch.cc", "recorder.cc", "pystack.cc", "tracker.cc"],
+            ),
+            extension("pytest_memprof._reader", "pytest_memprof/_reader.pyx", ["reader.cc"]),
+        ],
+        include_path=[str(NATIVE)],
+        compiler_directives={"language_level": "3", "embedsignature": True},
+    ),
+)

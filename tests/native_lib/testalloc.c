@@ -1,0 +1,52 @@
+/* A library the tests compile with gcc: each function allocates with exactly one allocator,
+ * so a test can say "exactly N bytes from this call". */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+void* alloc_malloc(size_t size) { return malloc(size); }
+void* alloc_calloc(size_t count, size_t size) { return calloc(count, size); }
+void* alloc_realloc(void* ptr, size_t size) { return realloc(ptr, size); }
+void* alloc_posix_memalign(size_t size) {
+    void* out = NULL;
+    return posix_memalign(&out, 64, size) == 0 ? out : NULL;
+}
+void* alloc_aligned_alloc(size_t size) { return aligned_alloc(64, size); }
+void* alloc_memalign(size_t size) { return memalign(64, size); }
+void* alloc_valloc(size_t size) { return valloc(size); }
+void* alloc_pvalloc(size_t size) { return pvalloc(size); }
+void release(void* ptr) { free(ptr); }
+void* alloc_mmap(size_t size) {
+    void* out = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return out == MAP_FAILED ? NULL : out;
+}
+int release_mmap(void* ptr, size_t size) { return munmap(ptr, size); }
+
+/* The address of malloc as this library's GOT holds it: our hook while tracking, libc's after. */
+void* malloc_slot(void) { return (void*)&malloc; }
+
+struct thread_job {
+    size_t size;
+    int count;
+    const char* name;
+    void* kept;
+};
+
+static void* thread_main(void* raw) {
+    struct thread_job* job = raw;
+    if (job->name) pthread_setname_np(pthread_self(), job->name);
+    for (int i = 0; i < job->count; ++i) free(malloc(job->size));
+    job->kept = malloc(job->size);
+    return NULL;
+}
+
+/* Starts a native thread that allocates `count` blocks of `size` (freeing them) and keeps one. */
+void* native_thread_allocate(size_t size, int count, const char* name) {
+    struct thread_job job = {size, count, name, NULL};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, thread_main, &job) != 0) return NULL;
+    pthread_join(thread, NULL);
+    return job.kept;
+}

@@ -1,0 +1,311 @@
+"""The tracker, end to end: real hooks, real capture files, read back by the real reader."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import inspect
+import shutil
+import threading
+
+import pytest
+
+from pytest_memprof import Capture, Tracker, TrackerError
+from tests.native_lib import build, load
+
+MiB = 2**20
+_GLOBAL_CACHE: list = []
+
+
+def here() -> int:
+    """The line number of the caller (for asserting attribution)."""
+    return inspect.currentframe().f_back.f_lineno
+
+
+@pytest.fixture(scope="module")
+def testlib_path(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("native"))
+
+
+@pytest.fixture
+def testlib(testlib_path):
+    return load(testlib_path)
+
+
+def rows_of(stats, *, allocator=None, size=None, function=None):
+    return [
+        s for s in stats
+        if (allocator is None or s.allocator == allocator)
+        and (size is None or s.bytes == size)
+        and (function is None or (s.location is not None and s.location.function == function))
+    ]
+
+
+def allocate_fifty_mib():
+    return bytearray(50 * MiB)
+
+
+def test_bytearray_peak_is_fifty_mib_with_the_allocating_line(tmp_path):
+    out = tmp_path / "peak.bin"
+    with Tracker(out):
+        data = allocate_fifty_mib()
+        del data
+    capture = Capture.open(out)
+    assert 50 * MiB <= capture.peak_bytes <= 51 * MiB
+    top = capture.peak_stacks()[0]
+    assert top.bytes >= 50 * MiB
+    assert top.location.function == "allocate_fifty_mib"
+    assert top.location.line == inspect.getsourcelines(allocate_fifty_mib)[1] + 1
+    assert top.location.file == __file__
+    caller = top.frames[-2]
+    assert caller.function == "test_bytearray_peak_is_fifty_mib_with_the_allocating_line"
+    assert not capture.truncated
+    assert capture.leaked_bytes < 1 * MiB
+
+
+def test_each_c_allocator_is_seen_with_its_exact_size_and_python_line(tmp_path, testlib):
+    out = tmp_path / "family.bin"
+    lines = {}
+    with Tracker(out):
+        p_malloc = testlib.alloc_malloc(1_234_567); lines["malloc"] = here()  # noqa: E702
+        p_calloc = testlib.alloc_calloc(1000, 1_001); lines["calloc"] = here()  # noqa: E702
+        p_moved = testlib.alloc_malloc(100)
+        p_realloc = testlib.alloc_realloc(p_moved, 2_345_671); lines["realloc"] = here()  # noqa: E702
+        p_posix = testlib.alloc_posix_memalign(345_671); lines["posix_memalign"] = here()  # noqa: E702
+        p_aligned = testlib.alloc_aligned_alloc(456_704); lines["aligned_alloc"] = here()  # noqa: E702
+        p_memalign = testlib.alloc_memalign(567_891); lines["memalign"] = here()  # noqa: E702
+        p_valloc = testlib.alloc_valloc(678_912); lines["valloc"] = here()  # noqa: E702
+        p_pvalloc = testlib.alloc_pvalloc(789_123); lines["pvalloc"] = here()  # noqa: E702
+        p_mmap = testlib.alloc_mmap(64 * 4096); lines["mmap"] = here()  # noqa: E702
+        testlib.release(testlib.alloc_malloc(3_333_333))
+    expected = {
+        "malloc": 1_234_567, "calloc": 1_001_000, "realloc": 2_345_671, "posix_memalign": 345_671,
+        "aligned_alloc": 456_704, "memalign": 567_891, "valloc": 678_912, "pvalloc": 789_123,
+        "mmap": 64 * 4096,
+    }
+    capture = Capture.open(out)
+    leaks = capture.leak_stacks(merge_allocators=False)
+    for allocator, size in expected.items():
+        found = rows_of(leaks, allocator=allocator, size=size)
+        assert found, f"{allocator}({size}) not seen live at the end"
+        frame = found[0].location
+        assert frame.function == "test_each_c_allocator_is_seen_with_its_exact_size_and_python_line"
+        assert frame.line == lines[allocator], allocator
+    # The block realloc moved away from, and the one freed inside tracking, are not live.
+    assert not rows_of(leaks, size=100, allocator="malloc")
+    assert not rows_of(leaks, size=3_333_333)
+    assert rows_of(capture.total_stacks(merge_allocators=False), allocator="malloc", size=3_333_333)
+    for pointer in (p_malloc, p_calloc, p_realloc, p_posix, p_aligned, p_memalign, p_valloc, p_pvalloc):
+        testlib.release(pointer)
+    testlib.release_mmap(p_mmap, 64 * 4096)
+
+
+def test_munmap_of_part_of_a_mapping_keeps_the_rest_live(tmp_path, testlib):
+    out = tmp_path / "munmap.bin"
+    page = 4096
+    with Tracker(out):
+        mapping = testlib.alloc_mmap(10 * page)
+        testlib.release_mmap(mapping, 4 * page)
+    capture = Capture.open(out)
+    assert rows_of(capture.leak_stacks(merge_allocators=False), allocator="mmap", size=6 * page)
+    testlib.release_mmap(mapping + 4 * page, 6 * page)
+
+
+def test_native_thread_allocations_are_seen_with_the_thread_name(tmp_path, testlib):
+    out = tmp_path / "native_thread.bin"
+    with Tracker(out):
+        kept = testlib.native_thread_allocate(77_777, 10, b"native-worker")
+    capture = Capture.open(out)
+    named = {thread.name: thread.thread_id for thread in capture.threads()}
+    assert "native-worker" in named
+    tid = named["native-worker"]
+    totals = [s for s in capture.total_stacks(merge_threads=False) if s.thread_id == tid and s.bytes % 77_777 == 0]
+    assert sum(s.count for s in totals) == 11
+    leaks = [s for s in capture.leak_stacks(merge_threads=False) if s.thread_id == tid]
+    assert [(s.bytes, s.count) for s in leaks if s.bytes == 77_777] == [(77_777, 1)]
+    testlib.release(kept)
+
+
+def test_library_loaded_after_tracking_started_is_covered(tmp_path, testlib_path):
+    late_copy = tmp_path / "liblate.so"
+    shutil.copy(testlib_path, late_copy)
+    out = tmp_path / "dlopen.bin"
+    with Tracker(out):
+        late = load(late_copy)  # dlopen while tracking
+        pointer = late.alloc_malloc(2_222_223); line = here()  # noqa: E702
+    capture = Capture.open(out)
+    found = rows_of(capture.leak_stacks(merge_allocators=False), allocator="malloc", size=2_222_223)
+    assert found and found[0].location.line == line
+    late.release(pointer)
+
+
+def test_stop_restores_every_patched_slot(tmp_path, testlib):
+    libc_malloc = ctypes.cast(ctypes.CDLL(None).malloc, ctypes.c_void_p).value
+    assert testlib.malloc_slot() == libc_malloc
+    with Tracker(tmp_path / "slots.bin"):
+        assert testlib.malloc_slot() != libc_malloc, "malloc is not routed through the hook"
+    assert testlib.malloc_slot() == libc_malloc, "the hook stayed on the allocation path after stop"
+
+
+def test_numpy_buffer_is_seen(tmp_path):
+    np = pytest.importorskip("numpy")
+    out = tmp_path / "numpy.bin"
+    with Tracker(out):
+        array = np.ones(10_000_000); line = here()  # noqa: E702
+        del array
+    capture = Capture.open(out)
+    top = capture.peak_stacks()[0]
+    assert top.bytes >= 80_000_000  # 76.3 MiB of float64
+    assert top.location.function == "ones"  # numpy's own Python code calls into C
+    assert ("test_numpy_buffer_is_seen", line) in [(f.function, f.line) for f in top.frames]
+
+
+def test_eight_python_threads_counts_are_exact(tmp_path, testlib):
+    out = tmp_path / "threads.bin"
+    per_thread = 500
+    barrier = threading.Barrier(8)
+
+    def work(index: int) -> None:
+        size = 10_007 + index  # a size only this thread uses
+        barrier.wait()
+        kept = []
+        for i in range(per_thread):
+            pointer = testlib.alloc_malloc(size)  # ctypes releases the GIL: real concurrency
+            if i % 2:
+                testlib.release(pointer)
+            else:
+                kept.append(pointer)
+        work.kept[index] = kept
+
+    work.kept = {}
+    with Tracker(out):
+        threads = [threading.Thread(target=work, args=(i,), name=f"worker-{i}") for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    capture = Capture.open(out)
+    names = {t.name: t.thread_id for t in capture.threads()}
+    totals = capture.total_stacks(merge_threads=False, merge_allocators=False)
+    leaks = capture.leak_stacks(merge_threads=False, merge_allocators=False)
+    for index in range(8):
+        tid = names[f"worker-{index}"]
+        size = 10_007 + index
+        made = [s for s in totals if s.thread_id == tid and s.allocator == "malloc" and s.bytes % size == 0
+                and s.location and s.location.function.endswith("work")]
+        live = [s for s in leaks if s.thread_id == tid and s.allocator == "malloc" and s.bytes % size == 0
+                and s.location and s.location.function.endswith("work")]
+        assert sum(s.count for s in made) == per_thread
+        assert sum(s.count for s in live) == per_thread // 2
+    for kept in work.kept.values():
+        for pointer in kept:
+            testlib.release(pointer)
+
+
+def leak_into_global():
+    _GLOBAL_CACHE.append(bytearray(3_000_000))
+
+
+def make_collectable_cycle():
+    node = [bytearray(2_000_000)]
+    node.append(node)
+
+
+def test_global_list_leaks_and_collected_cycle_does_not(tmp_path):
+    out = tmp_path / "leaks.bin"
+    gc.collect()
+    with Tracker(out):
+        leak_into_global()
+        make_collectable_cycle()
+        gc.collect()
+    capture = Capture.open(out)
+    leaks = capture.leak_stacks()
+    assert [s for s in leaks if s.bytes >= 3_000_000 and s.location.function == "leak_into_global"]
+    assert not [s for s in leaks if s.location and s.location.function == "make_collectable_cycle"
+                and s.bytes >= 2_000_000]
+    _GLOBAL_CACHE.clear()
+
+
+def test_second_tracker_while_one_runs_is_refused(tmp_path):
+    with Tracker(tmp_path / "first.bin"):
+        with pytest.raises(TrackerError, match="already active"):
+            Tracker(tmp_path / "second.bin").start()
+    assert not Tracker.is_active()
+
+
+def test_existing_file_is_not_overwritten_without_permission(tmp_path):
+    out = tmp_path / "exists.bin"
+    out.write_bytes(b"precious")
+    with pytest.raises(TrackerError, match="already exists"):
+        Tracker(out).start()
+    assert out.read_bytes() == b"precious"
+    with Tracker(out, overwrite=True):
+        pass
+    assert Capture.open(out).metadata.pid > 0
+
+
+def test_unwritable_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(TrackerError, match="does not exist"):
+        Tracker(tmp_path / "missing" / "out.bin").start()
+    assert not Tracker.is_active()
+
+
+def test_memory_destination_feeds_the_reader(tmp_path):
+    from pytest_memprof._reader import NativeReader
+
+    reader = NativeReader()
+    tracker = Tracker(None)
+    with tracker:
+        first = allocate_fifty_mib()
+        reader.feed(tracker.drain())
+        reader.reset_window()  # a new window: what came before does not count
+        second = bytearray(5 * MiB)
+        del second
+    reader.feed(tracker.drain())
+    capture = Capture.from_reader(reader)
+    assert 5 * MiB <= capture.peak_bytes < 6 * MiB
+    assert capture.peak_stacks()[0].location.function == "test_memory_destination_feeds_the_reader"
+    assert reader.saw_trailer
+    del first
+
+
+def test_header_and_timeline(tmp_path):
+    import os
+    import time
+
+    out = tmp_path / "meta.bin"
+    with Tracker(out):
+        keep = bytearray(8 * MiB)
+        time.sleep(0.1)
+    capture = Capture.open(out)
+    assert capture.metadata.pid == os.getpid()
+    assert capture.metadata.python_version.count(".") == 2
+    assert capture.metadata.trace_python_allocators is True
+    assert capture.duration >= 0.1
+    timeline = capture.timeline()
+    assert len(timeline) >= 5
+    assert max(point.rss_bytes for point in timeline) > 8 * MiB
+    assert max(point.heap_bytes for point in timeline) >= 8 * MiB
+    del keep
+
+
+def test_capture_stream_is_a_standard_lz4_frame(tmp_path):
+    lz4_frame = pytest.importorskip("lz4.frame")
+    out = tmp_path / "lz4.bin"
+    with Tracker(out):
+        [bytearray(100) for _ in range(1000)]
+    raw = out.read_bytes()
+    assert raw[:8] == b"MEMPROF\x00"
+    header_length = int.from_bytes(raw[12:16], "little")
+    body = lz4_frame.decompress(raw[16 + header_length:])
+    assert len(body) > 1000
+
+
+def test_without_python_allocators_pymalloc_is_not_hooked(tmp_path):
+    out = tmp_path / "nopy.bin"
+    with Tracker(out, trace_python_allocators=False):
+        data = allocate_fifty_mib()
+        del data
+    capture = Capture.open(out)
+    assert not any(name.startswith("Py") for name in capture.allocator_totals())
+    assert capture.peak_stacks()[0].location.function == "allocate_fifty_mib"
