@@ -275,7 +275,7 @@ int Reader::parse_record(Cursor& cursor) {
             uint64_t id;
             std::string label;
             if (!cursor.get_varint(&id) || !get_string(cursor, &label)) return short_read();
-            d_marks.emplace_back(id, label);
+            d_marks.push_back({id, label, d_heap});
             if (d_dump) fprintf(d_dump, "MARK id=%" PRIu64 " label=%s\n", id, label.c_str());
             break;
         }
@@ -427,7 +427,11 @@ void Reader::on_munmap(uint64_t address, uint64_t size) {
     }
 }
 
-void Reader::reset_window() {
+void Reader::reset_window(uint64_t only_tid) {
+    d_only_tid = only_tid;
+    d_last_address = 0;
+    d_last_stack = 0;
+    d_tid = 0;
     d_accs.clear();
     d_acc_index.clear();
     d_live.clear();

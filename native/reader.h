@@ -74,8 +74,9 @@ class Reader {
 
     // Memory input: whole records, as the memory sink hands them out.
     bool feed(const uint8_t* data, size_t len);
-    // Forgets events and their aggregates, keeps frames, stacks, threads and decoder state.
-    void reset_window();
+    // Forgets events, their aggregates and the decoder's delta state (the tracker resets its own
+    // at resume), keeps frames, stacks and thread names. `only_tid` filters the new window.
+    void reset_window(uint64_t only_tid = 0);
 
     // Writes one text line per record to `out` instead of aggregating (memprof parse).
     void set_dump(FILE* out) { d_dump = out; }
@@ -102,7 +103,12 @@ class Reader {
     const uint64_t* kind_counts() const { return d_kind_counts; }
     const uint64_t* kind_bytes() const { return d_kind_bytes; }
     const uint64_t* histogram() const { return d_histogram; }
-    const std::vector<std::pair<uint64_t, std::string>>& marks() const { return d_marks; }
+    struct Mark {
+        uint64_t id;
+        std::string label;
+        uint64_t heap;  // bytes live when the mark was written
+    };
+    const std::vector<Mark>& marks() const { return d_marks; }
 
   private:
     struct Acc {
@@ -159,7 +165,7 @@ class Reader {
     std::vector<NodeRecord> d_nodes;  // index = node id - 1
     std::map<uint64_t, std::string> d_thread_names;
     std::vector<uint64_t> d_threads_seen;
-    std::vector<std::pair<uint64_t, std::string>> d_marks;
+    std::vector<Mark> d_marks;
     uint64_t d_last_ms = 0;
     uint64_t d_end_ms = 0;
     bool d_saw_trailer = false;

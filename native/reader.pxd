@@ -49,6 +49,11 @@ cdef extern from "reader.h" namespace "memprof":
         TEMPORARY
         TOTAL
 
+    cdef cppclass Mark "memprof::Reader::Mark":
+        uint64_t id
+        string label
+        uint64_t heap
+
     cdef cppclass Reader:
         Reader(uint64_t only_tid, bool temporal, uint32_t temporary_threshold) except +
         bool open(const string& path, string* header_json, string* error) except +
@@ -56,7 +61,7 @@ cdef extern from "reader.h" namespace "memprof":
         uint64_t bytes_read()
         uint64_t file_size()
         bool feed(const uint8_t* data, size_t len) except + nogil
-        void reset_window()
+        void reset_window(uint64_t only_tid)
         void set_dump(FILE* out)
         const string& error()
         bool truncated()
@@ -79,4 +84,4 @@ cdef extern from "reader.h" namespace "memprof":
         const uint64_t* kind_counts()
         const uint64_t* kind_bytes()
         const uint64_t* histogram()
-        vector[pair[uint64_t, string]] marks()
+        vector[Mark] marks()

@@ -82,6 +82,11 @@ class Recorder {
     void trailer(uint64_t ms);
 
     uint64_t records() const { return d_records; }
+    // The next records are encoded as if the stream started here (a pytest window).
+    void reset_deltas() {
+        d_last_address = 0;
+        d_last_stack = 0;
+    }
     // Hands the partial buffer to the sink, so a crash loses at most what came after.
     void flush();
     std::string take();

@@ -27,7 +27,8 @@ thread_local ThreadState* t_state __attribute__((tls_model("initial-exec"))) = n
 // another thread while the tracker stops, and must find a valid lock and flag.
 struct State {
     std::mutex lock;
-    std::atomic<bool> active{false};
+    std::atomic<bool> active{false};   // recording events
+    bool running = false;              // started and not stopped (possibly paused); GIL held
     std::atomic<uint32_t> generation{0};
     Recorder recorder;
     Options options;
@@ -211,11 +212,38 @@ uint64_t current_tid() {
     return thread_state()->tid;
 }
 
-bool is_active() { return active_relaxed(); }
+bool is_active() { return g && g->running; }
+bool is_recording() { return active_relaxed(); }
+
+void pause() {
+    if (!g || !g->running || !g->active) return;
+    GuardScope guard;
+    {
+        std::lock_guard<std::mutex> lock(g->lock);
+        g->active = false;
+    }
+    pystack::remove_profiler_all_threads();
+}
+
+void resume() {
+    if (!g || !g->running || g->active) return;
+    GuardScope guard;
+    {
+        std::lock_guard<std::mutex> lock(g->lock);
+        g->recorder.reset_deltas();
+        g->last_tid = 0;
+        // Stacks were not followed while paused: every thread rebuilds its own.
+        g->generation.fetch_add(1);
+        g->active = true;
+    }
+    ThreadState* state = thread_state();
+    pystack::rebuild(state->stack, PyEval_GetFrame(), generation());
+    pystack::install_profiler_all_threads();
+}
 
 bool start(const Options& options, std::string* error) {
     pthread_once(&g_once, init_once);
-    if (g->active) {
+    if (g->running) {
         *error = "a tracker is already active in this process; stop it before starting another";
         return false;
     }
@@ -239,6 +267,7 @@ bool start(const Options& options, std::string* error) {
         g->last_tid = 0;
         g->generation.fetch_add(1);
         g->active = true;
+        g->running = true;
     }
     // This thread's stack now; other threads rebuild theirs at their next profile event.
     ThreadState* state = thread_state();
@@ -252,11 +281,12 @@ bool start(const Options& options, std::string* error) {
 }
 
 std::string stop() {
-    if (!g || !g->active) return "no tracker is active";
+    if (!g || !g->running) return "no tracker is active";
     GuardScope guard;
     {
         std::lock_guard<std::mutex> lock(g->lock);
         g->active = false;
+        g->running = false;
     }
     hooks::patch_all(false);
     pystack::remove_allocator_hooks();
@@ -282,7 +312,7 @@ std::string drain() {
     std::lock_guard<std::mutex> lock(g->lock);
     std::string out;
     out.swap(g->leftover);
-    if (g->active && g->memory_sink) out += g->recorder.take();
+    if (g->running && g->memory_sink) out += g->recorder.take();
     return out;
 }
 

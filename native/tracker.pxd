@@ -19,6 +19,9 @@ cdef extern from "tracker.h" namespace "memprof::tracker":
     bool start(const Options& options, string* error) except +
     string stop() except +
     bool is_active()
+    bool is_recording()
+    void pause() except +
+    void resume() except +
     string drain() except +
     void mark(uint64_t id, const string& label) except +
     void set_thread_name(uint64_t tid, const string& name) except +

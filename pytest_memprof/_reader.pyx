@@ -70,9 +70,12 @@ cdef class NativeReader:
             ok = self.reader.feed(&data[0], data.shape[0])
         return ok
 
-    def reset_window(self):
-        """Forget events and aggregates; keep frames, stacks and thread names."""
-        self.reader.reset_window()
+    def reset_window(self, uint64_t only_tid=0):
+        """Start a new window: forget events and aggregates, keep frames, stacks and thread names.
+
+        With ``only_tid``, the window counts only allocations made by that thread.
+        """
+        self.reader.reset_window(only_tid)
 
     @property
     def error(self):
@@ -156,8 +159,9 @@ cdef class NativeReader:
         return list(self.reader.threads_seen())
 
     def marks(self):
-        """(id, label) of MARK records in this window."""
-        return [(item.first, _text(item.second)) for item in self.reader.marks()]
+        """(id, label, heap bytes live at the mark) of MARK records in this window."""
+        cdef native.Mark item
+        return [(item.id, _text(item.label), item.heap) for item in self.reader.marks()]
 
     def allocator_totals(self):
         """{allocator name: (count, bytes)} of the allocations replayed."""

@@ -54,6 +54,29 @@ def is_active():
     return native.is_active()
 
 
+def pause():
+    """Stop recording until resume() (the hooks stay in place and pass through)."""
+    native.set_guard(True)
+    try:
+        native.pause()
+    finally:
+        native.set_guard(False)
+
+
+def resume():
+    """Record again; the records from here decode without what came before."""
+    native.set_guard(True)
+    try:
+        native.resume()
+    finally:
+        native.set_guard(False)
+
+
+def is_recording():
+    """Whether events are being recorded (started and not paused)."""
+    return native.is_recording()
+
+
 def drain():
     """The records written to the memory sink since the previous drain."""
     return <bytes>native.drain()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable
 
 from ._reader import FORMAT_VERSION, NativeReader
 from .errors import CaptureError
@@ -35,23 +35,23 @@ def metadata_from_header(header: dict, format_version: int = FORMAT_VERSION) -> 
 class Capture:
     """Aggregates of one capture: peak, leaks, temporary allocations, timeline, stacks."""
 
-    def __init__(self, reader: NativeReader, metadata: CaptureMetadata, path: Optional[Path] = None) -> None:
+    def __init__(self, reader: NativeReader, metadata: CaptureMetadata, path: Path | None = None) -> None:
         self._reader = reader
         self.metadata = metadata
         self.path = path
-        self._frames: List[Tuple[str, str, int]] = []
-        self._nodes: List[Tuple[int, int, int]] = []
-        self._stacks: Dict[int, Tuple[Frame, ...]] = {0: ()}
-        self._temporal_reader: Optional[NativeReader] = None
+        self._frames: list[tuple[str, str, int]] = []
+        self._nodes: list[tuple[int, int, int]] = []
+        self._stacks: dict[int, tuple[Frame, ...]] = {0: ()}
+        self._temporal_reader: NativeReader | None = None
 
     # ---- opening ------------------------------------------------------------------------------
 
     @classmethod
     def open(
         cls,
-        path: Union[str, "os.PathLike[str]"],
+        path: str | os.PathLike[str],
         *,
-        progress: Optional[ProgressCallback] = None,
+        progress: ProgressCallback | None = None,
         thread_id: int = 0,
         temporal: bool = False,
     ) -> Capture:
@@ -76,7 +76,7 @@ class Capture:
         return capture
 
     @classmethod
-    def from_reader(cls, reader: NativeReader, metadata: Optional[CaptureMetadata] = None) -> Capture:
+    def from_reader(cls, reader: NativeReader, metadata: CaptureMetadata | None = None) -> Capture:
         """Wrap a reader fed from memory (the pytest plugin's per-test window)."""
         return cls(reader, metadata or metadata_from_header({}))
 
@@ -88,7 +88,7 @@ class Capture:
         return bool(self._reader.truncated)
 
     @property
-    def problem(self) -> Optional[str]:
+    def problem(self) -> str | None:
         """What cut the stream short, if it was corrupt rather than merely unfinished."""
         return self._reader.error
 
@@ -129,23 +129,23 @@ class Capture:
 
     # ---- stacks ---------------------------------------------------------------------------------
 
-    def peak_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> List[StackStat]:
+    def peak_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
         """Memory live at the peak, by stack, largest first."""
         return self._stack_stats("peak", merge_threads, merge_allocators)
 
-    def leak_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> List[StackStat]:
+    def leak_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
         """Memory still live at the end, by stack, largest first."""
         return self._stack_stats("leaks", merge_threads, merge_allocators)
 
-    def temporary_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> List[StackStat]:
+    def temporary_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
         """Allocations freed before any other allocation was made, by stack, largest first."""
         return self._stack_stats("temporary", merge_threads, merge_allocators)
 
-    def total_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> List[StackStat]:
+    def total_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
         """Everything ever allocated, by stack, largest first."""
         return self._stack_stats("total", merge_threads, merge_allocators)
 
-    def temporal_stacks(self) -> List[IntervalStat]:
+    def temporal_stacks(self) -> list[IntervalStat]:
         """Allocations grouped by stack and by the sampling ticks in which they were made and freed."""
         reader = self._temporal_reader
         if reader is None:
@@ -167,7 +167,7 @@ class Capture:
             for stack, tid, allocator, allocated, freed, size, count in reader.intervals()
         ]
 
-    def stack(self, node_id: int) -> Tuple[Frame, ...]:
+    def stack(self, node_id: int) -> tuple[Frame, ...]:
         """The frames of stack ``node_id``, outermost first."""
         cached = self._stacks.get(node_id)
         if cached is not None:
@@ -189,24 +189,24 @@ class Capture:
 
     # ---- other aggregates -----------------------------------------------------------------------
 
-    def timeline(self) -> List[TimelinePoint]:
+    def timeline(self) -> list[TimelinePoint]:
         """Heap and RSS at each 10 ms sample."""
         return [TimelinePoint(ms / 1000.0, heap, rss) for ms, heap, rss in self._reader.timeline()]
 
-    def threads(self) -> List[ThreadInfo]:
+    def threads(self) -> list[ThreadInfo]:
         """Threads that allocated, in order of their first event, with their last known names."""
         names = self._reader.thread_names()
         return [ThreadInfo(tid, names.get(tid, "")) for tid in self._reader.threads_seen()]
 
-    def allocator_totals(self) -> Dict[str, Tuple[int, int]]:
+    def allocator_totals(self) -> dict[str, tuple[int, int]]:
         """{allocator: (count, bytes)} of all allocations made."""
         return dict(self._reader.allocator_totals())
 
-    def size_histogram(self) -> List[Tuple[int, int]]:
+    def size_histogram(self) -> list[tuple[int, int]]:
         """(exclusive upper bound in bytes, count) per power-of-two size bucket."""
         return list(self._reader.size_histogram())
 
-    def _stack_stats(self, which: str, merge_threads: bool, merge_allocators: bool) -> List[StackStat]:
+    def _stack_stats(self, which: str, merge_threads: bool, merge_allocators: bool) -> list[StackStat]:
         return [
             StackStat(frames=self.stack(stack), bytes=size, count=count, thread_id=tid, allocator=allocator)
             for stack, tid, allocator, size, count in self._reader.rows(which, merge_threads, merge_allocators)
@@ -224,8 +224,8 @@ class Capture:
 
 
 def _read_file(
-    path: Path, *, progress: Optional[ProgressCallback], thread_id: int, temporal: bool
-) -> Tuple[str, NativeReader]:
+    path: Path, *, progress: ProgressCallback | None, thread_id: int, temporal: bool
+) -> tuple[str, NativeReader]:
     if not path.exists():
         raise CaptureError(f"no such capture file: {path}")
     if path.is_dir():

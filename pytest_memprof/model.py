@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -28,14 +27,14 @@ class StackStat:
     is "" when allocators were merged.
     """
 
-    frames: Tuple[Frame, ...]
+    frames: tuple[Frame, ...]
     bytes: int
     count: int
     thread_id: int = 0
     allocator: str = ""
 
     @property
-    def location(self) -> Optional[Frame]:
+    def location(self) -> Frame | None:
         """The allocating frame (innermost), or None for an allocation with no known stack."""
         return self.frames[-1] if self.frames else None
 
@@ -47,9 +46,9 @@ class IntervalStat:
     Times are seconds since the capture started; ``freed_s`` is None when still live at the end.
     """
 
-    frames: Tuple[Frame, ...]
+    frames: tuple[Frame, ...]
     allocated_s: float
-    freed_s: Optional[float]
+    freed_s: float | None
     bytes: int
     count: int
     thread_id: int = 0

@@ -9,7 +9,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 from . import _tracker
 from .errors import TrackerError
@@ -26,13 +26,13 @@ class Tracker:
 
     def __init__(
         self,
-        destination: Optional[PathLike],
+        destination: PathLike | None,
         *,
         native: bool = False,
         trace_python_allocators: bool = True,
         follow_fork: bool = False,
         overwrite: bool = False,
-        command_line: Optional[str] = None,
+        command_line: str | None = None,
     ) -> None:
         self.destination = Path(destination) if destination is not None else None
         self.native = native
@@ -87,6 +87,14 @@ class Tracker:
         atexit.unregister(self._stop_at_exit)
         if error:
             raise TrackerError(error)
+
+    def pause(self) -> None:
+        """Stop recording until ``resume()``; cheap, for use between pytest tests."""
+        _tracker.pause()
+
+    def resume(self) -> None:
+        """Record again after ``pause()``; the records that follow decode on their own."""
+        _tracker.resume()
 
     def drain(self) -> bytes:
         """Records written to memory since the last drain (memory destination only)."""

@@ -250,23 +250,30 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
     assert not Tracker.is_active()
 
 
-def test_memory_destination_feeds_the_reader(tmp_path):
+def test_memory_destination_windows_count_only_their_own_allocations(tmp_path):
     from pytest_memprof._reader import NativeReader
 
     reader = NativeReader()
     tracker = Tracker(None)
     with tracker:
         first = allocate_fifty_mib()
+        tracker.pause()
         reader.feed(tracker.drain())
+        unrecorded = bytearray(20 * MiB)  # paused: not recorded anywhere
         reader.reset_window()  # a new window: what came before does not count
+        tracker.resume()
         second = bytearray(5 * MiB)
-        del second
+        del second, first  # freeing the first window's block is not this window's business
+        tracker.pause()
+        reader.feed(tracker.drain())
+        capture = Capture.from_reader(reader)
+        assert 5 * MiB <= capture.peak_bytes < 6 * MiB
+        assert capture.leaked_bytes < MiB
+        top = capture.peak_stacks()[0]
+        assert top.location.function == "test_memory_destination_windows_count_only_their_own_allocations"
+        assert reader.unmatched_frees >= 1
     reader.feed(tracker.drain())
-    capture = Capture.from_reader(reader)
-    assert 5 * MiB <= capture.peak_bytes < 6 * MiB
-    assert capture.peak_stacks()[0].location.function == "test_memory_destination_feeds_the_reader"
-    assert reader.saw_trailer
-    del first
+    del unrecorded
 
 
 def test_header_and_timeline(tmp_path):

@@ -8,7 +8,6 @@ import runpy
 import sys
 import traceback
 from pathlib import Path
-from typing import List
 
 from ..errors import UsageError
 from ..tracker import Tracker
@@ -49,7 +48,7 @@ def _default_output(args: argparse.Namespace) -> Path:
     return Path(f"memprof-{name}.{os.getpid()}.bin")
 
 
-def _program_argv(args: argparse.Namespace) -> List[str]:
+def _program_argv(args: argparse.Namespace) -> list[str]:
     if args.module:
         return [args.module, *args.args]
     if args.code is not None:

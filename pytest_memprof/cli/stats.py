@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections import defaultdict
-from typing import Any, Dict, List
+from typing import Any
 
 from ..capture import Capture
 from ..sizes import format_size
@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _top_locations(capture: Capture, top: int) -> Dict[str, List[Dict[str, Any]]]:
-    totals: Dict[tuple, List[int]] = defaultdict(lambda: [0, 0])
+def _top_locations(capture: Capture, top: int) -> dict[str, list[dict[str, Any]]]:
+    totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     for stat in capture.total_stacks():
         frame = stat.location
         key = (frame.function, frame.file, frame.line) if frame else ("<unknown>", "<unknown>", 0)
@@ -40,7 +40,7 @@ def _top_locations(capture: Capture, top: int) -> Dict[str, List[Dict[str, Any]]
     }
 
 
-def stats_dict(capture: Capture, top: int = 5) -> Dict[str, Any]:
+def stats_dict(capture: Capture, top: int = 5) -> dict[str, Any]:
     """Every figure ``stats`` shows, as a JSON-ready dict (the terminal view renders this too)."""
     meta = capture.metadata
     return {
@@ -62,7 +62,7 @@ def stats_dict(capture: Capture, top: int = 5) -> Dict[str, Any]:
     }
 
 
-def render(data: Dict[str, Any]) -> None:
+def render(data: dict[str, Any]) -> None:
     """Print the stats dict as rich tables."""
     from rich.console import Console
     from rich.table import Table

@@ -1,0 +1,314 @@
+"""The plugin object: one tracker for the session, one window per tracked test."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .._reader import NativeReader
+from ..capture import Capture
+from ..errors import TrackerError
+from ..tracker import Tracker
+from . import options
+from .markers import MemorySpec, garbage_count, judge, spec_for
+from .report import failure_message, summary_lines, write_csv
+from .results import TestMemoryResult
+from .window_capture import write_window_capture
+
+RESULT_KEY = pytest.StashKey[TestMemoryResult]()
+SPEC_KEY = pytest.StashKey[MemorySpec]()
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_NAME = 120
+
+
+def capture_file_name(nodeid: str) -> str:
+    """A file-safe name for a test's capture: readable, and short enough for any file system."""
+    safe = _UNSAFE.sub("_", nodeid).strip("_") or "test"
+    if len(safe) > _MAX_NAME:
+        digest = hashlib.sha1(nodeid.encode()).hexdigest()[:12]
+        safe = f"{safe[:_MAX_NAME - 13]}-{digest}"
+    return f"{safe}.bin"
+
+
+class _Window:
+    """The state of one test's tracking window."""
+
+    def __init__(self, spec: MemorySpec) -> None:
+        self.spec = spec
+        self.started = time.perf_counter()
+        self.garbage_before = garbage_count()
+        self.gc_collections = 0
+        self.gc_collected = 0
+        self.frames_before = 0
+        self.nodes_before = 0
+
+
+class MemprofPlugin:
+    """Session state of pytest-memprof; registered as a plugin at configure time."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.track_all = bool(options.resolve(config, "memprof"))
+        self.default_limit = options.resolve(config, "memprof_limit")
+        if self.default_limit is not None:
+            self.track_all = True
+        self.fixtures = bool(options.resolve(config, "memprof_fixtures"))
+        self.max_stacks = options.resolve(config, "memprof_stacks")
+        self.max_frames = options.resolve(config, "memprof_frames")
+        top_n = options.resolve(config, "memprof_top_n")
+        summary = options.resolve(config, "memprof_summary")
+        self.summary_top: int | None = summary if top_n is None else (None if top_n == 0 else top_n)
+        self.show_summary = summary > 0 if top_n is None else True
+        self.csv_file = options.resolve(config, "memprof_csv_file")
+        bin_dir = options.resolve(config, "memprof_bin_dir")
+        self.bin_dir = Path(bin_dir) if bin_dir else None
+        self.keep = options.resolve(config, "memprof_keep")
+        self.native = bool(options.resolve(config, "memprof_native"))
+        self.leak_floor = options.resolve(config, "memprof_leak_floor")
+        if self.native:
+            raise pytest.UsageError("--memprof-native: native stacks are not recorded by this version yet")
+        if self.bin_dir is not None:
+            try:
+                self.bin_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise pytest.UsageError(f"--memprof-bin-dir {bin_dir}: cannot create it: {error.strerror}") from None
+        self.tracker: Tracker | None = None
+        self.reader = NativeReader()
+        self.window: _Window | None = None
+        self.results: list[TestMemoryResult] = []
+        self.overhead_s = 0.0
+        self.rootdir = Path(str(config.rootpath))
+
+    # ---- collection -----------------------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Parse every test's memory markers now, so a bad one stops the run before it starts."""
+        for item in items:
+            spec = spec_for(item, self.default_limit)
+            if spec.has_marker or self.track_all:
+                item.stash[SPEC_KEY] = spec
+
+    # ---- the window around each test ------------------------------------------------------------
+
+    def _ensure_tracker(self) -> Tracker:
+        if self.tracker is None:
+            tracker = Tracker(None, command_line="pytest")
+            try:
+                tracker.start()
+            except TrackerError as error:
+                raise pytest.UsageError(f"pytest-memprof cannot track: {error}") from None
+            tracker.pause()
+            self.reader.feed(tracker.drain())  # frames and thread names seen while starting
+            self.tracker = tracker
+        return self.tracker
+
+    def _open(self, item: pytest.Item) -> None:
+        began = time.perf_counter()
+        spec = item.stash[SPEC_KEY]
+        tracker = self._ensure_tracker()
+        window = _Window(spec)
+        window.frames_before = len(self.reader.frames()) if self.bin_dir else 0
+        window.nodes_before = len(self.reader.nodes()) if self.bin_dir else 0
+        self.window = window
+        self.reader.reset_window(threading.get_native_id() if spec.current_thread_only else 0)
+        gc.callbacks.append(self._on_gc)
+        self.overhead_s += time.perf_counter() - began
+        window.started = time.perf_counter()
+        tracker.resume()
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        window = self.window
+        if window is None:
+            return
+        if phase == "start":
+            window.gc_collections += 1
+            self.tracker.mark(window.gc_collections, "gc-start")
+        else:
+            window.gc_collected += info.get("collected", 0)
+            self.tracker.mark(window.gc_collections, "gc-stop")
+
+    def _close(self, item: pytest.Item) -> TestMemoryResult | None:
+        window = self.window
+        if window is None:
+            return None
+        duration = time.perf_counter() - window.started
+        began = time.perf_counter()
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+        # Frees by the collector belong to the test; a full collection costs milliseconds on a
+        # big heap, so it runs only where leaks are judged, a young one elsewhere.
+        gc.collect() if window.spec.checks_leaks else gc.collect(1)
+        self.tracker.pause()
+        self.window = None
+        data = self.tracker.drain()
+        self.reader.feed(data)
+        capture = Capture.from_reader(self.reader)
+        result = self._result(item, window, capture, duration)
+        if self.bin_dir is not None:
+            path = self.bin_dir / capture_file_name(item.nodeid)
+            write_window_capture(path, self.reader, data, window.frames_before, window.nodes_before,
+                                 item.nodeid, duration)
+            result.capture_path = str(path)
+        self.overhead_s += time.perf_counter() - began
+        return result
+
+    def _result(self, item: pytest.Item, window: _Window, capture: Capture, duration: float) -> TestMemoryResult:
+        freed = 0
+        open_heap: dict[int, int] = {}
+        for mark_id, label, heap in self.reader.marks():
+            if label == "gc-start":
+                open_heap[mark_id] = heap
+            elif label == "gc-stop" and mark_id in open_heap:
+                freed += max(0, open_heap.pop(mark_id) - heap)
+        spec = window.spec
+        leak_stacks = capture.leak_stacks()
+        verdict_leaks = leak_stacks if spec.checks_leaks else []
+        verdict = judge(spec, capture.peak_bytes, verdict_leaks, garbage_count() - window.garbage_before,
+                        self.leak_floor)
+        return TestMemoryResult(
+            nodeid=item.nodeid,
+            peak_bytes=capture.peak_bytes,
+            leaked_bytes=capture.leaked_bytes,
+            allocations=capture.total_allocations,
+            total_bytes=capture.total_bytes,
+            duration_s=duration,
+            gc_collections=window.gc_collections,
+            gc_freed_bytes=freed,
+            gc_collected_objects=window.gc_collected,
+            limit_bytes=spec.limit_bytes,
+            leak_limit_bytes=spec.leak_limit_bytes,
+            memory_failed=bool(verdict.failures),
+            failures=verdict.failures,
+            peak_stacks=capture.peak_stacks()[: max(self.max_stacks, 10)],
+            leak_stacks=(verdict.leak_stacks if spec.checks_leaks else leak_stacks)[: max(self.max_stacks, 10)],
+            csv_name="::".join(item.listnames()[1:]),
+        )
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item):
+        """With --memprof-fixtures, the window opens before setup."""
+        if self.fixtures and SPEC_KEY in item.stash:
+            self._open(item)
+        yield
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item):
+        """Without --memprof-fixtures, the window is the call phase."""
+        spec = item.stash.get(SPEC_KEY, None)
+        if spec is None:
+            yield
+            return
+        for _ in range(spec.warmup):
+            # Untracked runs first, so caches filled on first use are not counted as leaks.
+            if self.window is not None:
+                self.tracker.pause()
+            item.runtest()
+            if self.window is not None:
+                self.tracker.resume()
+        if not self.fixtures:
+            self._open(item)
+        try:
+            yield
+        finally:
+            if not self.fixtures:
+                result = self._close(item)
+                if result is not None:
+                    item.stash[RESULT_KEY] = result
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item):
+        """With --memprof-fixtures, the window closes after teardown."""
+        yield
+        if self.fixtures and self.window is not None:
+            result = self._close(item)
+            if result is not None:
+                item.stash[RESULT_KEY] = result
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        """Turn a broken limit into a failure with the guilty stacks; attach the figures."""
+        outcome = yield
+        report = outcome.get_result()
+        judged_phase = "teardown" if self.fixtures else "call"
+        if call.when != judged_phase or RESULT_KEY not in item.stash:
+            return
+        result = item.stash[RESULT_KEY]
+        if result.memory_failed and (report.passed or (self.fixtures and report.outcome != "skipped")):
+            spec = item.stash[SPEC_KEY]
+            text = failure_message(
+                result.failures, result.peak_stacks, result.leak_stacks,
+                show_peak=spec.limit_bytes is not None and result.peak_bytes > spec.limit_bytes,
+                show_leaks=spec.checks_leaks,
+                max_stacks=self.max_stacks, max_frames=self.max_frames, rootdir=self.rootdir,
+            )
+            report.outcome = "failed"
+            report.longrepr = text  # what the terminal shows and JUnit puts in <failure>
+        elif result.memory_failed:
+            result.memory_failed = False  # the test failed for its own reasons first
+        if self.bin_dir is not None and result.capture_path and self.keep == "failed" and not report.failed:
+            Path(result.capture_path).unlink(missing_ok=True)
+            result.capture_path = None
+        properties = result.properties()
+        item.user_properties.extend(properties)
+        if report.user_properties is not item.user_properties:
+            report.user_properties.extend(properties)
+        item.ihook.pytest_memprof_test_result(item=item, result=result)
+
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
+        """An ``M`` in the progress line for a test that failed on memory."""
+        if report.failed and any(name == "memprof_memory_failed" for name, _ in report.user_properties):
+            # With --memprof-fixtures the verdict comes after teardown: an error there, as pytest
+            # reports any teardown failure.
+            category = "error" if report.when == "teardown" else "failed"
+            return category, "M", ("MEMORY", {"red": True})
+        return None
+
+    # ---- the end of the session -----------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect figures from reports: ours, or an xdist worker's, the same way."""
+        judged_phase = "teardown" if self.fixtures else "call"
+        if report.when != judged_phase:
+            return
+        result = TestMemoryResult.from_properties(report.nodeid, report.user_properties,
+                                                  csv_name=_csv_name(report.nodeid), duration_s=report.duration)
+        if result is not None:
+            self.results.append(result)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        """The hungriest tests, totals and our overhead."""
+        if not self.results:
+            return
+        if self.show_summary:
+            top = self.summary_top
+            title = "memprof: tests by peak memory" + (f" (top {top})" if top else "")
+            terminalreporter.write_sep("=", title)
+            for line in summary_lines(self.results, top, self.overhead_s):
+                terminalreporter.write_line(line)
+        if self.csv_file:
+            try:
+                write_csv(self.csv_file, self.results, self.summary_top if self.summary_top else None)
+            except OSError as error:
+                terminalreporter.write_line(f"memprof: cannot write {self.csv_file}: {error.strerror}", red=True)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Stop the session tracker."""
+        if self.tracker is not None:
+            try:
+                self.tracker.stop()
+            except TrackerError:
+                pass
+            self.tracker = None
+
+
+def _csv_name(nodeid: str) -> str:
+    # The older plugin named tests by item.listnames()[1:]: the file's base name, then the rest.
+    path, _, rest = nodeid.partition("::")
+    return "::".join([path.rsplit("/", 1)[-1], *([rest] if rest else [])])

@@ -1,0 +1,127 @@
+"""Text for people: failure messages with the guilty stacks, the session summary, the CSV file."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sysconfig
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from ..model import Frame, StackStat
+from ..sizes import format_size
+from .results import TestMemoryResult
+
+# Frames of the test runner itself say nothing about the test's memory.
+_RUNNER_PARTS = (f"{os.sep}_pytest{os.sep}", f"{os.sep}pluggy{os.sep}", f"{os.sep}pytest_memprof{os.sep}")
+_RUNNER_FILES = ("<frozen runpy>",)
+
+
+_STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
+
+
+def _is_runner_frame(frame: Frame) -> bool:
+    return frame.file in _RUNNER_FILES or any(part in frame.file for part in _RUNNER_PARTS) or \
+        frame.file.endswith(f"{os.sep}pytest{os.sep}__main__.py")
+
+
+def _display_path(path: str, rootdir: Path | None) -> str:
+    # Paths under the rootdir read best relative to it, as pytest shows them.
+    if rootdir is not None and path.startswith(str(rootdir) + os.sep):
+        return path[len(str(rootdir)) + 1:]
+    return path
+
+
+def is_runner_stack(stack: StackStat) -> bool:
+    """True if no frame of the stack is the test's code: pytest, pluggy, us, the stdlib only."""
+    return bool(stack.frames) and all(
+        _is_runner_frame(frame) or frame.file.startswith(_STDLIB) or frame.file.startswith("<frozen ")
+        for frame in stack.frames
+    )
+
+
+def user_frames(stack: StackStat) -> list[Frame]:
+    """The stack's frames, allocating frame first, without the test runner's own frames."""
+    return [frame for frame in reversed(stack.frames) if not _is_runner_frame(frame)]
+
+
+def format_stacks(title: str, stacks: Sequence[StackStat], *, max_stacks: int, max_frames: int,
+                  rootdir: Path | None) -> str:
+    """A block listing the largest stacks, each with its allocating frame first."""
+    lines = [title]
+    # Stacks made only of the test runner's frames (pytest's own bookkeeping inside the window)
+    # are noise next to the test's: left out, but counted.
+    ours = [stack for stack in stacks if not is_runner_stack(stack)]
+    runner = [stack for stack in stacks if is_runner_stack(stack)]
+    stacks = ours
+    shown = list(stacks)[:max_stacks]
+    if not shown:
+        lines.append("  (no allocation recorded)")
+    for index, stack in enumerate(shown, 1):
+        count = f"{stack.count:,} allocation{'s' if stack.count != 1 else ''}"
+        lines.append(f"  #{index}  {format_size(stack.bytes)} in {count}")
+        frames = user_frames(stack)
+        if not frames:
+            lines.append("      <no Python frame: allocated in native code or by the interpreter>")
+        for frame in frames[:max_frames]:
+            lines.append(f"      {frame.function} at {_display_path(frame.file, rootdir)}:{frame.line}")
+        if len(frames) > max_frames:
+            lines.append(f"      ... {len(frames) - max_frames} more frame(s)")
+    if len(stacks) > len(shown):
+        rest = sum(stack.bytes for stack in list(stacks)[len(shown):])
+        lines.append(f"  ... and {len(stacks) - len(shown)} more stack(s) with {format_size(rest)}")
+    if runner:
+        lines.append(f"  ({len(runner)} stack(s) inside pytest itself, {format_size(sum(s.bytes for s in runner))}, "
+                     "not shown)")
+    return "\n".join(lines)
+
+
+def failure_message(failures: Iterable[str], peak_stacks: Sequence[StackStat], leak_stacks: Sequence[StackStat],
+                    *, show_peak: bool, show_leaks: bool, max_stacks: int, max_frames: int,
+                    rootdir: Path | None) -> str:
+    """The whole text of a memory failure: what was measured, then the stacks responsible."""
+    parts = ["\n".join(failures)]
+    if show_peak:
+        parts.append(format_stacks("Largest stacks at the peak:", peak_stacks, max_stacks=max_stacks,
+                                   max_frames=max_frames, rootdir=rootdir))
+    if show_leaks:
+        parts.append(format_stacks("Leaking stacks:", leak_stacks, max_stacks=max_stacks,
+                                   max_frames=max_frames, rootdir=rootdir))
+    return "\n\n".join(parts)
+
+
+def summary_lines(results: Sequence[TestMemoryResult], top: int | None, overhead_s: float) -> list[str]:
+    """The end-of-session table: the tests with the highest peak, then totals."""
+    ranked = sorted(results, key=lambda result: -result.peak_bytes)
+    shown = ranked if top is None else ranked[:top]
+    lines = [f"{'peak':>10}  {'leaked':>10}  {'allocations':>11}  {'gc':>4}  test"]
+    for result in shown:
+        flag = "  [MEMORY]" if result.memory_failed else ""
+        lines.append(
+            f"{format_size(result.peak_bytes):>10}  {format_size(result.leaked_bytes):>10}  "
+            f"{result.allocations:>11,}  {result.gc_collections:>4}  {result.nodeid}{flag}"
+        )
+    failed = sum(result.memory_failed for result in results)
+    allocations = sum(result.allocations for result in results)
+    allocated = sum(result.total_bytes for result in results)
+    collections = sum(result.gc_collections for result in results)
+    freed = sum(result.gc_freed_bytes for result in results)
+    lines.append("")
+    lines.append(
+        f"{len(results)} test(s) tracked, {allocations:,} allocations ({format_size(allocated)}), "
+        f"{failed} failed on memory; {collections} gc collection(s) during tests freed {format_size(freed)}; "
+        f"memprof's own work took {overhead_s:.2f} s"
+    )
+    return lines
+
+
+def write_csv(path: str, results: Sequence[TestMemoryResult], top: int | None) -> None:
+    """The older pytest-memprof's CSV: header ``function,memory``, peak bytes per test, largest first."""
+    ranked = sorted(results, key=lambda result: -result.peak_bytes)
+    if top:
+        ranked = ranked[:top]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["function", "memory"])
+        for result in ranked:
+            writer.writerow([result.csv_name, result.peak_bytes])

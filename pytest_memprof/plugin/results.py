@@ -1,0 +1,86 @@
+"""Per-test results, and their round trip through report properties (which xdist carries)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..model import StackStat
+
+PREFIX = "memprof_"
+
+
+@dataclass
+class TestMemoryResult:
+    """What one tracked test used: stored in ``item.stash`` and passed to the result hook."""
+
+    __test__ = False  # not a test class, despite the name
+
+    nodeid: str
+    peak_bytes: int
+    leaked_bytes: int
+    allocations: int
+    total_bytes: int
+    duration_s: float
+    gc_collections: int = 0
+    gc_freed_bytes: int = 0
+    gc_collected_objects: int = 0
+    limit_bytes: int | None = None
+    leak_limit_bytes: int | None = None
+    memory_failed: bool = False
+    failures: list[str] = field(default_factory=list)
+    peak_stacks: list[StackStat] = field(default_factory=list)
+    leak_stacks: list[StackStat] = field(default_factory=list)
+    capture_path: str | None = None
+    csv_name: str = ""
+
+    def properties(self) -> list[tuple[str, object]]:
+        """The figures as (name, value) pairs for ``user_properties`` (and so JUnit XML)."""
+        pairs: list[tuple[str, object]] = [
+            ("memprof_peak_bytes", self.peak_bytes),
+            ("memprof_leaked_bytes", self.leaked_bytes),
+            ("memprof_allocations", self.allocations),
+            ("memprof_total_bytes", self.total_bytes),
+            ("memprof_gc_collections", self.gc_collections),
+            ("memprof_gc_freed_bytes", self.gc_freed_bytes),
+        ]
+        if self.limit_bytes is not None:
+            pairs.append(("memprof_limit_bytes", self.limit_bytes))
+        if self.leak_limit_bytes is not None:
+            pairs.append(("memprof_leak_limit_bytes", self.leak_limit_bytes))
+        if self.memory_failed:
+            pairs.append(("memprof_memory_failed", 1))
+        if self.capture_path:
+            pairs.append(("memprof_capture", self.capture_path))
+        return pairs
+
+    @classmethod
+    def from_properties(cls, nodeid: str, properties: Sequence[tuple[str, object]], csv_name: str = "",
+                        duration_s: float = 0.0) -> TestMemoryResult | None:
+        """Rebuild the figures from report properties (on the xdist controller); None if absent."""
+        values = {name[len(PREFIX):]: value for name, value in properties
+                  if isinstance(name, str) and name.startswith(PREFIX)}
+        if "peak_bytes" not in values:
+            return None
+
+        def number(key: str, default: int = 0) -> int:
+            try:
+                return int(values.get(key, default))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                return default
+
+        return cls(
+            nodeid=nodeid,
+            peak_bytes=number("peak_bytes"),
+            leaked_bytes=number("leaked_bytes"),
+            allocations=number("allocations"),
+            total_bytes=number("total_bytes"),
+            duration_s=duration_s,
+            gc_collections=number("gc_collections"),
+            gc_freed_bytes=number("gc_freed_bytes"),
+            limit_bytes=number("limit_bytes") if "limit_bytes" in values else None,
+            leak_limit_bytes=number("leak_limit_bytes") if "leak_limit_bytes" in values else None,
+            memory_failed=bool(number("memory_failed")),
+            capture_path=str(values["capture"]) if "capture" in values else None,
+            csv_name=csv_name,
+        )
