@@ -168,10 +168,12 @@ class MemprofPlugin:
             elif label == "gc-stop" and mark_id in open_heap:
                 freed += max(0, open_heap.pop(mark_id) - heap)
         spec = window.spec
-        leak_stacks = capture.leak_stacks()
-        verdict_leaks = leak_stacks if spec.checks_leaks else []
-        verdict = judge(spec, capture.peak_bytes, verdict_leaks, garbage_count() - window.garbage_before,
+        # Stacks cost a Python object per frame: built only where a verdict or a report needs them.
+        leak_stacks = capture.leak_stacks() if spec.checks_leaks else []
+        verdict = judge(spec, capture.peak_bytes, leak_stacks, garbage_count() - window.garbage_before,
                         self.leak_floor)
+        keep = max(self.max_stacks, 10)
+        peak_stacks = capture.peak_stacks()[:keep] if verdict.failures else []
         return TestMemoryResult(
             nodeid=item.nodeid,
             peak_bytes=capture.peak_bytes,
@@ -186,8 +188,8 @@ class MemprofPlugin:
             leak_limit_bytes=spec.leak_limit_bytes,
             memory_failed=bool(verdict.failures),
             failures=verdict.failures,
-            peak_stacks=capture.peak_stacks()[: max(self.max_stacks, 10)],
-            leak_stacks=(verdict.leak_stacks if spec.checks_leaks else leak_stacks)[: max(self.max_stacks, 10)],
+            peak_stacks=peak_stacks,
+            leak_stacks=verdict.leak_stacks[:keep],
             csv_name="::".join(item.listnames()[1:]),
         )
 

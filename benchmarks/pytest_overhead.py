@@ -1,0 +1,89 @@
+"""pytest overhead: plain pytest vs ``pytest --memprof`` vs ``pytest --memray`` on one suite.
+
+The suite: N small tests (a few allocations each) plus a few that allocate tens of MiB. Runs
+alternate between the three modes, several rounds, and the table shows medians and ratios to
+plain pytest. The machine is shared and noisy: differences under 10% are noise.
+
+    python benchmarks/pytest_overhead.py [--tests 300] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SMALL = '''
+import pytest
+
+@pytest.mark.parametrize("n", range({count}))
+def test_small(n):
+    data = [str(i) * 3 for i in range(50)]
+    assert len(data) == 50
+'''
+
+LARGE = '''
+def test_large_bytes():
+    assert len(bytearray(40 * 2**20)) == 40 * 2**20
+
+def test_large_list():
+    assert len([object() for _ in range(200_000)]) == 200_000
+
+def test_large_dict():
+    assert len({i: str(i) for i in range(100_000)}) == 100_000
+'''
+
+MODES = {
+    "plain": ["-p", "no:memprof", "-p", "no:memray"],
+    "memprof": ["--memprof", "-p", "no:memray", "--memprof-summary", "0"],
+    "memray": ["--memray", "-p", "no:memprof", "--most-allocations", "0"],
+}
+
+
+def run_once(suite: Path, mode: str) -> float:
+    """Seconds for one pytest run of the suite in ``mode`` (the whole process, as a user waits)."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+               *MODES[mode], str(suite)]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=suite)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{mode} run failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tests", type=int, default=300, help="small tests in the suite (default 300)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of each mode (default 5)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        suite = Path(folder)
+        (suite / "test_small.py").write_text(SMALL.format(count=args.tests))
+        (suite / "test_large.py").write_text(LARGE)
+        (suite / "pytest.ini").write_text("[pytest]\n")
+        times: dict = {mode: [] for mode in MODES}
+        for mode in MODES:  # warm the file cache and the bytecode
+            run_once(suite, mode)
+        for round_index in range(args.rounds):
+            order = list(MODES) if round_index % 2 == 0 else list(reversed(MODES))
+            for mode in order:
+                times[mode].append(run_once(suite, mode))
+    plain = statistics.median(times["plain"])
+    print(f"pytest suite: {args.tests} small tests + 3 large, {args.rounds} rounds, alternating; medians")
+    print(f"{'mode':<10} {'median s':>9} {'vs plain':>9}   all runs")
+    for mode, values in times.items():
+        median = statistics.median(values)
+        runs = " ".join(f"{value:.2f}" for value in values)
+        print(f"{mode:<10} {median:>9.2f} {median / plain:>8.2f}x   {runs}")
+    memprof, memray = statistics.median(times["memprof"]), statistics.median(times["memray"])
+    print(f"memprof / memray: {memprof / memray:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
