@@ -13,7 +13,9 @@ import pytest
 
 from .._reader import NativeReader
 from ..capture import Capture
-from ..errors import TrackerError
+from ..ci import baseline
+from ..errors import TrackerError, UsageError
+from ..sizes import format_size
 from ..tracker import Tracker
 from . import options
 from .markers import MemorySpec, garbage_count, judge, spec_for
@@ -71,6 +73,18 @@ class MemprofPlugin:
         self.keep = options.resolve(config, "memprof_keep")
         self.native = bool(options.resolve(config, "memprof_native"))
         self.leak_floor = options.resolve(config, "memprof_leak_floor")
+        self.save_baseline = options.resolve(config, "memprof_save_baseline")
+        compare = options.resolve(config, "memprof_compare")
+        self.fail_on_increase = options.resolve(config, "memprof_fail_on_increase")
+        self.min_bytes = options.resolve(config, "memprof_min_bytes")
+        self.baseline: dict[str, baseline.BaselineEntry] | None = None
+        if compare:
+            try:
+                self.baseline = baseline.load(compare)
+            except UsageError as error:
+                raise pytest.UsageError(str(error)) from None
+        elif self.fail_on_increase is not None:
+            raise pytest.UsageError("--memprof-fail-on-increase needs a baseline: add --memprof-compare FILE")
         if self.native:
             raise pytest.UsageError("--memprof-native: native stacks are not recorded by this version yet")
         if self.bin_dir is not None:
@@ -172,6 +186,7 @@ class MemprofPlugin:
         leak_stacks = capture.leak_stacks() if spec.checks_leaks else []
         verdict = judge(spec, capture.peak_bytes, leak_stacks, garbage_count() - window.garbage_before,
                         self.leak_floor)
+        in_baseline, baseline_peak = self._against_baseline(item.nodeid, capture.peak_bytes, verdict.failures)
         keep = max(self.max_stacks, 10)
         peak_stacks = capture.peak_stacks()[:keep] if verdict.failures else []
         return TestMemoryResult(
@@ -191,7 +206,26 @@ class MemprofPlugin:
             peak_stacks=peak_stacks,
             leak_stacks=verdict.leak_stacks[:keep],
             csv_name="::".join(item.listnames()[1:]),
+            baseline_peak_bytes=baseline_peak,
+            in_baseline=in_baseline,
         )
+
+    def _against_baseline(self, nodeid: str, peak: int, failures: list[str]):
+        """(in baseline?, baseline peak); appends a failure if the peak grew past the allowed increase."""
+        if self.baseline is None:
+            return None, None
+        entry = self.baseline.get(nodeid)
+        if entry is None:
+            return False, None  # noted in the summary, never failed
+        grew = peak - entry.peak_bytes
+        allowed = entry.peak_bytes * self.fail_on_increase / 100 if self.fail_on_increase is not None else None
+        if allowed is not None and grew > allowed and grew > self.min_bytes:
+            failures.append(
+                f"Peak grew {baseline.change_text(peak, entry.peak_bytes)} over the baseline "
+                f"({format_size(entry.peak_bytes)} -> {format_size(peak)}), more than the "
+                f"{self.fail_on_increase:g}% allowed by --memprof-fail-on-increase."
+            )
+        return True, entry.peak_bytes
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item):
@@ -246,7 +280,8 @@ class MemprofPlugin:
             spec = item.stash[SPEC_KEY]
             text = failure_message(
                 result.failures, result.peak_stacks, result.leak_stacks,
-                show_peak=spec.limit_bytes is not None and result.peak_bytes > spec.limit_bytes,
+                show_peak=(spec.limit_bytes is not None and result.peak_bytes > spec.limit_bytes)
+            or any("over the baseline" in failure for failure in result.failures),
                 show_leaks=spec.checks_leaks,
                 max_stacks=self.max_stacks, max_frames=self.max_frames, rootdir=self.rootdir,
             )
@@ -292,8 +327,16 @@ class MemprofPlugin:
             top = self.summary_top
             title = "memprof: tests by peak memory" + (f" (top {top})" if top else "")
             terminalreporter.write_sep("=", title)
-            for line in summary_lines(self.results, top, self.overhead_s):
+            for line in summary_lines(self.results, top, self.overhead_s, compared=self.baseline is not None):
                 terminalreporter.write_line(line)
+        if self.save_baseline:
+            try:
+                baseline.save(self.save_baseline, self.results)
+                terminalreporter.write_line(f"memprof: baseline of {len(self.results)} test(s) saved to "
+                                            f"{self.save_baseline}")
+            except OSError as error:
+                terminalreporter.write_line(f"memprof: cannot write baseline {self.save_baseline}: "
+                                            f"{error.strerror}", red=True)
         if self.csv_file:
             try:
                 write_csv(self.csv_file, self.results, self.summary_top if self.summary_top else None)

@@ -35,6 +35,12 @@ def _count(text: str) -> int:
     return value
 
 
+def _percent(text: str) -> float:
+    from ..ci.baseline import parse_percent
+
+    return parse_percent(text)
+
+
 def _keep(text: str) -> str:
     if text not in ("all", "failed"):
         raise UsageError(f"expected 'all' or 'failed', got {text!r}")
@@ -76,6 +82,16 @@ OPTIONS = (
            "with --memprof-bin-dir: keep 'all' captures or only those of 'failed' tests", metavar="all|failed"),
     Option("memprof_native", ("--memprof-native",), _bool, False,
            "record native (C/C++) stacks too", True),
+    Option("memprof_save_baseline", ("--memprof-save-baseline",), str, None,
+           "write each tracked test's peak, leaked bytes and allocations to this JSON baseline", metavar="FILE"),
+    Option("memprof_compare", ("--memprof-compare",), str, None,
+           "compare each tracked test with this baseline (saved by --memprof-save-baseline)", metavar="FILE"),
+    Option("memprof_fail_on_increase", ("--memprof-fail-on-increase",), _percent, None,
+           "with --memprof-compare: fail a test whose peak grew by more than PCT (e.g. 10%%) and by more "
+           "than --memprof-min-bytes", metavar="PCT"),
+    Option("memprof_min_bytes", ("--memprof-min-bytes",), parse_size, 64 * 1024,
+           "noise floor for --memprof-fail-on-increase: growth below this never fails (default 64KB)",
+           metavar="SIZE"),
     Option("memprof_leak_floor", ("--memprof-leak-floor",), parse_size, 64 * 1024,
            "no_leaks ignores leaks smaller than this in total: interpreter free lists keep a few "
            "objects alive (default 64KB)", metavar="SIZE"),

@@ -90,15 +90,20 @@ def failure_message(failures: Iterable[str], peak_stacks: Sequence[StackStat], l
     return "\n\n".join(parts)
 
 
-def summary_lines(results: Sequence[TestMemoryResult], top: int | None, overhead_s: float) -> list[str]:
+def summary_lines(results: Sequence[TestMemoryResult], top: int | None, overhead_s: float,
+                  compared: bool = False) -> list[str]:
     """The end-of-session table: the tests with the highest peak, then totals."""
+    from ..ci.baseline import change_text
+
     ranked = sorted(results, key=lambda result: -result.peak_bytes)
     shown = ranked if top is None else ranked[:top]
-    lines = [f"{'peak':>10}  {'leaked':>10}  {'allocations':>11}  {'gc':>4}  test"]
+    change_header = f"  {'vs base':>8}" if compared else ""
+    lines = [f"{'peak':>10}{change_header}  {'leaked':>10}  {'allocations':>11}  {'gc':>4}  test"]
     for result in shown:
         flag = "  [MEMORY]" if result.memory_failed else ""
+        change = f"  {change_text(result.peak_bytes, result.baseline_peak_bytes):>8}" if compared else ""
         lines.append(
-            f"{format_size(result.peak_bytes):>10}  {format_size(result.leaked_bytes):>10}  "
+            f"{format_size(result.peak_bytes):>10}{change}  {format_size(result.leaked_bytes):>10}  "
             f"{result.allocations:>11,}  {result.gc_collections:>4}  {result.nodeid}{flag}"
         )
     failed = sum(result.memory_failed for result in results)
@@ -107,6 +112,11 @@ def summary_lines(results: Sequence[TestMemoryResult], top: int | None, overhead
     collections = sum(result.gc_collections for result in results)
     freed = sum(result.gc_freed_bytes for result in results)
     lines.append("")
+    if compared:
+        new = [result.nodeid for result in results if result.in_baseline is False]
+        if new:
+            lines.append(f"{len(new)} test(s) not in the baseline (not judged): " + ", ".join(new[:5])
+                         + (" ..." if len(new) > 5 else ""))
     lines.append(
         f"{len(results)} test(s) tracked, {allocations:,} allocations ({format_size(allocated)}), "
         f"{failed} failed on memory; {collections} gc collection(s) during tests freed {format_size(freed)}; "

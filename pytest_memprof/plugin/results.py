@@ -33,6 +33,8 @@ class TestMemoryResult:
     leak_stacks: list[StackStat] = field(default_factory=list)
     capture_path: str | None = None
     csv_name: str = ""
+    baseline_peak_bytes: int | None = None  # None: not compared, or not in the baseline
+    in_baseline: bool | None = None  # None: no baseline given
 
     def properties(self) -> list[tuple[str, object]]:
         """The figures as (name, value) pairs for ``user_properties`` (and so JUnit XML)."""
@@ -52,6 +54,10 @@ class TestMemoryResult:
             pairs.append(("memprof_memory_failed", 1))
         if self.capture_path:
             pairs.append(("memprof_capture", self.capture_path))
+        if self.in_baseline is not None:
+            pairs.append(("memprof_in_baseline", int(self.in_baseline)))
+        if self.baseline_peak_bytes is not None:
+            pairs.append(("memprof_baseline_peak_bytes", self.baseline_peak_bytes))
         return pairs
 
     @classmethod
@@ -83,4 +89,6 @@ class TestMemoryResult:
             memory_failed=bool(number("memory_failed")),
             capture_path=str(values["capture"]) if "capture" in values else None,
             csv_name=csv_name,
+            baseline_peak_bytes=number("baseline_peak_bytes") if "baseline_peak_bytes" in values else None,
+            in_baseline=bool(number("in_baseline")) if "in_baseline" in values else None,
         )

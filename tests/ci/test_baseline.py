@@ -1,0 +1,78 @@
+"""Baselines through pytester: save, compare, fail on increase, bad files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+SUITE = """
+import pytest
+
+SIZES = {sizes}
+
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_alloc(name):
+    data = bytearray(SIZES[name])
+"""
+
+
+def write_suite(pytester, sizes):
+    pytester.makepyfile(test_suite=SUITE.format(sizes=sizes))
+
+
+def test_saved_baseline_fails_only_the_test_that_grew(pytester):
+    base = pytester.path / "baseline.json"
+    write_suite(pytester, {"a": 4 * 2**20, "b": 4 * 2**20, "c": 1000})
+    saved = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof", "--memprof-save-baseline", str(base))
+    saved.assert_outcomes(passed=3)
+    data = json.loads(base.read_text())
+    assert data["schema_version"] == 1 and data["machine"]["python"]
+    assert set(data["tests"]) == {f"test_suite.py::test_alloc[{name}]" for name in "abc"}
+    assert data["tests"]["test_suite.py::test_alloc[a]"]["peak_bytes"] >= 4 * 2**20
+
+    # a grows by 50%; c doubles but stays under the 64 KiB noise floor; d is new.
+    write_suite(pytester, {"a": 6 * 2**20, "b": 4 * 2**20, "c": 2000, "d": 2**20})
+    compared = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof", "--memprof-compare", str(base),
+                                             "--memprof-fail-on-increase", "10%")
+    compared.assert_outcomes(passed=3, failed=1)
+    compared.stdout.fnmatch_lines([
+        "*Peak grew +4*% over the baseline (4.0 MiB -> 6.0 MiB), more than the 10% allowed*",
+        "*vs base*",
+        "*1 test(s) not in the baseline (not judged): test_suite.py::test_alloc[[]d[]]*",
+    ])
+    assert "test_alloc[a]" in "\n".join(line for line in compared.stdout.lines if line.startswith("MEMORY"))
+
+
+def test_compare_without_failing_only_reports_changes(pytester):
+    base = pytester.path / "baseline.json"
+    write_suite(pytester, {"a": 4 * 2**20})
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof", "--memprof-save-baseline", str(base))
+    write_suite(pytester, {"a": 8 * 2**20})
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof", "--memprof-compare", str(base))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*+100.*%*test_suite.py::test_alloc[[]a[]]*"])
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such baseline file"),
+    ("{not json", "bad JSON"),
+    ('{"schema_version": 1}', "no 'tests' table"),
+    ('{"schema_version": 99, "tests": {}}', "schema version 99"),
+])
+def test_bad_baseline_is_one_clear_usage_error(pytester, content, message):
+    base = pytester.path / "baseline.json"
+    if content is not None:
+        base.write_text(content)
+    write_suite(pytester, {"a": 1000})
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof", "--memprof-compare", str(base))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--memprof-compare*{message}*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_fail_on_increase_needs_a_baseline(pytester):
+    write_suite(pytester, {"a": 1000})
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof-fail-on-increase", "10%")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*needs a baseline*"])
