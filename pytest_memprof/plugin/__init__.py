@@ -30,4 +30,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {description}")
     if config.getoption("no_memprof"):
         return
+    if config.pluginmanager.has_plugin("memray"):
+        # Both plugins act on limit_memory markers and both patch the allocator: their numbers
+        # would include each other's work.
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                "pytest-memray is installed too: both plugins act on limit_memory markers and track "
+                "allocations at once. Run with -p no:memray (or uninstall pytest-memray)."
+            ),
+            stacklevel=2,
+        )
     config.pluginmanager.register(MemprofPlugin(config), PLUGIN_NAME)
