@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import os
 import re
 import threading
 import time
@@ -13,7 +14,7 @@ import pytest
 
 from .._reader import NativeReader
 from ..capture import Capture
-from ..ci import baseline
+from ..ci import baseline, github
 from ..errors import TrackerError, UsageError
 from ..sizes import format_size
 from ..tracker import Tracker
@@ -85,6 +86,8 @@ class MemprofPlugin:
                 raise pytest.UsageError(str(error)) from None
         elif self.fail_on_increase is not None:
             raise pytest.UsageError("--memprof-fail-on-increase needs a baseline: add --memprof-compare FILE")
+        self.github = options.resolve(config, "memprof_github")
+        self.memory_failures: list[github.MemoryFailure] = []
         if self.native:
             raise pytest.UsageError("--memprof-native: native stacks are not recorded by this version yet")
         if self.bin_dir is not None:
@@ -318,6 +321,10 @@ class MemprofPlugin:
                                                   csv_name=_csv_name(report.nodeid), duration_s=report.duration)
         if result is not None:
             self.results.append(result)
+            if result.memory_failed and report.failed:
+                path, line, _ = report.location
+                self.memory_failures.append(github.MemoryFailure(
+                    report.nodeid, path, (line or 0) + 1, str(report.longrepr)))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         """The hungriest tests, totals and our overhead."""
@@ -329,6 +336,8 @@ class MemprofPlugin:
             terminalreporter.write_sep("=", title)
             for line in summary_lines(self.results, top, self.overhead_s, compared=self.baseline is not None):
                 terminalreporter.write_line(line)
+        if github.active(self.github):
+            self._write_github(terminalreporter)
         if self.save_baseline:
             try:
                 baseline.save(self.save_baseline, self.results)
@@ -342,6 +351,20 @@ class MemprofPlugin:
                 write_csv(self.csv_file, self.results, self.summary_top if self.summary_top else None)
             except OSError as error:
                 terminalreporter.write_line(f"memprof: cannot write {self.csv_file}: {error.strerror}", red=True)
+
+    def _write_github(self, terminalreporter) -> None:
+        for line in github.annotations(self.memory_failures):
+            terminalreporter.write_line(line)
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary_file:
+            text = github.step_summary(self.results, self.memory_failures, self.summary_top or 10,
+                                       compared=self.baseline is not None)
+            try:
+                with open(summary_file, "a", encoding="utf-8") as handle:
+                    handle.write(text)
+            except OSError as error:
+                terminalreporter.write_line(f"memprof: cannot append to GITHUB_STEP_SUMMARY: {error.strerror}",
+                                            red=True)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Stop the session tracker."""

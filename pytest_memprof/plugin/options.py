@@ -41,6 +41,12 @@ def _percent(text: str) -> float:
     return parse_percent(text)
 
 
+def _github(text: str) -> str:
+    if text not in ("auto", "on", "off"):
+        raise UsageError(f"expected 'auto', 'on' or 'off', got {text!r}")
+    return text
+
+
 def _keep(text: str) -> str:
     if text not in ("all", "failed"):
         raise UsageError(f"expected 'all' or 'failed', got {text!r}")
@@ -92,6 +98,9 @@ OPTIONS = (
     Option("memprof_min_bytes", ("--memprof-min-bytes",), parse_size, 64 * 1024,
            "noise floor for --memprof-fail-on-increase: growth below this never fails (default 64KB)",
            metavar="SIZE"),
+    Option("memprof_github", ("--memprof-github",), _github, "auto",
+           "GitHub Actions annotations and step summary: auto (when GITHUB_ACTIONS=true), on, off",
+           metavar="auto|on|off"),
     Option("memprof_leak_floor", ("--memprof-leak-floor",), parse_size, 64 * 1024,
            "no_leaks ignores leaks smaller than this in total: interpreter free lists keep a few "
            "objects alive (default 64KB)", metavar="SIZE"),
