@@ -14,7 +14,7 @@ import pytest
 
 from .._reader import NativeReader
 from ..capture import Capture
-from ..ci import baseline, github
+from ..ci import baseline, github, junit
 from ..errors import TrackerError, UsageError
 from ..sizes import format_size
 from ..tracker import Tracker
@@ -87,6 +87,7 @@ class MemprofPlugin:
         elif self.fail_on_increase is not None:
             raise pytest.UsageError("--memprof-fail-on-increase needs a baseline: add --memprof-compare FILE")
         self.github = options.resolve(config, "memprof_github")
+        self.junit_file = options.resolve(config, "memprof_junit")
         self.memory_failures: list[github.MemoryFailure] = []
         if self.native:
             raise pytest.UsageError("--memprof-native: native stacks are not recorded by this version yet")
@@ -338,6 +339,8 @@ class MemprofPlugin:
                 terminalreporter.write_line(line)
         if github.active(self.github):
             self._write_github(terminalreporter)
+        if self.junit_file:
+            self._write_junit(terminalreporter)
         if self.save_baseline:
             try:
                 baseline.save(self.save_baseline, self.results)
@@ -351,6 +354,21 @@ class MemprofPlugin:
                 write_csv(self.csv_file, self.results, self.summary_top if self.summary_top else None)
             except OSError as error:
                 terminalreporter.write_line(f"memprof: cannot write {self.csv_file}: {error.strerror}", red=True)
+
+    def _write_junit(self, terminalreporter) -> None:
+        totals = {
+            "memprof_tests": len(self.results),
+            "memprof_memory_failures": sum(result.memory_failed for result in self.results),
+            "memprof_peak_bytes_max": max(result.peak_bytes for result in self.results),
+            "memprof_allocations": sum(result.allocations for result in self.results),
+            "memprof_total_bytes": sum(result.total_bytes for result in self.results),
+            "memprof_leaked_bytes": sum(result.leaked_bytes for result in self.results),
+        }
+        texts = {failure.nodeid: failure.message for failure in self.memory_failures}
+        try:
+            junit.write(self.junit_file, self.results, texts, totals)
+        except OSError as error:
+            terminalreporter.write_line(f"memprof: cannot write {self.junit_file}: {error.strerror}", red=True)
 
     def _write_github(self, terminalreporter) -> None:
         for line in github.annotations(self.memory_failures):
