@@ -304,7 +304,9 @@ class MemprofPlugin:
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
         """An ``M`` in the progress line for a test that failed on memory."""
-        if report.failed and any(name == "memprof_memory_failed" for name, _ in report.user_properties):
+        # Collection reports have no user_properties.
+        properties = getattr(report, "user_properties", ())
+        if report.failed and any(name == "memprof_memory_failed" for name, _ in properties):
             # With --memprof-fixtures the verdict comes after teardown: an error there, as pytest
             # reports any teardown failure.
             category = "error" if report.when == "teardown" else "failed"

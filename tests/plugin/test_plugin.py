@@ -421,3 +421,11 @@ def test_sizes(size):
     parallel.assert_outcomes(passed=4, failed=2)
     parallel.stdout.fnmatch_lines(["*memprof: tests by peak memory*", "*6 test(s) tracked*"])
     assert "allocate at" in parallel.stdout.str()
+
+
+def test_a_collection_error_is_reported_as_usual(pytester):
+    pytester.makepyfile(test_broken="import no_such_module_here\n", test_ok="def test_ok():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ModuleNotFoundError*no_such_module_here*"])
+    assert "INTERNALERROR" not in result.stdout.str()
