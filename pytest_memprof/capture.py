@@ -35,8 +35,10 @@ def metadata_from_header(header: dict, format_version: int = FORMAT_VERSION) -> 
 class Capture:
     """Aggregates of one capture: peak, leaks, temporary allocations, timeline, stacks."""
 
-    def __init__(self, reader: NativeReader, metadata: CaptureMetadata, path: Path | None = None) -> None:
+    def __init__(self, reader: NativeReader, metadata: CaptureMetadata, path: Path | None = None,
+                 thread_id: int = 0) -> None:
         self._reader = reader
+        self._thread_id = thread_id
         self.metadata = metadata
         self.path = path
         self._frames: list[tuple[str, str, int]] = []
@@ -61,16 +63,14 @@ class Capture:
         aggregates cover what was written.
         """
         path = Path(path)
-        reader = _read_file(path, progress=progress, thread_id=thread_id, temporal=temporal)
-        header_text, reader = reader
+        header_text, reader = _read_file(path, progress=progress, thread_id=thread_id, temporal=temporal)
         try:
             header = json.loads(header_text)
             if not isinstance(header, dict):
                 raise ValueError("not an object")
         except ValueError as error:
             raise CaptureError(f"{path} has a corrupt header ({error})") from None
-        capture = cls(reader, metadata_from_header(header), path)
-        capture._thread_id = thread_id
+        capture = cls(reader, metadata_from_header(header), path, thread_id=thread_id)
         if temporal:
             capture._temporal_reader = reader
         return capture
@@ -151,7 +151,7 @@ class Capture:
         if reader is None:
             if self.path is None:
                 raise CaptureError("temporal data is only available for captures read from a file")
-            _, reader = _read_file(self.path, progress=None, thread_id=getattr(self, "_thread_id", 0), temporal=True)
+            _, reader = _read_file(self.path, progress=None, thread_id=self._thread_id, temporal=True)
             self._temporal_reader = reader
         self._refresh_tables(reader)
         return [

@@ -316,3 +316,24 @@ def test_without_python_allocators_pymalloc_is_not_hooked(tmp_path):
     capture = Capture.open(out)
     assert not any(name.startswith("Py") for name in capture.allocator_totals())
     assert capture.peak_stacks()[0].location.function == "allocate_fifty_mib"
+
+
+def test_temporal_stacks_tell_when_memory_was_allocated_and_freed(tmp_path):
+    import time
+
+    out = tmp_path / "temporal.bin"
+    with Tracker(out):
+        early = bytearray(4 * MiB)
+        time.sleep(0.05)
+        late = bytearray(6 * MiB)
+        time.sleep(0.05)
+        del early
+        time.sleep(0.05)
+    capture = Capture.open(out)
+    intervals = [i for i in capture.temporal_stacks() if i.bytes >= 4 * MiB]
+    by_size = {round(i.bytes / MiB): i for i in intervals}
+    # Ordering only: sample times are 10 ms ticks of a thread a busy machine may delay.
+    assert by_size[4].freed_s is not None and by_size[4].freed_s > by_size[4].allocated_s
+    assert by_size[6].freed_s is None  # still live at the end
+    assert by_size[6].allocated_s >= by_size[4].allocated_s
+    del late
