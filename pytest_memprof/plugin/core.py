@@ -87,6 +87,8 @@ class MemprofPlugin:
         elif self.fail_on_increase is not None:
             raise pytest.UsageError("--memprof-fail-on-increase needs a baseline: add --memprof-compare FILE")
         self.github = options.resolve(config, "memprof_github")
+        self.output_errors: list[str] = []
+        self.output_notes: list[str] = []
         self.junit_file = options.resolve(config, "memprof_junit")
         self.memory_failures: list[github.MemoryFailure] = []
         if self.native:
@@ -329,8 +331,37 @@ class MemprofPlugin:
                 self.memory_failures.append(github.MemoryFailure(
                     report.nodeid, path, (line or 0) + 1, str(report.longrepr)))
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Write the requested files; one that cannot be written makes the run fail."""
+        if not self.results:
+            return
+        # (path, write, what to say when it worked)
+        writers = []
+        if self.junit_file:
+            writers.append((self.junit_file, self._write_junit, None))
+        if self.save_baseline:
+            writers.append((self.save_baseline, lambda: baseline.save(self.save_baseline, self.results),
+                            f"memprof: baseline of {len(self.results)} test(s) saved to {self.save_baseline}"))
+        if self.csv_file:
+            writers.append((self.csv_file, lambda: write_csv(self.csv_file, self.results, self.summary_top or None),
+                            None))
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if github.active(self.github) and summary_file:
+            writers.append((summary_file, self._append_step_summary, None))
+        for path, write, note in writers:
+            try:
+                write()
+            except OSError as error:
+                self.output_errors.append(f"memprof: cannot write {path}: {error.strerror or error}")
+            else:
+                if note:
+                    self.output_notes.append(note)
+        if self.output_errors and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        """The hungriest tests, totals and our overhead."""
+        """The hungriest tests, totals and our overhead; GitHub annotations; output problems."""
         if not self.results:
             return
         if self.show_summary:
@@ -340,24 +371,14 @@ class MemprofPlugin:
             for line in summary_lines(self.results, top, self.overhead_s, compared=self.baseline is not None):
                 terminalreporter.write_line(line)
         if github.active(self.github):
-            self._write_github(terminalreporter)
-        if self.junit_file:
-            self._write_junit(terminalreporter)
-        if self.save_baseline:
-            try:
-                baseline.save(self.save_baseline, self.results)
-                terminalreporter.write_line(f"memprof: baseline of {len(self.results)} test(s) saved to "
-                                            f"{self.save_baseline}")
-            except OSError as error:
-                terminalreporter.write_line(f"memprof: cannot write baseline {self.save_baseline}: "
-                                            f"{error.strerror}", red=True)
-        if self.csv_file:
-            try:
-                write_csv(self.csv_file, self.results, self.summary_top if self.summary_top else None)
-            except OSError as error:
-                terminalreporter.write_line(f"memprof: cannot write {self.csv_file}: {error.strerror}", red=True)
+            for line in github.annotations(self.memory_failures):
+                terminalreporter.write_line(line)
+        for note in self.output_notes:
+            terminalreporter.write_line(note)
+        for error in self.output_errors:
+            terminalreporter.write_line(error, red=True, bold=True)
 
-    def _write_junit(self, terminalreporter) -> None:
+    def _write_junit(self) -> None:
         totals = {
             "memprof_tests": len(self.results),
             "memprof_memory_failures": sum(result.memory_failed for result in self.results),
@@ -367,24 +388,13 @@ class MemprofPlugin:
             "memprof_leaked_bytes": sum(result.leaked_bytes for result in self.results),
         }
         texts = {failure.nodeid: failure.message for failure in self.memory_failures}
-        try:
-            junit.write(self.junit_file, self.results, texts, totals)
-        except OSError as error:
-            terminalreporter.write_line(f"memprof: cannot write {self.junit_file}: {error.strerror}", red=True)
+        junit.write(self.junit_file, self.results, texts, totals)
 
-    def _write_github(self, terminalreporter) -> None:
-        for line in github.annotations(self.memory_failures):
-            terminalreporter.write_line(line)
-        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary_file:
-            text = github.step_summary(self.results, self.memory_failures, self.summary_top or 10,
-                                       compared=self.baseline is not None)
-            try:
-                with open(summary_file, "a", encoding="utf-8") as handle:
-                    handle.write(text)
-            except OSError as error:
-                terminalreporter.write_line(f"memprof: cannot append to GITHUB_STEP_SUMMARY: {error.strerror}",
-                                            red=True)
+    def _append_step_summary(self) -> None:
+        text = github.step_summary(self.results, self.memory_failures, self.summary_top or 10,
+                                   compared=self.baseline is not None)
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
+            handle.write(text)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Stop the session tracker."""

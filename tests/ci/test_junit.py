@@ -44,3 +44,16 @@ def test_memory_junit_has_a_testcase_per_test_and_a_failure_per_broken_limit(pyt
     pytest_cases = {case.get("name"): case for case in ET.parse(theirs).getroot().iter("testcase")}
     pytest_props = {p.get("name"): p.get("value") for p in pytest_cases["test_over"].iter("property")}
     assert pytest_props["memprof_peak_bytes"] == str(props["memprof_peak_bytes"])
+
+
+def test_an_unwritable_output_file_fails_the_run_with_one_clear_line(pytester):
+    pytester.makepyfile(test_ok="def test_ok():\n    data = bytearray(1000)\n")
+    missing = pytester.path / "no" / "such" / "folder"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof",
+                                           "--memprof-junit", str(missing / "memory.xml"),
+                                           "--memprof-csv-file", str(missing / "memory.csv"))
+    result.assert_outcomes(passed=1)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*memprof: cannot write */memory.xml: No such file or directory*",
+                                 "*memprof: cannot write */memory.csv: No such file or directory*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
