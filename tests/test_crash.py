@@ -1,0 +1,60 @@
+"""A tracked process that dies: the capture is readable up to the last flushed block."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from pytest_memprof import Capture
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "dies.py"
+    script.write_text(textwrap.dedent(body))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_a_process_killed_mid_capture_leaves_a_truncated_readable_capture(tmp_path):
+    out = tmp_path / "dies.bin"
+    result = run_script(tmp_path, f"""
+        import os, time
+        from pytest_memprof import Tracker
+
+        def keep_before_crash():
+            return bytearray(8 * 2**20)
+
+        Tracker({str(out)!r}).start()
+        kept = keep_before_crash()
+        time.sleep(0.5)  # the writer flushes every 100 ms
+        os.kill(os.getpid(), 9)
+    """)
+    assert result.returncode == -signal.SIGKILL
+    capture = Capture.open(out)
+    assert capture.truncated
+    assert capture.peak_bytes >= 8 * 2**20
+    assert capture.peak_stacks()[0].location.function == "keep_before_crash"
+
+
+def test_memprof_stats_on_a_killed_process_capture_says_truncated(tmp_path):
+    out = tmp_path / "dies.bin"
+    run_script(tmp_path, f"""
+        import os, time
+        from pytest_memprof import Tracker
+        Tracker({str(out)!r}).start()
+        data = bytearray(2**20)
+        time.sleep(0.3)
+        os.kill(os.getpid(), 9)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    stats = subprocess.run([sys.executable, "-m", "pytest_memprof", "stats", str(out)], capture_output=True,
+                           text=True, env=env, timeout=60)
+    assert stats.returncode == 0
+    assert "truncated" in stats.stdout
+    assert "Traceback" not in stats.stderr
