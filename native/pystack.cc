@@ -92,7 +92,15 @@ void push(ShadowStack& stack, PyFrameObject* frame) {
     Py_DECREF(code);
     // The old top stops being the top: its cached node may be for an earlier instruction.
     if (!stack.frames.empty() && stack.valid > stack.frames.size() - 1) stack.valid = stack.frames.size() - 1;
+    Py_INCREF(frame);
     stack.frames.push_back({frame, code_id, 0, 0, INT_MIN});
+}
+
+// Drops entries [from, end). GIL held.
+void truncate(ShadowStack& stack, size_t from) {
+    for (size_t i = from; i < stack.frames.size(); ++i) Py_DECREF(stack.frames[i].frame);
+    stack.frames.resize(from);
+    if (stack.valid > from) stack.valid = from;
 }
 
 void pop(ShadowStack& stack, PyFrameObject* frame) {
@@ -100,8 +108,7 @@ void pop(ShadowStack& stack, PyFrameObject* frame) {
     size_t n = stack.frames.size();
     while (n > 0 && stack.frames[n - 1].frame != frame) --n;
     if (n == 0) return;
-    stack.frames.resize(n - 1);
-    if (stack.valid > stack.frames.size()) stack.valid = stack.frames.size();
+    truncate(stack, n - 1);
 }
 
 }  // namespace
@@ -129,9 +136,10 @@ int profile_callback(PyObject*, PyFrameObject* frame, int what, PyObject*) {
 }
 
 void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation) {
-    stack.frames.clear();
+    truncate(stack, 0);
     stack.valid = 0;
     stack.generation = generation;
+    stack.tstate = PyThreadState_Get();
     std::vector<PyFrameObject*> chain;
     for (PyFrameObject* frame = top; frame;) {
         chain.push_back(frame);
@@ -143,8 +151,18 @@ void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation) {
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) push(stack, *it);
 }
 
+void detach(ShadowStack& stack, std::vector<PyFrameObject*>& out) {
+    for (ShadowFrame& entry : stack.frames) out.push_back(entry.frame);
+    stack.frames.clear();
+    stack.valid = 0;
+    stack.generation = 0;
+}
+
 uint32_t current_node(ShadowStack& stack) {
     if (stack.generation != tracker::generation()) return 0;  // not rebuilt yet: stack unknown
+    // Someone else's profiler replaced ours on this thread: pushes and pops are no longer seen,
+    // so the stack is unknown until the next start or resume rebuilds it.
+    if (!stack.tstate || stack.tstate->c_profilefunc != profile_callback) return 0;
     size_t n = stack.frames.size();
     if (n == 0) return 0;
     uint32_t parent = stack.valid == 0 ? 0 : stack.frames[stack.valid - 1].node;

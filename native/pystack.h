@@ -19,7 +19,11 @@ namespace memprof {
 class Recorder;
 
 struct ShadowFrame {
-    PyFrameObject* frame;  // borrowed: alive while it executes, and we pop it when it returns
+    // A strong reference. Borrowing would be enough while our callback sees every return, but
+    // if another profiler replaces ours (sys.setprofile, cProfile, a debugger) the returns are
+    // missed and a borrowed frame would be freed under us: a stale stack must mean a wrong
+    // attribution at worst, never a read of freed memory.
+    PyFrameObject* frame;
     uint32_t code_id;
     uint32_t parent;  // the node this entry was resolved under
     uint32_t node;    // 0 until resolved
@@ -28,6 +32,7 @@ struct ShadowFrame {
 
 struct ShadowStack {
     std::vector<ShadowFrame> frames;
+    PyThreadState* tstate = nullptr;  // the thread's state: is our profile function still set on it?
     size_t valid = 0;          // entries [0, valid) need no re-resolution
     uint32_t generation = 0;   // the tracker start this stack belongs to; stale stacks are rebuilt
 };
@@ -40,6 +45,9 @@ int profile_callback(PyObject* obj, PyFrameObject* frame, int what, PyObject* ar
 void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation);
 // The trie node of the thread's current stack; emits NODE records for new nodes. Lock held.
 uint32_t current_node(ShadowStack& stack);
+
+// Moves every frame reference out of `stack` into `out` and marks it stale (lock held).
+void detach(ShadowStack& stack, std::vector<PyFrameObject*>& out);
 
 // Profile callback in every thread that exists now (GIL held).
 void install_profiler_all_threads();

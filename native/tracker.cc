@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -46,6 +47,7 @@ struct State {
     pthread_key_t thread_key;
     std::unordered_map<uint64_t, std::string> pending_names;  // pthread handle -> name
     std::unordered_map<uint64_t, uint64_t> tids;              // pthread handle -> tid
+    std::vector<ThreadState*> states;                         // every live thread's state
 };
 
 State* g = nullptr;
@@ -72,8 +74,11 @@ void destroy_thread_state(void* raw) {
     if (g) {
         std::lock_guard<std::mutex> lock(g->lock);
         g->tids.erase(static_cast<uint64_t>(state->handle));
+        g->states.erase(std::remove(g->states.begin(), g->states.end(), state), g->states.end());
     }
     if (t_state == state) t_state = nullptr;
+    // Frames still referenced here (only if this thread's returns were missed) are leaked on
+    // purpose: dropping a reference needs the GIL, which a dying thread may not hold.
     delete state;
 }
 
@@ -105,6 +110,18 @@ void sampler_main() {
         }
     }
     if (fd >= 0) close(fd);
+}
+
+// Drops every thread's shadow stack, after recording stopped (GIL held): without our profiler
+// the stacks would go stale and keep finished frames, and their locals, alive.
+void release_stacks() {
+    std::vector<PyFrameObject*> frames;
+    {
+        std::lock_guard<std::mutex> lock(g->lock);
+        for (ThreadState* state : g->states) pystack::detach(state->stack, frames);
+    }
+    // Outside the lock: a frame's locals may run __del__ code.
+    for (PyFrameObject* frame : frames) Py_DECREF(frame);
 }
 
 void start_sampler() {
@@ -140,18 +157,31 @@ std::unique_ptr<Sink> open_file_sink(const std::string& path, bool threaded, std
     return make_file_sink(fd, header_with_pid(g->options.header_json), threaded, error);
 }
 
+// The pthread_atfork handlers cover every fork, including one made from C. Lock order: the
+// patch lock, then the tracker lock (patch_all never takes the tracker lock while it holds its
+// own). Holding both across fork() means the child inherits them free and its stream and GOT in
+// a consistent state.
 void fork_prepare() {
-    if (g) g->lock.lock();
+    if (!g) return;
+    hooks::lock_patching();
+    g->lock.lock();
 }
 
 void fork_parent() {
-    if (g) g->lock.unlock();
+    if (!g) return;
+    g->lock.unlock();
+    hooks::unlock_patching();
 }
 
 void fork_child() {
     if (!g) return;
     g->lock.unlock();  // the forking thread took it in prepare; it is this thread here
-    g->sampler = nullptr;  // that thread does not exist here; leak its object, never join it
+    hooks::unlock_patching();
+    // The sampler thread does not exist here: leak its object, never join it. Its mutex and
+    // condition variable may have been mid-use by that thread at the fork: start them afresh.
+    g->sampler = nullptr;
+    new (&g->sampler_lock) std::mutex();
+    new (&g->sampler_wake) std::condition_variable();
     if (!g->active.load()) return;
     GuardScope guard;
     std::lock_guard<std::mutex> lock(g->lock);
@@ -163,6 +193,8 @@ void fork_child() {
     }
     std::string error;
     std::string path = g->options.path + "." + std::to_string(getpid());
+    // Unthreaded: the child may be short-lived and end in _exit, and each thread we start here
+    // is one more a Python 3.12+ child would warn about if it forks again.
     auto sink = open_file_sink(path, /*threaded=*/false, &error);
     if (!sink) {
         g->active = false;
@@ -199,6 +231,7 @@ ThreadState* thread_state() {
     std::lock_guard<std::mutex> lock(g->lock);
     uint64_t handle = static_cast<uint64_t>(state->handle);
     g->tids[handle] = state->tid;
+    g->states.push_back(state);
     auto pending = g->pending_names.find(handle);
     if (pending != g->pending_names.end()) {
         if (g->active) g->recorder.thread_name(state->tid, pending->second);
@@ -223,6 +256,7 @@ void pause() {
         g->active = false;
     }
     pystack::remove_profiler_all_threads();
+    release_stacks();
 }
 
 void resume() {
@@ -291,6 +325,7 @@ std::string stop() {
     hooks::patch_all(false);
     pystack::remove_allocator_hooks();
     pystack::remove_profiler_all_threads();
+    release_stacks();
     stop_sampler();
     std::string error;
     {
@@ -335,6 +370,24 @@ void thread_started(PyFrameObject* frame) {
     // C callback takes this thread's events directly.
     PyEval_SetProfile(pystack::profile_callback, nullptr);
     pystack::profile_callback(nullptr, frame, PyTrace_CALL, nullptr);
+}
+
+void before_fork() {
+    if (!g || !g->running) return;
+    GuardScope guard;
+    stop_sampler();
+    std::lock_guard<std::mutex> lock(g->lock);
+    if (g->recorder.sink()) g->recorder.sink()->stop_thread();
+}
+
+void after_fork_parent() {
+    if (!g || !g->running) return;
+    GuardScope guard;
+    {
+        std::lock_guard<std::mutex> lock(g->lock);
+        if (g->recorder.sink()) g->recorder.sink()->start_thread();
+    }
+    if (!g->sampler) start_sampler();
 }
 
 void on_alloc(uint8_t kind, void* address, size_t size) {
