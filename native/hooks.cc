@@ -55,6 +55,9 @@ void patch_all(bool install) {
     elf::patch_loaded_objects(patches, count, reinterpret_cast<const void*>(&patch_all));
 }
 
+void lock_patching() { g_patch_lock.lock(); }
+void unlock_patching() { g_patch_lock.unlock(); }
+
 // ---- the hooks ------------------------------------------------------------------------------
 // Each one: pass straight through when this thread is already inside tracker code; otherwise
 // call the real function with the guard set (so allocations it makes are not counted twice)

@@ -52,4 +52,8 @@ bool resolve_originals(const char** missing);
 // back at the originals (install=false). Idempotent; called again after each dlopen.
 void patch_all(bool install);
 
+// Held across fork() (see tracker.cc), so a child never inherits a half-done patch pass.
+void lock_patching();
+void unlock_patching();
+
 }  // namespace memprof::hooks
