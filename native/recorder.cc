@@ -62,7 +62,7 @@ class FileSink : public Sink {
     }
 
     void consume(uint8_t** buffer, size_t len) override {
-        if (!d_threaded) {
+        if (!d_threaded || !d_thread.joinable()) {
             compress(*buffer, len);
             return;
         }
@@ -75,16 +75,24 @@ class FileSink : public Sink {
         d_cv.notify_all();
     }
 
-    std::string close() override {
-        if (d_threaded && d_thread.joinable()) {
-            {
-                std::unique_lock<std::mutex> lock(d_mutex);
-                d_cv.wait(lock, [this] { return !d_has_pending; });
-                d_stopping = true;
-                d_cv.notify_all();
-            }
-            d_thread.join();
+    void stop_thread() override {
+        if (!d_thread.joinable()) return;
+        {
+            std::unique_lock<std::mutex> lock(d_mutex);
+            d_cv.wait(lock, [this] { return !d_has_pending; });
+            d_stopping = true;
+            d_cv.notify_all();
         }
+        d_thread.join();
+        d_stopping = false;
+    }
+
+    void start_thread() override {
+        if (d_threaded && !d_thread.joinable() && d_ctx) d_thread = std::thread([this] { run(); });
+    }
+
+    std::string close() override {
+        stop_thread();
         if (d_ctx) {
             size_t n = LZ4F_compressEnd(d_ctx, d_out.data(), d_out.size(), nullptr);
             if (!LZ4F_isError(n) && d_error.empty()) write_all(d_fd, d_out.data(), n, &d_error);

@@ -28,6 +28,11 @@ class Sink {
     virtual std::string close() = 0;
     // Bytes written so far that the caller may take (memory sink only).
     virtual std::string take() { return std::string(); }
+    // Around a fork from Python: our own threads are joined first, so the child inherits no
+    // lock one of them held, and Python 3.12+ sees a single-threaded process (no fork warning).
+    // While stopped, consume() compresses inline.
+    virtual void stop_thread() {}
+    virtual void start_thread() {}
 };
 
 // LZ4-frame file sink. With a writer thread, compression and write(2) run beside the tracked
@@ -94,6 +99,7 @@ class Recorder {
     std::string close();
     // After fork in a child that is not followed: forget the sink without writing to it.
     void abandon();
+    Sink* sink() { return d_sink.get(); }
 
   private:
     uint8_t* reserve(size_t n) {

@@ -62,6 +62,10 @@ void mark(uint64_t id, const std::string& label);
 void set_thread_name(uint64_t tid, const std::string& name);
 uint64_t current_tid();
 void thread_started(PyFrameObject* frame);
+// os.fork() from Python (os.register_at_fork): join our threads before, restart them after in
+// the parent. A fork from C skips these and relies on the pthread_atfork handlers alone.
+void before_fork();
+void after_fork_parent();
 
 // Called by the hooks with t_guard set.
 void on_alloc(uint8_t kind, void* address, size_t size);

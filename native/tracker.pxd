@@ -27,3 +27,5 @@ cdef extern from "tracker.h" namespace "memprof::tracker":
     void set_thread_name(uint64_t tid, const string& name) except +
     uint64_t current_tid()
     void thread_started(PyFrameObject* frame)
+    void before_fork() except +
+    void after_fork_parent() except +

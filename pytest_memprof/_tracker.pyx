@@ -4,6 +4,7 @@
 cimport tracker as native
 from libcpp.string cimport string
 
+import os
 import threading
 
 
@@ -100,3 +101,24 @@ def _thread_trampoline(frame, event, arg):
         native.set_thread_name(native.current_tid(), name)
     finally:
         native.set_guard(False)
+
+
+def _before_fork():
+    native.set_guard(True)
+    try:
+        native.before_fork()
+    finally:
+        native.set_guard(False)
+
+
+def _after_fork_in_parent():
+    native.set_guard(True)
+    try:
+        native.after_fork_parent()
+    finally:
+        native.set_guard(False)
+
+
+# Our sampler and writer threads are joined around os.fork(): the child then inherits no lock
+# they held, and Python 3.12+ does not warn about forking a multi-threaded process on our account.
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
