@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "lz4frame.h"
+#include "tracker.h"
 
 namespace memprof {
 namespace {
@@ -114,6 +115,9 @@ class FileSink : public Sink {
 
   private:
     void run() {
+        // This thread's allocations (and the free of its own state when it exits, which may happen
+        // while the tracker lock is held: stop_thread) are never the program's.
+        t_guard = true;
         for (;;) {
             uint8_t* data;
             size_t len;
