@@ -10,11 +10,12 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from .._reader import NativeReader
 from ..capture import Capture
-from ..ci import baseline, github, junit
+from ..ci import baseline, github, html_report, junit
 from ..errors import TrackerError, UsageError
 from ..sizes import format_size
 from ..tracker import Tracker
@@ -70,7 +71,19 @@ class MemprofPlugin:
         self.show_summary = summary > 0 if top_n is None else True
         self.csv_file = options.resolve(config, "memprof_csv_file")
         bin_dir = options.resolve(config, "memprof_bin_dir")
+        html_dir = options.resolve(config, "memprof_html")
+        self.html_dir = Path(html_dir) if html_dir else None
+        if self.html_dir is not None:
+            self.track_all = True
+            try:
+                (self.html_dir / "flamegraphs").mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise pytest.UsageError(f"--memprof-html {html_dir}: cannot create it: {error.strerror}") from None
+            bin_dir = bin_dir or str(self.html_dir / "captures")
         self.bin_dir = Path(bin_dir) if bin_dir else None
+        self.rss_samples: list[tuple[float, int]] = []
+        self.outcomes: dict[str, str] = {}
+        self.session_started = time.perf_counter()
         self.keep = options.resolve(config, "memprof_keep")
         self.native = bool(options.resolve(config, "memprof_native"))
         self.leak_floor = options.resolve(config, "memprof_leak_floor")
@@ -171,6 +184,8 @@ class MemprofPlugin:
         self.reader.feed(data)
         capture = Capture.from_reader(self.reader)
         result = self._result(item, window, capture, duration)
+        if self.html_dir is not None:
+            self.rss_samples.append((time.perf_counter() - self.session_started, psutil.Process().memory_info().rss))
         if self.bin_dir is not None:
             path = self.bin_dir / capture_file_name(item.nodeid)
             write_window_capture(path, self.reader, data, window.frames_before, window.nodes_before,
@@ -295,6 +310,8 @@ class MemprofPlugin:
             report.longrepr = text  # what the terminal shows and JUnit puts in <failure>
         elif result.memory_failed:
             result.memory_failed = False  # the test failed for its own reasons first
+        if self.html_dir is not None and result.capture_path:
+            result.flamegraph_path = self._render_flamegraph(item, Path(result.capture_path))
         if self.bin_dir is not None and result.capture_path and self.keep == "failed" and not report.failed:
             Path(result.capture_path).unlink(missing_ok=True)
             result.capture_path = None
@@ -303,6 +320,15 @@ class MemprofPlugin:
         if report.user_properties is not item.user_properties:
             report.user_properties.extend(properties)
         item.ihook.pytest_memprof_test_result(item=item, result=result)
+
+    def _render_flamegraph(self, item: pytest.Item, capture_path: Path) -> str | None:
+        try:
+            from ..reports.flamegraph import render_flamegraph
+        except ImportError:  # the flame graph renderer is not part of this build yet
+            return None
+        target = self.html_dir / "flamegraphs" / (capture_file_name(item.nodeid)[:-4] + ".html")
+        render_flamegraph(Capture.open(capture_path), target, title=item.nodeid)
+        return str(target)
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
         """An ``M`` in the progress line for a test that failed on memory."""
@@ -319,6 +345,8 @@ class MemprofPlugin:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect figures from reports: ours, or an xdist worker's, the same way."""
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            self.outcomes[report.nodeid] = report.outcome
         judged_phase = "teardown" if self.fixtures else "call"
         if report.when != judged_phase:
             return
@@ -346,6 +374,9 @@ class MemprofPlugin:
         if self.csv_file:
             writers.append((self.csv_file, lambda: write_csv(self.csv_file, self.results, self.summary_top or None),
                             None))
+        if self.html_dir is not None:
+            writers.append((self.html_dir / "index.html", self._write_html,
+                            f"memprof: HTML report in {self.html_dir / 'index.html'}"))
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if github.active(self.github) and summary_file:
             writers.append((summary_file, self._append_step_summary, None))
@@ -377,6 +408,10 @@ class MemprofPlugin:
             terminalreporter.write_line(note)
         for error in self.output_errors:
             terminalreporter.write_line(error, red=True, bold=True)
+
+    def _write_html(self) -> None:
+        html_report.write_index(self.html_dir, self.results, self.outcomes, self.rss_samples,
+                                compared=self.baseline is not None, title=self.rootdir.name)
 
     def _write_junit(self) -> None:
         totals = {

@@ -33,6 +33,7 @@ class TestMemoryResult:
     leak_stacks: list[StackStat] = field(default_factory=list)
     capture_path: str | None = None
     csv_name: str = ""
+    flamegraph_path: str | None = None
     baseline_peak_bytes: int | None = None  # None: not compared, or not in the baseline
     in_baseline: bool | None = None  # None: no baseline given
 
@@ -54,6 +55,8 @@ class TestMemoryResult:
             pairs.append(("memprof_memory_failed", 1))
         if self.capture_path:
             pairs.append(("memprof_capture", self.capture_path))
+        if self.flamegraph_path:
+            pairs.append(("memprof_flamegraph", self.flamegraph_path))
         if self.in_baseline is not None:
             pairs.append(("memprof_in_baseline", int(self.in_baseline)))
         if self.baseline_peak_bytes is not None:
@@ -89,6 +92,7 @@ class TestMemoryResult:
             memory_failed=bool(number("memory_failed")),
             capture_path=str(values["capture"]) if "capture" in values else None,
             csv_name=csv_name,
+            flamegraph_path=str(values["flamegraph"]) if "flamegraph" in values else None,
             baseline_peak_bytes=number("baseline_peak_bytes") if "baseline_peak_bytes" in values else None,
             in_baseline=bool(number("in_baseline")) if "in_baseline" in values else None,
         )

@@ -1,0 +1,86 @@
+"""``--memprof-html DIR``: the session's HTML report, an index page linking per-test flame graphs.
+
+Self-contained: the page embeds its style and script and links only to files inside DIR with
+relative paths, so the folder works zipped, downloaded and opened from disk. Every value from
+user code (node ids, paths) goes through Jinja2's autoescaping.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import jinja2
+
+from ..sizes import format_size
+from .baseline import change_text
+
+_TEMPLATES = Path(__file__).with_name("templates")
+
+
+def _rss_points(samples: Sequence[tuple[float, int]]) -> tuple[str, str, str]:
+    """An SVG polyline for (seconds, rss bytes) samples in a 560x180 box, with its labels."""
+    if len(samples) < 2:
+        return "", "", ""
+    start = samples[0][0]
+    span = max(samples[-1][0] - start, 1e-9)
+    top = max(rss for _, rss in samples) or 1
+    points = " ".join(f"{4 + 552 * (t - start) / span:.1f},{170 - 150 * rss / top:.1f}" for t, rss in samples)
+    return points, format_size(top), f"{span:.1f} s"
+
+
+def write_index(folder: Path, results: Sequence, outcomes: dict, rss_samples: Sequence[tuple[float, int]],
+                compared: bool, title: str) -> Path:
+    """Write ``folder/index.html`` atomically and return its path."""
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+                                     autoescape=jinja2.select_autoescape(["html"]))
+    ranked = sorted(results, key=lambda result: -result.peak_bytes)
+    largest = max((result.peak_bytes for result in ranked), default=0) or 1
+    top = [
+        {"nodeid": result.nodeid, "peak": format_size(result.peak_bytes),
+         "short": result.nodeid if len(result.nodeid) <= 60 else "..." + result.nodeid[-57:],
+         "width": max(1, round(300 * result.peak_bytes / largest))}
+        for result in ranked[:15]
+    ]
+    tests = []
+    for result in ranked:
+        outcome = outcomes.get(result.nodeid, "passed")
+        change = change_text(result.peak_bytes, result.baseline_peak_bytes) if compared else ""
+        change_value = (
+            (result.peak_bytes - result.baseline_peak_bytes) / result.baseline_peak_bytes
+            if compared and result.baseline_peak_bytes else ""
+        )
+        flamegraph = getattr(result, "flamegraph_path", None)
+        tests.append({
+            "nodeid": result.nodeid,
+            "outcome": outcome,
+            "outcome_text": "failed (memory)" if result.memory_failed else outcome,
+            "memory_failed": result.memory_failed,
+            "peak_bytes": result.peak_bytes, "peak": format_size(result.peak_bytes),
+            "leaked_bytes": result.leaked_bytes, "leaked": format_size(result.leaked_bytes),
+            "allocations": result.allocations, "allocations_text": f"{result.allocations:,}",
+            "duration_s": result.duration_s, "duration": f"{result.duration_s:.3f} s",
+            "gc_collections": result.gc_collections,
+            "change": change, "change_value": change_value,
+            "change_class": "up" if change.startswith("+") and change not in ("+0.0%", "+0%") else
+            ("down" if change.startswith("-") else ""),
+            "flamegraph": os.path.relpath(flamegraph, folder) if flamegraph else None,
+            "flamegraph_missing": "no capture was kept for this test",
+        })
+    points, rss_max, rss_duration = _rss_points(rss_samples)
+    html = environment.get_template("index.html").render(
+        title=title, tests=tests, top=top, compared=compared,
+        failures=sum(result.memory_failed for result in results),
+        highest_peak=format_size(ranked[0].peak_bytes) if ranked else "0 B",
+        allocations=f"{sum(result.allocations for result in results):,}",
+        generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        rss_points=points, rss_max=rss_max, rss_duration=rss_duration,
+        script=(_TEMPLATES / "index.js").read_text(encoding="utf-8"),
+    )
+    target = folder / "index.html"
+    partial = folder / "index.html.partial"
+    partial.write_text(html, encoding="utf-8")
+    os.replace(partial, target)
+    return target
