@@ -42,8 +42,14 @@ def run_script(tmp_path: Path, body: str, *python_flags: str) -> subprocess.Comp
     script.write_text(PRELUDE + textwrap.dedent(body))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     try:
-        result = subprocess.run([sys.executable, *python_flags, str(script)], capture_output=True, text=True,
-                                env=env, timeout=TIMEOUT_S, cwd=tmp_path)
+        result = subprocess.run(
+            [sys.executable, *python_flags, str(script)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=TIMEOUT_S,
+            cwd=tmp_path,
+        )
     except subprocess.TimeoutExpired as expired:
         pytest.fail(f"the tracked process did not finish in {TIMEOUT_S} s (deadlock?); stderr:\n{expired.stderr}")
     assert result.returncode == 0, result.stderr
@@ -64,7 +70,9 @@ def whole(path: Path) -> Capture:
 @pytest.mark.parametrize("follow_fork", [False, True])
 def test_os_fork_keeps_the_parent_capture_whole(tmp_path, follow_fork):
     out = tmp_path / "parent.bin"
-    result = run_script(tmp_path, f"""
+    result = run_script(
+        tmp_path,
+        f"""
         tracker = Tracker({str(out)!r}, follow_fork={follow_fork}).start()
         kept_before = parent_before_fork()
         pid = os.fork()
@@ -75,7 +83,8 @@ def test_os_fork_keeps_the_parent_capture_whole(tmp_path, follow_fork):
         kept_after = parent_after_fork()
         tracker.stop()
         print(json.dumps({{"child": pid, "status": status}}))
-    """)
+    """,
+    )
     info = json.loads(result.stdout)
     assert info["status"] == 0
     parent = whole(out)
@@ -89,7 +98,9 @@ def test_os_fork_keeps_the_parent_capture_whole(tmp_path, follow_fork):
 
 def test_followed_child_ending_in_os_exit_writes_a_whole_capture_of_its_own(tmp_path):
     out = tmp_path / "followed.bin"
-    result = run_script(tmp_path, f"""
+    result = run_script(
+        tmp_path,
+        f"""
         tracker = Tracker({str(out)!r}, follow_fork=True).start()
         kept_before = parent_before_fork()
         pid = os.fork()
@@ -99,7 +110,8 @@ def test_followed_child_ending_in_os_exit_writes_a_whole_capture_of_its_own(tmp_
         os.waitpid(pid, 0)
         tracker.stop()
         print(pid)
-    """)
+    """,
+    )
     child = whole(tmp_path / f"followed.bin.{int(result.stdout)}")
     assert child.metadata.pid == int(result.stdout)
     assert functions_with_size(child.leak_stacks(), 5_000_011) == ["child_allocates"]
@@ -109,7 +121,9 @@ def test_followed_child_ending_in_os_exit_writes_a_whole_capture_of_its_own(tmp_
 
 def test_followed_child_ending_normally_writes_a_whole_capture(tmp_path):
     out = tmp_path / "normal.bin"
-    result = run_script(tmp_path, f"""
+    result = run_script(
+        tmp_path,
+        f"""
         tracker = Tracker({str(out)!r}, follow_fork=True).start()
         pid = os.fork()
         if pid == 0:
@@ -118,7 +132,8 @@ def test_followed_child_ending_normally_writes_a_whole_capture(tmp_path):
         os.waitpid(pid, 0)
         tracker.stop()
         print(pid)
-    """)
+    """,
+    )
     child = whole(tmp_path / f"normal.bin.{int(result.stdout)}")
     assert functions_with_size(child.total_stacks(), 5_000_011) == ["child_allocates"]
 
@@ -128,7 +143,9 @@ def test_repeated_forks_while_other_threads_allocate_do_not_deadlock(tmp_path, f
     # Other threads hold the tracker lock, the allocator's locks and the patch lock at random
     # moments; each fork must still leave the child able to allocate and exit.
     out = tmp_path / "busy.bin"
-    result = run_script(tmp_path, f"""
+    result = run_script(
+        tmp_path,
+        f"""
         import threading, ctypes
         stop = threading.Event()
 
@@ -159,7 +176,8 @@ def test_repeated_forks_while_other_threads_allocate_do_not_deadlock(tmp_path, f
         kept_after = parent_after_fork()
         tracker.stop()
         print(json.dumps({{"children": children, "statuses": statuses}}))
-    """)
+    """,
+    )
     info = json.loads(result.stdout)
     assert info["statuses"] == [7] * 20
     parent = whole(out)
@@ -207,7 +225,9 @@ def test_multiprocessing_fork_pool_in_a_tracked_process(tmp_path, follow_fork):
     allocated = 0
     for path in children:
         child = whole(path)
-        allocated += sum(s.bytes for s in child.total_stacks() if s.location and s.location.function == "child_allocates")
+        allocated += sum(
+            s.bytes for s in child.total_stacks() if s.location and s.location.function == "child_allocates"
+        )
     # Each task's 5 MB buffer (and its small bytearray object) is in exactly one worker's capture.
     assert 6 * 5_000_011 <= allocated < 6 * (5_000_011 + 4096)
 
@@ -217,13 +237,18 @@ def test_forking_a_tracked_single_threaded_program_raises_no_thread_warning(tmp_
     # Our sampler and writer threads are joined around os.fork(), so Python 3.12+ sees only the
     # program's own thread and does not warn; with -W error a warning would fail the script.
     out = tmp_path / "warn.bin"
-    result = run_script(tmp_path, f"""
+    result = run_script(
+        tmp_path,
+        f"""
         tracker = Tracker({str(out)!r}).start()
         pid = os.fork()
         if pid == 0:
             os._exit(0)
         os.waitpid(pid, 0)
         tracker.stop()
-    """, "-W", "error::DeprecationWarning")
+    """,
+        "-W",
+        "error::DeprecationWarning",
+    )
     assert "DeprecationWarning" not in result.stderr
     whole(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-SUITE = '''
+SUITE = """
 import pytest
 
 @pytest.mark.parametrize("size", [1, 3, 2])
@@ -18,7 +18,7 @@ def test_over():
 @pytest.mark.parametrize("name", ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>"])
 def test_hostile(name):
     data = bytearray(100)
-'''
+"""
 
 
 @pytest.fixture
@@ -34,7 +34,9 @@ def report(pytester):
 
 
 def node_ids(page):
-    return page.eval_on_selector_all("#tests tbody tr:not([hidden]) td:first-child", "cells => cells.map(c => c.textContent)")
+    return page.eval_on_selector_all(
+        "#tests tbody tr:not([hidden]) td:first-child", "cells => cells.map(c => c.textContent)"
+    )
 
 
 @pytest.mark.browser
