@@ -31,8 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="do not hook Python's allocators (pymalloc is then seen only as its arenas)")
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print where the capture went")
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script")
-    target.add_argument("-c", dest="code", metavar="CODE", help="run a program passed as a string")
+    # As with python, everything after -m MODULE or -c CODE belongs to the program (flags too).
+    target.add_argument("-m", dest="module", nargs=argparse.REMAINDER,
+                        help="-m MODULE [ARG ...]: run a library module as a script")
+    target.add_argument("-c", dest="code", nargs=argparse.REMAINDER,
+                        help="-c CODE [ARG ...]: run a program passed as a string")
     target.add_argument("script", nargs="?", metavar="script.py", help="the script to run")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
     parser.set_defaults(func=run)
@@ -56,8 +59,21 @@ def _program_argv(args: argparse.Namespace) -> list[str]:
     return [args.script, *args.args]
 
 
+def _split_target(args: argparse.Namespace) -> None:
+    # -m/-c gather the rest of the command line: the first word is the module or code.
+    for option, dest in (("-m", "module"), ("-c", "code")):
+        words = getattr(args, dest)
+        if words is None:
+            continue
+        if not words:
+            raise UsageError(f"argument {option}: expected {'a module name' if dest == 'module' else 'code to run'}")
+        setattr(args, dest, words[0])
+        args.args = list(words[1:])
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the program under a Tracker and return its exit code."""
+    _split_target(args)
     if args.script is not None:
         script = Path(args.script)
         if not script.exists():

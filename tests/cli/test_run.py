@@ -1,0 +1,122 @@
+"""``memprof run``: runs a program as ``python`` would and leaves a capture of it."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+
+from pytest_memprof import Capture
+
+from .conftest import assert_one_line_error
+
+PROGRAM = """
+import sys
+
+def make_buffer():
+    return bytearray(20_000_003)
+
+kept = make_buffer()
+print("argv=" + ",".join(sys.argv[1:]))
+print("name=" + __name__)
+sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+"""
+
+
+@pytest.fixture
+def program(tmp_path):
+    path = tmp_path / "prog.py"
+    path.write_text(textwrap.dedent(PROGRAM))
+    return path
+
+
+def test_script_gets_its_argv_and_exit_code_and_its_allocation_is_captured(memprof, program, tmp_path):
+    result = memprof("run", "-o", "out.bin", str(program), "3", "--flag")
+    assert result.returncode == 3, result.stderr
+    assert "argv=3,--flag" in result.stdout
+    assert "name=__main__" in result.stdout
+    assert "wrote out.bin" in result.stderr
+    capture = Capture.open(tmp_path / "out.bin")
+    assert not capture.truncated
+    assert capture.peak_bytes >= 20_000_003
+    top = capture.peak_stacks()[0]
+    assert top.location.function == "make_buffer"
+    assert top.location.file == str(program.resolve()) or top.location.file.endswith("prog.py")
+    assert capture.metadata.command_line.startswith("memprof run")
+
+
+def test_module_and_code_string(memprof, program, tmp_path):
+    # As `python -m`: the module is found from the current folder, and every word after it
+    # (flags that `memprof run` also has included) is the module's.
+    result = memprof("run", "-q", "-o", "mod.bin", "-m", "prog", "0", "-o", "--force")
+    assert result.returncode == 0, result.stderr
+    assert "argv=0,-o,--force" in result.stdout
+    assert "name=__main__" in result.stdout
+    assert result.stderr == ""  # -q: nothing about the capture
+    assert Capture.open(tmp_path / "mod.bin").peak_bytes >= 20_000_003
+
+    code = "import sys; x = bytearray(7_000_001); print('ran', sys.argv)"
+    result = memprof("run", "-q", "-o", "code.bin", "-c", code, "-q", "arg")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ran ['-c', '-q', 'arg']"
+    stacks = Capture.open(tmp_path / "code.bin").peak_stacks()
+    assert any(s.location and s.location.file == "<string>" and s.bytes >= 7_000_001 for s in stacks)
+
+
+def test_default_output_name_is_in_the_current_folder(memprof, program, tmp_path):
+    result = memprof("run", str(program))
+    assert result.returncode == 0, result.stderr
+    written = sorted(tmp_path.glob("memprof-prog.*.bin"))
+    assert len(written) == 1
+    assert Capture.open(written[0]).peak_bytes >= 20_000_003
+
+
+def test_uncaught_exception_exits_1_shows_only_the_program_traceback_and_keeps_the_capture(memprof, tmp_path):
+    script = tmp_path / "boom.py"
+    script.write_text("data = bytearray(3_000_000)\nraise ValueError('boom from the program')\n")
+    result = memprof("run", "-o", "boom.bin", str(script))
+    assert result.returncode == 1
+    assert "ValueError: boom from the program" in result.stderr
+    assert "cli/run.py" not in result.stderr  # our frames are dropped, as python shows none of its own
+    assert not Capture.open(tmp_path / "boom.bin").truncated
+
+
+def test_existing_capture_is_kept_unless_forced(memprof, program, tmp_path):
+    out = tmp_path / "out.bin"
+    out.write_bytes(b"precious")
+    result = memprof("run", "-o", "out.bin", str(program))
+    assert_one_line_error(result, "already exists", "--force")
+    assert result.returncode == 2
+    assert out.read_bytes() == b"precious"
+    assert "argv=" not in result.stdout  # the program did not run
+    result = memprof("run", "-f", "-o", "out.bin", str(program))
+    assert result.returncode == 0, result.stderr
+    assert Capture.open(out).peak_bytes >= 20_000_003
+
+
+def test_missing_script_and_folder_are_one_line_errors(memprof, tmp_path):
+    assert_one_line_error(memprof("run", "-m"), "-m", "module name")
+    assert_one_line_error(memprof("run", "nope.py"), "nope.py", "no such file")
+    assert_one_line_error(memprof("run", str(tmp_path)), "is a folder")
+
+
+def test_unwritable_output_folder_is_a_clear_error_and_the_program_does_not_run(memprof, program, tmp_path):
+    if os.geteuid() == 0:
+        target = "/proc/memprof-cannot-write-here/out.bin"  # root may write anywhere else
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = str(locked / "out.bin")
+    result = memprof("run", "-o", target, str(program))
+    assert_one_line_error(result)
+    assert "argv=" not in result.stdout
+
+
+def test_no_python_allocators_still_sees_the_large_buffer(memprof, program, tmp_path):
+    result = memprof("run", "-q", "--no-python-allocators", "-o", "raw.bin", str(program))
+    assert result.returncode == 0, result.stderr
+    capture = Capture.open(tmp_path / "raw.bin")
+    assert capture.metadata.trace_python_allocators is False
+    assert not any(name.startswith("PyObject_") for name in capture.allocator_totals())
+    assert capture.peak_bytes >= 20_000_003
