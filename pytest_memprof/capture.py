@@ -17,17 +17,25 @@ _HEADER_FIELDS = {"pid", "python_version", "start_time", "command_line", "native
 
 
 def metadata_from_header(header: dict, format_version: int = FORMAT_VERSION) -> CaptureMetadata:
-    """Build CaptureMetadata from a header dict, tolerating missing fields."""
+    """Build CaptureMetadata from a header dict; a missing field takes its default, a mistyped one is a ValueError."""
+
+    def field(name: str, kinds: tuple[type, ...], default):
+        value = header.get(name, default)
+        # bool is an int subclass: a pid of `true` is as wrong as a pid of "many".
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise ValueError(f"field {name!r} is {type(value).__name__}, not {kinds[0].__name__}")
+        return value
+
     return CaptureMetadata(
         format_version=format_version,
-        pid=int(header.get("pid", 0) or 0),
-        python_version=str(header.get("python_version", "")),
-        start_time=float(header.get("start_time", 0.0) or 0.0),
-        command_line=str(header.get("command_line", "")),
-        native=bool(header.get("native", False)),
-        trace_python_allocators=bool(header.get("trace_python_allocators", True)),
-        follow_fork=bool(header.get("follow_fork", False)),
-        aggregated=bool(header.get("aggregated", False)),
+        pid=field("pid", (int,), 0),
+        python_version=field("python_version", (str,), ""),
+        start_time=float(field("start_time", (float, int), 0.0)),
+        command_line=field("command_line", (str,), ""),
+        native=field("native", (bool,), False),
+        trace_python_allocators=field("trace_python_allocators", (bool,), True),
+        follow_fork=field("follow_fork", (bool,), False),
+        aggregated=field("aggregated", (bool,), False),
         extra={key: value for key, value in header.items() if key not in _HEADER_FIELDS},
     )
 
@@ -68,9 +76,10 @@ class Capture:
             header = json.loads(header_text)
             if not isinstance(header, dict):
                 raise ValueError("not an object")
+            metadata = metadata_from_header(header)
         except ValueError as error:
             raise CaptureError(f"{path} has a corrupt header ({error})") from None
-        capture = cls(reader, metadata_from_header(header), path, thread_id=thread_id)
+        capture = cls(reader, metadata, path, thread_id=thread_id)
         if temporal:
             capture._temporal_reader = reader
         return capture
