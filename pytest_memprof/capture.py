@@ -52,6 +52,8 @@ class Capture:
         self._frames: list[tuple[str, str, int]] = []
         self._nodes: list[tuple[int, int, int]] = []
         self._stacks: dict[int, tuple[Frame, ...]] = {0: ()}
+        # Nodes of the leading run of runner frames: (their frames, whether `memprof run` is among them).
+        self._runner: dict[int, tuple[tuple[Frame, ...], bool]] = {0: ((), False)}
         self._temporal_reader: NativeReader | None = None
 
     # ---- opening ------------------------------------------------------------------------------
@@ -189,10 +191,22 @@ class Capture:
             chain.append(node)
             node = self._nodes[node - 1][0]
         prefix = self._stacks[node]
+        runner = self._runner.get(node)
         for node in reversed(chain):
             _, frame_id, line = self._nodes[node - 1]
             function, file, _ = self._frames[frame_id]
-            prefix = (*prefix, Frame(function, file, line))
+            frame = Frame(function, file, line)
+            if runner is None:
+                prefix = (*prefix, frame)
+            elif _is_runner_frame(frame):
+                runner = ((*runner[0], frame), runner[1] or _is_memprof_run(frame))
+                self._runner[node] = runner
+                prefix = runner[0]  # an allocation by the runner itself is shown whole
+            else:
+                # The program's first frame: under `memprof run`, the frames above it are ours, not the
+                # program's (python itself shows none), so its stacks start here.
+                prefix = (*(() if runner[1] else runner[0]), frame)
+                runner = None
             self._stacks[node] = prefix
         return prefix
 
@@ -230,6 +244,20 @@ class Capture:
             f"<Capture {self.path or 'in memory'} peak={self.peak_bytes} leaked={self.leaked_bytes} "
             f"allocations={self.total_allocations}{' truncated' if self.truncated else ''}>"
         )
+
+
+_RUNNER_FILES = ("/pytest_memprof/cli/run.py", "/pytest_memprof/cli/__init__.py", "/pytest_memprof/__main__.py",
+                 "/pytest_memprof/tracker.py", "/runpy.py")
+
+
+def _is_runner_frame(frame: Frame) -> bool:
+    file = frame.file.replace("\\", "/")
+    return (file == "<frozen runpy>" or file.endswith(_RUNNER_FILES)
+            or (frame.function == "<module>" and os.path.basename(file) == "memprof"))
+
+
+def _is_memprof_run(frame: Frame) -> bool:
+    return frame.file.replace("\\", "/").endswith("/pytest_memprof/cli/run.py")
 
 
 def _read_file(
