@@ -1,0 +1,51 @@
+"""``memprof flamegraph``: write a capture's HTML flame graph."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..reports.flamegraph import render_flamegraph
+from ..reports.output import check_output, default_output
+from ._common import open_capture
+
+
+def add_kind_options(parser: argparse.ArgumentParser) -> None:
+    """``--leaks`` / ``--temporary-allocations``: which bytes a report shows (the peak by default)."""
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--leaks", dest="kind", action="store_const", const="leaks",
+                      help="show memory still allocated at the end instead of at the peak")
+    kind.add_argument("--temporary-allocations", dest="kind", action="store_const", const="temporary",
+                      help="show allocations freed before any other allocation was made")
+    parser.set_defaults(kind="peak")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``flamegraph`` subcommand."""
+    parser = subparsers.add_parser(
+        "flamegraph", help="write an HTML flame graph of a capture",
+        description="Write a self-contained HTML flame graph of a capture: frames sized by the bytes "
+        "allocated at the peak (or leaked, or in temporary allocations), with a heap-over-time chart.")
+    parser.add_argument("file", help="capture file")
+    parser.add_argument("-o", "--output", metavar="OUT.html",
+                        help="where to write it (default: memprof-flamegraph-<name>.html next to the capture)")
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite the output file if it exists")
+    add_kind_options(parser)
+    parser.add_argument("--split-threads", action="store_true", help="start with one branch per thread")
+    parser.add_argument("--inverted", action="store_true",
+                        help="start inverted: allocating functions at the top, their callers below")
+    parser.add_argument("--temporal", action="store_true",
+                        help="let a drag on the heap chart show what was allocated in a time range and "
+                        "still live at its end")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the flame graph and say where it went."""
+    target = check_output(args.output or default_output(args.file, "flamegraph"), force=args.force)
+    capture = open_capture(args.file, temporal=args.temporal)
+    render_flamegraph(capture, target, kind=args.kind, temporal=args.temporal, inverted=args.inverted,
+                      split_threads=args.split_threads)
+    if capture.truncated:
+        print(f"memprof: {args.file} is truncated; the flame graph covers what was written")
+    print(f"memprof: wrote {target}")
+    return 0

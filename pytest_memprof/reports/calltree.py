@@ -1,0 +1,117 @@
+"""Stacks as a compact call tree: a table of distinct frames and a trie of nodes (parent, frame).
+
+Every reporter starts here. A stack of 50 frames repeated in 10,000 rows becomes one chain of
+nodes, so HTML reports ship each function name and path once, not once per stack.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from ..capture import Capture
+from ..model import Frame, StackStat
+
+KINDS = ("peak", "leaks", "temporary")
+KIND_TITLES = {"peak": "at the peak", "leaks": "leaked (still allocated at the end)",
+               "temporary": "in temporary allocations"}
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_RUNPY = ("<frozen runpy>", "runpy.py")
+
+
+def stacks_of(capture: Capture, kind: str, *, merge_threads: bool = True,
+              merge_allocators: bool = True) -> list[StackStat]:
+    """The capture's stacks for ``kind`` (peak, leaks or temporary), largest first."""
+    if kind == "peak":
+        return capture.peak_stacks(merge_threads, merge_allocators)
+    if kind == "leaks":
+        return capture.leak_stacks(merge_threads, merge_allocators)
+    if kind == "temporary":
+        return capture.temporary_stacks(merge_threads, merge_allocators)
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def user_frames(frames: Sequence[Frame]) -> Sequence[Frame]:
+    """``frames`` without memprof's own launcher (``memprof run``, runpy) above the user's code.
+
+    Those frames are the same on every stack of a ``memprof run`` capture and only push the
+    user's functions down. A stack that ends inside memprof itself is kept whole: it is real.
+    """
+    last_own = -1
+    for index, frame in enumerate(frames):
+        if frame.file.startswith(_PACKAGE_DIR):
+            last_own = index
+    if last_own < 0 or last_own == len(frames) - 1:
+        return frames
+    start = last_own + 1
+    while start < len(frames) - 1 and frames[start].file.endswith(_RUNPY):
+        start += 1
+    return frames[start:]
+
+
+class CallTree:
+    """Interned strings, frames and trie nodes; node 0 is the root (no frame)."""
+
+    def __init__(self) -> None:
+        self.strings: list[str] = []
+        self.frames: list[tuple[int, int, int, bool]] = []  # (function string, file string, line, native)
+        self.parents: list[int] = [-1]
+        self.node_frames: list[int] = [-1]
+        self._string_ids: dict[str, int] = {}
+        self._frame_ids: dict[tuple[str, str, int, bool], int] = {}
+        self._children: dict[tuple[int, int], int] = {}
+        # Capture.stack shares Frame objects between stacks with a common prefix, so most lookups
+        # hit this cheap identity cache; equal frames in distinct objects fall through to the value key.
+        self._by_object: dict[tuple[int, int], int] = {}
+        self._alive: list[Frame] = []  # keeps ids in _by_object from being reused
+
+    def string_id(self, text: str) -> int:
+        """Index of ``text`` in the string table."""
+        index = self._string_ids.get(text)
+        if index is None:
+            index = self._string_ids[text] = len(self.strings)
+            self.strings.append(text)
+        return index
+
+    def frame_id(self, frame: Frame) -> int:
+        """Index of ``frame`` in the frame table."""
+        key = (frame.function, frame.file, frame.line, frame.native)
+        index = self._frame_ids.get(key)
+        if index is None:
+            index = self._frame_ids[key] = len(self.frames)
+            self.frames.append((self.string_id(frame.function), self.string_id(frame.file), frame.line,
+                                frame.native))
+        return index
+
+    def add(self, frames: Sequence[Frame]) -> int:
+        """The node of the stack ``frames`` (outermost first), creating nodes as needed."""
+        node = 0
+        for frame in frames:
+            object_key = (node, id(frame))
+            child = self._by_object.get(object_key)
+            if child is None:
+                value_key = (node, self.frame_id(frame))
+                child = self._children.get(value_key)
+                if child is None:
+                    child = self._children[value_key] = len(self.parents)
+                    self.parents.append(node)
+                    self.node_frames.append(value_key[1])
+                self._by_object[object_key] = child
+                self._alive.append(frame)
+            node = child
+        return node
+
+    def frame(self, frame_index: int) -> Frame:
+        """The Frame at ``frame_index`` of the frame table."""
+        function, file, line, native = self.frames[frame_index]
+        return Frame(self.strings[function], self.strings[file], line, native)
+
+    def path(self, node: int) -> list[int]:
+        """Frame indices from the root to ``node``."""
+        frames = []
+        while node > 0:
+            frames.append(self.node_frames[node])
+            node = self.parents[node]
+        frames.reverse()
+        return frames

@@ -1,0 +1,134 @@
+"""The HTML flame graph: one self-contained file with our own script and the capture's call tree.
+
+The page gets a frame table and a trie of nodes (see ``calltree``), the bytes and counts at each
+stack's node per thread, the heap/RSS timeline and, with ``temporal``, allocation intervals; the
+script builds whatever view the reader asks for (thread, inverted, time range) from those.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..capture import Capture
+from ..sizes import format_size
+from .calltree import KIND_TITLES, KINDS, CallTree, stacks_of, user_frames
+from .output import json_for_script, write_report
+
+_TEMPLATES = Path(__file__).with_name("templates")
+# A chart is at most ~1,000 px wide: more timeline points than this only add bytes.
+_MAX_TIMELINE_POINTS = 2000
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+                              autoescape=jinja2.select_autoescape(["html"]))
+
+
+def _timeline(capture: Capture) -> list[int]:
+    """Flat [ms, heap, rss, ...], thinned to the highest heap per bucket when too long."""
+    points = capture.timeline()
+    if len(points) > _MAX_TIMELINE_POINTS:
+        step = len(points) / _MAX_TIMELINE_POINTS
+        buckets = [points[int(i * step):int((i + 1) * step)] for i in range(_MAX_TIMELINE_POINTS)]
+        points = [max(bucket, key=lambda point: point.heap_bytes) for bucket in buckets if bucket]
+    flat: list[int] = []
+    for point in points:
+        flat.extend((round(point.time_s * 1000), point.heap_bytes, point.rss_bytes))
+    return flat
+
+
+def _threads(capture: Capture, thread_ids: set[int]) -> tuple[list[list[Any]], dict[int, int]]:
+    threads = [[info.thread_id, info.name] for info in capture.threads()]
+    known = {info[0] for info in threads}
+    threads.extend([tid, ""] for tid in sorted(thread_ids - known))
+    return threads, {tid: index for index, (tid, _) in enumerate(threads)}
+
+
+def flamegraph_data(capture: Capture, *, kind: str = "peak", temporal: bool = False, title: str = "",
+                    inverted: bool = False, split_threads: bool = False) -> dict[str, Any]:
+    """Everything the flame graph page shows, as a JSON-ready dict of flat arrays."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    tree = CallTree()
+    stats = stacks_of(capture, kind, merge_threads=False)
+    intervals = capture.temporal_stacks() if temporal else []
+    threads, thread_index = _threads(capture, {s.thread_id for s in stats} | {i.thread_id for i in intervals})
+    samples: list[int] = []
+    for stat in stats:
+        samples.extend((tree.add(user_frames(stat.frames)), thread_index[stat.thread_id], stat.bytes, stat.count))
+    flat_intervals: list[int] = []
+    for interval in intervals:
+        flat_intervals.extend((
+            tree.add(user_frames(interval.frames)), thread_index[interval.thread_id],
+            round(interval.allocated_s * 1000), -1 if interval.freed_s is None else round(interval.freed_s * 1000),
+            interval.bytes, interval.count,
+        ))
+    frames: list[int] = []
+    for function, file, line, native in tree.frames:
+        frames.extend((function, file, line, int(native)))
+    nodes: list[int] = []
+    for parent, frame in zip(tree.parents[1:], tree.node_frames[1:]):
+        nodes.extend((parent, frame))
+    meta = capture.metadata
+    return {
+        "title": title,
+        "kind": kind,
+        "kind_title": KIND_TITLES[kind],
+        "options": {"temporal": temporal, "inverted": inverted, "split_threads": split_threads},
+        "strings": tree.strings,
+        "frames": frames,
+        "nodes": nodes,
+        "threads": threads,
+        "samples": samples,
+        "intervals": flat_intervals if temporal else None,
+        "timeline": _timeline(capture),
+        "duration_ms": round(capture.duration * 1000),
+        "peak_ms": round(capture.peak_time_s * 1000),
+        "peak_bytes": capture.peak_bytes,
+        "leaked_bytes": capture.leaked_bytes,
+        "total_allocations": capture.total_allocations,
+        "truncated": capture.truncated,
+        "command_line": meta.command_line,
+    }
+
+
+def render_flamegraph_html(capture: Capture, *, title: str | None = None, kind: str = "peak",
+                           temporal: bool = False, inverted: bool = False, split_threads: bool = False) -> str:
+    """The flame graph page for ``capture`` as one HTML string."""
+    if title is None:
+        title = capture.path.name if capture.path else "capture"
+    data = flamegraph_data(capture, kind=kind, temporal=temporal, title=title, inverted=inverted,
+                           split_threads=split_threads)
+    payload = json_for_script(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+    return _environment().get_template("flamegraph.html").render(
+        title=title,
+        kind_title=KIND_TITLES[kind],
+        peak=format_size(capture.peak_bytes),
+        leaked=format_size(capture.leaked_bytes),
+        allocations=f"{capture.total_allocations:,}",
+        duration=f"{capture.duration:.3f} s",
+        command_line=capture.metadata.command_line,
+        truncated=capture.truncated,
+        problem=capture.problem,
+        empty=not data["samples"],
+        temporal=temporal,
+        generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        data=payload,
+        style=(_TEMPLATES / "report.css").read_text(encoding="utf-8"),
+        script=(_TEMPLATES / "flamegraph.js").read_text(encoding="utf-8"),
+    )
+
+
+def render_flamegraph(capture: Capture, target: str | os.PathLike[str], *, title: str | None = None,
+                      kind: str = "peak", temporal: bool = False, inverted: bool = False,
+                      split_threads: bool = False) -> Path:
+    """Write the flame graph of ``capture`` to ``target`` (creating its folder) and return its path."""
+    html = render_flamegraph_html(capture, title=title, kind=kind, temporal=temporal, inverted=inverted,
+                                  split_threads=split_threads)
+    return write_report(target, html)

@@ -1,0 +1,556 @@
+// memprof flame graph: builds the view (thread, inverted, time range) from the call tree the
+// report embeds, and draws it as absolutely positioned boxes. Every string from the capture
+// reaches the page through textContent or an attribute value, never through HTML parsing.
+(function () {
+  "use strict";
+
+  var data = JSON.parse(document.getElementById("memprof-data").textContent);
+  var ROW = 18;
+  var strings = data.strings;
+  var frameCount = data.frames.length / 4;
+  var nodeCount = data.nodes.length / 2 + 1;
+  var parentOf = new Int32Array(nodeCount);
+  var frameOf = new Int32Array(nodeCount);
+  parentOf[0] = -1;
+  frameOf[0] = -1;
+  for (var n = 1; n < nodeCount; n++) {
+    parentOf[n] = data.nodes[2 * (n - 1)];
+    frameOf[n] = data.nodes[2 * (n - 1) + 1];
+  }
+
+  var graph = document.getElementById("graph");
+  var tooltip = document.getElementById("tooltip");
+  var chart = document.getElementById("chart");
+  var threadSelect = document.getElementById("thread");
+  var invertedBox = document.getElementById("inverted");
+  var splitBox = document.getElementById("split");
+  var searchBox = document.getElementById("search");
+  var matchesText = document.getElementById("matches");
+  var crumbs = document.getElementById("crumbs");
+  var zoomOutButton = document.getElementById("zoom-out");
+  var resetButton = document.getElementById("reset");
+  var clearRangeButton = document.getElementById("clear-range");
+  var rangeText = document.getElementById("range-text");
+
+  var state = {
+    thread: -1,
+    inverted: !!data.options.inverted,
+    split: !!data.options.split_threads,
+    range: null,
+    zoom: [],
+    query: "",
+    tree: null,
+    boxes: []
+  };
+
+  function formatBytes(bytes) {
+    var units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    var value = Math.abs(bytes);
+    var unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit++;
+    }
+    var sign = bytes < 0 ? "-" : "";
+    return sign + (unit === 0 ? value.toFixed(0) : value.toFixed(1)) + " " + units[unit];
+  }
+
+  function formatSeconds(ms) {
+    return (ms / 1000).toFixed(ms < 10000 ? 3 : 1) + " s";
+  }
+
+  function percent(part, whole) {
+    return whole > 0 ? (100 * part / whole).toFixed(1) + "%" : "0%";
+  }
+
+  // Frame ids past the frame table stand for threads (the "split threads" level).
+  function frameName(frame) {
+    if (frame < 0) {
+      return state.thread < 0 ? "all threads" : threadLabel(state.thread);
+    }
+    if (frame >= frameCount) {
+      return threadLabel(frame - frameCount);
+    }
+    return strings[data.frames[4 * frame]];
+  }
+
+  function frameLocation(frame) {
+    if (frame < 0 || frame >= frameCount) {
+      return "";
+    }
+    return strings[data.frames[4 * frame + 1]] + ":" + data.frames[4 * frame + 2];
+  }
+
+  function threadLabel(index) {
+    var thread = data.threads[index];
+    return (thread[1] ? thread[1] : "thread") + " (" + thread[0] + ")";
+  }
+
+  var pathCache = new Map();
+  function pathOf(node) {
+    var path = pathCache.get(node);
+    if (path) {
+      return path;
+    }
+    path = [];
+    for (var at = node; at > 0; at = parentOf[at]) {
+      path.push(frameOf[at]);
+    }
+    path.reverse();
+    pathCache.set(node, path);
+    return path;
+  }
+
+  // Rows of [node, thread, bytes, count] for the current time range (or the report's kind).
+  function currentRows() {
+    var rows = [];
+    var i;
+    if (state.range && data.intervals) {
+      var start = state.range[0];
+      var end = state.range[1];
+      var iv = data.intervals;
+      for (i = 0; i < iv.length; i += 6) {
+        var allocated = iv[i + 2];
+        var freed = iv[i + 3];
+        if (allocated >= start && allocated <= end && (freed < 0 || freed > end)) {
+          rows.push([iv[i], iv[i + 1], iv[i + 4], iv[i + 5]]);
+        }
+      }
+      return rows;
+    }
+    var s = data.samples;
+    for (i = 0; i < s.length; i += 4) {
+      rows.push([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    }
+    return rows;
+  }
+
+  function makeNode(frame, parent) {
+    return { frame: frame, bytes: 0, count: 0, kids: new Map(), parent: parent, sorted: null };
+  }
+
+  function child(node, frame) {
+    var kid = node.kids.get(frame);
+    if (!kid) {
+      kid = makeNode(frame, node);
+      node.kids.set(frame, kid);
+    }
+    return kid;
+  }
+
+  function buildTree() {
+    var root = makeNode(-1, null);
+    var rows = currentRows();
+    for (var r = 0; r < rows.length; r++) {
+      var row = rows[r];
+      if (state.thread >= 0 && row[1] !== state.thread) {
+        continue;
+      }
+      var bytes = row[2];
+      var count = row[3];
+      var path = pathOf(row[0]);
+      var at = root;
+      at.bytes += bytes;
+      at.count += count;
+      if (state.split) {
+        at = child(at, frameCount + row[1]);
+        at.bytes += bytes;
+        at.count += count;
+      }
+      var len = path.length;
+      for (var i = 0; i < len; i++) {
+        at = child(at, path[state.inverted ? len - 1 - i : i]);
+        at.bytes += bytes;
+        at.count += count;
+      }
+    }
+    return root;
+  }
+
+  function sortedKids(node) {
+    if (!node.sorted) {
+      node.sorted = Array.from(node.kids.values()).sort(function (a, b) {
+        return b.bytes - a.bytes || frameName(a.frame).localeCompare(frameName(b.frame));
+      });
+    }
+    return node.sorted;
+  }
+
+  function zoomChain() {
+    var chain = [state.tree];
+    var at = state.tree;
+    for (var i = 0; i < state.zoom.length; i++) {
+      var kid = at.kids.get(state.zoom[i]);
+      if (!kid) {
+        break;
+      }
+      at = kid;
+      chain.push(at);
+    }
+    return chain;
+  }
+
+  function framePathOf(node) {
+    var path = [];
+    for (var at = node; at && at.parent; at = at.parent) {
+      path.push(at.frame);
+    }
+    return path.reverse();
+  }
+
+  function matches(node, query) {
+    if (!query || node.frame < 0) {
+      return false;
+    }
+    return frameName(node.frame).toLowerCase().indexOf(query) >= 0 ||
+      frameLocation(node.frame).toLowerCase().indexOf(query) >= 0;
+  }
+
+  // Bytes of matching frames inside `node`, each allocation counted once even when a match
+  // is nested in another (recursion, or two matching functions on one stack).
+  function matchedBytes(node, query) {
+    if (matches(node, query)) {
+      return { bytes: node.bytes, frames: 1 + countMatches(node, query) };
+    }
+    var total = { bytes: 0, frames: 0 };
+    node.kids.forEach(function (kid) {
+      var sub = matchedBytes(kid, query);
+      total.bytes += sub.bytes;
+      total.frames += sub.frames;
+    });
+    return total;
+  }
+
+  function countMatches(node, query) {
+    var found = 0;
+    node.kids.forEach(function (kid) {
+      found += (matches(kid, query) ? 1 : 0) + countMatches(kid, query);
+    });
+    return found;
+  }
+
+  function hue(text) {
+    var hash = 0;
+    for (var i = 0; i < text.length; i++) {
+      hash = (hash * 31 + text.charCodeAt(i)) | 0;
+    }
+    return Math.abs(hash);
+  }
+
+  function colour(frame) {
+    var h = hue(frameName(frame) + frameLocation(frame));
+    if (frame < frameCount && data.frames[4 * frame + 3]) {
+      return "hsl(" + (190 + h % 40) + ", 55%, " + (68 + h % 12) + "%)";
+    }
+    return "hsl(" + (h % 50) + ", 78%, " + (62 + (h >> 8) % 14) + "%)";
+  }
+
+  function render() {
+    var width = graph.clientWidth || 1000;
+    var chain = zoomChain();
+    var focus = chain[chain.length - 1];
+    var boxes = [];
+    var i;
+    for (i = 0; i < chain.length; i++) {
+      boxes.push({ node: chain[i], x: 0, w: width, depth: i, ancestor: i < chain.length - 1 });
+    }
+    var maxDepth = chain.length - 1;
+    var scale = focus.bytes > 0 ? width / focus.bytes : 0;
+    // Narrower than a pixel cannot be seen or clicked; search totals come from the tree, not from boxes.
+    var stack = [[focus, 0, chain.length]];
+    while (stack.length) {
+      var item = stack.pop();
+      var x = item[1];
+      var kids = sortedKids(item[0]);
+      for (i = 0; i < kids.length; i++) {
+        var w = kids[i].bytes * scale;
+        if (w < 1) {
+          break;
+        }
+        boxes.push({ node: kids[i], x: x, w: w, depth: item[2], ancestor: false });
+        if (item[2] > maxDepth) {
+          maxDepth = item[2];
+        }
+        stack.push([kids[i], x, item[2] + 1]);
+        x += w;
+      }
+    }
+    state.boxes = boxes;
+    var query = state.query;
+    var height = (maxDepth + 1) * ROW;
+    graph.style.height = height + "px";
+    graph.classList.toggle("searching", !!query);
+    var fragment = document.createDocumentFragment();
+    for (i = 0; i < boxes.length; i++) {
+      var box = boxes[i];
+      var div = document.createElement("div");
+      var frame = box.node.frame;
+      div.className = "frame" + (box.ancestor ? " ancestor" : "") + (frame < 0 ? " root" : "") +
+        (frame >= frameCount ? " thread" : "") + (matches(box.node, query) ? " match" : "");
+      div.dataset.box = String(i);
+      div.style.left = box.x + "px";
+      div.style.width = box.w + "px";
+      div.style.top = (state.inverted ? box.depth * ROW : height - (box.depth + 1) * ROW) + "px";
+      if (frame >= 0 && frame < frameCount) {
+        div.style.background = colour(frame);
+      }
+      if (box.w > 24) {
+        div.textContent = frame < 0 ? frameName(frame) + " (" + formatBytes(box.node.bytes) + ")" : frameName(frame);
+      }
+      fragment.appendChild(div);
+    }
+    graph.replaceChildren(fragment);
+    zoomOutButton.disabled = chain.length < 2;
+    resetButton.disabled = chain.length < 2;
+    crumbs.textContent = chain.length > 1
+      ? "Zoomed into: " + chain.slice(1).map(function (node) { return frameName(node.frame); }).join(" \u203a ")
+      : "";
+    renderMatches();
+  }
+
+  function renderMatches() {
+    if (!state.query) {
+      matchesText.textContent = "";
+      return;
+    }
+    var found = matchedBytes(state.tree, state.query);
+    matchesText.textContent = found.frames
+      ? found.frames + " matching frame(s): " + formatBytes(found.bytes) + " (" +
+        percent(found.bytes, state.tree.bytes) + " of the total)"
+      : "no match";
+  }
+
+  function rebuild() {
+    state.tree = buildTree();
+    render();
+  }
+
+  function showTooltip(event, box) {
+    var node = box.node;
+    var frame = node.frame;
+    tooltip.replaceChildren();
+    var lines = [
+      [frameName(frame), "name"],
+      [frameLocation(frame), "location"],
+      [formatBytes(node.bytes) + " (" + percent(node.bytes, state.tree.bytes) + " of the total)", "bytes"],
+      [node.count.toLocaleString("en-US") + " allocation(s)", "count"]
+    ];
+    lines.forEach(function (line) {
+      if (!line[0]) {
+        return;
+      }
+      var div = document.createElement("div");
+      div.className = line[1];
+      div.textContent = line[0];
+      tooltip.appendChild(div);
+    });
+    tooltip.hidden = false;
+    var x = Math.min(event.clientX + 14, window.innerWidth - tooltip.offsetWidth - 8);
+    var y = event.clientY + 16;
+    if (y + tooltip.offsetHeight > window.innerHeight) {
+      y = event.clientY - tooltip.offsetHeight - 10;
+    }
+    tooltip.style.left = Math.max(0, x) + "px";
+    tooltip.style.top = Math.max(0, y) + "px";
+  }
+
+  function boxAt(event) {
+    var target = event.target.closest ? event.target.closest(".frame") : null;
+    return target ? state.boxes[Number(target.dataset.box)] : null;
+  }
+
+  graph.addEventListener("mousemove", function (event) {
+    var box = boxAt(event);
+    if (box) {
+      showTooltip(event, box);
+    } else {
+      tooltip.hidden = true;
+    }
+  });
+  graph.addEventListener("mouseleave", function () {
+    tooltip.hidden = true;
+  });
+  graph.addEventListener("click", function (event) {
+    var box = boxAt(event);
+    if (box) {
+      state.zoom = framePathOf(box.node);
+      render();
+    }
+  });
+  zoomOutButton.addEventListener("click", function () {
+    state.zoom = framePathOf(zoomChain().slice(-2)[0]);
+    render();
+  });
+  resetButton.addEventListener("click", function () {
+    state.zoom = [];
+    render();
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && document.activeElement !== searchBox) {
+      state.zoom = [];
+      render();
+    }
+  });
+  searchBox.addEventListener("input", function () {
+    state.query = searchBox.value.trim().toLowerCase();
+    render();
+  });
+
+  var allOption = document.createElement("option");
+  allOption.value = "-1";
+  allOption.textContent = "All threads";
+  threadSelect.appendChild(allOption);
+  data.threads.forEach(function (thread, index) {
+    var option = document.createElement("option");
+    option.value = String(index);
+    option.textContent = threadLabel(index);
+    threadSelect.appendChild(option);
+  });
+  threadSelect.addEventListener("change", function () {
+    state.thread = Number(threadSelect.value);
+    rebuild();
+  });
+  invertedBox.checked = state.inverted;
+  invertedBox.addEventListener("change", function () {
+    state.inverted = invertedBox.checked;
+    state.zoom = [];
+    rebuild();
+  });
+  splitBox.checked = state.split;
+  splitBox.addEventListener("change", function () {
+    state.split = splitBox.checked;
+    state.zoom = [];
+    rebuild();
+  });
+
+  // ---- heap over time ---------------------------------------------------------------------
+
+  var SVG = "http://www.w3.org/2000/svg";
+  var CHART_W = 1000;
+  var CHART_H = 150;
+  var PAD_TOP = 16;
+  var PAD_BOTTOM = 16;
+  var timeline = data.timeline;
+  var endMs = Math.max(data.duration_ms, timeline.length ? timeline[timeline.length - 3] : 0, 1);
+
+  function svg(name, attributes, parent) {
+    var element = document.createElementNS(SVG, name);
+    Object.keys(attributes).forEach(function (key) {
+      element.setAttribute(key, attributes[key]);
+    });
+    parent.appendChild(element);
+    return element;
+  }
+
+  function chartX(ms) {
+    return CHART_W * ms / endMs;
+  }
+
+  function drawChart() {
+    chart.setAttribute("viewBox", "0 0 " + CHART_W + " " + CHART_H);
+    chart.setAttribute("preserveAspectRatio", "none");
+    if (timeline.length < 6) {
+      svg("text", { x: 8, y: 20 }, chart).textContent = "Too short for a timeline (" + timeline.length / 3 +
+        " sample(s) of 10 ms).";
+      return;
+    }
+    var top = 1;
+    for (var i = 0; i < timeline.length; i += 3) {
+      top = Math.max(top, timeline[i + 1], timeline[i + 2]);
+    }
+    function y(bytes) {
+      return PAD_TOP + (CHART_H - PAD_TOP - PAD_BOTTOM) * (1 - bytes / top);
+    }
+    var heap = ["M0," + y(0)];
+    var rss = [];
+    var hasRss = false;
+    for (i = 0; i < timeline.length; i += 3) {
+      var x = chartX(timeline[i]).toFixed(1);
+      heap.push("L" + x + "," + y(timeline[i + 1]).toFixed(1));
+      if (timeline[i + 2] > 0) {
+        hasRss = true;
+        rss.push((rss.length ? "L" : "M") + x + "," + y(timeline[i + 2]).toFixed(1));
+      }
+    }
+    heap.push("L" + chartX(timeline[timeline.length - 3]).toFixed(1) + "," + y(0));
+    svg("path", { d: heap.join(" "), fill: "rgba(74,111,214,0.35)", stroke: "#4a6fd6", "stroke-width": 1.2,
+      "vector-effect": "non-scaling-stroke", "class": "heap" }, chart);
+    if (hasRss) {
+      svg("path", { d: rss.join(" "), fill: "none", stroke: "#8a8f9c", "stroke-width": 1.2,
+        "stroke-dasharray": "4 3", "vector-effect": "non-scaling-stroke", "class": "rss" }, chart);
+    }
+    svg("line", { x1: chartX(data.peak_ms), x2: chartX(data.peak_ms), y1: PAD_TOP, y2: CHART_H - PAD_BOTTOM,
+      stroke: "#b3261e", "stroke-width": 1, "vector-effect": "non-scaling-stroke" }, chart);
+    var legend = "heap (blue)" + (hasRss ? ", RSS (dashed)" : "") + ": up to " + formatBytes(top) +
+      "; peak (red line) at " + formatSeconds(data.peak_ms);
+    svg("text", { x: 6, y: 12 }, chart).textContent = legend;
+    svg("text", { x: 6, y: CHART_H - 3 }, chart).textContent = "0 s";
+    svg("text", { x: CHART_W - 6, y: CHART_H - 3, "text-anchor": "end" }, chart).textContent = formatSeconds(endMs);
+  }
+
+  // With --temporal, a drag across the chart picks a range; the graph then shows what was
+  // allocated inside it and still live at its end.
+  function setupRangeSelection() {
+    if (!data.intervals) {
+      return;
+    }
+    chart.classList.add("temporal");
+    var selection = svg("rect", { x: 0, y: 0, width: 0, height: CHART_H, fill: "rgba(214,60,196,0.18)",
+      stroke: "#d63cc4", "vector-effect": "non-scaling-stroke", visibility: "hidden", "class": "selection" }, chart);
+    var dragStart = null;
+    function msAt(event) {
+      var rect = chart.getBoundingClientRect();
+      var fraction = Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width));
+      return fraction * endMs;
+    }
+    function show(a, b) {
+      selection.setAttribute("x", chartX(Math.min(a, b)));
+      selection.setAttribute("width", Math.abs(chartX(b) - chartX(a)));
+      selection.setAttribute("visibility", "visible");
+    }
+    chart.addEventListener("pointerdown", function (event) {
+      dragStart = msAt(event);
+      chart.setPointerCapture(event.pointerId);
+      show(dragStart, dragStart);
+    });
+    chart.addEventListener("pointermove", function (event) {
+      if (dragStart !== null) {
+        show(dragStart, msAt(event));
+      }
+    });
+    chart.addEventListener("pointerup", function (event) {
+      if (dragStart === null) {
+        return;
+      }
+      var end = msAt(event);
+      var range = [Math.min(dragStart, end), Math.max(dragStart, end)];
+      dragStart = null;
+      if (chartX(range[1]) - chartX(range[0]) < 2) {
+        return;
+      }
+      state.range = range;
+      state.zoom = [];
+      rebuild();
+      rangeText.textContent = "Allocated between " + formatSeconds(range[0]) + " and " + formatSeconds(range[1]) +
+        " and still live at " + formatSeconds(range[1]) + ": " + formatBytes(state.tree.bytes) + " in " +
+        state.tree.count.toLocaleString("en-US") + " allocation(s).";
+      clearRangeButton.disabled = false;
+    });
+    clearRangeButton.addEventListener("click", function () {
+      state.range = null;
+      selection.setAttribute("visibility", "hidden");
+      rangeText.textContent = "Drag across the chart to show what was allocated in a time range and still live at its end.";
+      clearRangeButton.disabled = true;
+      rebuild();
+    });
+  }
+
+  drawChart();
+  setupRangeSelection();
+  rebuild();
+  var resizeTimer = 0;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(render, 100);
+  });
+})();

@@ -1,0 +1,93 @@
+"""Captures made by the real tracker for the report tests: a two-phase program with a hostile
+thread name and source path, an empty capture and a truncated one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_memprof import Tracker
+
+ROOT = Path(__file__).resolve().parents[2]
+HOSTILE = "<script>alert(1)</script>"
+
+TWO_PHASES = f'''
+import threading
+import time
+
+
+def early_phase():
+    return [bytearray(10_000) for _ in range(200)]
+
+
+def late_phase():
+    return [bytearray(10_000) for _ in range(300)]
+
+
+def in_named_thread(out):
+    out.append(bytearray(1_000_000))
+
+
+kept_early = early_phase()
+time.sleep(0.3)
+out = []
+thread = threading.Thread(target=in_named_thread, args=(out,), name={HOSTILE!r})
+thread.start()
+thread.join()
+time.sleep(0.3)
+kept_late = late_phase()
+time.sleep(0.1)
+'''
+
+
+def run_memprof(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``memprof ARGS`` in a subprocess (the real command line), text output captured."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "pytest_memprof", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Non-zero exit, one ``memprof: error:`` line containing ``fragments``, no traceback."""
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("memprof: error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="session")
+def two_phase_capture(tmp_path_factory) -> Path:
+    """``memprof run`` of a script living under a folder path that spells ``<script>alert(1)</script>``."""
+    base = tmp_path_factory.mktemp("reports")
+    # A file name cannot hold "/", so the hostile text spans two folders.
+    folder = base / "<script>alert(1)<" / "script>"
+    folder.mkdir(parents=True)
+    script = folder / "two_phases.py"
+    script.write_text(TWO_PHASES)
+    result = run_memprof("run", "-q", "-o", str(base / "phases.bin"), str(script), cwd=base)
+    assert result.returncode == 0, result.stderr
+    return base / "phases.bin"
+
+
+@pytest.fixture
+def empty_capture(tmp_path) -> Path:
+    """A real capture in which nothing was allocated (Python's allocators not hooked, nothing done)."""
+    path = tmp_path / "empty.bin"
+    with Tracker(path, trace_python_allocators=False):
+        pass
+    return path
+
+
+@pytest.fixture
+def truncated_capture(two_phase_capture, tmp_path) -> Path:
+    """The two-phase capture cut in the middle, as if the process had died while writing."""
+    data = two_phase_capture.read_bytes()
+    path = tmp_path / "cut.bin"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    return path
