@@ -12,6 +12,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "arena_cache.h"
 #include "hooks.h"
 #include "recorder.h"
 
@@ -309,6 +310,7 @@ bool start(const Options& options, std::string* error) {
     pystack::rebuild(state->stack, top, generation());
     pystack::install_profiler_all_threads();
     if (options.trace_python_allocators) pystack::install_allocator_hooks();
+    arena_cache::install();
     hooks::patch_all(true);
     start_sampler();
     return true;
@@ -324,6 +326,7 @@ std::string stop() {
     }
     hooks::patch_all(false);
     pystack::remove_allocator_hooks();
+    arena_cache::remove();
     pystack::remove_profiler_all_threads();
     release_stacks();
     stop_sampler();

@@ -6,6 +6,7 @@ import ctypes
 import gc
 import inspect
 import shutil
+import sys
 import threading
 
 import pytest
@@ -145,6 +146,40 @@ def test_stop_restores_every_patched_slot(tmp_path, testlib):
     with Tracker(tmp_path / "slots.bin"):
         assert testlib.malloc_slot() != libc_malloc, "malloc is not routed through the hook"
     assert testlib.malloc_slot() == libc_malloc, "the hook stayed on the allocation path after stop"
+
+
+class ArenaAllocator(ctypes.Structure):
+    _fields_ = [("ctx", ctypes.c_void_p), ("alloc", ctypes.c_void_p), ("free", ctypes.c_void_p)]
+
+
+def arena_allocator() -> tuple:
+    allocator = ArenaAllocator()
+    ctypes.pythonapi.PyObject_GetArenaAllocator(ctypes.byref(allocator))
+    return allocator.ctx, allocator.alloc, allocator.free
+
+
+def recurse(depth: int) -> int:
+    return 0 if depth == 0 else recurse(depth - 1) + 1
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="data stack chunks (and our arena cache) are 3.11+")
+def test_data_stack_chunks_are_recorded_exactly_and_the_arena_allocator_is_restored(tmp_path):
+    before = arena_allocator()
+    out = tmp_path / "chunks.bin"
+    with Tracker(out):
+        assert arena_allocator() != before
+        # Each call to a depth past the first 16 KiB chunk maps a new chunk and releases it on
+        # return: the cache hands the same block back, and each use is still an mmap/munmap pair.
+        for _ in range(200):
+            recurse(400)
+    assert arena_allocator() == before, "our arena allocator stayed installed after stop"
+    capture = Capture.open(out)
+    mmaps = [s for s in capture.total_stacks(merge_allocators=False) if s.allocator == "mmap"]
+    chunk_maps = sum(s.count for s in mmaps if s.location and s.location.function == "recurse")
+    assert chunk_maps >= 200
+    # Every chunk was released: none of recurse's mappings is live at the end.
+    assert not [s for s in capture.leak_stacks(merge_allocators=False)
+                if s.allocator == "mmap" and s.location and s.location.function == "recurse"]
 
 
 def test_numpy_buffer_is_seen(tmp_path):
