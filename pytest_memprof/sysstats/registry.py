@@ -1,0 +1,86 @@
+"""What a system-stats plugin is: a name, a shape, and its fields declared once with description and unit.
+
+Every printer (stdout, CSV, JSON, terminal, web) works from these declarations and never special-cases
+a plugin. Names and meanings follow Glances, so its users find ``cpu.user``, ``mem.used`` and
+``load.min1`` where they expect them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+# A plugin's value is one of three shapes.
+VALUE = "value"  # one scalar (now, uptime)
+DICT = "dict"  # one dict of declared fields (cpu, mem, load, ...)
+LIST = "list"  # a list of dicts, each named by its `key` field (network by interface_name, ...)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One figure a plugin reports: its name, what it means and its unit."""
+
+    name: str
+    description: str
+    unit: str
+    # Sub-fields of a field whose value is itself a dict (processlist's memory_info).
+    subfields: tuple[str, ...] = ()
+
+
+class Plugin:
+    """A collector: declares its fields in ``fields`` and returns fresh values from ``collect()``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    shape: ClassVar[str] = DICT
+    # For LIST plugins: the field that names an entry (interface_name, mnt_point, pid, ...).
+    key: ClassVar[str] = ""
+    # For VALUE plugins, the unit of the value.
+    unit: ClassVar[str] = ""
+    fields: ClassVar[tuple[Field, ...]] = ()
+
+    def __init__(self) -> None:
+        self._last_time: float | None = None
+
+    def collect(self) -> Any:
+        """Return the plugin's current value (a scalar, a dict or a list of dicts)."""
+        raise NotImplementedError
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """The declared field names, in declaration order."""
+        return [field.name for field in cls.fields]
+
+    @classmethod
+    def field(cls, name: str) -> Field | None:
+        """The declared field called ``name``, or None."""
+        return next((field for field in cls.fields if field.name == name), None)
+
+    def _elapsed(self) -> float:
+        """Seconds since the previous call (0.0 the first time): rates and Glances' time_since_update."""
+        now = time.monotonic()
+        elapsed = 0.0 if self._last_time is None else now - self._last_time
+        self._last_time = now
+        return elapsed
+
+
+def entry_key(plugin: type[Plugin] | Plugin, entry: dict[str, Any]) -> str:
+    """The name of one entry of a LIST plugin, as it appears in dotted selectors."""
+    return str(entry.get(plugin.key))
+
+
+def describe(plugin: type[Plugin] | Plugin) -> dict[str, Any]:
+    """The declaration of a plugin as JSON-ready data (served at /api/4/<plugin>/fields)."""
+    return {
+        "name": plugin.name,
+        "description": plugin.description,
+        "shape": plugin.shape,
+        **({"key": plugin.key} if plugin.key else {}),
+        **({"unit": plugin.unit} if plugin.unit else {}),
+        "fields": {
+            field.name: {"description": field.description, "unit": field.unit,
+                         **({"subfields": list(field.subfields)} if field.subfields else {})}
+            for field in plugin.fields
+        },
+    }

@@ -1,0 +1,104 @@
+"""Where snapshots come from: this machine's collectors, or a ``memprof sys -s`` / ``-w`` server over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from typing import Any
+
+from ..errors import MemprofError, UsageError
+from .plugins import PLUGINS
+from .registry import Plugin
+
+DEFAULT_SERVER_PORT = 61209
+DEFAULT_WEB_PORT = 61208
+# Rates and CPU percentages measured over less than this are mostly noise: the first sample waits for it.
+_SETTLE_SECONDS = 0.1
+
+
+class SourceUnavailable(MemprofError):
+    """A remote server did not answer (or refused our credentials)."""
+
+
+class LocalSource:
+    """Samples this machine through the collectors of the named plugins."""
+
+    def __init__(self, names: Iterable[str] | None = None) -> None:
+        self.collectors: dict[str, Plugin] = {name: PLUGINS[name]() for name in (names or PLUGINS)}
+        self._created = time.monotonic()
+        self.description = "this machine"
+
+    def sample(self) -> dict[str, Any]:
+        """Collect every plugin once and return ``{plugin: value}``."""
+        wait = _SETTLE_SECONDS - (time.monotonic() - self._created)
+        if wait > 0:
+            time.sleep(wait)
+        return {name: collector.collect() for name, collector in self.collectors.items()}
+
+
+def parse_address(text: str, default_port: int) -> tuple[str, int]:
+    """``HOST[:PORT]`` (or ``[v6]:PORT``) as (host, port); a bad port is a usage error."""
+    host, port_text = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    if not host:
+        raise UsageError(f"no host in {text!r}: expected HOST[:PORT]")
+    if not port_text:
+        return host, default_port
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise UsageError(f"bad port in {text!r}: expected HOST[:PORT] with a number") from None
+    if not 0 < port < 65536:
+        raise UsageError(f"bad port {port} in {text!r}: expected 1 to 65535")
+    return host, port
+
+
+def basic_auth_header(username: str, password: str) -> str:
+    """The value of an ``Authorization`` header for HTTP Basic authentication."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def fetch_json(url: str, authorization: str | None = None, timeout: float = 3.0) -> Any:
+    """GET a URL and decode its JSON; any failure is a SourceUnavailable with a one-line reason."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    if authorization:
+        request.add_header("Authorization", authorization)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as error:
+        reason = "the password was refused (HTTP 401)" if error.code == 401 else f"HTTP {error.code}"
+        raise SourceUnavailable(reason) from None
+    except urllib.error.URLError as error:
+        reason = error.reason
+        text = getattr(reason, "strerror", None) or str(reason)
+        raise SourceUnavailable(text.lower() if isinstance(text, str) else str(text)) from None
+    except (OSError, ValueError) as error:  # timeouts, resets, a non-JSON answer
+        raise SourceUnavailable(str(error) or type(error).__name__) from None
+
+
+class RemoteSource:
+    """Samples a server's ``/api/4/all``."""
+
+    def __init__(self, host: str, port: int, authorization: str | None = None) -> None:
+        self.host, self.port = host, port
+        self.authorization = authorization
+        shown = f"[{host}]" if ":" in host else host
+        self.description = f"{shown}:{port}"
+        self.base = f"http://{shown}:{port}/api/4"
+
+    def sample(self) -> dict[str, Any]:
+        """Fetch every plugin's value from the server."""
+        snapshot = fetch_json(f"{self.base}/all", self.authorization)
+        if not isinstance(snapshot, dict):
+            raise SourceUnavailable("the server's /api/4/all is not a JSON object")
+        return snapshot
