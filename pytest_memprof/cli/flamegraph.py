@@ -7,16 +7,7 @@ import argparse
 from ..reports.flamegraph import render_flamegraph
 from ..reports.output import check_output, default_output
 from ._common import open_capture
-
-
-def add_kind_options(parser: argparse.ArgumentParser) -> None:
-    """``--leaks`` / ``--temporary-allocations``: which bytes a report shows (the peak by default)."""
-    kind = parser.add_mutually_exclusive_group()
-    kind.add_argument("--leaks", dest="kind", action="store_const", const="leaks",
-                      help="show memory still allocated at the end instead of at the peak")
-    kind.add_argument("--temporary-allocations", dest="kind", action="store_const", const="temporary",
-                      help="show allocations freed before any other allocation was made")
-    parser.set_defaults(kind="peak")
+from ._report_options import add_kind_options, add_output_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,9 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write a self-contained HTML flame graph of a capture: frames sized by the bytes "
         "allocated at the peak (or leaked, or in temporary allocations), with a heap-over-time chart.")
     parser.add_argument("file", help="capture file")
-    parser.add_argument("-o", "--output", metavar="OUT.html",
-                        help="where to write it (default: memprof-flamegraph-<name>.html next to the capture)")
-    parser.add_argument("-f", "--force", action="store_true", help="overwrite the output file if it exists")
+    add_output_options(parser, "flamegraph")
     add_kind_options(parser)
     parser.add_argument("--split-threads", action="store_true", help="start with one branch per thread")
     parser.add_argument("--inverted", action="store_true",

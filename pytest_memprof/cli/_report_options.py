@@ -1,0 +1,33 @@
+"""Options the report subcommands share: which bytes to show, where the HTML goes, counts."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_kind_options(parser: argparse.ArgumentParser) -> None:
+    """``--leaks`` / ``--temporary-allocations``: which bytes a report shows (the peak by default)."""
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--leaks", dest="kind", action="store_const", const="leaks",
+                      help="show memory still allocated at the end instead of at the peak")
+    kind.add_argument("--temporary-allocations", dest="kind", action="store_const", const="temporary",
+                      help="show allocations freed before any other allocation was made")
+    parser.set_defaults(kind="peak")
+
+
+def add_output_options(parser: argparse.ArgumentParser, kind: str) -> None:
+    """``-o/--output`` and ``-f/--force`` for a report written as ``memprof-<kind>-<name>.html``."""
+    parser.add_argument("-o", "--output", metavar="OUT.html",
+                        help=f"where to write it (default: memprof-{kind}-<name>.html next to the capture)")
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite the output file if it exists")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value

@@ -1,0 +1,33 @@
+"""``memprof table``: write a capture's allocations as a sortable, filterable HTML table."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..reports.output import check_output, default_output
+from ..reports.table import render_table
+from ._common import open_capture
+from ._report_options import add_kind_options, add_output_options
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``table`` subcommand."""
+    parser = subparsers.add_parser(
+        "table", help="write an HTML table of the allocations at the peak",
+        description="Write a self-contained HTML table of the memory live at the peak (or leaked, or in "
+        "temporary allocations) by stack: location, thread, bytes, count and allocator.")
+    parser.add_argument("file", help="capture file")
+    add_output_options(parser, "table")
+    add_kind_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the table and say where it went."""
+    target = check_output(args.output or default_output(args.file, "table"), force=args.force)
+    capture = open_capture(args.file)
+    render_table(capture, target, kind=args.kind)
+    if capture.truncated:
+        print(f"memprof: {args.file} is truncated; the table covers what was written")
+    print(f"memprof: wrote {target}")
+    return 0

@@ -1,0 +1,85 @@
+"""The HTML table of allocations at the peak (or leaked, or temporary): sortable and filterable.
+
+One row per stack, thread and allocator; the page gets the same compact call tree as the flame
+graph, so a click on a row can show the row's whole stack without repeating strings per row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..capture import Capture
+from ..sizes import format_size
+from .calltree import KIND_TITLES, KINDS, CallTree, stacks_of, user_frames
+from .output import json_for_script, write_report
+
+_TEMPLATES = Path(__file__).with_name("templates")
+
+
+def table_data(capture: Capture, *, kind: str = "peak", title: str = "") -> dict[str, Any]:
+    """Rows of the table as a JSON-ready dict: a call tree and flat [node, thread, allocator, bytes, count]."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    tree = CallTree()
+    stats = stacks_of(capture, kind, merge_threads=False, merge_allocators=False)
+    names = {info.thread_id: info.name for info in capture.threads()}
+    thread_ids = sorted({stat.thread_id for stat in stats})
+    thread_index = {tid: index for index, tid in enumerate(thread_ids)}
+    allocators: dict[str, int] = {}
+    rows: list[int] = []
+    for stat in stats:
+        allocator = allocators.setdefault(stat.allocator or "?", len(allocators))
+        rows.extend((tree.add(user_frames(stat.frames)), thread_index[stat.thread_id], allocator, stat.bytes,
+                     stat.count))
+    frames: list[int] = []
+    for function, file, line, native in tree.frames:
+        frames.extend((function, file, line, int(native)))
+    nodes: list[int] = []
+    for parent, frame in zip(tree.parents[1:], tree.node_frames[1:]):
+        nodes.extend((parent, frame))
+    return {
+        "title": title,
+        "kind": kind,
+        "strings": tree.strings,
+        "frames": frames,
+        "nodes": nodes,
+        "threads": [[tid, names.get(tid, "")] for tid in thread_ids],
+        "allocators": list(allocators),
+        "rows": rows,
+    }
+
+
+def render_table_html(capture: Capture, *, title: str | None = None, kind: str = "peak") -> str:
+    """The table page for ``capture`` as one HTML string."""
+    if title is None:
+        title = capture.path.name if capture.path else "capture"
+    data = table_data(capture, kind=kind, title=title)
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+                                     autoescape=jinja2.select_autoescape(["html"]))
+    return environment.get_template("table.html").render(
+        title=title,
+        kind_title=KIND_TITLES[kind],
+        peak=format_size(capture.peak_bytes),
+        leaked=format_size(capture.leaked_bytes),
+        allocations=f"{capture.total_allocations:,}",
+        command_line=capture.metadata.command_line,
+        truncated=capture.truncated,
+        problem=capture.problem,
+        empty=not data["rows"],
+        generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        data=json_for_script(json.dumps(data, separators=(",", ":"), ensure_ascii=False)),
+        style=(_TEMPLATES / "report.css").read_text(encoding="utf-8"),
+        script=(_TEMPLATES / "table.js").read_text(encoding="utf-8"),
+    )
+
+
+def render_table(capture: Capture, target: str | os.PathLike[str], *, title: str | None = None,
+                 kind: str = "peak") -> Path:
+    """Write the allocation table of ``capture`` to ``target`` (creating its folder) and return its path."""
+    return write_report(target, render_table_html(capture, title=title, kind=kind))

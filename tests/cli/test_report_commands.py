@@ -1,0 +1,158 @@
+"""The report subcommands end to end: ``memprof flamegraph/table/tree/summary`` on real captures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_memprof import Tracker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROGRAM = '''
+def build_cache():
+    return [bytearray(50_000) for _ in range(40)]
+
+
+cache = build_cache()
+'''
+
+
+def memprof(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "COLUMNS": "160"}
+    return subprocess.run([sys.executable, "-m", "pytest_memprof", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("memprof: error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cli-reports")
+    (folder / "program.py").write_text(PROGRAM)
+    result = memprof("run", "-q", "-o", "prog.bin", "program.py", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder / "prog.bin"
+
+
+@pytest.fixture
+def empty(tmp_path) -> Path:
+    path = tmp_path / "empty.bin"
+    with Tracker(path, trace_python_allocators=False):
+        pass
+    return path
+
+
+@pytest.fixture
+def truncated(capture, tmp_path) -> Path:
+    data = capture.read_bytes()
+    path = tmp_path / "cut.bin"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    return path
+
+
+@pytest.mark.parametrize("command", ["flamegraph", "table"])
+def test_html_goes_next_to_the_capture_and_is_not_overwritten_without_force(command, capture, tmp_path):
+    local = tmp_path / "prog.bin"
+    local.write_bytes(capture.read_bytes())
+    result = memprof(command, str(local), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    expected = tmp_path / f"memprof-{command}-prog.html"
+    assert f"wrote {expected}" in result.stdout
+    assert "build_cache" in expected.read_text()
+
+    before = expected.read_bytes()
+    assert_one_line_error(memprof(command, str(local), cwd=ROOT), "already exists", "--force")
+    assert expected.read_bytes() == before
+
+    forced = memprof(command, "-f", str(local), cwd=ROOT)
+    assert forced.returncode == 0, forced.stderr
+    other = memprof(command, "-o", "sub/dir/out.html", str(local), cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    assert (tmp_path / "sub" / "dir" / "out.html").exists()
+
+
+@pytest.mark.parametrize("command", ["flamegraph", "table"])
+def test_an_output_folder_that_cannot_be_made_is_one_line(command, capture, tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    assert_one_line_error(memprof(command, "-o", "a_file/out.html", str(capture), cwd=tmp_path),
+                          "cannot create the folder")
+    (tmp_path / "a_folder").mkdir()
+    assert_one_line_error(memprof(command, "-o", "a_folder", str(capture), cwd=tmp_path), "is a folder")
+
+
+@pytest.mark.parametrize("command", ["flamegraph", "table", "tree", "summary"])
+def test_bad_captures_are_one_line_errors(command, tmp_path):
+    assert_one_line_error(memprof(command, "missing.bin", cwd=tmp_path), "missing.bin")
+    (tmp_path / "garbage.bin").write_bytes(b"certainly not a capture file, only words")
+    assert_one_line_error(memprof(command, "garbage.bin", cwd=tmp_path), "garbage.bin")
+    assert not list(tmp_path.glob("*.html"))
+
+
+@pytest.mark.parametrize("command", ["flamegraph", "table"])
+def test_html_of_empty_and_truncated_captures(command, empty, truncated, tmp_path):
+    result = memprof(command, "-o", "empty.html", str(empty), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "No allocations were recorded" in (tmp_path / "empty.html").read_text()
+    result = memprof(command, "-o", "cut.html", str(truncated), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "truncated" in result.stdout
+    assert 'id="truncated"' in (tmp_path / "cut.html").read_text()
+
+
+def test_flamegraph_options(capture, tmp_path):
+    result = memprof("flamegraph", "--leaks", "--inverted", "--split-threads", "--temporal", "-o", "fg.html",
+                     str(capture), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "fg.html").read_text()
+    assert '"kind":"leaks"' in html and '"temporal":true' in html and '"inverted":true' in html
+    assert '"intervals":[' in html
+    both = memprof("flamegraph", "--leaks", "--temporary-allocations", str(capture), cwd=tmp_path)
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
+def test_tree_shows_the_biggest_branch(capture, empty, truncated, tmp_path):
+    result = memprof("tree", str(capture), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("The ") and "bytes at the peak" in lines[0]
+    assert any("build_cache" in line and "program.py" in line for line in lines)
+    assert "1.9 MiB" in result.stdout  # 40 x 50,000 bytes
+    one = memprof("tree", "--biggest-allocs", "1", str(capture), cwd=tmp_path)
+    assert one.stdout.startswith("The 1 biggest of")
+    assert memprof("tree", "--biggest-allocs", "0", str(capture), cwd=tmp_path).returncode == 2
+
+    nothing = memprof("tree", str(empty), cwd=tmp_path)
+    assert nothing.returncode == 0 and "No allocations were recorded" in nothing.stdout
+    cut = memprof("tree", str(truncated), cwd=tmp_path)
+    assert cut.returncode == 0 and "truncated" in cut.stdout and "Traceback" not in cut.stderr
+
+
+def test_summary_by_function(capture, empty, truncated, tmp_path):
+    result = memprof("summary", str(capture), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "program.py" in line]
+    assert "build_cache" in rows[0] or "<module>" in rows[0]
+    assert any("build_cache" in row and "1.9 MiB" in row for row in rows)
+
+    own = memprof("summary", "--sort-column", "own-bytes", "--max-rows", "1", str(capture), cwd=tmp_path)
+    assert own.returncode == 0, own.stderr
+    assert "1 of" in own.stdout and "build_cache" in own.stdout
+    assert memprof("summary", "--sort-column", "nope", str(capture), cwd=tmp_path).returncode == 2
+
+    nothing = memprof("summary", str(empty), cwd=tmp_path)
+    assert nothing.returncode == 0 and "No allocations were recorded" in nothing.stdout
+    cut = memprof("summary", str(truncated), cwd=tmp_path)
+    assert cut.returncode == 0 and "truncated" in cut.stdout

@@ -1,0 +1,57 @@
+"""Scale: 1 million allocations from 10,000 distinct stacks make a flame graph well under 10 MB."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_memprof import Capture
+from pytest_memprof.reports.flamegraph import render_flamegraph
+
+from .conftest import run_memprof
+
+# 10 top functions call 100 middle ones, which call 10,000 distinct leaves (made with exec, so
+# each stack really is distinct); each leaf makes 100 allocations that stay alive to the peak.
+MANY_STACKS = '''
+keep = []
+for t in range(10):
+    exec(f"def top_{t}(i):\\n    return globals()['mid_%d' % (i // 100)](i)\\n")
+for m in range(100):
+    exec(f"def mid_{m}(i):\\n    return globals()['leaf_%d' % i]()\\n")
+for i in range(10000):
+    exec(f"def leaf_{i}():\\n    for _ in range(100):\\n        keep.append(bytes(100))\\n")
+for i in range(10000):
+    globals()['top_%d' % (i // 1000)](i)
+'''
+
+LIMIT = 10 * 2**20
+
+
+@pytest.fixture(scope="module")
+def many_stacks_capture(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scale")
+    (folder / "many_stacks.py").write_text(MANY_STACKS)
+    result = run_memprof("run", "-q", "-o", "many.bin", "many_stacks.py", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder / "many.bin"
+
+
+def test_a_million_allocations_from_10000_stacks_stay_under_10_mb(many_stacks_capture, tmp_path):
+    capture = Capture.open(many_stacks_capture, temporal=True)
+    assert capture.total_allocations >= 1_000_000
+    leaves = {stat.location.function for stat in capture.peak_stacks() if stat.location}
+    assert len({name for name in leaves if name.startswith("leaf_")}) == 10_000
+    plain = render_flamegraph(capture, tmp_path / "plain.html")
+    temporal = render_flamegraph(capture, tmp_path / "temporal.html", temporal=True)
+    assert plain.stat().st_size < LIMIT
+    assert temporal.stat().st_size < LIMIT
+
+
+@pytest.mark.browser
+def test_the_large_flame_graph_opens_in_chromium(many_stacks_capture, tmp_path, page):
+    target = render_flamegraph(Capture.open(many_stacks_capture), tmp_path / "fg.html")
+    page.goto(target.as_uri())
+    page.wait_for_selector("#graph .frame")
+    assert page.locator("#graph .frame", has_text="top_0").count() == 1
+    page.fill("#search", "leaf_")
+    assert "matching frame(s)" in page.text_content("#matches")
+    assert not page.console_errors, page.console_errors
