@@ -54,6 +54,10 @@ class Capture:
         self._stacks: dict[int, tuple[Frame, ...]] = {0: ()}
         # Nodes of the leading run of runner frames: (their frames, whether `memprof run` is among them).
         self._runner: dict[int, tuple[tuple[Frame, ...], bool]] = {0: ((), False)}
+        # A capture may name the files of the harness that ran the code (pytest's per-test captures do).
+        runner_files = metadata.extra.get("runner_files", ())
+        self._runner_files = tuple(f for f in runner_files if isinstance(f, str) and f) \
+            if isinstance(runner_files, list) else ()
         self._temporal_reader: NativeReader | None = None
 
     # ---- opening ------------------------------------------------------------------------------
@@ -198,13 +202,13 @@ class Capture:
             frame = Frame(function, file, line)
             if runner is None:
                 prefix = (*prefix, frame)
-            elif _is_runner_frame(frame):
-                runner = ((*runner[0], frame), runner[1] or _is_memprof_run(frame))
+            elif _is_runner_frame(frame) or any(part in frame.file for part in self._runner_files):
+                runner = ((*runner[0], frame), runner[1] or bool(self._runner_files) or _is_memprof_run(frame))
                 self._runner[node] = runner
                 prefix = runner[0]  # an allocation by the runner itself is shown whole
             else:
-                # The program's first frame: under `memprof run`, the frames above it are ours, not the
-                # program's (python itself shows none), so its stacks start here.
+                # The program's first frame: under `memprof run` (or a harness named by the capture) the
+                # frames above it are the runner's, not the program's, so its stacks start here.
                 prefix = (*(() if runner[1] else runner[0]), frame)
                 runner = None
             self._stacks[node] = prefix

@@ -19,6 +19,10 @@ import lz4.frame
 
 from .._reader import FORMAT_VERSION, NativeReader
 
+# Where pytest (and what it runs tests through) lives: a test's stacks begin below these frames.
+RUNNER_FILE_PARTS = ("/_pytest/", "/pluggy/", "/pytest_memprof/", "/pytest/__main__.py", "/bin/pytest", "/xdist/",
+                     "/execnet/", "/anyio/", "/asyncio/")
+
 _FRAME, _NODE, _THREAD_NAME, _TRAILER = 66, 67, 65, 70
 _MAX_STRING = 1 << 16
 
@@ -64,6 +68,8 @@ def write_window_capture(path: Path, reader: NativeReader, window: bytes, frames
         "start_time": time.time() - duration_s,
         "command_line": " ".join(sys.argv),
         "test": nodeid,
+        # Stacks of a test start at the test: readers drop the leading frames of these files.
+        "runner_files": list(RUNNER_FILE_PARTS),
         "native": False,
         "trace_python_allocators": True,
         "follow_fork": False,

@@ -282,6 +282,8 @@ def test_over():
     assert not over.truncated
     assert 3 * 2**20 <= over.peak_bytes < 4 * 2**20
     assert over.peak_stacks()[0].location.function == "allocate"
+    # A test's stacks start at the test, as its traceback would: pytest's own frames are dropped.
+    assert [frame.function for frame in over.peak_stacks()[0].frames] == ["test_over", "allocate"]
     sized = Capture.open(next(bin_dir.glob("*test_sizes_2*")))
     assert 2 * 2**20 <= sized.peak_bytes < 3 * 2**20
 
