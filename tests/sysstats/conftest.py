@@ -2,6 +2,74 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import subprocess
+
+import pytest
+
 from tests.cli.conftest import ROOT, assert_one_line_error, memprof, memprof_command
 
-__all__ = ["ROOT", "assert_one_line_error", "memprof", "memprof_command"]
+__all__ = ["ROOT", "assert_one_line_error", "free_port", "memprof", "memprof_command", "run_memprof"]
+
+_URL = re.compile(r"http://127\.0\.0\.1:(\d+)/")
+
+
+class Server:
+    """A ``memprof sys -w`` or ``-s`` subprocess on a free port of 127.0.0.1."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                                                 os.environ.get("PYTHONPATH")]))}
+        environment.update(env or {})
+        self.process = subprocess.Popen([*memprof_command(), "sys", *args], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=environment)
+        line = self.process.stdout.readline()
+        match = _URL.search(line)
+        if not match:
+            self.process.kill()
+            raise AssertionError(f"no URL announced: {line!r} {self.process.stderr.read()!r}")
+        self.port = int(match.group(1))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code (a clean stop is 0)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            return self.process.wait(timeout=10)
+        finally:
+            self.process.stdout.close()
+            self.process.stderr.close()
+
+
+@pytest.fixture
+def start_server():
+    """Start ``memprof sys ARGS --port 0`` servers; all are stopped (and must stop cleanly) at the end."""
+    servers: list[Server] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Server:
+        server = Server(*args, *(() if "--port" in args else ("--port", "0")), env=env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        assert server.stop() == 0
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_memprof(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``memprof ARGS`` and wait for it."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    environment.update(env or {})
+    return subprocess.run([*memprof_command(), *args], capture_output=True, text=True, env=environment,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
