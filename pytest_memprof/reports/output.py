@@ -47,7 +47,10 @@ def write_report(target: str | os.PathLike[str], text: str) -> Path:
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, target)
     except OSError as error:
-        partial.unlink(missing_ok=True)
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:  # the folder itself is the problem; the message below says so
+            pass
         raise ReportError(f"cannot write {target}: {error.strerror or error}") from None
     return target
 

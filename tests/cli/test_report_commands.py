@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -156,3 +157,27 @@ def test_summary_by_function(capture, empty, truncated, tmp_path):
     assert nothing.returncode == 0 and "No allocations were recorded" in nothing.stdout
     cut = memprof("summary", str(truncated), cwd=tmp_path)
     assert cut.returncode == 0 and "truncated" in cut.stdout
+
+
+def test_terminal_reports_print_markup_in_paths_literally(tmp_path):
+    folder = tmp_path / "[bold red]odd"
+    folder.mkdir()
+    (folder / "program.py").write_text(PROGRAM)
+    result = memprof("run", "-q", "-o", "odd.bin", str(folder / "program.py"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for command in ("tree", "summary"):
+        shown = memprof(command, "odd.bin", cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert "[bold red]odd" in shown.stdout.replace("\n", ""), shown.stdout
+
+
+def test_stats_histogram_in_the_terminal_matches_the_json(capture, tmp_path):
+    text = memprof("stats", str(capture), cwd=tmp_path)
+    as_json = json.loads(memprof("stats", "--json", str(capture), cwd=tmp_path).stdout)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    start = next(index for index, line in enumerate(lines) if "Allocation sizes" in line)
+    bars = [line for line in lines[start:] if "█" in line]
+    assert len(bars) == len(as_json["size_histogram"])
+    for line, bucket in zip(bars, as_json["size_histogram"]):
+        assert f"{bucket['count']:,}" in line, (line, bucket)
