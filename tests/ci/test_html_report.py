@@ -63,6 +63,19 @@ def test_index_sorts_filters_and_shows_hostile_ids_as_text(report, page):
     assert not page.console_errors, page.console_errors
 
 
+@pytest.mark.browser
+def test_each_test_links_to_its_flame_graph(report, page):
+    flamegraphs = report.parent / "flamegraphs"
+    assert len(list(flamegraphs.glob("*.html"))) == 6
+    page.goto(report.as_uri())
+    with page.expect_navigation():
+        page.click("#tests tbody tr:has-text('test_over') a")
+    assert "flamegraphs/" in page.url
+    # The test's own stack starts at the test: its box is drawn directly on the root.
+    page.wait_for_selector("text=test_over")
+    assert not page.console_errors, page.console_errors
+
+
 def test_an_uncreatable_html_folder_is_a_usage_error(pytester):
     pytester.makepyfile(test_suite="def test_a():\n    pass\n")
     (pytester.path / "file").write_text("not a folder")
