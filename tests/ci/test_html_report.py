@@ -71,7 +71,7 @@ def test_each_test_links_to_its_flame_graph(report, page):
     with page.expect_navigation():
         page.click("#tests tbody tr:has-text('test_over') a")
     assert "flamegraphs/" in page.url
-    # The test's own stack starts at the test: its box is drawn directly on the root.
+    # The link opens this test's flame graph, which shows the test function.
     page.wait_for_selector("text=test_over")
     assert not page.console_errors, page.console_errors
 
