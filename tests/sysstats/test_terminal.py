@@ -1,0 +1,112 @@
+"""The full-screen view (``memprof sys`` alone, or ``-c HOST``), driven through a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import termios
+import time
+
+import psutil
+from rich.console import Console
+
+from pytest_memprof.sysstats import LocalSource
+from pytest_memprof.sysstats.terminal import PLUGINS_SHOWN, render
+
+from .conftest import ROOT, assert_one_line_error, memprof_command, run_memprof
+
+_ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]")
+
+
+class Terminal:
+    """``memprof ARGS`` with a 140x40 pseudo-terminal as its stdin, stdout and stderr."""
+
+    def __init__(self, *args: str) -> None:
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color", "COLUMNS": "140", "LINES": "40"}
+        self.process = subprocess.Popen([*memprof_command(), *args], stdin=slave, stdout=slave, stderr=slave,
+                                        env=env, close_fds=True)
+        os.close(slave)
+        self.output = b""
+
+    def read_until(self, pattern: str, timeout: float = 20) -> str:
+        """Read the screen until the regular expression ``pattern`` matches it."""
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, self.text()):
+            assert time.monotonic() < deadline, self.text()[-2000:]
+            if select.select([self.master], [], [], 0.1)[0]:
+                try:
+                    self.output += os.read(self.master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+        return self.text()
+
+    def text(self) -> str:
+        return _ESCAPES.sub(b"", self.output).decode("utf-8", "replace")
+
+    def close(self, timeout: float = 15) -> int:
+        """Wait for the exit code, draining the terminal meanwhile (a full one would block the child)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while self.process.poll() is None:
+                assert time.monotonic() < deadline, self.text()[-2000:]
+                if select.select([self.master], [], [], 0.1)[0]:
+                    try:
+                        self.output += os.read(self.master, 65536)
+                    except OSError:
+                        time.sleep(0.05)
+            return self.process.returncode
+        finally:
+            os.close(self.master)
+
+
+MEMORY_TOTAL = r"total\s+[\d.]+ (GiB|MiB|TiB)"
+TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d"
+
+
+def test_the_view_shows_memory_and_processes_and_q_quits():
+    terminal = Terminal("sys", "-t", "0.2")
+    screen = terminal.read_until(MEMORY_TOTAL)
+    assert "MEM" in screen and "SWAP" in screen and "LOAD" in screen and "CPU" in screen
+    assert "Processes by memory" in screen
+    # Refreshing: the sample time in the header moves on (seconds resolution, 0.2 s refreshes).
+    terminal.read_until(rf"({TIMESTAMP})(.|\n)*(?!\1){TIMESTAMP}")
+    assert len(set(re.findall(TIMESTAMP, terminal.text()))) >= 2
+    os.write(terminal.master, b"q")
+    assert terminal.close() == 0
+
+
+def test_the_view_stops_after_n_refreshes():
+    terminal = Terminal("sys", "-t", "0.2", "--stop-after", "2")
+    terminal.read_until(MEMORY_TOTAL)
+    assert terminal.close() == 0
+
+
+def test_a_client_renders_a_servers_stats(start_server):
+    server = start_server("-s", "-t", "0.2")
+    terminal = Terminal("sys", "-c", f"127.0.0.1:{server.port}", "-t", "0.2", "--stop-after", "3")
+    screen = terminal.read_until(MEMORY_TOTAL)
+    assert f"127.0.0.1:{server.port}" in screen
+    assert terminal.close() == 0
+
+
+def test_render_shows_the_figures_and_escapes_markup():
+    snapshot = LocalSource(PLUGINS_SHOWN).sample()
+    snapshot["system"]["hostname"] = "[bold red]host[/]"
+    console = Console(width=140, record=True, color_system=None)
+    console.print(render(snapshot, "this machine", problem="[blink]away[/]"))
+    text = console.export_text()
+    assert "[bold red]host[/]" in text and "[blink]away[/]" in text
+    assert str(psutil.cpu_count()) in text and "Processes by memory" in text
+
+
+def test_the_view_without_a_terminal_is_a_usage_error():
+    result = run_memprof("sys", "-t", "0.2")
+    assert_one_line_error(result, "the terminal view needs a terminal")
+    assert result.returncode == 2
