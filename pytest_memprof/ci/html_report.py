@@ -31,8 +31,35 @@ def _rss_points(samples: Sequence[tuple[float, int]]) -> tuple[str, str, str]:
     return points, format_size(top), f"{span:.1f} s"
 
 
+def _sys_chart(samples: Sequence[dict] | None) -> dict | None:
+    """Min/max rows and SVG polylines (560x180 box, 0-100%) for --memprof-sys samples; None without them."""
+    if not samples:
+        return None
+    start, end = samples[0]["seconds"], samples[-1]["seconds"]
+    span = max(end - start, 1e-9)
+    top_rss = max(sample["process_rss"] for sample in samples) or 1
+
+    def line(value_of) -> str:
+        return " ".join(f"{4 + 552 * (s['seconds'] - start) / span:.1f},{170 - 1.5 * value_of(s):.1f}"
+                        for s in samples) if len(samples) > 1 else ""
+
+    rows = []
+    for field, label, show in (("mem_used", "system memory used", format_size),
+                               ("mem_percent", "system memory used (%)", lambda value: f"{value:.1f}%"),
+                               ("memswap_used", "swap used", format_size),
+                               ("cpu_total", "CPU busy", lambda value: f"{value:.1f}%"),
+                               ("process_rss", "pytest process RSS", format_size)):
+        values = [sample[field] for sample in samples]
+        rows.append({"label": label, "min": show(min(values)), "max": show(max(values))})
+    return {
+        "rows": rows, "count": len(samples), "duration": f"{span:.1f} s",
+        "mem": line(lambda s: s["mem_percent"]), "cpu": line(lambda s: s["cpu_total"]),
+        "rss": line(lambda s: 100 * s["process_rss"] / top_rss), "rss_max": format_size(top_rss),
+    }
+
+
 def write_index(folder: Path, results: Sequence, outcomes: dict, rss_samples: Sequence[tuple[float, int]],
-                compared: bool, title: str) -> Path:
+                compared: bool, title: str, sys_samples: Sequence[dict] | None = None) -> Path:
     """Write ``folder/index.html`` atomically and return its path."""
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
                                      autoescape=jinja2.select_autoescape(["html"]))
@@ -76,7 +103,7 @@ def write_index(folder: Path, results: Sequence, outcomes: dict, rss_samples: Se
         highest_peak=format_size(ranked[0].peak_bytes) if ranked else "0 B",
         allocations=f"{sum(result.allocations for result in results):,}",
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
-        rss_points=points, rss_max=rss_max, rss_duration=rss_duration,
+        rss_points=points, rss_max=rss_max, rss_duration=rss_duration, system=_sys_chart(sys_samples),
         script=(_TEMPLATES / "index.js").read_text(encoding="utf-8"),
     )
     target = folder / "index.html"

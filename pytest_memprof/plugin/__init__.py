@@ -7,8 +7,10 @@ import pytest
 from .. import hookspecs
 from .core import RESULT_KEY, MemprofPlugin
 from .markers import MARKERS
-from .options import add_options
+from .options import add_options, resolve
 from .results import TestMemoryResult
+from .sysmon import PLUGIN_NAME as SYSMON_PLUGIN_NAME
+from .sysmon import SystemMonitor
 
 __all__ = ["RESULT_KEY", "MemprofPlugin", "TestMemoryResult"]
 PLUGIN_NAME = "memprof-session"
@@ -41,3 +43,6 @@ def pytest_configure(config: pytest.Config) -> None:
             stacklevel=2,
         )
     config.pluginmanager.register(MemprofPlugin(config), PLUGIN_NAME)
+    sys_interval = resolve(config, "memprof_sys")
+    if sys_interval is not None:
+        config.pluginmanager.register(SystemMonitor(sys_interval), SYSMON_PLUGIN_NAME)

@@ -19,7 +19,7 @@ from ..ci import baseline, github, html_report, junit
 from ..errors import TrackerError, UsageError
 from ..sizes import format_size
 from ..tracker import Tracker
-from . import options
+from . import options, sysmon
 from .markers import MemorySpec, garbage_count, judge, spec_for
 from .report import failure_message, summary_lines, write_csv
 from .results import TestMemoryResult
@@ -411,7 +411,8 @@ class MemprofPlugin:
 
     def _write_html(self) -> None:
         html_report.write_index(self.html_dir, self.results, self.outcomes, self.rss_samples,
-                                compared=self.baseline is not None, title=self.rootdir.name)
+                                compared=self.baseline is not None, title=self.rootdir.name,
+                                sys_samples=sysmon.sys_series(self.config))
 
     def _write_junit(self) -> None:
         totals = {

@@ -53,6 +53,12 @@ def _keep(text: str) -> str:
     return text
 
 
+def _sys_interval(text: str) -> float | None:
+    from .sysmon import parse_interval
+
+    return parse_interval(text)
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: its flags, its ini key, how to parse a value, its default and help."""
@@ -64,6 +70,8 @@ class Option:
     help: str
     flag_is_switch: bool = False
     metavar: str | None = None
+    # A flag whose value may be left out (--memprof-sys or --memprof-sys=0.5): the value it then takes.
+    value_if_bare: str | None = None
 
 
 OPTIONS = (
@@ -110,6 +118,10 @@ OPTIONS = (
     Option("memprof_leak_floor", ("--memprof-leak-floor",), parse_size, 64 * 1024,
            "no_leaks ignores leaks smaller than this in total: interpreter free lists keep a few "
            "objects alive (default 64KB)", metavar="SIZE"),
+    Option("memprof_sys", ("--memprof-sys",), _sys_interval, None,
+           "sample system memory, swap, CPU and this process's RSS every INTERVAL seconds (default 1) in a "
+           "background thread: min/max in the summary, a chart in --memprof-html", metavar="INTERVAL",
+           value_if_bare="true"),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -121,6 +133,9 @@ def add_options(parser: pytest.Parser) -> None:
         if option.flag_is_switch:
             group.addoption(*option.flags, action="store_const", const="true", default=None,
                             dest=option.name, help=option.help)
+        elif option.value_if_bare is not None:
+            group.addoption(*option.flags, action="store", nargs="?", const=option.value_if_bare, default=None,
+                            dest=option.name, metavar=option.metavar, help=option.help)
         else:
             group.addoption(*option.flags, action="store", default=None, dest=option.name,
                             metavar=option.metavar, help=option.help)
