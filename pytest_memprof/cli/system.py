@@ -25,12 +25,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "sys", help="system statistics (cpu, memory, swap, load, processes...), Glances-style",
-        description="Show system statistics. Without an output option: a full-screen terminal view "
-        "(q quits). Items are plugin names (now, system, uptime, cpu, percpu, load, mem, memswap, network, "
-        "diskio, fs, processcount, processlist) or dotted fields (cpu.user, mem.used, network.eth0.bytes_recv).",
-        epilog="Examples: memprof sys --stdout cpu.user,mem.used,load    "
-        "memprof sys --stdout-csv now,mem.used -t 1 > mem.csv    memprof sys -w    "
-        "memprof sys -s  (then, elsewhere: memprof sys -c HOST)")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Show system statistics. Without an output option: a full-screen terminal view (q quits).\n"
+        "ITEMS are plugins (now, system, uptime, cpu, percpu, load, mem, memswap, network, diskio, fs,\n"
+        "processcount, processlist) or dotted fields (cpu.user, mem.used, network.eth0.bytes_recv).",
+        epilog="examples:\n"
+        "  memprof sys --stdout cpu.user,mem.used,load\n"
+        "  memprof sys --stdout-csv now,mem.used -t 1 > mem.csv\n"
+        "  memprof sys -w                      (page and API on http://127.0.0.1:61208/)\n"
+        "  memprof sys -s                      (then, elsewhere: memprof sys -c HOST)")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--stdout", metavar="ITEMS",
                         help="print 'item: value' lines at each refresh (comma-separated plugins or fields)")
@@ -56,8 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
                         help="address the server listens on (default 127.0.0.1: this machine only)")
     parser.add_argument("-p", "--port", default=None, metavar="PORT",
-                        help=f"server port (default {DEFAULT_WEB_PORT} with -w, {DEFAULT_SERVER_PORT} with -s; "
-                        "0 picks a free one)")
+                        help=f"port to serve on (default {DEFAULT_WEB_PORT} with -w, {DEFAULT_SERVER_PORT} with -s; "
+                        "0 picks a free one), or with -c the server's port")
     parser.add_argument("--password", action="store_true",
                         help=f"require (server) or send (client) a password: taken from ${PASSWORD_VARIABLE} "
                         "when set, else asked on the terminal")

@@ -150,3 +150,10 @@ def test_bad_items_and_intervals_are_one_line_usage_errors(memprof, args, fragme
     assert_one_line_error(result, fragment)
     assert result.returncode == 2
     assert result.stdout == ""
+
+
+def test_help_names_every_plugin(memprof):
+    result = memprof("sys", "--help")
+    assert result.returncode == 0
+    listed = result.stdout.split("ITEMS are plugins (", 1)[1].split(")", 1)[0]
+    assert [name.strip() for name in listed.replace("\n", " ").split(",")] == list(PLUGINS)
