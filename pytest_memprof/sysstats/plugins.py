@@ -11,6 +11,7 @@ import datetime
 import os
 import platform
 import socket
+import struct
 import time
 from typing import Any
 
@@ -80,7 +81,8 @@ class System(Plugin):
     def collect(self) -> dict[str, Any]:
         os_name = platform.system()
         distro = _linux_distro() if os_name == "Linux" else ""
-        bits = platform.architecture()[0]
+        # Pointer size, not platform.architecture(): that one runs `file` on the interpreter every call.
+        bits = f"{struct.calcsize('P') * 8}bit"
         version = platform.release()
         human = f"{distro} {bits} / {os_name} {version}" if distro else f"{os_name} {version} {bits}"
         return {"os_name": os_name, "hostname": socket.gethostname(), "platform": bits,

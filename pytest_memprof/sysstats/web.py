@@ -150,14 +150,28 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, value: Any, extra: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(value, default=str).encode("utf-8"), "application/json", extra)
 
+    def _authorized(self) -> bool:
+        """True if no password is set or the request carries it; else answers 401 and returns False."""
+        credentials = self.server.credentials
+        if credentials is None or credentials.accepts(self.headers.get("Authorization")):
+            return True
+        self._send_json(HTTPStatus.UNAUTHORIZED, {"error": "authentication required"},
+                        {"WWW-Authenticate": 'Basic realm="memprof sys", charset="UTF-8"'})
+        return False
+
+    def _not_allowed(self) -> None:
+        if not self._authorized():
+            return
+        self._send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "the API is read-only: use GET"},
+                        {"Allow": "GET, HEAD"})
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = _not_allowed
+
     def do_HEAD(self) -> None:
         self.do_GET()
 
     def do_GET(self) -> None:
-        credentials = self.server.credentials
-        if credentials is not None and not credentials.accepts(self.headers.get("Authorization")):
-            self._send_json(HTTPStatus.UNAUTHORIZED, {"error": "authentication required"},
-                            {"WWW-Authenticate": 'Basic realm="memprof sys", charset="UTF-8"'})
+        if not self._authorized():
             return
         path = urlsplit(self.path).path
         if path == API or path.startswith(API + "/"):

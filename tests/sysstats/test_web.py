@@ -80,6 +80,10 @@ def test_every_api_route_answers_json(start_server):
         assert status == 404 and "error" in body, missing
     status, body = get_json(f"{server.url}/nothing-here")
     assert status == 404
+    request = urllib.request.Request(f"{api}/all", data=b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 405 and "error" in json.loads(refused.value.read())
 
 
 def test_a_server_started_with_s_serves_no_page(start_server):
@@ -97,6 +101,9 @@ def test_with_a_password_every_route_needs_it(start_server, tmp_path):
         assert headers["WWW-Authenticate"].startswith("Basic realm="), path
         assert get(server.url + path, basic("memprof", "wrong"))[0] == 401, path
         assert get(server.url + path, basic("someone", "s3cret"))[0] == 401, path
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(server.url + "/api/4/all", data=b"", method="POST"), timeout=10)
+    assert refused.value.code == 401
     assert get(server.url + "/api/4/mem/used", basic("memprof", "s3cret"))[0] == 200
     assert get(server.url + "/", basic("memprof", "s3cret"))[0] == 200
 
