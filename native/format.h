@@ -18,6 +18,14 @@
 //   MARK                id  len  bytes                            -- e.g. a pytest phase boundary
 //   TRAILER             ms_since_start  records_written            -- absent when the process died
 //
+// An aggregated capture (header "aggregated": true) holds no ALLOC/FREE events: the tracked
+// process aggregated them itself and wrote, after its FRAME/NODE/THREAD_NAME tables,
+//
+//   AGG_STACK           tid  kind  stack  peak_bytes peak_count  leak_bytes leak_count
+//                       total_bytes total_count  temporary_bytes temporary_count
+//   AGG_SAMPLE          ms_since_start  heap_bytes  rss_bytes
+//   AGG_SUMMARY         peak_bytes  peak_ms  unmatched_frees  n  n x histogram count
+//
 // All integers are unsigned LEB128 varints; zigzag maps signed deltas to unsigned. Node 0 is the
 // empty stack. A stack is a trie node: (parent node, frame, line), so an event carries one integer.
 #pragma once
@@ -71,6 +79,9 @@ enum Kind : uint8_t {
     SAMPLE = 68,
     MARK = 69,
     TRAILER = 70,
+    AGG_STACK = 80,
+    AGG_SAMPLE = 81,
+    AGG_SUMMARY = 82,
 };
 
 constexpr bool is_alloc_kind(uint8_t kind) { return kind >= 1 && kind < 32; }
@@ -90,6 +101,9 @@ inline const char* kind_name(uint8_t kind) {
         case SAMPLE: return "SAMPLE";
         case MARK: return "MARK";
         case TRAILER: return "TRAILER";
+        case AGG_STACK: return "AGG_STACK";
+        case AGG_SAMPLE: return "AGG_SAMPLE";
+        case AGG_SUMMARY: return "AGG_SUMMARY";
         default: return nullptr;
     }
 }

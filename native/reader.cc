@@ -288,6 +288,60 @@ int Reader::parse_record(Cursor& cursor) {
             if (d_dump) fprintf(d_dump, "TRAILER ms=%" PRIu64 " records=%" PRIu64 "\n", ms, records);
             break;
         }
+        case AGG_STACK: {
+            uint64_t v[11];  // tid kind stack, then (bytes, count) at the peak, leaked, total, temporary
+            for (uint64_t& value : v) {
+                if (!cursor.get_varint(&value)) return short_read();
+            }
+            if (!is_alloc_kind(static_cast<uint8_t>(v[1])) || v[1] > 0xff || !kind_name(static_cast<uint8_t>(v[1]))) {
+                return corrupt("an aggregate of an unknown allocator");
+            }
+            if (v[2] > d_nodes.size()) return corrupt("an aggregate of an unknown stack");
+            if (d_dump) {
+                fprintf(d_dump,
+                        "AGG_STACK thread=%" PRIu64 " %s stack=%" PRIu64 " peak=%" PRIu64 "/%" PRIu64 " leaked=%" PRIu64
+                        "/%" PRIu64 " total=%" PRIu64 "/%" PRIu64 " temporary=%" PRIu64 "/%" PRIu64 "\n",
+                        v[0], kind_name(static_cast<uint8_t>(v[1])), v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9],
+                        v[10]);
+            } else if (!d_only_tid || v[0] == d_only_tid) {
+                on_aggregate(v);
+            }
+            break;
+        }
+        case AGG_SAMPLE: {
+            uint64_t ms, heap, rss;
+            if (!cursor.get_varint(&ms) || !cursor.get_varint(&heap) || !cursor.get_varint(&rss)) return short_read();
+            d_last_ms = ms;
+            if (d_dump) {
+                fprintf(d_dump, "AGG_SAMPLE ms=%" PRIu64 " heap=%" PRIu64 " rss=%" PRIu64 "\n", ms, heap, rss);
+            } else {
+                d_timeline.push_back({ms, heap, rss});
+            }
+            break;
+        }
+        case AGG_SUMMARY: {
+            uint64_t peak, peak_ms, unmatched, buckets;
+            if (!cursor.get_varint(&peak) || !cursor.get_varint(&peak_ms) || !cursor.get_varint(&unmatched) ||
+                !cursor.get_varint(&buckets)) {
+                return short_read();
+            }
+            constexpr size_t kBuckets = sizeof(d_histogram) / sizeof(d_histogram[0]);
+            if (buckets > kBuckets) return corrupt("a histogram with too many buckets");
+            uint64_t counts[kBuckets] = {};
+            for (uint64_t i = 0; i < buckets; ++i) {
+                if (!cursor.get_varint(&counts[i])) return short_read();
+            }
+            if (d_dump) {
+                fprintf(d_dump, "AGG_SUMMARY peak=%" PRIu64 " peak_ms=%" PRIu64 " unmatched_frees=%" PRIu64 "\n", peak,
+                        peak_ms, unmatched);
+            } else {
+                d_peak = peak;
+                d_peak_ms = peak_ms;
+                d_unmatched_frees = unmatched;
+                for (size_t i = 0; i < kBuckets; ++i) d_histogram[i] += counts[i];
+            }
+            break;
+        }
         default: {
             char what[64];
             snprintf(what, sizeof(what), "an unknown record kind 0x%02x", kind);
@@ -297,6 +351,30 @@ int Reader::parse_record(Cursor& cursor) {
     ++d_records;
     if (d_end_ms < d_last_ms) d_end_ms = d_last_ms;
     return 1;
+}
+
+void Reader::on_aggregate(const uint64_t* v) {
+    d_tid = v[0];
+    if (std::find(d_threads_seen.begin(), d_threads_seen.end(), d_tid) == d_threads_seen.end()) {
+        d_threads_seen.push_back(d_tid);
+    }
+    uint8_t kind = static_cast<uint8_t>(v[1]);
+    Acc& acc = d_accs[acc_for(static_cast<uint32_t>(v[2]), kind)];
+    // As if replayed: the values at the (only) peak are saved, the current ones are the leaks.
+    acc.saved_for = d_peak_version;
+    acc.saved_bytes += static_cast<int64_t>(v[3]);
+    acc.saved_count += static_cast<int64_t>(v[4]);
+    acc.cur_bytes += static_cast<int64_t>(v[5]);
+    acc.cur_count += static_cast<int64_t>(v[6]);
+    acc.total_bytes += v[7];
+    acc.total_count += v[8];
+    acc.temp_bytes += v[9];
+    acc.temp_count += v[10];
+    d_heap += v[5];
+    d_total_bytes += v[7];
+    d_total_count += v[8];
+    d_kind_bytes[kind] += v[7];
+    d_kind_counts[kind] += v[8];
 }
 
 uint32_t Reader::acc_for(uint32_t stack, uint8_t kind) {

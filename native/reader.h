@@ -137,6 +137,8 @@ class Reader {
     void on_munmap(uint64_t address, uint64_t size);
     void release(Live& live, uint64_t bytes, bool whole);
     uint32_t acc_for(uint32_t stack, uint8_t kind);
+    // One AGG_STACK record: tid, kind, stack, then (bytes, count) at the peak, leaked, total, temporary.
+    void on_aggregate(const uint64_t* v);
     void change(Acc& acc, int64_t bytes, int64_t count);
     bool fail(const std::string& message);
 

@@ -88,6 +88,11 @@ def mark(unsigned long long mark_id, label):
     native.mark(mark_id, label.encode(errors="replace"))
 
 
+def ignore_this_thread():
+    """Never record what the calling thread allocates from now on (for our own helper threads)."""
+    native.set_guard(True)
+
+
 def current_tid():
     """The OS thread id of the calling thread."""
     return native.current_tid()

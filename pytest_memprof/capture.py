@@ -163,6 +163,9 @@ class Capture:
     def temporal_stacks(self) -> list[IntervalStat]:
         """Allocations grouped by stack and by the sampling ticks in which they were made and freed."""
         reader = self._temporal_reader
+        if self.metadata.aggregated:
+            raise CaptureError(f"{self.path or 'this capture'} is aggregated: it does not keep when allocations were "
+                               "made (record it without --aggregate for temporal reports)")
         if reader is None:
             if self.path is None:
                 raise CaptureError("temporal data is only available for captures read from a file")

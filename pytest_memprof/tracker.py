@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Union
 
 from . import _tracker
+from .aggregate import Aggregator, write_aggregated_capture
 from .errors import TrackerError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -21,7 +22,9 @@ class Tracker:
     """Track allocations while active, as a context manager or with ``start()``/``stop()``.
 
     ``destination`` is the capture file to write, or None to keep the records in memory (read
-    them with ``drain()``; the pytest plugin does this). Only one tracker can run at a time.
+    them with ``drain()``; the pytest plugin does this). With ``aggregate=True`` the file holds
+    only per-stack totals, computed in this process (see ``pytest_memprof.aggregate``). Only one
+    tracker can run at a time.
     """
 
     def __init__(
@@ -33,6 +36,7 @@ class Tracker:
         follow_fork: bool = False,
         overwrite: bool = False,
         command_line: str | None = None,
+        aggregate: bool = False,
     ) -> None:
         self.destination = Path(destination) if destination is not None else None
         self.native = native
@@ -40,7 +44,10 @@ class Tracker:
         self.follow_fork = follow_fork
         self.overwrite = overwrite
         self.command_line = command_line if command_line is not None else " ".join(sys.argv)
+        self.aggregate = aggregate
         self._started = False
+        self._aggregator: Aggregator | None = None
+        self._header: dict = {}
 
     def header(self) -> dict:
         """What the capture header records about this process (the pid is added natively)."""
@@ -52,7 +59,7 @@ class Tracker:
             "native": self.native,
             "trace_python_allocators": self.trace_python_allocators,
             "follow_fork": self.follow_fork,
-            "aggregated": False,
+            "aggregated": self.aggregate,
             "platform": platform.platform(),
         }
 
@@ -62,18 +69,31 @@ class Tracker:
             raise TrackerError(
                 "native stacks are not recorded by this version yet; run without native=True / --native"
             )
+        if self.aggregate and self.destination is None:
+            raise TrackerError("an aggregated capture needs a file to go to (aggregate=True with a destination)")
+        if self.aggregate and self.follow_fork:
+            raise TrackerError("aggregated captures cannot follow forks; record without aggregate to follow them")
         if self.destination is not None:
             self._check_destination(self.destination)
         atexit.register(self._stop_at_exit)
+        self._header = self.header()
+        if self.aggregate:
+            self._aggregator = Aggregator()
+            self._aggregator.start()
+        # Aggregating: the events go to memory and are replayed here; only the totals reach the file.
+        stream_to = None if self.destination is None or self.aggregate else os.fspath(self.destination)
         error = _tracker.start(
-            None if self.destination is None else os.fspath(self.destination),
-            json.dumps(self.header()),
+            stream_to,
+            json.dumps(self._header),
             native_traces=self.native,
             trace_python_allocators=self.trace_python_allocators,
             follow_fork=self.follow_fork,
         )
         if error:
             atexit.unregister(self._stop_at_exit)
+            if self._aggregator is not None:
+                self._aggregator.halt()
+                self._aggregator = None
             raise TrackerError(error)
         self._started = True
         return self
@@ -83,10 +103,19 @@ class Tracker:
         if not self._started:
             return
         self._started = False
+        aggregator, self._aggregator = self._aggregator, None
+        if aggregator is not None:
+            aggregator.halt()
         error = _tracker.stop()
         atexit.unregister(self._stop_at_exit)
         if error:
             raise TrackerError(error)
+        if aggregator is not None and self.destination is not None:
+            header = {**self._header, "pid": os.getpid()}
+            try:
+                write_aggregated_capture(self.destination, aggregator.finish(), header)
+            except OSError as problem:
+                raise TrackerError(f"cannot write capture file {self.destination}: {problem.strerror}") from None
 
     def pause(self) -> None:
         """Stop recording until ``resume()``; cheap, for use between pytest tests."""

@@ -1,0 +1,146 @@
+"""Aggregated captures: the same answers as the full capture, in a file a fraction of its size."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import threading
+
+import lz4.frame
+import pytest
+
+from pytest_memprof import Capture, Tracker, TrackerError
+from pytest_memprof.aggregate import write_aggregated_capture
+from pytest_memprof.errors import CaptureError
+from tests.test_capture import read_everything
+
+MiB = 2**20
+
+
+def churn():
+    kept = []
+    for i in range(2000):
+        temporary = bytearray(1000 + i)
+        if i % 10 == 0:
+            kept.append(temporary)
+    return kept
+
+
+def big():
+    return bytearray(30 * MiB)
+
+
+def workload():
+    kept = churn()
+    worker = threading.Thread(target=lambda: [bytes(5000) for _ in range(100)], name="agg-worker")
+    worker.start()
+    worker.join()
+    peak = big()
+    del peak
+    return kept
+
+
+def every_answer(capture: Capture) -> dict:
+    def rows(stats):
+        return sorted((tuple(map(str, s.frames)), s.thread_id, s.allocator, s.bytes, s.count) for s in stats)
+
+    return {
+        "figures": (capture.peak_bytes, capture.leaked_bytes, capture.total_allocations, capture.total_bytes,
+                    capture.unmatched_frees, capture.peak_time_s, capture.duration, capture.truncated),
+        "peak": rows(capture.peak_stacks(merge_threads=False, merge_allocators=False)),
+        "leaks": rows(capture.leak_stacks(merge_threads=False, merge_allocators=False)),
+        "total": rows(capture.total_stacks(merge_threads=False, merge_allocators=False)),
+        "temporary": rows(capture.temporary_stacks(merge_threads=False, merge_allocators=False)),
+        "merged": rows(capture.peak_stacks()),
+        "timeline": capture.timeline(),
+        "threads": capture.threads(),
+        "histogram": capture.size_histogram(),
+        "allocators": capture.allocator_totals(),
+    }
+
+
+@pytest.fixture(scope="module")
+def full_capture(tmp_path_factory):
+    path = tmp_path_factory.mktemp("aggregate") / "full.bin"
+    with Tracker(path):
+        kept = workload()
+        del kept
+    return path
+
+
+def test_an_aggregated_capture_answers_exactly_as_the_full_one(full_capture, tmp_path):
+    full = Capture.open(full_capture)
+    aggregated_path = tmp_path / "aggregated.bin"
+    write_aggregated_capture(aggregated_path, full._reader, {"command_line": "test"})
+    aggregated = Capture.open(aggregated_path)
+    assert aggregated.metadata.aggregated
+    assert every_answer(aggregated) == every_answer(full)
+    assert aggregated_path.stat().st_size < full_capture.stat().st_size / 5
+
+
+def test_tracking_with_aggregate_sees_the_peak_and_its_stack(tmp_path):
+    out = tmp_path / "live.bin"
+    with Tracker(out, aggregate=True):
+        kept = workload()  # still alive at stop: the leaks
+    capture = Capture.open(out)
+    assert capture.metadata.aggregated and not capture.truncated
+    assert 30 * MiB <= capture.peak_bytes < 31 * MiB
+    assert capture.peak_stacks()[0].location.function == "big"
+    # 200 kept bytearrays: an object and a buffer each, and the list that holds them.
+    assert 400 <= sum(s.count for s in capture.leak_stacks() if s.location and s.location.function == "churn") < 420
+    assert "agg-worker" in {thread.name for thread in capture.threads()}
+    # Our own draining thread is not in the capture.
+    assert "memprof-aggregator" not in {thread.name for thread in capture.threads()}
+    assert len(capture.timeline()) >= 1
+    del kept
+    with pytest.raises(CaptureError, match="aggregated"):
+        capture.temporal_stacks()
+
+
+def test_aggregate_needs_a_file_and_cannot_follow_forks(tmp_path):
+    with pytest.raises(TrackerError, match="needs a file"):
+        Tracker(None, aggregate=True).start()
+    with pytest.raises(TrackerError, match="forks"):
+        Tracker(tmp_path / "x.bin", aggregate=True, follow_fork=True).start()
+    assert not Tracker.is_active()
+
+
+def test_memprof_run_aggregate_then_reports(tmp_path):
+    script = tmp_path / "prog.py"
+    script.write_text("def make():\n    return bytearray(20_000_000)\nkept = make()\n")
+    out = tmp_path / "prog.bin"
+    cli = [sys.executable, "-m", "pytest_memprof"]
+    result = subprocess.run([*cli, "run", "-q", "--aggregate", "-o", str(out), str(script)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    stats = subprocess.run([*cli, "stats", str(out)], capture_output=True, text=True, timeout=120)
+    assert stats.returncode == 0, stats.stderr
+    assert "make" in stats.stdout
+    flamegraph = subprocess.run([*cli, "flamegraph", "-o", str(tmp_path / "f.html"), str(out)],
+                                capture_output=True, text=True, timeout=120)
+    assert flamegraph.returncode == 0, flamegraph.stderr
+    temporal = subprocess.run([*cli, "flamegraph", "--temporal", "-o", str(tmp_path / "t.html"), str(out)],
+                              capture_output=True, text=True, timeout=120)
+    assert temporal.returncode != 0 and "aggregated" in temporal.stderr and "Traceback" not in temporal.stderr
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_aggregated_records_are_rejected_or_read(full_capture, tmp_path, data):
+    source = tmp_path / "source.bin"
+    write_aggregated_capture(source, Capture.open(full_capture)._reader, {})
+    raw = source.read_bytes()
+    (header_length,) = struct.unpack_from("<I", raw, 12)
+    prefix, records = raw[: 16 + header_length], bytearray(lz4.frame.decompress(raw[16 + header_length :]))
+    for _ in range(data.draw(st.integers(1, 6))):
+        position = data.draw(st.integers(0, len(records) - 1))
+        records[position] = data.draw(st.sampled_from([0x00, 0x7F, 0x80, 0xFF, 80, 81, 82, 70]))
+    damaged = tmp_path / "damaged.bin"
+    damaged.write_bytes(prefix + lz4.frame.compress(bytes(records)))
+    read_everything(damaged)
