@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 
 from ..errors import UsageError
+from ..live import EXIT_MARK_ID, exit_mark_label
 from ..tracker import Tracker
 
 
@@ -29,7 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="keep tracking in forked children, each writing FILE.<child pid>")
     parser.add_argument("--no-python-allocators", action="store_true",
                         help="do not hook Python's allocators (pymalloc is then seen only as its arenas)")
+    parser.add_argument("--aggregate", action="store_true",
+                        help="aggregate in the process and write only per-stack totals (peak, leaks, totals, "
+                        "timeline): a far smaller file; no --temporal reports")
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print where the capture went")
+    live = parser.add_argument_group("live view (-o keeps the capture too)")
+    live.add_argument("--live", action="store_true",
+                      help="watch the program's memory in this terminal as it runs (q quits and stops it)")
+    live.add_argument("--live-remote", action="store_true",
+                      help="wait for `memprof live PORT` to connect, then run the program and stream to it")
+    live.add_argument("--live-port", type=int, metavar="N", help="port for --live-remote (default: a free one)")
+    live.add_argument("--live-host", metavar="HOST", help="address for --live-remote to listen on (default 127.0.0.1)")
     target = parser.add_mutually_exclusive_group(required=True)
     # As with python, everything after -m MODULE or -c CODE belongs to the program (flags too).
     target.add_argument("-m", dest="module", nargs=argparse.REMAINDER,
@@ -74,34 +85,53 @@ def _split_target(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the program under a Tracker and return its exit code."""
     _split_target(args)
+    if args.aggregate and (getattr(args, "live", False) or getattr(args, "live_remote", False)):
+        raise UsageError("--aggregate cannot be combined with a live view (the viewer needs every event)")
     if args.script is not None:
         script = Path(args.script)
         if not script.exists():
             raise UsageError(f"can't open file {args.script!r}: no such file")
         if script.is_dir():
             raise UsageError(f"{args.script!r} is a folder, not a script")
-    output = Path(args.output) if args.output else _default_output(args)
-    if output.exists() and not args.force:
+    live_runner = None
+    if args.live or args.live_remote or args.live_port is not None or args.live_host is not None:
+        from ..live import runner as live_runner  # textual and the server only when asked for
+
+        live_runner.check_live_options(args)
+    # Live modes keep a capture only when -o asks for one.
+    output = Path(args.output) if args.output else (None if live_runner else _default_output(args))
+    if output is not None and output.exists() and not args.force:
         raise UsageError(f"capture file {output} already exists (use -f/--force to overwrite it)")
+    if args.live:
+        return live_runner.run_with_view(args, output)
+    remote = live_runner.RemoteLive(args, output) if live_runner else None
+    output = remote.output if remote else output
     tracker = Tracker(
         output,
         native=args.native,
         trace_python_allocators=not args.no_python_allocators,
         follow_fork=args.follow_fork,
+        aggregate=args.aggregate,
         overwrite=True,
         command_line=" ".join(["memprof", "run", *sys.argv[2:]]) if len(sys.argv) > 2 else "memprof run",
     )
+    if remote:
+        remote.start()  # before tracking: waiting for a viewer is not the program's memory
     saved_argv, saved_path0 = sys.argv[:], sys.path[0] if sys.path else None
     sys.argv = _program_argv(args)
     exit_code = 0
     try:
         with tracker:
             exit_code = _run_program(args)
+            # The capture says how the program ended, so a live viewer learns it from the stream.
+            tracker.mark(EXIT_MARK_ID, exit_mark_label(exit_code))
     finally:
         sys.argv = saved_argv
         if saved_path0 is not None:
             sys.path[0] = saved_path0
-    if not args.quiet:
+        if remote:
+            remote.finish()
+    if not args.quiet and (remote is None or args.output):
         print(
             f"memprof: wrote {output}\n"
             f"  see it with: memprof flamegraph {output}  |  memprof table {output}  |  "

@@ -1,0 +1,134 @@
+"""Fixtures for the live view's tests: a real allocating program under a real ``memprof run``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 60.0  # generous: the machine is shared; a hang fails instead of blocking
+
+# Allocates in a loop until the file named by argv[1] appears (or for ever), then exits with argv[2].
+# Two locations differ on purpose: few big blocks versus many small ones, so sorting by bytes and by
+# count disagree; a named thread allocates too, for the thread filter.
+PROGRAM = """
+import os, sys, threading, time
+
+stop_file = sys.argv[1]
+exit_code = int(sys.argv[2])
+big, small, worker_kept = [], [], []
+
+def hold_big_blocks():
+    big.append(bytearray(300_000))
+    del big[:-20]
+
+def hold_many_small():
+    small.extend(bytearray(40) for _ in range(200))
+    del small[:-4000]
+
+def worker_allocates(stop):
+    while not stop.is_set():
+        worker_kept.append(bytearray(150_000))
+        del worker_kept[:-3]
+        time.sleep(0.05)
+
+stop = threading.Event()
+worker = threading.Thread(target=worker_allocates, args=(stop,), name="worker")
+worker.start()
+try:
+    while not os.path.exists(stop_file):
+        hold_big_blocks()
+        hold_many_small()
+        time.sleep(0.05)
+finally:
+    stop.set()
+    worker.join()
+sys.exit(exit_code)
+"""
+
+
+def env() -> dict:
+    """The environment for subprocesses: this checkout first on the import path."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def memprof_command() -> list[str]:
+    """``python -m pytest_memprof`` with this interpreter."""
+    return [sys.executable, "-m", "pytest_memprof"]
+
+
+@pytest.fixture
+def program(tmp_path) -> Path:
+    """The allocating program; it stops once ``tmp_path / "stop"`` exists."""
+    path = tmp_path / "allocates.py"
+    path.write_text(textwrap.dedent(PROGRAM))
+    return path
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def read_port(process: subprocess.Popen, timeout: float = TIMEOUT_S) -> int:
+    """The port ``memprof run --live-remote`` says it waits on (read from its stderr)."""
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stderr], [], [], 0.5)
+        if ready:
+            line = process.stderr.readline()
+            seen += line
+            match = re.search(r"waiting for a viewer on 127\.0\.0\.1:(\d+)", line)
+            if match:
+                return int(match.group(1))
+            if not line:
+                break
+    process.kill()
+    raise AssertionError(f"no port announced; stderr so far: {seen!r}")
+
+
+def run_pilot(coroutine: Awaitable) -> None:
+    """Run a pilot-driven test body (no asyncio plugin needed)."""
+    asyncio.run(asyncio.wait_for(coroutine, TIMEOUT_S * 2))
+
+
+async def wait_until(pilot, condition: Callable[[], bool], what: str, timeout: float = TIMEOUT_S) -> None:
+    """Let the app run until ``condition()`` holds; fail saying ``what`` did not happen."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.1)
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this id exists (a reaped child does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of this process group exists."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
