@@ -11,7 +11,7 @@ from .. import __version__
 from ..errors import MemprofError
 
 # Each module defines register(subparsers), which adds its parser and sets func=callable(args) -> int.
-SUBCOMMANDS = ("run", "stats", "parse", "system", "flamegraph", "table", "tree", "summary")
+SUBCOMMANDS = ("run", "stats", "parse", "system", "flamegraph", "table", "tree", "summary", "live")
 
 
 def build_parser() -> argparse.ArgumentParser:
