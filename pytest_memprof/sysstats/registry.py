@@ -84,3 +84,22 @@ def describe(plugin: type[Plugin] | Plugin) -> dict[str, Any]:
             for field in plugin.fields
         },
     }
+
+
+def reference_markdown(plugins: list[type[Plugin]]) -> str:
+    """The field reference of ``docs/sys-fields.md``, generated from the declarations (a test keeps it current)."""
+    lines = ["# `memprof sys` plugins and fields", "",
+             "Generated from the declarations in `pytest_memprof/sysstats/plugins.py`; names and meanings follow",
+             "Glances. Select a field as `plugin.field` (`mem.used`); a list plugin's entries are named by its key",
+             "(`network.eth0.bytes_recv`, `fs./.percent`, `processlist.1234.memory_info.rss`).", ""]
+    for plugin in plugins:
+        shape = {VALUE: "a single value", DICT: "a dict", LIST: f"a list, one entry per `{plugin.key}`"}[plugin.shape]
+        lines += [f"## `{plugin.name}`", "", f"{plugin.description} ({shape}"
+                  + (f", unit: {plugin.unit})" if plugin.unit else ")"), ""]
+        if plugin.fields:
+            lines += ["| field | unit | meaning |", "|---|---|---|"]
+            for field in plugin.fields:
+                lines.append(f"| `{field.name}` | {field.unit} | {field.description} |")
+                lines += [f"| `{field.name}.{sub}` | {field.unit} | |" for sub in field.subfields]
+            lines.append("")
+    return "\n".join(lines)

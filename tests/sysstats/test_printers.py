@@ -157,3 +157,14 @@ def test_help_names_every_plugin(memprof):
     assert result.returncode == 0
     listed = result.stdout.split("ITEMS are plugins (", 1)[1].split(")", 1)[0]
     assert [name.strip() for name in listed.replace("\n", " ").split(",")] == list(PLUGINS)
+
+
+def test_the_field_reference_in_docs_is_current():
+    from pytest_memprof.sysstats.plugins import ALL_PLUGINS
+    from pytest_memprof.sysstats.registry import reference_markdown
+
+    from .conftest import ROOT
+
+    expected = reference_markdown(list(ALL_PLUGINS))
+    assert (ROOT / "docs" / "sys-fields.md").read_text(encoding="utf-8") == expected, (
+        "docs/sys-fields.md is stale: regenerate it with reference_markdown(list(ALL_PLUGINS))")
