@@ -110,3 +110,14 @@ def test_the_view_without_a_terminal_is_a_usage_error():
     result = run_memprof("sys", "-t", "0.2")
     assert_one_line_error(result, "the terminal view needs a terminal")
     assert result.returncode == 2
+
+
+def test_a_client_view_says_its_server_is_away_and_fails_when_told_to_stop():
+    from .conftest import free_port
+
+    port = free_port()
+    terminal = Terminal("sys", "-c", f"127.0.0.1:{port}", "-t", "0.2", "--stop-after", "4")
+    terminal.read_until(rf"127\.0\.0\.1:{port} is not answering \(connection refused\)")
+    assert terminal.close() == 1
+    assert f"memprof: error: no stats from 127.0.0.1:{port} after 4 tries" in terminal.text()
+    assert "Traceback" not in terminal.text()
