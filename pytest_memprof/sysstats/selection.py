@@ -89,7 +89,9 @@ def check_entries(selectors: list[Selector], snapshot: Snapshot) -> None:
         keys = [entry_key(plugin, entry) for entry in value]
         if selector.entry not in keys:
             if not selector.field:
-                raise _unknown_field(plugin, selector.text)
+                fields = ", ".join(".".join(path) for path in _field_paths(plugin))
+                raise UsageError(f"{selector.text!r}: {selector.entry!r} is neither a field of {plugin.name} "
+                                 f"({fields}) nor one of its {plugin.key}s ({', '.join(keys) or 'none'})")
             raise UsageError(f"{selector.text!r}: no {plugin.key} {selector.entry!r}; "
                              f"{plugin.name} has {', '.join(keys) or 'none'}")
 

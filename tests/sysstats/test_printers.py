@@ -139,6 +139,7 @@ def test_stdout_and_json_show_a_missing_plugin_as_not_available():
     (("--stdout-json", "uptime.days"), "uptime is a single value"),
     (("--stdout", "network.nosuchif0.bytes_recv"), "no interface_name 'nosuchif0'; network has"),
     (("--stdout", ""), "no plugin or field given"),
+    (("--stdout", "network.bytes_recieved"), "'bytes_recieved' is neither a field of network (interface_name,"),
     (("--stdout", "cpu", "-t", "0"), "-t/--time: the interval must be more than 0 seconds"),
     (("--stdout", "cpu", "-t", "soon"), "-t/--time: expected a number of seconds, got 'soon'"),
     (("--stdout", "cpu", "-t", "nan"), "-t/--time: the interval must be more than 0 seconds"),
