@@ -24,6 +24,7 @@ from ..sysstats.plugins import Cpu, Mem, MemSwap
 PLUGIN_NAME = "memprof-sysmon"
 DEFAULT_INTERVAL = 1.0
 THREAD_NAME = "memprof-sysmon"
+WORKER_OUTPUT_KEY = "memprof_sys_rss"
 
 
 def parse_interval(text: str) -> float | None:
@@ -72,6 +73,8 @@ class SystemMonitor:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self.samples: list[SystemSample] = []
+        # Under xdist, the tests run in the workers: the controller keeps each worker's RSS series.
+        self.worker_rss: dict[str, list[int]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = time.perf_counter()
@@ -126,11 +129,16 @@ class SystemMonitor:
         """Minimum and maximum of each figure, one line each."""
         if not self.samples:
             return ["no samples were taken"]
-        lines = []
-        width = max(len(label) for _, label, _ in FIGURES)
+        rows = []
         for field, label, show in FIGURES:
             values = [getattr(sample, field) for sample in self.samples]
-            lines.append(f"{label:<{width}}  min {show(min(values)):>10}   max {show(max(values)):>10}")
+            rows.append((label, show(min(values)), show(max(values))))
+        worker_values = [rss for series in self.worker_rss.values() for rss in series]
+        if worker_values:
+            rows.append((f"xdist workers' RSS ({', '.join(sorted(self.worker_rss))})",
+                         format_size(min(worker_values)), format_size(max(worker_values))))
+        width = max(len(label) for label, _, _ in rows)
+        lines = [f"{label:<{width}}  min {low:>10}   max {high:>10}" for label, low, high in rows]
         if self.error:
             lines.append(f"sampling stopped early: {self.error}")
         return lines
@@ -142,8 +150,18 @@ class SystemMonitor:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Stop sampling before the reports that use the series are written."""
+        """Stop sampling before the reports that use the series are written; a worker hands its RSS on."""
         self.stop()
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[WORKER_OUTPUT_KEY] = [sample.process_rss for sample in self.samples]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist controller: keep the RSS series of a worker that finished."""
+        series = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
+        if series is not None:
+            self.worker_rss[str(getattr(node.gateway, "id", "worker"))] = list(series)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Make sure the thread is gone even when the session never finished normally."""

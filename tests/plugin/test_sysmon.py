@@ -159,3 +159,20 @@ def test_idle_while_sampling():
     sampled = allocations("--memprof-sys=0.005")  # about 200 samples during the test
     # Unignored, the sampler added 264,000 allocations and 82 KiB of "leaks" to this idle test.
     assert sampled <= alone + 50, (alone, sampled)
+
+
+def test_under_xdist_the_workers_rss_is_reported(pytester):
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_suite="""
+import time
+import pytest
+
+@pytest.mark.parametrize("n", range(4))
+def test_x(n):
+    data = b"x" * (n * 10 << 20)
+    time.sleep(0.3)
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "xdist", "-n", "2", "--memprof-sys=0.1")
+    result.assert_outcomes(passed=4)
+    low, high = (_bytes(text) for text in _figures(result.stdout.str(), "xdist workers' RSS (gw0, gw1)"))
+    assert high - low >= 20 * 2**20  # the 30 MiB test ran in a worker
