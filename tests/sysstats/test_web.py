@@ -178,3 +178,20 @@ def test_the_page_is_served_with_a_content_security_policy(start_server):
     assert b'data-interval-ms="500"' in body
     assert get(server.url + "/static/sys.js")[0] == 200
     assert get(server.url + "/static/../web.py")[0] == 404
+
+
+@pytest.mark.browser
+def test_the_page_works_behind_the_password(start_server, browser):
+    server = start_server("-w", "-t", "0.2", "--password", env={"MEMPROF_SYS_PASSWORD": "pw"})
+    context = browser.new_context(http_credentials={"username": "memprof", "password": "pw"})
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.goto(server.url + "/")
+        wait_until(page, lambda: int(page.text_content("#refreshes")) >= 2)
+        assert page.text_content("#mem-used").endswith(("MiB", "GiB", "TiB"))
+        assert page.is_hidden("#problem")
+        assert not errors, errors
+    finally:
+        context.close()
