@@ -162,6 +162,9 @@ def test_the_page_shows_memory_and_updates_it(start_server, page, hungry_hostile
     wait_until(page, lambda: int(page.text_content("#refreshes")) > seen)
     wait_until(page, lambda: page.text_content("#mem-used") != "stale")
     assert page.text_content("#mem-used").endswith(("MiB", "GiB", "TiB"))
+    # The history chart grows a point per refresh.
+    points = page.get_attribute("#history-mem", "points").split()
+    assert len(points) >= 2 and all(0 <= float(point.split(",")[1]) <= 100 for point in points)
     # The hungry process is listed by the page, its command line shown as text.
     wait_until(page, lambda: HOSTILE in page.text_content("#processes tbody"))
     assert page.locator("#processes img").count() == 0

@@ -4,6 +4,8 @@
 (function () {
   const interval = Math.max(200, parseInt(document.body.dataset.intervalMs, 10) || 2000);
   let refreshes = 0;
+  const HISTORY = 120;
+  const history = { mem: [], cpu: [] };
 
   function bytes(value) {
     if (typeof value !== "number") return "N/A";
@@ -56,6 +58,17 @@
     body.replaceChildren.apply(body, rows);
   }
 
+  function remember(name, value) {
+    const series = history[name];
+    series.push(typeof value === "number" ? Math.max(0, Math.min(100, value)) : null);
+    if (series.length > HISTORY) series.shift();
+    const points = [];
+    series.forEach(function (point, index) {
+      if (point !== null) points.push((index * 600 / (HISTORY - 1)).toFixed(1) + "," + (100 - point).toFixed(1));
+    });
+    document.getElementById("history-" + name).setAttribute("points", points.join(" "));
+  }
+
   function render(stats) {
     const system = stats.system || {}, cpu = stats.cpu || {}, mem = stats.mem || {};
     const swap = stats.memswap || {}, load = stats.load || {}, count = stats.processcount || {};
@@ -77,6 +90,9 @@
     ["min1", "min5", "min15"].forEach(function (name) { show("load-" + name, number(load[name])); });
     show("processcount-total", number(count.total));
     processes(stats.processlist);
+    remember("mem", mem.percent);
+    remember("cpu", cpu.total);
+    show("history-length", String(history.mem.length));
   }
 
   function problem(text) {
