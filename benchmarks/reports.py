@@ -2,8 +2,8 @@
 
 Each workload of ``../shared/bench/workloads/`` is captured once by ``memprof run`` and once by
 ``memray run --trace-python-allocators`` (both then see every Python object, as memprof does by
-default). Then the two flame-graph commands run alternately on their own capture, several
-rounds, as a user would run them (whole process). The table shows medians and ratios
+default). Then the two flame-graph commands, plain and with ``--temporal``, run alternately
+on their own capture, several rounds, as a user would run them (whole process). The table shows medians and ratios
 memprof/memray: below 1.0 is better. The machine is shared and noisy: differences under 10%
 are noise.
 
@@ -65,27 +65,32 @@ def main() -> int:
             ours, theirs = work / f"{name}.memprof.bin", work / f"{name}.memray.bin"
             run([*memprof, "run", "-q", "-o", str(ours), str(script)], work, env)
             run([*memray, "run", "-q", "--trace-python-allocators", "-o", str(theirs), str(script)], work, env)
-            commands = {
-                "memprof": [*memprof, "flamegraph", "-f", "-o", str(work / f"{name}.memprof.html"), str(ours)],
-                "memray": [*memray, "flamegraph", "-f", "-o", str(work / f"{name}.memray.html"), str(theirs)],
-            }
-            times: dict[str, list[float]] = {"memprof": [], "memray": []}
-            for round_number in range(args.rounds):
-                # Alternate which goes first, so drifts in machine load hit both alike.
-                order = ["memprof", "memray"] if round_number % 2 == 0 else ["memray", "memprof"]
-                for tool in order:
-                    times[tool].append(run(commands[tool], work, env))
-            sizes = {tool: (work / f"{name}.{tool}.html").stat().st_size for tool in times}
             captures = {"memprof": ours.stat().st_size, "memray": theirs.stat().st_size}
-            rows.append((name, {tool: statistics.median(values) for tool, values in times.items()}, sizes, captures))
+            for mode in ("plain", "temporal"):
+                extra = ["--temporal"] if mode == "temporal" else []
+                outputs = {tool: work / f"{name}.{mode}.{tool}.html" for tool in ("memprof", "memray")}
+                commands = {
+                    "memprof": [*memprof, "flamegraph", *extra, "-f", "-o", str(outputs["memprof"]), str(ours)],
+                    "memray": [*memray, "flamegraph", *extra, "-f", "-o", str(outputs["memray"]), str(theirs)],
+                }
+                times: dict[str, list[float]] = {"memprof": [], "memray": []}
+                for round_number in range(args.rounds):
+                    # Alternate which goes first, so drifts in machine load hit both alike.
+                    order = ["memprof", "memray"] if round_number % 2 == 0 else ["memray", "memprof"]
+                    for tool in order:
+                        times[tool].append(run(commands[tool], work, env))
+                sizes = {tool: outputs[tool].stat().st_size for tool in times}
+                medians = {tool: statistics.median(values) for tool, values in times.items()}
+                rows.append((name if mode == "plain" else f"{name} -t", medians, sizes, captures))
             print(f"{name}: done", file=sys.stderr)
-    print(f"\nflame graph of each workload (BENCH_SCALE={args.scale}, {args.rounds} alternating rounds, medians)\n")
-    header = (f"{'workload':<12} {'memprof s':>10} {'memray s':>10} {'time ratio':>11} {'memprof KiB':>12} "
+    print(f"\nflame graph of each workload (BENCH_SCALE={args.scale}, {args.rounds} alternating rounds, medians; "
+          "-t: with --temporal)\n")
+    header = (f"{'workload':<15} {'memprof s':>10} {'memray s':>10} {'time ratio':>11} {'memprof KiB':>12} "
               f"{'memray KiB':>11} {'size ratio':>11} {'captures KiB (memprof/memray)':>31}")
     print(header)
     print("-" * len(header))
     for name, medians, sizes, captures in rows:
-        print(f"{name:<12} {medians['memprof']:>10.2f} {medians['memray']:>10.2f} "
+        print(f"{name:<15} {medians['memprof']:>10.2f} {medians['memray']:>10.2f} "
               f"{medians['memprof'] / medians['memray']:>11.2f} {sizes['memprof'] / 1024:>12.0f} "
               f"{sizes['memray'] / 1024:>11.0f} {sizes['memprof'] / sizes['memray']:>11.2f} "
               f"{captures['memprof'] / 1024:>15.0f} / {captures['memray'] / 1024:<13.0f}")

@@ -44,7 +44,9 @@ def write_report(target: str | os.PathLike[str], text: str) -> Path:
     partial = target.with_name(target.name + ".partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(text, encoding="utf-8")
+        # A path from the capture may hold undecodable bytes (lone surrogates): show them as "?"
+        # rather than fail the whole report.
+        partial.write_text(text, encoding="utf-8", errors="replace")
         os.replace(partial, target)
     except OSError as error:
         try:

@@ -4,13 +4,14 @@ thread name and source path, an empty capture and a truncated one."""
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from pytest_memprof import Tracker
+from pytest_memprof import Capture, Tracker
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = "<script>alert(1)</script>"
@@ -75,13 +76,25 @@ def two_phase_capture(tmp_path_factory) -> Path:
     return base / "phases.bin"
 
 
-@pytest.fixture
-def empty_capture(tmp_path) -> Path:
-    """A real capture in which nothing was allocated (Python's allocators not hooked, nothing done)."""
-    path = tmp_path / "empty.bin"
+def make_empty_capture(path: Path) -> Path:
+    """A real capture with no allocations: what a process killed before its first flush leaves.
+
+    (Even a tracker that does nothing records its own start-up allocation, so the file is cut
+    right after its header; it then reads as empty and truncated.)
+    """
     with Tracker(path, trace_python_allocators=False):
         pass
+    data = path.read_bytes()
+    header_length = struct.unpack_from("<I", data, 12)[0]
+    path.write_bytes(data[: 16 + header_length])
+    assert Capture.open(path).total_allocations == 0
     return path
+
+
+@pytest.fixture
+def empty_capture(tmp_path) -> Path:
+    """A real capture with no allocations (see make_empty_capture)."""
+    return make_empty_capture(tmp_path / "empty.bin")
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 
 from pytest_memprof import Capture
 from pytest_memprof.reports.flamegraph import flamegraph_data, render_flamegraph
+from pytest_memprof.sizes import format_size
 
 from .conftest import HOSTILE
 
@@ -130,6 +131,31 @@ def test_dragging_on_the_temporal_chart_shows_only_that_range(two_phase_capture,
     assert "still live at" in page.text_content("#range-text")
     page.click("#clear-range")
     assert frame_box(page, "early_phase").is_visible()
+    assert not page.console_errors, page.console_errors
+
+
+def drag_across(page, start: float, end: float) -> None:
+    chart = page.locator("#chart").bounding_box()
+    middle_y = chart["y"] + chart["height"] / 2
+    page.mouse.move(chart["x"] + chart["width"] * start, middle_y)
+    page.mouse.down()
+    page.mouse.move(chart["x"] + chart["width"] * (start + end) / 2, middle_y)
+    page.mouse.move(chart["x"] + chart["width"] * end, middle_y)
+    page.mouse.up()
+
+
+@pytest.mark.browser
+def test_the_whole_range_shows_exactly_the_leaks(two_phase_capture, tmp_path, page):
+    # Allocated from the start and still live at the end: what leaked. This checks every packed
+    # temporal row decodes in the page to what the reader said.
+    capture = Capture.open(two_phase_capture, temporal=True)
+    target = render_flamegraph(capture, tmp_path / "fg.html", temporal=True)
+    open_report(page, target)
+    drag_across(page, 0.001, 0.999)
+    leaks = sum(stat.bytes for stat in capture.leak_stacks())
+    count = sum(stat.count for stat in capture.leak_stacks())
+    text = page.text_content("#range-text")
+    assert f": {format_size(leaks)} in {count:,} allocation(s)" in text, text
     assert not page.console_errors, page.console_errors
 
 

@@ -55,3 +55,20 @@ def test_the_large_flame_graph_opens_in_chromium(many_stacks_capture, tmp_path, 
     page.fill("#search", "leaf_")
     assert "matching frame(s)" in page.text_content("#matches")
     assert not page.console_errors, page.console_errors
+
+
+@pytest.mark.browser
+def test_the_large_temporal_graph_decodes_every_row(many_stacks_capture, tmp_path, page):
+    capture = Capture.open(many_stacks_capture, temporal=True)
+    target = render_flamegraph(capture, tmp_path / "fg.html", temporal=True)
+    page.goto(target.as_uri())
+    page.wait_for_selector("#graph .frame")
+    chart = page.locator("#chart").bounding_box()
+    page.mouse.move(chart["x"] + 1, chart["y"] + 50)
+    page.mouse.down()
+    page.mouse.move(chart["x"] + chart["width"] / 2, chart["y"] + 50)
+    page.mouse.move(chart["x"] + chart["width"] - 1, chart["y"] + 50)
+    page.mouse.up()
+    count = sum(stat.count for stat in capture.leak_stacks())
+    assert f" in {count:,} allocation(s)" in page.text_content("#range-text")
+    assert not page.console_errors, page.console_errors

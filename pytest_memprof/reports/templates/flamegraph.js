@@ -18,6 +18,50 @@
     frameOf[n] = data.nodes[2 * (n - 1) + 1];
   }
 
+  // Temporal rows arrive packed (see _pack_intervals in flamegraph.py); unpack them once into
+  // flat [node, thread, allocated ms, freed ms or -1, bytes, count] rows.
+  function unpackIntervals(packed, ticks, withThreads) {
+    var text = atob(packed);
+    var bytes = new Uint8Array(text.length);
+    for (var i = 0; i < text.length; i++) {
+      bytes[i] = text.charCodeAt(i);
+    }
+    var position = 0;
+    function next() {
+      var value = 0;
+      var scale = 1;
+      var byte;
+      do {
+        byte = bytes[position++];
+        value += (byte & 127) * scale;
+        scale *= 128;
+      } while (byte & 128);
+      return value;
+    }
+    var rows = [];
+    var node = 0;
+    var thread = 0;
+    var tick = 0;
+    while (position < bytes.length) {
+      var nodeDelta = next();
+      var rowThread = withThreads ? next() : 0;
+      if (nodeDelta !== 0 || rowThread !== thread) {
+        tick = 0;
+      }
+      node += nodeDelta;
+      thread = rowThread;
+      tick += next();
+      var lived = next();
+      var sizeAndFlag = next();
+      var count = sizeAndFlag % 2 ? next() : 1;
+      rows.push(node, thread, ticks[tick], lived ? ticks[tick + lived - 1] : -1, Math.floor(sizeAndFlag / 2), count);
+    }
+    return rows;
+  }
+  if (typeof data.intervals === "string") {
+    data.intervals = unpackIntervals(data.intervals, data.ticks, data.threads.length > 1);
+  }
+
   var graph = document.getElementById("graph");
   var tooltip = document.getElementById("tooltip");
   var chart = document.getElementById("chart");
@@ -454,25 +498,29 @@
         " sample(s) of 10 ms).";
       return;
     }
-    var top = 1;
+    // Heap and RSS each get their own scale: RSS is often many times the heap, which would
+    // flatten the heap curve that the range selection is about.
+    var heapTop = 1;
+    var rssTop = 1;
     for (var i = 0; i < timeline.length; i += 3) {
-      top = Math.max(top, timeline[i + 1], timeline[i + 2]);
+      heapTop = Math.max(heapTop, timeline[i + 1]);
+      rssTop = Math.max(rssTop, timeline[i + 2]);
     }
-    function y(bytes) {
+    function y(bytes, top) {
       return PAD_TOP + (CHART_H - PAD_TOP - PAD_BOTTOM) * (1 - bytes / top);
     }
-    var heap = ["M0," + y(0)];
+    var heap = ["M0," + y(0, heapTop)];
     var rss = [];
     var hasRss = false;
     for (i = 0; i < timeline.length; i += 3) {
       var x = chartX(timeline[i]).toFixed(1);
-      heap.push("L" + x + "," + y(timeline[i + 1]).toFixed(1));
+      heap.push("L" + x + "," + y(timeline[i + 1], heapTop).toFixed(1));
       if (timeline[i + 2] > 0) {
         hasRss = true;
-        rss.push((rss.length ? "L" : "M") + x + "," + y(timeline[i + 2]).toFixed(1));
+        rss.push((rss.length ? "L" : "M") + x + "," + y(timeline[i + 2], rssTop).toFixed(1));
       }
     }
-    heap.push("L" + chartX(timeline[timeline.length - 3]).toFixed(1) + "," + y(0));
+    heap.push("L" + chartX(timeline[timeline.length - 3]).toFixed(1) + "," + y(0, heapTop));
     svg("path", { d: heap.join(" "), fill: "rgba(74,111,214,0.35)", stroke: "#4a6fd6", "stroke-width": 1.2,
       "vector-effect": "non-scaling-stroke", "class": "heap" }, chart);
     if (hasRss) {
@@ -481,7 +529,8 @@
     }
     svg("line", { x1: chartX(data.peak_ms), x2: chartX(data.peak_ms), y1: PAD_TOP, y2: CHART_H - PAD_BOTTOM,
       stroke: "#b3261e", "stroke-width": 1, "vector-effect": "non-scaling-stroke" }, chart);
-    var legend = "heap (blue)" + (hasRss ? ", RSS (dashed)" : "") + ": up to " + formatBytes(top) +
+    var legend = "heap (blue) up to " + formatBytes(heapTop) +
+      (hasRss ? "; RSS (dashed, own scale) up to " + formatBytes(rssTop) : "") +
       "; peak (red line) at " + formatSeconds(data.peak_ms);
     svg("text", { x: 6, y: 12 }, chart).textContent = legend;
     svg("text", { x: 6, y: CHART_H - 3 }, chart).textContent = "0 s";
@@ -498,10 +547,18 @@
     var selection = svg("rect", { x: 0, y: 0, width: 0, height: CHART_H, fill: "rgba(214,60,196,0.18)",
       stroke: "#d63cc4", "vector-effect": "non-scaling-stroke", visibility: "hidden", "class": "selection" }, chart);
     var dragStart = null;
+    // Within a few pixels of either edge means the edge itself: the start and the end of the
+    // capture must be reachable by hand.
     function msAt(event) {
       var rect = chart.getBoundingClientRect();
-      var fraction = Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width));
-      return fraction * endMs;
+      var pixels = event.clientX - rect.left;
+      if (pixels <= 4) {
+        return 0;
+      }
+      if (pixels >= rect.width - 4) {
+        return endMs;
+      }
+      return endMs * pixels / rect.width;
     }
     function show(a, b) {
       selection.setAttribute("x", chartX(Math.min(a, b)));
