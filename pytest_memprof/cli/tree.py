@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "tree", help="print the peak as a tree in the terminal",
         description="Print the biggest stacks of the memory live at the peak (or leaked, or temporary) as a "
-        "tree, largest branches first; branches under 1%% of the total are folded.")
+        "tree, largest branches first; branches under 1% of the total are folded.")
     parser.add_argument("file", help="capture file")
     parser.add_argument("--biggest-allocs", type=positive_int, default=10, metavar="N",
                         help="how many of the biggest stacks to show (default 10)")

@@ -117,6 +117,7 @@ def test_thread_selector_and_split_threads(two_phase_capture, tmp_path, page):
 def test_dragging_on_the_temporal_chart_shows_only_that_range(two_phase_capture, tmp_path, page):
     target = render_flamegraph(Capture.open(two_phase_capture, temporal=True), tmp_path / "fg.html", temporal=True)
     open_report(page, target)
+    page.wait_for_selector("#chart.temporal")  # the packed rows are unpacked
     assert frame_box(page, "early_phase").is_visible()
     chart = page.locator("#chart").bounding_box()
     middle_y = chart["y"] + chart["height"] / 2
@@ -151,6 +152,7 @@ def test_the_whole_range_shows_exactly_the_leaks(two_phase_capture, tmp_path, pa
     capture = Capture.open(two_phase_capture, temporal=True)
     target = render_flamegraph(capture, tmp_path / "fg.html", temporal=True)
     open_report(page, target)
+    page.wait_for_selector("#chart.temporal")
     drag_across(page, 0.001, 0.999)
     leaks = sum(stat.bytes for stat in capture.leak_stacks())
     count = sum(stat.count for stat in capture.leak_stacks())

@@ -62,7 +62,7 @@ def test_the_large_temporal_graph_decodes_every_row(many_stacks_capture, tmp_pat
     capture = Capture.open(many_stacks_capture, temporal=True)
     target = render_flamegraph(capture, tmp_path / "fg.html", temporal=True)
     page.goto(target.as_uri())
-    page.wait_for_selector("#graph .frame")
+    page.wait_for_selector("#chart.temporal")
     chart = page.locator("#chart").bounding_box()
     page.mouse.move(chart["x"] + 1, chart["y"] + 50)
     page.mouse.down()

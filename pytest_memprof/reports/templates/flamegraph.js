@@ -18,14 +18,21 @@
     frameOf[n] = data.nodes[2 * (n - 1) + 1];
   }
 
-  // Temporal rows arrive packed (see _pack_intervals in flamegraph.py); unpack them once into
-  // flat [node, thread, allocated ms, freed ms or -1, bytes, count] rows.
-  function unpackIntervals(packed, ticks, withThreads) {
-    var text = atob(packed);
-    var bytes = new Uint8Array(text.length);
+  // Temporal rows arrive deflated and packed (see _pack_intervals in flamegraph.py); they are
+  // unpacked once into flat [node, thread, allocated ms, freed ms or -1, bytes, count] rows.
+  function inflate(base64) {
+    var text = atob(base64);
+    var packed = new Uint8Array(text.length);
     for (var i = 0; i < text.length; i++) {
-      bytes[i] = text.charCodeAt(i);
+      packed[i] = text.charCodeAt(i);
     }
+    var stream = new Blob([packed]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Response(stream).arrayBuffer().then(function (buffer) {
+      return new Uint8Array(buffer);
+    });
+  }
+
+  function unpackIntervals(bytes, ticks, withThreads) {
     var position = 0;
     function next() {
       var value = 0;
@@ -58,9 +65,6 @@
     }
     return rows;
   }
-  if (typeof data.intervals === "string") {
-    data.intervals = unpackIntervals(data.intervals, data.ticks, data.threads.length > 1);
-  }
 
   var graph = document.getElementById("graph");
   var tooltip = document.getElementById("tooltip");
@@ -87,21 +91,8 @@
     boxes: []
   };
 
-  function formatBytes(bytes) {
-    var units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    var value = Math.abs(bytes);
-    var unit = 0;
-    while (value >= 1024 && unit < units.length - 1) {
-      value /= 1024;
-      unit++;
-    }
-    var sign = bytes < 0 ? "-" : "";
-    return sign + (unit === 0 ? value.toFixed(0) : value.toFixed(1)) + " " + units[unit];
-  }
-
-  function formatSeconds(ms) {
-    return (ms / 1000).toFixed(ms < 10000 ? 3 : 1) + " s";
-  }
+  var formatBytes = memprofChart.formatBytes;
+  var formatSeconds = memprofChart.formatSeconds;
 
   function percent(part, whole) {
     return whole > 0 ? (100 * part / whole).toFixed(1) + "%" : "0%";
@@ -467,144 +458,41 @@
     rebuild();
   });
 
-  // ---- heap over time ---------------------------------------------------------------------
-
-  var SVG = "http://www.w3.org/2000/svg";
-  var CHART_W = 1000;
-  var CHART_H = 150;
-  var PAD_TOP = 16;
-  var PAD_BOTTOM = 16;
-  var timeline = data.timeline;
-  var endMs = Math.max(data.duration_ms, timeline.length ? timeline[timeline.length - 3] : 0, 1);
-
-  function svg(name, attributes, parent) {
-    var element = document.createElementNS(SVG, name);
-    Object.keys(attributes).forEach(function (key) {
-      element.setAttribute(key, attributes[key]);
-    });
-    parent.appendChild(element);
-    return element;
+  // With --temporal, the graph shows what was allocated in the dragged range and still live at its
+  // end; the chart takes drags (and gets the "temporal" class) once the rows are unpacked.
+  function onRange(range) {
+    state.range = range;
+    state.zoom = [];
+    rebuild();
+    rangeText.textContent = "Allocated between " + formatSeconds(range[0]) + " and " + formatSeconds(range[1]) +
+      " and still live at " + formatSeconds(range[1]) + ": " + formatBytes(state.tree.bytes) + " in " +
+      state.tree.count.toLocaleString("en-US") + " allocation(s).";
+    clearRangeButton.disabled = false;
   }
 
-  function chartX(ms) {
-    return CHART_W * ms / endMs;
-  }
-
-  function drawChart() {
-    chart.setAttribute("viewBox", "0 0 " + CHART_W + " " + CHART_H);
-    chart.setAttribute("preserveAspectRatio", "none");
-    if (timeline.length < 6) {
-      svg("text", { x: 8, y: 20 }, chart).textContent = "Too short for a timeline (" + timeline.length / 3 +
-        " sample(s) of 10 ms).";
-      return;
-    }
-    // Heap and RSS each get their own scale: RSS is often many times the heap, which would
-    // flatten the heap curve that the range selection is about.
-    var heapTop = 1;
-    var rssTop = 1;
-    for (var i = 0; i < timeline.length; i += 3) {
-      heapTop = Math.max(heapTop, timeline[i + 1]);
-      rssTop = Math.max(rssTop, timeline[i + 2]);
-    }
-    function y(bytes, top) {
-      return PAD_TOP + (CHART_H - PAD_TOP - PAD_BOTTOM) * (1 - bytes / top);
-    }
-    var heap = ["M0," + y(0, heapTop)];
-    var rss = [];
-    var hasRss = false;
-    for (i = 0; i < timeline.length; i += 3) {
-      var x = chartX(timeline[i]).toFixed(1);
-      heap.push("L" + x + "," + y(timeline[i + 1], heapTop).toFixed(1));
-      if (timeline[i + 2] > 0) {
-        hasRss = true;
-        rss.push((rss.length ? "L" : "M") + x + "," + y(timeline[i + 2], rssTop).toFixed(1));
-      }
-    }
-    heap.push("L" + chartX(timeline[timeline.length - 3]).toFixed(1) + "," + y(0, heapTop));
-    svg("path", { d: heap.join(" "), fill: "rgba(74,111,214,0.35)", stroke: "#4a6fd6", "stroke-width": 1.2,
-      "vector-effect": "non-scaling-stroke", "class": "heap" }, chart);
-    if (hasRss) {
-      svg("path", { d: rss.join(" "), fill: "none", stroke: "#8a8f9c", "stroke-width": 1.2,
-        "stroke-dasharray": "4 3", "vector-effect": "non-scaling-stroke", "class": "rss" }, chart);
-    }
-    svg("line", { x1: chartX(data.peak_ms), x2: chartX(data.peak_ms), y1: PAD_TOP, y2: CHART_H - PAD_BOTTOM,
-      stroke: "#b3261e", "stroke-width": 1, "vector-effect": "non-scaling-stroke" }, chart);
-    var legend = "heap (blue) up to " + formatBytes(heapTop) +
-      (hasRss ? "; RSS (dashed, own scale) up to " + formatBytes(rssTop) : "") +
-      "; peak (red line) at " + formatSeconds(data.peak_ms);
-    svg("text", { x: 6, y: 12 }, chart).textContent = legend;
-    svg("text", { x: 6, y: CHART_H - 3 }, chart).textContent = "0 s";
-    svg("text", { x: CHART_W - 6, y: CHART_H - 3, "text-anchor": "end" }, chart).textContent = formatSeconds(endMs);
-  }
-
-  // With --temporal, a drag across the chart picks a range; the graph then shows what was
-  // allocated inside it and still live at its end.
-  function setupRangeSelection() {
-    if (!data.intervals) {
-      return;
-    }
-    chart.classList.add("temporal");
-    var selection = svg("rect", { x: 0, y: 0, width: 0, height: CHART_H, fill: "rgba(214,60,196,0.18)",
-      stroke: "#d63cc4", "vector-effect": "non-scaling-stroke", visibility: "hidden", "class": "selection" }, chart);
-    var dragStart = null;
-    // Within a few pixels of either edge means the edge itself: the start and the end of the
-    // capture must be reachable by hand.
-    function msAt(event) {
-      var rect = chart.getBoundingClientRect();
-      var pixels = event.clientX - rect.left;
-      if (pixels <= 4) {
-        return 0;
-      }
-      if (pixels >= rect.width - 4) {
-        return endMs;
-      }
-      return endMs * pixels / rect.width;
-    }
-    function show(a, b) {
-      selection.setAttribute("x", chartX(Math.min(a, b)));
-      selection.setAttribute("width", Math.abs(chartX(b) - chartX(a)));
-      selection.setAttribute("visibility", "visible");
-    }
-    chart.addEventListener("pointerdown", function (event) {
-      dragStart = msAt(event);
-      chart.setPointerCapture(event.pointerId);
-      show(dragStart, dragStart);
-    });
-    chart.addEventListener("pointermove", function (event) {
-      if (dragStart !== null) {
-        show(dragStart, msAt(event));
-      }
-    });
-    chart.addEventListener("pointerup", function (event) {
-      if (dragStart === null) {
-        return;
-      }
-      var end = msAt(event);
-      var range = [Math.min(dragStart, end), Math.max(dragStart, end)];
-      dragStart = null;
-      if (chartX(range[1]) - chartX(range[0]) < 2) {
-        return;
-      }
-      state.range = range;
-      state.zoom = [];
-      rebuild();
-      rangeText.textContent = "Allocated between " + formatSeconds(range[0]) + " and " + formatSeconds(range[1]) +
-        " and still live at " + formatSeconds(range[1]) + ": " + formatBytes(state.tree.bytes) + " in " +
-        state.tree.count.toLocaleString("en-US") + " allocation(s).";
-      clearRangeButton.disabled = false;
-    });
-    clearRangeButton.addEventListener("click", function () {
-      state.range = null;
-      selection.setAttribute("visibility", "hidden");
-      rangeText.textContent = "Drag across the chart to show what was allocated in a time range and still live at its end.";
-      clearRangeButton.disabled = true;
-      rebuild();
-    });
-  }
-
-  drawChart();
-  setupRangeSelection();
   rebuild();
+  if (typeof data.intervals !== "string") {
+    memprofChart.draw(chart, data, null);
+  } else if (typeof DecompressionStream === "undefined") {
+    memprofChart.draw(chart, data, null);
+    rangeText.textContent = "This browser cannot unpack the time ranges (it lacks DecompressionStream).";
+  } else {
+    inflate(data.intervals).then(function (bytes) {
+      data.intervals = unpackIntervals(bytes, data.ticks, data.threads.length > 1);
+      var clearSelection = memprofChart.draw(chart, data, onRange);
+      clearRangeButton.addEventListener("click", function () {
+        state.range = null;
+        clearSelection();
+        rangeText.textContent = "Drag across the chart to show what was allocated in a time range and still " +
+          "live at its end.";
+        clearRangeButton.disabled = true;
+        rebuild();
+      });
+    }, function (error) {
+      memprofChart.draw(chart, data, null);
+      rangeText.textContent = "The time ranges could not be unpacked: " + error;
+    });
+  }
   var resizeTimer = 0;
   window.addEventListener("resize", function () {
     clearTimeout(resizeTimer);
