@@ -134,6 +134,7 @@ def _password(args: argparse.Namespace, confirm: bool) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``memprof sys``."""
+    from ..sysstats import selection
     from ..sysstats import source as sources
 
     interval = _interval(args.time)
@@ -143,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
     if (args.webserver or args.server or args.browser) and printer_name:
         raise UsageError(f"--{printer_name.replace('_', '-')} prints stats here; it does not go with "
                          f"{'-w' if args.webserver else '-s' if args.server else '--browser'}")
+    if args.port is not None and not (args.webserver or args.server or args.client):
+        raise UsageError("--port goes with -w, -s or -c")
+    # Checked before any password prompt or connection: a typo should cost nothing.
+    selectors = selection.parse_list(getattr(args, printer_name)) if printer_name else []
     if args.webserver or args.server:
         from ..sysstats import web
 
@@ -164,19 +169,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         source = None
     if printer_name:
-        return _print(args, printer_name, source, interval, stop_after)
+        return _print(printer_name, selectors, source, interval, stop_after)
     from ..sysstats import terminal
 
     return terminal.show(source or sources.LocalSource(terminal.PLUGINS_SHOWN), interval, stop_after)
 
 
-def _print(args: argparse.Namespace, printer_name: str, source, interval: float, stop_after: int | None) -> int:
+def _print(printer_name: str, selectors: list, source, interval: float, stop_after: int | None) -> int:
     from ..sysstats import selection
     from ..sysstats.printers import PRINTERS
     from ..sysstats.runner import Refreshes
     from ..sysstats.source import LocalSource
 
-    selectors = selection.parse_list(getattr(args, printer_name))
     source = source or LocalSource(selection.plugins_needed(selectors))
     printer = PRINTERS[printer_name](selectors, sys.stdout)
     for snapshot in Refreshes(source, interval, stop_after):

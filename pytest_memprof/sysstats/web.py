@@ -14,6 +14,7 @@ import hmac
 import json
 import secrets
 import signal
+import socket
 import sys
 import threading
 from http import HTTPStatus
@@ -128,7 +129,6 @@ def route(path: str, snapshot: dict[str, Any], interval: float) -> tuple[int, An
     return HTTPStatus.NOT_FOUND, {"error": f"no such route: {path}"}
 
 
-
 class _Handler(BaseHTTPRequestHandler):
     server: _StatsServer
     server_version = f"memprof-sys/{__version__}"
@@ -200,8 +200,6 @@ class _StatsServer(ThreadingHTTPServer):
         self.page = page
         self.credentials = credentials
         if ":" in address[0]:
-            import socket
-
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 

@@ -145,6 +145,8 @@ def test_stdout_and_json_show_a_missing_plugin_as_not_available():
     (("--stdout", "cpu", "-t", "nan"), "-t/--time: the interval must be more than 0 seconds"),
     (("--stdout", "cpu", "--stop-after", "0"), "--stop-after: expected 1 or more"),
     (("--stdout", "cpu", "-w"), "does not go with -w"),
+    (("--stdout", "cpu", "--port", "8080"), "--port goes with -w, -s or -c"),
+    (("-c", "127.0.0.1:9", "--password", "--stdout", "cpu.usr"), "unknown field 'cpu.usr'"),
 ])
 def test_bad_items_and_intervals_are_one_line_usage_errors(memprof, args, fragment):
     result = memprof("sys", *args, "--stop-after", "1") if "--stop-after" not in args else memprof("sys", *args)
