@@ -8,7 +8,22 @@ from pathlib import Path
 
 import pytest
 
+import pytest_memprof
+
 pytest_plugins = ["pytester"]
+
+# The folder holding the pytest_memprof this run imported: the source tree in a development
+# install, site-packages under tox. Subprocesses must import that same copy (the source tree
+# has no built extension under tox), then anything else from the repository.
+PACKAGE_PARENT = Path(pytest_memprof.__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent
+
+
+def subprocess_env(**extra: str) -> dict:
+    """os.environ for a subprocess that imports the same pytest_memprof as this test run."""
+    path = [str(PACKAGE_PARENT), str(REPO), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(p for p in path if p)), **extra}
+
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("MEMPROF_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))

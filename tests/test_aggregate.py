@@ -111,17 +111,18 @@ def test_memprof_run_aggregate_then_reports(tmp_path):
     script.write_text("def make():\n    return bytearray(20_000_000)\nkept = make()\n")
     out = tmp_path / "prog.bin"
     cli = [sys.executable, "-m", "pytest_memprof"]
+    # cwd: `python -m` puts it first on sys.path, and the source tree may have no built extension.
     result = subprocess.run([*cli, "run", "-q", "--aggregate", "-o", str(out), str(script)], capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    stats = subprocess.run([*cli, "stats", str(out)], capture_output=True, text=True, timeout=120)
+    stats = subprocess.run([*cli, "stats", str(out)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert stats.returncode == 0, stats.stderr
     assert "make" in stats.stdout
     flamegraph = subprocess.run([*cli, "flamegraph", "-o", str(tmp_path / "f.html"), str(out)],
-                                capture_output=True, text=True, timeout=120)
+                                capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert flamegraph.returncode == 0, flamegraph.stderr
     temporal = subprocess.run([*cli, "flamegraph", "--temporal", "-o", str(tmp_path / "t.html"), str(out)],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert temporal.returncode != 0 and "aggregated" in temporal.stderr and "Traceback" not in temporal.stderr
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,15 +9,14 @@ import textwrap
 from pathlib import Path
 
 from pytest_memprof import Capture
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import subprocess_env
 
 
 def run_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
     script = tmp_path / "dies.py"
     script.write_text(textwrap.dedent(body))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=subprocess_env(),
+                          timeout=60, cwd=tmp_path)
 
 
 def test_a_process_killed_mid_capture_leaves_a_truncated_readable_capture(tmp_path):
@@ -52,9 +50,9 @@ def test_memprof_stats_on_a_killed_process_capture_says_truncated(tmp_path):
         time.sleep(0.3)
         os.kill(os.getpid(), 9)
     """)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # cwd: `python -m` puts it first on sys.path, and the source tree may have no built extension.
     stats = subprocess.run([sys.executable, "-m", "pytest_memprof", "stats", str(out)], capture_output=True,
-                           text=True, env=env, timeout=60)
+                           text=True, env=subprocess_env(), timeout=60, cwd=tmp_path)
     assert stats.returncode == 0
     assert "truncated" in stats.stdout
     assert "Traceback" not in stats.stderr

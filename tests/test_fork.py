@@ -7,7 +7,6 @@ the suite. The captures are read back here, in the test process.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -16,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from pytest_memprof import Capture
+from tests.conftest import subprocess_env
 
-ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 90
 
 # Shared by every script: sizes only one allocation site uses, so a capture can be searched by size.
@@ -40,7 +39,7 @@ def run_script(tmp_path: Path, body: str, *python_flags: str) -> subprocess.Comp
     """Run PRELUDE + body in a fresh interpreter; a hang past TIMEOUT_S fails the test."""
     script = tmp_path / "forks.py"
     script.write_text(PRELUDE + textwrap.dedent(body))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = subprocess_env()
     try:
         result = subprocess.run(
             [sys.executable, *python_flags, str(script)],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import subprocess_env
 
 
 def memprof_command() -> list[str]:
@@ -29,7 +28,7 @@ def memprof(tmp_path):
     """Run ``memprof ARGS`` in tmp_path; returns the CompletedProcess (text, both streams captured)."""
 
     def run(*args: str, cwd: Path | None = None, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = kwargs.pop("env", None) or subprocess_env()
         return subprocess.run([*memprof_command(), *args], capture_output=True, text=True, env=env,
                               cwd=cwd or tmp_path, timeout=timeout, **kwargs)
 
