@@ -6,10 +6,13 @@ import os
 import re
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import ROOT, assert_one_line_error, memprof, memprof_command
+from tests.cli.conftest import assert_one_line_error, memprof, memprof_command
+
+ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = ["ROOT", "assert_one_line_error", "free_port", "memprof", "memprof_command", "run_memprof"]
 
