@@ -183,6 +183,10 @@ def _print(printer_name: str, selectors: list, source, interval: float, stop_aft
 
     source = source or LocalSource(selection.plugins_needed(selectors))
     printer = PRINTERS[printer_name](selectors, sys.stdout)
-    for snapshot in Refreshes(source, interval, stop_after):
-        printer.refresh(snapshot)
+    try:
+        for snapshot in Refreshes(source, interval, stop_after):
+            printer.refresh(snapshot)
+    except KeyboardInterrupt:
+        # Without --stop-after, Ctrl-C is how a printer is meant to stop: every line written is whole.
+        pass
     return 0

@@ -171,3 +171,21 @@ def test_the_field_reference_in_docs_is_current():
     expected = reference_markdown(list(ALL_PLUGINS))
     assert (ROOT / "docs" / "sys-fields.md").read_text(encoding="utf-8") == expected, (
         "docs/sys-fields.md is stale: regenerate it with reference_markdown(list(ALL_PLUGINS))")
+
+
+def test_ctrl_c_stops_a_printer_quietly():
+    import os
+    import signal
+    import subprocess
+
+    from .conftest import ROOT, memprof_command
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([*memprof_command(), "sys", "--stdout-csv", "now,mem.used", "-t", "0.2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert process.stdout.readline().strip() == "now,mem.used"
+    assert process.stdout.readline().count(",") == 1
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 0 and err == ""
+    assert all(line.count(",") == 1 for line in out.splitlines())
