@@ -14,7 +14,10 @@ from ..sizes import format_size
 from .runner import Refreshes, Source
 
 # The plugins the view shows: a local source collects only these.
-PLUGINS_SHOWN = ("now", "system", "uptime", "cpu", "load", "mem", "memswap", "processcount", "processlist")
+PLUGINS_SHOWN = ("now", "system", "uptime", "cpu", "load", "mem", "memswap", "network", "fs", "processcount",
+                 "processlist")
+# Entries per side panel (network interfaces, file systems): the process list needs the room more.
+_SIDE_ROWS = 4
 
 
 def _percent(value: Any) -> str:
@@ -23,6 +26,10 @@ def _percent(value: Any) -> str:
 
 def _size(value: Any) -> str:
     return format_size(value) if isinstance(value, int) else "N/A"
+
+
+def _rate(value: Any) -> str:
+    return f"{format_size(int(value))}/s" if isinstance(value, (int, float)) else "N/A"
 
 
 def _bar(value: Any, width: int = 20) -> str:
@@ -72,6 +79,13 @@ def render(snapshot: dict[str, Any], origin: str, problem: str = "") -> Any:
         panel("LOAD", [("1 min", str(load.get("min1", "N/A"))), ("5 min", str(load.get("min5", "N/A"))),
                        ("15 min", str(load.get("min15", "N/A"))), ("processes", str(count.get("total", "N/A"))),
                        ("threads", str(count.get("thread", "N/A")))]),
+        panel("NETWORK rx tx", [
+            (escape(str(entry.get("interface_name"))),
+             f"{_rate(entry.get('bytes_recv_rate_per_sec'))} {_rate(entry.get('bytes_sent_rate_per_sec'))}")
+            for entry in (snapshot.get("network") or []) if entry.get("is_up") is not False][:_SIDE_ROWS]),
+        panel("FILE SYS used", [
+            (escape(str(entry.get("mnt_point"))), f"{_size(entry.get('used'))} {_percent(entry.get('percent'))}")
+            for entry in (snapshot.get("fs") or [])][:_SIDE_ROWS]),
     ])
     processes = Table(title="Processes by memory", expand=True, title_justify="left")
     for name, justify in (("pid", "right"), ("name", "left"), ("user", "left"), ("RSS", "right"),

@@ -75,7 +75,7 @@ def test_the_view_shows_memory_and_processes_and_q_quits():
     terminal = Terminal("sys", "-t", "0.2")
     screen = terminal.read_until(MEMORY_TOTAL)
     assert "MEM" in screen and "SWAP" in screen and "LOAD" in screen and "CPU" in screen
-    assert "Processes by memory" in screen
+    assert "Processes by memory" in screen and "NETWORK" in screen and "FILE SYS" in screen
     # Refreshing: the sample time in the header moves on (seconds resolution, 0.2 s refreshes).
     terminal.read_until(lambda text: len(set(re.findall(TIMESTAMP, text))) >= 2)
     os.write(terminal.master, b"q")
