@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
@@ -11,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import assert_one_line_error, memprof, memprof_command
+from tests.conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
-__all__ = ["ROOT", "assert_one_line_error", "free_port", "memprof", "memprof_command", "run_memprof"]
+__all__ = ["ROOT", "assert_one_line_error", "free_port", "memprof", "memprof_command", "run_memprof",
+           "subprocess_env"]
 
 _URL = re.compile(r"http://127\.0\.0\.1:(\d+)/")
 
@@ -23,9 +24,7 @@ class Server:
     """A ``memprof sys -w`` or ``-s`` subprocess on a free port of 127.0.0.1."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
-                                                                                 os.environ.get("PYTHONPATH")]))}
-        environment.update(env or {})
+        environment = subprocess_env(**(env or {}))
         self.process = subprocess.Popen([*memprof_command(), "sys", *args], stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, env=environment)
         line = self.process.stdout.readline()
@@ -71,8 +70,7 @@ def free_port() -> int:
 
 def run_memprof(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``memprof ARGS`` and wait for it."""
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    environment.update(env or {})
+    environment = subprocess_env(**(env or {}))
     return subprocess.run([*memprof_command(), *args], capture_output=True, text=True, env=environment,
                           timeout=timeout, stdin=subprocess.DEVNULL)
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 
 import psutil
 import pytest
 
-from .conftest import ROOT, assert_one_line_error, free_port, memprof_command, run_memprof
+from .conftest import assert_one_line_error, free_port, memprof_command, run_memprof, subprocess_env
 
 
 def test_a_client_prints_the_servers_stats_as_json(start_server):
@@ -57,7 +56,7 @@ def test_a_client_told_to_try_once_prints_one_line():
 def test_a_client_says_when_its_server_goes_away_and_comes_back(start_server):
     server = start_server("-s", "-t", "0.2")
     port = server.port
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     client = subprocess.Popen([*memprof_command(), "sys", "-c", f"127.0.0.1:{port}", "--stdout", "mem.total",
                                "-t", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     errors: list[str] = []

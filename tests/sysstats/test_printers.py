@@ -174,13 +174,12 @@ def test_the_field_reference_in_docs_is_current():
 
 
 def test_ctrl_c_stops_a_printer_quietly():
-    import os
     import signal
     import subprocess
 
-    from .conftest import ROOT, memprof_command
+    from .conftest import memprof_command, subprocess_env
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     process = subprocess.Popen([*memprof_command(), "sys", "--stdout-csv", "now,mem.used", "-t", "0.2"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert process.stdout.readline().strip() == "now,mem.used"

@@ -18,7 +18,7 @@ from rich.console import Console
 from pytest_memprof.sysstats import LocalSource
 from pytest_memprof.sysstats.terminal import PLUGINS_SHOWN, render
 
-from .conftest import ROOT, assert_one_line_error, memprof_command, run_memprof
+from .conftest import assert_one_line_error, memprof_command, run_memprof, subprocess_env
 
 _ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]")
 
@@ -29,7 +29,7 @@ class Terminal:
     def __init__(self, *args: str) -> None:
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color", "COLUMNS": "140", "LINES": "40"}
+        env = subprocess_env(TERM="xterm-256color", COLUMNS="140", LINES="40")
         self.process = subprocess.Popen([*memprof_command(), *args], stdin=slave, stdout=slave, stderr=slave,
                                         env=env, close_fds=True)
         os.close(slave)
