@@ -10,6 +10,8 @@ import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
+import psutil
+
 from ..errors import MemprofError, UsageError
 from .plugins import PLUGINS
 from .registry import Plugin
@@ -31,13 +33,23 @@ class LocalSource:
         self.collectors: dict[str, Plugin] = {name: PLUGINS[name]() for name in (names or PLUGINS)}
         self._created = time.monotonic()
         self.description = "this machine"
+        self.errors: dict[str, str] = {}
 
     def sample(self) -> dict[str, Any]:
-        """Collect every plugin once and return ``{plugin: value}``."""
+        """Collect every plugin once and return ``{plugin: value}``; a plugin that fails gives None."""
         wait = _SETTLE_SECONDS - (time.monotonic() - self._created)
         if wait > 0:
             time.sleep(wait)
-        return {name: collector.collect() for name, collector in self.collectors.items()}
+        snapshot: dict[str, Any] = {}
+        for name, collector in self.collectors.items():
+            try:
+                snapshot[name] = collector.collect()
+            except (OSError, RuntimeError, psutil.Error) as error:
+                # One unreadable source (no /proc/diskstats in a container, say) must not blank the others;
+                # printers show N/A for it and the reason is kept for whoever asks.
+                snapshot[name] = None
+                self.errors[name] = f"{type(error).__name__}: {error}"
+        return snapshot
 
 
 def parse_address(text: str, default_port: int) -> tuple[str, int]:

@@ -94,7 +94,8 @@ class StatsCache:
             return self._snapshot
 
 
-def route(path: str, snapshot: dict[str, Any], interval: float) -> tuple[int, Any]:
+def route(path: str, snapshot: dict[str, Any], interval: float,
+          errors: dict[str, str] | None = None) -> tuple[int, Any]:
     """(HTTP status, JSON-ready body) for an API path; no I/O, so it is testable on its own."""
     parts = [unquote(part) for part in path[len(API):].strip("/").split("/") if part]
     if not parts:
@@ -103,7 +104,7 @@ def route(path: str, snapshot: dict[str, Any], interval: float) -> tuple[int, An
     head, rest = parts[0], parts[1:]
     if head == "status" and not rest:
         return HTTPStatus.OK, {"status": "ok", "version": __version__, SCHEMA_KEY: SCHEMA_VERSION,
-                               "refresh_seconds": interval}
+                               "refresh_seconds": interval, "plugin_errors": dict(errors or {})}
     if head == "pluginslist" and not rest:
         return HTTPStatus.OK, list(PLUGINS)
     if head == "all" and not rest:
@@ -175,7 +176,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = urlsplit(self.path).path
         if path == API or path.startswith(API + "/"):
-            status, body = route(path, self.server.cache.snapshot(), self.server.cache.interval)
+            cache = self.server.cache
+            status, body = route(path, cache.snapshot(), cache.interval, cache.source.errors)
             self._send_json(status, body)
             return
         page = _PAGE_FILES.get(path) if self.server.page else None

@@ -188,3 +188,17 @@ def test_ctrl_c_stops_a_printer_quietly():
     out, err = process.communicate(timeout=10)
     assert process.returncode == 0 and err == ""
     assert all(line.count(",") == 1 for line in out.splitlines())
+
+
+def test_a_failing_plugin_is_not_available_and_the_others_still_print(monkeypatch):
+    source = LocalSource(["mem", "diskio"])
+
+    def unreadable():
+        raise OSError(2, "No such file or directory", "/proc/diskstats")
+
+    monkeypatch.setattr(source.collectors["diskio"], "collect", unreadable)
+    out = io.StringIO()
+    CsvPrinter(parse_list("mem.total,diskio"), out).refresh(source.sample())
+    header, row = list(csv.reader(io.StringIO(out.getvalue())))
+    assert header == ["mem.total"] and row == [str(psutil.virtual_memory().total)]
+    assert "diskstats" in source.errors["diskio"]

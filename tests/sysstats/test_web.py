@@ -54,6 +54,7 @@ def test_every_api_route_answers_json(start_server):
     api = f"{server.url}/api/4"
     status, body = get_json(f"{api}/status")
     assert status == 200 and body["status"] == "ok" and body["schema_version"] == 1
+    assert body["plugin_errors"] == {}
     status, plugins = get_json(f"{api}/pluginslist")
     assert status == 200 and plugins == list(PLUGINS)
     status, everything = get_json(f"{api}/all")
