@@ -22,6 +22,10 @@ DEFAULT_WEB_PORT = 61208
 _SETTLE_SECONDS = 0.1
 
 
+# What reading /proc or /sys can raise: permissions, files missing in containers, psutil's own errors.
+_SOURCE_ERRORS = (OSError, RuntimeError, psutil.Error)
+
+
 class SourceUnavailable(MemprofError):
     """A remote server did not answer (or refused our credentials)."""
 
@@ -30,10 +34,16 @@ class LocalSource:
     """Samples this machine through the collectors of the named plugins."""
 
     def __init__(self, names: Iterable[str] | None = None) -> None:
-        self.collectors: dict[str, Plugin] = {name: PLUGINS[name]() for name in (names or PLUGINS)}
+        self.errors: dict[str, str] = {}
+        self.collectors: dict[str, Plugin | None] = {}
+        for name in names or PLUGINS:
+            try:
+                self.collectors[name] = PLUGINS[name]()  # some take a first reading to measure rates from
+            except _SOURCE_ERRORS as error:
+                self.collectors[name] = None
+                self.errors[name] = f"{type(error).__name__}: {error}"
         self._created = time.monotonic()
         self.description = "this machine"
-        self.errors: dict[str, str] = {}
 
     def sample(self) -> dict[str, Any]:
         """Collect every plugin once and return ``{plugin: value}``; a plugin that fails gives None."""
@@ -42,9 +52,12 @@ class LocalSource:
             time.sleep(wait)
         snapshot: dict[str, Any] = {}
         for name, collector in self.collectors.items():
+            if collector is None:
+                snapshot[name] = None
+                continue
             try:
                 snapshot[name] = collector.collect()
-            except (OSError, RuntimeError, psutil.Error) as error:
+            except _SOURCE_ERRORS as error:
                 # One unreadable source (no /proc/diskstats in a container, say) must not blank the others;
                 # printers show N/A for it and the reason is kept for whoever asks.
                 snapshot[name] = None
