@@ -8,7 +8,6 @@ process do not disturb each other's figures.
 from __future__ import annotations
 
 import datetime
-import os
 import platform
 import socket
 import struct
@@ -424,7 +423,3 @@ ALL_PLUGINS: tuple[type[Plugin], ...] = (
 )
 PLUGINS: dict[str, type[Plugin]] = {plugin.name: plugin for plugin in ALL_PLUGINS}
 
-
-def own_rss() -> int:
-    """Resident set size of this process, in bytes."""
-    return psutil.Process(os.getpid()).memory_info().rss
