@@ -121,3 +121,34 @@ def test_a_client_view_says_its_server_is_away_and_fails_when_told_to_stop():
     assert terminal.close() == 1
     assert f"memprof: error: no stats from 127.0.0.1:{port} after 4 tries" in terminal.text()
     assert "Traceback" not in terminal.text()
+
+
+def test_the_password_is_asked_twice_on_the_terminal(tmp_path):
+    import base64
+    import urllib.request
+
+    terminal = Terminal("sys", "-s", "--port", "0", "-t", "0.5", "--password")
+    terminal.read_until("memprof sys password: ")
+    os.write(terminal.master, b"typed secret\n")
+    terminal.read_until("again: ")
+    os.write(terminal.master, b"typed secret\n")
+    port = int(re.search(r"http://127\.0\.0\.1:(\d+)/api/4/ \(every 0\.5 s, password required",
+                         terminal.read_until(r"password required")).group(1))
+    token = base64.b64encode(b"memprof:typed secret").decode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/4/status",
+                                     headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    assert "typed secret" not in terminal.text()  # not echoed
+    terminal.process.terminate()
+    assert terminal.close() == 0
+
+
+def test_two_different_passwords_are_refused():
+    terminal = Terminal("sys", "-w", "--port", "0", "--password")
+    terminal.read_until("memprof sys password: ")
+    os.write(terminal.master, b"one\n")
+    terminal.read_until("again: ")
+    os.write(terminal.master, b"two\n")
+    terminal.read_until("the two passwords differ")
+    assert terminal.close() == 2
