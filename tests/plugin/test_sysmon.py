@@ -14,7 +14,7 @@ def test_one():
 
 def test_two():
     data = b"x" * (20 << 20)
-    time.sleep(0.3)
+    time.sleep(0.6)  # several samples while the 20 MiB are held, even on a busy machine
 """
 
 THREAD_CHECK = """
@@ -170,7 +170,7 @@ import pytest
 @pytest.mark.parametrize("n", range(4))
 def test_x(n):
     data = b"x" * (n * 10 << 20)
-    time.sleep(0.3)
+    time.sleep(0.6)
 """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "xdist", "-n", "2", "--memprof-sys=0.1")
     result.assert_outcomes(passed=4)
