@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 import signal
@@ -206,6 +207,13 @@ class _StatsServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def make_server(bind: str, port: int, interval: float, *, page: bool, username: str = "memprof",
                 password: str | None = None) -> _StatsServer:
     """A bound server (not yet serving); a port in use or a bad address is a one-line usage error."""
@@ -231,6 +239,9 @@ def serve(bind: str, port: int, interval: float, *, page: bool, username: str = 
     auth = ", password required" if password else ""
     print(f"memprof: sys {what} on http://{shown}:{bound_port}/{'' if page else 'api/4/'} "
           f"(every {interval:g} s{auth}; Ctrl-C stops)", flush=True)
+    if not password and not _is_loopback(host):
+        print(f"memprof: warning: {shown} is reachable from other machines and no --password is set: "
+              "anyone who can reach it sees this machine's processes and command lines", file=sys.stderr, flush=True)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

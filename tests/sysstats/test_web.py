@@ -199,3 +199,18 @@ def test_the_page_works_behind_the_password(start_server, browser):
         assert not errors, errors
     finally:
         context.close()
+
+
+@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
+                                                ("localhost", True), ("0.0.0.0", False), ("::", False),
+                                                ("192.168.1.10", False), ("build-box", False)])
+def test_only_loopback_binds_go_without_a_warning(host, loopback):
+    from pytest_memprof.sysstats.web import _is_loopback
+
+    assert _is_loopback(host) is loopback
+
+
+def test_a_loopback_server_without_password_gives_no_warning():
+    result = run_memprof("sys", "-s", "--port", "0", "--stop-after", "1")
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith("memprof: sys API on http://127.0.0.1:")
