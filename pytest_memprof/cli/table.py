@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from ..reports.output import check_output, default_output
-from ..reports.table import render_table
 from ._common import open_capture
 from ._report_options import add_kind_options, add_output_options
 
@@ -24,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the table and say where it went."""
+    # Imported here: jinja2 and rich cost every other memprof command ~15 ms each at start-up.
+    from ..reports.table import render_table
+
     target = check_output(args.output or default_output(args.file, "table"), force=args.force)
     capture = open_capture(args.file)
     render_table(capture, target, kind=args.kind)

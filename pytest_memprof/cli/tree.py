@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..reports.tree import print_tree
 from ._common import open_capture
 from ._report_options import add_kind_options, positive_int
 
@@ -24,5 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the tree."""
+    # Imported here: jinja2 and rich cost every other memprof command ~15 ms each at start-up.
+    from ..reports.tree import print_tree
+
     print_tree(open_capture(args.file), kind=args.kind, biggest_allocs=args.biggest_allocs)
     return 0

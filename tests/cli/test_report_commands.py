@@ -186,3 +186,10 @@ def test_stats_histogram_in_the_terminal_matches_the_json(capture, tmp_path):
     assert len(bars) == len(as_json["size_histogram"])
     for line, bucket in zip(bars, as_json["size_histogram"]):
         assert f"{bucket['count']:,}" in line, (line, bucket)
+
+
+def test_summary_sort_columns_match_the_reporter():
+    from pytest_memprof.cli import summary as command
+    from pytest_memprof.reports import summary as reporter
+
+    assert command.SORT_COLUMNS == reporter.SORT_COLUMNS
