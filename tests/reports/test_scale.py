@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import subprocess
+import sys
+
 import pytest
 
 from pytest_memprof import Capture
 from pytest_memprof.reports.flamegraph import render_flamegraph
 
-from .conftest import run_memprof
+from .conftest import ROOT, run_memprof
 
 # 10 top functions call 100 middle ones, which call 10,000 distinct leaves (made with exec, so
 # each stack really is distinct); each leaf makes 100 allocations that stay alive to the peak.
@@ -72,3 +78,35 @@ def test_the_large_temporal_graph_decodes_every_row(many_stacks_capture, tmp_pat
     count = sum(stat.count for stat in capture.leak_stacks())
     assert f" in {count:,} allocation(s)" in page.text_content("#range-text")
     assert not page.console_errors, page.console_errors
+
+
+def output_on_a_terminal(command: list[str], cwd) -> tuple[int, bytes]:
+    """Run ``command`` with a pseudo-terminal as stdout and stderr; return its exit code and all it wrote."""
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal, cwd=cwd, env=env)
+    os.close(terminal)
+    output = b""
+    while True:
+        ready, _, _ = select.select([controller], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the command has exited
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    return process.wait(timeout=60), output
+
+
+@pytest.mark.parametrize("command", ["flamegraph", "tree"])
+def test_a_large_capture_shows_a_progress_bar_on_a_terminal(command, many_stacks_capture, tmp_path):
+    assert many_stacks_capture.stat().st_size > 8 << 20  # where the bar starts being worth showing
+    extra = ["-o", str(tmp_path / "fg.html")] if command == "flamegraph" else ["--biggest-allocs", "1"]
+    code, output = output_on_a_terminal(
+        [sys.executable, "-m", "pytest_memprof", command, *extra, str(many_stacks_capture)], tmp_path)
+    assert code == 0, output[-2000:]
+    assert b"reading many.bin" in output and b"MB" in output
