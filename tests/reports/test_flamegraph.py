@@ -83,6 +83,10 @@ def test_flamegraph_shows_functions_zooms_and_searches(two_phase_capture, tmp_pa
     frame_box(page, "late_phase").click()
     page.click("#zoom-out")
     assert "late_phase" not in page.text_content("#crumbs")
+    page.go_back()  # the browser's Back undoes the zoom-out
+    assert "late_phase" in page.text_content("#crumbs")
+    page.go_back()
+    assert page.text_content("#crumbs") == ""
 
     page.fill("#search", "late_phase")
     assert page.locator("#graph .frame.match").count() >= 1

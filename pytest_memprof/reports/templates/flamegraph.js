@@ -405,25 +405,31 @@
   graph.addEventListener("mouseleave", function () {
     tooltip.hidden = true;
   });
+  // Each zoom is a history entry, so the browser's Back button zooms back out the way it came.
+  function zoomTo(path) {
+    state.zoom = path;
+    history.pushState({ memprofZoom: path }, "");
+    render();
+  }
+  window.addEventListener("popstate", function (event) {
+    state.zoom = event.state && event.state.memprofZoom ? event.state.memprofZoom : [];
+    render();
+  });
   graph.addEventListener("click", function (event) {
     var box = boxAt(event);
     if (box) {
-      state.zoom = framePathOf(box.node);
-      render();
+      zoomTo(framePathOf(box.node));
     }
   });
   zoomOutButton.addEventListener("click", function () {
-    state.zoom = framePathOf(zoomChain().slice(-2)[0]);
-    render();
+    zoomTo(framePathOf(zoomChain().slice(-2)[0]));
   });
   resetButton.addEventListener("click", function () {
-    state.zoom = [];
-    render();
+    zoomTo([]);
   });
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape" && document.activeElement !== searchBox) {
-      state.zoom = [];
-      render();
+      zoomTo([]);
     }
   });
   searchBox.addEventListener("input", function () {
