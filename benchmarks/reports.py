@@ -7,12 +7,18 @@ on their own capture, several rounds, as a user would run them (whole process). 
 memprof/memray: below 1.0 is better. The machine is shared and noisy: differences under 10%
 are noise.
 
+Then the scale case of the reports issue: a capture of 1 million allocations from 10,000
+distinct stacks, its flame graph's size, and how long headless chromium takes to show it
+(from navigation to the first frame drawn; median of the rounds).
+
     python benchmarks/reports.py [--rounds 5] [--scale 0.5] [--workloads py_alloc,threads]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import shutil
 import statistics
@@ -42,6 +48,58 @@ def memray_command() -> list[str]:
     if beside.exists():
         return [str(beside)]
     return [shutil.which("memray")] if shutil.which("memray") else [sys.executable, "-m", "memray"]
+
+
+# 10 top functions call 100 middle ones, which call 10,000 distinct leaves; 100 allocations each.
+MANY_STACKS = '''
+keep = []
+for t in range(10):
+    exec(f"def top_{t}(i):\\n    return globals()['mid_%d' % (i // 100)](i)\\n")
+for m in range(100):
+    exec(f"def mid_{m}(i):\\n    return globals()['leaf_%d' % i]()\\n")
+for i in range(10000):
+    exec(f"def leaf_{i}():\\n    for _ in range(100):\\n        keep.append(bytes(100))\\n")
+for i in range(10000):
+    globals()['top_%d' % (i // 1000)](i)
+'''
+
+
+def open_times(html: Path, rounds: int) -> list[float] | None:
+    """Seconds from navigation to the first drawn frame in headless chromium, or None without one."""
+    chromium = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if not chromium:
+        return None
+    times = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        for _ in range(rounds):
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            started = time.perf_counter()
+            page.goto(html.as_uri())
+            page.wait_for_selector("#graph .frame")
+            times.append(time.perf_counter() - started)
+            page.close()
+        browser.close()
+    return times
+
+
+def scale_case(work: Path, env: dict[str, str], memprof: list[str], rounds: int) -> None:
+    """Print the size and opening time of the flame graph of 1M allocations from 10,000 stacks."""
+    (work / "many_stacks.py").write_text(MANY_STACKS)
+    run([*memprof, "run", "-q", "-o", "many.bin", "many_stacks.py"], work, env)
+    print("\n1 million allocations from 10,000 distinct stacks:")
+    for extra in ([], ["--temporal"]):
+        html = work / f"many{''.join(extra)}.html"
+        render = statistics.median(
+            run([*memprof, "flamegraph", *extra, "-f", "-o", str(html), "many.bin"], work, env) for _ in range(rounds))
+        opened = open_times(html, rounds)
+        shown = f"{statistics.median(opened):.2f} s to open in headless chromium" if opened else "no chromium"
+        print(f"  flamegraph {' '.join(extra):<10} {render:.2f} s to write, {html.stat().st_size / 2**20:.2f} MiB, "
+              f"{shown}")
 
 
 def main() -> int:
@@ -83,6 +141,9 @@ def main() -> int:
                 medians = {tool: statistics.median(values) for tool, values in times.items()}
                 rows.append((name if mode == "plain" else f"{name} -t", medians, sizes, captures))
             print(f"{name}: done", file=sys.stderr)
+        scale_lines = io.StringIO()
+        with contextlib.redirect_stdout(scale_lines):
+            scale_case(work, env, memprof, args.rounds)
     print(f"\nflame graph of each workload (BENCH_SCALE={args.scale}, {args.rounds} alternating rounds, medians; "
           "-t: with --temporal)\n")
     header = (f"{'workload':<15} {'memprof s':>10} {'memray s':>10} {'time ratio':>11} {'memprof KiB':>12} "
@@ -94,6 +155,7 @@ def main() -> int:
               f"{medians['memprof'] / medians['memray']:>11.2f} {sizes['memprof'] / 1024:>12.0f} "
               f"{sizes['memray'] / 1024:>11.0f} {sizes['memprof'] / sizes['memray']:>11.2f} "
               f"{captures['memprof'] / 1024:>15.0f} / {captures['memray'] / 1024:<13.0f}")
+    print(scale_lines.getvalue(), end="")
     return 0
 
 
