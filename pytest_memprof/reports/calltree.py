@@ -35,13 +35,17 @@ def stacks_of(capture: Capture, kind: str, *, merge_threads: bool = True,
 def user_frames(frames: Sequence[Frame]) -> Sequence[Frame]:
     """``frames`` without memprof's own launcher (``memprof run``, runpy) above the user's code.
 
-    Those frames are the same on every stack of a ``memprof run`` capture and only push the
-    user's functions down. A stack that ends inside memprof itself is kept whole: it is real.
+    Those frames are the same on every stack of a ``memprof run`` capture made before the tracker
+    left them out itself, and only push the user's functions down. Only a stack that *starts*
+    with launcher frames loses them; one that ends inside memprof (or calls it from user code)
+    is kept whole: it is real.
     """
     last_own = -1
     for index, frame in enumerate(frames):
         if frame.file.startswith(_PACKAGE_DIR):
             last_own = index
+        elif not frame.file.endswith(_RUNPY):
+            break
     if last_own < 0 or last_own == len(frames) - 1:
         return frames
     start = last_own + 1
