@@ -93,8 +93,8 @@ class LiveView(App):
         self.sort_descending = True
         self.failure: str | None = None
         self.shown_rows: list[LocationRow] = []
-        self._stop = threading.Event()
-        self._closing = False
+        self._stop_following = threading.Event()
+        self._quitting = False
         self._follower = threading.Thread(target=self._follow, name="memprof-live-follower", daemon=True)
 
     # ---- layout and the follower thread ---------------------------------------------------------
@@ -120,7 +120,7 @@ class LiveView(App):
 
     def _follow(self) -> None:
         try:
-            while not self._stop.is_set():
+            while not self._stop_following.is_set():
                 alive = self.session.pump(self.refresh_s)
                 self.post_message(self.SnapshotReady(self.session.snapshot()))
                 if not alive:
@@ -143,9 +143,9 @@ class LiveView(App):
 
     def action_quit_view(self) -> None:
         """Quit: stop following, stop the program if we own it, then exit."""
-        if self._closing:
+        if self._quitting:
             return
-        self._closing = True
+        self._quitting = True
         self._render_status()
         threading.Thread(target=self._close_then_exit, name="memprof-live-close", daemon=True).start()
 
@@ -154,7 +154,7 @@ class LiveView(App):
         self.action_quit_view()
 
     def _close_then_exit(self) -> None:
-        self._stop.set()
+        self._stop_following.set()
         if self._follower.is_alive():
             self._follower.join(10)
         try:
@@ -232,7 +232,7 @@ class LiveView(App):
             status.append(f"\n{clean(snapshot.problem, 500)}", style="red")
         if self.paused:
             status.append("  PAUSED", style="bold reverse")
-        if self._closing:
+        if self._quitting:
             status.append("  stopping…", style="bold")
         header, _, _ = COLUMNS[self.sort_column]
         status.append(f"\nsorted by {header.lower()} {'↓' if self.sort_descending else '↑'}  ·  thread: ")

@@ -77,6 +77,17 @@ def program(tmp_path) -> Path:
     return path
 
 
+@pytest.fixture
+def memprof(tmp_path):
+    """Run ``memprof ARGS`` in tmp_path; returns the CompletedProcess (text, both streams captured)."""
+
+    def run(*args: str, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
+        return subprocess.run([*memprof_command(), *args], capture_output=True, text=True, env=env(), cwd=tmp_path,
+                              timeout=timeout)
+
+    return run
+
+
 def free_port() -> int:
     """A port nothing listens on (bound, then released)."""
     with socket.socket() as probe:
@@ -114,6 +125,16 @@ async def wait_until(pilot, condition: Callable[[], bool], what: str, timeout: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.1)
+
+
+async def quit_view(pilot, app) -> None:
+    """Press q and wait for the view to exit (sleeping, since the pilot cannot pause an app that has left)."""
+    await pilot.press("q")
+    deadline = time.monotonic() + TIMEOUT_S
+    while app.is_running:
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the view to quit")
+        await asyncio.sleep(0.1)
 
 
 def alive(pid: int) -> bool:
