@@ -113,17 +113,18 @@ class LocalProgram:
         return lines[-1] if lines else ""
 
 
-def start_local(args: argparse.Namespace, output: Path | None, workdir: Path) -> tuple[LocalProgram, LiveSession]:
-    """Start the program as a child writing its capture to ``output`` (or into ``workdir``) and follow it."""
-    options = [flag for flag, on in (("--native", args.native), ("--follow-fork", args.follow_fork),
-                                     ("--no-python-allocators", args.no_python_allocators)) if on]
-    capture = output if output is not None else workdir / "capture.bin"
+def start_local(
+    program: list[str], run_options: list[str], capture: Path, workdir: Path
+) -> tuple[LocalProgram, LiveSession]:
+    """Start ``memprof run RUN_OPTIONS -o CAPTURE PROGRAM`` as a child (its log in ``workdir``) and follow CAPTURE."""
     if capture.exists():
         capture.unlink()  # checked against --force already; a stale file must not be followed
-    program = LocalProgram(options, program_words(args), capture, workdir / "program.log")
-    program.start()
-    source = FileFollower(capture, program.exited, name=f"the capture of {program.display}")
-    return program, LiveSession(source, program=program.display, log_path=str(program.log_path))
+    child = LocalProgram(run_options, program, capture, workdir / "program.log")
+    child.start()
+    source = FileFollower(capture, child.exited, name=f"the capture of {child.display}")
+    session = LiveSession(source, program=child.display, log_path=str(child.log_path),
+                          exit_code=lambda: child.returncode)
+    return child, session
 
 
 def run_with_view(args: argparse.Namespace, output: Path | None) -> int:
@@ -133,7 +134,10 @@ def run_with_view(args: argparse.Namespace, output: Path | None) -> int:
     from .view import LiveView  # textual is imported only when a view is shown
 
     workdir = Path(tempfile.mkdtemp(prefix="memprof-live-"))
-    program, session = start_local(args, output, workdir)
+    options = [flag for flag, on in (("--native", args.native), ("--follow-fork", args.follow_fork),
+                                     ("--no-python-allocators", args.no_python_allocators)) if on]
+    capture = output if output is not None else workdir / "capture.bin"
+    program, session = start_local(program_words(args), options, capture, workdir)
     try:
         try:
             session.wait_for_header(HEADER_TIMEOUT_S)

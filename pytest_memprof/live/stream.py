@@ -13,7 +13,7 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import lz4.frame
 
@@ -182,8 +182,11 @@ class Source(Protocol):
 class LiveSession:
     """A source decoded as it arrives; ``pump`` reads, ``snapshot`` summarises. One thread at a time."""
 
-    def __init__(self, source: Source, *, program: str = "", log_path: str | None = None) -> None:
+    def __init__(self, source: Source, *, program: str = "", log_path: str | None = None,
+                 exit_code: Callable[[], int | None] | None = None) -> None:
         self.source = source
+        # Where the exit code comes from when the stream has no exit mark (a local program that was killed).
+        self._exit_code = exit_code
         self.decoder = StreamDecoder(source.name)
         self.program = program
         self.log_path = log_path
@@ -244,6 +247,8 @@ class LiveSession:
             exit_code = parse_exit_mark(mark_id, label)
             if exit_code is not None:
                 break
+        if exit_code is None and self.ended and self._exit_code is not None:
+            exit_code = self._exit_code()
         return Snapshot(
             **{**base, "program": self.program or metadata.command_line},
             pid=metadata.pid,

@@ -35,7 +35,8 @@ def hold_big_blocks():
     del big[:-20]
 
 def hold_many_small():
-    small.extend(bytearray(40) for _ in range(200))
+    for _ in range(200):
+        small.append(bytearray(40))
     del small[:-4000]
 
 def worker_allocates(stop):
