@@ -29,6 +29,16 @@ def clean(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+def clip_left(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, keeping its end (a path's file name and line matter most)."""
+    return text if len(text) <= width else "\u2026" + text[len(text) - width + 1 :]
+
+
+def clip_right(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, keeping its start."""
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
 def thread_label(thread_id: int, name: str) -> str:
     """How a thread is shown: its name and OS id, or the id alone."""
     return f"{clean(name, 40)} ({thread_id})" if name else str(thread_id)
@@ -43,6 +53,9 @@ COLUMNS: tuple[tuple[str, Callable[[LocationRow], object], bool], ...] = (
     ("Allocations", lambda row: row.count, True),
 )
 BYTES_COLUMN = 3
+# Fixed widths of the function, thread, bytes and count columns; the location takes the rest of the line.
+FUNCTION_WIDTH, THREAD_WIDTH, NUMBER_WIDTH = 32, 22, 11
+MIN_LOCATION_WIDTH = 24
 
 
 class LiveView(App):
@@ -93,6 +106,7 @@ class LiveView(App):
         self.sort_descending = True
         self.failure: str | None = None
         self.shown_rows: list[LocationRow] = []
+        self._columns_for: tuple[int, int, bool] | None = None  # (location width, sort column, descending)
         self._stop_following = threading.Event()
         self._quitting = False
         self._follower = threading.Thread(target=self._follow, name="memprof-live-follower", daemon=True)
@@ -112,9 +126,7 @@ class LiveView(App):
 
     def on_mount(self) -> None:
         """Set up the table and start following the stream."""
-        table = self.query_one("#locations", DataTable)
-        for header, _, _ in COLUMNS:
-            table.add_column(header, key=header.lower())
+        self._set_columns()
         self._render_status()
         self._follower.start()
 
@@ -247,6 +259,31 @@ class LiveView(App):
         names = {thread.thread_id: thread.name for thread in self.snapshot.threads} if self.snapshot else {}
         return thread_label(self.thread_filter, names.get(self.thread_filter, ""))
 
+    def _location_width(self) -> int:
+        # Each column has one cell of padding either side; keep room for the scroll bar and the borders.
+        fixed = FUNCTION_WIDTH + THREAD_WIDTH + 2 * NUMBER_WIDTH + 2 * len(COLUMNS) + 8
+        return max(MIN_LOCATION_WIDTH, self.size.width - fixed)
+
+    def _set_columns(self) -> bool:
+        """(Re)create the columns when the width or the sort changed; True if it did."""
+        wanted = (self._location_width(), self.sort_column, self.sort_descending)
+        if wanted == self._columns_for:
+            return False
+        self._columns_for = wanted
+        table = self.query_one("#locations", DataTable)
+        table.clear(columns=True)
+        widths = (FUNCTION_WIDTH, wanted[0], THREAD_WIDTH, NUMBER_WIDTH, NUMBER_WIDTH)
+        for index, ((header, _, _), width) in enumerate(zip(COLUMNS, widths)):
+            arrow = (" \u2193" if self.sort_descending else " \u2191") if index == self.sort_column else ""
+            label = Text(header + arrow, justify="right" if index >= BYTES_COLUMN else "left")
+            table.add_column(label, width=width, key=header.lower())
+        return True
+
+    def on_resize(self) -> None:
+        """Give the location column the width the terminal has."""
+        if self.snapshot is not None and self._columns_for is not None:
+            self._render_table(self.snapshot)
+
     def _render_table(self, snapshot: Snapshot) -> None:
         rows = [row for row in snapshot.rows if self.thread_filter is None or row.thread_id == self.thread_filter]
         _, key, _ = COLUMNS[self.sort_column]
@@ -254,13 +291,15 @@ class LiveView(App):
         rows = rows[:MAX_ROWS]
         table = self.query_one("#locations", DataTable)
         selected = self.shown_rows[table.cursor_row] if 0 <= table.cursor_row < len(self.shown_rows) else None
-        table.clear()
+        if not self._set_columns():
+            table.clear()
+        location_width = self._columns_for[0] if self._columns_for else MIN_LOCATION_WIDTH
         for row in rows:
             # Text, not str: a str cell is read as markup, and these strings come from the program.
             table.add_row(
-                Text(clean(row.function)),
-                Text(clean(row.location)),
-                Text(thread_label(row.thread_id, row.thread_name)),
+                Text(clip_right(clean(row.function), FUNCTION_WIDTH)),
+                Text(clip_left(clean(row.location), location_width)),
+                Text(clip_right(thread_label(row.thread_id, row.thread_name), THREAD_WIDTH)),
                 Text(format_size(row.bytes), justify="right"),
                 Text(str(row.count), justify="right"),
             )
