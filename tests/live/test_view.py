@@ -64,6 +64,11 @@ def test_table_sorting_thread_filter_pause_and_quit_stops_the_program(local, tmp
             assert counts(app) == sorted(counts(app))
             await pilot.press("1")
             assert column(app, 0) == sorted(column(app, 0), key=str.lower)
+            # A click on a header sorts by that column: the allocation count's, at the far right.
+            table = app.query_one("#locations")
+            await pilot.click("#locations", offset=(sum(c.get_render_width(table) for c in table.ordered_columns[:4])
+                                                    + 2, 0))
+            assert app.sort_column == 4 and counts(app) == sorted(counts(app), reverse=True)
 
             # t steps through the threads: the worker's rows only, then all again.
             for _ in range(len(app.snapshot.threads)):
