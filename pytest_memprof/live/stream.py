@@ -192,6 +192,9 @@ class LiveSession:
         self.log_path = log_path
         self.source_ended = False
         self._capture: Capture | None = None
+        # (end ms when computed, heap series, rss series, last rss): the reader hands out the whole timeline
+        # (100 samples a second), so on a long run it is re-read only once a plot point's worth of time passed.
+        self._series: tuple[int, tuple[int, ...], tuple[int, ...], int] = (-1, (), (), 0)
 
     @property
     def ended(self) -> bool:
@@ -241,7 +244,12 @@ class LiveSession:
         capture = self._capture
         names = reader.thread_names()
         threads = tuple(ThreadInfo(tid, names.get(tid, "")) for tid in reader.threads_seen())
-        timeline = reader.timeline()
+        end_ms = int(reader.end_ms)
+        if self.ended or end_ms - self._series[0] >= max(end_ms // TIMELINE_POINTS, 1):
+            timeline = reader.timeline()
+            self._series = (end_ms, downsample([heap for _, heap, _ in timeline]),
+                            downsample([rss for _, _, rss in timeline]), timeline[-1][2] if timeline else 0)
+        _, heap_series, rss_series, rss_bytes = self._series
         exit_code = None
         for mark_id, label, _ in reversed(reader.marks()):
             exit_code = parse_exit_mark(mark_id, label)
@@ -258,9 +266,9 @@ class LiveSession:
             elapsed_s=reader.end_ms / 1000.0,
             heap_bytes=int(reader.current_bytes),
             peak_bytes=int(reader.peak_bytes),
-            rss_bytes=timeline[-1][2] if timeline else 0,
-            heap_series=downsample([heap for _, heap, _ in timeline]),
-            rss_series=downsample([rss for _, _, rss in timeline]),
+            rss_bytes=rss_bytes,
+            heap_series=heap_series,
+            rss_series=rss_series,
             rows=tuple(live_locations(capture, reader.rows("leaks", False, True), names)),
             threads=threads,
         )

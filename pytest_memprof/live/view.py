@@ -139,6 +139,8 @@ class LiveView(App):
                     break
         except MemprofError as error:
             self.post_message(self.StreamFailed(str(error)))
+        except OSError as error:  # the capture file became unreadable under us
+            self.post_message(self.StreamFailed(f"cannot read {self.session.source.name}: {error.strerror or error}"))
 
     def on_live_view_snapshot_ready(self, message: SnapshotReady) -> None:
         """Show a new snapshot, unless paused."""
