@@ -56,6 +56,7 @@ class LocalProgram:
         self.command = [sys.executable, "-m", "pytest_memprof", "run", "-q", "-f", "-o", os.fspath(self.capture),
                         *run_options, *program]
         self._process: subprocess.Popen | None = None
+        self._stopped = False
 
     @property
     def pid(self) -> int:
@@ -82,8 +83,9 @@ class LocalProgram:
     def stop(self) -> int | None:
         """Stop the program cleanly: SIGINT, then SIGTERM, then SIGKILL, each after a grace period."""
         process = self._process
-        if process is None:
-            return None
+        if process is None or self._stopped:
+            return self.returncode
+        self._stopped = True  # once: after the group is gone its id may be reused, and must not be signalled
         for signum, grace in ((signal.SIGINT, STOP_GRACE_S), (signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, None)):
             if process.poll() is not None:
                 break

@@ -26,6 +26,7 @@ from . import parse_exit_mark
 MAGIC = b"MEMPROF\0"
 FIXED_HEADER = struct.Struct("<8sHHI")
 MAX_HEADER_LENGTH = 1 << 20  # as native/format.h: a longer header is corruption, not a big program
+MAX_DECOMPRESSED = 8 << 20  # per step: LZ4 expands up to 255 times, and a peer may send a bomb
 TIMELINE_POINTS = 512  # the view's plots never need more than a terminal's width of points
 
 
@@ -99,18 +100,24 @@ class StreamDecoder:
         return True
 
     def _decompress(self, data: bytes) -> None:
-        assert self._decompressor is not None
-        try:
-            records = self._decompressor.decompress(data)
-        except RuntimeError as error:  # lz4 reports a bad frame or a failed block checksum this way
-            self.problem = f"corrupt data after byte {self.bytes_received - len(data)} ({error}); decoding stopped"
-            return
-        # The reader keeps a record cut at a block boundary for the next call, so any split is fine.
-        if records and not self.reader.feed(records):
-            self.problem = self.reader.error or "corrupt capture records; decoding stopped"
-            return
-        if self._decompressor.eof:
-            self.frame_done = True
+        decompressor = self._decompressor
+        assert decompressor is not None
+        while True:
+            try:
+                records = decompressor.decompress(data, max_length=MAX_DECOMPRESSED)
+            except RuntimeError as error:  # lz4 reports a bad frame or a failed block checksum this way
+                self.problem = f"corrupt data near byte {self.bytes_received} ({error}); decoding stopped"
+                return
+            # The reader keeps a record cut at a block boundary for the next call, so any split is fine.
+            if records and not self.reader.feed(records):
+                self.problem = self.reader.error or "corrupt capture records; decoding stopped"
+                return
+            if decompressor.eof:
+                self.frame_done = True
+                return
+            if decompressor.needs_input:
+                return
+            data = b""  # more output is waiting for the bytes already given
 
 
 @dataclass(frozen=True)

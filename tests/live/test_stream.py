@@ -78,6 +78,14 @@ def test_any_chunking_decodes_to_what_the_file_reader_sees(capture_bytes, size, 
     assert top.bytes >= 3_000_000 and top.thread_name == "MainThread"
 
 
+def test_decompression_in_bounded_steps_loses_nothing(capture_bytes, monkeypatch):
+    monkeypatch.setattr("pytest_memprof.live.stream.MAX_DECOMPRESSED", 100)
+    session = session_over(capture_bytes, 1 << 20)
+    assert session.decoder.frame_done and session.decoder.problem is None
+    assert session.snapshot().exit_code == 5
+    assert session.snapshot().rows[0].function == "keep_a_buffer"
+
+
 def test_a_capture_cut_short_is_shown_as_such(capture_bytes):
     snapshot = session_over(capture_bytes[: len(capture_bytes) // 2], 4096).snapshot()
     assert snapshot.started and snapshot.ended and snapshot.truncated
