@@ -39,7 +39,7 @@ def live(args: argparse.Namespace) -> int:
             raise UsageError("memprof live needs a terminal")
         from ..live.view import LiveView
 
-        LiveView(session).run()
+        LiveView(session, quit_on_signals=True).run()
     finally:
         session.close()
     return 0

@@ -147,7 +147,7 @@ def run_with_view(args: argparse.Namespace, output: Path | None) -> int:
             program.stop()
             reason = program.last_log_line()
             raise MemprofError(f"the program ended before its capture began: {reason or 'no output'}") from None
-        LiveView(session, on_quit=program.stop).run()
+        LiveView(session, on_quit=program.stop, quit_on_signals=True).run()
     finally:
         session.close()
         program.stop()

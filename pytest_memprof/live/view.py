@@ -6,6 +6,8 @@ reads and decodes the stream (``LiveSession``) and posts a snapshot a few times 
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import threading
 from typing import Callable, ClassVar
 
@@ -94,9 +96,10 @@ class LiveView(App):
             self.message = message
 
     def __init__(self, session: LiveSession, *, on_quit: Callable[[], object] | None = None,
-                 refresh_s: float = 0.25) -> None:
+                 refresh_s: float = 0.25, quit_on_signals: bool = False) -> None:
         super().__init__()
         self.session = session
+        self.quit_on_signals = quit_on_signals
         self.on_quit = on_quit
         self.refresh_s = refresh_s
         self.snapshot: Snapshot | None = None
@@ -128,6 +131,11 @@ class LiveView(App):
         """Set up the table and start following the stream."""
         self._set_columns()
         self._render_status()
+        if self.quit_on_signals:
+            # A closed terminal (SIGHUP) or a kill (SIGTERM) quits as q does: the program is stopped, not orphaned.
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGHUP, signal.SIGTERM):
+                loop.add_signal_handler(signum, self.action_quit_view)
         self._follower.start()
 
     def _follow(self) -> None:

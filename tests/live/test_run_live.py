@@ -109,3 +109,15 @@ def test_memprof_live_watches_a_remote_program_until_it_ends(program, tmp_path):
         runner.stderr.close()
     # Without -o, the capture lived in a temporary folder, removed at the end.
     assert not list(tmp_path.glob("*.bin"))
+
+
+def test_run_live_stops_the_program_when_its_terminal_closes(program, tmp_path):
+    terminal = Terminal([*memprof_command(), "run", "--live", str(program), str(tmp_path / "stop"), "0"], cwd=tmp_path)
+    try:
+        terminal.wait_for("hold_big_blocks")
+        child_pid = int(terminal.wait_for(r"pid (\d+)").group(1))
+        os.kill(terminal.process.pid, signal.SIGHUP)
+        assert terminal.process.wait(TIMEOUT_S) == 130
+    finally:
+        terminal.close()
+    assert not alive(child_pid)
