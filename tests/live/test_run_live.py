@@ -27,7 +27,8 @@ class Terminal:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
         self.master = master
         self.process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
-                                        env={**env(), "TERM": "xterm-256color"}, start_new_session=True)
+                                        env={**env(), "TERM": "xterm-256color", "TMPDIR": str(cwd)},
+                                        start_new_session=True)
         os.close(slave)
         self._output = bytearray()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -82,7 +83,7 @@ def test_run_live_shows_the_program_and_q_stops_it(program, tmp_path):
     finally:
         terminal.close()
     assert not alive(child_pid)
-    assert os.path.exists(log)
+    assert log.startswith(str(tmp_path)) and os.path.exists(log)  # the program's output is kept
     assert "memprof: wrote kept.bin" in terminal.text
     assert not Capture.open(tmp_path / "kept.bin").truncated
 
