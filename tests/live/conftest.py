@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -115,8 +116,25 @@ def read_port(process: subprocess.Popen, timeout: float = TIMEOUT_S) -> int:
 
 
 def run_pilot(coroutine: Awaitable) -> None:
-    """Run a pilot-driven test body (no asyncio plugin needed)."""
-    asyncio.run(asyncio.wait_for(coroutine, TIMEOUT_S * 2))
+    """Run a pilot-driven test body in a thread with its own event loop.
+
+    Its own thread, because another fixture of the session (playwright's sync API) may keep an event
+    loop running in this one; no asyncio plugin is needed either.
+    """
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(asyncio.wait_for(coroutine, TIMEOUT_S * 2))
+        except BaseException as error:
+            failure.append(error)
+
+    runner = threading.Thread(target=run, name="pilot")
+    runner.start()
+    runner.join(TIMEOUT_S * 3)
+    assert not runner.is_alive(), "the pilot-driven test hung"
+    if failure:
+        raise failure[0]
 
 
 async def wait_until(pilot, condition: Callable[[], bool], what: str, timeout: float = TIMEOUT_S) -> None:
