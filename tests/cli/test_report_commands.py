@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pytest_memprof import Tracker
+from tests.cli.conftest import memprof_command
+from tests.conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,10 +25,10 @@ cache = build_cache()
 
 
 def memprof(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "COLUMNS": "160"}
-    return subprocess.run([sys.executable, "-m", "pytest_memprof", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=300)
+    # The console script, not `python -m`: with cwd at the repository that would import the
+    # source tree, which has no built extension under tox.
+    return subprocess.run([*memprof_command(), *args], capture_output=True, text=True, cwd=cwd,
+                          env=subprocess_env(COLUMNS="160"), timeout=300)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -3,17 +3,16 @@ thread name and source path, an empty capture and a truncated one."""
 
 from __future__ import annotations
 
-import os
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pytest_memprof import Capture, Tracker
+from tests.cli.conftest import memprof_command
+from tests.conftest import subprocess_env
 
-ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = "<script>alert(1)</script>"
 
 TWO_PHASES = f'''
@@ -47,9 +46,8 @@ time.sleep(0.1)
 
 def run_memprof(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """``memprof ARGS`` in a subprocess (the real command line), text output captured."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "pytest_memprof", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout)
+    return subprocess.run([*memprof_command(), *args], capture_output=True, text=True,
+                          cwd=cwd, env=subprocess_env(), timeout=timeout)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -12,8 +12,9 @@ import pytest
 
 from pytest_memprof import Capture
 from pytest_memprof.reports.flamegraph import render_flamegraph
+from tests.conftest import subprocess_env
 
-from .conftest import ROOT, run_memprof
+from .conftest import run_memprof
 
 # 10 top functions call 100 middle ones, which call 10,000 distinct leaves (made with exec, so
 # each stack really is distinct); each leaf makes 100 allocations that stay alive to the peak.
@@ -83,8 +84,8 @@ def test_the_large_temporal_graph_decodes_every_row(many_stacks_capture, tmp_pat
 def output_on_a_terminal(command: list[str], cwd) -> tuple[int, bytes]:
     """Run ``command`` with a pseudo-terminal as stdout and stderr; return its exit code and all it wrote."""
     controller, terminal = pty.openpty()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal, cwd=cwd, env=env)
+    process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal, cwd=cwd,
+                               env=subprocess_env())
     os.close(terminal)
     output = b""
     while True:
