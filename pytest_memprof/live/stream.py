@@ -167,6 +167,8 @@ class Snapshot:
             return "ended before its capture began" if self.ended else "waiting for the capture to start"
         if not self.ended:
             return "running"
+        if self.problem and self.exit_code is None:
+            return "not followed past corrupt data (see below)"
         if self.exit_code is not None:
             how = f"ended with exit code {self.exit_code}"
         else:

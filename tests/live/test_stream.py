@@ -128,6 +128,7 @@ def test_corrupt_records_stop_decoding_without_an_exception(capture_bytes):
     snapshot = session.snapshot()
     assert snapshot.ended and snapshot.problem
     assert "decoding stopped" in snapshot.problem or "corrupt" in snapshot.problem
+    assert snapshot.state == "not followed past corrupt data (see below)"
 
 
 def test_the_file_follower_tails_until_the_writer_is_done(capture_bytes, tmp_path):
