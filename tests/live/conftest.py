@@ -18,7 +18,8 @@ from typing import Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..conftest import subprocess_env
+
 TIMEOUT_S = 60.0  # generous: the machine is shared; a hang fails instead of blocking
 
 # Allocates in a loop until the file named by argv[1] appears (or for ever), then exits with argv[2].
@@ -62,8 +63,8 @@ sys.exit(exit_code)
 
 
 def env() -> dict:
-    """The environment for subprocesses: this checkout first on the import path."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    """The environment for subprocesses: they import the same pytest_memprof as this run (tox: site-packages)."""
+    return subprocess_env()
 
 
 def memprof_command() -> list[str]:
