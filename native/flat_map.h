@@ -54,6 +54,7 @@ class FlatMap {
     size_t size() const { return d_size; }
 
     Value* find(const Key& key) {
+        if (key == kEmptyKey) return nullptr;  // would match a free slot
         size_t mask = d_keys.size() - 1;
         for (size_t i = key_hash(key) & mask;; i = (i + 1) & mask) {
             if (d_keys[i] == key) return &d_values[i];
@@ -77,6 +78,7 @@ class FlatMap {
     }
 
     bool erase(const Key& key) {
+        if (key == kEmptyKey) return false;
         size_t mask = d_keys.size() - 1;
         size_t i = key_hash(key) & mask;
         for (;; i = (i + 1) & mask) {

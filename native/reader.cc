@@ -184,6 +184,10 @@ int Reader::parse_record(Cursor& cursor) {
         uint64_t address = d_last_address + static_cast<uint64_t>(unzigzag(address_delta));
         int64_t stack = static_cast<int64_t>(d_last_stack) + unzigzag(stack_delta);
         if (stack < 0 || static_cast<uint64_t>(stack) > d_nodes.size()) return corrupt("an unknown stack id");
+        // No allocator returns the last byte of the address space; our tables reserve that key.
+        if (address == kNoAddress || address + size < address) {
+            return corrupt("an allocation at an impossible address");
+        }
         d_last_address = address;
         d_last_stack = static_cast<uint32_t>(stack);
         ++d_records;
@@ -461,7 +465,7 @@ void Reader::release(Live& live, uint64_t bytes, bool whole) {
 }
 
 void Reader::on_free(uint64_t address) {
-    Live* live = d_live.find(address);
+    Live* live = address == kNoAddress ? nullptr : d_live.find(address);
     if (!live) {
         ++d_unmatched_frees;  // allocated before tracking (or this window) began
         return;
@@ -471,7 +475,7 @@ void Reader::on_free(uint64_t address) {
 }
 
 void Reader::on_munmap(uint64_t address, uint64_t size) {
-    uint64_t end = address + size;
+    uint64_t end = address + size < address ? UINT64_MAX : address + size;  // untrusted: no wrap-around
     auto it = d_mappings.upper_bound(address);
     if (it != d_mappings.begin()) --it;
     while (it != d_mappings.end() && it->first < end) {

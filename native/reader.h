@@ -60,6 +60,9 @@ struct TimelineRow {
 
 enum Which { PEAK = 0, LEAKS = 1, TEMPORARY = 2, TOTAL = 3 };
 
+// The live-allocation table's empty-slot key: never a real allocation's address.
+constexpr uint64_t kNoAddress = ~0ULL;
+
 class Reader {
   public:
     Reader(uint64_t only_tid, bool temporal, uint32_t temporary_threshold);

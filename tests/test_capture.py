@@ -128,6 +128,22 @@ def test_random_record_streams_are_rejected_or_read(real_capture, tmp_path, reco
 
 
 @pytest.mark.parametrize(
+    "records",
+    [
+        bytes([34, 0x01]),  # a PyMem_RawFree of address -1: the live table's empty-slot key (crashed)
+        bytes([1, 0x01, 16, 0]),  # a malloc at address -1
+        bytes([9, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0]),  # an mmap past the end
+        bytes([9, 0x80, 0x40, 0x80, 0x40, 0, 33, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
+    ],
+)
+def test_impossible_addresses_are_refused_not_followed(real_capture, tmp_path, records):
+    prefix, _, _ = real_capture
+    path = tmp_path / "addresses.bin"
+    path.write_bytes(prefix + lz4.frame.compress(records))
+    read_everything(path)
+
+
+@pytest.mark.parametrize(
     "header",
     [b"[]", b"{not json", b'{"pid": "many", "start_time": "yesterday", "native": "perhaps"}', b"\xff\xfe"],
 )
