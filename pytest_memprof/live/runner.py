@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .._launch import python_module_command
 from ..errors import MemprofError, UsageError
 from .server import StreamServer, is_loopback
 from .sources import FileFollower
@@ -53,7 +54,7 @@ class LocalProgram:
         self.capture = Path(capture)
         self.log_path = Path(log_path)
         self.display = shlex.join(program)
-        self.command = [sys.executable, "-m", "pytest_memprof", "run", "-q", "-f", "-o", os.fspath(self.capture),
+        self.command = [*python_module_command("pytest_memprof"), "run", "-q", "-f", "-o", os.fspath(self.capture),
                         *run_options, *program]
         self._process: subprocess.Popen | None = None
         self._stopped = False

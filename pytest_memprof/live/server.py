@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .._launch import python_module_command
 from ..errors import MemprofError
 
 CHUNK = 256 << 10
@@ -114,7 +115,7 @@ class StreamServer:
 
     def start(self) -> int:
         """Start the server; return the port it listens on. Raises MemprofError if it cannot listen."""
-        command = [sys.executable, "-m", "pytest_memprof.live.server", "--host", self.host,
+        command = [*python_module_command("pytest_memprof.live.server"), "--host", self.host,
                    "--port", str(self.port), os.fspath(self.capture.resolve())]
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self._read_line(START_TIMEOUT_S)

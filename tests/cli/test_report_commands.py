@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROGRAM = '''
 def build_cache():
-    return [bytearray(50_000) for _ in range(40)]
+    cache = []  # a loop: before 3.12 a comprehension is a function of its own (<listcomp>)
+    for _ in range(40):
+        cache.append(bytearray(50_000))
+    return cache
 
 
 cache = build_cache()

@@ -20,12 +20,19 @@ import threading
 import time
 
 
+# Loops, not comprehensions: before 3.12 a comprehension is a function of its own (<listcomp>).
 def early_phase():
-    return [bytearray(10_000) for _ in range(200)]
+    blocks = []
+    for _ in range(200):
+        blocks.append(bytearray(10_000))
+    return blocks
 
 
 def late_phase():
-    return [bytearray(10_000) for _ in range(300)]
+    blocks = []
+    for _ in range(300):
+        blocks.append(bytearray(10_000))
+    return blocks
 
 
 def in_named_thread(out):
