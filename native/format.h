@@ -26,6 +26,19 @@
 //   AGG_SAMPLE          ms_since_start  heap_bytes  rss_bytes
 //   AGG_SUMMARY         peak_bytes  peak_ms  unmatched_frees  n  n x histogram count
 //
+// Version 2 adds native stacks (a capture made with native=True; others are still written as
+// version 1, so older readers keep reading them):
+//
+//   kind | 0x80 (alloc) NATIVE ALLOC  the ALLOC fields, then zigzag(native - prev_native)
+//   ENTRY_NODE          as NODE, for a Python frame that entered the C eval loop anew (called
+//                       from C): hybrid stacks match these to the eval frames of the native stack
+//   NATIVE_NODE         parent  address   -- id = number of NATIVE_NODEs so far + 1; a return
+//                       address under its caller's node (native node 0 is the empty stack)
+//   MAPS                -- the executable mappings change: the MAP records that follow replace
+//                       the current set (at start, after each dlopen and dlclose)
+//   MAP                 start  end  load_base  len path   -- one executable segment of a loaded
+//                       object; address - load_base is the object's own (ELF) virtual address
+//
 // All integers are unsigned LEB128 varints; zigzag maps signed deltas to unsigned. Node 0 is the
 // empty stack. A stack is a trie node: (parent node, frame, line), so an event carries one integer.
 #pragma once
@@ -37,7 +50,9 @@
 namespace memprof {
 
 constexpr char kMagic[8] = {'M', 'E', 'M', 'P', 'R', 'O', 'F', '\0'};
-constexpr uint16_t kFormatVersion = 1;
+constexpr uint16_t kFormatVersion = 2;         // the newest version this code reads and writes
+constexpr uint16_t kFormatVersionPythonOnly = 1;  // written when no native record can occur
+constexpr uint8_t kNativeAllocFlag = 0x80;
 constexpr size_t kFileHeaderFixed = 16;
 constexpr uint32_t kMaxHeaderLength = 1 << 20;
 constexpr size_t kMaxStringLength = 1 << 16;
@@ -82,6 +97,10 @@ enum Kind : uint8_t {
     AGG_STACK = 80,
     AGG_SAMPLE = 81,
     AGG_SUMMARY = 82,
+    ENTRY_NODE = 71,
+    NATIVE_NODE = 72,
+    MAPS = 73,
+    MAP = 74,
 };
 
 constexpr bool is_alloc_kind(uint8_t kind) { return kind >= 1 && kind < 32; }
@@ -104,6 +123,10 @@ inline const char* kind_name(uint8_t kind) {
         case AGG_STACK: return "AGG_STACK";
         case AGG_SAMPLE: return "AGG_SAMPLE";
         case AGG_SUMMARY: return "AGG_SUMMARY";
+        case ENTRY_NODE: return "ENTRY_NODE";
+        case NATIVE_NODE: return "NATIVE_NODE";
+        case MAPS: return "MAPS";
+        case MAP: return "MAP";
         default: return nullptr;
     }
 }

@@ -177,7 +177,14 @@ void* dlopen(const char* file, int mode) {
     return handle;
 }
 
-int dlclose(void* handle) { return originals.dlclose(handle); }
+int dlclose(void* handle) {
+    int result = originals.dlclose(handle);
+    if (result == 0 && !t_guard) {
+        GuardScope guard;
+        tracker::on_dlclose();
+    }
+    return result;
+}
 
 void _exit(int status) {
     if (!t_guard) {

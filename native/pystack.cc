@@ -25,6 +25,7 @@ struct NodeInfo {
     uint32_t parent;
     uint32_t frame;
     uint32_t line;
+    bool entry;
 };
 std::vector<NodeInfo> g_nodes;  // index = node id - 1, for replay into a followed child's stream
 
@@ -66,34 +67,50 @@ uint32_t intern_code(PyCodeObject* code) {
     return id;
 }
 
-uint32_t intern_node(uint32_t parent, uint32_t code_id, int lasti) {
-    EdgeKey key{(static_cast<uint64_t>(parent) << 32) | code_id, static_cast<uint32_t>(lasti)};
+uint32_t intern_node(uint32_t parent, uint32_t code_id, int lasti, uint8_t entry) {
+    // Entry flags matter only to hybrid stacks: without native stacks they would split nodes
+    // (and write NODE records) for nothing.
+    uint64_t entry_bit = tracker::native() && entry ? 1ULL << 32 : 0;
+    EdgeKey key{(static_cast<uint64_t>(parent) << 32) | code_id, entry_bit | static_cast<uint32_t>(lasti)};
     auto [slot, inserted] = g_trie.insert(key);
     if (inserted) {
         PyCodeObject* code = g_code_objects[code_id];
         // Addr2Line reads only the code object's immutable line table: no GIL needed.
         int line = lasti < 0 ? code->co_firstlineno : PyCode_Addr2Line(code, lasti);
         if (line < 0) line = 0;
-        EdgeKey line_key{key.parent_and_frame, static_cast<uint32_t>(line)};
+        EdgeKey line_key{key.parent_and_frame, entry_bit | static_cast<uint32_t>(line)};
         auto [line_slot, new_line] = g_line_nodes.insert(line_key);
         if (new_line) {
-            g_nodes.push_back({parent, code_id, static_cast<uint32_t>(line)});
+            g_nodes.push_back({parent, code_id, static_cast<uint32_t>(line), entry_bit != 0});
             *line_slot = static_cast<uint32_t>(g_nodes.size());
-            tracker::recorder().node(parent, code_id, static_cast<uint64_t>(line));
+            tracker::recorder().node(parent, code_id, static_cast<uint64_t>(line), entry_bit != 0);
         }
         *slot = *line_slot;
     }
     return *slot;
 }
 
-void push(ShadowStack& stack, PyFrameObject* frame) {
+// `sp` is the C stack pointer in our profile callback, 0 when the frame was found by rebuild().
+void push(ShadowStack& stack, PyFrameObject* frame, uintptr_t sp) {
+#if PY_VERSION_HEX >= 0x030B0000
+    // A call run inline by the caller's eval loop reaches our callback through the same C
+    // frames, at the same stack pointer; one that entered a new eval loop (called from C) is
+    // deeper. A caller found by rebuild() has no recorded pointer: its callees count as inline.
+    uint8_t entry = 1;
+    if (!stack.frames.empty()) {
+        uintptr_t caller_sp = stack.frames.back().sp;
+        entry = caller_sp && sp && sp < caller_sp;
+    }
+#else
+    uint8_t entry = 1;  // before 3.11 every Python call runs its own C eval loop
+#endif
     PyCodeObject* code = PyFrame_GetCode(frame);
     uint32_t code_id = intern_code(code);
     Py_DECREF(code);
     // The old top stops being the top: its cached node may be for an earlier instruction.
     if (!stack.frames.empty() && stack.valid > stack.frames.size() - 1) stack.valid = stack.frames.size() - 1;
     Py_INCREF(frame);
-    stack.frames.push_back({frame, code_id, 0, 0, INT_MIN});
+    stack.frames.push_back({frame, code_id, 0, 0, INT_MIN, sp, entry});
 }
 
 // Drops entries [from, end). GIL held.
@@ -115,6 +132,7 @@ void pop(ShadowStack& stack, PyFrameObject* frame) {
 
 int profile_callback(PyObject*, PyFrameObject* frame, int what, PyObject*) {
     if (what != PyTrace_CALL && what != PyTrace_RETURN) return 0;
+    uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
     if (!tracker::active_relaxed()) return 0;
     GuardScope guard;  // our own vector growth is not the program's allocation
     ThreadState* state = tracker::thread_state();
@@ -124,11 +142,11 @@ int profile_callback(PyObject*, PyFrameObject* frame, int what, PyObject*) {
         PyFrameObject* back = PyFrame_GetBack(frame);
         rebuild(state->stack, back, generation);
         Py_XDECREF(back);
-        if (what == PyTrace_CALL) push(state->stack, frame);
+        if (what == PyTrace_CALL) push(state->stack, frame, sp);
         return 0;
     }
     if (what == PyTrace_CALL) {
-        push(state->stack, frame);
+        push(state->stack, frame, sp);
     } else {
         pop(state->stack, frame);
     }
@@ -148,7 +166,7 @@ void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation) {
         Py_XDECREF(back);
         frame = back;
     }
-    for (auto it = chain.rbegin(); it != chain.rend(); ++it) push(stack, *it);
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) push(stack, *it, 0);
 }
 
 void detach(ShadowStack& stack, std::vector<PyFrameObject*>& out) {
@@ -172,7 +190,7 @@ uint32_t current_node(ShadowStack& stack) {
         if (entry.node == 0 || entry.lasti != lasti || entry.parent != parent) {
             entry.lasti = lasti;
             entry.parent = parent;
-            entry.node = intern_node(parent, entry.code_id, lasti);
+            entry.node = intern_node(parent, entry.code_id, lasti, entry.entry);
         }
         parent = entry.node;
     }
@@ -338,7 +356,7 @@ void emit_tables(Recorder& recorder) {
                                ? reinterpret_cast<const char*>(PyUnicode_DATA(code->co_filename)) : "<unknown>";
         recorder.frame(function, file, static_cast<uint64_t>(code->co_firstlineno));
     }
-    for (const NodeInfo& node : g_nodes) recorder.node(node.parent, node.frame, node.line);
+    for (const NodeInfo& node : g_nodes) recorder.node(node.parent, node.frame, node.line, node.entry);
 }
 
 }  // namespace memprof::pystack

@@ -53,6 +53,7 @@ bool Reader::open(const std::string& path, std::string* header_json, std::string
         *error = path + " has an invalid capture format version 0";
         return false;
     }
+    d_version = version;
     uint32_t length = 0;
     for (int i = 0; i < 4; ++i) length |= static_cast<uint32_t>(fixed[12 + i]) << (8 * i);
     if (length > kMaxHeaderLength || kFileHeaderFixed + length > d_file_size) {
@@ -176,9 +177,13 @@ int Reader::parse_record(Cursor& cursor) {
     auto short_read = [&]() { return cursor.pos > end ? corrupt("an oversized string") : 0; };
 
     const char* name = kind_name(kind);
-    if (is_alloc_kind(kind) && name) {
-        uint64_t address_delta, size, stack_delta;
-        if (!cursor.get_varint(&address_delta) || !cursor.get_varint(&size) || !cursor.get_varint(&stack_delta)) {
+    uint8_t alloc_kind = kind & static_cast<uint8_t>(~kNativeAllocFlag);
+    const char* alloc_name = is_alloc_kind(alloc_kind) ? kind_name(alloc_kind) : nullptr;
+    if (alloc_name) {
+        bool has_native = kind & kNativeAllocFlag;
+        uint64_t address_delta, size, stack_delta, native_delta = 0;
+        if (!cursor.get_varint(&address_delta) || !cursor.get_varint(&size) || !cursor.get_varint(&stack_delta) ||
+            (has_native && !cursor.get_varint(&native_delta))) {
             return short_read();
         }
         uint64_t address = d_last_address + static_cast<uint64_t>(unzigzag(address_delta));
@@ -188,14 +193,24 @@ int Reader::parse_record(Cursor& cursor) {
         if (address == kNoAddress || address + size < address) {
             return corrupt("an allocation at an impossible address");
         }
+        int64_t native = static_cast<int64_t>(d_last_native) + unzigzag(native_delta);
+        if (has_native && (native < 0 || static_cast<uint64_t>(native) > d_native_nodes.size())) {
+            return corrupt("an unknown native stack id");
+        }
         d_last_address = address;
         d_last_stack = static_cast<uint32_t>(stack);
+        if (has_native) d_last_native = static_cast<uint32_t>(native);
         ++d_records;
         if (d_dump) {
-            fprintf(d_dump, "ALLOC %s address=0x%" PRIx64 " size=%" PRIu64 " stack=%" PRId64 " thread=%" PRIu64 "\n",
-                    name, address, size, stack, d_tid);
+            fprintf(d_dump, "ALLOC %s address=0x%" PRIx64 " size=%" PRIu64 " stack=%" PRId64, alloc_name, address, size,
+                    stack);
+            if (has_native) fprintf(d_dump, " native=%" PRId64, native);
+            fprintf(d_dump, " thread=%" PRIu64 "\n", d_tid);
         } else {
-            on_alloc(kind, address, size, static_cast<uint32_t>(stack));
+            uint32_t id = has_native ? hybrid_stack(static_cast<uint32_t>(stack), static_cast<uint32_t>(native))
+                                     : static_cast<uint32_t>(stack);
+            if (id == UINT32_MAX) return corrupt("more distinct stacks than a capture can hold");
+            on_alloc(alloc_kind, address, size, id);
         }
         return 1;
     }
@@ -250,18 +265,66 @@ int Reader::parse_record(Cursor& cursor) {
             d_frames.push_back(std::move(frame));
             break;
         }
-        case NODE: {
+        case NODE:
+        case ENTRY_NODE: {
             uint64_t parent, frame, line;
             if (!cursor.get_varint(&parent) || !cursor.get_varint(&frame) || !cursor.get_varint(&line)) {
                 return short_read();
             }
             if (parent > d_nodes.size()) return corrupt("a stack whose parent is unknown");
             if (frame >= d_frames.size()) return corrupt("a stack whose frame is unknown");
-            d_nodes.push_back({static_cast<uint32_t>(parent), static_cast<uint32_t>(frame), static_cast<uint32_t>(line)});
+            if (d_nodes.size() >= kHybridStack - 1) return corrupt("more stack nodes than a capture can hold");
+            d_nodes.push_back({static_cast<uint32_t>(parent), static_cast<uint32_t>(frame), static_cast<uint32_t>(line),
+                               kind == ENTRY_NODE});
             if (d_dump) {
-                fprintf(d_dump, "NODE id=%zu parent=%" PRIu64 " frame=%" PRIu64 " line=%" PRIu64 "\n", d_nodes.size(),
-                        parent, frame, line);
+                fprintf(d_dump, "%s id=%zu parent=%" PRIu64 " frame=%" PRIu64 " line=%" PRIu64 "\n", name,
+                        d_nodes.size(), parent, frame, line);
             }
+            break;
+        }
+        case NATIVE_NODE: {
+            uint64_t parent, address;
+            if (!cursor.get_varint(&parent) || !cursor.get_varint(&address)) return short_read();
+            if (parent > d_native_nodes.size()) return corrupt("a native stack whose parent is unknown");
+            if (d_native_nodes.size() >= UINT32_MAX - 1) return corrupt("more native stack nodes than a capture can hold");
+            d_native_nodes.push_back({static_cast<uint32_t>(parent), address, map_of(address)});
+            if (d_dump) {
+                fprintf(d_dump, "NATIVE_NODE id=%zu parent=%" PRIu64 " address=0x%" PRIx64 "\n", d_native_nodes.size(),
+                        parent, address);
+            }
+            break;
+        }
+        case MAPS: {
+            d_current_maps.clear();
+            d_maps_sorted = true;
+            if (d_dump) fprintf(d_dump, "MAPS\n");
+            break;
+        }
+        case MAP: {
+            MapRecord map;
+            if (!cursor.get_varint(&map.start) || !cursor.get_varint(&map.end) || !cursor.get_varint(&map.load_base) ||
+                !get_string(cursor, &map.path)) {
+                return short_read();
+            }
+            if (map.start >= map.end) return corrupt("a mapping that ends before it starts");
+            if (d_dump) {
+                fprintf(d_dump, "MAP start=0x%" PRIx64 " end=0x%" PRIx64 " load_base=0x%" PRIx64 " path=%s\n", map.start,
+                        map.end, map.load_base, map.path.c_str());
+            }
+            auto key = std::make_tuple(map.start, map.end, map.load_base, map.path);
+            auto found = d_map_ids.find(key);
+            uint32_t id;
+            if (found != d_map_ids.end()) {
+                id = found->second;
+            } else {
+                if (d_maps.size() >= (1u << 20)) return corrupt("more mappings than a process can hold");
+                id = static_cast<uint32_t>(d_maps.size());
+                d_map_ids.emplace(key, id);
+                d_maps.push_back(std::move(map));
+            }
+            if (d_current_maps.size() >= (1u << 20)) return corrupt("more mappings than a process can hold");
+            d_current_maps.push_back(id);
+            d_maps_sorted = false;
             break;
         }
         case SAMPLE: {
@@ -379,6 +442,35 @@ void Reader::on_aggregate(const uint64_t* v) {
     d_total_count += v[8];
     d_kind_bytes[kind] += v[7];
     d_kind_counts[kind] += v[8];
+}
+
+uint32_t Reader::hybrid_stack(uint32_t python, uint32_t native) {
+    if (native == 0) return python;  // nothing unwound: a Python stack like any other
+    auto [slot, inserted] = d_pair_ids.insert((static_cast<uint64_t>(python) << 32) | native);
+    if (inserted) {
+        if (d_pairs.size() >= kHybridStack - 1) {
+            d_pair_ids.erase((static_cast<uint64_t>(python) << 32) | native);
+            return UINT32_MAX;
+        }
+        *slot = static_cast<uint32_t>(d_pairs.size());
+        d_pairs.emplace_back(python, native);
+    }
+    return kHybridStack | *slot;
+}
+
+int32_t Reader::map_of(uint64_t address) {
+    if (!d_maps_sorted) {
+        std::sort(d_current_maps.begin(), d_current_maps.end(),
+                  [this](uint32_t a, uint32_t b) { return d_maps[a].start < d_maps[b].start; });
+        d_maps_sorted = true;
+    }
+    // A return address: the call instruction itself lies just before it.
+    uint64_t target = address - 1;
+    auto it = std::upper_bound(d_current_maps.begin(), d_current_maps.end(), target,
+                               [this](uint64_t value, uint32_t id) { return value < d_maps[id].start; });
+    if (it == d_current_maps.begin()) return -1;
+    const MapRecord& map = d_maps[*(it - 1)];
+    return target < map.end ? static_cast<int32_t>(*(it - 1)) : -1;
 }
 
 uint32_t Reader::acc_for(uint32_t stack, uint8_t kind) {
@@ -513,6 +605,7 @@ void Reader::reset_window(uint64_t only_tid) {
     d_only_tid = only_tid;
     d_last_address = 0;
     d_last_stack = 0;
+    d_last_native = 0;
     d_tid = 0;
     d_accs.clear();
     d_acc_index.clear();

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <tuple>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -32,7 +33,25 @@ struct NodeRecord {
     uint32_t parent;
     uint32_t frame;
     uint32_t line;
+    bool entry;  // ENTRY_NODE: the frame entered a new C eval loop (see format.h)
 };
+
+struct NativeNodeRecord {
+    uint32_t parent;
+    uint64_t address;  // a return address
+    int32_t map;       // index in maps() of the mapping holding it when recorded, or -1
+};
+
+struct MapRecord {
+    uint64_t start;
+    uint64_t end;
+    uint64_t load_base;
+    std::string path;
+};
+
+// Stack ids of allocations that carry a native stack: kHybridStack | index into stack_pairs().
+// Others are Python trie nodes, as in version 1.
+constexpr uint32_t kHybridStack = 0x80000000u;
 
 struct StackRow {
     uint32_t stack;
@@ -101,6 +120,11 @@ class Reader {
     const std::vector<TimelineRow>& timeline() const { return d_timeline; }
     const std::vector<FrameRecord>& frames() const { return d_frames; }
     const std::vector<NodeRecord>& nodes() const { return d_nodes; }
+    const std::vector<NativeNodeRecord>& native_nodes() const { return d_native_nodes; }
+    const std::vector<MapRecord>& maps() const { return d_maps; }
+    // (Python node, native node) of each hybrid stack id.
+    const std::vector<std::pair<uint32_t, uint32_t>>& stack_pairs() const { return d_pairs; }
+    uint16_t format_version() const { return d_version; }
     const std::map<uint64_t, std::string>& thread_names() const { return d_thread_names; }
     const std::vector<uint64_t>& threads_seen() const { return d_threads_seen; }
     const uint64_t* kind_counts() const { return d_kind_counts; }
@@ -142,6 +166,8 @@ class Reader {
     uint32_t acc_for(uint32_t stack, uint8_t kind);
     // One AGG_STACK record: tid, kind, stack, then (bytes, count) at the peak, leaked, total, temporary.
     void on_aggregate(const uint64_t* v);
+    uint32_t hybrid_stack(uint32_t python, uint32_t native);
+    int32_t map_of(uint64_t address);
     void change(Acc& acc, int64_t bytes, int64_t count);
     bool fail(const std::string& message);
 
@@ -164,10 +190,19 @@ class Reader {
     // Decoder state (persists across windows).
     uint64_t d_last_address = 0;
     uint32_t d_last_stack = 0;
+    uint32_t d_last_native = 0;
+    uint16_t d_version = kFormatVersion;
     uint64_t d_tid = 0;
     uint64_t d_records = 0;
     std::vector<FrameRecord> d_frames;
     std::vector<NodeRecord> d_nodes;  // index = node id - 1
+    std::vector<NativeNodeRecord> d_native_nodes;  // index = native node id - 1
+    std::vector<MapRecord> d_maps;                 // every distinct mapping seen
+    std::map<std::tuple<uint64_t, uint64_t, uint64_t, std::string>, uint32_t> d_map_ids;
+    std::vector<uint32_t> d_current_maps;  // the latest MAPS set, sorted by start when d_maps_sorted
+    bool d_maps_sorted = true;
+    std::vector<std::pair<uint32_t, uint32_t>> d_pairs;
+    FlatMap<uint32_t> d_pair_ids;  // (python << 32 | native) -> index in d_pairs
     std::map<uint64_t, std::string> d_thread_names;
     std::vector<uint64_t> d_threads_seen;
     std::vector<Mark> d_marks;

@@ -1,5 +1,5 @@
 # The seam between native/reader.h and Python: declarations only.
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdio cimport FILE
 from libcpp cimport bool
 from libcpp.map cimport map
@@ -21,6 +21,20 @@ cdef extern from "reader.h" namespace "memprof":
         uint32_t parent
         uint32_t frame
         uint32_t line
+        bool entry
+
+    cdef struct NativeNodeRecord:
+        uint32_t parent
+        uint64_t address
+        int32_t map
+
+    cdef struct MapRecord:
+        uint64_t start
+        uint64_t end
+        uint64_t load_base
+        string path
+
+    uint32_t kHybridStack
 
     cdef struct StackRow:
         uint32_t stack
@@ -79,6 +93,10 @@ cdef extern from "reader.h" namespace "memprof":
         vector[TimelineRow] timeline()
         vector[FrameRecord] frames()
         vector[NodeRecord] nodes()
+        vector[NativeNodeRecord] native_nodes()
+        vector[MapRecord] maps()
+        vector[pair[uint32_t, uint32_t]] stack_pairs()
+        uint16_t format_version()
         map[uint64_t, string] thread_names()
         vector[uint64_t] threads_seen()
         const uint64_t* kind_counts()

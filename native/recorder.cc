@@ -29,11 +29,11 @@ class FileSink : public Sink {
   public:
     FileSink(int fd, bool threaded) : d_fd(fd), d_threaded(threaded) {}
 
-    bool begin(const std::string& header_json, std::string* error) {
+    bool begin(const std::string& header_json, uint16_t version, std::string* error) {
         uint8_t fixed[kFileHeaderFixed] = {};
         memcpy(fixed, kMagic, sizeof(kMagic));
-        fixed[8] = kFormatVersion & 0xff;
-        fixed[9] = kFormatVersion >> 8;
+        fixed[8] = version & 0xff;
+        fixed[9] = version >> 8;
         uint32_t length = static_cast<uint32_t>(header_json.size());
         for (int i = 0; i < 4; ++i) fixed[12 + i] = static_cast<uint8_t>(length >> (8 * i));
         if (!write_all(d_fd, fixed, sizeof(fixed), error)) return false;
@@ -178,10 +178,10 @@ class MemorySink : public Sink {
 
 }  // namespace
 
-std::unique_ptr<Sink> make_file_sink(int fd, const std::string& header_json, bool threaded,
+std::unique_ptr<Sink> make_file_sink(int fd, const std::string& header_json, uint16_t version, bool threaded,
                                      std::string* error) {
     auto sink = std::make_unique<FileSink>(fd, threaded);
-    if (!sink->begin(header_json, error)) {
+    if (!sink->begin(header_json, version, error)) {
         sink->close();
         return nullptr;
     }
@@ -196,6 +196,7 @@ void Recorder::open(std::unique_ptr<Sink> sink) {
     d_used = 0;
     d_last_address = 0;
     d_last_stack = 0;
+    d_last_native = 0;
     d_records = 0;
 }
 
@@ -221,12 +222,21 @@ void Recorder::frame(const std::string& function, const std::string& file, uint6
     commit(put_varint(out, first_line));
 }
 
-void Recorder::node(uint32_t parent, uint32_t frame, uint64_t line) {
+void Recorder::node(uint32_t parent, uint32_t frame, uint64_t line, bool entry) {
     uint8_t* out = reserve(32);
-    *out++ = NODE;
+    *out++ = entry ? ENTRY_NODE : NODE;
     out = put_varint(out, parent);
     out = put_varint(out, frame);
     commit(put_varint(out, line));
+}
+
+void Recorder::map(uintptr_t start, uintptr_t end, uintptr_t load_base, const std::string& path) {
+    uint8_t* out = reserve(kMaxRecord);
+    *out++ = MAP;
+    out = put_varint(out, start);
+    out = put_varint(out, end);
+    out = put_varint(out, load_base);
+    commit(put_string(out, path));
 }
 
 void Recorder::sample(uint64_t ms, uint64_t rss) {

@@ -37,7 +37,7 @@ class Sink {
 
 // LZ4-frame file sink. With a writer thread, compression and write(2) run beside the tracked
 // program (a second core does them for free); without one (a forked child) they run inline.
-std::unique_ptr<Sink> make_file_sink(int fd, const std::string& header_json, bool threaded,
+std::unique_ptr<Sink> make_file_sink(int fd, const std::string& header_json, uint16_t version, bool threaded,
                                      std::string* error);
 std::unique_ptr<Sink> make_memory_sink();
 
@@ -57,6 +57,19 @@ class Recorder {
         out = put_varint(out, zigzag(static_cast<int64_t>(stack) - static_cast<int64_t>(d_last_stack)));
         d_last_address = address;
         d_last_stack = stack;
+        commit(out);
+    }
+    // An allocation with its native stack too (format version 2).
+    void alloc_native(uint8_t kind, uintptr_t address, uint64_t size, uint32_t stack, uint32_t native) {
+        uint8_t* out = reserve(40);
+        *out++ = kind | kNativeAllocFlag;
+        out = put_varint(out, zigzag(static_cast<int64_t>(address - d_last_address)));
+        out = put_varint(out, size);
+        out = put_varint(out, zigzag(static_cast<int64_t>(stack) - static_cast<int64_t>(d_last_stack)));
+        out = put_varint(out, zigzag(static_cast<int64_t>(native) - static_cast<int64_t>(d_last_native)));
+        d_last_address = address;
+        d_last_stack = stack;
+        d_last_native = native;
         commit(out);
     }
     void free(uint8_t kind, uintptr_t address) {
@@ -81,7 +94,19 @@ class Recorder {
     }
     void thread_name(uint64_t tid, const std::string& name);
     void frame(const std::string& function, const std::string& file, uint64_t first_line);
-    void node(uint32_t parent, uint32_t frame, uint64_t line);
+    void node(uint32_t parent, uint32_t frame, uint64_t line, bool entry = false);
+    void native_node(uint32_t parent, uintptr_t address) {
+        uint8_t* out = reserve(24);
+        *out++ = NATIVE_NODE;
+        out = put_varint(out, parent);
+        commit(put_varint(out, address));
+    }
+    void maps_begin() {
+        uint8_t* out = reserve(1);
+        *out++ = MAPS;
+        commit(out);
+    }
+    void map(uintptr_t start, uintptr_t end, uintptr_t load_base, const std::string& path);
     void sample(uint64_t ms, uint64_t rss);
     void mark(uint64_t id, const std::string& label);
     void trailer(uint64_t ms);
@@ -91,6 +116,7 @@ class Recorder {
     void reset_deltas() {
         d_last_address = 0;
         d_last_stack = 0;
+        d_last_native = 0;
     }
     // Hands the partial buffer to the sink, so a crash loses at most what came after.
     void flush();
@@ -117,6 +143,7 @@ class Recorder {
     size_t d_used = 0;
     uintptr_t d_last_address = 0;
     uint32_t d_last_stack = 0;
+    uint32_t d_last_native = 0;
     uint64_t d_records = 0;
 };
 

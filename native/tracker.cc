@@ -34,6 +34,7 @@ struct State {
     std::atomic<uint32_t> generation{0};
     Recorder recorder;
     Options options;
+    bool native = false;  // options.native, set before recording starts and read by the hooks
     bool memory_sink = false;
     uint64_t last_tid = 0;
     std::chrono::steady_clock::time_point started;
@@ -155,7 +156,8 @@ std::unique_ptr<Sink> open_file_sink(const std::string& path, bool threaded, std
         *error = "cannot create capture file " + path + ": " + strerror(errno);
         return nullptr;
     }
-    return make_file_sink(fd, header_with_pid(g->options.header_json), threaded, error);
+    uint16_t version = g->options.native ? kFormatVersion : kFormatVersionPythonOnly;
+    return make_file_sink(fd, header_with_pid(g->options.header_json), version, threaded, error);
 }
 
 // The pthread_atfork handlers cover every fork, including one made from C. Lock order: the
@@ -204,6 +206,7 @@ void fork_child() {
     g->recorder.open(std::move(sink));
     g->last_tid = 0;
     pystack::emit_tables(g->recorder);
+    nativestack::emit_tables(g->recorder);
     g->sampler_stop = false;
     g->sampler = new std::thread(sampler_main);
 }
@@ -217,6 +220,7 @@ void init_once() {
 }  // namespace
 
 bool active_relaxed() { return g && g->active.load(std::memory_order_relaxed); }
+bool native() { return g->native; }
 uint32_t generation() { return g->generation.load(std::memory_order_relaxed); }
 std::mutex& lock() { return g->lock; }
 Recorder& recorder() { return g->recorder; }
@@ -289,7 +293,12 @@ bool start(const Options& options, std::string* error) {
     }
     GuardScope guard;
     g->options = options;
+    g->native = options.native;
     g->memory_sink = options.path.empty();
+    // Before the lock: listing the loaded objects takes the loader's lock, which a thread inside
+    // dlopen holds while its allocations wait for ours.
+    std::vector<nativestack::Mapping> maps;
+    if (options.native) maps = nativestack::read_maps();
     g->started = std::chrono::steady_clock::now();
     g->leftover.clear();
     std::unique_ptr<Sink> sink = g->memory_sink ? make_memory_sink() : open_file_sink(options.path, true, error);
@@ -300,6 +309,8 @@ bool start(const Options& options, std::string* error) {
         std::lock_guard<std::mutex> lock(g->lock);
         g->recorder.open(std::move(sink));
         g->last_tid = 0;
+        nativestack::reset();
+        if (options.native) nativestack::emit_maps(g->recorder, std::move(maps));
         g->generation.fetch_add(1);
         g->active = true;
         g->running = true;
@@ -395,6 +406,19 @@ void after_fork_parent() {
 
 void on_alloc(uint8_t kind, void* address, size_t size) {
     ThreadState* state = thread_state();
+    if (g->native) {
+        if (!active_relaxed()) return;  // paused between tests: not worth an unwind
+        // Unwound outside the lock: it is the slow part, and threads need not wait for it.
+        uintptr_t addresses[nativestack::kMaxDepth];
+        int depth = nativestack::unwind(addresses, nativestack::kMaxDepth);
+        std::lock_guard<std::mutex> lock(g->lock);
+        if (!g->active.load(std::memory_order_relaxed)) return;
+        uint32_t stack = pystack::current_node(state->stack);
+        uint32_t native_stack = nativestack::intern(state->native_stack, addresses, depth);
+        switch_thread(state->tid);
+        g->recorder.alloc_native(kind, reinterpret_cast<uintptr_t>(address), size, stack, native_stack);
+        return;
+    }
     std::lock_guard<std::mutex> lock(g->lock);
     if (!g->active.load(std::memory_order_relaxed)) return;
     uint32_t stack = pystack::current_node(state->stack);
@@ -418,9 +442,30 @@ void on_munmap(void* address, size_t length) {
     g->recorder.munmap(reinterpret_cast<uintptr_t>(address), length);
 }
 
+namespace {
+
+void record_maps() {
+    std::vector<nativestack::Mapping> maps = nativestack::read_maps();  // loader lock, not ours
+    std::lock_guard<std::mutex> lock(g->lock);
+    if (g->active) nativestack::emit_maps(g->recorder, std::move(maps));
+}
+
+}  // namespace
+
 void on_dlopen() {
     // A library loaded while tracking: bind its slots to our hooks too.
-    if (active_relaxed()) hooks::patch_all(true);
+    if (!active_relaxed()) return;
+    hooks::patch_all(true);
+    if (g->native) record_maps();
+}
+
+void on_dlclose() {
+    if (!active_relaxed() || !g->native) return;
+    {
+        std::lock_guard<std::mutex> lock(g->lock);
+        nativestack::invalidate();
+    }
+    record_maps();
 }
 
 void on_exit() {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "nativestack.h"
 #include "pystack.h"
 
 namespace memprof {
@@ -33,6 +34,7 @@ struct ThreadState {
     uint64_t tid = 0;
     pthread_t handle{};
     ShadowStack stack;
+    NativeCache native_stack;
 };
 
 struct Options {
@@ -72,11 +74,13 @@ void on_alloc(uint8_t kind, void* address, size_t size);
 void on_free(uint8_t kind, void* address);
 void on_munmap(void* address, size_t length);
 void on_dlopen();
+void on_dlclose();
 void on_exit();
 void on_thread_name(pthread_t thread, const char* name);
 
 // For the Python stack tracker.
 bool active_relaxed();
+bool native();  // this run records native stacks
 uint32_t generation();
 ThreadState* thread_state();
 std::mutex& lock();

@@ -11,6 +11,7 @@ import os
 from pytest_memprof.errors import CaptureError, CaptureVersionError
 
 FORMAT_VERSION = native.kFormatVersion
+HYBRID_STACK = native.kHybridStack
 _WHICH = {"peak": native.PEAK, "leaks": native.LEAKS, "temporary": native.TEMPORARY, "total": native.TOTAL}
 
 
@@ -149,6 +150,29 @@ cdef class NativeReader:
         """(parent node, frame id, line) per node id - 1."""
         cdef native.NodeRecord node
         return [(node.parent, node.frame, node.line) for node in self.reader.nodes()]
+
+    def entry_flags(self):
+        """Per node id - 1: whether that Python frame entered a new C eval loop (native captures)."""
+        cdef native.NodeRecord node
+        return [node.entry for node in self.reader.nodes()]
+
+    def native_nodes(self):
+        """(parent native node, return address, map index or -1) per native node id - 1."""
+        cdef native.NativeNodeRecord node
+        return [(node.parent, node.address, node.map) for node in self.reader.native_nodes()]
+
+    def maps(self):
+        """(start, end, load base, path) of every executable mapping recorded."""
+        cdef native.MapRecord item
+        return [(item.start, item.end, item.load_base, os.fsdecode(<bytes>item.path)) for item in self.reader.maps()]
+
+    def stack_pairs(self):
+        """(Python node, native node) per hybrid stack id without its HYBRID_STACK bit."""
+        return [(item.first, item.second) for item in self.reader.stack_pairs()]
+
+    @property
+    def format_version(self):
+        return self.reader.format_version()
 
     def thread_names(self):
         """{thread id: last recorded name}."""

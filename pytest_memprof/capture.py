@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
-from ._reader import FORMAT_VERSION, NativeReader
+from ._reader import FORMAT_VERSION, HYBRID_STACK, NativeReader
 from .errors import CaptureError
+from .hybrid import NativeCall, interpreter_paths, merge
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint
+from .symbols import Symbolizer
+
+# One for the process: the pytest plugin opens a capture per test, and symbols stay valid.
+_SYMBOLIZER = Symbolizer()
+
+
+class MissingLibraryWarning(UserWarning):
+    """A library named by native frames cannot be read at report time: its frames show as lib+offset."""
 
 ProgressCallback = Callable[[int, int], None]
 _HEADER_FIELDS = {"pid", "python_version", "start_time", "command_line", "native", "trace_python_allocators",
@@ -44,11 +54,12 @@ class Capture:
     """Aggregates of one capture: peak, leaks, temporary allocations, timeline, stacks."""
 
     def __init__(self, reader: NativeReader, metadata: CaptureMetadata, path: Path | None = None,
-                 thread_id: int = 0) -> None:
+                 thread_id: int = 0, show_interpreter_frames: bool = False) -> None:
         self._reader = reader
         self._thread_id = thread_id
         self.metadata = metadata
         self.path = path
+        self._show_interpreter_frames = show_interpreter_frames
         self._frames: list[tuple[str, str, int]] = []
         self._nodes: list[tuple[int, int, int]] = []
         self._stacks: dict[int, tuple[Frame, ...]] = {0: ()}
@@ -59,6 +70,15 @@ class Capture:
         self._runner_files = tuple(f for f in runner_files if isinstance(f, str) and f) \
             if isinstance(runner_files, list) else ()
         self._temporal_reader: NativeReader | None = None
+        # Native stacks (captures made with native=True).
+        self._entries: list[bool] = []
+        self._native_nodes: list[tuple[int, int, int]] = []
+        self._maps: list[tuple[int, int, int, str]] = []
+        self._pairs: list[tuple[int, int]] = []
+        self._calls: dict[int, NativeCall] = {}
+        self._is_interpreter = interpreter_paths(metadata.extra.get("python_executable"))
+        self._interpreter_maps: dict[int, bool] = {}
+        self.warnings: list[str] = []  # problems met while symbolising, each also issued as a warning
 
     # ---- opening ------------------------------------------------------------------------------
 
@@ -70,11 +90,13 @@ class Capture:
         progress: ProgressCallback | None = None,
         thread_id: int = 0,
         temporal: bool = False,
+        show_interpreter_frames: bool = False,
     ) -> Capture:
         """Read a capture file; raises CaptureError with one line of text if it cannot be read.
 
         A file cut short (the process died) still opens: ``truncated`` is then True and the
-        aggregates cover what was written.
+        aggregates cover what was written. With native stacks, ``show_interpreter_frames`` keeps
+        the interpreter's own C frames in every stack (they are hidden by default).
         """
         path = Path(path)
         header_text, reader = _read_file(path, progress=progress, thread_id=thread_id, temporal=temporal)
@@ -82,10 +104,10 @@ class Capture:
             header = json.loads(header_text)
             if not isinstance(header, dict):
                 raise ValueError("not an object")
-            metadata = metadata_from_header(header)
+            metadata = metadata_from_header(header, reader.format_version)
         except ValueError as error:
             raise CaptureError(f"{path} has a corrupt header ({error})") from None
-        capture = cls(reader, metadata, path, thread_id=thread_id)
+        capture = cls(reader, metadata, path, thread_id=thread_id, show_interpreter_frames=show_interpreter_frames)
         if temporal:
             capture._temporal_reader = reader
         return capture
@@ -185,11 +207,24 @@ class Capture:
             for stack, tid, allocator, allocated, freed, size, count in reader.intervals()
         ]
 
+    @property
+    def show_interpreter_frames(self) -> bool:
+        """Whether hybrid stacks keep the interpreter's own C frames (hidden by default)."""
+        return self._show_interpreter_frames
+
+    @show_interpreter_frames.setter
+    def show_interpreter_frames(self, value: bool) -> None:
+        if value != self._show_interpreter_frames:
+            self._show_interpreter_frames = value
+            self._stacks = {node: frames for node, frames in self._stacks.items() if not node & HYBRID_STACK}
+
     def stack(self, node_id: int) -> tuple[Frame, ...]:
-        """The frames of stack ``node_id``, outermost first."""
+        """The frames of stack ``node_id``, outermost first (hybrid: Python and C frames, for native captures)."""
         cached = self._stacks.get(node_id)
         if cached is not None:
             return cached
+        if node_id & HYBRID_STACK:
+            return self._hybrid_stack(node_id)
         if node_id > len(self._nodes):
             self._refresh_tables(self._reader)
         chain = []
@@ -245,6 +280,84 @@ class Capture:
     def _refresh_tables(self, reader: NativeReader) -> None:
         self._frames = reader.frames()
         self._nodes = reader.nodes()
+        if reader.format_version >= 2 or reader.stack_pairs():
+            self._entries = reader.entry_flags()
+            self._native_nodes = reader.native_nodes()
+            self._maps = reader.maps()
+            self._pairs = reader.stack_pairs()
+
+    # ---- native stacks ----------------------------------------------------------------------------
+
+    def _hybrid_stack(self, stack_id: int) -> tuple[Frame, ...]:
+        index = stack_id & ~HYBRID_STACK
+        if index >= len(self._pairs):
+            self._refresh_tables(self._reader)
+        python_node, native_node = self._pairs[index]
+        python_frames = self.stack(python_node)
+        entries = []
+        node = python_node
+        while node:
+            entries.append(self._entries[node - 1])
+            node = self._nodes[node - 1][0]
+        entries.reverse()
+        # stack() may leave out the runner's leading frames (memprof run, a test harness): the
+        # frames it returns are the innermost ones, so are their flags.
+        entries = entries[len(entries) - len(python_frames):]
+        calls = []
+        node = native_node
+        while node:
+            calls.append(self._native_call(node))
+            node = self._native_nodes[node - 1][0]
+        calls.reverse()
+        frames = merge(list(zip(python_frames, entries)), calls, show_interpreter_frames=self._show_interpreter_frames)
+        self._stacks[stack_id] = frames
+        return frames
+
+    def _native_call(self, node: int) -> NativeCall:
+        call = self._calls.get(node)
+        if call is not None:
+            return call
+        _, address, map_index = self._native_nodes[node - 1]
+        if map_index < 0:
+            map_index = self._map_containing(address - 1)
+        if map_index < 0:
+            frame = Frame(f"0x{address:x}", "<unknown>", 0, native=True)
+            call = NativeCall("", False, lambda: (frame,))
+        else:
+            path, vaddr = self._maps[map_index][3], address - 1 - self._maps[map_index][2]
+            interpreter = self._interpreter_maps.get(map_index)
+            if interpreter is None:
+                interpreter = self._interpreter_maps[map_index] = self._is_interpreter(path)
+            function = _SYMBOLIZER.function_name(path, vaddr)
+            # libc's unnamed local functions are its start-up code (e.g. __libc_start_call_main).
+            runtime = not function and os.path.basename(path).startswith(("libc.so", "ld-linux"))
+            call = NativeCall(function, interpreter or runtime, lambda: self._locate(path, vaddr))
+            if path in _SYMBOLIZER.missing:
+                self._warn_missing(path)
+        self._calls[node] = call
+        return call
+
+    def _locate(self, path: str, vaddr: int) -> tuple[Frame, ...]:
+        location = _SYMBOLIZER.locate(path, vaddr)
+        if location.missing:
+            self._warn_missing(path)
+        return location.frames
+
+    def _map_containing(self, address: int) -> int:
+        # Recorded before the mappings that hold it (a library loaded by another thread): any
+        # mapping of the capture, latest first, is the best guess.
+        for index in range(len(self._maps) - 1, -1, -1):
+            start, end, _, _ = self._maps[index]
+            if start <= address < end:
+                return index
+        return -1
+
+    def _warn_missing(self, path: str) -> None:
+        message = (f"{path} {_SYMBOLIZER.missing.get(path, 'cannot be read')}: its frames are shown as "
+                   f"{os.path.basename(path)}+offset")
+        if message not in self.warnings:
+            self.warnings.append(message)
+            warnings.warn(message, MissingLibraryWarning, stacklevel=4)
 
     def __repr__(self) -> str:
         return (

@@ -65,14 +65,12 @@ class Tracker:
 
     def start(self) -> Tracker:
         """Start tracking; raises TrackerError if that is impossible."""
-        if self.native:
-            raise TrackerError(
-                "native stacks are not recorded by this version yet; run without native=True / --native"
-            )
         if self.aggregate and self.destination is None:
             raise TrackerError("an aggregated capture needs a file to go to (aggregate=True with a destination)")
         if self.aggregate and self.follow_fork:
             raise TrackerError("aggregated captures cannot follow forks; record without aggregate to follow them")
+        if self.aggregate and self.native:
+            raise TrackerError("aggregated captures do not keep native stacks yet; record without aggregate for them")
         if self.destination is not None:
             self._check_destination(self.destination)
         atexit.register(self._stop_at_exit)

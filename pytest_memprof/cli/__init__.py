@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from .. import __version__
@@ -32,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``memprof`` with ``argv`` and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Warnings from report code (e.g. a library gone since the capture) are for the user: one line each.
+    warnings.showwarning = lambda message, *_: print(f"memprof: warning: {message}", file=sys.stderr)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

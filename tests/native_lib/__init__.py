@@ -43,3 +43,38 @@ def load(path: Path) -> ctypes.CDLL:
         function.restype = restype
         function.argtypes = argtypes
     return lib
+
+
+CPP_SOURCE = Path(__file__).with_name("nativestacks.cc")
+
+
+def build_cpp(target_dir: Path, name: str = "libnativestacks.so") -> Path:
+    """Compile the C++ native-stacks library (debug info, no inlining) into ``target_dir``."""
+    output = target_dir / name
+    subprocess.run(
+        ["g++", "-shared", "-fPIC", "-O0", "-g", "-Wall", "-Wextra", "-o", str(output), str(CPP_SOURCE), "-lpthread"],
+        check=True,
+    )
+    return output
+
+
+def load_cpp(path: Path) -> ctypes.CDLL:
+    """dlopen the C++ library and declare its functions' types."""
+    lib = ctypes.CDLL(str(path))
+    vp, size, out = ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)
+    lib.memprof_test_entry.restype = vp
+    lib.memprof_test_entry.argtypes = [size, out]
+    lib.memprof_test_release.restype = None
+    lib.memprof_test_release.argtypes = [vp, vp]
+    lib.memprof_test_thread.restype = ctypes.c_int
+    lib.memprof_test_thread.argtypes = [size, ctypes.c_char_p, out, out]
+    return lib
+
+
+def marked_lines(path: Path = CPP_SOURCE) -> dict:
+    """{label: line number} of the ``// LINE: label`` comments of a source file."""
+    lines = {}
+    for number, text in enumerate(path.read_text().splitlines(), 1):
+        if "// LINE: " in text:
+            lines[text.split("// LINE: ")[1].strip()] = number
+    return lines

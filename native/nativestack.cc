@@ -1,0 +1,165 @@
+#include "nativestack.h"
+
+#include <link.h>
+#include <unistd.h>
+#include <unwind.h>
+
+#include <climits>
+
+#include "flat_map.h"
+#include "recorder.h"
+#include "tracker.h"
+
+namespace memprof::nativestack {
+namespace {
+
+// This extension's own address range: its frames (hook, tracker) are not the program's. Set by
+// the first read_maps(), which start() calls before any hook is installed; never changes after.
+uintptr_t g_self_start = 0;
+uintptr_t g_self_end = 0;
+
+// (parent node, return address) -> node id. Tracker lock held.
+FlatMap<uint32_t, EdgeKey> g_trie;
+struct NodeInfo {
+    uint32_t parent;
+    uintptr_t address;
+};
+std::vector<NodeInfo> g_nodes;  // index = node id - 1: every node of the stream, for a fork child
+uint32_t g_generation = 1;      // bumped when the trie is cleared; per-thread caches compare it
+std::vector<Mapping> g_maps;    // the latest recorded set, for a fork child
+
+struct UnwindRun {
+    uintptr_t* out;
+    int count;
+    int max;
+    bool in_self;  // still inside our own frames (the innermost ones)
+};
+
+_Unwind_Reason_Code collect(struct _Unwind_Context* context, void* arg) {
+    auto* run = static_cast<UnwindRun*>(arg);
+    int before_instruction = 0;
+    uintptr_t address = _Unwind_GetIPInfo(context, &before_instruction);
+    if (address == 0) return _URC_END_OF_STACK;
+    // A signal frame's address is the interrupted instruction itself, not a return address:
+    // stored + 1 so that the reader's "address - 1 is inside the call" holds for every frame.
+    if (before_instruction) address += 1;
+    if (run->in_self) {
+        if (address > g_self_start && address <= g_self_end) return _URC_NO_REASON;
+        run->in_self = false;
+    }
+    if (run->count >= run->max) return _URC_END_OF_STACK;
+    run->out[run->count++] = address;
+    return _URC_NO_REASON;
+}
+
+uint32_t intern_edge(uint32_t parent, uintptr_t address) {
+    auto [slot, inserted] = g_trie.insert(EdgeKey{parent, address});
+    if (inserted) {
+        g_nodes.push_back({parent, address});
+        *slot = static_cast<uint32_t>(g_nodes.size());
+        tracker::recorder().native_node(parent, address);
+    }
+    return *slot;
+}
+
+struct MapsRun {
+    std::vector<Mapping>* out;
+    uintptr_t self_address;
+    bool first;
+};
+
+int add_object(struct dl_phdr_info* info, size_t, void* arg) {
+    auto* run = static_cast<MapsRun*>(arg);
+    bool first = run->first;
+    run->first = false;
+    std::string path = info->dlpi_name ? info->dlpi_name : "";
+    if (path.empty()) {
+        // Only the main program has no name; other nameless objects are loader internals.
+        if (!first) return 0;
+        char buffer[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", buffer, sizeof(buffer) - 1);
+        if (n <= 0) return 0;
+        path.assign(buffer, static_cast<size_t>(n));
+    }
+    // The vDSO has no file to symbolise from, and no allocation is ever made inside it.
+    if (path.find("linux-vdso") != std::string::npos || path.find("linux-gate") != std::string::npos) return 0;
+    uintptr_t low = UINTPTR_MAX, high = 0;
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr)& segment = info->dlpi_phdr[i];
+        if (segment.p_type != PT_LOAD) continue;
+        uintptr_t start = info->dlpi_addr + segment.p_vaddr;
+        uintptr_t end = start + segment.p_memsz;
+        if (start < low) low = start;
+        if (end > high) high = end;
+        if (segment.p_flags & PF_X) run->out->push_back({start, end, info->dlpi_addr, path});
+    }
+    if (run->self_address >= low && run->self_address < high) {
+        g_self_start = low;
+        g_self_end = high;
+    }
+    return 0;
+}
+
+}  // namespace
+
+int unwind(uintptr_t* out, int max) {
+    UnwindRun run{out, 0, max, true};
+    _Unwind_Backtrace(collect, &run);
+    return run.count;
+}
+
+uint32_t intern(NativeCache& cache, const uintptr_t* addresses, int count) {
+    if (cache.generation != g_generation) {
+        cache.addresses.clear();
+        cache.nodes.clear();
+        cache.generation = g_generation;
+    }
+    size_t n = static_cast<size_t>(count);
+    // The outer frames usually match the previous allocation's: reuse their nodes.
+    size_t common = 0;
+    size_t limit = cache.addresses.size() < n ? cache.addresses.size() : n;
+    while (common < limit && cache.addresses[common] == addresses[n - 1 - common]) ++common;
+    cache.addresses.resize(n);
+    cache.nodes.resize(n);
+    uint32_t parent = common ? cache.nodes[common - 1] : 0;
+    for (size_t i = common; i < n; ++i) {
+        uintptr_t address = addresses[n - 1 - i];
+        parent = intern_edge(parent, address);
+        cache.addresses[i] = address;
+        cache.nodes[i] = parent;
+    }
+    return n ? parent : 0;
+}
+
+void reset() {
+    g_trie.clear();
+    g_nodes.clear();
+    ++g_generation;
+}
+
+void invalidate() {
+    g_trie.clear();
+    ++g_generation;
+}
+
+std::vector<Mapping> read_maps() {
+    std::vector<Mapping> maps;
+    MapsRun run{&maps, reinterpret_cast<uintptr_t>(&unwind), true};
+    dl_iterate_phdr(add_object, &run);
+    return maps;
+}
+
+void emit_maps(Recorder& recorder, std::vector<Mapping> maps) {
+    recorder.maps_begin();
+    for (const Mapping& map : maps) recorder.map(map.start, map.end, map.load_base, map.path);
+    g_maps = std::move(maps);
+}
+
+void emit_tables(Recorder& recorder) {
+    if (g_maps.empty() && g_nodes.empty()) return;
+    recorder.maps_begin();
+    for (const Mapping& map : g_maps) recorder.map(map.start, map.end, map.load_base, map.path);
+    for (const NodeInfo& node : g_nodes) recorder.native_node(node.parent, node.address);
+}
+
+}  // namespace memprof::nativestack

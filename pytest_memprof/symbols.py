@@ -1,0 +1,388 @@
+"""Report-time symbolisation of native return addresses: ELF symbols for names, DWARF for file:line.
+
+DWARF is read with pyelftools: pure Python, maintained, and already a dependency-free wheel on
+every platform we run on, where libdw (elfutils) would be a system library to find and bind
+through ctypes with its ABI, and addr2line a subprocess per object. pyelftools is slow on big
+debug sections, so it is used only for the addresses a report shows: names come from the
+symbol table (read with struct, not pyelftools' per-symbol objects), and every result is cached
+per address and per object.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import ctypes.util
+import os
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from .model import Frame
+
+_STT_FUNC = 2
+_STT_GNU_IFUNC = 10
+
+
+@dataclass(frozen=True)
+class NativeLocation:
+    """What one return address resolved to: its frames (outermost first, inlined ones after)."""
+
+    function: str  # the physical function (symbol table), "" if unknown
+    frames: tuple[Frame, ...]
+    missing: bool = False  # the object could not be read at report time
+
+
+# ---- demangling ---------------------------------------------------------------------------------
+
+_demangler: Any = None
+_free: Any = None
+_demangled: dict[str, str] = {}
+
+
+def demangle(name: str) -> str:
+    """The C++ name for an Itanium-mangled symbol (libstdc++'s __cxa_demangle); others unchanged."""
+    global _demangler, _free
+    if not name.startswith("_Z"):
+        return name
+    cached = _demangled.get(name)
+    if cached is not None:
+        return cached
+    if _demangler is None:
+        try:
+            library = ctypes.CDLL(ctypes.util.find_library("stdc++") or "libstdc++.so.6")
+            _demangler = library.__cxa_demangle
+            _demangler.restype = ctypes.c_void_p
+            _demangler.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+            _free = ctypes.CDLL(None).free
+            _free.argtypes = [ctypes.c_void_p]
+        except (OSError, AttributeError):
+            _demangler = False
+    result = name
+    if _demangler:
+        status = ctypes.c_int(-1)
+        pointer = _demangler(name.encode(), None, None, ctypes.byref(status))
+        if status.value == 0 and pointer:
+            result = ctypes.string_at(pointer).decode(errors="replace")
+        if pointer:
+            _free(pointer)
+    _demangled[name] = result
+    return result
+
+
+# ---- one ELF object -----------------------------------------------------------------------------
+
+
+class _ElfObject:
+    """The symbol table and, lazily, the DWARF of one shared object or executable."""
+
+    def __init__(self, path: str) -> None:
+        from elftools.elf.elffile import ELFFile
+
+        self.path = path
+        self._file = open(path, "rb")
+        try:
+            self._elf = ELFFile(self._file)
+            if self._elf.elfclass != 64 or not self._elf.little_endian:
+                raise ValueError("only 64-bit little-endian objects are read")
+            self._starts, self._ends, self._names = self._read_functions()
+        except Exception:
+            self._file.close()
+            raise
+        self._dwarf: _Dwarf | bool | None = None
+
+    def _read_functions(self) -> tuple[list[int], list[int], list[str]]:
+        rows: dict[int, tuple[int, str]] = {}
+        for section_name in (".symtab", ".dynsym"):
+            section = self._elf.get_section_by_name(section_name)
+            if section is None or section["sh_entsize"] != 24:
+                continue
+            strings = self._elf.get_section(section["sh_link"]).data()
+            for name_offset, info, _, shndx, value, size in struct.iter_unpack("<IBBHQQ", section.data()):
+                if (info & 0xF) not in (_STT_FUNC, _STT_GNU_IFUNC) or value == 0 or shndx == 0:
+                    continue
+                end = strings.find(b"\0", name_offset)
+                name = strings[name_offset:end].decode(errors="replace")
+                known = rows.get(value)
+                # Aliases share an address: keep the sized one, then the shorter (public) name.
+                if known is None or (known[0] == 0 and size) or (known[0] == size and len(name) < len(known[1])):
+                    rows[value] = (size, name)
+            if rows:
+                break  # .symtab holds everything .dynsym does
+        starts = sorted(rows)
+        ends = [start + (rows[start][0] or 1) for start in starts]
+        for index, start in enumerate(starts):
+            if rows[start][0] == 0 and index + 1 < len(starts):
+                ends[index] = starts[index + 1]  # unsized: runs to the next symbol
+        return starts, ends, [rows[start][1] for start in starts]
+
+    def function_at(self, vaddr: int) -> str:
+        """The (mangled) symbol containing ``vaddr``, or ""."""
+        index = bisect.bisect_right(self._starts, vaddr) - 1
+        if index >= 0 and vaddr < self._ends[index]:
+            return self._names[index]
+        return ""
+
+    def dwarf(self) -> _Dwarf | None:
+        """The object's DWARF reader, or None if it has no debug information."""
+        if self._dwarf is None:
+            try:
+                self._dwarf = _Dwarf(self._elf) if self._elf.has_dwarf_info() and \
+                    self._elf.get_section_by_name(".debug_info") is not None else False
+            except Exception:  # malformed debug info: names from the symbol table only
+                self._dwarf = False
+        return self._dwarf or None
+
+
+# ---- DWARF ------------------------------------------------------------------------------------
+
+
+class _Dwarf:
+    """Line tables and inlined-call chains of one object, per compile unit, cached."""
+
+    def __init__(self, elf: Any) -> None:
+        self.info = elf.get_dwarf_info()
+        self._aranges = self.info.get_aranges()
+        self._cu_ranges: list[tuple[int, int, int]] | None = None
+        self._lines: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int, bool]], Any]] = {}
+
+    # Compile units.
+    def cu_at(self, vaddr: int) -> Any:
+        offset = None
+        if self._aranges is not None:
+            try:
+                offset = self._aranges.cu_offset_at_addr(vaddr)
+            except Exception:
+                offset = None
+        if offset is None:
+            offset = self._cu_from_ranges(vaddr)
+        return None if offset is None else self.info.get_CU_at(offset)
+
+    def _cu_from_ranges(self, vaddr: int) -> int | None:
+        if self._cu_ranges is None:
+            self._cu_ranges = []
+            for cu in self.info.iter_CUs():
+                for low, high in self.ranges(cu.get_top_DIE(), cu):
+                    self._cu_ranges.append((low, high, cu.cu_offset))
+        for low, high, offset in self._cu_ranges:
+            if low <= vaddr < high:
+                return offset
+        return None
+
+    def ranges(self, die: Any, cu: Any) -> list[tuple[int, int]]:
+        """The [low, high) address ranges of a DIE (low/high pc or a range list)."""
+        attributes = die.attributes
+        if "DW_AT_low_pc" in attributes and "DW_AT_high_pc" in attributes:
+            low = attributes["DW_AT_low_pc"].value
+            high = attributes["DW_AT_high_pc"]
+            # DWARF 4+: a constant-class high_pc is a length.
+            end = high.value if high.form == "DW_FORM_addr" else low + high.value
+            return [(low, end)]
+        if "DW_AT_ranges" in attributes:
+            lists = self.info.range_lists()
+            if lists is None:
+                return []
+            top = cu.get_top_DIE()
+            base = top.attributes["DW_AT_low_pc"].value if "DW_AT_low_pc" in top.attributes else 0
+            out = []
+            for entry in lists.get_range_list_at_offset(attributes["DW_AT_ranges"].value, cu=cu):
+                if hasattr(entry, "base_address"):
+                    base = entry.base_address
+                elif getattr(entry, "is_absolute", False):
+                    out.append((entry.begin_offset, entry.end_offset))
+                else:
+                    out.append((base + entry.begin_offset, base + entry.end_offset))
+            return out
+        return []
+
+    def _contains(self, die: Any, cu: Any, vaddr: int) -> bool:
+        return any(low <= vaddr < high for low, high in self.ranges(die, cu))
+
+    # Line table.
+    def _table(self, cu: Any) -> tuple[list[tuple[int, int]], list[tuple[int, int, bool]], Any]:
+        cached = self._lines.get(cu.cu_offset)
+        if cached is None:
+            program = self.info.line_program_for_CU(cu)
+            rows: list[tuple[int, int, int, bool]] = []
+            if program is not None:
+                for entry in program.get_entries():
+                    state = entry.state
+                    if state is not None:
+                        # At one address an end of sequence sorts before the next start.
+                        rows.append((state.address, 0 if state.end_sequence else 1, state.file, state.line))
+            rows.sort()
+            keys = [(address, order) for address, order, _, _ in rows]
+            values = [(file, line, order == 0) for _, order, file, line in rows]
+            cached = (keys, values, program)
+            self._lines[cu.cu_offset] = cached
+        return cached
+
+    def line_at(self, cu: Any, vaddr: int) -> tuple[str, int] | None:
+        keys, values, program = self._table(cu)
+        index = bisect.bisect_right(keys, (vaddr, 2)) - 1
+        if index < 0 or values[index][2]:
+            return None
+        file, line, _ = values[index]
+        return self.file_name(cu, program, file), line
+
+    def file_name(self, cu: Any, program: Any, index: int) -> str:
+        if program is None:
+            return "?"
+        version = program["version"]
+        entries = program["file_entry"]
+        position = index if version >= 5 else index - 1
+        if not 0 <= position < len(entries):
+            return "?"
+        entry = entries[position]
+        name = _text(entry.name)
+        if os.path.isabs(name):
+            return name
+        directories = program["include_directory"]
+        directory_index = entry.dir_index
+        top = cu.get_top_DIE()
+        comp_dir = _text(top.attributes["DW_AT_comp_dir"].value) if "DW_AT_comp_dir" in top.attributes else ""
+        if version >= 5:
+            directory = _text(directories[directory_index]) if directory_index < len(directories) else ""
+        else:
+            directory = comp_dir if directory_index == 0 else _text(directories[directory_index - 1]) \
+                if directory_index - 1 < len(directories) else ""
+        if directory and not os.path.isabs(directory) and comp_dir:
+            directory = os.path.join(comp_dir, directory)
+        return os.path.normpath(os.path.join(directory, name)) if directory else name
+
+    # Inlined calls.
+    def inline_chain(self, cu: Any, vaddr: int) -> list[Any]:
+        """The subprogram containing ``vaddr`` and the inlined subroutines inside it, outermost first."""
+        chain: list[Any] = []
+        scope = cu.get_top_DIE()
+        while True:
+            for child in scope.iter_children():
+                tag = child.tag
+                if tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine", "DW_TAG_lexical_block"):
+                    if self._contains(child, cu, vaddr):
+                        if tag != "DW_TAG_lexical_block":
+                            chain.append(child)
+                        scope = child
+                        break
+                elif tag in ("DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type") and not chain:
+                    # C++ nests some out-of-line definitions (anonymous namespaces) here.
+                    if self._search_nested(child, cu, vaddr, chain):
+                        scope = chain[-1]
+                        break
+            else:
+                return chain
+
+    def _search_nested(self, scope: Any, cu: Any, vaddr: int, chain: list[Any]) -> bool:
+        for child in scope.iter_children():
+            if child.tag == "DW_TAG_subprogram" and self._contains(child, cu, vaddr):
+                chain.append(child)
+                return True
+            if child.tag in ("DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type"):
+                if self._search_nested(child, cu, vaddr, chain):
+                    return True
+        return False
+
+    def die_name(self, die: Any) -> str:
+        """A DIE's linkage name (demangled) or plain name, following abstract origins and specifications."""
+        for _ in range(8):
+            attributes = die.attributes
+            for key in ("DW_AT_linkage_name", "DW_AT_MIPS_linkage_name"):
+                if key in attributes:
+                    return demangle(_text(attributes[key].value))
+            if "DW_AT_name" in attributes:
+                return _text(attributes["DW_AT_name"].value)
+            for key in ("DW_AT_abstract_origin", "DW_AT_specification"):
+                if key in attributes:
+                    die = die.get_DIE_from_attribute(key)
+                    break
+            else:
+                return ""
+        return ""
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+# ---- the symboliser -----------------------------------------------------------------------------
+
+
+class Symbolizer:
+    """Resolves (object path, load base, address) to frames; caches per object and per address."""
+
+    def __init__(self) -> None:
+        self._objects: dict[str, _ElfObject | None] = {}
+        self._names: dict[tuple[str, int], str] = {}
+        self._locations: dict[tuple[str, int], NativeLocation] = {}
+        self.missing: dict[str, str] = {}  # path -> why it could not be read
+
+    def _object(self, path: str) -> _ElfObject | None:
+        if path not in self._objects:
+            try:
+                self._objects[path] = _ElfObject(path)
+            except FileNotFoundError:
+                self._objects[path] = None
+                self.missing[path] = "no longer exists"
+            except Exception as error:
+                self._objects[path] = None
+                self.missing[path] = f"cannot be read ({type(error).__name__}: {error})"
+        return self._objects[path]
+
+    def function_name(self, path: str, vaddr: int) -> str:
+        """The demangled name of the function holding ``vaddr`` (the call site), or ""."""
+        key = (path, vaddr)
+        name = self._names.get(key)
+        if name is None:
+            elf = self._object(path)
+            name = demangle(elf.function_at(vaddr)) if elf is not None else ""
+            self._names[key] = name
+        return name
+
+    def locate(self, path: str, vaddr: int) -> NativeLocation:
+        """Frames for the call site at ``vaddr`` (an object-relative address), inlined ones expanded."""
+        key = (path, vaddr)
+        cached = self._locations.get(key)
+        if cached is not None:
+            return cached
+        elf = self._object(path)
+        base = os.path.basename(path)
+        if elf is None:
+            frame = Frame(f"{base}+0x{vaddr:x}", path, 0, native=True)
+            location = NativeLocation("", (frame,), missing=True)
+        else:
+            function = self.function_name(path, vaddr)
+            frames: tuple[Frame, ...] = (Frame(function or f"{base}+0x{vaddr:x}", path, 0, native=True),)
+            dwarf = elf.dwarf()
+            if dwarf is not None:
+                try:
+                    frames = _dwarf_frames(dwarf, vaddr, function, path) or frames
+                except Exception:
+                    pass
+            location = NativeLocation(function, frames)
+        self._locations[key] = location
+        return location
+
+
+def _dwarf_frames(dwarf: _Dwarf, vaddr: int, function: str, path: str) -> tuple[Frame, ...]:
+    cu = dwarf.cu_at(vaddr)
+    if cu is None:
+        return ()
+    line = dwarf.line_at(cu, vaddr)
+    chain = dwarf.inline_chain(cu, vaddr)
+    _, _, program = dwarf._table(cu)
+    frames = []
+    for index, die in enumerate(chain):
+        name = dwarf.die_name(die)
+        if index == 0 and function:
+            name = function  # the symbol table names the physical function exactly
+        if index + 1 < len(chain):
+            callee = chain[index + 1].attributes
+            file = dwarf.file_name(cu, program, callee["DW_AT_call_file"].value) if "DW_AT_call_file" in callee \
+                else path
+            number = callee["DW_AT_call_line"].value if "DW_AT_call_line" in callee else 0
+        else:
+            file, number = line if line else (path, 0)
+        frames.append(Frame(name or function or "??", file, number, native=True))
+    if not frames and line:
+        frames.append(Frame(function or "??", line[0], line[1], native=True))
+    return tuple(frames)

@@ -1,0 +1,207 @@
+"""Native stacks (native=True): real unwinding in the hooks, symbols and DWARF lines at report time."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pytest_memprof._reader import NativeReader
+
+from pytest_memprof import Capture, CaptureError, CaptureVersionError, Tracker
+from tests.native_lib import build_cpp, load_cpp, marked_lines
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = str(Path(__file__).with_name("native_lib") / "nativestacks.cc")
+LINES = marked_lines()
+BLOCK_DOUBLES = 300_000  # new[] of 2,400,000 bytes, then malloc of as many
+
+
+@pytest.fixture(scope="module")
+def cpplib_path(tmp_path_factory):
+    return build_cpp(tmp_path_factory.mktemp("native_cpp"))
+
+
+@pytest.fixture(scope="module")
+def cpplib(cpplib_path):
+    return load_cpp(cpplib_path)
+
+
+def names(frames):
+    return [frame.function for frame in frames]
+
+
+def index_of(frames, predicate):
+    return next(index for index, frame in enumerate(frames) if predicate(frame))
+
+
+def test_cpp_frames_are_named_demangled_in_order_with_lines_under_the_python_caller(tmp_path, cpplib):
+    out = tmp_path / "cpp.bin"
+    raw = ctypes.c_void_p()
+    with Tracker(out, native=True):
+        block = cpplib.memprof_test_entry(BLOCK_DOUBLES, ctypes.byref(raw))
+    cpplib.memprof_test_release(block, raw)
+    capture = Capture.open(out)
+    assert capture.metadata.native and capture.metadata.format_version == 2
+    size = BLOCK_DOUBLES * 8
+    stats = [stat for stat in capture.leak_stacks() if stat.bytes == size]
+    for label in ("new", "malloc"):
+        found = [stat for stat in stats if any(f.file == SOURCE and f.line == LINES[label] for f in stat.frames)]
+        assert len(found) == 1, [names(stat.frames) for stat in stats]
+        stack = found[0].frames
+        python = index_of(stack, lambda f: f.function == "test_cpp_frames_are_named_demangled_in_order_with_"
+                          "lines_under_the_python_caller")
+        assert not stack[python].native and stack[python].file == __file__
+        entry = index_of(stack, lambda f: f.function == "memprof_test_entry")
+        build = index_of(stack, lambda f: f.function == "Builder<double>::build(unsigned long, void**)")
+        make = index_of(stack, lambda f: f.function == "(anonymous namespace)::make_block(unsigned long, void**)")
+        assert python < entry < build < make, names(stack)
+        assert (stack[entry].file, stack[entry].line) == (SOURCE, LINES["entry"])
+        assert (stack[build].file, stack[build].line) == (SOURCE, LINES["build"])
+        assert (stack[make].file, stack[make].line) == (SOURCE, LINES[label])
+        assert all(frame.native for frame in stack[entry:])
+        if label == "new":  # new[] reaches malloc through libstdc++'s operator new
+            assert any("operator new" in frame.function for frame in stack[make + 1:]), names(stack)
+        else:
+            assert make == len(stack) - 1, names(stack)
+        # Interpreter frames are hidden by default: the C frames between Python frames are the
+        # extension's (ctypes, libffi), not libpython's.
+        assert not any(frame.function.startswith("_PyEval_EvalFrame") for frame in stack)
+
+
+def test_interpreter_frames_are_shown_on_request(tmp_path, cpplib):
+    out = tmp_path / "interp.bin"
+    raw = ctypes.c_void_p()
+    with Tracker(out, native=True):
+        block = cpplib.memprof_test_entry(BLOCK_DOUBLES, ctypes.byref(raw))
+    cpplib.memprof_test_release(block, raw)
+    capture = Capture.open(out, show_interpreter_frames=True)
+    stat = next(stat for stat in capture.leak_stacks() if stat.bytes == BLOCK_DOUBLES * 8)
+    functions = names(stat.frames)
+    evals = [i for i, name in enumerate(functions) if name.startswith("_PyEval_EvalFrameDefault")]
+    this_test = functions.index("test_interpreter_frames_are_shown_on_request")
+    assert evals and evals[0] < this_test < functions.index("memprof_test_entry")
+
+
+def test_numpy_ones_shows_numpys_allocating_functions(tmp_path):
+    np = pytest.importorskip("numpy")
+    out = tmp_path / "numpy.bin"
+    with Tracker(out, native=True):
+        array = np.ones(10**7)
+    del array
+    capture = Capture.open(out)
+    top = capture.peak_stacks()[0]
+    assert top.bytes >= 8 * 10**7
+    native = [frame for frame in top.frames if frame.native]
+    numpy_frames = [frame for frame in native if "_multiarray_umath" in frame.file]
+    assert numpy_frames, names(top.frames)
+    assert {"PyArray_NewFromDescr_int", "PyDataMem_UserNEW"} & set(names(numpy_frames)), names(numpy_frames)
+    assert not any("+0x" in frame.function for frame in numpy_frames), names(numpy_frames)
+    caller = index_of(top.frames, lambda f: f.function == "test_numpy_ones_shows_numpys_allocating_functions")
+    assert caller < top.frames.index(numpy_frames[0])
+
+
+def test_native_thread_is_tracked_under_its_pthread_name(tmp_path, cpplib):
+    out = tmp_path / "thread.bin"
+    block, raw = ctypes.c_void_p(), ctypes.c_void_p()
+    with Tracker(out, native=True):
+        assert cpplib.memprof_test_thread(1_234_567, b"memprof-worker", ctypes.byref(block), ctypes.byref(raw)) == 0
+    cpplib.memprof_test_release(block, raw)
+    capture = Capture.open(out)
+    threads = {info.name: info.thread_id for info in capture.threads()}
+    assert "memprof-worker" in threads, threads
+    stats = [stat for stat in capture.leak_stacks(merge_threads=False) if stat.bytes == 1_234_567]
+    assert len(stats) == 2 and {stat.thread_id for stat in stats} == {threads["memprof-worker"]}
+    for stat in stats:
+        functions = names(stat.frames)
+        assert functions.index("thread_main(void*)") < functions.index("Builder<char>::build(unsigned long, void**)")
+        assert not any(not frame.native for frame in stat.frames), functions  # no Python in that thread
+
+
+def test_report_after_the_library_is_deleted_shows_lib_offset_and_warns(tmp_path):
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    library = build_cpp(folder, "libmemprofgone.so")
+    out = tmp_path / "gone.bin"
+    script = (
+        "import ctypes, sys\n"
+        "from pytest_memprof import Tracker\n"
+        "from tests.native_lib import load_cpp\n"
+        f"lib = load_cpp({str(library)!r})\n"
+        "raw = ctypes.c_void_p()\n"
+        f"with Tracker({str(out)!r}, native=True):\n"
+        "    lib.memprof_test_entry(1_000_000, ctypes.byref(raw))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=ROOT)
+    shutil.rmtree(folder)
+    result = subprocess.run([sys.executable, "-m", "pytest_memprof", "stats", "--json", str(out)],
+                            capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "libmemprofgone.so" in result.stderr and "no longer exists" in result.stderr, result.stderr
+    rows = json.loads(result.stdout)["top_by_bytes"]
+    # The malloc call's innermost frame is in the deleted library (new[]'s is operator new).
+    gone = [row for row in rows if row["function"].startswith("libmemprofgone.so+0x")]
+    assert gone and gone[0]["bytes"] == 8_000_000, rows
+    offset = int(gone[0]["function"].split("+")[1], 16)
+    assert 0 < offset < 1 << 20
+
+
+def test_python_only_capture_stays_format_version_one(tmp_path):
+    out = tmp_path / "plain.bin"
+    with Tracker(out):
+        data = bytearray(100_000)
+    del data
+    assert struct.unpack_from("<H", out.read_bytes(), 8)[0] == 1
+    assert all(not frame.native for stat in Capture.open(out).total_stacks() for frame in stat.frames)
+
+
+def test_newer_format_version_is_refused_by_name(tmp_path):
+    out = tmp_path / "future.bin"
+    with Tracker(out, native=True):
+        pass
+    data = bytearray(out.read_bytes())
+    data[8:10] = struct.pack("<H", 3)
+    out.write_bytes(bytes(data))
+    with pytest.raises(CaptureVersionError, match="version 3, newer than this memprof reads"):
+        Capture.open(out)
+
+
+@pytest.mark.parametrize(("records", "message"), [
+    (bytes([72, 5, 0x10]), "native stack whose parent is unknown"),
+    (bytes([73, 74, 0x20, 0x10, 0, 1, ord("x")]), "mapping that ends before it starts"),
+    (bytes([0x81, 0, 8, 0, 2]), "unknown native stack id"),
+    (bytes([74, 1, 2, 0, 0xFF, 0xFF, 0x7F]), "oversized string"),
+])
+def test_corrupt_native_records_are_one_clear_error(records, message):
+    reader = NativeReader()
+    assert not reader.feed(records)
+    assert message in reader.error
+
+
+def test_native_records_decode_whole_in_memory(tmp_path, cpplib):
+    # The pytest plugin's path: a memory sink fed to a reader, not a file.
+    raw = ctypes.c_void_p()
+    tracker = Tracker(None, native=True)
+    with tracker:
+        block = cpplib.memprof_test_entry(BLOCK_DOUBLES, ctypes.byref(raw))
+        records = tracker.drain()
+    records += tracker.drain()
+    cpplib.memprof_test_release(block, raw)
+    reader = NativeReader()
+    assert reader.feed(records), reader.error
+    capture = Capture.from_reader(reader)
+    stat = next(stat for stat in capture.total_stacks() if stat.bytes == BLOCK_DOUBLES * 8)
+    assert "memprof_test_entry" in names(stat.frames)
+
+
+def test_missing_capture_is_still_a_capture_error(tmp_path):
+    with pytest.raises(CaptureError):
+        Capture.open(tmp_path / "nothing.bin")
