@@ -5,6 +5,8 @@
 #include <unwind.h>
 
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 
 #include "flat_map.h"
 #include "recorder.h"
@@ -27,6 +29,9 @@ struct NodeInfo {
 std::vector<NodeInfo> g_nodes;  // index = node id - 1: every node of the stream, for a fork child
 uint32_t g_generation = 1;      // bumped when the trie is cleared; per-thread caches compare it
 std::vector<Mapping> g_maps;    // the latest recorded set, for a fork child
+// MEMPROF_UNWIND=libgcc (read at start): every stack through _Unwind_Backtrace, so the tests can
+// hold the fast unwinder to the same results.
+bool g_libgcc_only = false;
 
 struct UnwindRun {
     uintptr_t* out;
@@ -102,7 +107,13 @@ int add_object(struct dl_phdr_info* info, size_t, void* arg) {
 
 }  // namespace
 
-int unwind(uintptr_t* out, int max) {
+int unwind(NativeCache& cache, uintptr_t* out, int max) {
+    // After dlclose an address may belong to another object: the rules are per generation.
+    uint32_t generation = __atomic_load_n(&g_generation, __ATOMIC_RELAXED);
+    if (!g_libgcc_only) {
+        int count = unwind::unwind(cache.rules, generation, g_self_start, g_self_end, out, max);
+        if (count >= 0) return count;
+    }
     UnwindRun run{out, 0, max, true};
     _Unwind_Backtrace(collect, &run);
     return run.count;
@@ -132,6 +143,8 @@ uint32_t intern(NativeCache& cache, const uintptr_t* addresses, int count) {
 }
 
 void reset() {
+    const char* choice = getenv("MEMPROF_UNWIND");
+    g_libgcc_only = choice && strcmp(choice, "libgcc") == 0;
     g_trie.clear();
     g_nodes.clear();
     ++g_generation;

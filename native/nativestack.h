@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "fast_unwind.h"
+
 namespace memprof {
 
 class Recorder;
@@ -19,6 +21,7 @@ struct NativeCache {
     std::vector<uintptr_t> addresses;  // the previous stack, outermost first
     std::vector<uint32_t> nodes;       // nodes[i]: the trie node of addresses[0..i]
     uint32_t generation = 0;           // trie generation these nodes belong to
+    unwind::RuleCache rules;           // the fast unwinder's decoded CFI
 };
 
 namespace nativestack {
@@ -26,8 +29,8 @@ namespace nativestack {
 constexpr int kMaxDepth = 128;
 
 // Return addresses of the calling thread, innermost first, without the frames of this extension
-// (the hook and the tracker). No lock, no allocation of ours.
-int unwind(uintptr_t* out, int max);
+// (the hook and the tracker). No lock; allocates only to grow the thread's rule cache.
+int unwind(NativeCache& cache, uintptr_t* out, int max);
 
 // The trie node of `addresses` (innermost first); emits NATIVE_NODE records. Tracker lock held.
 uint32_t intern(NativeCache& cache, const uintptr_t* addresses, int count);

@@ -410,7 +410,7 @@ void on_alloc(uint8_t kind, void* address, size_t size) {
         if (!active_relaxed()) return;  // paused between tests: not worth an unwind
         // Unwound outside the lock: it is the slow part, and threads need not wait for it.
         uintptr_t addresses[nativestack::kMaxDepth];
-        int depth = nativestack::unwind(addresses, nativestack::kMaxDepth);
+        int depth = nativestack::unwind(state->native_stack, addresses, nativestack::kMaxDepth);
         std::lock_guard<std::mutex> lock(g->lock);
         if (!g->active.load(std::memory_order_relaxed)) return;
         uint32_t stack = pystack::current_node(state->stack);

@@ -41,7 +41,15 @@ def index_of(frames, predicate):
     return next(index for index, frame in enumerate(frames) if predicate(frame))
 
 
-def test_cpp_frames_are_named_demangled_in_order_with_lines_under_the_python_caller(tmp_path, cpplib):
+@pytest.fixture(params=["fast", "libgcc"])
+def unwinder(request, monkeypatch):
+    """Both unwinders: our caching one, and libgcc's _Unwind_Backtrace (its fallback)."""
+    if request.param == "libgcc":
+        monkeypatch.setenv("MEMPROF_UNWIND", "libgcc")
+    return request.param
+
+
+def test_cpp_frames_are_named_demangled_in_order_with_lines_under_the_python_caller(tmp_path, cpplib, unwinder):
     out = tmp_path / "cpp.bin"
     raw = ctypes.c_void_p()
     with Tracker(out, native=True):
@@ -107,7 +115,7 @@ def test_numpy_ones_shows_numpys_allocating_functions(tmp_path):
     assert caller < top.frames.index(numpy_frames[0])
 
 
-def test_native_thread_is_tracked_under_its_pthread_name(tmp_path, cpplib):
+def test_native_thread_is_tracked_under_its_pthread_name(tmp_path, cpplib, unwinder):
     out = tmp_path / "thread.bin"
     block, raw = ctypes.c_void_p(), ctypes.c_void_p()
     with Tracker(out, native=True):

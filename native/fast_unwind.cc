@@ -1,0 +1,420 @@
+#include "fast_unwind.h"
+
+#include <pthread.h>
+
+#include <cstring>
+
+// libgcc's FDE lookup (exported since GCC 3.0; lock-free with glibc's _dl_find_object). It finds
+// the FDE; decoding it is ours.
+extern "C" {
+struct dwarf_eh_bases {
+    void* tbase;
+    void* dbase;
+    void* func;
+};
+const void* _Unwind_Find_FDE(void* pc, struct dwarf_eh_bases* bases);
+}
+
+namespace memprof::unwind {
+
+#if defined(__x86_64__)
+
+namespace {
+
+// Rule kinds. UNSUPPORTED is 0 so that a fresh cache slot never reads as a usable rule.
+enum Kind : uint8_t { UNSUPPORTED = 0, CFA_RSP = 1, CFA_RBP = 2, CFA_DEREF_RBP = 3, END = 4 };
+constexpr uint64_t kRbp = 6, kRsp = 7, kReturnAddress = 16;  // DWARF register numbers on x86_64
+
+// How to step from a frame at one address to its caller, packed in 64 bits:
+// kind (8 bits) | CFA offset (24, signed) | return-address offset from CFA (16, signed) |
+// saved-rbp offset from CFA (16, signed; 0: rbp is not saved by this frame).
+struct Rule {
+    uint8_t kind;
+    int32_t cfa_offset;
+    int16_t ra_offset;
+    int16_t rbp_offset;
+};
+
+uint64_t pack(const Rule& rule) {
+    return static_cast<uint64_t>(rule.kind) | (static_cast<uint64_t>(static_cast<uint32_t>(rule.cfa_offset) & 0xffffff) << 8) |
+           (static_cast<uint64_t>(static_cast<uint16_t>(rule.ra_offset)) << 32) |
+           (static_cast<uint64_t>(static_cast<uint16_t>(rule.rbp_offset)) << 48);
+}
+
+Rule unpack(uint64_t value) {
+    int32_t offset = static_cast<int32_t>((value >> 8) & 0xffffff);
+    if (offset & 0x800000) offset -= 0x1000000;
+    return {static_cast<uint8_t>(value & 0xff), offset, static_cast<int16_t>(value >> 32), static_cast<int16_t>(value >> 48)};
+}
+
+struct Bytes {
+    const uint8_t* pos;
+    const uint8_t* end;
+    bool ok = true;
+
+    uint8_t u8() {
+        if (pos >= end) return fail();
+        return *pos++;
+    }
+    uint64_t fixed(int size) {
+        if (end - pos < size) return fail();
+        uint64_t value = 0;
+        memcpy(&value, pos, static_cast<size_t>(size));
+        pos += size;
+        return value;
+    }
+    uint64_t uleb() {
+        uint64_t value = 0;
+        for (int shift = 0; shift < 64; shift += 7) {
+            uint8_t byte = u8();
+            value |= static_cast<uint64_t>(byte & 0x7f) << shift;
+            if (!(byte & 0x80)) return value;
+        }
+        return fail();
+    }
+    int64_t sleb() {
+        int64_t value = 0;
+        int shift = 0;
+        uint8_t byte;
+        do {
+            byte = u8();
+            value |= static_cast<int64_t>(byte & 0x7f) << shift;
+            shift += 7;
+        } while ((byte & 0x80) && shift < 64);
+        if (shift < 64 && (byte & 0x40)) value |= -(static_cast<int64_t>(1) << shift);
+        return value;
+    }
+    void skip(uint64_t count) {
+        if (static_cast<uint64_t>(end - pos) < count) {
+            fail();
+            return;
+        }
+        pos += count;
+    }
+    uint8_t fail() {
+        ok = false;
+        pos = end;
+        return 0;
+    }
+};
+
+// Skips a pointer in encoding `encoding` (DW_EH_PE_*); false for one we do not know.
+bool skip_pointer(Bytes& bytes, uint8_t encoding) {
+    if (encoding == 0xff) return true;  // omitted
+    if ((encoding & 0x70) == 0x50) return false;  // aligned: never emitted by GCC or clang
+    switch (encoding & 0x0f) {
+        case 0x00: case 0x04: case 0x0c: bytes.skip(8); break;
+        case 0x02: case 0x0a: bytes.skip(2); break;
+        case 0x03: case 0x0b: bytes.skip(4); break;
+        case 0x01: bytes.uleb(); break;
+        case 0x09: bytes.sleb(); break;
+        default: return false;
+    }
+    return bytes.ok;
+}
+
+// A register's rule while the CFA program runs.
+enum How : uint8_t { SAME = 0, AT_CFA = 1, UNDEFINED = 2, OTHER = 3 };
+struct Register {
+    How how;
+    int64_t offset;
+};
+struct State {
+    uint64_t cfa_register;
+    int64_t cfa_offset;
+    bool cfa_deref_rbp;  // CFA = *(rbp + cfa_offset), GCC's form after realigning the stack
+    bool cfa_other;      // any other CFA expression
+    Register rbp, ra;
+};
+
+Register* tracked(State& state, uint64_t reg) {
+    if (reg == kRbp) return &state.rbp;
+    if (reg == kReturnAddress) return &state.ra;
+    return nullptr;
+}
+
+// Runs CFA instructions while the location stays at or before `target`.
+bool run(Bytes bytes, uint64_t location, uint64_t target, uint64_t code_align, int64_t data_align, State& state,
+         const State& initial) {
+    State saved[8];
+    int depth = 0;
+    auto set = [&](uint64_t reg, How how, int64_t offset) {
+        if (Register* r = tracked(state, reg)) *r = {how, offset};
+    };
+    auto advance = [&](uint64_t delta) {
+        location += delta * code_align;
+        return location <= target;
+    };
+    while (bytes.pos < bytes.end) {
+        uint8_t op = bytes.u8();
+        uint8_t operand = op & 0x3f;
+        switch (op & 0xc0) {
+            case 0x40:  // advance_loc
+                if (!advance(operand)) return true;
+                continue;
+            case 0x80:  // offset
+                set(operand, AT_CFA, static_cast<int64_t>(bytes.uleb()) * data_align);
+                continue;
+            case 0xc0:  // restore
+                if (Register* r = tracked(state, operand)) *r = *tracked(const_cast<State&>(initial), operand);
+                continue;
+            default: break;
+        }
+        switch (op) {
+            case 0x00: break;  // nop
+            case 0x02: if (!advance(bytes.u8())) return true; break;
+            case 0x03: if (!advance(bytes.fixed(2))) return true; break;
+            case 0x04: if (!advance(bytes.fixed(4))) return true; break;
+            case 0x05: {  // offset_extended
+                uint64_t reg = bytes.uleb();
+                set(reg, AT_CFA, static_cast<int64_t>(bytes.uleb()) * data_align);
+                break;
+            }
+            case 0x06: {  // restore_extended
+                uint64_t reg = bytes.uleb();
+                if (Register* r = tracked(state, reg)) *r = *tracked(const_cast<State&>(initial), reg);
+                break;
+            }
+            case 0x07: set(bytes.uleb(), UNDEFINED, 0); break;
+            case 0x08: set(bytes.uleb(), SAME, 0); break;
+            case 0x09: {  // register: saved in another register
+                uint64_t reg = bytes.uleb();
+                bytes.uleb();
+                set(reg, OTHER, 0);
+                break;
+            }
+            case 0x0a:  // remember_state
+                if (depth == 8) return false;
+                saved[depth++] = state;
+                break;
+            case 0x0b:  // restore_state: the whole row, CFA included (as libgcc does; GCC
+                        // brackets mid-function epilogues with remember/restore)
+                if (depth == 0) return false;
+                state = saved[--depth];
+                break;
+            case 0x0c:  // def_cfa
+                state.cfa_register = bytes.uleb();
+                state.cfa_offset = static_cast<int64_t>(bytes.uleb());
+                state.cfa_deref_rbp = state.cfa_other = false;
+                break;
+            case 0x0d:
+                state.cfa_register = bytes.uleb();
+                state.cfa_deref_rbp = state.cfa_other = false;
+                break;
+            case 0x0e: state.cfa_offset = static_cast<int64_t>(bytes.uleb()); break;
+            case 0x0f: {  // def_cfa_expression: only DW_OP_breg6 <offset>; DW_OP_deref is understood
+                uint64_t length = bytes.uleb();
+                Bytes expression{bytes.pos, bytes.pos + length};
+                bytes.skip(length);
+                state.cfa_deref_rbp = false;
+                state.cfa_other = true;
+                if (expression.u8() == 0x76) {
+                    int64_t offset = expression.sleb();
+                    if (expression.u8() == 0x06 && expression.ok && expression.pos == expression.end) {
+                        state.cfa_offset = offset;
+                        state.cfa_deref_rbp = true;
+                        state.cfa_other = false;
+                    }
+                }
+                break;
+            }
+            case 0x10: case 0x16: {  // expression, val_expression
+                uint64_t reg = bytes.uleb();
+                bytes.skip(bytes.uleb());
+                set(reg, OTHER, 0);
+                break;
+            }
+            case 0x11: {  // offset_extended_sf
+                uint64_t reg = bytes.uleb();
+                set(reg, AT_CFA, bytes.sleb() * data_align);
+                break;
+            }
+            case 0x12:  // def_cfa_sf
+                state.cfa_register = bytes.uleb();
+                state.cfa_offset = bytes.sleb() * data_align;
+                state.cfa_deref_rbp = state.cfa_other = false;
+                break;
+            case 0x13: state.cfa_offset = bytes.sleb() * data_align; break;
+            case 0x14: {  // val_offset
+                uint64_t reg = bytes.uleb();
+                bytes.uleb();
+                set(reg, OTHER, 0);
+                break;
+            }
+            case 0x15: {  // val_offset_sf
+                uint64_t reg = bytes.uleb();
+                bytes.sleb();
+                set(reg, OTHER, 0);
+                break;
+            }
+            case 0x2e: bytes.uleb(); break;  // GNU_args_size
+            case 0x2f: {                      // GNU_negative_offset_extended
+                uint64_t reg = bytes.uleb();
+                set(reg, AT_CFA, -static_cast<int64_t>(bytes.uleb()) * data_align);
+                break;
+            }
+            default: return false;  // set_loc and anything newer: not cached
+        }
+        if (!bytes.ok) return false;
+    }
+    return bytes.ok;
+}
+
+// Decodes the rule at `target`; false if its CFI is of a shape we do not cache.
+bool decode(uintptr_t target, Rule* rule) {
+    dwarf_eh_bases bases;
+    const auto* fde = static_cast<const uint8_t*>(_Unwind_Find_FDE(reinterpret_cast<void*>(target), &bases));
+    if (!fde) {
+        *rule = {END, 0, 0, 0};  // no unwind information: the stack ends here, as for libgcc
+        return true;
+    }
+    Bytes f{fde, fde + 8};
+    uint32_t length = static_cast<uint32_t>(f.fixed(4));
+    if (length == 0xffffffff || length < 8) return false;  // 64-bit DWARF: never in .eh_frame in practice
+    f.end = fde + 4 + length;
+    const uint8_t* cie_field = f.pos;
+    const uint8_t* cie = cie_field - static_cast<uint32_t>(f.fixed(4));
+
+    Bytes c{cie, cie + 8};
+    uint32_t cie_length = static_cast<uint32_t>(c.fixed(4));
+    if (cie_length == 0xffffffff || cie_length < 8) return false;
+    c.end = cie + 4 + cie_length;
+    if (c.fixed(4) != 0) return false;  // not a CIE
+    uint8_t version = c.u8();
+    const char* augmentation = reinterpret_cast<const char*>(c.pos);
+    size_t augmentation_length = strnlen(augmentation, static_cast<size_t>(c.end - c.pos));
+    c.skip(augmentation_length + 1);
+    uint64_t code_align = c.uleb();
+    int64_t data_align = c.sleb();
+    uint64_t ra_register = version == 1 ? c.u8() : c.uleb();
+    if (ra_register != kReturnAddress || !c.ok) return false;
+    uint8_t fde_encoding = 0;
+    bool has_z = augmentation_length > 0 && augmentation[0] == 'z';
+    if (augmentation_length > 0 && !has_z) return false;
+    if (has_z) {
+        uint64_t data_length = c.uleb();
+        const uint8_t* data_end = c.pos + data_length;
+        for (size_t i = 1; i < augmentation_length; ++i) {
+            switch (augmentation[i]) {
+                case 'R': fde_encoding = c.u8(); break;
+                case 'P': if (!skip_pointer(c, c.u8())) return false; break;
+                case 'L': c.u8(); break;
+                case 'S': return false;  // a signal frame: libgcc's job
+                case 'B': break;
+                default: return false;
+            }
+        }
+        if (!c.ok || data_end > c.end) return false;
+        c.pos = data_end;
+    }
+    // The FDE: pc_begin (we have it from libgcc), pc_range, augmentation data, instructions.
+    if (!skip_pointer(f, fde_encoding) || !skip_pointer(f, fde_encoding & 0x0f)) return false;
+    if (has_z) f.skip(f.uleb());
+    if (!f.ok) return false;
+
+    State state{kRsp, 8, false, false, {SAME, 0}, {SAME, 0}};
+    uint64_t start = reinterpret_cast<uint64_t>(bases.func);
+    if (!run(c, start, UINT64_MAX, code_align, data_align, state, state)) return false;
+    State initial = state;
+    if (!run(f, start, target, code_align, data_align, state, initial)) return false;
+
+    if (state.ra.how == UNDEFINED) {
+        *rule = {END, 0, 0, 0};
+        return true;
+    }
+    if (state.ra.how != AT_CFA || state.cfa_other) return false;
+    if (state.rbp.how != SAME && state.rbp.how != AT_CFA) return false;
+    Kind kind = state.cfa_deref_rbp ? CFA_DEREF_RBP
+                : state.cfa_register == kRsp ? CFA_RSP
+                : state.cfa_register == kRbp ? CFA_RBP
+                                              : UNSUPPORTED;
+    if (kind == UNSUPPORTED) return false;
+    auto fits = [](int64_t value, int64_t limit) { return value > -limit && value < limit; };
+    if (!fits(state.cfa_offset, 1 << 23) || !fits(state.ra.offset, 1 << 15) || !fits(state.rbp.offset, 1 << 15)) {
+        return false;
+    }
+    if (state.rbp.how == AT_CFA && state.rbp.offset == 0) return false;  // 0 means "unchanged" once packed
+    *rule = {kind, static_cast<int32_t>(state.cfa_offset), static_cast<int16_t>(state.ra.offset),
+             static_cast<int16_t>(state.rbp.how == AT_CFA ? state.rbp.offset : 0)};
+    return true;
+}
+
+uintptr_t stack_end_of_this_thread() {
+    pthread_attr_t attributes;
+    if (pthread_getattr_np(pthread_self(), &attributes) != 0) return 0;
+    void* base = nullptr;
+    size_t size = 0;
+    pthread_attr_getstack(&attributes, &base, &size);
+    pthread_attr_destroy(&attributes);
+    return reinterpret_cast<uintptr_t>(base) + size;
+}
+
+thread_local uintptr_t t_stack_end __attribute__((tls_model("initial-exec"))) = 0;
+
+}  // namespace
+
+bool available() { return true; }
+
+__attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uintptr_t skip_start, uintptr_t skip_end,
+                                     uintptr_t* out, int max) {
+    if (cache.generation != generation) {
+        cache.rules.clear();
+        cache.generation = generation;
+    }
+    if (t_stack_end == 0) t_stack_end = stack_end_of_this_thread();
+    uintptr_t stack_end = t_stack_end;
+    if (stack_end == 0) return -1;
+    uintptr_t pc, sp, bp;
+    asm volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(bp));
+    // The first rule is for this very instruction; every later one for a call instruction, the
+    // byte before a return address.
+    uintptr_t target = pc;
+    int count = 0;
+    bool in_self = true;
+    for (int steps = 0; count < max && steps < max + 64; ++steps) {
+        auto [slot, inserted] = cache.rules.insert(target);
+        if (inserted) {
+            Rule decoded;
+            *slot = decode(target, &decoded) ? pack(decoded) : pack({UNSUPPORTED, 0, 0, 0});
+        }
+        Rule rule = unpack(*slot);
+        if (rule.kind == END) break;
+        uintptr_t cfa;
+        switch (rule.kind) {
+            case CFA_RSP: cfa = sp + rule.cfa_offset; break;
+            case CFA_RBP: cfa = bp + rule.cfa_offset; break;
+            case CFA_DEREF_RBP: {
+                uintptr_t slot_address = bp + rule.cfa_offset;
+                if (slot_address < sp || slot_address + 8 > stack_end) return -1;
+                cfa = *reinterpret_cast<const uintptr_t*>(slot_address);
+                break;
+            }
+            default: return -1;
+        }
+        // Every load stays inside this thread's stack, above the frame we came from.
+        uintptr_t ra_address = cfa + rule.ra_offset;
+        if (cfa <= sp || ra_address < sp || ra_address + 8 > stack_end) return -1;
+        uintptr_t ra = *reinterpret_cast<const uintptr_t*>(ra_address);
+        if (rule.rbp_offset) {
+            uintptr_t bp_address = cfa + rule.rbp_offset;
+            if (bp_address < sp || bp_address + 8 > stack_end) return -1;
+            bp = *reinterpret_cast<const uintptr_t*>(bp_address);
+        }
+        sp = cfa;
+        if (ra == 0) break;
+        target = ra - 1;
+        if (in_self && ra > skip_start && ra <= skip_end) continue;
+        in_self = false;
+        out[count++] = ra;
+    }
+    return count;
+}
+
+#else
+
+bool available() { return false; }
+int unwind(RuleCache&, uint32_t, uintptr_t, uintptr_t, uintptr_t*, int) { return -1; }
+
+#endif
+
+}  // namespace memprof::unwind

@@ -1,0 +1,37 @@
+// A caching unwinder for x86_64: the fast path of native stacks. (Not named unwind.h: that is libgcc's header.)
+//
+// libgcc's _Unwind_Backtrace decodes the DWARF call-frame information (CFI) of every frame on
+// every call: about a microsecond per frame, dozens of frames per allocation. But the CFI of one
+// instruction address never changes, and a program allocates from few distinct call sites. So
+// the first time a return address is seen, its CFI is decoded once (libgcc finds the FDE, we run
+// its CFA program) into a small rule: where the caller's CFA, return address and frame pointer
+// are. Later unwinds through that address are a hash lookup and two loads per frame.
+//
+// Only the shapes compilers emit for ordinary code are cached (CFA = rsp or rbp + offset, or
+// *(rbp + offset) after stack realignment; rip and rbp saved at CFA offsets). Anything else (PLT
+// stubs, signal frames, hand-written CFI) makes unwind() return -1, and the caller falls back to
+// _Unwind_Backtrace for that one allocation: slower, never wrong.
+#pragma once
+
+#include <cstdint>
+
+#include "flat_map.h"
+
+namespace memprof::unwind {
+
+// Per-thread cache of decoded rules, keyed by the address whose rule it is.
+struct RuleCache {
+    FlatMap<uint64_t> rules;
+    uint32_t generation = 0;  // compared with the caller's: after dlclose an address may change object
+};
+
+// True when this build has the fast unwinder (x86_64); unwind() returns -1 everywhere else.
+bool available();
+
+// Return addresses of the calling thread, innermost first, skipping those inside [skip_start,
+// skip_end) while they are the innermost ones (our own hook and tracker frames). -1 if some frame
+// has CFI this unwinder does not cache: use _Unwind_Backtrace instead.
+int unwind(RuleCache& cache, uint32_t generation, uintptr_t skip_start, uintptr_t skip_end, uintptr_t* out,
+           int max);
+
+}  // namespace memprof::unwind
