@@ -349,7 +349,18 @@ uintptr_t stack_end_of_this_thread() {
     return reinterpret_cast<uintptr_t>(base) + size;
 }
 
-thread_local uintptr_t t_stack_end __attribute__((tls_model("initial-exec"))) = 0;
+// Whether every word the previous unwind read from step `from` on still holds the same value.
+bool same_words(const std::vector<Step>& steps, size_t from) {
+    for (size_t i = from; i < steps.size(); ++i) {
+        const Step& step = steps[i];
+        for (int j = 0; j < 3; ++j) {
+            if (step.load_address[j] && *reinterpret_cast<const uintptr_t*>(step.load_address[j]) != step.load_value[j]) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
 
 }  // namespace
 
@@ -359,26 +370,57 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
                                      uintptr_t* out, int max) {
     if (cache.generation != generation) {
         cache.rules.clear();
+        cache.previous.clear();
+        cache.previous_whole = false;
         cache.generation = generation;
     }
-    if (t_stack_end == 0) t_stack_end = stack_end_of_this_thread();
-    uintptr_t stack_end = t_stack_end;
+    if (cache.stack_end == 0) cache.stack_end = stack_end_of_this_thread();
+    uintptr_t stack_end = cache.stack_end;
     if (stack_end == 0) return -1;
     uintptr_t pc, sp, bp;
     asm volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(bp));
+    std::vector<Step>& previous = cache.previous;
+    std::vector<Step>& current = cache.current;
+    current.clear();
+    size_t join = cache.previous_whole ? 0 : previous.size();  // candidate step of the previous unwind
+    bool whole = false;
+    int count = 0;
+    bool in_self = true;
+    auto emit = [&](uintptr_t ra) {
+        if (in_self && ra > skip_start && ra <= skip_end) return;
+        in_self = false;
+        out[count++] = ra;
+    };
     // The first rule is for this very instruction; every later one for a call instruction, the
     // byte before a return address.
     uintptr_t target = pc;
-    int count = 0;
-    bool in_self = true;
-    for (int steps = 0; count < max && steps < max + 64; ++steps) {
+    for (int steps = 0; steps < max + 64; ++steps) {
+        if (count >= max) break;
+        // Steps move outwards, so the previous unwind's steps are met in order of their sp.
+        while (join < previous.size() && previous[join].sp < sp) ++join;
+        if (join < previous.size() && previous[join].sp == sp) {
+            const Step& old = previous[join];
+            if (old.target == target && old.bp == bp && same_words(previous, join)) {
+                for (size_t i = join; i < previous.size() && count < max; ++i) {
+                    current.push_back(previous[i]);
+                    if (previous[i].ra) emit(previous[i].ra);
+                }
+                whole = count < max;
+                break;
+            }
+            ++join;  // a word changed in between (a different call): try further out
+        }
         auto [slot, inserted] = cache.rules.insert(target);
         if (inserted) {
             Rule decoded;
             *slot = decode(target, &decoded) ? pack(decoded) : pack({UNSUPPORTED, 0, 0, 0});
         }
         Rule rule = unpack(*slot);
-        if (rule.kind == END) break;
+        if (rule.kind == END) {
+            whole = true;
+            break;
+        }
+        Step step{target, sp, bp, {0, 0, 0}, {0, 0, 0}, 0};
         uintptr_t cfa;
         switch (rule.kind) {
             case CFA_RSP: cfa = sp + rule.cfa_offset; break;
@@ -387,6 +429,8 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
                 uintptr_t slot_address = bp + rule.cfa_offset;
                 if (slot_address < sp || slot_address + 8 > stack_end) return -1;
                 cfa = *reinterpret_cast<const uintptr_t*>(slot_address);
+                step.load_address[2] = slot_address;
+                step.load_value[2] = cfa;
                 break;
             }
             default: return -1;
@@ -395,18 +439,27 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
         uintptr_t ra_address = cfa + rule.ra_offset;
         if (cfa <= sp || ra_address < sp || ra_address + 8 > stack_end) return -1;
         uintptr_t ra = *reinterpret_cast<const uintptr_t*>(ra_address);
+        step.load_address[0] = ra_address;
+        step.load_value[0] = ra;
         if (rule.rbp_offset) {
             uintptr_t bp_address = cfa + rule.rbp_offset;
             if (bp_address < sp || bp_address + 8 > stack_end) return -1;
             bp = *reinterpret_cast<const uintptr_t*>(bp_address);
+            step.load_address[1] = bp_address;
+            step.load_value[1] = bp;
         }
+        step.ra = ra;
+        current.push_back(step);
         sp = cfa;
-        if (ra == 0) break;
+        if (ra == 0) {
+            whole = true;
+            break;
+        }
         target = ra - 1;
-        if (in_self && ra > skip_start && ra <= skip_end) continue;
-        in_self = false;
-        out[count++] = ra;
+        emit(ra);
     }
+    previous.swap(current);
+    cache.previous_whole = whole;
     return count;
 }
 

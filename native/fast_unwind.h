@@ -14,15 +14,33 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "flat_map.h"
 
 namespace memprof::unwind {
 
-// Per-thread cache of decoded rules, keyed by the address whose rule it is.
+// One step of an unwind: the state it started from, the words it read, the return address it
+// found (0: the stack ended there).
+struct Step {
+    uintptr_t target, sp, bp;
+    uintptr_t load_address[3];  // return-address slot, saved-rbp slot, realigned-CFA slot (0: none)
+    uintptr_t load_value[3];
+    uintptr_t ra;
+};
+
+// Per-thread state: decoded rules keyed by the address whose rule they are, and the steps of the
+// previous unwind. Consecutive allocations of a thread share their outer frames; when a step
+// starts from exactly the state a previous step started from (same address, stack and frame
+// pointers) and every word the previous unwind read from there on still holds the same value,
+// the rest of the unwind is the same computation on the same data: its result is copied, and the
+// outer frames cost a few loads instead of a rule lookup each.
 struct RuleCache {
     FlatMap<uint64_t> rules;
     uint32_t generation = 0;  // compared with the caller's: after dlclose an address may change object
+    uintptr_t stack_end = 0;  // this thread's stack top: no load may reach past it
+    std::vector<Step> previous, current;
+    bool previous_whole = false;  // the previous unwind reached the end of the stack (not cut at max)
 };
 
 // True when this build has the fast unwinder (x86_64); unwind() returns -1 everywhere else.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -11,16 +12,22 @@ from ..capture import Capture
 _PROGRESS_THRESHOLD = 8 << 20
 
 
-def open_capture(path: str, *, temporal: bool = False) -> Capture:
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every report on stacks takes (native captures: which C frames to show)."""
+    parser.add_argument("--show-interpreter-frames", action="store_true",
+                        help="with native stacks, keep the Python interpreter's own C frames (hidden by default)")
+
+
+def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: bool = False) -> Capture:
     """Open a capture, showing a rich progress bar on a terminal for large files."""
     file = Path(path)
     size = file.stat().st_size if file.is_file() else 0
     if size < _PROGRESS_THRESHOLD or not sys.stderr.isatty():
-        return Capture.open(file, temporal=temporal)
+        return Capture.open(file, temporal=temporal, show_interpreter_frames=show_interpreter_frames)
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), transient=True) as progress:
         task = progress.add_task(f"reading {file.name}", total=size)
-        return Capture.open(file, temporal=temporal,
+        return Capture.open(file, temporal=temporal, show_interpreter_frames=show_interpreter_frames,
                             progress=lambda done, total: progress.update(task, completed=done))

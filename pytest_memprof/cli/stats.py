@@ -10,7 +10,7 @@ from typing import Any
 
 from ..capture import Capture
 from ..sizes import format_size
-from ._common import open_capture
+from ._common import add_stack_arguments, open_capture
 
 SCHEMA_VERSION = 1
 
@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("file", help="capture file")
     parser.add_argument("--json", action="store_true", help="print the statistics as one JSON object")
     parser.add_argument("-n", "--top", type=int, default=5, metavar="N", help="locations to list (default 5)")
+    add_stack_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -107,7 +108,7 @@ def render(data: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the stats of a capture."""
-    capture = open_capture(args.file)
+    capture = open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames)
     data = stats_dict(capture, args.top)
     if args.json:
         json.dump(data, sys.stdout, indent=2)

@@ -1,0 +1,110 @@
+"""Tracking overhead: ``memprof run`` vs ``memray run`` vs untracked, Python-only and native modes.
+
+Each shared workload (../shared/bench/workloads/*.py) runs in every mode, the modes alternating
+within a round (forward, then backward) so that a slow spell of the shared machine hits all
+modes alike; the table shows medians and each tracker's overhead (its time minus untracked)
+as a ratio to memray's in the same configuration. Pairs compare like with like: memprof hooks
+Python's allocators by default, memray only with --trace-python-allocators, so each memprof mode
+is paired with the memray mode that sees the same events.
+
+    python benchmarks/overhead.py [--rounds 3] [--scale 0.5] [--workloads py_alloc,np_alloc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORKLOADS = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "workloads"
+ROOT = Path(__file__).resolve().parent.parent
+
+MEMPROF = [sys.executable, "-m", "pytest_memprof", "run", "-q", "-f", "-o", "{out}"]
+MEMRAY = [sys.executable, "-m", "memray", "run", "-q", "-f", "-o", "{out}"]
+MODES = {
+    "untracked": [sys.executable],
+    "untracked, top pad": [sys.executable],
+    "memprof": MEMPROF,
+    "memray --trace-python-allocators": [*MEMRAY, "--trace-python-allocators"],
+    "memprof --no-python-allocators": [*MEMPROF, "--no-python-allocators"],
+    "memray": MEMRAY,
+    "memprof --native": [*MEMPROF, "--native"],
+    "memray --native --trace-python-allocators": [*MEMRAY, "--native", "--trace-python-allocators"],
+    "memprof --native --no-python-allocators": [*MEMPROF, "--native", "--no-python-allocators"],
+    "memray --native": [*MEMRAY, "--native"],
+}
+# (memprof mode, memray mode seeing the same events, table section)
+PAIRS = [
+    ("memprof", "memray --trace-python-allocators", "python-only, all Python allocations"),
+    ("memprof --no-python-allocators", "memray", "python-only, system allocator only"),
+    ("memprof --native", "memray --native --trace-python-allocators", "native, all Python allocations"),
+    ("memprof --native --no-python-allocators", "memray --native", "native, system allocator only"),
+]
+
+
+def run_once(mode: str, workload: Path, folder: Path) -> float:
+    """Wall-clock seconds of one run of ``workload`` in ``mode`` (the whole process)."""
+    out = folder / "capture.bin"
+    command = [part.format(out=out) for part in MODES[mode]] + [str(workload)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    if mode == "untracked, top pad":
+        # glibc otherwise trims and regrows the heap top all the time in np_alloc; a tracker's own
+        # small allocations hide that cost, so an untracked run can look slower than a tracked one.
+        env["MALLOC_TOP_PAD_"] = str(64 << 20)
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=folder)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{mode} on {workload.name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    out.unlink(missing_ok=True)
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each mode per workload (default 3)")
+    parser.add_argument("--scale", default="0.5", help="BENCH_SCALE for the workloads (default 0.5)")
+    parser.add_argument("--workloads", help="comma-separated names (default: every workload)")
+    args = parser.parse_args()
+    os.environ["BENCH_SCALE"] = args.scale
+    names = args.workloads.split(",") if args.workloads else sorted(
+        path.stem for path in WORKLOADS.glob("*.py") if not path.stem.startswith("_"))
+    times: dict = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name in names:
+            workload = WORKLOADS / f"{name}.py"
+            for mode in MODES:  # warm the file cache and the bytecode
+                run_once(mode, workload, Path(folder))
+            for round_index in range(args.rounds):
+                order = list(MODES) if round_index % 2 == 0 else list(reversed(MODES))
+                for mode in order:
+                    times.setdefault((name, mode), []).append(run_once(mode, workload, Path(folder)))
+                print(f"  {name}: round {round_index + 1}/{args.rounds} done", file=sys.stderr)
+    print(f"BENCH_SCALE={args.scale}, {args.rounds} rounds alternating; medians in seconds; "
+          "overhead = mode - the faster of the two untracked runs")
+    print()
+    print("| workload | " + " | ".join(MODES) + " |")
+    print("|---|" + "---|" * len(MODES))
+    for name in names:
+        cells = [f"{statistics.median(times[(name, mode)]):.2f}" for mode in MODES]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
+    print("| configuration | workload | memprof overhead s | memray overhead s | ratio (goal <= 0.7 native) |")
+    print("|---|---|---|---|---|")
+    for ours, theirs, label in PAIRS:
+        for name in names:
+            base = min(statistics.median(times[(name, mode)]) for mode in ("untracked", "untracked, top pad"))
+            mine = statistics.median(times[(name, ours)]) - base
+            other = statistics.median(times[(name, theirs)]) - base
+            ratio = f"{mine / other:.2f}" if other > 0.02 else "n/a (memray overhead ~0)"
+            print(f"| {label} | {name} | {mine:.2f} | {other:.2f} | {ratio} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
