@@ -102,6 +102,7 @@ void push(ShadowStack& stack, PyFrameObject* frame, uintptr_t sp) {
         entry = caller_sp && sp && sp < caller_sp;
     }
 #else
+    (void)sp;
     uint8_t entry = 1;  // before 3.11 every Python call runs its own C eval loop
 #endif
     PyCodeObject* code = PyFrame_GetCode(frame);
