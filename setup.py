@@ -41,8 +41,8 @@ setup(
             extension(
                 "pytest_memprof._tracker",
                 "pytest_memprof/_tracker.pyx",
-                ["hooks.cc", "elf_patch.cc", "recorder.cc", "pystack.cc", "nativestack.cc", "fast_unwind.cc",
-                 "tracker.cc", "arena_cache.cc"],
+                ["hooks.cc", "elf_patch.cc", "recorder.cc", "pystack.cc", "frame_entry.cc", "nativestack.cc",
+                 "fast_unwind.cc", "tracker.cc", "arena_cache.cc"],
             ),
             extension("pytest_memprof._reader", "pytest_memprof/_reader.pyx", ["reader.cc"]),
         ],

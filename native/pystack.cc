@@ -4,6 +4,7 @@
 #include <string>
 
 #include "flat_map.h"
+#include "frame_entry.h"
 #include "format.h"
 #include "recorder.h"
 #include "tracker.h"
@@ -90,28 +91,15 @@ uint32_t intern_node(uint32_t parent, uint32_t code_id, int lasti, uint8_t entry
     return *slot;
 }
 
-// `sp` is the C stack pointer in our profile callback, 0 when the frame was found by rebuild().
-void push(ShadowStack& stack, PyFrameObject* frame, uintptr_t sp) {
-#if PY_VERSION_HEX >= 0x030B0000
-    // A call run inline by the caller's eval loop reaches our callback through the same C
-    // frames, at the same stack pointer; one that entered a new eval loop (called from C) is
-    // deeper. A caller found by rebuild() has no recorded pointer: its callees count as inline.
-    uint8_t entry = 1;
-    if (!stack.frames.empty()) {
-        uintptr_t caller_sp = stack.frames.back().sp;
-        entry = caller_sp && sp && sp < caller_sp;
-    }
-#else
-    (void)sp;
-    uint8_t entry = 1;  // before 3.11 every Python call runs its own C eval loop
-#endif
+void push(ShadowStack& stack, PyFrameObject* frame) {
+    uint8_t entry = frame_is_entry(frame);
     PyCodeObject* code = PyFrame_GetCode(frame);
     uint32_t code_id = intern_code(code);
     Py_DECREF(code);
     // The old top stops being the top: its cached node may be for an earlier instruction.
     if (!stack.frames.empty() && stack.valid > stack.frames.size() - 1) stack.valid = stack.frames.size() - 1;
     Py_INCREF(frame);
-    stack.frames.push_back({frame, code_id, 0, 0, INT_MIN, sp, entry});
+    stack.frames.push_back({frame, code_id, 0, 0, INT_MIN, entry});
 }
 
 // Drops entries [from, end). GIL held.
@@ -133,7 +121,6 @@ void pop(ShadowStack& stack, PyFrameObject* frame) {
 
 int profile_callback(PyObject*, PyFrameObject* frame, int what, PyObject*) {
     if (what != PyTrace_CALL && what != PyTrace_RETURN) return 0;
-    uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
     if (!tracker::active_relaxed()) return 0;
     GuardScope guard;  // our own vector growth is not the program's allocation
     ThreadState* state = tracker::thread_state();
@@ -143,11 +130,11 @@ int profile_callback(PyObject*, PyFrameObject* frame, int what, PyObject*) {
         PyFrameObject* back = PyFrame_GetBack(frame);
         rebuild(state->stack, back, generation);
         Py_XDECREF(back);
-        if (what == PyTrace_CALL) push(state->stack, frame, sp);
+        if (what == PyTrace_CALL) push(state->stack, frame);
         return 0;
     }
     if (what == PyTrace_CALL) {
-        push(state->stack, frame, sp);
+        push(state->stack, frame);
     } else {
         pop(state->stack, frame);
     }
@@ -167,7 +154,7 @@ void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation) {
         Py_XDECREF(back);
         frame = back;
     }
-    for (auto it = chain.rbegin(); it != chain.rend(); ++it) push(stack, *it, 0);
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) push(stack, *it);
 }
 
 void detach(ShadowStack& stack, std::vector<PyFrameObject*>& out) {

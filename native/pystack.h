@@ -28,12 +28,7 @@ struct ShadowFrame {
     uint32_t parent;  // the node this entry was resolved under
     uint32_t node;    // 0 until resolved
     int lasti;
-    // The C stack pointer when our profile callback saw the call (0: not seen, rebuilt), and
-    // whether the frame entered the C eval loop anew rather than being run inline by its
-    // caller's loop (Python 3.11+): with native stacks, each eval frame of the C stack is
-    // matched to the Python frames it ran by these.
-    uintptr_t sp;
-    uint8_t entry;
+    uint8_t entry;  // entered the C eval loop anew (see frame_entry.h)
 };
 
 struct ShadowStack {

@@ -606,6 +606,7 @@ void Reader::reset_window(uint64_t only_tid) {
     d_last_address = 0;
     d_last_stack = 0;
     d_last_native = 0;
+    d_native_nodes_at_window = d_native_nodes.size();
     d_tid = 0;
     d_accs.clear();
     d_acc_index.clear();

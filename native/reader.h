@@ -125,6 +125,9 @@ class Reader {
     // (Python node, native node) of each hybrid stack id.
     const std::vector<std::pair<uint32_t, uint32_t>>& stack_pairs() const { return d_pairs; }
     uint16_t format_version() const { return d_version; }
+    // Native nodes known when the current window began (reset_window): a window's own records
+    // define the ones after.
+    size_t native_nodes_at_window() const { return d_native_nodes_at_window; }
     const std::map<uint64_t, std::string>& thread_names() const { return d_thread_names; }
     const std::vector<uint64_t>& threads_seen() const { return d_threads_seen; }
     const uint64_t* kind_counts() const { return d_kind_counts; }
@@ -197,6 +200,7 @@ class Reader {
     std::vector<FrameRecord> d_frames;
     std::vector<NodeRecord> d_nodes;  // index = node id - 1
     std::vector<NativeNodeRecord> d_native_nodes;  // index = native node id - 1
+    size_t d_native_nodes_at_window = 0;
     std::vector<MapRecord> d_maps;                 // every distinct mapping seen
     std::map<std::tuple<uint64_t, uint64_t, uint64_t, std::string>, uint32_t> d_map_ids;
     std::vector<uint32_t> d_current_maps;  // the latest MAPS set, sorted by start when d_maps_sorted

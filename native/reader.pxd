@@ -10,6 +10,7 @@ from libcpp.vector cimport vector
 cdef extern from "format.h" namespace "memprof":
     const char* kind_name(uint8_t kind)
     uint32_t kFormatVersion
+    uint32_t kFormatVersionPythonOnly
 
 cdef extern from "reader.h" namespace "memprof":
     cdef struct FrameRecord:
@@ -97,6 +98,7 @@ cdef extern from "reader.h" namespace "memprof":
         vector[MapRecord] maps()
         vector[pair[uint32_t, uint32_t]] stack_pairs()
         uint16_t format_version()
+        size_t native_nodes_at_window()
         map[uint64_t, string] thread_names()
         vector[uint64_t] threads_seen()
         const uint64_t* kind_counts()

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import lz4.frame
 
-from ._reader import FORMAT_VERSION, NativeReader
+from ._reader import FORMAT_VERSION, FORMAT_VERSION_PYTHON_ONLY, NativeReader
 
 THREAD, THREAD_NAME, FRAME, NODE, TRAILER = 64, 65, 66, 67, 70
+ENTRY_NODE, NATIVE_NODE, MAPS, MAP = 71, 72, 73, 74
 AGG_STACK, AGG_SAMPLE, AGG_SUMMARY = 80, 81, 82
 MAX_STRING = 1 << 16
 
@@ -33,19 +34,37 @@ def string(text: str, out: bytearray) -> None:
     out += data
 
 
-def prelude(reader: NativeReader, frames: int | None = None, nodes: int | None = None) -> bytearray:
-    """FRAME, NODE and THREAD_NAME records for the first ``frames``/``nodes`` ids the reader knows (all by default)."""
+def prelude(reader: NativeReader, frames: int | None = None, nodes: int | None = None,
+            native_nodes: int | None = None) -> bytearray:
+    """FRAME, NODE and THREAD_NAME records for the first ``frames``/``nodes`` ids the reader knows (all by default).
+
+    With native stacks, also the mappings and the first ``native_nodes`` native stack nodes.
+    """
     out = bytearray()
     for function, file, first_line in reader.frames()[:frames]:
         out.append(FRAME)
         string(function, out)
         string(file, out)
         varint(first_line, out)
-    for parent, frame, line in reader.nodes()[:nodes]:
-        out.append(NODE)
+    for (parent, frame, line), entry in zip(reader.nodes()[:nodes], reader.entry_flags()):
+        out.append(ENTRY_NODE if entry else NODE)
         varint(parent, out)
         varint(frame, out)
         varint(line, out)
+    maps = reader.maps()
+    if maps:
+        # Every mapping the session saw: a node resolves against the latest one holding it.
+        out.append(MAPS)
+        for start, end, load_base, path in maps:
+            out.append(MAP)
+            varint(start, out)
+            varint(end, out)
+            varint(load_base, out)
+            string(path, out)
+    for parent, address, _ in reader.native_nodes()[:native_nodes]:
+        out.append(NATIVE_NODE)
+        varint(parent, out)
+        varint(address, out)
     for tid, name in reader.thread_names().items():
         out.append(THREAD_NAME)
         varint(tid, out)
@@ -53,14 +72,18 @@ def prelude(reader: NativeReader, frames: int | None = None, nodes: int | None =
     return out
 
 
-def file_prefix(header: bytes, version: int = FORMAT_VERSION) -> bytes:
+def file_prefix(header: bytes, version: int = FORMAT_VERSION_PYTHON_ONLY) -> bytes:
     """The fixed 16 bytes and the JSON header that start a capture file."""
     return b"MEMPROF\x00" + version.to_bytes(2, "little") + b"\x00\x00" + len(header).to_bytes(4, "little") + header
 
 
-def write_capture(path: Path, header: bytes, records: bytes) -> None:
-    """Write a whole capture file under a temporary name, then rename it: never a half-written file."""
+def write_capture(path: Path, header: bytes, records: bytes, native: bool = False) -> None:
+    """Write a whole capture file under a temporary name, then rename it: never a half-written file.
+
+    ``native``: the records hold native stacks (format version 2); otherwise version 1 is written.
+    """
     partial = path.with_name(path.name + ".partial")
+    version = FORMAT_VERSION if native else FORMAT_VERSION_PYTHON_ONLY
     with open(partial, "wb") as handle:
-        handle.write(file_prefix(header) + lz4.frame.compress(records, block_checksum=True))
+        handle.write(file_prefix(header, version) + lz4.frame.compress(records, block_checksum=True))
     os.replace(partial, path)

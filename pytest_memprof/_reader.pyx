@@ -11,6 +11,7 @@ import os
 from pytest_memprof.errors import CaptureError, CaptureVersionError
 
 FORMAT_VERSION = native.kFormatVersion
+FORMAT_VERSION_PYTHON_ONLY = native.kFormatVersionPythonOnly
 HYBRID_STACK = native.kHybridStack
 _WHICH = {"peak": native.PEAK, "leaks": native.LEAKS, "temporary": native.TEMPORARY, "total": native.TOTAL}
 
@@ -173,6 +174,11 @@ cdef class NativeReader:
     @property
     def format_version(self):
         return self.reader.format_version()
+
+    @property
+    def native_nodes_at_window(self):
+        """Native stack nodes known when the current window began."""
+        return self.reader.native_nodes_at_window()
 
     def thread_names(self):
         """{thread id: last recorded name}."""

@@ -3,9 +3,10 @@
 The capture gives, per allocation, the Python stack (each frame flagged when it entered a new C
 eval loop rather than being run inline by its caller's loop) and the native stack. Python frames
 are cut into runs, one per eval loop (a run starts at each entry frame), and the runs are matched
-to the eval frames of the native stack from the innermost out: the innermost frames are the ones
-recorded exactly, while the outermost Python frames may predate tracking (their entry flags are
-unknown, so they join the outermost run).
+to the eval frames of the native stack from the innermost out. The two counts differ only when
+one stack is incomplete (a native stack cut at its maximum depth loses its outermost frames; a
+thread whose Python stack is unknown has none): the innermost frames then still line up, and
+leftover Python frames join the outermost eval frame.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -15,7 +14,13 @@ import pytest
 from pytest_memprof._reader import NativeReader
 
 from pytest_memprof import Capture, CaptureError, CaptureVersionError, Tracker
-from tests.native_lib import build_cpp, load_cpp, marked_lines
+from tests.conftest import subprocess_env
+from tests.native_lib import CALLBACK, build_cpp, load_cpp, marked_lines
+
+try:  # imported at collection: a test elsewhere in the suite leaves numpy unimportable later on
+    import numpy
+except ImportError:  # pragma: no cover
+    numpy = None
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = str(Path(__file__).with_name("native_lib") / "nativestacks.cc")
@@ -83,6 +88,29 @@ def test_cpp_frames_are_named_demangled_in_order_with_lines_under_the_python_cal
         assert not any(frame.function.startswith("_PyEval_EvalFrame") for frame in stack)
 
 
+def test_python_called_back_from_c_sits_between_the_c_frames_in_call_order(tmp_path, cpplib, unwinder):
+    out = tmp_path / "callback.bin"
+    kept = []
+
+    def called_from_c():
+        raw = ctypes.c_void_p()
+        kept.append((cpplib.memprof_test_entry(BLOCK_DOUBLES, ctypes.byref(raw)), raw))
+
+    with Tracker(out, native=True):
+        cpplib.memprof_test_call(CALLBACK(called_from_c))
+    for block, raw in kept:
+        cpplib.memprof_test_release(block, raw)
+    stat = next(stat for stat in Capture.open(out).leak_stacks() if stat.bytes == BLOCK_DOUBLES * 8)
+    functions = names(stat.frames)
+    # Python 3.11+ names the nested function by its qualified name.
+    order = [next(i for i, function in enumerate(functions) if function.split(".")[-1] == name) for name in (
+        "test_python_called_back_from_c_sits_between_the_c_frames_in_call_order", "memprof_test_call",
+        "called_from_c", "memprof_test_entry", "(anonymous namespace)::make_block(unsigned long, void**)")]
+    assert order == sorted(order), functions
+    call = stat.frames[functions.index("memprof_test_call")]
+    assert (call.file, call.line) == (SOURCE, LINES["callback"])
+
+
 def test_interpreter_frames_are_shown_on_request(tmp_path, cpplib):
     out = tmp_path / "interp.bin"
     raw = ctypes.c_void_p()
@@ -97,11 +125,11 @@ def test_interpreter_frames_are_shown_on_request(tmp_path, cpplib):
     assert evals and evals[0] < this_test < functions.index("memprof_test_entry")
 
 
+@pytest.mark.skipif(numpy is None, reason="numpy is not installed")
 def test_numpy_ones_shows_numpys_allocating_functions(tmp_path):
-    np = pytest.importorskip("numpy")
     out = tmp_path / "numpy.bin"
     with Tracker(out, native=True):
-        array = np.ones(10**7)
+        array = numpy.ones(10**7)
     del array
     capture = Capture.open(out)
     top = capture.peak_stacks()[0]
@@ -146,7 +174,7 @@ def test_report_after_the_library_is_deleted_shows_lib_offset_and_warns(tmp_path
         f"with Tracker({str(out)!r}, native=True):\n"
         "    lib.memprof_test_entry(1_000_000, ctypes.byref(raw))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=ROOT)
     shutil.rmtree(folder)
     result = subprocess.run([sys.executable, "-m", "pytest_memprof", "stats", "--json", str(out)],
@@ -213,3 +241,30 @@ def test_native_records_decode_whole_in_memory(tmp_path, cpplib):
 def test_missing_capture_is_still_a_capture_error(tmp_path):
     with pytest.raises(CaptureError):
         Capture.open(tmp_path / "nothing.bin")
+
+
+def test_every_report_shows_the_hybrid_stack(tmp_path, cpplib):
+    out = tmp_path / "reports.bin"
+    raw = ctypes.c_void_p()
+    with Tracker(out, native=True):
+        block = cpplib.memprof_test_entry(BLOCK_DOUBLES, ctypes.byref(raw))
+    cpplib.memprof_test_release(block, raw)
+    env = subprocess_env(COLUMNS="400")
+
+    def memprof(*args):
+        result = subprocess.run([sys.executable, "-m", "pytest_memprof", *args], capture_output=True, text=True,
+                                env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        return result.stdout
+
+    for command in ("tree", "summary"):
+        text = memprof(command, "--leaks", str(out), *(["--max-rows", "200"] if command == "summary" else []))
+        assert "make_block" in text, text
+        assert "_PyEval_EvalFrameDefault" not in text
+    assert "_PyEval_EvalFrameDefault" in memprof("tree", "--leaks", "--show-interpreter-frames", str(out))
+    for command in ("flamegraph", "table"):
+        memprof(command, "--leaks", "-o", str(tmp_path / f"{command}.html"), str(out))
+        assert "memprof_test_entry" in (tmp_path / f"{command}.html").read_text()
+    dump = memprof("parse", str(out))
+    assert "NATIVE_NODE id=1 " in dump and "\nMAPS\n" in dump and "native=" in dump

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -10,12 +9,6 @@ from ..capture import Capture
 
 # Below this size a capture reads in well under a second: a progress bar would only flicker.
 _PROGRESS_THRESHOLD = 8 << 20
-
-
-def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options every report on stacks takes (native captures: which C frames to show)."""
-    parser.add_argument("--show-interpreter-frames", action="store_true",
-                        help="with native stacks, keep the Python interpreter's own C frames (hidden by default)")
 
 
 def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: bool = False) -> Capture:

@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 
 
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--show-interpreter-frames``: with native stacks, which C frames a report shows."""
+    parser.add_argument("--show-interpreter-frames", action="store_true",
+                        help="with native stacks, keep the Python interpreter's own C frames (hidden by default)")
+
+
 def add_kind_options(parser: argparse.ArgumentParser) -> None:
-    """``--leaks`` / ``--temporary-allocations``: which bytes a report shows (the peak by default)."""
+    """``--leaks`` / ``--temporary-allocations`` (the peak by default), and ``--show-interpreter-frames``."""
+    add_stack_arguments(parser)
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--leaks", dest="kind", action="store_const", const="leaks",
                       help="show memory still allocated at the end instead of at the peak")

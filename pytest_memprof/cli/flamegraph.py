@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from ..reports.flamegraph import render_flamegraph
 
     target = check_output(args.output or default_output(args.file, "flamegraph"), force=args.force)
-    capture = open_capture(args.file, temporal=args.temporal)
+    capture = open_capture(args.file, temporal=args.temporal,
+                           show_interpreter_frames=args.show_interpreter_frames)
     render_flamegraph(capture, target, kind=args.kind, temporal=args.temporal, inverted=args.inverted,
                       split_threads=args.split_threads)
     if capture.truncated:

@@ -10,7 +10,8 @@ from typing import Any
 
 from ..capture import Capture
 from ..sizes import format_size
-from ._common import add_stack_arguments, open_capture
+from ._common import open_capture
+from ._report_options import add_stack_arguments
 
 SCHEMA_VERSION = 1
 

@@ -30,5 +30,6 @@ def run(args: argparse.Namespace) -> int:
     """Print the summary."""
     from ..reports.summary import print_summary
 
-    print_summary(open_capture(args.file), kind=args.kind, sort_column=args.sort_column, max_rows=args.max_rows)
+    print_summary(open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames),
+                  kind=args.kind, sort_column=args.sort_column, max_rows=args.max_rows)
     return 0

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from ..reports.table import render_table
 
     target = check_output(args.output or default_output(args.file, "table"), force=args.force)
-    capture = open_capture(args.file)
+    capture = open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames)
     render_table(capture, target, kind=args.kind)
     if capture.truncated:
         print(f"memprof: {args.file} is truncated; the table covers what was written")

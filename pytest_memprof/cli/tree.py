@@ -26,5 +26,6 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: jinja2 and rich cost every other memprof command ~15 ms each at start-up.
     from ..reports.tree import print_tree
 
-    print_tree(open_capture(args.file), kind=args.kind, biggest_allocs=args.biggest_allocs)
+    print_tree(open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames),
+               kind=args.kind, biggest_allocs=args.biggest_allocs)
     return 0

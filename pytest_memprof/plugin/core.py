@@ -104,8 +104,6 @@ class MemprofPlugin:
         self.output_notes: list[str] = []
         self.junit_file = options.resolve(config, "memprof_junit")
         self.memory_failures: list[github.MemoryFailure] = []
-        if self.native:
-            raise pytest.UsageError("--memprof-native: native stacks are not recorded by this version yet")
         if self.bin_dir is not None:
             try:
                 self.bin_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +130,7 @@ class MemprofPlugin:
 
     def _ensure_tracker(self) -> Tracker:
         if self.tracker is None:
-            tracker = Tracker(None, command_line="pytest")
+            tracker = Tracker(None, native=self.native, command_line="pytest")
             try:
                 tracker.start()
             except TrackerError as error:

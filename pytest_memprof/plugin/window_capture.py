@@ -26,6 +26,7 @@ RUNNER_FILE_PARTS = ("/_pytest/", "/pluggy/", "/pytest_memprof/", "/pytest/__mai
 def write_window_capture(path: Path, reader: NativeReader, window: bytes, frames_before: int, nodes_before: int,
                          nodeid: str, duration_s: float) -> None:
     """Write ``path``: header, then an LZ4 frame of prelude + window records + trailer."""
+    native = bool(reader.native_nodes())
     header = json.dumps({
         "pid": os.getpid(),
         "python_version": platform.python_version(),
@@ -34,7 +35,7 @@ def write_window_capture(path: Path, reader: NativeReader, window: bytes, frames
         "test": nodeid,
         # Stacks of a test start at the test: readers drop the leading frames of these files.
         "runner_files": list(RUNNER_FILE_PARTS),
-        "native": False,
+        "native": native,
         "trace_python_allocators": True,
         "follow_fork": False,
         "aggregated": False,
@@ -42,4 +43,5 @@ def write_window_capture(path: Path, reader: NativeReader, window: bytes, frames
     trailer = bytearray([TRAILER])
     varint(int(reader.end_ms), trailer)
     varint(int(reader.records), trailer)
-    write_capture(path, header, bytes(prelude(reader, frames_before, nodes_before)) + window + bytes(trailer))
+    tables = prelude(reader, frames_before, nodes_before, reader.native_nodes_at_window)
+    write_capture(path, header, bytes(tables) + window + bytes(trailer), native=native)

@@ -12,7 +12,7 @@ import pytest
 from pytest_memprof import Capture, CaptureError, CaptureVersionError
 from pytest_memprof.live import EXIT_MARK_ID, exit_mark_label, parse_exit_mark
 from pytest_memprof.live.sources import FileFollower
-from pytest_memprof.live.stream import FIXED_HEADER, MAGIC, LiveSession, StreamDecoder, downsample
+from pytest_memprof.live.stream import FIXED_HEADER, FORMAT_VERSION, MAGIC, LiveSession, StreamDecoder, downsample
 
 from .conftest import TIMEOUT_S, env, memprof_command
 
@@ -96,9 +96,9 @@ def test_a_capture_cut_short_is_shown_as_such(capture_bytes):
 def test_a_newer_format_version_is_refused_by_name():
     decoder = StreamDecoder("127.0.0.1:9")
     with pytest.raises(CaptureVersionError) as error:
-        decoder.feed(FIXED_HEADER.pack(MAGIC, 2, 0, 2) + b"{}")
-    assert str(error.value) == ("127.0.0.1:9 sends capture format version 2; this memprof reads up to version 1 "
-                                "(upgrade pytest-memprof on this side)")
+        decoder.feed(FIXED_HEADER.pack(MAGIC, FORMAT_VERSION + 1, 0, 2) + b"{}")
+    assert str(error.value) == (f"127.0.0.1:9 sends capture format version {FORMAT_VERSION + 1}; this memprof reads "
+                                f"up to version {FORMAT_VERSION} (upgrade pytest-memprof on this side)")
 
 
 def test_a_stranger_is_refused_at_its_first_bytes():

@@ -46,6 +46,11 @@ __attribute__((noinline)) void* memprof_test_entry(size_t count, void** raw) {
     return Builder<double>::build(count, raw);  // LINE: entry
 }
 
+// Calls back into Python: C frames between two Python frames, for the hybrid-stack order.
+__attribute__((noinline)) void memprof_test_call(void (*callback)(void)) {
+    callback();  // LINE: callback
+}
+
 void memprof_test_release(void* block, void* raw) {
     delete[] static_cast<char*>(block);
     std::free(raw);
