@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -22,7 +23,6 @@ try:  # imported at collection: a test elsewhere in the suite leaves numpy unimp
 except ImportError:  # pragma: no cover
     numpy = None
 
-ROOT = Path(__file__).resolve().parent.parent
 SOURCE = str(Path(__file__).with_name("native_lib") / "nativestacks.cc")
 LINES = marked_lines()
 BLOCK_DOUBLES = 300_000  # new[] of 2,400,000 bytes, then malloc of as many
@@ -175,10 +175,10 @@ def test_report_after_the_library_is_deleted_shows_lib_offset_and_warns(tmp_path
         "    lib.memprof_test_entry(1_000_000, ctypes.byref(raw))\n"
     )
     env = subprocess_env()
-    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path)
     shutil.rmtree(folder)
     result = subprocess.run([sys.executable, "-m", "pytest_memprof", "stats", "--json", str(out)],
-                            capture_output=True, text=True, env=env, cwd=ROOT)
+                            capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert "libmemprofgone.so" in result.stderr and "no longer exists" in result.stderr, result.stderr
@@ -268,3 +268,42 @@ def test_every_report_shows_the_hybrid_stack(tmp_path, cpplib):
         assert "memprof_test_entry" in (tmp_path / f"{command}.html").read_text()
     dump = memprof("parse", str(out))
     assert "NATIVE_NODE id=1 " in dump and "\nMAPS\n" in dump and "native=" in dump
+
+
+def test_libraries_loaded_and_unloaded_while_tracking_are_symbolised_from_their_own_files(tmp_path):
+    _ctypes = pytest.importorskip("_ctypes")
+    first = build_cpp(tmp_path, "libmemproffirst.so")
+    second = build_cpp(tmp_path, "libmemprofsecond.so")
+    out = tmp_path / "dl.bin"
+    blocks = []
+    with Tracker(out, native=True):
+        for path, doubles in ((first, 100_001), (second, 100_002)):
+            lib = load_cpp(path)  # dlopen while tracking: the mappings are recorded again
+            raw = ctypes.c_void_p()
+            blocks.append(lib.memprof_test_entry(doubles, ctypes.byref(raw)))
+            _ctypes.dlclose(lib._handle)  # the next library may land at the same addresses
+    # With the first file gone, its frames can only show as lib+offset: if the second library's
+    # addresses were resolved against the first one's (stale) mappings, they would too.
+    first.unlink()
+    with pytest.warns(UserWarning, match="libmemproffirst.so no longer exists"):
+        stats = {stat.bytes: names(stat.frames) for stat in Capture.open(out).leak_stacks()}
+    assert any(name.startswith("libmemproffirst.so+0x") for name in stats[100_001 * 8]), stats[100_001 * 8]
+    assert "memprof_test_entry" not in stats[100_001 * 8]
+    assert "memprof_test_entry" in stats[100_002 * 8], stats[100_002 * 8]
+    assert not any("libmemproffirst" in name for name in stats[100_002 * 8])
+
+
+def test_a_followed_fork_child_writes_native_stacks_too(tmp_path, cpplib):
+    out = tmp_path / "fork.bin"
+    with Tracker(out, native=True, follow_fork=True):
+        pid = os.fork()
+        if pid == 0:
+            raw = ctypes.c_void_p()
+            cpplib.memprof_test_entry(123_457, ctypes.byref(raw))
+            os._exit(0)
+        os.waitpid(pid, 0)
+    child = Capture.open(tmp_path / f"fork.bin.{pid}")
+    assert child.metadata.native and not child.truncated
+    stat = next(stat for stat in child.leak_stacks() if stat.bytes == 123_457 * 8)
+    assert "memprof_test_entry" in names(stat.frames)
+    assert "test_a_followed_fork_child_writes_native_stacks_too" in names(stat.frames)
