@@ -111,6 +111,20 @@ def test_python_called_back_from_c_sits_between_the_c_frames_in_call_order(tmp_p
     assert (call.file, call.line) == (SOURCE, LINES["callback"])
 
 
+def test_an_inlined_function_is_its_own_frame_with_the_caller_at_the_call_line(tmp_path, cpplib):
+    out = tmp_path / "inline.bin"
+    with Tracker(out, native=True):
+        block = cpplib.memprof_test_inlined(3_456_789)
+    ctypes.CDLL(None).free(ctypes.c_void_p(block))
+    stat = next(stat for stat in Capture.open(out).total_stacks() if stat.bytes == 3_456_789)
+    functions = names(stat.frames)
+    outer = functions.index("memprof_test_inlined")
+    assert "inlined_allocate" in functions[outer + 1], functions
+    assert outer + 1 == len(functions) - 1, functions
+    assert (stat.frames[outer].file, stat.frames[outer].line) == (SOURCE, LINES["inline-call"])
+    assert (stat.frames[outer + 1].file, stat.frames[outer + 1].line) == (SOURCE, LINES["inlined"])
+
+
 def test_interpreter_frames_are_shown_on_request(tmp_path, cpplib):
     out = tmp_path / "interp.bin"
     raw = ctypes.c_void_p()

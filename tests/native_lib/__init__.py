@@ -68,6 +68,8 @@ def load_cpp(path: Path) -> ctypes.CDLL:
     lib.memprof_test_release.argtypes = [vp, vp]
     lib.memprof_test_thread.restype = ctypes.c_int
     lib.memprof_test_thread.argtypes = [size, ctypes.c_char_p, out, out]
+    lib.memprof_test_inlined.restype = vp
+    lib.memprof_test_inlined.argtypes = [size]
     lib.memprof_test_call.restype = None
     lib.memprof_test_call.argtypes = [CALLBACK]
     return lib

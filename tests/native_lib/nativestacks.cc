@@ -16,6 +16,11 @@ __attribute__((noinline)) void* make_block(size_t size, void** raw) {
     return block;
 }
 
+// Always inlined, even at -O0: its frame exists only in the DWARF (an inlined subroutine).
+__attribute__((always_inline)) inline void* inlined_allocate(size_t size) {
+    return std::malloc(size);  // LINE: inlined
+}
+
 }  // namespace
 
 template <typename T>
@@ -44,6 +49,10 @@ extern "C" {
 // Allocates `count` doubles with new[] and as many bytes again with malloc; both are kept.
 __attribute__((noinline)) void* memprof_test_entry(size_t count, void** raw) {
     return Builder<double>::build(count, raw);  // LINE: entry
+}
+
+__attribute__((noinline)) void* memprof_test_inlined(size_t size) {
+    return inlined_allocate(size);  // LINE: inline-call
 }
 
 // Calls back into Python: C frames between two Python frames, for the hybrid-stack order.
