@@ -7,7 +7,10 @@ as a ratio to memray's in the same configuration. Pairs compare like with like: 
 Python's allocators by default, memray only with --trace-python-allocators, so each memprof mode
 is paired with the memray mode that sees the same events.
 
-    python benchmarks/overhead.py [--rounds 3] [--scale 0.5] [--workloads py_alloc,np_alloc]
+    python benchmarks/overhead.py [--rounds 3] [--scale 0.5] [--workloads py_alloc,np_alloc] [--top-pad]
+
+``--top-pad`` runs every mode with MALLOC_TOP_PAD_=64MiB: np_alloc otherwise measures mostly
+how often glibc trims the heap, which any allocation made in between (by a tracker) changes.
 """
 
 from __future__ import annotations
@@ -70,8 +73,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each mode per workload (default 3)")
     parser.add_argument("--scale", default="0.5", help="BENCH_SCALE for the workloads (default 0.5)")
     parser.add_argument("--workloads", help="comma-separated names (default: every workload)")
+    parser.add_argument("--top-pad", action="store_true", help="run every mode with MALLOC_TOP_PAD_=64MiB")
     args = parser.parse_args()
     os.environ["BENCH_SCALE"] = args.scale
+    if args.top_pad:
+        os.environ["MALLOC_TOP_PAD_"] = str(64 << 20)
     names = args.workloads.split(",") if args.workloads else sorted(
         path.stem for path in WORKLOADS.glob("*.py") if not path.stem.startswith("_"))
     times: dict = {}
@@ -85,7 +91,8 @@ def main() -> int:
                 for mode in order:
                     times.setdefault((name, mode), []).append(run_once(mode, workload, Path(folder)))
                 print(f"  {name}: round {round_index + 1}/{args.rounds} done", file=sys.stderr)
-    print(f"BENCH_SCALE={args.scale}, {args.rounds} rounds alternating; medians in seconds; "
+    print(f"BENCH_SCALE={args.scale}{', MALLOC_TOP_PAD_=64MiB' if args.top_pad else ''}, {args.rounds} rounds "
+          "alternating; medians in seconds; "
           "overhead = mode - the faster of the two untracked runs")
     print()
     print("| workload | " + " | ".join(MODES) + " |")
