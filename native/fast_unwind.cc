@@ -435,9 +435,11 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
             }
             default: return -1;
         }
-        // Every load stays inside this thread's stack, above the frame we came from.
+        // Every load stays inside this thread's stack, above the frame we came from, and no frame
+        // is larger than 16 MiB: beyond that the rule or the stack (a coroutine's own stack, say)
+        // is not what we think, and libgcc decides.
         uintptr_t ra_address = cfa + rule.ra_offset;
-        if (cfa <= sp || ra_address < sp || ra_address + 8 > stack_end) return -1;
+        if (cfa <= sp || cfa - sp > (16u << 20) || ra_address < sp || ra_address + 8 > stack_end) return -1;
         uintptr_t ra = *reinterpret_cast<const uintptr_t*>(ra_address);
         step.load_address[0] = ra_address;
         step.load_value[0] = ra;
