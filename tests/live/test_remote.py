@@ -10,7 +10,7 @@ import pytest
 
 from pytest_memprof import Capture
 from pytest_memprof.live.sources import SocketSource
-from pytest_memprof.live.stream import FIXED_HEADER, MAGIC, LiveSession
+from pytest_memprof.live.stream import FIXED_HEADER, FORMAT_VERSION, MAGIC, LiveSession
 from pytest_memprof.live.view import LiveView
 
 from ..cli.conftest import assert_one_line_error
@@ -129,10 +129,11 @@ def serve_once(payload: bytes) -> tuple[int, threading.Thread]:
 
 
 def test_a_newer_capture_format_is_refused_by_name(memprof):
-    port, server = serve_once(FIXED_HEADER.pack(MAGIC, 2, 0, 2) + b"{}")
+    port, server = serve_once(FIXED_HEADER.pack(MAGIC, FORMAT_VERSION + 1, 0, 2) + b"{}")
     result = memprof("live", str(port), timeout=TIMEOUT_S)
     server.join(TIMEOUT_S)
-    assert_one_line_error(result, "sends capture format version 2", "this memprof reads up to version 1")
+    assert_one_line_error(result, f"sends capture format version {FORMAT_VERSION + 1}",
+                          f"this memprof reads up to version {FORMAT_VERSION}")
 
 
 def test_something_that_is_not_a_capture_stream_is_refused(memprof):
