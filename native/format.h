@@ -36,8 +36,9 @@
 //                       address under its caller's node (native node 0 is the empty stack)
 //   MAPS                -- the executable mappings change: the MAP records that follow replace
 //                       the current set (at start, after each dlopen and dlclose)
-//   MAP                 start  end  load_base  len path   -- one executable segment of a loaded
-//                       object; address - load_base is the object's own (ELF) virtual address
+//   MAP                 start  end  load_base  len path  len build_id   -- one executable segment
+//                       of a loaded object; address - load_base is the object's own (ELF) virtual
+//                       address; build_id is its GNU build ID (raw bytes, empty if none)
 //
 // All integers are unsigned LEB128 varints; zigzag maps signed deltas to unsigned. Node 0 is the
 // empty stack. A stack is a trie node: (parent node, frame, line), so an event carries one integer.

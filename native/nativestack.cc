@@ -4,7 +4,10 @@
 #include <unistd.h>
 #include <unwind.h>
 
+#include <elf.h>
+
 #include <climits>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 
@@ -73,6 +76,29 @@ struct MapsRun {
     bool first;
 };
 
+// The GNU build ID from the object's notes, as loaded in memory: at report time it tells the
+// library that was loaded from another one at the same path (rebuilt, another machine's).
+std::string build_id_of(const struct dl_phdr_info* info) {
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr)& segment = info->dlpi_phdr[i];
+        if (segment.p_type != PT_NOTE) continue;
+        const auto* pos = reinterpret_cast<const uint8_t*>(info->dlpi_addr + segment.p_vaddr);
+        const uint8_t* end = pos + segment.p_memsz;
+        while (end - pos >= static_cast<ptrdiff_t>(sizeof(ElfW(Nhdr)))) {
+            const auto* note = reinterpret_cast<const ElfW(Nhdr)*>(pos);
+            size_t name_size = (note->n_namesz + 3) & ~static_cast<size_t>(3);
+            size_t desc_size = (note->n_descsz + 3) & ~static_cast<size_t>(3);
+            const uint8_t* name = pos + sizeof(ElfW(Nhdr));
+            if (static_cast<size_t>(end - name) < name_size + desc_size) break;
+            if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
+                return std::string(reinterpret_cast<const char*>(name + name_size), note->n_descsz);
+            }
+            pos = name + name_size + desc_size;
+        }
+    }
+    return std::string();
+}
+
 int add_object(struct dl_phdr_info* info, size_t, void* arg) {
     auto* run = static_cast<MapsRun*>(arg);
     bool first = run->first;
@@ -96,7 +122,7 @@ int add_object(struct dl_phdr_info* info, size_t, void* arg) {
         uintptr_t end = start + segment.p_memsz;
         if (start < low) low = start;
         if (end > high) high = end;
-        if (segment.p_flags & PF_X) run->out->push_back({start, end, info->dlpi_addr, path});
+        if (segment.p_flags & PF_X) run->out->push_back({start, end, info->dlpi_addr, path, build_id_of(info)});
     }
     if (run->self_address >= low && run->self_address < high) {
         g_self_start = low;
@@ -164,14 +190,14 @@ std::vector<Mapping> read_maps() {
 
 void emit_maps(Recorder& recorder, std::vector<Mapping> maps) {
     recorder.maps_begin();
-    for (const Mapping& map : maps) recorder.map(map.start, map.end, map.load_base, map.path);
+    for (const Mapping& map : maps) recorder.map(map.start, map.end, map.load_base, map.path, map.build_id);
     g_maps = std::move(maps);
 }
 
 void emit_tables(Recorder& recorder) {
     if (g_maps.empty() && g_nodes.empty()) return;
     recorder.maps_begin();
-    for (const Mapping& map : g_maps) recorder.map(map.start, map.end, map.load_base, map.path);
+    for (const Mapping& map : g_maps) recorder.map(map.start, map.end, map.load_base, map.path, map.build_id);
     for (const NodeInfo& node : g_nodes) recorder.native_node(node.parent, node.address);
 }
 

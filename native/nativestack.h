@@ -46,6 +46,7 @@ void invalidate();
 struct Mapping {
     uintptr_t start, end, load_base;
     std::string path;
+    std::string build_id;  // the object's GNU build ID (raw bytes), "" if it has none
 };
 std::vector<Mapping> read_maps();
 void emit_maps(Recorder& recorder, std::vector<Mapping> maps);

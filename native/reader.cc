@@ -303,15 +303,17 @@ int Reader::parse_record(Cursor& cursor) {
         case MAP: {
             MapRecord map;
             if (!cursor.get_varint(&map.start) || !cursor.get_varint(&map.end) || !cursor.get_varint(&map.load_base) ||
-                !get_string(cursor, &map.path)) {
+                !get_string(cursor, &map.path) || !get_string(cursor, &map.build_id)) {
                 return short_read();
             }
             if (map.start >= map.end) return corrupt("a mapping that ends before it starts");
             if (d_dump) {
-                fprintf(d_dump, "MAP start=0x%" PRIx64 " end=0x%" PRIx64 " load_base=0x%" PRIx64 " path=%s\n", map.start,
-                        map.end, map.load_base, map.path.c_str());
+                fprintf(d_dump, "MAP start=0x%" PRIx64 " end=0x%" PRIx64 " load_base=0x%" PRIx64 " path=%s build_id=",
+                        map.start, map.end, map.load_base, map.path.c_str());
+                for (unsigned char byte : map.build_id) fprintf(d_dump, "%02x", byte);
+                fprintf(d_dump, "\n");
             }
-            auto key = std::make_tuple(map.start, map.end, map.load_base, map.path);
+            auto key = std::make_tuple(map.start, map.end, map.load_base, map.path, map.build_id);
             auto found = d_map_ids.find(key);
             uint32_t id;
             if (found != d_map_ids.end()) {

@@ -47,6 +47,7 @@ struct MapRecord {
     uint64_t end;
     uint64_t load_base;
     std::string path;
+    std::string build_id;  // raw bytes; "" if the object had none
 };
 
 // Stack ids of allocations that carry a native stack: kHybridStack | index into stack_pairs().
@@ -202,7 +203,7 @@ class Reader {
     std::vector<NativeNodeRecord> d_native_nodes;  // index = native node id - 1
     size_t d_native_nodes_at_window = 0;
     std::vector<MapRecord> d_maps;                 // every distinct mapping seen
-    std::map<std::tuple<uint64_t, uint64_t, uint64_t, std::string>, uint32_t> d_map_ids;
+    std::map<std::tuple<uint64_t, uint64_t, uint64_t, std::string, std::string>, uint32_t> d_map_ids;
     std::vector<uint32_t> d_current_maps;  // the latest MAPS set, sorted by start when d_maps_sorted
     bool d_maps_sorted = true;
     std::vector<std::pair<uint32_t, uint32_t>> d_pairs;

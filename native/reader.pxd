@@ -34,6 +34,7 @@ cdef extern from "reader.h" namespace "memprof":
         uint64_t end
         uint64_t load_base
         string path
+        string build_id
 
     uint32_t kHybridStack
 

@@ -230,13 +230,15 @@ void Recorder::node(uint32_t parent, uint32_t frame, uint64_t line, bool entry) 
     commit(put_varint(out, line));
 }
 
-void Recorder::map(uintptr_t start, uintptr_t end, uintptr_t load_base, const std::string& path) {
+void Recorder::map(uintptr_t start, uintptr_t end, uintptr_t load_base, const std::string& path,
+                   const std::string& build_id) {
     uint8_t* out = reserve(kMaxRecord);
     *out++ = MAP;
     out = put_varint(out, start);
     out = put_varint(out, end);
     out = put_varint(out, load_base);
-    commit(put_string(out, path));
+    out = put_string(out, path);
+    commit(put_string(out, build_id));
 }
 
 void Recorder::sample(uint64_t ms, uint64_t rss) {

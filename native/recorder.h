@@ -106,7 +106,8 @@ class Recorder {
         *out++ = MAPS;
         commit(out);
     }
-    void map(uintptr_t start, uintptr_t end, uintptr_t load_base, const std::string& path);
+    void map(uintptr_t start, uintptr_t end, uintptr_t load_base, const std::string& path,
+             const std::string& build_id);
     void sample(uint64_t ms, uint64_t rss);
     void mark(uint64_t id, const std::string& label);
     void trailer(uint64_t ms);

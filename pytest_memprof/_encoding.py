@@ -55,12 +55,15 @@ def prelude(reader: NativeReader, frames: int | None = None, nodes: int | None =
     if maps:
         # Every mapping the session saw: a node resolves against the latest one holding it.
         out.append(MAPS)
-        for start, end, load_base, path in maps:
+        for start, end, load_base, path, build_id in maps:
             out.append(MAP)
             varint(start, out)
             varint(end, out)
             varint(load_base, out)
             string(path, out)
+            identity = bytes.fromhex(build_id)
+            varint(len(identity), out)
+            out += identity
     for parent, address, _ in reader.native_nodes()[:native_nodes]:
         out.append(NATIVE_NODE)
         varint(parent, out)

@@ -163,9 +163,10 @@ cdef class NativeReader:
         return [(node.parent, node.address, node.map) for node in self.reader.native_nodes()]
 
     def maps(self):
-        """(start, end, load base, path) of every executable mapping recorded."""
+        """(start, end, load base, path, build ID as hex or "") of every executable mapping recorded."""
         cdef native.MapRecord item
-        return [(item.start, item.end, item.load_base, os.fsdecode(<bytes>item.path)) for item in self.reader.maps()]
+        return [(item.start, item.end, item.load_base, os.fsdecode(<bytes>item.path), (<bytes>item.build_id).hex())
+                for item in self.reader.maps()]
 
     def stack_pairs(self):
         """(Python node, native node) per hybrid stack id without its HYBRID_STACK bit."""

@@ -73,7 +73,7 @@ class Capture:
         # Native stacks (captures made with native=True).
         self._entries: list[bool] = []
         self._native_nodes: list[tuple[int, int, int]] = []
-        self._maps: list[tuple[int, int, int, str]] = []
+        self._maps: list[tuple[int, int, int, str, str]] = []
         self._pairs: list[tuple[int, int]] = []
         self._calls: dict[int, NativeCall] = {}
         self._is_interpreter = interpreter_paths(metadata.extra.get("python_executable"))
@@ -324,36 +324,37 @@ class Capture:
             frame = Frame(f"0x{address:x}", "<unknown>", 0, native=True)
             call = NativeCall("", False, lambda: (frame,))
         else:
-            path, vaddr = self._maps[map_index][3], address - 1 - self._maps[map_index][2]
+            _, _, load_base, path, build_id = self._maps[map_index]
+            vaddr = address - 1 - load_base
             interpreter = self._interpreter_maps.get(map_index)
             if interpreter is None:
                 interpreter = self._interpreter_maps[map_index] = self._is_interpreter(path)
-            function = _SYMBOLIZER.function_name(path, vaddr)
+            function = _SYMBOLIZER.function_name(path, vaddr, build_id)
             # libc's unnamed local functions are its start-up code (e.g. __libc_start_call_main).
             runtime = not function and os.path.basename(path).startswith(("libc.so", "ld-linux"))
-            call = NativeCall(function, interpreter or runtime, lambda: self._locate(path, vaddr))
-            if path in _SYMBOLIZER.missing:
-                self._warn_missing(path)
+            call = NativeCall(function, interpreter or runtime, lambda: self._locate(path, vaddr, build_id))
+            if _SYMBOLIZER.problem(path, build_id):
+                self._warn_missing(path, build_id)
         self._calls[node] = call
         return call
 
-    def _locate(self, path: str, vaddr: int) -> tuple[Frame, ...]:
-        location = _SYMBOLIZER.locate(path, vaddr)
+    def _locate(self, path: str, vaddr: int, build_id: str) -> tuple[Frame, ...]:
+        location = _SYMBOLIZER.locate(path, vaddr, build_id)
         if location.missing:
-            self._warn_missing(path)
+            self._warn_missing(path, build_id)
         return location.frames
 
     def _map_containing(self, address: int) -> int:
         # Recorded before the mappings that hold it (a library loaded by another thread): any
         # mapping of the capture, latest first, is the best guess.
         for index in range(len(self._maps) - 1, -1, -1):
-            start, end, _, _ = self._maps[index]
+            start, end = self._maps[index][:2]
             if start <= address < end:
                 return index
         return -1
 
-    def _warn_missing(self, path: str) -> None:
-        message = (f"{path} {_SYMBOLIZER.missing.get(path, 'cannot be read')}: its frames are shown as "
+    def _warn_missing(self, path: str, build_id: str) -> None:
+        message = (f"{path} {_SYMBOLIZER.problem(path, build_id) or 'cannot be read'}: its frames are shown as "
                    f"{os.path.basename(path)}+offset")
         if message not in self.warnings:
             self.warnings.append(message)

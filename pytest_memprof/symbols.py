@@ -85,11 +85,20 @@ class _ElfObject:
             self._elf = ELFFile(self._file)
             if self._elf.elfclass != 64 or not self._elf.little_endian:
                 raise ValueError("only 64-bit little-endian objects are read")
+            self.build_id = self._read_build_id()
             self._starts, self._ends, self._names = self._read_functions()
         except Exception:
             self._file.close()
             raise
         self._dwarf: _Dwarf | bool | None = None
+
+    def _read_build_id(self) -> str:
+        for section in self._elf.iter_sections():
+            if section["sh_type"] == "SHT_NOTE":
+                for note in section.iter_notes():
+                    if note["n_type"] == "NT_GNU_BUILD_ID":
+                        return str(note["n_desc"])
+        return ""
 
     def _read_functions(self) -> tuple[list[int], list[int], list[str]]:
         rows: dict[int, tuple[int, str]] = {}
@@ -308,55 +317,64 @@ def _text(value: Any) -> str:
 
 
 class Symbolizer:
-    """Resolves (object path, load base, address) to frames; caches per object and per address."""
+    """Resolves (object path, build ID, address) to frames; caches per object and per address."""
 
     def __init__(self) -> None:
-        self._objects: dict[str, _ElfObject | None] = {}
-        self._names: dict[tuple[str, int], str] = {}
-        self._locations: dict[tuple[str, int], NativeLocation] = {}
-        self.missing: dict[str, str] = {}  # path -> why it could not be read
+        self._objects: dict[tuple[str, str], _ElfObject | None] = {}
+        self._names: dict[tuple[str, str, int], str] = {}
+        self._locations: dict[tuple[str, str, int], NativeLocation] = {}
+        self._problems: dict[tuple[str, str], str] = {}  # why an object could not be used
 
-    def _object(self, path: str) -> _ElfObject | None:
-        if path not in self._objects:
+    def problem(self, path: str, build_id: str = "") -> str:
+        """Why the object recorded as (path, build ID) cannot be used ("" if it can, or is not loaded yet)."""
+        return self._problems.get((path, build_id), "")
+
+    def _object(self, path: str, build_id: str) -> _ElfObject | None:
+        key = (path, build_id)
+        if key not in self._objects:
+            elf = None
             try:
-                self._objects[path] = _ElfObject(path)
+                elf = _ElfObject(path)
             except FileNotFoundError:
-                self._objects[path] = None
-                self.missing[path] = "no longer exists"
-            except Exception as error:
-                self._objects[path] = None
-                self.missing[path] = f"cannot be read ({type(error).__name__}: {error})"
-        return self._objects[path]
+                self._problems[key] = "no longer exists"
+            except Exception as error:  # any unreadable object degrades to lib+offset
+                self._problems[key] = f"cannot be read ({type(error).__name__}: {error})"
+            # Same path, another build (rebuilt since, or another machine's): its symbols would lie.
+            if elf is not None and build_id and elf.build_id and elf.build_id != build_id:
+                self._problems[key] = "is not the build the capture was made with (its build ID differs)"
+                elf = None
+            self._objects[key] = elf
+        return self._objects[key]
 
-    def function_name(self, path: str, vaddr: int) -> str:
+    def function_name(self, path: str, vaddr: int, build_id: str = "") -> str:
         """The demangled name of the function holding ``vaddr`` (the call site), or ""."""
-        key = (path, vaddr)
+        key = (path, build_id, vaddr)
         name = self._names.get(key)
         if name is None:
-            elf = self._object(path)
+            elf = self._object(path, build_id)
             name = demangle(elf.function_at(vaddr)) if elf is not None else ""
             self._names[key] = name
         return name
 
-    def locate(self, path: str, vaddr: int) -> NativeLocation:
+    def locate(self, path: str, vaddr: int, build_id: str = "") -> NativeLocation:
         """Frames for the call site at ``vaddr`` (an object-relative address), inlined ones expanded."""
-        key = (path, vaddr)
+        key = (path, build_id, vaddr)
         cached = self._locations.get(key)
         if cached is not None:
             return cached
-        elf = self._object(path)
+        elf = self._object(path, build_id)
         base = os.path.basename(path)
         if elf is None:
             frame = Frame(f"{base}+0x{vaddr:x}", path, 0, native=True)
             location = NativeLocation("", (frame,), missing=True)
         else:
-            function = self.function_name(path, vaddr)
+            function = self.function_name(path, vaddr, build_id)
             frames: tuple[Frame, ...] = (Frame(function or f"{base}+0x{vaddr:x}", path, 0, native=True),)
             dwarf = elf.dwarf()
             if dwarf is not None:
                 try:
                     frames = _dwarf_frames(dwarf, vaddr, function, path) or frames
-                except Exception:
+                except Exception:  # malformed DWARF: keep the symbol-table frame
                     pass
             location = NativeLocation(function, frames)
         self._locations[key] = location

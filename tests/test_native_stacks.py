@@ -204,6 +204,22 @@ def test_report_after_the_library_is_deleted_shows_lib_offset_and_warns(tmp_path
     assert 0 < offset < 1 << 20
 
 
+def test_a_library_rebuilt_since_the_capture_is_not_trusted_for_names(tmp_path):
+    path = build_cpp(tmp_path, "libmemprofrebuilt.so")
+    lib = load_cpp(path)
+    out = tmp_path / "rebuilt.bin"
+    raw = ctypes.c_void_p()
+    with Tracker(out, native=True):
+        lib.memprof_test_entry(54_321, ctypes.byref(raw))
+    # Another build at the same path (the loaded one stays mapped under its old inode).
+    other = build_cpp(tmp_path / "..", "libmemprofrebuilt.so.new", optimize="-O1")
+    os.replace(other, path)
+    with pytest.warns(UserWarning, match="libmemprofrebuilt.so is not the build the capture was made with"):
+        stats = {stat.bytes: names(stat.frames) for stat in Capture.open(out).leak_stacks()}
+    assert any(name.startswith("libmemprofrebuilt.so+0x") for name in stats[54_321 * 8]), stats[54_321 * 8]
+    assert "memprof_test_entry" not in stats[54_321 * 8]
+
+
 def test_python_only_capture_stays_format_version_one(tmp_path):
     out = tmp_path / "plain.bin"
     with Tracker(out):
@@ -226,7 +242,7 @@ def test_newer_format_version_is_refused_by_name(tmp_path):
 
 @pytest.mark.parametrize(("records", "message"), [
     (bytes([72, 5, 0x10]), "native stack whose parent is unknown"),
-    (bytes([73, 74, 0x20, 0x10, 0, 1, ord("x")]), "mapping that ends before it starts"),
+    (bytes([73, 74, 0x20, 0x10, 0, 1, ord("x"), 0]), "mapping that ends before it starts"),
     (bytes([0x81, 0, 8, 0, 2]), "unknown native stack id"),
     (bytes([74, 1, 2, 0, 0xFF, 0xFF, 0x7F]), "oversized string"),
 ])

@@ -48,11 +48,12 @@ def load(path: Path) -> ctypes.CDLL:
 CPP_SOURCE = Path(__file__).with_name("nativestacks.cc")
 
 
-def build_cpp(target_dir: Path, name: str = "libnativestacks.so") -> Path:
-    """Compile the C++ native-stacks library (debug info, no inlining) into ``target_dir``."""
+def build_cpp(target_dir: Path, name: str = "libnativestacks.so", optimize: str = "-O0") -> Path:
+    """Compile the C++ native-stacks library (debug info, no inlining by default) into ``target_dir``."""
     output = target_dir / name
     subprocess.run(
-        ["g++", "-shared", "-fPIC", "-O0", "-g", "-Wall", "-Wextra", "-o", str(output), str(CPP_SOURCE), "-lpthread"],
+        ["g++", "-shared", "-fPIC", optimize, "-g", "-Wall", "-Wextra", "-o", str(output), str(CPP_SOURCE),
+         "-lpthread"],
         check=True,
     )
     return output
