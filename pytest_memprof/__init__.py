@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .capture import Capture
+from .capture import Capture, MissingLibraryWarning
 from .errors import CaptureError, CaptureVersionError, MemprofError, TrackerError, UsageError
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint
 from .tracker import Tracker
@@ -17,6 +17,7 @@ __all__ = [
     "Frame",
     "IntervalStat",
     "MemprofError",
+    "MissingLibraryWarning",
     "StackStat",
     "ThreadInfo",
     "TimelinePoint",
