@@ -35,6 +35,10 @@ struct State {
     Recorder recorder;
     Options options;
     bool native = false;  // options.native, set before recording starts and read by the hooks
+    // From start to stop, paused or not: a library loaded meanwhile gets our hooks too, or its
+    // allocations would go unseen for the rest of the run.
+    std::atomic<bool> hooked{false};
+    bool maps_stale = false;  // lock held: a library came or went while paused; resume records them
     bool memory_sink = false;
     uint64_t last_tid = 0;
     std::chrono::steady_clock::time_point started;
@@ -267,8 +271,17 @@ void pause() {
 void resume() {
     if (!g || !g->running || g->active) return;
     GuardScope guard;
+    // Read without the lock (it takes the loader's); a library loaded after this read records
+    // its mappings itself, as recording is then on.
+    std::vector<nativestack::Mapping> maps;
+    bool refresh_maps = g->native && g->maps_stale;
+    if (refresh_maps) maps = nativestack::read_maps();
     {
         std::lock_guard<std::mutex> lock(g->lock);
+        if (refresh_maps) {
+            nativestack::emit_maps(g->recorder, std::move(maps));
+            g->maps_stale = false;
+        }
         g->recorder.reset_deltas();
         g->last_tid = 0;
         // Stacks were not followed while paused: every thread rebuilds its own.
@@ -322,6 +335,7 @@ bool start(const Options& options, std::string* error) {
     pystack::install_profiler_all_threads();
     if (options.trace_python_allocators) pystack::install_allocator_hooks();
     arena_cache::install();
+    g->hooked = true;
     hooks::patch_all(true);
     start_sampler();
     return true;
@@ -335,6 +349,7 @@ std::string stop() {
         g->active = false;
         g->running = false;
     }
+    g->hooked = false;
     hooks::patch_all(false);
     pystack::remove_allocator_hooks();
     arena_cache::remove();
@@ -447,20 +462,24 @@ namespace {
 void record_maps() {
     std::vector<nativestack::Mapping> maps = nativestack::read_maps();  // loader lock, not ours
     std::lock_guard<std::mutex> lock(g->lock);
-    if (g->active) nativestack::emit_maps(g->recorder, std::move(maps));
+    if (g->active) {
+        nativestack::emit_maps(g->recorder, std::move(maps));
+    } else {
+        g->maps_stale = true;
+    }
 }
 
 }  // namespace
 
 void on_dlopen() {
-    // A library loaded while tracking: bind its slots to our hooks too.
-    if (!active_relaxed()) return;
+    // A library loaded while tracking (or paused): bind its slots to our hooks too.
+    if (!g || !g->hooked.load(std::memory_order_relaxed)) return;
     hooks::patch_all(true);
     if (g->native) record_maps();
 }
 
 void on_dlclose() {
-    if (!active_relaxed() || !g->native) return;
+    if (!g || !g->hooked.load(std::memory_order_relaxed) || !g->native) return;
     {
         std::lock_guard<std::mutex> lock(g->lock);
         nativestack::invalidate();

@@ -337,3 +337,24 @@ def test_a_followed_fork_child_writes_native_stacks_too(tmp_path, cpplib):
     stat = next(stat for stat in child.leak_stacks() if stat.bytes == 123_457 * 8)
     assert "memprof_test_entry" in names(stat.frames)
     assert "test_a_followed_fork_child_writes_native_stacks_too" in names(stat.frames)
+
+
+def test_a_library_loaded_while_paused_is_hooked_and_named_after_resume(tmp_path):
+    # The pytest plugin pauses between tests; a test may import an extension outside its window.
+    path = build_cpp(tmp_path, "libmemprofpaused.so")
+    tracker = Tracker(None, native=True)
+    reader = NativeReader()
+    raw = ctypes.c_void_p()
+    with tracker:
+        tracker.pause()
+        assert reader.feed(tracker.drain()), reader.error
+        lib = load_cpp(path)
+        reader.reset_window()  # as the plugin does: each window's records decode on their own
+        tracker.resume()
+        lib.memprof_test_entry(77_001, ctypes.byref(raw))
+        records = tracker.drain()
+    records += tracker.drain()
+    assert reader.feed(records), reader.error
+    stats = [stat for stat in Capture.from_reader(reader).total_stacks() if stat.bytes == 77_001 * 8]
+    assert stats, "the library's allocations were not seen"
+    assert "memprof_test_entry" in names(stats[0].frames), names(stats[0].frames)
