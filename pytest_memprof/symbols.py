@@ -14,6 +14,7 @@ import bisect
 import ctypes
 import ctypes.util
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,9 @@ class _ElfObject:
         from elftools.elf.elffile import ELFFile
 
         self.path = path
+        # A capture is untrusted: a path naming a FIFO or a device must not hang or flood the report.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ValueError("not a regular file")
         self._file = open(path, "rb")
         try:
             self._elf = ELFFile(self._file)

@@ -358,3 +358,32 @@ def test_a_library_loaded_while_paused_is_hooked_and_named_after_resume(tmp_path
     stats = [stat for stat in Capture.from_reader(reader).total_stacks() if stat.bytes == 77_001 * 8]
     assert stats, "the library's allocations were not seen"
     assert "memprof_test_entry" in names(stats[0].frames), names(stats[0].frames)
+
+
+def _varint(value):
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _string(data):
+    return _varint(len(data)) + data
+
+
+@pytest.mark.parametrize("path", [b"/dev/zero", b"/", b"", b"/proc/self/fd/0", __file__.encode(), b"\xff\xfe"])
+def test_hostile_native_records_are_an_error_or_frames_never_a_crash(path):
+    records = (
+        bytes([73, 74]) + _varint(0x1000) + _varint(0x2000) + _varint(0x1000) + _string(path) + _string(b"\x01\x02")
+        + bytes([72]) + _varint(0) + _varint(0x1800)
+        + bytes([72]) + _varint(1) + _varint(0x1FFFFFFFFFFFF)
+        + bytes([72]) + _varint(2) + _varint(0)
+        + bytes([0x81]) + _varint(2 * 0x5000) + _varint(100) + _varint(0) + _varint(2 * 3)
+    )
+    reader = NativeReader()
+    assert reader.feed(records), reader.error
+    with pytest.warns(UserWarning, match="its frames are shown as"):
+        (stat,) = Capture.from_reader(reader).total_stacks()
+    assert stat.bytes == 100 and len(stat.frames) == 3 and all(frame.native for frame in stat.frames)
