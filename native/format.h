@@ -8,8 +8,10 @@
 // The memory sink (pytest plugin) and the socket sink (live view) carry the same records,
 // uncompressed and without the file header. Every record starts with one byte, its kind:
 //
-//   kind < 32           ALLOC      zigzag(addr - prev_addr)  size  zigzag(stack - prev_stack)
-//   32 <= kind < 48     FREE       zigzag(addr - prev_addr)  [size, for munmap only]
+//   kind < 32           ALLOC      size  address  zigzag(stack - prev_stack)
+//   32 <= kind < 48     FREE       address  [size, for munmap only]
+//   ADDRESS_LOW         low        -- the next ALLOC/FREE's address is not a multiple of 16:
+//                                     these are its low 4 bits
 //   THREAD              tid                      -- following events come from this thread
 //   THREAD_NAME         tid  len  bytes
 //   FRAME               len name  len file  first_line           -- id = number of FRAMEs so far
@@ -26,8 +28,7 @@
 //   AGG_SAMPLE          ms_since_start  heap_bytes  rss_bytes
 //   AGG_SUMMARY         peak_bytes  peak_ms  unmatched_frees  n  n x histogram count
 //
-// Version 2 adds native stacks (a capture made with native=True; others are still written as
-// version 1, so older readers keep reading them):
+// Version 2 added native stacks (records written only with native=True):
 //
 //   kind | 0x80 (alloc) NATIVE ALLOC  the ALLOC fields, then zigzag(native - prev_native)
 //   ENTRY_NODE          as NODE, for a Python frame that entered the C eval loop anew (called
@@ -40,6 +41,13 @@
 //                       of a loaded object; address - load_base is the object's own (ELF) virtual
 //                       address; build_id is its GNU build ID (raw bytes, empty if none)
 //
+// An address is zigzag((addr >> 4) - (base >> 4)), plus the low bits from a preceding ADDRESS_LOW.
+// The base of an ALLOC is the previous ALLOC's address in the same size class (size_class below:
+// an allocator hands out neighbouring blocks of one class), the base of a FREE the previous FREE's
+// address; every base starts at 0 (and again at each pytest window). Versions 1 and 2 wrote
+// ALLOC as  zigzag(addr - prev)  size  stack  and FREE as  zigzag(addr - prev)  with one prev for
+// both: 25% larger compressed (py_alloc); this code still reads them.
+//
 // All integers are unsigned LEB128 varints; zigzag maps signed deltas to unsigned. Node 0 is the
 // empty stack. A stack is a trie node: (parent node, frame, line), so an event carries one integer.
 #pragma once
@@ -51,12 +59,22 @@
 namespace memprof {
 
 constexpr char kMagic[8] = {'M', 'E', 'M', 'P', 'R', 'O', 'F', '\0'};
-constexpr uint16_t kFormatVersion = 2;         // the newest version this code reads and writes
-constexpr uint16_t kFormatVersionPythonOnly = 1;  // written when no native record can occur
+constexpr uint16_t kFormatVersion = 3;  // the version this code writes and the newest it reads
+constexpr uint16_t kFirstSizeClassVersion = 3;  // address coding by size class (see above)
 constexpr uint8_t kNativeAllocFlag = 0x80;
 constexpr size_t kFileHeaderFixed = 16;
 constexpr uint32_t kMaxHeaderLength = 1 << 20;
 constexpr size_t kMaxStringLength = 1 << 16;
+constexpr unsigned kAddressShift = 4;
+constexpr uintptr_t kAddressAlign = uintptr_t{1} << kAddressShift;
+constexpr size_t kSizeClasses = 64;
+
+// 0..32 for sizes up to 512 (pymalloc's 16-byte classes), then one class per power of two.
+inline unsigned size_class(uint64_t size) {
+    if (size <= 512) return static_cast<unsigned>((size + 15) >> 4);
+    unsigned bits = 64u - static_cast<unsigned>(__builtin_clzll(size - 1));  // 10.. for 513..
+    return bits + 23 < kSizeClasses ? bits + 23 : kSizeClasses - 1;
+}
 
 // One list drives the allocator kinds: (enumerator, record byte, user-facing name, is_free).
 #define MEMPROF_ALLOCATOR_KINDS(X)                 \
@@ -102,6 +120,7 @@ enum Kind : uint8_t {
     NATIVE_NODE = 72,
     MAPS = 73,
     MAP = 74,
+    ADDRESS_LOW = 75,
 };
 
 constexpr bool is_alloc_kind(uint8_t kind) { return kind >= 1 && kind < 32; }
@@ -128,6 +147,7 @@ inline const char* kind_name(uint8_t kind) {
         case NATIVE_NODE: return "NATIVE_NODE";
         case MAPS: return "MAPS";
         case MAP: return "MAP";
+        case ADDRESS_LOW: return "ADDRESS_LOW";
         default: return nullptr;
     }
 }

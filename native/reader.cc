@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstring>
+#include <iterator>
 #include <tuple>
 
 #include "lz4frame.h"
@@ -182,11 +183,16 @@ int Reader::parse_record(Cursor& cursor) {
     if (alloc_name) {
         bool has_native = kind & kNativeAllocFlag;
         uint64_t address_delta, size, stack_delta, native_delta = 0;
-        if (!cursor.get_varint(&address_delta) || !cursor.get_varint(&size) || !cursor.get_varint(&stack_delta) ||
-            (has_native && !cursor.get_varint(&native_delta))) {
+        bool size_first = d_version >= kFirstSizeClassVersion;
+        if (size_first ? !cursor.get_varint(&size) || !cursor.get_varint(&address_delta)
+                       : !cursor.get_varint(&address_delta) || !cursor.get_varint(&size)) {
             return short_read();
         }
-        uint64_t address = d_last_address + static_cast<uint64_t>(unzigzag(address_delta));
+        if (!cursor.get_varint(&stack_delta) || (has_native && !cursor.get_varint(&native_delta))) {
+            return short_read();
+        }
+        uint64_t address = size_first ? decode_address(address_delta, &d_last_by_class[size_class(size)])
+                                      : decode_address(address_delta, &d_last_address);
         int64_t stack = static_cast<int64_t>(d_last_stack) + unzigzag(stack_delta);
         if (stack < 0 || static_cast<uint64_t>(stack) > d_nodes.size()) return corrupt("an unknown stack id");
         // No allocator returns the last byte of the address space; our tables reserve that key.
@@ -197,7 +203,6 @@ int Reader::parse_record(Cursor& cursor) {
         if (has_native && (native < 0 || static_cast<uint64_t>(native) > d_native_nodes.size())) {
             return corrupt("an unknown native stack id");
         }
-        d_last_address = address;
         d_last_stack = static_cast<uint32_t>(stack);
         if (has_native) d_last_native = static_cast<uint32_t>(native);
         ++d_records;
@@ -218,8 +223,8 @@ int Reader::parse_record(Cursor& cursor) {
         uint64_t address_delta, size = 0;
         if (!cursor.get_varint(&address_delta)) return short_read();
         if (kind == MUNMAP && !cursor.get_varint(&size)) return short_read();
-        uint64_t address = d_last_address + static_cast<uint64_t>(unzigzag(address_delta));
-        d_last_address = address;
+        uint64_t address = decode_address(address_delta, d_version >= kFirstSizeClassVersion ? &d_last_freed
+                                                                                                : &d_last_address);
         ++d_records;
         if (d_dump) {
             fprintf(d_dump, "FREE %s address=0x%" PRIx64, name, address);
@@ -233,6 +238,15 @@ int Reader::parse_record(Cursor& cursor) {
         return 1;
     }
     switch (kind) {
+        case ADDRESS_LOW: {
+            uint64_t low;
+            if (!cursor.get_varint(&low)) return short_read();
+            if (d_version < kFirstSizeClassVersion || low == 0 || low >= kAddressAlign) {
+                return corrupt("an invalid ADDRESS_LOW");
+            }
+            d_address_low = low;
+            break;
+        }
         case THREAD: {
             uint64_t tid;
             if (!cursor.get_varint(&tid)) return short_read();
@@ -606,6 +620,9 @@ void Reader::on_munmap(uint64_t address, uint64_t size) {
 void Reader::reset_window(uint64_t only_tid) {
     d_only_tid = only_tid;
     d_last_address = 0;
+    std::fill(std::begin(d_last_by_class), std::end(d_last_by_class), 0);
+    d_last_freed = 0;
+    d_address_low = 0;
     d_last_stack = 0;
     d_last_native = 0;
     d_native_nodes_at_window = d_native_nodes.size();

@@ -163,6 +163,19 @@ class Reader {
     bool parse_pending(bool at_end);
     // Returns 1 for a record, 0 if more bytes are needed, -1 on corrupt data (d_error set).
     int parse_record(Cursor& cursor);
+    // The address an ALLOC/FREE carries, decoded against its base (which it then becomes).
+    uint64_t decode_address(uint64_t delta, uint64_t* base) {
+        uint64_t address;
+        if (d_version >= kFirstSizeClassVersion) {
+            address = (((*base >> kAddressShift) + static_cast<uint64_t>(unzigzag(delta))) << kAddressShift) |
+                      d_address_low;
+            d_address_low = 0;
+        } else {
+            address = *base + static_cast<uint64_t>(unzigzag(delta));
+        }
+        *base = address;
+        return address;
+    }
     void on_alloc(uint8_t kind, uint64_t address, uint64_t size, uint32_t stack);
     void on_free(uint64_t address);
     void on_munmap(uint64_t address, uint64_t size);
@@ -192,7 +205,10 @@ class Reader {
     size_t d_pending_pos = 0;
 
     // Decoder state (persists across windows).
-    uint64_t d_last_address = 0;
+    uint64_t d_last_address = 0;                  // versions 1 and 2: one base for every address
+    uint64_t d_last_by_class[kSizeClasses] = {};  // version 3: see format.h
+    uint64_t d_last_freed = 0;
+    uint64_t d_address_low = 0;  // from an ADDRESS_LOW record, for the next ALLOC/FREE
     uint32_t d_last_stack = 0;
     uint32_t d_last_native = 0;
     uint16_t d_version = kFormatVersion;

@@ -10,7 +10,6 @@ from libcpp.vector cimport vector
 cdef extern from "format.h" namespace "memprof":
     const char* kind_name(uint8_t kind)
     uint32_t kFormatVersion
-    uint32_t kFormatVersionPythonOnly
 
 cdef extern from "reader.h" namespace "memprof":
     cdef struct FrameRecord:

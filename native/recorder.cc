@@ -194,9 +194,7 @@ void Recorder::open(std::unique_ptr<Sink> sink) {
     d_sink = std::move(sink);
     if (!d_buffer) d_buffer.reset(new uint8_t[kBufferSize]);
     d_used = 0;
-    d_last_address = 0;
-    d_last_stack = 0;
-    d_last_native = 0;
+    reset_deltas();
     d_records = 0;
 }
 

@@ -7,7 +7,9 @@
 // for the event sizes we write (a few bytes).
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
+#include <iterator>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -50,42 +52,36 @@ class Recorder {
     bool is_open() const { return d_sink != nullptr; }
 
     void alloc(uint8_t kind, uintptr_t address, uint64_t size, uint32_t stack) {
-        uint8_t* out = reserve(32);
+        uint8_t* out = put_address_low(reserve(40), address);
         *out++ = kind;
-        out = put_varint(out, zigzag(static_cast<int64_t>(address - d_last_address)));
         out = put_varint(out, size);
+        out = put_address(out, address, d_last_address_by_class[size_class(size)]);
         out = put_varint(out, zigzag(static_cast<int64_t>(stack) - static_cast<int64_t>(d_last_stack)));
-        d_last_address = address;
         d_last_stack = stack;
         commit(out);
     }
-    // An allocation with its native stack too (format version 2).
+    // An allocation with its native stack too.
     void alloc_native(uint8_t kind, uintptr_t address, uint64_t size, uint32_t stack, uint32_t native) {
-        uint8_t* out = reserve(40);
+        uint8_t* out = put_address_low(reserve(48), address);
         *out++ = kind | kNativeAllocFlag;
-        out = put_varint(out, zigzag(static_cast<int64_t>(address - d_last_address)));
         out = put_varint(out, size);
+        out = put_address(out, address, d_last_address_by_class[size_class(size)]);
         out = put_varint(out, zigzag(static_cast<int64_t>(stack) - static_cast<int64_t>(d_last_stack)));
         out = put_varint(out, zigzag(static_cast<int64_t>(native) - static_cast<int64_t>(d_last_native)));
-        d_last_address = address;
         d_last_stack = stack;
         d_last_native = native;
         commit(out);
     }
     void free(uint8_t kind, uintptr_t address) {
-        uint8_t* out = reserve(16);
+        uint8_t* out = put_address_low(reserve(24), address);
         *out++ = kind;
-        out = put_varint(out, zigzag(static_cast<int64_t>(address - d_last_address)));
-        d_last_address = address;
-        commit(out);
+        commit(put_address(out, address, d_last_freed));
     }
     void munmap(uintptr_t address, uint64_t size) {
-        uint8_t* out = reserve(24);
+        uint8_t* out = put_address_low(reserve(32), address);
         *out++ = MUNMAP;
-        out = put_varint(out, zigzag(static_cast<int64_t>(address - d_last_address)));
-        out = put_varint(out, size);
-        d_last_address = address;
-        commit(out);
+        out = put_address(out, address, d_last_freed);
+        commit(put_varint(out, size));
     }
     void thread(uint64_t tid) {
         uint8_t* out = reserve(16);
@@ -115,7 +111,8 @@ class Recorder {
     uint64_t records() const { return d_records; }
     // The next records are encoded as if the stream started here (a pytest window).
     void reset_deltas() {
-        d_last_address = 0;
+        std::fill(std::begin(d_last_address_by_class), std::end(d_last_address_by_class), 0);
+        d_last_freed = 0;
         d_last_stack = 0;
         d_last_native = 0;
     }
@@ -138,11 +135,28 @@ class Recorder {
         ++d_records;
     }
     uint8_t* put_string(uint8_t* out, const std::string& value);
+    // Addresses travel as multiples of kAddressAlign; the rare other one is preceded by an
+    // ADDRESS_LOW record (counted as a record of its own).
+    uint8_t* put_address_low(uint8_t* out, uintptr_t address) {
+        uintptr_t low = address & (kAddressAlign - 1);
+        if (__builtin_expect(low == 0, 1)) return out;
+        *out++ = ADDRESS_LOW;
+        ++d_records;
+        return put_varint(out, low);
+    }
+    static uint8_t* put_address(uint8_t* out, uintptr_t address, uintptr_t& last) {
+        int64_t delta = static_cast<int64_t>((address >> kAddressShift) - (last >> kAddressShift));
+        last = address;
+        return put_varint(out, zigzag(delta));
+    }
 
     std::unique_ptr<Sink> d_sink;
     std::unique_ptr<uint8_t[]> d_buffer;
     size_t d_used = 0;
-    uintptr_t d_last_address = 0;
+    // Delta bases: the last allocation of each size class (an allocator hands out neighbouring
+    // blocks of one class: pymalloc from one pool), and the last freed address.
+    uintptr_t d_last_address_by_class[kSizeClasses] = {};
+    uintptr_t d_last_freed = 0;
     uint32_t d_last_stack = 0;
     uint32_t d_last_native = 0;
     uint64_t d_records = 0;

@@ -160,7 +160,7 @@ std::unique_ptr<Sink> open_file_sink(const std::string& path, bool threaded, std
         *error = "cannot create capture file " + path + ": " + strerror(errno);
         return nullptr;
     }
-    uint16_t version = g->options.native ? kFormatVersion : kFormatVersionPythonOnly;
+    uint16_t version = kFormatVersion;
     return make_file_sink(fd, header_with_pid(g->options.header_json), version, threaded, error);
 }
 

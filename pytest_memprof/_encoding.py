@@ -11,7 +11,7 @@ from pathlib import Path
 
 import lz4.frame
 
-from ._reader import FORMAT_VERSION, FORMAT_VERSION_PYTHON_ONLY, NativeReader
+from ._reader import FORMAT_VERSION, NativeReader
 
 THREAD, THREAD_NAME, FRAME, NODE, TRAILER = 64, 65, 66, 67, 70
 ENTRY_NODE, NATIVE_NODE, MAPS, MAP = 71, 72, 73, 74
@@ -75,18 +75,14 @@ def prelude(reader: NativeReader, frames: int | None = None, nodes: int | None =
     return out
 
 
-def file_prefix(header: bytes, version: int = FORMAT_VERSION_PYTHON_ONLY) -> bytes:
+def file_prefix(header: bytes, version: int = FORMAT_VERSION) -> bytes:
     """The fixed 16 bytes and the JSON header that start a capture file."""
     return b"MEMPROF\x00" + version.to_bytes(2, "little") + b"\x00\x00" + len(header).to_bytes(4, "little") + header
 
 
-def write_capture(path: Path, header: bytes, records: bytes, native: bool = False) -> None:
-    """Write a whole capture file under a temporary name, then rename it: never a half-written file.
-
-    ``native``: the records hold native stacks (format version 2); otherwise version 1 is written.
-    """
+def write_capture(path: Path, header: bytes, records: bytes) -> None:
+    """Write a whole capture file under a temporary name, then rename it: never a half-written file."""
     partial = path.with_name(path.name + ".partial")
-    version = FORMAT_VERSION if native else FORMAT_VERSION_PYTHON_ONLY
     with open(partial, "wb") as handle:
-        handle.write(file_prefix(header, version) + lz4.frame.compress(records, block_checksum=True))
+        handle.write(file_prefix(header) + lz4.frame.compress(records, block_checksum=True))
     os.replace(partial, path)

@@ -11,7 +11,6 @@ import os
 from pytest_memprof.errors import CaptureError, CaptureVersionError
 
 FORMAT_VERSION = native.kFormatVersion
-FORMAT_VERSION_PYTHON_ONLY = native.kFormatVersionPythonOnly
 HYBRID_STACK = native.kHybridStack
 _WHICH = {"peak": native.PEAK, "leaks": native.LEAKS, "temporary": native.TEMPORARY, "total": native.TOTAL}
 

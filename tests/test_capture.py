@@ -8,6 +8,7 @@ writes random record streams. The reader runs in this process: a crash fails the
 from __future__ import annotations
 
 import struct
+import sys
 import threading
 
 import lz4.frame
@@ -127,19 +128,44 @@ def test_random_record_streams_are_rejected_or_read(real_capture, tmp_path, reco
     read_everything(path)
 
 
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def zigzag(value: int) -> int:
+    return value * 2 if value >= 0 else -value * 2 - 1
+
+
+ADDRESS_LOW, MALLOC, MMAP, MUNMAP, PY_RAW_FREE = 75, 1, 9, 33, 34
+HUGE = 2**64 - 1
+
+
 @pytest.mark.parametrize(
-    "records",
+    ("version", "records"),
     [
-        bytes([34, 0x01]),  # a PyMem_RawFree of address -1: the live table's empty-slot key (crashed)
-        bytes([1, 0x01, 16, 0]),  # a malloc at address -1
-        bytes([9, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0]),  # an mmap past the end
-        bytes([9, 0x80, 0x40, 0x80, 0x40, 0, 33, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
+        # Versions 1 and 2: kind, zigzag(address - previous address), [size, stack]
+        (1, bytes([PY_RAW_FREE, 0x01])),  # a PyMem_RawFree of address -1: the live table's empty-slot key (crashed)
+        (1, bytes([MALLOC, 0x01, 16, 0])),  # a malloc at address -1
+        (1, bytes([MMAP, 0x00, *varint(HUGE), 0])),  # an mmap past the end
+        (1, bytes([MMAP, 0x80, 0x40, 0x80, 0x40, 0, MUNMAP, 0x7F, *varint(HUGE)])),  # an munmap range that wraps
+        # Version 3: kind, size, address in 16-byte units against its base, stack; low bits before
+        (3, bytes([ADDRESS_LOW, 15, PY_RAW_FREE, *varint(zigzag(-1))])),
+        (3, bytes([ADDRESS_LOW, 15, MALLOC, 16, *varint(zigzag(-1)), 0])),
+        (3, bytes([MMAP, *varint(HUGE), *varint(zigzag(1)), 0])),
+        (3, bytes([MMAP, *varint(0x1000), *varint(zigzag(0x100)), 0, MUNMAP, *varint(zigzag(0x100)), *varint(HUGE)])),
+        (3, bytes([ADDRESS_LOW, 16, MALLOC, 16, 2, 0])),  # low bits that are not low
+        (3, bytes([ADDRESS_LOW, 0, MALLOC, 16, 2, 0])),
     ],
 )
-def test_impossible_addresses_are_refused_not_followed(real_capture, tmp_path, records):
+def test_impossible_addresses_are_refused_not_followed(real_capture, tmp_path, version, records):
     prefix, _, _ = real_capture
     path = tmp_path / "addresses.bin"
-    path.write_bytes(prefix + lz4.frame.compress(records))
+    path.write_bytes(prefix[:8] + struct.pack("<H", version) + prefix[10:] + lz4.frame.compress(records))
     read_everything(path)
 
 
@@ -159,3 +185,76 @@ def test_a_header_length_past_the_end_is_a_clear_error(tmp_path):
     path.write_bytes(b"MEMPROF\0" + struct.pack("<HHI", 1, 0, 1 << 30) + b"{}")
     with pytest.raises(CaptureError):
         Capture.open(path)
+
+
+ODD_ALLOCATIONS = """
+import ctypes, json, sys
+ctypes.CDLL(sys.argv[1]).install_odd_raw_allocator()
+from pytest_memprof import Tracker
+raw_malloc, raw_free = ctypes.pythonapi.PyMem_RawMalloc, ctypes.pythonapi.PyMem_RawFree
+raw_malloc.restype, raw_malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+raw_free.restype, raw_free.argtypes = None, [ctypes.c_void_p]
+blocks = [raw_malloc(size) for size in (24, 40, 24, 600, 24, 70000, 40, 24)]
+with Tracker(sys.argv[2]):
+    blocks += [raw_malloc(size) for size in (24, 40, 24, 600, 24, 70000, 40, 24)]
+    for block in blocks[::2]:
+        raw_free(block)
+print(json.dumps(blocks))
+"""
+
+
+def test_addresses_off_the_16_byte_grid_keep_every_bit(tmp_path):
+    """Addresses travel in 16-byte units; one that is not (an allocator 8 bytes off) must come back exact."""
+    import json
+    import subprocess
+
+    from tests.conftest import subprocess_env
+    from tests.native_lib import build_odd_allocator
+
+    library = build_odd_allocator(tmp_path)
+    script = tmp_path / "odd.py"
+    script.write_text(ODD_ALLOCATIONS)
+    capture = tmp_path / "odd.bin"
+    result = subprocess.run([sys.executable, str(script), str(library), str(capture)], capture_output=True, text=True,
+                            env=subprocess_env(), cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    blocks = json.loads(result.stdout)
+    assert all(block % 16 == 8 for block in blocks)
+    parsed = subprocess.run([sys.executable, "-m", "pytest_memprof", "parse", str(capture)], capture_output=True,
+                            text=True, env=subprocess_env(), cwd=tmp_path, timeout=120)
+    assert parsed.returncode == 0, parsed.stderr
+    allocated = [int(line.split("address=")[1].split()[0], 16) for line in parsed.stdout.splitlines()
+                 if line.startswith("ALLOC PyMem_RawMalloc")]
+    freed = [int(line.split("address=")[1].split()[0], 16) for line in parsed.stdout.splitlines()
+             if line.startswith("FREE PyMem_RawFree")]
+    assert [a for a in allocated if a in blocks] == blocks[8:]
+    assert [f for f in freed if f in blocks] == blocks[::2]
+    leaked = Capture.open(capture).leak_stacks(merge_allocators=False)
+    assert sum(s.bytes for s in leaked if s.allocator == "PyMem_RawMalloc") >= 40 + 600 + 70000 + 24
+
+
+def string(text: bytes) -> bytes:
+    return varint(len(text)) + text
+
+
+TABLES = bytes([66]) + string(b"build") + string(b"app.py") + varint(1) + bytes([67, 0, 0, 3, 64, 7])
+SAME_EVENTS = {
+    # malloc(100) at 0x1000, malloc(50) at 0x2008, free(0x1000): each version's coding of it
+    1: bytes([MALLOC, *varint(zigzag(0x1000)), 100, 2, MALLOC, *varint(zigzag(0x1008)), 50, 0,
+              32, *varint(zigzag(-0x1008))]),
+    3: bytes([MALLOC, 100, *varint(zigzag(0x100)), 2, ADDRESS_LOW, 8, MALLOC, 50, *varint(zigzag(0x200)), 0,
+              32, *varint(zigzag(0x100))]),
+}
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_every_format_version_this_reader_knows_gives_the_same_answers(tmp_path, version):
+    path = tmp_path / f"v{version}.bin"
+    header = b'{"pid": 7}'
+    path.write_bytes(b"MEMPROF\0" + struct.pack("<HHI", version, 0, len(header)) + header
+                     + lz4.frame.compress(TABLES + SAME_EVENTS[1 if version < 3 else 3]))
+    capture = Capture.open(path)
+    assert capture.metadata.format_version == version
+    assert (capture.peak_bytes, capture.leaked_bytes, capture.total_allocations) == (150, 50, 2)
+    (leak,) = capture.leak_stacks()
+    assert (leak.bytes, leak.frames[0].function, leak.frames[0].line) == (50, "build", 3)

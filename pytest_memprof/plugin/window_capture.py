@@ -44,4 +44,4 @@ def write_window_capture(path: Path, reader: NativeReader, window: bytes, frames
     varint(int(reader.end_ms), trailer)
     varint(int(reader.records), trailer)
     tables = prelude(reader, frames_before, nodes_before, reader.native_nodes_at_window)
-    write_capture(path, header, bytes(tables) + window + bytes(trailer), native=native)
+    write_capture(path, header, bytes(tables) + window + bytes(trailer))

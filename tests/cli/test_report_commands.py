@@ -27,11 +27,11 @@ cache = build_cache()
 '''
 
 
-def memprof(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def memprof(*args: str, cwd: Path, columns: int = 160) -> subprocess.CompletedProcess:
     # The console script, not `python -m`: with cwd at the repository that would import the
     # source tree, which has no built extension under tox.
     return subprocess.run([*memprof_command(), *args], capture_output=True, text=True, cwd=cwd,
-                          env=subprocess_env(COLUMNS="160"), timeout=300)
+                          env=subprocess_env(COLUMNS=str(columns)), timeout=300)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -174,7 +174,8 @@ def test_terminal_reports_print_markup_in_paths_literally(tmp_path):
     result = memprof("run", "-q", "-o", "odd.bin", str(folder / "program.py"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for command in ("tree", "summary"):
-        shown = memprof(command, "odd.bin", cwd=tmp_path)
+        # Wide enough that no cell wraps the path (xdist's longer tmp_path did at 160)
+        shown = memprof(command, "odd.bin", cwd=tmp_path, columns=400)
         assert shown.returncode == 0, shown.stderr
         assert "[bold red]odd" in shown.stdout.replace("\n", ""), shown.stdout
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import subprocess
+import sysconfig
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("testalloc.c")
@@ -86,3 +87,17 @@ def marked_lines(path: Path = CPP_SOURCE) -> dict:
         if "// LINE: " in text:
             lines[text.split("// LINE: ")[1].strip()] = number
     return lines
+
+
+ODD_SOURCE = Path(__file__).with_name("oddalloc.c")
+
+
+def build_odd_allocator(target_dir: Path) -> Path:
+    """Compile the 8-bytes-off RAW-domain allocator (against this Python's headers) into ``target_dir``."""
+    output = target_dir / "liboddalloc.so"
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-O0", "-Wall", "-Wextra", f"-I{sysconfig.get_paths()['include']}", "-o",
+         str(output), str(ODD_SOURCE)],
+        check=True,
+    )
+    return output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_memprof import Capture
+from pytest_memprof._reader import FORMAT_VERSION
 from tests.conftest import subprocess_env
 
 pytest_plugins = ["pytester"]
@@ -38,7 +39,7 @@ def test_small():
     captures = list((pytester.path / "captures").glob("*test_ones*.bin"))
     assert captures, list((pytester.path / "captures").iterdir())
     capture = Capture.open(captures[0])
-    assert capture.metadata.native and capture.metadata.format_version == 2
+    assert capture.metadata.native and capture.metadata.format_version == FORMAT_VERSION
     top = capture.peak_stacks()[0]
     functions = [frame.function for frame in top.frames]
     assert "test_ones" in functions and any(frame.native for frame in top.frames), functions

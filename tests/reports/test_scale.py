@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from pytest_memprof import Capture
+from pytest_memprof.cli._common import PROGRESS_THRESHOLD
 from pytest_memprof.reports.flamegraph import render_flamegraph
 from tests.conftest import subprocess_env
 
@@ -105,7 +106,7 @@ def output_on_a_terminal(command: list[str], cwd) -> tuple[int, bytes]:
 
 @pytest.mark.parametrize("command", ["flamegraph", "tree"])
 def test_a_large_capture_shows_a_progress_bar_on_a_terminal(command, many_stacks_capture, tmp_path):
-    assert many_stacks_capture.stat().st_size > 8 << 20  # where the bar starts being worth showing
+    assert many_stacks_capture.stat().st_size > PROGRESS_THRESHOLD  # where the bar starts being worth showing
     extra = ["-o", str(tmp_path / "fg.html")] if command == "flamegraph" else ["--biggest-allocs", "1"]
     code, output = output_on_a_terminal(
         [sys.executable, "-m", "pytest_memprof", command, *extra, str(many_stacks_capture)], tmp_path)
