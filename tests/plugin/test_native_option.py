@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pytest_memprof._reader import FORMAT_VERSION
 
 from pytest_memprof import Capture
-from pytest_memprof._reader import FORMAT_VERSION
 from tests.conftest import subprocess_env
 
 pytest_plugins = ["pytester"]
