@@ -1,5 +1,7 @@
 """Tracking overhead: ``memprof run`` vs ``memray run`` vs untracked, Python-only and native modes.
 
+Also the size of each tracker's capture and the time its ``stats`` command takes to read it.
+
 Each shared workload (../shared/bench/workloads/*.py) runs in every mode, the modes alternating
 within a round (forward, then backward) so that a slow spell of the shared machine hits all
 modes alike; the table shows medians and each tracker's overhead (its time minus untracked)
@@ -50,8 +52,9 @@ PAIRS = [
 ]
 
 
-def run_once(mode: str, workload: Path, folder: Path) -> float:
-    """Wall-clock seconds of one run of ``workload`` in ``mode`` (the whole process)."""
+def run_once(mode: str, workload: Path, folder: Path) -> tuple[float, int | None, float | None]:
+    """Wall-clock seconds of one run of ``workload`` in ``mode`` (the whole process); for a tracked
+    mode also the capture's size in bytes and the seconds its tracker's ``stats`` takes on it."""
     out = folder / "capture.bin"
     command = [part.format(out=out) for part in MODES[mode]] + [str(workload)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -64,8 +67,18 @@ def run_once(mode: str, workload: Path, folder: Path) -> float:
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{mode} on {workload.name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
-    out.unlink(missing_ok=True)
-    return elapsed
+    if not out.exists():
+        return elapsed, None, None
+    size = out.stat().st_size
+    tool = "pytest_memprof" if mode.startswith("memprof") else "memray"
+    started = time.perf_counter()
+    stats = subprocess.run([sys.executable, "-m", tool, "stats", str(out)], capture_output=True, text=True, env=env,
+                           cwd=folder)
+    stats_s = time.perf_counter() - started
+    if stats.returncode != 0:
+        raise SystemExit(f"{tool} stats after {mode} on {workload.name} failed:\n{stats.stderr[-2000:]}")
+    out.unlink()
+    return elapsed, size, stats_s
 
 
 def main() -> int:
@@ -81,6 +94,8 @@ def main() -> int:
     names = args.workloads.split(",") if args.workloads else sorted(
         path.stem for path in WORKLOADS.glob("*.py") if not path.stem.startswith("_"))
     times: dict = {}
+    sizes: dict = {}
+    stats_times: dict = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in names:
             workload = WORKLOADS / f"{name}.py"
@@ -89,7 +104,11 @@ def main() -> int:
             for round_index in range(args.rounds):
                 order = list(MODES) if round_index % 2 == 0 else list(reversed(MODES))
                 for mode in order:
-                    times.setdefault((name, mode), []).append(run_once(mode, workload, Path(folder)))
+                    elapsed, size, stats_s = run_once(mode, workload, Path(folder))
+                    times.setdefault((name, mode), []).append(elapsed)
+                    if size is not None:
+                        sizes.setdefault((name, mode), []).append(size)
+                        stats_times.setdefault((name, mode), []).append(stats_s)
                 print(f"  {name}: round {round_index + 1}/{args.rounds} done", file=sys.stderr)
     print(f"BENCH_SCALE={args.scale}{', MALLOC_TOP_PAD_=64MiB' if args.top_pad else ''}, {args.rounds} rounds "
           "alternating; medians in seconds; "
@@ -110,6 +129,16 @@ def main() -> int:
             other = statistics.median(times[(name, theirs)]) - base
             ratio = f"{mine / other:.2f}" if other > 0.02 else "n/a (memray overhead ~0)"
             print(f"| {label} | {name} | {mine:.2f} | {other:.2f} | {ratio} |")
+    print()
+    print("| configuration | workload | memprof capture MB | memray capture MB | size ratio (goal <= 1) "
+          "| memprof stats s | memray stats s | stats ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for ours, theirs, label in PAIRS:
+        for name in names:
+            mine, other = (statistics.median(sizes[(name, mode)]) for mode in (ours, theirs))
+            mine_s, other_s = (statistics.median(stats_times[(name, mode)]) for mode in (ours, theirs))
+            print(f"| {label} | {name} | {mine / 1e6:.2f} | {other / 1e6:.2f} | {mine / other:.2f} "
+                  f"| {mine_s:.2f} | {other_s:.2f} | {mine_s / other_s:.2f} |")
     return 0
 
 
