@@ -20,6 +20,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from pytest_memprof import Capture, Tracker  # noqa: E402
 from pytest_memprof.errors import CaptureError  # noqa: E402
+from tests.records import string, varint, zigzag  # noqa: E402
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -128,19 +129,6 @@ def test_random_record_streams_are_rejected_or_read(real_capture, tmp_path, reco
     read_everything(path)
 
 
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def zigzag(value: int) -> int:
-    return value * 2 if value >= 0 else -value * 2 - 1
-
-
 ADDRESS_LOW, MALLOC, MMAP, MUNMAP, PY_RAW_FREE = 75, 1, 9, 33, 34
 HUGE = 2**64 - 1
 
@@ -231,10 +219,6 @@ def test_addresses_off_the_16_byte_grid_keep_every_bit(tmp_path):
     assert [f for f in freed if f in blocks] == blocks[::2]
     leaked = Capture.open(capture).leak_stacks(merge_allocators=False)
     assert sum(s.bytes for s in leaked if s.allocator == "PyMem_RawMalloc") >= 40 + 600 + 70000 + 24
-
-
-def string(text: bytes) -> bytes:
-    return varint(len(text)) + text
 
 
 TABLES = bytes([66]) + string(b"build") + string(b"app.py") + varint(1) + bytes([67, 0, 0, 3, 64, 7])

@@ -17,6 +17,7 @@ from pytest_memprof._reader import FORMAT_VERSION, NativeReader
 from pytest_memprof import Capture, CaptureError, CaptureVersionError, Tracker
 from tests.conftest import subprocess_env
 from tests.native_lib import CALLBACK, build_cpp, load_cpp, marked_lines
+from tests.records import string, varint
 
 try:  # imported at collection: a test elsewhere in the suite leaves numpy unimportable later on
     import numpy
@@ -352,28 +353,15 @@ def test_a_library_loaded_while_paused_is_hooked_and_named_after_resume(tmp_path
     assert "memprof_test_entry" in names(stats[0].frames), names(stats[0].frames)
 
 
-def _varint(value):
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _string(data):
-    return _varint(len(data)) + data
-
-
 @pytest.mark.parametrize("path", [b"/dev/zero", b"/", b"", b"/proc/self/fd/0", __file__.encode(), b"\xff\xfe"])
 def test_hostile_native_records_are_an_error_or_frames_never_a_crash(path):
     records = (
-        bytes([73, 74]) + _varint(0x1000) + _varint(0x2000) + _varint(0x1000) + _string(path) + _string(b"\x01\x02")
-        + bytes([72]) + _varint(0) + _varint(0x1800)
-        + bytes([72]) + _varint(1) + _varint(0x1FFFFFFFFFFFF)
-        + bytes([72]) + _varint(2) + _varint(0)
+        bytes([73, 74]) + varint(0x1000) + varint(0x2000) + varint(0x1000) + string(path) + string(b"\x01\x02")
+        + bytes([72]) + varint(0) + varint(0x1800)
+        + bytes([72]) + varint(1) + varint(0x1FFFFFFFFFFFF)
+        + bytes([72]) + varint(2) + varint(0)
         # a malloc of 100 bytes at 0x5000 (in 16-byte units), Python stack 0, native stack 3
-        + bytes([0x81]) + _varint(100) + _varint(2 * (0x5000 >> 4)) + _varint(0) + _varint(2 * 3)
+        + bytes([0x81]) + varint(100) + varint(2 * (0x5000 >> 4)) + varint(0) + varint(2 * 3)
     )
     reader = NativeReader()
     assert reader.feed(records), reader.error
