@@ -41,12 +41,15 @@
 //                       of a loaded object; address - load_base is the object's own (ELF) virtual
 //                       address; build_id is its GNU build ID (raw bytes, empty if none)
 //
-// An address is zigzag((addr >> 4) - (base >> 4)), plus the low bits from a preceding ADDRESS_LOW.
-// The base of an ALLOC is the previous ALLOC's address in the same size class (size_class below:
-// an allocator hands out neighbouring blocks of one class), the base of a FREE the previous FREE's
-// address; every base starts at 0 (and again at each pytest window). Versions 1 and 2 wrote
-// ALLOC as  zigzag(addr - prev)  size  stack  and FREE as  zigzag(addr - prev)  with one prev for
-// both: 25% larger compressed (py_alloc); this code still reads them.
+// An address field is either 2 * d, for the address of the ALLOC/FREE/munmap d events back
+// (0 < d < kRecentEvents; a block is usually freed, and its address handed out again, soon after
+// it was last seen), or 2 * zigzag((addr >> 4) - (base >> 4)) + 1, plus the low bits from a
+// preceding ADDRESS_LOW. The base of an ALLOC is the previous ALLOC's address in the same size
+// class (size_class below: an allocator hands out neighbouring blocks of one class), the base of a
+// FREE the previous FREE's address; each record makes its address the base, however it was
+// written. Bases, the event count and the recent addresses start empty (and again at each pytest
+// window). Versions 1 and 2 wrote ALLOC as  zigzag(addr - prev)  size  stack  and FREE as
+// zigzag(addr - prev), with one prev for both: up to 8 times larger compressed; still read.
 //
 // All integers are unsigned LEB128 varints; zigzag maps signed deltas to unsigned. Node 0 is the
 // empty stack. A stack is a trie node: (parent node, frame, line), so an event carries one integer.
@@ -68,6 +71,7 @@ constexpr size_t kMaxStringLength = 1 << 16;
 constexpr unsigned kAddressShift = 4;
 constexpr uintptr_t kAddressAlign = uintptr_t{1} << kAddressShift;
 constexpr size_t kSizeClasses = 64;
+constexpr uint64_t kRecentEvents = uint64_t{1} << 16;  // how far back an address may point
 
 // 0..32 for sizes up to 512 (pymalloc's 16-byte classes), then one class per power of two.
 inline unsigned size_class(uint64_t size) {

@@ -191,8 +191,11 @@ int Reader::parse_record(Cursor& cursor) {
         if (!cursor.get_varint(&stack_delta) || (has_native && !cursor.get_varint(&native_delta))) {
             return short_read();
         }
-        uint64_t address = size_first ? decode_address(address_delta, &d_last_by_class[size_class(size)])
-                                      : decode_address(address_delta, &d_last_address);
+        uint64_t address;
+        if (!decode_address(address_delta, size_first ? &d_last_by_class[size_class(size)] : &d_last_address,
+                            &address)) {
+            return corrupt("an address that refers to no recent event");
+        }
         int64_t stack = static_cast<int64_t>(d_last_stack) + unzigzag(stack_delta);
         if (stack < 0 || static_cast<uint64_t>(stack) > d_nodes.size()) return corrupt("an unknown stack id");
         // No allocator returns the last byte of the address space; our tables reserve that key.
@@ -223,8 +226,11 @@ int Reader::parse_record(Cursor& cursor) {
         uint64_t address_delta, size = 0;
         if (!cursor.get_varint(&address_delta)) return short_read();
         if (kind == MUNMAP && !cursor.get_varint(&size)) return short_read();
-        uint64_t address = decode_address(address_delta, d_version >= kFirstSizeClassVersion ? &d_last_freed
-                                                                                                : &d_last_address);
+        uint64_t address;
+        if (!decode_address(address_delta, d_version >= kFirstSizeClassVersion ? &d_last_freed : &d_last_address,
+                            &address)) {
+            return corrupt("an address that refers to no recent event");
+        }
         ++d_records;
         if (d_dump) {
             fprintf(d_dump, "FREE %s address=0x%" PRIx64, name, address);
@@ -623,6 +629,7 @@ void Reader::reset_window(uint64_t only_tid) {
     std::fill(std::begin(d_last_by_class), std::end(d_last_by_class), 0);
     d_last_freed = 0;
     d_address_low = 0;
+    d_events = 0;
     d_last_stack = 0;
     d_last_native = 0;
     d_native_nodes_at_window = d_native_nodes.size();

@@ -163,18 +163,26 @@ class Reader {
     bool parse_pending(bool at_end);
     // Returns 1 for a record, 0 if more bytes are needed, -1 on corrupt data (d_error set).
     int parse_record(Cursor& cursor);
-    // The address an ALLOC/FREE carries, decoded against its base (which it then becomes).
-    uint64_t decode_address(uint64_t delta, uint64_t* base) {
-        uint64_t address;
-        if (d_version >= kFirstSizeClassVersion) {
-            address = (((*base >> kAddressShift) + static_cast<uint64_t>(unzigzag(delta))) << kAddressShift) |
-                      d_address_low;
-            d_address_low = 0;
+    // The address an ALLOC/FREE field carries (format.h), decoded against its base (which it then
+    // becomes); false if the field is impossible.
+    bool decode_address(uint64_t field, uint64_t* base, uint64_t* address) {
+        if (d_version < kFirstSizeClassVersion) {
+            *address = *base + static_cast<uint64_t>(unzigzag(field));
+        } else if (field & 1) {
+            *address = (((*base >> kAddressShift) + static_cast<uint64_t>(unzigzag(field >> 1))) << kAddressShift) |
+                       d_address_low;
         } else {
-            address = *base + static_cast<uint64_t>(unzigzag(delta));
+            uint64_t distance = field >> 1;
+            if (distance == 0 || distance >= kRecentEvents || distance > d_events || d_address_low) return false;
+            *address = d_recent[(d_events + 1 - distance) & (kRecentEvents - 1)];
         }
-        *base = address;
-        return address;
+        d_address_low = 0;
+        if (d_version >= kFirstSizeClassVersion) {
+            if (d_recent.empty()) d_recent.resize(kRecentEvents);
+            d_recent[++d_events & (kRecentEvents - 1)] = *address;
+        }
+        *base = *address;
+        return true;
     }
     void on_alloc(uint8_t kind, uint64_t address, uint64_t size, uint32_t stack);
     void on_free(uint64_t address);
@@ -209,6 +217,8 @@ class Reader {
     uint64_t d_last_by_class[kSizeClasses] = {};  // version 3: see format.h
     uint64_t d_last_freed = 0;
     uint64_t d_address_low = 0;  // from an ADDRESS_LOW record, for the next ALLOC/FREE
+    uint64_t d_events = 0;       // ALLOC/FREE events decoded (in this window)
+    std::vector<uint64_t> d_recent;  // the last kRecentEvents addresses, by event number
     uint32_t d_last_stack = 0;
     uint32_t d_last_native = 0;
     uint16_t d_version = kFormatVersion;

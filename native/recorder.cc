@@ -193,6 +193,7 @@ std::unique_ptr<Sink> make_memory_sink() { return std::make_unique<MemorySink>()
 void Recorder::open(std::unique_ptr<Sink> sink) {
     d_sink = std::move(sink);
     if (!d_buffer) d_buffer.reset(new uint8_t[kBufferSize]);
+    if (!d_recent) d_recent.reset(new RecentSlot[kRecentSlots]);
     d_used = 0;
     reset_deltas();
     d_records = 0;

@@ -52,20 +52,22 @@ class Recorder {
     bool is_open() const { return d_sink != nullptr; }
 
     void alloc(uint8_t kind, uintptr_t address, uint64_t size, uint32_t stack) {
-        uint8_t* out = put_address_low(reserve(40), address);
+        uint64_t distance = recent_distance(address);
+        uint8_t* out = distance ? reserve(40) : put_address_low(reserve(40), address);
         *out++ = kind;
         out = put_varint(out, size);
-        out = put_address(out, address, d_last_address_by_class[size_class(size)]);
+        out = put_address(out, address, distance, d_last_address_by_class[size_class(size)]);
         out = put_varint(out, zigzag(static_cast<int64_t>(stack) - static_cast<int64_t>(d_last_stack)));
         d_last_stack = stack;
         commit(out);
     }
     // An allocation with its native stack too.
     void alloc_native(uint8_t kind, uintptr_t address, uint64_t size, uint32_t stack, uint32_t native) {
-        uint8_t* out = put_address_low(reserve(48), address);
+        uint64_t distance = recent_distance(address);
+        uint8_t* out = distance ? reserve(48) : put_address_low(reserve(48), address);
         *out++ = kind | kNativeAllocFlag;
         out = put_varint(out, size);
-        out = put_address(out, address, d_last_address_by_class[size_class(size)]);
+        out = put_address(out, address, distance, d_last_address_by_class[size_class(size)]);
         out = put_varint(out, zigzag(static_cast<int64_t>(stack) - static_cast<int64_t>(d_last_stack)));
         out = put_varint(out, zigzag(static_cast<int64_t>(native) - static_cast<int64_t>(d_last_native)));
         d_last_stack = stack;
@@ -73,14 +75,16 @@ class Recorder {
         commit(out);
     }
     void free(uint8_t kind, uintptr_t address) {
-        uint8_t* out = put_address_low(reserve(24), address);
+        uint64_t distance = recent_distance(address);
+        uint8_t* out = distance ? reserve(24) : put_address_low(reserve(24), address);
         *out++ = kind;
-        commit(put_address(out, address, d_last_freed));
+        commit(put_address(out, address, distance, d_last_freed));
     }
     void munmap(uintptr_t address, uint64_t size) {
-        uint8_t* out = put_address_low(reserve(32), address);
+        uint64_t distance = recent_distance(address);
+        uint8_t* out = distance ? reserve(32) : put_address_low(reserve(32), address);
         *out++ = MUNMAP;
-        out = put_address(out, address, d_last_freed);
+        out = put_address(out, address, distance, d_last_freed);
         commit(put_varint(out, size));
     }
     void thread(uint64_t tid) {
@@ -113,6 +117,8 @@ class Recorder {
     void reset_deltas() {
         std::fill(std::begin(d_last_address_by_class), std::end(d_last_address_by_class), 0);
         d_last_freed = 0;
+        d_events = 0;
+        if (d_recent) std::fill(d_recent.get(), d_recent.get() + kRecentSlots, RecentSlot{kNoRecentAddress, 0});
         d_last_stack = 0;
         d_last_native = 0;
     }
@@ -144,11 +150,39 @@ class Recorder {
         ++d_records;
         return put_varint(out, low);
     }
-    static uint8_t* put_address(uint8_t* out, uintptr_t address, uintptr_t& last) {
-        int64_t delta = static_cast<int64_t>((address >> kAddressShift) - (last >> kAddressShift));
-        last = address;
-        return put_varint(out, zigzag(delta));
+    // An address field (format.h): twice the distance back to the last event at this address when
+    // there is a recent one, else the delta to its base, tagged with a 1 bit. The base follows
+    // either way.
+    static uint8_t* put_address(uint8_t* out, uintptr_t address, uint64_t distance, uintptr_t& base) {
+        if (distance) {
+            out = put_varint(out, distance << 1);
+        } else {
+            int64_t delta = static_cast<int64_t>((address >> kAddressShift) - (base >> kAddressShift));
+            out = put_varint(out, (zigzag(delta) << 1) | 1);
+        }
+        base = address;
+        return out;
     }
+    // Counts this event and returns how many ALLOC/FREE events back the last one at ``address``
+    // was, or 0 when it is not among the last kRecentEvents or the table forgot it (a direct-mapped
+    // cache: a collision only costs a longer record, the decoder keeps every recent address).
+    uint64_t recent_distance(uintptr_t address) {
+        uint64_t event = ++d_events;
+        RecentSlot& slot = d_recent[(static_cast<uint64_t>(address >> kAddressShift) * 0x9E3779B97F4A7C15ull) >>
+                                    (64 - kRecentSlotBits)];
+        uint64_t distance = slot.address == address && slot.event ? event - slot.event : 0;
+        slot.address = address;
+        slot.event = event;
+        return distance < kRecentEvents ? distance : 0;
+    }
+
+    static constexpr unsigned kRecentSlotBits = 13;  // 128 KiB: 98% of py_alloc's events hit
+    static constexpr size_t kRecentSlots = size_t{1} << kRecentSlotBits;
+    static constexpr uintptr_t kNoRecentAddress = ~uintptr_t{0};  // never an allocation's address
+    struct RecentSlot {
+        uintptr_t address;
+        uint64_t event;
+    };
 
     std::unique_ptr<Sink> d_sink;
     std::unique_ptr<uint8_t[]> d_buffer;
@@ -157,6 +191,8 @@ class Recorder {
     // blocks of one class: pymalloc from one pool), and the last freed address.
     uintptr_t d_last_address_by_class[kSizeClasses] = {};
     uintptr_t d_last_freed = 0;
+    std::unique_ptr<RecentSlot[]> d_recent;
+    uint64_t d_events = 0;  // ALLOC/FREE events so far (in this window)
     uint32_t d_last_stack = 0;
     uint32_t d_last_native = 0;
     uint64_t d_records = 0;

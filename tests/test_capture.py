@@ -141,13 +141,17 @@ HUGE = 2**64 - 1
         (1, bytes([MALLOC, 0x01, 16, 0])),  # a malloc at address -1
         (1, bytes([MMAP, 0x00, *varint(HUGE), 0])),  # an mmap past the end
         (1, bytes([MMAP, 0x80, 0x40, 0x80, 0x40, 0, MUNMAP, 0x7F, *varint(HUGE)])),  # an munmap range that wraps
-        # Version 3: kind, size, address in 16-byte units against its base, stack; low bits before
-        (3, bytes([ADDRESS_LOW, 15, PY_RAW_FREE, *varint(zigzag(-1))])),
-        (3, bytes([ADDRESS_LOW, 15, MALLOC, 16, *varint(zigzag(-1)), 0])),
-        (3, bytes([MMAP, *varint(HUGE), *varint(zigzag(1)), 0])),
-        (3, bytes([MMAP, *varint(0x1000), *varint(zigzag(0x100)), 0, MUNMAP, *varint(zigzag(0x100)), *varint(HUGE)])),
-        (3, bytes([ADDRESS_LOW, 16, MALLOC, 16, 2, 0])),  # low bits that are not low
-        (3, bytes([ADDRESS_LOW, 0, MALLOC, 16, 2, 0])),
+        # Version 3: kind, size, address (2 * zigzag(delta in 16-byte units) + 1, or 2 * events back), stack
+        (3, bytes([ADDRESS_LOW, 15, PY_RAW_FREE, *varint(2 * zigzag(-1) + 1)])),
+        (3, bytes([ADDRESS_LOW, 15, MALLOC, 16, *varint(2 * zigzag(-1) + 1), 0])),
+        (3, bytes([MMAP, *varint(HUGE), *varint(2 * zigzag(1) + 1), 0])),
+        (3, bytes([MMAP, *varint(0x1000), *varint(2 * zigzag(0x100) + 1), 0, MUNMAP, 2, *varint(HUGE)])),
+        (3, bytes([ADDRESS_LOW, 16, MALLOC, 16, 5, 0])),  # low bits that are not low
+        (3, bytes([ADDRESS_LOW, 0, MALLOC, 16, 5, 0])),
+        (3, bytes([MALLOC, 16, 5, 0, 32, 4])),  # two events back, in a stream of one
+        (3, bytes([MALLOC, 16, 5, 0, 32, 0])),  # zero events back
+        (3, bytes([MALLOC, 16, 5, 0, ADDRESS_LOW, 8, 32, 2])),  # low bits for a recent address
+        (3, bytes([MALLOC, 16, 5, 0, 32, *varint(2 << 16)])),  # further back than a reader keeps
     ],
 )
 def test_impossible_addresses_are_refused_not_followed(real_capture, tmp_path, version, records):
@@ -226,8 +230,9 @@ SAME_EVENTS = {
     # malloc(100) at 0x1000, malloc(50) at 0x2008, free(0x1000): each version's coding of it
     1: bytes([MALLOC, *varint(zigzag(0x1000)), 100, 2, MALLOC, *varint(zigzag(0x1008)), 50, 0,
               32, *varint(zigzag(-0x1008))]),
-    3: bytes([MALLOC, 100, *varint(zigzag(0x100)), 2, ADDRESS_LOW, 8, MALLOC, 50, *varint(zigzag(0x200)), 0,
-              32, *varint(zigzag(0x100))]),
+    # (an address field is 2 * zigzag(delta in 16-byte units) + 1, or 2 * how many events back it was)
+    3: bytes([MALLOC, 100, *varint(2 * zigzag(0x100) + 1), 2, ADDRESS_LOW, 8, MALLOC, 50,
+              *varint(2 * zigzag(0x200) + 1), 0, 32, 2 * 2]),
 }
 
 

@@ -17,7 +17,7 @@ from pytest_memprof._reader import FORMAT_VERSION, NativeReader
 from pytest_memprof import Capture, CaptureError, CaptureVersionError, Tracker
 from tests.conftest import subprocess_env
 from tests.native_lib import CALLBACK, build_cpp, load_cpp, marked_lines
-from tests.records import string, varint
+from tests.records import string, varint, zigzag
 
 try:  # imported at collection: a test elsewhere in the suite leaves numpy unimportable later on
     import numpy
@@ -236,7 +236,7 @@ def test_newer_format_version_is_refused_by_name(tmp_path):
 @pytest.mark.parametrize(("records", "message"), [
     (bytes([72, 5, 0x10]), "native stack whose parent is unknown"),
     (bytes([73, 74, 0x20, 0x10, 0, 1, ord("x"), 0]), "mapping that ends before it starts"),
-    (bytes([0x81, 0, 8, 0, 2]), "unknown native stack id"),
+    (bytes([0x81, 8, 5, 0, 2]), "unknown native stack id"),
     (bytes([74, 1, 2, 0, 0xFF, 0xFF, 0x7F]), "oversized string"),
 ])
 def test_corrupt_native_records_are_one_clear_error(records, message):
@@ -361,7 +361,7 @@ def test_hostile_native_records_are_an_error_or_frames_never_a_crash(path):
         + bytes([72]) + varint(1) + varint(0x1FFFFFFFFFFFF)
         + bytes([72]) + varint(2) + varint(0)
         # a malloc of 100 bytes at 0x5000 (in 16-byte units), Python stack 0, native stack 3
-        + bytes([0x81]) + varint(100) + varint(2 * (0x5000 >> 4)) + varint(0) + varint(2 * 3)
+        + bytes([0x81]) + varint(100) + varint(2 * zigzag(0x5000 >> 4) + 1) + varint(0) + varint(2 * 3)
     )
     reader = NativeReader()
     assert reader.feed(records), reader.error

@@ -2,26 +2,54 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 from ..capture import Capture
 
-# Below this size a capture reads in well under a second (a 6 MB one of 4.4M events in 0.4 s):
-# a progress bar would only flicker.
-PROGRESS_THRESHOLD = 4 << 20
+# A read that ends sooner shows no bar (it would only flicker); a longer one shows it from then
+# on. File size cannot tell in advance: a megabyte may hold 50,000 events or 5 million.
+# MEMPROF_PROGRESS_DELAY (seconds) overrides it; the tests set 0.
+PROGRESS_DELAY_S = 0.5
+
+
+class _DelayedProgress:
+    """A transient rich progress bar that appears only once a read has taken PROGRESS_DELAY_S."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._delay = float(os.environ.get("MEMPROF_PROGRESS_DELAY", PROGRESS_DELAY_S))
+        self._started = time.monotonic()
+        self._progress = None
+        self._task = None
+
+    def update(self, done: int, total: int) -> None:
+        if self._progress is None:
+            if time.monotonic() - self._started < self._delay:
+                return
+            from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+            self._progress = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                                      TimeRemainingColumn(), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(self._label, total=total)
+        self._progress.update(self._task, completed=done)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
 
 
 def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: bool = False) -> Capture:
-    """Open a capture, showing a rich progress bar on a terminal for large files."""
+    """Open a capture, showing a rich progress bar on a terminal when reading it takes a while."""
     file = Path(path)
-    size = file.stat().st_size if file.is_file() else 0
-    if size < PROGRESS_THRESHOLD or not sys.stderr.isatty():
+    if not sys.stderr.isatty():
         return Capture.open(file, temporal=temporal, show_interpreter_frames=show_interpreter_frames)
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TimeRemainingColumn(), transient=True) as progress:
-        task = progress.add_task(f"reading {file.name}", total=size)
+    bar = _DelayedProgress(f"reading {file.name}")
+    try:
         return Capture.open(file, temporal=temporal, show_interpreter_frames=show_interpreter_frames,
-                            progress=lambda done, total: progress.update(task, completed=done))
+                            progress=bar.update)
+    finally:
+        bar.close()

@@ -11,7 +11,6 @@ import sys
 import pytest
 
 from pytest_memprof import Capture
-from pytest_memprof.cli._common import PROGRESS_THRESHOLD
 from pytest_memprof.reports.flamegraph import render_flamegraph
 from tests.conftest import subprocess_env
 
@@ -82,11 +81,11 @@ def test_the_large_temporal_graph_decodes_every_row(many_stacks_capture, tmp_pat
     assert not page.console_errors, page.console_errors
 
 
-def output_on_a_terminal(command: list[str], cwd) -> tuple[int, bytes]:
+def output_on_a_terminal(command: list[str], cwd, **env: str) -> tuple[int, bytes]:
     """Run ``command`` with a pseudo-terminal as stdout and stderr; return its exit code and all it wrote."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal, cwd=cwd,
-                               env=subprocess_env())
+                               env=subprocess_env(**env))
     os.close(terminal)
     output = b""
     while True:
@@ -105,10 +104,14 @@ def output_on_a_terminal(command: list[str], cwd) -> tuple[int, bytes]:
 
 
 @pytest.mark.parametrize("command", ["flamegraph", "tree"])
-def test_a_large_capture_shows_a_progress_bar_on_a_terminal(command, many_stacks_capture, tmp_path):
-    assert many_stacks_capture.stat().st_size > PROGRESS_THRESHOLD  # where the bar starts being worth showing
+def test_a_long_read_shows_a_progress_bar_on_a_terminal(command, many_stacks_capture, tmp_path):
     extra = ["-o", str(tmp_path / "fg.html")] if command == "flamegraph" else ["--biggest-allocs", "1"]
-    code, output = output_on_a_terminal(
-        [sys.executable, "-m", "pytest_memprof", command, *extra, str(many_stacks_capture)], tmp_path)
+    shown = [sys.executable, "-m", "pytest_memprof", command, *extra, str(many_stacks_capture)]
+    # The bar appears once a read has taken MEMPROF_PROGRESS_DELAY seconds (0.5 by default)
+    code, output = output_on_a_terminal(shown, tmp_path, MEMPROF_PROGRESS_DELAY="0")
     assert code == 0, output[-2000:]
-    assert b"reading many.bin" in output and b"MB" in output
+    assert b"reading many.bin" in output and (b"kB" in output or b"MB" in output)
+    code, output = output_on_a_terminal([*shown, "-f"] if command == "flamegraph" else shown, tmp_path,
+                                        MEMPROF_PROGRESS_DELAY="600")
+    assert code == 0, output[-2000:]
+    assert b"reading many.bin" not in output
