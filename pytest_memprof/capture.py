@@ -10,7 +10,7 @@ from typing import Callable
 
 from ._reader import FORMAT_VERSION, HYBRID_STACK, NativeReader
 from .errors import CaptureError
-from .hybrid import NativeCall, interpreter_paths, merge
+from .hybrid import NativeCall, NativeShape, interpreter_paths, merge, python_runs
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint
 from .symbols import Symbolizer
 
@@ -76,6 +76,10 @@ class Capture:
         self._maps: list[tuple[int, int, int, str, str]] = []
         self._pairs: list[tuple[int, int]] = []
         self._calls: dict[int, NativeCall] = {}
+        # Per native node, its stack cut at the eval frames; per Python node, its frames cut into
+        # eval-loop runs: stacks share both, so a hybrid stack costs its own length, not its depth.
+        self._shapes: dict[int, NativeShape] = {0: NativeShape()}
+        self._runs: dict[int, tuple[tuple[Frame, ...], ...]] = {0: ()}
         self._is_interpreter = interpreter_paths(metadata.extra.get("python_executable"))
         self._interpreter_maps: dict[int, bool] = {}
         self.warnings: list[str] = []  # problems met while symbolising, each also issued as a warning
@@ -217,6 +221,7 @@ class Capture:
         if value != self._show_interpreter_frames:
             self._show_interpreter_frames = value
             self._stacks = {node: frames for node, frames in self._stacks.items() if not node & HYBRID_STACK}
+            self._shapes = {0: NativeShape()}
 
     def stack(self, node_id: int) -> tuple[Frame, ...]:
         """The frames of stack ``node_id``, outermost first (hybrid: Python and C frames, for native captures)."""
@@ -293,25 +298,56 @@ class Capture:
         if index >= len(self._pairs):
             self._refresh_tables(self._reader)
         python_node, native_node = self._pairs[index]
-        python_frames = self.stack(python_node)
-        entries = []
-        node = python_node
-        while node:
-            entries.append(self._entries[node - 1])
-            node = self._nodes[node - 1][0]
-        entries.reverse()
-        # stack() may leave out the runner's leading frames (memprof run, a test harness): the
-        # frames it returns are the innermost ones, so are their flags.
-        entries = entries[len(entries) - len(python_frames):]
-        calls = []
-        node = native_node
-        while node:
-            calls.append(self._native_call(node))
-            node = self._native_nodes[node - 1][0]
-        calls.reverse()
-        frames = merge(list(zip(python_frames, entries)), calls, show_interpreter_frames=self._show_interpreter_frames)
+        frames = merge(self._python_runs(python_node), self._native_shape(native_node),
+                       show_interpreter_frames=self._show_interpreter_frames)
         self._stacks[stack_id] = frames
         return frames
+
+    def _python_runs(self, python_node: int) -> tuple[tuple[Frame, ...], ...]:
+        runs = self._runs.get(python_node)
+        if runs is not None:
+            return runs
+        chain = []
+        node = python_node
+        while node not in self._runs:
+            chain.append(node)
+            node = self._nodes[node - 1][0]
+        parent = node
+        for node in reversed(chain):
+            frames = self.stack(node)
+            before = self._runs[parent]
+            above = self.stack(parent)
+            if len(frames) == len(above) + 1 and (not above or frames[-2] is above[-1]):
+                # One frame below its parent's stack: extend the parent's runs.
+                frame, entry = frames[-1], self._entries[node - 1]
+                runs = before + ((frame,),) if entry or not before else before[:-1] + (before[-1] + (frame,),)
+            else:
+                # stack() dropped the runner's leading frames here (memprof run, a test harness):
+                # the frames it returns are the innermost ones, so are their flags.
+                entries = []
+                walk = node
+                while walk:
+                    entries.append(self._entries[walk - 1])
+                    walk = self._nodes[walk - 1][0]
+                entries.reverse()
+                runs = python_runs(list(zip(frames, entries[len(entries) - len(frames):])))
+            self._runs[node] = runs
+            parent = node
+        return runs
+
+    def _native_shape(self, native_node: int) -> NativeShape:
+        shape = self._shapes.get(native_node)
+        if shape is not None:
+            return shape
+        chain = []
+        node = native_node
+        while node not in self._shapes:
+            chain.append(node)
+            node = self._native_nodes[node - 1][0]
+        shape = self._shapes[node]
+        for node in reversed(chain):
+            shape = self._shapes[node] = shape.extended(self._native_call(node), self._show_interpreter_frames)
+        return shape
 
     def _native_call(self, node: int) -> NativeCall:
         call = self._calls.get(node)

@@ -25,56 +25,75 @@ _STARTUP_FUNCTIONS = frozenset({"_start", "__libc_start_main", "__libc_start_cal
                                 "start_thread", "clone", "clone3", "__clone", "__clone3"})
 
 
-@dataclass
 class NativeCall:
     """One native frame of a stack, before merging: its function and how to expand it."""
 
-    function: str
-    interpreter: bool  # in libpython or the python executable
-    expand: Callable[[], tuple[Frame, ...]]  # the frames to show (symbolised lazily: hidden ones never are)
+    __slots__ = ("expand", "function", "interpreter", "is_eval", "is_startup")
 
-    @property
-    def is_eval(self) -> bool:
-        """Whether this frame is the interpreter's eval loop."""
-        return self.function.startswith(_EVAL_FUNCTION)
+    def __init__(self, function: str, interpreter: bool, expand: Callable[[], tuple[Frame, ...]]) -> None:
+        self.function = function
+        self.interpreter = interpreter  # in libpython or the python executable
+        self.expand = expand  # the frames to show (symbolised lazily: hidden ones never are)
+        self.is_eval = function.startswith(_EVAL_FUNCTION)  # the interpreter's eval loop
+        self.is_startup = function in _STARTUP_FUNCTIONS  # process or thread start-up code
 
-    @property
-    def is_startup(self) -> bool:
-        """Whether this frame is process or thread start-up code."""
-        return self.function in _STARTUP_FUNCTIONS
+    def visible(self, show_interpreter_frames: bool) -> bool:
+        """Whether this frame shows when no Python frames are placed at it."""
+        return show_interpreter_frames or not (self.interpreter or self.is_startup)
 
 
-def merge(python: Sequence[tuple[Frame, bool]], native: Sequence[NativeCall], *,
-          show_interpreter_frames: bool = False) -> tuple[Frame, ...]:
-    """One stack, outermost first: ``python`` is (frame, entered a new eval loop) and ``native`` is outermost first."""
+@dataclass(frozen=True)
+class NativeShape:
+    """A native stack cut at its eval frames: ``segments[i]`` are the frames shown between eval
+    ``i - 1`` and eval ``i`` (outermost first; the last segment is below the innermost eval)."""
+
+    segments: tuple[tuple[Frame, ...], ...] = ((),)
+    evals: tuple[NativeCall, ...] = ()
+
+    def extended(self, call: NativeCall, show_interpreter_frames: bool) -> NativeShape:
+        """This shape with ``call`` as its new innermost frame."""
+        if call.is_eval:
+            return NativeShape((*self.segments, ()), (*self.evals, call))
+        if not call.visible(show_interpreter_frames):
+            return self
+        return NativeShape((*self.segments[:-1], self.segments[-1] + call.expand()), self.evals)
+
+
+def python_runs(python: Sequence[tuple[Frame, bool]]) -> tuple[tuple[Frame, ...], ...]:
+    """Python frames (outermost first, each flagged if it entered a new eval loop) cut into one run per eval loop."""
     runs: list[list[Frame]] = []
     for frame, entry in python:
         if entry or not runs:
             runs.append([frame])
         else:
             runs[-1].append(frame)
-    evals = [index for index, call in enumerate(native) if call.is_eval]
-    placed: dict[int, list[Frame]] = {}
-    run = len(runs) - 1
-    for index in reversed(evals):
-        if run < 0:
-            break
-        placed[index] = runs[run]
-        run -= 1
-    leftover = [frame for frames in runs[: run + 1] for frame in frames]
+    return tuple(tuple(run) for run in runs)
+
+
+def merge(runs: Sequence[tuple[Frame, ...]], native: NativeShape, *,
+          show_interpreter_frames: bool = False) -> tuple[Frame, ...]:
+    """One stack, outermost first, from the Python runs (python_runs) and the native stack's shape."""
+    evals = native.evals
+    # Runs go to eval frames from the innermost out; extra runs join the outermost eval's.
+    unmatched = max(0, len(evals) - len(runs))
+    placed: list[tuple[Frame, ...] | None] = [None] * unmatched + list(runs[len(runs) - (len(evals) - unmatched):])
+    leftover = tuple(frame for run in runs[: max(0, len(runs) - len(evals))] for frame in run)
     out: list[Frame] = []
     if leftover:
         if evals:
-            placed[evals[0]] = leftover + placed.get(evals[0], [])
+            placed[0] = leftover + (placed[0] or ())
         else:
             out.extend(leftover)  # no eval frame unwound (stack cut short): Python frames first
-    for index, call in enumerate(native):
-        if index in placed:
+    out.extend(native.segments[0])
+    for index, call in enumerate(evals):
+        frames = placed[index]
+        if frames is not None:
             if show_interpreter_frames:
                 out.extend(call.expand())
-            out.extend(placed[index])
-        elif show_interpreter_frames or not (call.interpreter or call.is_startup):
+            out.extend(frames)
+        elif call.visible(show_interpreter_frames):
             out.extend(call.expand())
+        out.extend(native.segments[index + 1])
     return tuple(out)
 
 
