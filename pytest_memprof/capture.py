@@ -186,6 +186,42 @@ class Capture:
         """Everything ever allocated, by stack, largest first."""
         return self._stack_stats("total", merge_threads, merge_allocators)
 
+    def location_totals(self, which: str = "total") -> list[tuple[Frame | None, int, int]]:
+        """(allocating frame, bytes, count) per stack of ``which`` ("peak", "leaks", "temporary" or
+        "total"), threads and allocators merged: what ``StackStat.location`` gives, without
+        building whole stacks (with native stacks, most of a report's time)."""
+        return [(self.location(stack), size, count)
+                for stack, _, _, size, count in self._reader.rows(which, True, True)]
+
+    def location(self, stack_id: int) -> Frame | None:
+        """The innermost frame of stack ``stack_id`` (``self.stack(stack_id)[-1]``), or None if it is empty."""
+        if not stack_id & HYBRID_STACK:
+            frames = self.stack(stack_id)
+            return frames[-1] if frames else None
+        cached = self._stacks.get(stack_id)
+        if cached is not None:
+            return cached[-1] if cached else None
+        index = stack_id & ~HYBRID_STACK
+        if index >= len(self._pairs):
+            self._refresh_tables(self._reader)
+        python_node, native_node = self._pairs[index]
+        # merge() puts the last Python run at the innermost eval frame: walk out from the
+        # allocator to the first frame that shows, or to an eval frame.
+        node = native_node
+        while node:
+            call = self._native_call(node)
+            if call.is_eval:
+                runs = self._python_runs(python_node)
+                if runs:
+                    return runs[-1][-1]
+            if call.visible(self._show_interpreter_frames):
+                shown = call.expand()
+                if shown:
+                    return shown[-1]
+            node = self._native_nodes[node - 1][0]
+        runs = self._python_runs(python_node)  # no native frame shows: the Python frames come first
+        return runs[-1][-1] if runs else None
+
     def temporal_stacks(self) -> list[IntervalStat]:
         """Allocations grouped by stack and by the sampling ticks in which they were made and freed."""
         reader = self._temporal_reader
@@ -320,7 +356,7 @@ class Capture:
             if len(frames) == len(above) + 1 and (not above or frames[-2] is above[-1]):
                 # One frame below its parent's stack: extend the parent's runs.
                 frame, entry = frames[-1], self._entries[node - 1]
-                runs = before + ((frame,),) if entry or not before else before[:-1] + (before[-1] + (frame,),)
+                runs = (*before, (frame,)) if entry or not before else (*before[:-1], (*before[-1], frame))
             else:
                 # stack() dropped the runner's leading frames here (memprof run, a test harness):
                 # the frames it returns are the innermost ones, so are their flags.

@@ -261,6 +261,30 @@ def test_native_records_decode_whole_in_memory(tmp_path, cpplib):
     assert "memprof_test_entry" in names(stat.frames)
 
 
+@pytest.mark.parametrize("show_interpreter_frames", [False, True])
+def test_the_innermost_frame_alone_is_the_last_frame_of_the_whole_stack(tmp_path, cpplib, show_interpreter_frames):
+    out = tmp_path / "locations.bin"
+    raw = ctypes.c_void_p()
+    with Tracker(out, native=True):
+        block = cpplib.memprof_test_entry(BLOCK_DOUBLES, ctypes.byref(raw))
+        kept = [bytearray(1000 + i) for i in range(100)]  # Python frames as the innermost ones
+        if numpy is not None:
+            kept.append(numpy.ones(1000))
+    cpplib.memprof_test_release(block, raw)
+    del kept
+    # One capture computes locations alone (what stats uses), the other whole stacks.
+    alone = Capture.open(out, show_interpreter_frames=show_interpreter_frames)
+    whole = Capture.open(out, show_interpreter_frames=show_interpreter_frames)
+    locations = alone.location_totals("total")
+    stats = whole.total_stacks()
+    assert len(locations) == len(stats) > 10
+    assert [(frame, size, count) for frame, size, count in locations] == \
+        [(stat.location, stat.bytes, stat.count) for stat in stats]
+    assert any(frame is not None and frame.native for frame, _, _ in locations)
+    # Shown, the interpreter's own allocating functions are the innermost frames of Python's objects
+    assert any(frame is not None and not frame.native for frame, _, _ in locations) != show_interpreter_frames
+
+
 def test_missing_capture_is_still_a_capture_error(tmp_path):
     with pytest.raises(CaptureError):
         Capture.open(tmp_path / "nothing.bin")

@@ -30,11 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _top_locations(capture: Capture, top: int) -> dict[str, list[dict[str, Any]]]:
     totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-    for stat in capture.total_stacks():
-        frame = stat.location
+    for frame, size, count in capture.location_totals("total"):
         key = (frame.function, frame.file, frame.line) if frame else ("<unknown>", "<unknown>", 0)
-        totals[key][0] += stat.bytes
-        totals[key][1] += stat.count
+        totals[key][0] += size
+        totals[key][1] += count
     rows = [{"function": f, "file": p, "line": n, "bytes": b, "count": c} for (f, p, n), (b, c) in totals.items()]
     return {
         "top_by_bytes": sorted(rows, key=lambda row: (-row["bytes"], -row["count"]))[:top],
