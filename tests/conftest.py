@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,11 @@ import pytest
 import pytest_memprof
 
 pytest_plugins = ["pytester"]
+
+# A run started in the background by a non-interactive shell (`cmd &`) inherits SIGINT ignored,
+# and so would every program the tests interrupt with it (Ctrl-C tests would see SIGTERM's 143).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The folder holding the pytest_memprof this run imported: the source tree in a development
 # install, site-packages under tox. Subprocesses must import that same copy (the source tree
