@@ -9,8 +9,6 @@ from .core import RESULT_KEY, MemprofPlugin
 from .markers import MARKERS
 from .options import add_options, resolve
 from .results import TestMemoryResult
-from .sysmon import PLUGIN_NAME as SYSMON_PLUGIN_NAME
-from .sysmon import SystemMonitor
 
 __all__ = ["RESULT_KEY", "MemprofPlugin", "TestMemoryResult"]
 PLUGIN_NAME = "memprof-session"
@@ -45,4 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(MemprofPlugin(config), PLUGIN_NAME)
     sys_interval = resolve(config, "memprof_sys")
     if sys_interval is not None:
+        from .sysmon import PLUGIN_NAME as SYSMON_PLUGIN_NAME
+        from .sysmon import SystemMonitor
+
         config.pluginmanager.register(SystemMonitor(sys_interval), SYSMON_PLUGIN_NAME)

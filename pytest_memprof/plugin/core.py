@@ -10,16 +10,15 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from .._reader import NativeReader
 from ..capture import Capture
-from ..ci import baseline, github, html_report, junit
+from ..ci import baseline, github
 from ..errors import TrackerError, UsageError
 from ..sizes import format_size
 from ..tracker import Tracker
-from . import options, sysmon
+from . import options
 from .markers import MemorySpec, garbage_count, judge, spec_for
 from .report import failure_message, summary_lines, write_csv
 from .results import TestMemoryResult
@@ -82,6 +81,7 @@ class MemprofPlugin:
             bin_dir = bin_dir or str(self.html_dir / "captures")
         self.bin_dir = Path(bin_dir) if bin_dir else None
         self.rss_samples: list[tuple[float, int]] = []
+        self._psutil_process = None
         self.outcomes: dict[str, str] = {}
         self.session_started = time.perf_counter()
         self.keep = options.resolve(config, "memprof_keep")
@@ -183,7 +183,7 @@ class MemprofPlugin:
         capture = Capture.from_reader(self.reader)
         result = self._result(item, window, capture, duration)
         if self.html_dir is not None:
-            self.rss_samples.append((time.perf_counter() - self.session_started, psutil.Process().memory_info().rss))
+            self.rss_samples.append((time.perf_counter() - self.session_started, self._process().memory_info().rss))
         if self.bin_dir is not None:
             path = self.bin_dir / capture_file_name(item.nodeid)
             write_window_capture(path, self.reader, data, window.frames_before, window.nodes_before,
@@ -407,7 +407,19 @@ class MemprofPlugin:
         for error in self.output_errors:
             terminalreporter.write_line(error, red=True, bold=True)
 
+    def _process(self):
+        # psutil, Jinja2, junit-xml and the sampler load only when an option needs them: every
+        # pytest run in an environment with the plugin installed imports this module.
+        if self._psutil_process is None:
+            import psutil
+
+            self._psutil_process = psutil.Process()
+        return self._psutil_process
+
     def _write_html(self) -> None:
+        from ..ci import html_report
+        from . import sysmon
+
         html_report.write_index(self.html_dir, self.results, self.outcomes, self.rss_samples,
                                 compared=self.baseline is not None, title=self.rootdir.name,
                                 sys_samples=sysmon.sys_series(self.config))
@@ -422,6 +434,8 @@ class MemprofPlugin:
             "memprof_leaked_bytes": sum(result.leaked_bytes for result in self.results),
         }
         texts = {failure.nodeid: failure.message for failure in self.memory_failures}
+        from ..ci import junit
+
         junit.write(self.junit_file, self.results, texts, totals)
 
     def _append_step_summary(self) -> None:
