@@ -50,18 +50,7 @@ def memray_command() -> list[str]:
     return [shutil.which("memray")] if shutil.which("memray") else [sys.executable, "-m", "memray"]
 
 
-# 10 top functions call 100 middle ones, which call 10,000 distinct leaves; 100 allocations each.
-MANY_STACKS = '''
-keep = []
-for t in range(10):
-    exec(f"def top_{t}(i):\\n    return globals()['mid_%d' % (i // 100)](i)\\n")
-for m in range(100):
-    exec(f"def mid_{m}(i):\\n    return globals()['leaf_%d' % i]()\\n")
-for i in range(10000):
-    exec(f"def leaf_{i}():\\n    for _ in range(100):\\n        keep.append(bytes(100))\\n")
-for i in range(10000):
-    globals()['top_%d' % (i // 1000)](i)
-'''
+MANY_STACKS = Path(__file__).resolve().parents[1] / "examples" / "many_stacks.py"
 
 
 def open_times(html: Path, rounds: int) -> list[float] | None:
@@ -89,7 +78,7 @@ def open_times(html: Path, rounds: int) -> list[float] | None:
 
 def scale_case(work: Path, env: dict[str, str], memprof: list[str], rounds: int) -> None:
     """Print the size and opening time of the flame graph of 1M allocations from 10,000 stacks."""
-    (work / "many_stacks.py").write_text(MANY_STACKS)
+    shutil.copy(MANY_STACKS, work / "many_stacks.py")
     run([*memprof, "run", "-q", "-o", "many.bin", "many_stacks.py"], work, env)
     print("\n1 million allocations from 10,000 distinct stacks:")
     for extra in ([], ["--temporal"]):

@@ -106,6 +106,17 @@ class CallTree:
             node = child
         return node
 
+    def packed(self) -> tuple[list[int], list[int]]:
+        """The frame table and the nodes as flat int lists, as the HTML reports embed them:
+        (function, file, line, native) per frame, (parent, frame) per node after the root."""
+        frames: list[int] = []
+        for function, file, line, native in self.frames:
+            frames.extend((function, file, line, int(native)))
+        nodes: list[int] = []
+        for parent, frame in zip(self.parents[1:], self.node_frames[1:]):
+            nodes.extend((parent, frame))
+        return frames, nodes
+
     def frame(self, frame_index: int) -> Frame:
         """The Frame at ``frame_index`` of the frame table."""
         function, file, line, native = self.frames[frame_index]

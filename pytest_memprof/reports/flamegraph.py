@@ -108,12 +108,7 @@ def flamegraph_data(capture: Capture, *, kind: str = "peak", temporal: bool = Fa
          for interval in intervals],
         with_threads=len(threads) > 1,
     )
-    frames: list[int] = []
-    for function, file, line, native in tree.frames:
-        frames.extend((function, file, line, int(native)))
-    nodes: list[int] = []
-    for parent, frame in zip(tree.parents[1:], tree.node_frames[1:]):
-        nodes.extend((parent, frame))
+    frames, nodes = tree.packed()
     meta = capture.metadata
     return {
         "title": title,

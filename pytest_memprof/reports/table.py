@@ -37,12 +37,7 @@ def table_data(capture: Capture, *, kind: str = "peak", title: str = "") -> dict
         allocator = allocators.setdefault(stat.allocator or "?", len(allocators))
         rows.extend((tree.add(user_frames(stat.frames)), thread_index[stat.thread_id], allocator, stat.bytes,
                      stat.count))
-    frames: list[int] = []
-    for function, file, line, native in tree.frames:
-        frames.extend((function, file, line, int(native)))
-    nodes: list[int] = []
-    for parent, frame in zip(tree.parents[1:], tree.node_frames[1:]):
-        nodes.extend((parent, frame))
+    frames, nodes = tree.packed()
     return {
         "title": title,
         "kind": kind,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_memprof import Tracker
-from tests.cli.conftest import memprof_command
+from tests.cli.conftest import assert_one_line_error, memprof_command
 from tests.conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,15 +32,6 @@ def memprof(*args: str, cwd: Path, columns: int = 160) -> subprocess.CompletedPr
     # source tree, which has no built extension under tox.
     return subprocess.run([*memprof_command(), *args], capture_output=True, text=True, cwd=cwd,
                           env=subprocess_env(COLUMNS=str(columns)), timeout=300)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode != 0, result
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("memprof: error:"), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

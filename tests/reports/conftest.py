@@ -57,16 +57,6 @@ def run_memprof(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Compl
                           cwd=cwd, env=subprocess_env(), timeout=timeout)
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    """Non-zero exit, one ``memprof: error:`` line containing ``fragments``, no traceback."""
-    assert result.returncode != 0, result
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("memprof: error:"), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 @pytest.fixture(scope="session")
 def two_phase_capture(tmp_path_factory) -> Path:
     """``memprof run`` of a script living under a folder path that spells ``<script>alert(1)</script>``."""

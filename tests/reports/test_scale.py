@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import pty
 import select
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,19 +18,7 @@ from tests.conftest import subprocess_env
 
 from .conftest import run_memprof
 
-# 10 top functions call 100 middle ones, which call 10,000 distinct leaves (made with exec, so
-# each stack really is distinct); each leaf makes 100 allocations that stay alive to the peak.
-MANY_STACKS = '''
-keep = []
-for t in range(10):
-    exec(f"def top_{t}(i):\\n    return globals()['mid_%d' % (i // 100)](i)\\n")
-for m in range(100):
-    exec(f"def mid_{m}(i):\\n    return globals()['leaf_%d' % i]()\\n")
-for i in range(10000):
-    exec(f"def leaf_{i}():\\n    for _ in range(100):\\n        keep.append(bytes(100))\\n")
-for i in range(10000):
-    globals()['top_%d' % (i // 1000)](i)
-'''
+MANY_STACKS = Path(__file__).resolve().parents[2] / "examples" / "many_stacks.py"
 
 LIMIT = 10 * 2**20
 
@@ -36,7 +26,7 @@ LIMIT = 10 * 2**20
 @pytest.fixture(scope="module")
 def many_stacks_capture(tmp_path_factory):
     folder = tmp_path_factory.mktemp("scale")
-    (folder / "many_stacks.py").write_text(MANY_STACKS)
+    shutil.copy(MANY_STACKS, folder / "many_stacks.py")
     result = run_memprof("run", "-q", "-o", "many.bin", "many_stacks.py", cwd=folder)
     assert result.returncode == 0, result.stderr
     return folder / "many.bin"
