@@ -8,28 +8,18 @@ script builds whatever view the reader asks for (thread, inverted, time range) f
 from __future__ import annotations
 
 import base64
-import json
 import os
-import time
 import zlib
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from ..capture import Capture
-from ..sizes import format_size
 from .calltree import KIND_TITLES, KINDS, CallTree, stacks_of, user_frames
-from .output import json_for_script, write_report
+from .output import write_report
+from .page import render_page
 
-_TEMPLATES = Path(__file__).with_name("templates")
 # A chart is at most ~1,000 px wide: more timeline points than this only add bytes.
 _MAX_TIMELINE_POINTS = 2000
-
-
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
-                              autoescape=jinja2.select_autoescape(["html"]))
 
 
 def _timeline(capture: Capture) -> list[int]:
@@ -140,24 +130,8 @@ def render_flamegraph_html(capture: Capture, *, title: str | None = None, kind: 
         title = capture.path.name if capture.path else "capture"
     data = flamegraph_data(capture, kind=kind, temporal=temporal, title=title, inverted=inverted,
                            split_threads=split_threads)
-    payload = json_for_script(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
-    return _environment().get_template("flamegraph.html").render(
-        title=title,
-        kind_title=KIND_TITLES[kind],
-        peak=format_size(capture.peak_bytes),
-        leaked=format_size(capture.leaked_bytes),
-        allocations=f"{capture.total_allocations:,}",
-        duration=f"{capture.duration:.3f} s",
-        command_line=capture.metadata.command_line,
-        truncated=capture.truncated,
-        problem=capture.problem,
-        empty=not data["samples"],
-        temporal=temporal,
-        generated=time.strftime("%Y-%m-%d %H:%M:%S"),
-        data=payload,
-        style=(_TEMPLATES / "report.css").read_text(encoding="utf-8"),
-        script="\n".join((_TEMPLATES / name).read_text(encoding="utf-8") for name in ("timeline.js", "flamegraph.js")),
-    )
+    return render_page("flamegraph.html", capture, title=title, kind=kind, data=data,
+                       scripts=("timeline.js", "flamegraph.js"), empty=not data["samples"], temporal=temporal)
 
 
 def render_flamegraph(capture: Capture, target: str | os.PathLike[str], *, title: str | None = None,

@@ -6,20 +6,14 @@ graph, so a click on a row can show the row's whole stack without repeating stri
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from ..capture import Capture
-from ..sizes import format_size
-from .calltree import KIND_TITLES, KINDS, CallTree, stacks_of, user_frames
-from .output import json_for_script, write_report
-
-_TEMPLATES = Path(__file__).with_name("templates")
+from .calltree import KINDS, CallTree, stacks_of, user_frames
+from .output import write_report
+from .page import render_page
 
 
 def table_data(capture: Capture, *, kind: str = "peak", title: str = "") -> dict[str, Any]:
@@ -55,23 +49,8 @@ def render_table_html(capture: Capture, *, title: str | None = None, kind: str =
     if title is None:
         title = capture.path.name if capture.path else "capture"
     data = table_data(capture, kind=kind, title=title)
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
-                                     autoescape=jinja2.select_autoescape(["html"]))
-    return environment.get_template("table.html").render(
-        title=title,
-        kind_title=KIND_TITLES[kind],
-        peak=format_size(capture.peak_bytes),
-        leaked=format_size(capture.leaked_bytes),
-        allocations=f"{capture.total_allocations:,}",
-        command_line=capture.metadata.command_line,
-        truncated=capture.truncated,
-        problem=capture.problem,
-        empty=not data["rows"],
-        generated=time.strftime("%Y-%m-%d %H:%M:%S"),
-        data=json_for_script(json.dumps(data, separators=(",", ":"), ensure_ascii=False)),
-        style=(_TEMPLATES / "report.css").read_text(encoding="utf-8"),
-        script=(_TEMPLATES / "table.js").read_text(encoding="utf-8"),
-    )
+    return render_page("table.html", capture, title=title, kind=kind, data=data, scripts=("table.js",),
+                       empty=not data["rows"])
 
 
 def render_table(capture: Capture, target: str | os.PathLike[str], *, title: str | None = None,

@@ -1,0 +1,42 @@
+"""The page both HTML reports (flame graph, table) are built on: the capture's facts in the
+header, the report's data as JSON in the page, our stylesheet and scripts inlined."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..capture import Capture
+from ..sizes import format_size
+from .calltree import KIND_TITLES
+from .output import json_for_script
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def render_page(template: str, capture: Capture, *, title: str, kind: str, data: dict[str, Any],
+                scripts: Sequence[str], **context: Any) -> str:
+    """``template`` rendered for ``capture``; ``context`` adds the template's own variables."""
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                                     autoescape=jinja2.select_autoescape(["html"]))
+    return environment.get_template(template).render(
+        title=title,
+        kind_title=KIND_TITLES[kind],
+        peak=format_size(capture.peak_bytes),
+        leaked=format_size(capture.leaked_bytes),
+        allocations=f"{capture.total_allocations:,}",
+        duration=f"{capture.duration:.3f} s",
+        command_line=capture.metadata.command_line,
+        truncated=capture.truncated,
+        problem=capture.problem,
+        generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        data=json_for_script(json.dumps(data, separators=(",", ":"), ensure_ascii=False)),
+        style=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
+        script="\n".join((TEMPLATES / name).read_text(encoding="utf-8") for name in scripts),
+        **context,
+    )
