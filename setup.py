@@ -41,7 +41,7 @@ setup(
             extension(
                 "pytest_memprof._tracker",
                 "pytest_memprof/_tracker.pyx",
-                ["hooks.cc", "elf_patch.cc", "recorder.cc", "pystack.cc", "frame_entry.cc", "nativestack.cc",
+                ["hooks.cc", "elf_patch.cc", "recorder.cc", "pystack.cc", "pyframes.cc", "nativestack.cc",
                  "fast_unwind.cc", "tracker.cc", "arena_cache.cc"],
             ),
             extension("pytest_memprof._reader", "pytest_memprof/_reader.pyx", ["reader.cc"]),

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "flat_map.h"
-#include "frame_entry.h"
+#include "pyframes.h"
 #include "format.h"
 #include "recorder.h"
 #include "tracker.h"
@@ -12,10 +12,32 @@
 namespace memprof::pystack {
 namespace {
 
-// code object -> frame id. Touched only with the GIL held (profile callback, start).
+// code object -> frame id. Following frames with the profile callback, touched only with the
+// GIL held (callback, start); walking them at allocation time, only with the tracker lock held.
 FlatMap<uint32_t> g_code_ids;
-// frame id -> strong reference, so an id never outlives its code object (no address reuse).
-// Read by allocations without the GIL, so it changes only under the tracker lock.
+// What identifies a code object without a reference to it: a walk may meet a code object
+// without the GIL, so it cannot keep one, and the address may later be another code object's.
+struct CodeMark {
+    PyObject* file;
+    PyObject* name;
+    PyObject* lines;  // the line table: equal marks mean equal lines for equal offsets
+    int firstlineno;
+    bool operator==(const CodeMark& other) const {
+        return file == other.file && name == other.name && lines == other.lines && firstlineno == other.firstlineno;
+    }
+};
+struct CodeInfo {
+    std::string function;
+    std::string file;
+    uint32_t firstlineno;
+    CodeMark mark;
+};
+// frame id -> what was recorded, for replay into a followed child's stream and to tell a code
+// object from a later one at the same address. Tracker lock held.
+std::vector<CodeInfo> g_codes;
+// frame id -> strong reference (profile callback only, where the GIL is held to take one), so
+// an id never outlives its code object. Read by allocations without the GIL, so it changes only
+// under the tracker lock.
 std::vector<PyCodeObject*> g_code_objects;
 // (parent node, frame id, instruction) -> node id. Tracker lock held.
 FlatMap<uint32_t, EdgeKey> g_trie;
@@ -40,42 +62,95 @@ int frame_lasti(PyFrameObject* frame) {
 #endif
 }
 
+// UTF-8 of a str without the Python API (no GIL, no allocation through Python, no cached
+// UTF-8 left on the user's object); lone surrogates become U+FFFD.
 std::string utf8_or(PyObject* text, const char* fallback) {
-    if (text && PyUnicode_Check(text)) {
-        Py_ssize_t size = 0;
-        const char* data = PyUnicode_AsUTF8AndSize(text, &size);
-        if (data) return std::string(data, static_cast<size_t>(size));
-        PyErr_Clear();  // e.g. lone surrogates in a file name
+    if (!text || !PyUnicode_Check(text)) return fallback;
+#if PY_VERSION_HEX < 0x030C0000
+    if (!PyUnicode_IS_READY(text)) return fallback;  // a legacy string never readied: not a code name
+#endif
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    const void* data = PyUnicode_DATA(text);
+    if (PyUnicode_IS_ASCII(text)) return std::string(static_cast<const char*>(data), static_cast<size_t>(length));
+    int kind = PyUnicode_KIND(text);
+    std::string out;
+    out.reserve(static_cast<size_t>(length) * 2);
+    for (Py_ssize_t i = 0; i < length; ++i) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c >= 0xD800 && c <= 0xDFFF) c = 0xFFFD;
+        if (c < 0x80) {
+            out += static_cast<char>(c);
+        } else if (c < 0x800) {
+            out += static_cast<char>(0xC0 | (c >> 6));
+            out += static_cast<char>(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+            out += static_cast<char>(0xE0 | (c >> 12));
+            out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (c & 0x3F));
+        } else {
+            out += static_cast<char>(0xF0 | (c >> 18));
+            out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+            out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (c & 0x3F));
+        }
     }
-    return fallback;
+    return out;
+}
+
+CodeMark mark_of(PyCodeObject* code) {
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject* name = code->co_qualname;
+#else
+    PyObject* name = code->co_name;
+#endif
+#if PY_VERSION_HEX >= 0x030A0000
+    PyObject* lines = code->co_linetable;
+#else
+    PyObject* lines = code->co_lnotab;
+#endif
+    return {code->co_filename, name, lines, code->co_firstlineno};
+}
+
+// A new frame id for `code` and its FRAME record. Tracker lock held.
+uint32_t add_code(PyCodeObject* code, const CodeMark& mark) {
+    uint32_t id = static_cast<uint32_t>(g_codes.size());
+    std::string function = utf8_or(mark.name, "<unknown>");
+    std::string file = utf8_or(mark.file, "<unknown>");
+    uint32_t firstlineno = static_cast<uint32_t>(code->co_firstlineno < 0 ? 0 : code->co_firstlineno);
+    tracker::recorder().frame(function, file, firstlineno);
+    g_codes.push_back({std::move(function), std::move(file), firstlineno, mark});
+    return id;
 }
 
 uint32_t intern_code(PyCodeObject* code) {
     auto [slot, inserted] = g_code_ids.insert(reinterpret_cast<uint64_t>(code));
     if (!inserted) return *slot;
-#if PY_VERSION_HEX >= 0x030B0000
-    std::string function = utf8_or(code->co_qualname, "<unknown>");
-#else
-    std::string function = utf8_or(code->co_name, "<unknown>");
-#endif
-    std::string file = utf8_or(code->co_filename, "<unknown>");
     Py_INCREF(code);
     std::lock_guard<std::mutex> lock(tracker::lock());
-    uint32_t id = static_cast<uint32_t>(g_code_objects.size());
+    uint32_t id = add_code(code, mark_of(code));
     g_code_objects.push_back(code);
     *slot = id;
-    tracker::recorder().frame(function, file, static_cast<uint64_t>(code->co_firstlineno));
     return id;
 }
 
-uint32_t intern_node(uint32_t parent, uint32_t code_id, int lasti, uint8_t entry) {
+// The same without the GIL and without a reference (tracker lock held): an address seen before
+// keeps its id only while its marks are the same, so a code object freed and another allocated
+// in its place gets an id of its own.
+uint32_t intern_code_walked(PyCodeObject* code) {
+    CodeMark mark = mark_of(code);
+    auto [slot, inserted] = g_code_ids.insert(reinterpret_cast<uint64_t>(code));
+    if (!inserted && g_codes[*slot].mark == mark) return *slot;
+    *slot = add_code(code, mark);
+    return *slot;
+}
+
+uint32_t intern_node(uint32_t parent, uint32_t code_id, PyCodeObject* code, int lasti, uint8_t entry) {
     // Entry flags matter only to hybrid stacks: without native stacks they would split nodes
     // (and write NODE records) for nothing.
     uint64_t entry_bit = tracker::native() && entry ? 1ULL << 32 : 0;
     EdgeKey key{(static_cast<uint64_t>(parent) << 32) | code_id, entry_bit | static_cast<uint32_t>(lasti)};
     auto [slot, inserted] = g_trie.insert(key);
     if (inserted) {
-        PyCodeObject* code = g_code_objects[code_id];
         // Addr2Line reads only the code object's immutable line table: no GIL needed.
         int line = lasti < 0 ? code->co_firstlineno : PyCode_Addr2Line(code, lasti);
         if (line < 0) line = 0;
@@ -178,11 +253,39 @@ uint32_t current_node(ShadowStack& stack) {
         if (entry.node == 0 || entry.lasti != lasti || entry.parent != parent) {
             entry.lasti = lasti;
             entry.parent = parent;
-            entry.node = intern_node(parent, entry.code_id, lasti, entry.entry);
+            entry.node = intern_node(parent, entry.code_id, g_code_objects[entry.code_id], lasti, entry.entry);
         }
         parent = entry.node;
     }
     stack.valid = n - 1;
+    return parent;
+}
+
+uint32_t walked_node(FrameWalk& walk) {
+    if (walk.generation != tracker::generation()) {
+        walk.cache.clear();  // node ids of an earlier run
+        walk.generation = tracker::generation();
+    }
+    walk_this_thread(walk.raw);
+    size_t n = walk.raw.size();
+    size_t known = walk.cache.size();
+    walk.cache.resize(n);
+    // Bottom up: the caller frames are mostly those of the previous allocation, and their nodes
+    // stand as long as every frame below them, and their own instruction, are unchanged.
+    uint32_t parent = 0;
+    bool same = true;
+    for (size_t i = 0; i < n; ++i) {
+        const RawFrame& frame = walk.raw[n - 1 - i];
+        WalkedFrame& entry = walk.cache[i];
+        bool same_code = i < known && entry.code == frame.code && g_codes[entry.code_id].mark == mark_of(frame.code);
+        same = same && same_code && entry.lasti == frame.lasti && entry.entry == frame.entry;
+        if (!same) {
+            uint32_t code_id = same_code ? entry.code_id : intern_code_walked(frame.code);
+            entry = {frame.code, frame.lasti, frame.entry, code_id,
+                     intern_node(parent, code_id, frame.code, frame.lasti, frame.entry)};
+        }
+        parent = entry.node;
+    }
     return parent;
 }
 
@@ -313,8 +416,8 @@ void remove_allocator_hooks() {
 
 void reset_tables() {
     release_code_objects();
-    g_code_ids.clear();
     std::lock_guard<std::mutex> lock(tracker::lock());
+    g_codes.clear();
     g_trie.clear();
     g_line_nodes.clear();
     g_nodes.clear();
@@ -325,25 +428,13 @@ void release_code_objects() {
     {
         std::lock_guard<std::mutex> lock(tracker::lock());
         objects.swap(g_code_objects);
+        g_code_ids.clear();
     }
     for (PyCodeObject* code : objects) Py_DECREF(code);
-    g_code_ids.clear();
 }
 
 void emit_tables(Recorder& recorder) {
-    for (PyCodeObject* code : g_code_objects) {
-#if PY_VERSION_HEX >= 0x030B0000
-        PyObject* name = code->co_qualname;
-#else
-        PyObject* name = code->co_name;
-#endif
-        // No GIL here (a fork child handler): read the UTF-8 only if CPython already cached it.
-        const char* function = PyUnicode_Check(name) && PyUnicode_IS_COMPACT_ASCII(name)
-                                   ? reinterpret_cast<const char*>(PyUnicode_DATA(name)) : "<unknown>";
-        const char* file = PyUnicode_Check(code->co_filename) && PyUnicode_IS_COMPACT_ASCII(code->co_filename)
-                               ? reinterpret_cast<const char*>(PyUnicode_DATA(code->co_filename)) : "<unknown>";
-        recorder.frame(function, file, static_cast<uint64_t>(code->co_firstlineno));
-    }
+    for (const CodeInfo& code : g_codes) recorder.frame(code.function, code.file, code.firstlineno);
     for (const NodeInfo& node : g_nodes) recorder.node(node.parent, node.frame, node.line, node.entry);
 }
 

@@ -1,5 +1,10 @@
-// Python call stacks without the GIL: a shadow stack per thread, kept by a C profile callback,
-// and a trie that turns a whole stack into one integer.
+// Python call stacks without the GIL, and a trie that turns a whole stack into one integer.
+//
+// Two ways to know a thread's stack. When Python's allocators are traced, allocations come far
+// more often than calls: a shadow stack per thread, kept by a C profile callback, makes each one
+// cheap. With the system allocator only, allocations are rare and calls are not, and a profile
+// callback is most of the cost (CPython materialises a frame object for every call it reports):
+// each allocation then walks the interpreter's own frames instead (FrameWalk).
 //
 // The callback pushes and pops frames (GIL held). An allocation, maybe in a thread that released
 // the GIL, reads its own thread's shadow stack: safe, because a thread's frames do not change
@@ -13,6 +18,8 @@
 
 #include <cstdint>
 #include <vector>
+
+#include "pyframes.h"
 
 namespace memprof {
 
@@ -28,7 +35,7 @@ struct ShadowFrame {
     uint32_t parent;  // the node this entry was resolved under
     uint32_t node;    // 0 until resolved
     int lasti;
-    uint8_t entry;  // entered the C eval loop anew (see frame_entry.h)
+    uint8_t entry;  // entered the C eval loop anew (see pyframes.h)
 };
 
 struct ShadowStack {
@@ -36,6 +43,21 @@ struct ShadowStack {
     PyThreadState* tstate = nullptr;  // the thread's state: is our profile function still set on it?
     size_t valid = 0;          // entries [0, valid) need no re-resolution
     uint32_t generation = 0;   // the tracker start this stack belongs to; stale stacks are rebuilt
+};
+
+struct WalkedFrame {
+    PyCodeObject* code;  // compared, never dereferenced: it may be gone by the next walk
+    int lasti;
+    bool entry;
+    uint32_t code_id;
+    uint32_t node;
+};
+
+// Per thread: the previous walk's frames, outermost first, and their nodes.
+struct FrameWalk {
+    std::vector<RawFrame> raw;  // scratch, kept to spare an allocation per walk
+    std::vector<WalkedFrame> cache;
+    uint32_t generation = 0;
 };
 
 namespace pystack {
@@ -46,6 +68,10 @@ int profile_callback(PyObject* obj, PyFrameObject* frame, int what, PyObject* ar
 void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation);
 // The trie node of the thread's current stack; emits NODE records for new nodes. Lock held.
 uint32_t current_node(ShadowStack& stack);
+
+// The trie node of the calling thread's stack, walked from the interpreter's frames; emits
+// FRAME and NODE records for new ones. Lock held; no GIL needed.
+uint32_t walked_node(FrameWalk& walk);
 
 // Moves every frame reference out of `stack` into `out` and marks it stale (lock held).
 void detach(ShadowStack& stack, std::vector<PyFrameObject*>& out);

@@ -35,6 +35,7 @@ struct State {
     Recorder recorder;
     Options options;
     bool native = false;  // options.native, set before recording starts and read by the hooks
+    bool walk = false;    // Python stacks walked at each allocation (pystack.h), same
     // From start to stop, paused or not: a library loaded meanwhile gets our hooks too, or its
     // allocations would go unseen for the rest of the run.
     std::atomic<bool> hooked{false};
@@ -225,6 +226,7 @@ void init_once() {
 
 bool active_relaxed() { return g && g->active.load(std::memory_order_relaxed); }
 bool native() { return g->native; }
+bool walks() { return g->walk; }
 uint32_t generation() { return g->generation.load(std::memory_order_relaxed); }
 std::mutex& lock() { return g->lock; }
 Recorder& recorder() { return g->recorder; }
@@ -264,6 +266,7 @@ void pause() {
         std::lock_guard<std::mutex> lock(g->lock);
         g->active = false;
     }
+    if (g->walk) return;
     pystack::remove_profiler_all_threads();
     release_stacks();
 }
@@ -288,6 +291,7 @@ void resume() {
         g->generation.fetch_add(1);
         g->active = true;
     }
+    if (g->walk) return;
     ThreadState* state = thread_state();
     pystack::rebuild(state->stack, PyEval_GetFrame(), generation());
     pystack::install_profiler_all_threads();
@@ -307,6 +311,7 @@ bool start(const Options& options, std::string* error) {
     GuardScope guard;
     g->options = options;
     g->native = options.native;
+    g->walk = !options.trace_python_allocators;
     g->memory_sink = options.path.empty();
     // Before the lock: listing the loaded objects takes the loader's lock, which a thread inside
     // dlopen holds while its allocations wait for ours.
@@ -328,12 +333,13 @@ bool start(const Options& options, std::string* error) {
         g->active = true;
         g->running = true;
     }
-    // This thread's stack now; other threads rebuild theirs at their next profile event.
-    ThreadState* state = thread_state();
-    PyFrameObject* top = PyEval_GetFrame();  // borrowed
-    pystack::rebuild(state->stack, top, generation());
-    pystack::install_profiler_all_threads();
-    if (options.trace_python_allocators) pystack::install_allocator_hooks();
+    if (options.trace_python_allocators) {
+        // This thread's stack now; other threads rebuild theirs at their next profile event.
+        ThreadState* state = thread_state();
+        pystack::rebuild(state->stack, PyEval_GetFrame(), generation());
+        pystack::install_profiler_all_threads();
+        pystack::install_allocator_hooks();
+    }
     arena_cache::install();
     g->hooked = true;
     hooks::patch_all(true);
@@ -396,7 +402,11 @@ void set_thread_name(uint64_t tid, const std::string& name) {
 
 void thread_started(PyFrameObject* frame) {
     // A new Python thread's first profile event, through threading.setprofile: from now on the
-    // C callback takes this thread's events directly.
+    // C callback takes this thread's events directly, or none if its stacks are walked.
+    if (g && g->walk) {
+        PyEval_SetProfile(nullptr, nullptr);
+        return;
+    }
     PyEval_SetProfile(pystack::profile_callback, nullptr);
     pystack::profile_callback(nullptr, frame, PyTrace_CALL, nullptr);
 }
@@ -419,6 +429,15 @@ void after_fork_parent() {
     if (!g->sampler) start_sampler();
 }
 
+namespace {
+
+// The allocating thread's Python stack as a trie node (0: none known). Lock held.
+inline uint32_t python_node(ThreadState* state) {
+    return g->walk ? pystack::walked_node(state->walk) : pystack::current_node(state->stack);
+}
+
+}  // namespace
+
 void on_alloc(uint8_t kind, void* address, size_t size) {
     ThreadState* state = thread_state();
     if (g->native) {
@@ -428,7 +447,7 @@ void on_alloc(uint8_t kind, void* address, size_t size) {
         int depth = nativestack::unwind(state->native_stack, addresses, nativestack::kMaxDepth);
         std::lock_guard<std::mutex> lock(g->lock);
         if (!g->active.load(std::memory_order_relaxed)) return;
-        uint32_t stack = pystack::current_node(state->stack);
+        uint32_t stack = python_node(state);
         uint32_t native_stack = nativestack::intern(state->native_stack, addresses, depth);
         switch_thread(state->tid);
         g->recorder.alloc_native(kind, reinterpret_cast<uintptr_t>(address), size, stack, native_stack);
@@ -436,7 +455,7 @@ void on_alloc(uint8_t kind, void* address, size_t size) {
     }
     std::lock_guard<std::mutex> lock(g->lock);
     if (!g->active.load(std::memory_order_relaxed)) return;
-    uint32_t stack = pystack::current_node(state->stack);
+    uint32_t stack = python_node(state);
     switch_thread(state->tid);
     g->recorder.alloc(kind, reinterpret_cast<uintptr_t>(address), size, stack);
 }

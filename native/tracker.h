@@ -33,7 +33,8 @@ struct GuardScope {
 struct ThreadState {
     uint64_t tid = 0;
     pthread_t handle{};
-    ShadowStack stack;
+    ShadowStack stack;  // Python's allocators traced: kept by the profile callback
+    FrameWalk walk;     // system allocator only: walked at each allocation
     NativeCache native_stack;
 };
 
@@ -81,6 +82,7 @@ void on_thread_name(pthread_t thread, const char* name);
 // For the Python stack tracker.
 bool active_relaxed();
 bool native();  // this run records native stacks
+bool walks();   // this run walks Python frames at each allocation instead of profiling calls
 uint32_t generation();
 ThreadState* thread_state();
 std::mutex& lock();

@@ -31,6 +31,13 @@ def subprocess_env(**extra: str) -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(p for p in path if p)), **extra}
 
 
+@pytest.fixture(params=[True, False], ids=["profiled-stacks", "walked-stacks"])
+def python_allocators(request) -> bool:
+    """Both ways the tracker knows Python stacks: a profile callback while Python's allocators are
+    traced, a walk of the interpreter's frames at each allocation with the system allocator only."""
+    return request.param
+
+
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("MEMPROF_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
 

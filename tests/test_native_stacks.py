@@ -55,10 +55,11 @@ def unwinder(request, monkeypatch):
     return request.param
 
 
-def test_cpp_frames_are_named_demangled_in_order_with_lines_under_the_python_caller(tmp_path, cpplib, unwinder):
+def test_cpp_frames_are_named_demangled_in_order_with_lines_under_the_python_caller(
+        tmp_path, python_allocators, cpplib, unwinder):
     out = tmp_path / "cpp.bin"
     raw = ctypes.c_void_p()
-    with Tracker(out, native=True):
+    with Tracker(out, native=True, trace_python_allocators=python_allocators):
         block = cpplib.memprof_test_entry(BLOCK_DOUBLES, ctypes.byref(raw))
     cpplib.memprof_test_release(block, raw)
     capture = Capture.open(out)
@@ -89,7 +90,8 @@ def test_cpp_frames_are_named_demangled_in_order_with_lines_under_the_python_cal
         assert not any(frame.function.startswith("_PyEval_EvalFrame") for frame in stack)
 
 
-def test_python_called_back_from_c_sits_between_the_c_frames_in_call_order(tmp_path, cpplib, unwinder):
+def test_python_called_back_from_c_sits_between_the_c_frames_in_call_order(
+        tmp_path, python_allocators, cpplib, unwinder):
     out = tmp_path / "callback.bin"
     kept = []
 
@@ -97,7 +99,7 @@ def test_python_called_back_from_c_sits_between_the_c_frames_in_call_order(tmp_p
         raw = ctypes.c_void_p()
         kept.append((cpplib.memprof_test_entry(BLOCK_DOUBLES, ctypes.byref(raw)), raw))
 
-    with Tracker(out, native=True):
+    with Tracker(out, native=True, trace_python_allocators=python_allocators):
         cpplib.memprof_test_call(CALLBACK(called_from_c))
     for block, raw in kept:
         cpplib.memprof_test_release(block, raw)
@@ -290,10 +292,10 @@ def test_missing_capture_is_still_a_capture_error(tmp_path):
         Capture.open(tmp_path / "nothing.bin")
 
 
-def test_every_report_shows_the_hybrid_stack(tmp_path, cpplib):
+def test_every_report_shows_the_hybrid_stack(tmp_path, python_allocators, cpplib):
     out = tmp_path / "reports.bin"
     raw = ctypes.c_void_p()
-    with Tracker(out, native=True):
+    with Tracker(out, native=True, trace_python_allocators=python_allocators):
         block = cpplib.memprof_test_entry(BLOCK_DOUBLES, ctypes.byref(raw))
     cpplib.memprof_test_release(block, raw)
     env = subprocess_env(COLUMNS="400")
@@ -340,9 +342,9 @@ def test_libraries_loaded_and_unloaded_while_tracking_are_symbolised_from_their_
     assert not any("libmemproffirst" in name for name in stats[100_002 * 8])
 
 
-def test_a_followed_fork_child_writes_native_stacks_too(tmp_path, cpplib):
+def test_a_followed_fork_child_writes_native_stacks_too(tmp_path, python_allocators, cpplib):
     out = tmp_path / "fork.bin"
-    with Tracker(out, native=True, follow_fork=True):
+    with Tracker(out, native=True, follow_fork=True, trace_python_allocators=python_allocators):
         pid = os.fork()
         if pid == 0:
             raw = ctypes.c_void_p()

@@ -46,9 +46,9 @@ def allocate_fifty_mib():
     return bytearray(50 * MiB)
 
 
-def test_bytearray_peak_is_fifty_mib_with_the_allocating_line(tmp_path):
+def test_bytearray_peak_is_fifty_mib_with_the_allocating_line(tmp_path, python_allocators):
     out = tmp_path / "peak.bin"
-    with Tracker(out):
+    with Tracker(out, trace_python_allocators=python_allocators):
         data = allocate_fifty_mib()
         del data
     capture = Capture.open(out)
@@ -64,10 +64,10 @@ def test_bytearray_peak_is_fifty_mib_with_the_allocating_line(tmp_path):
     assert capture.leaked_bytes < 1 * MiB
 
 
-def test_each_c_allocator_is_seen_with_its_exact_size_and_python_line(tmp_path, testlib):
+def test_each_c_allocator_is_seen_with_its_exact_size_and_python_line(tmp_path, python_allocators, testlib):
     out = tmp_path / "family.bin"
     lines = {}
-    with Tracker(out):
+    with Tracker(out, trace_python_allocators=python_allocators):
         p_malloc = testlib.alloc_malloc(1_234_567); lines["malloc"] = here()  # noqa: E702
         p_calloc = testlib.alloc_calloc(1000, 1_001); lines["calloc"] = here()  # noqa: E702
         p_moved = testlib.alloc_malloc(100)
@@ -112,9 +112,9 @@ def test_munmap_of_part_of_a_mapping_keeps_the_rest_live(tmp_path, testlib):
     testlib.release_mmap(mapping + 4 * page, 6 * page)
 
 
-def test_native_thread_allocations_are_seen_with_the_thread_name(tmp_path, testlib):
+def test_native_thread_allocations_are_seen_with_the_thread_name(tmp_path, python_allocators, testlib):
     out = tmp_path / "native_thread.bin"
-    with Tracker(out):
+    with Tracker(out, trace_python_allocators=python_allocators):
         kept = testlib.native_thread_allocate(77_777, 10, b"native-worker")
     capture = Capture.open(out)
     named = {thread.name: thread.thread_id for thread in capture.threads()}
@@ -127,11 +127,11 @@ def test_native_thread_allocations_are_seen_with_the_thread_name(tmp_path, testl
     testlib.release(kept)
 
 
-def test_library_loaded_after_tracking_started_is_covered(tmp_path, testlib_path):
+def test_library_loaded_after_tracking_started_is_covered(tmp_path, python_allocators, testlib_path):
     late_copy = tmp_path / "liblate.so"
     shutil.copy(testlib_path, late_copy)
     out = tmp_path / "dlopen.bin"
-    with Tracker(out):
+    with Tracker(out, trace_python_allocators=python_allocators):
         late = load(late_copy)  # dlopen while tracking
         pointer = late.alloc_malloc(2_222_223); line = here()  # noqa: E702
     capture = Capture.open(out)
@@ -163,10 +163,10 @@ def recurse(depth: int) -> int:
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="data stack chunks (and our arena cache) are 3.11+")
-def test_data_stack_chunks_are_recorded_exactly_and_the_arena_allocator_is_restored(tmp_path):
+def test_data_stack_chunks_are_recorded_exactly_and_the_arena_allocator_is_restored(tmp_path, python_allocators):
     before = arena_allocator()
     out = tmp_path / "chunks.bin"
-    with Tracker(out):
+    with Tracker(out, trace_python_allocators=python_allocators):
         assert arena_allocator() != before
         # Each call to a depth past the first 16 KiB chunk maps a new chunk and releases it on
         # return: the cache hands the same block back, and each use is still an mmap/munmap pair.
@@ -182,10 +182,10 @@ def test_data_stack_chunks_are_recorded_exactly_and_the_arena_allocator_is_resto
                 if s.allocator == "mmap" and s.location and s.location.function == "recurse"]
 
 
-def test_numpy_buffer_is_seen(tmp_path):
+def test_numpy_buffer_is_seen(tmp_path, python_allocators):
     np = pytest.importorskip("numpy")
     out = tmp_path / "numpy.bin"
-    with Tracker(out):
+    with Tracker(out, trace_python_allocators=python_allocators):
         array = np.ones(10_000_000); line = here()  # noqa: E702
         del array
     capture = Capture.open(out)
@@ -195,7 +195,7 @@ def test_numpy_buffer_is_seen(tmp_path):
     assert ("test_numpy_buffer_is_seen", line) in [(f.function, f.line) for f in top.frames]
 
 
-def test_eight_python_threads_counts_are_exact(tmp_path, testlib):
+def test_eight_python_threads_counts_are_exact(tmp_path, python_allocators, testlib):
     out = tmp_path / "threads.bin"
     per_thread = 500
     barrier = threading.Barrier(8)
@@ -213,7 +213,7 @@ def test_eight_python_threads_counts_are_exact(tmp_path, testlib):
         work.kept[index] = kept
 
     work.kept = {}
-    with Tracker(out):
+    with Tracker(out, trace_python_allocators=python_allocators):
         threads = [threading.Thread(target=work, args=(i,), name=f"worker-{i}") for i in range(8)]
         for thread in threads:
             thread.start()
@@ -246,10 +246,10 @@ def make_collectable_cycle():
     node.append(node)
 
 
-def test_global_list_leaks_and_collected_cycle_does_not(tmp_path):
+def test_global_list_leaks_and_collected_cycle_does_not(tmp_path, python_allocators):
     out = tmp_path / "leaks.bin"
     gc.collect()
-    with Tracker(out):
+    with Tracker(out, trace_python_allocators=python_allocators):
         leak_into_global()
         make_collectable_cycle()
         gc.collect()
