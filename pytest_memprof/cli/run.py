@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--follow-fork", action="store_true",
                         help="keep tracking in forked children, each writing FILE.<child pid>")
     parser.add_argument("--no-python-allocators", action="store_true",
-                        help="do not hook Python's allocators (pymalloc is then seen only as its arenas)")
+                        help="do not hook Python's allocators: pymalloc is then seen only as its arenas, and "
+                        "Python calls are not followed (the cheapest mode for pure-Python code)")
     parser.add_argument("--aggregate", action="store_true",
                         help="aggregate in the process and write only per-stack totals (peak, leaks, totals, "
                         "timeline): a far smaller file; no --temporal reports")

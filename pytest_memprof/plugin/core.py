@@ -86,6 +86,7 @@ class MemprofPlugin:
         self.session_started = time.perf_counter()
         self.keep = options.resolve(config, "memprof_keep")
         self.native = bool(options.resolve(config, "memprof_native"))
+        self.python_allocators = not options.resolve(config, "memprof_no_python_allocators")
         self.leak_floor = options.resolve(config, "memprof_leak_floor")
         self.save_baseline = options.resolve(config, "memprof_save_baseline")
         compare = options.resolve(config, "memprof_compare")
@@ -130,7 +131,8 @@ class MemprofPlugin:
 
     def _ensure_tracker(self) -> Tracker:
         if self.tracker is None:
-            tracker = Tracker(None, native=self.native, command_line="pytest")
+            tracker = Tracker(None, native=self.native, trace_python_allocators=self.python_allocators,
+                              command_line="pytest")
             try:
                 tracker.start()
             except TrackerError as error:
@@ -187,7 +189,7 @@ class MemprofPlugin:
         if self.bin_dir is not None:
             path = self.bin_dir / capture_file_name(item.nodeid)
             write_window_capture(path, self.reader, data, window.frames_before, window.nodes_before,
-                                 item.nodeid, duration)
+                                 item.nodeid, duration, trace_python_allocators=self.python_allocators)
             result.capture_path = str(path)
         self.overhead_s += time.perf_counter() - began
         return result

@@ -96,6 +96,9 @@ OPTIONS = (
            "with --memprof-bin-dir: keep 'all' captures or only those of 'failed' tests", metavar="all|failed"),
     Option("memprof_native", ("--memprof-native",), _bool, False,
            "record native (C/C++) stacks too", True),
+    Option("memprof_no_python_allocators", ("--memprof-no-python-allocators",), _bool, False,
+           "hook the system allocator only: Python objects count through pymalloc's arenas, "
+           "at far less cost", True),
     Option("memprof_save_baseline", ("--memprof-save-baseline",), str, None,
            "write each tracked test's peak, leaked bytes and allocations to this JSON baseline", metavar="FILE"),
     Option("memprof_compare", ("--memprof-compare",), str, None,

@@ -24,7 +24,7 @@ RUNNER_FILE_PARTS = ("/_pytest/", "/pluggy/", "/pytest_memprof/", "/pytest/__mai
 
 
 def write_window_capture(path: Path, reader: NativeReader, window: bytes, frames_before: int, nodes_before: int,
-                         nodeid: str, duration_s: float) -> None:
+                         nodeid: str, duration_s: float, *, trace_python_allocators: bool = True) -> None:
     """Write ``path``: header, then an LZ4 frame of prelude + window records + trailer."""
     native = bool(reader.native_nodes())
     header = json.dumps({
@@ -36,7 +36,7 @@ def write_window_capture(path: Path, reader: NativeReader, window: bytes, frames
         # Stacks of a test start at the test: readers drop the leading frames of these files.
         "runner_files": list(RUNNER_FILE_PARTS),
         "native": native,
-        "trace_python_allocators": True,
+        "trace_python_allocators": trace_python_allocators,
         "follow_fork": False,
         "aggregated": False,
     }).encode()
