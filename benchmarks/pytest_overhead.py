@@ -1,5 +1,9 @@
 """pytest overhead: plain pytest vs ``pytest --memprof`` vs ``pytest --memray`` on one suite.
 
+pytest-memray sees only the system allocator unless given --trace-python-allocators; memprof
+traces Python's allocators by default. Both memprof modes are timed: ``memprof`` (every object)
+and ``memprof, system allocator`` (--memprof-no-python-allocators, the like-for-like one).
+
 The suite: N small tests (a few allocations each) plus a few that allocate tens of MiB. Runs
 alternate between the three modes, several rounds, and the table shows medians and ratios to
 plain pytest. The machine is shared and noisy: differences under 10% are noise.
@@ -40,6 +44,8 @@ def test_large_dict():
 MODES = {
     "plain": ["-p", "no:memprof", "-p", "no:memray"],
     "memprof": ["--memprof", "-p", "no:memray", "--memprof-summary", "0"],
+    "memprof, system allocator": ["--memprof", "--memprof-no-python-allocators", "-p", "no:memray",
+                                  "--memprof-summary", "0"],
     "memray": ["--memray", "-p", "no:memprof", "--most-allocations", "0"],
 }
 
@@ -75,13 +81,15 @@ def main() -> int:
                 times[mode].append(run_once(suite, mode))
     plain = statistics.median(times["plain"])
     print(f"pytest suite: {args.tests} small tests + 3 large, {args.rounds} rounds, alternating; medians")
-    print(f"{'mode':<10} {'median s':>9} {'vs plain':>9}   all runs")
+    width = max(len(mode) for mode in MODES)
+    print(f"{'mode':<{width}} {'median s':>9} {'vs plain':>9}   all runs")
     for mode, values in times.items():
         median = statistics.median(values)
         runs = " ".join(f"{value:.2f}" for value in values)
-        print(f"{mode:<10} {median:>9.2f} {median / plain:>8.2f}x   {runs}")
-    memprof, memray = statistics.median(times["memprof"]), statistics.median(times["memray"])
-    print(f"memprof / memray: {memprof / memray:.2f}x")
+        print(f"{mode:<{width}} {median:>9.2f} {median / plain:>8.2f}x   {runs}")
+    memray = statistics.median(times["memray"])
+    for mode in ("memprof", "memprof, system allocator"):
+        print(f"{mode} / memray: {statistics.median(times[mode]) / memray:.2f}x")
     return 0
 
 
