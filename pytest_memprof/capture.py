@@ -79,6 +79,9 @@ class Capture:
         # Per native node, its stack cut at the eval frames; per Python node, its frames cut into
         # eval-loop runs: stacks share both, so a hybrid stack costs its own length, not its depth.
         self._shapes: dict[int, NativeShape] = {0: NativeShape()}
+        self._calls_at: dict[tuple[int, int], NativeCall] = {}  # (address, map index) -> call
+        # native node -> (innermost frame shown, or None; the eval node reached first, or 0)
+        self._outward: dict[int, tuple[Frame | None, int]] = {}
         self._runs: dict[int, tuple[tuple[Frame, ...], ...]] = {0: ()}
         self._is_interpreter = interpreter_paths(metadata.extra.get("python_executable"))
         self._interpreter_maps: dict[int, bool] = {}
@@ -205,22 +208,50 @@ class Capture:
         if index >= len(self._pairs):
             self._refresh_tables(self._reader)
         python_node, native_node = self._pairs[index]
-        # merge() puts the last Python run at the innermost eval frame: walk out from the
-        # allocator to the first frame that shows, or to an eval frame.
-        node = native_node
-        while node:
-            call = self._native_call(node)
-            if call.is_eval:
-                runs = self._python_runs(python_node)
-                if runs:
-                    return runs[-1][-1]
-            if call.visible(self._show_interpreter_frames):
-                shown = call.expand()
+        # merge() puts the last Python run at the innermost eval frame: the answer is the first
+        # frame that shows walking out from the allocator, or that run if an eval frame comes first.
+        frame, eval_node = self._walk_out(native_node)
+        if frame is not None:
+            return frame
+        runs = self._python_runs(python_node)
+        if runs:
+            return runs[-1][-1]
+        if eval_node:  # an eval frame with no Python frames to put there: walk on past it
+            node = eval_node
+            while node:
+                call = self._native_call(node)
+                shown = call.expand() if call.visible(self._show_interpreter_frames) else ()
                 if shown:
                     return shown[-1]
+                node = self._native_nodes[node - 1][0]
+        return None
+
+    def _walk_out(self, native_node: int) -> tuple[Frame | None, int]:
+        """From ``native_node`` outwards: the first frame that shows, or the first eval node.
+
+        Stacks share their outer nodes, so every node passed on the way keeps the answer."""
+        memo = self._outward
+        passed = []
+        node = native_node
+        answer: tuple[Frame | None, int] = (None, 0)
+        while node:
+            known = memo.get(node)
+            if known is not None:
+                answer = known
+                break
+            passed.append(node)
+            call = self._native_call(node)
+            if call.is_eval:
+                answer = (None, node)
+                break
+            shown = call.expand() if call.visible(self._show_interpreter_frames) else ()
+            if shown:
+                answer = (shown[-1], 0)
+                break
             node = self._native_nodes[node - 1][0]
-        runs = self._python_runs(python_node)  # no native frame shows: the Python frames come first
-        return runs[-1][-1] if runs else None
+        for node in passed:
+            memo[node] = answer
+        return answer
 
     def temporal_stacks(self) -> list[IntervalStat]:
         """Allocations grouped by stack and by the sampling ticks in which they were made and freed."""
@@ -258,6 +289,7 @@ class Capture:
             self._show_interpreter_frames = value
             self._stacks = {node: frames for node, frames in self._stacks.items() if not node & HYBRID_STACK}
             self._shapes = {0: NativeShape()}
+            self._outward = {}
 
     def stack(self, node_id: int) -> tuple[Frame, ...]:
         """The frames of stack ``node_id``, outermost first (hybrid: Python and C frames, for native captures)."""
@@ -390,6 +422,13 @@ class Capture:
         if call is not None:
             return call
         _, address, map_index = self._native_nodes[node - 1]
+        # Nodes are paths, addresses are places: many nodes (one per path into a function) share
+        # an address, and so its symbols.
+        call = self._calls_at.get((address, map_index))
+        if call is not None:
+            self._calls[node] = call
+            return call
+        recorded_map = map_index
         if map_index < 0:
             map_index = self._map_containing(address - 1)
         if map_index < 0:
@@ -408,6 +447,8 @@ class Capture:
             if _SYMBOLIZER.problem(path, build_id):
                 self._warn_missing(path, build_id)
         self._calls[node] = call
+        if recorded_map >= 0:  # a guessed mapping may change as more mappings are read
+            self._calls_at[(address, recorded_map)] = call
         return call
 
     def _locate(self, path: str, vaddr: int, build_id: str) -> tuple[Frame, ...]:
