@@ -148,3 +148,24 @@ def test_names_are_utf8_and_a_lone_surrogate_is_replaced(tmp_path, testlib, pyth
     testlib.release(pointer)
     stat = next(s for s in Capture.open(out).leak_stacks(merge_allocators=False) if s.bytes == 300_001)
     assert (stat.location.function, stat.location.file, stat.location.line) == ("größe", "caf\ufffd.py", 2)
+
+
+def allocate_under_another_profiler(lib):
+    return lib.alloc_malloc(400_001)
+
+
+def test_walked_stacks_survive_another_profiler(tmp_path, testlib):
+    # A profile callback can be replaced by cProfile or a debugger, after which its stacks are
+    # unknown; walking needs no callback, so the program's own profiler changes nothing.
+    out = tmp_path / "profiled.bin"
+    calls = []
+    with Tracker(out, trace_python_allocators=False):
+        sys.setprofile(lambda frame, event, arg: calls.append(event))
+        try:
+            pointer = allocate_under_another_profiler(testlib)
+        finally:
+            sys.setprofile(None)
+    testlib.release(pointer)
+    assert "call" in calls
+    stat = next(s for s in Capture.open(out).leak_stacks(merge_allocators=False) if s.bytes == 400_001)
+    assert stat.location.function == "allocate_under_another_profiler"
