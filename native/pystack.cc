@@ -12,9 +12,11 @@
 namespace memprof::pystack {
 namespace {
 
-// code object -> frame id. Following frames with the profile callback, touched only with the
-// GIL held (callback, start); walking them at allocation time, only with the tracker lock held.
+// code object -> frame id, for the profile callback: touched only with the GIL held.
 FlatMap<uint32_t> g_code_ids;
+// The same for walks, which may run without the GIL: touched only with the tracker lock held. A
+// code object met both ways has two ids with the same FRAME record, which readers merge.
+FlatMap<uint32_t> g_walked_ids;
 // What identifies a code object without a reference to it: a walk may meet a code object
 // without the GIL, so it cannot keep one, and the address may later be another code object's.
 struct CodeMark {
@@ -35,9 +37,9 @@ struct CodeInfo {
 // frame id -> what was recorded, for replay into a followed child's stream and to tell a code
 // object from a later one at the same address. Tracker lock held.
 std::vector<CodeInfo> g_codes;
-// frame id -> strong reference (profile callback only, where the GIL is held to take one), so
-// an id never outlives its code object. Read by allocations without the GIL, so it changes only
-// under the tracker lock.
+// frame id -> strong reference (profile callback only, where the GIL is held to take one; null
+// for walked ids), so an id never outlives its code object. Read by allocations without the
+// GIL, so it changes only under the tracker lock.
 std::vector<PyCodeObject*> g_code_objects;
 // (parent node, frame id, instruction) -> node id. Tracker lock held.
 FlatMap<uint32_t, EdgeKey> g_trie;
@@ -138,9 +140,10 @@ uint32_t intern_code(PyCodeObject* code) {
 // in its place gets an id of its own.
 uint32_t intern_code_walked(PyCodeObject* code) {
     CodeMark mark = mark_of(code);
-    auto [slot, inserted] = g_code_ids.insert(reinterpret_cast<uint64_t>(code));
+    auto [slot, inserted] = g_walked_ids.insert(reinterpret_cast<uint64_t>(code));
     if (!inserted && g_codes[*slot].mark == mark) return *slot;
     *slot = add_code(code, mark);
+    g_code_objects.push_back(nullptr);  // ids index both tables
     return *slot;
 }
 
@@ -239,13 +242,14 @@ void detach(ShadowStack& stack, std::vector<PyFrameObject*>& out) {
     stack.generation = 0;
 }
 
-uint32_t current_node(ShadowStack& stack) {
-    if (stack.generation != tracker::generation()) return 0;  // not rebuilt yet: stack unknown
-    // Someone else's profiler replaced ours on this thread: pushes and pops are no longer seen,
-    // so the stack is unknown until the next start or resume rebuilds it.
-    if (!stack.tstate || stack.tstate->c_profilefunc != profile_callback) return 0;
+bool current_node(ShadowStack& stack, uint32_t* node) {
+    // Not rebuilt yet (a thread that has made no Python call since the start), or someone
+    // else's profiler replaced ours on this thread (pushes and pops are no longer seen).
+    if (stack.generation != tracker::generation()) return false;
+    if (!stack.tstate || stack.tstate->c_profilefunc != profile_callback) return false;
+    *node = 0;
     size_t n = stack.frames.size();
-    if (n == 0) return 0;
+    if (n == 0) return true;
     uint32_t parent = stack.valid == 0 ? 0 : stack.frames[stack.valid - 1].node;
     for (size_t i = stack.valid; i < n; ++i) {
         ShadowFrame& entry = stack.frames[i];
@@ -258,7 +262,8 @@ uint32_t current_node(ShadowStack& stack) {
         parent = entry.node;
     }
     stack.valid = n - 1;
-    return parent;
+    *node = parent;
+    return true;
 }
 
 uint32_t walked_node(FrameWalk& walk) {
@@ -429,8 +434,9 @@ void release_code_objects() {
         std::lock_guard<std::mutex> lock(tracker::lock());
         objects.swap(g_code_objects);
         g_code_ids.clear();
+        g_walked_ids.clear();
     }
-    for (PyCodeObject* code : objects) Py_DECREF(code);
+    for (PyCodeObject* code : objects) Py_XDECREF(code);
 }
 
 void emit_tables(Recorder& recorder) {

@@ -66,8 +66,10 @@ int profile_callback(PyObject* obj, PyFrameObject* frame, int what, PyObject* ar
 
 // Rebuilds `stack` from `top` (and its callers) for the current generation. GIL held.
 void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation);
-// The trie node of the thread's current stack; emits NODE records for new nodes. Lock held.
-uint32_t current_node(ShadowStack& stack);
+// The trie node of the thread's shadow stack into `node`; emits NODE records for new nodes.
+// False if the shadow stack is not known to be right (the caller walks the frames instead).
+// Lock held.
+bool current_node(ShadowStack& stack, uint32_t* node);
 
 // The trie node of the calling thread's stack, walked from the interpreter's frames; emits
 // FRAME and NODE records for new ones. Lock held; no GIL needed.

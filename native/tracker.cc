@@ -431,9 +431,11 @@ void after_fork_parent() {
 
 namespace {
 
-// The allocating thread's Python stack as a trie node (0: none known). Lock held.
+// The allocating thread's Python stack as a trie node (0: no Python frames). Lock held.
 inline uint32_t python_node(ThreadState* state) {
-    return g->walk ? pystack::walked_node(state->walk) : pystack::current_node(state->stack);
+    uint32_t node = 0;
+    if (!g->walk && pystack::current_node(state->stack, &node)) return node;
+    return pystack::walked_node(state->walk);
 }
 
 }  // namespace

@@ -3,7 +3,9 @@ allocators traced) and the walk of the interpreter's own frames (system allocato
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 
 import pytest
 
@@ -154,12 +156,12 @@ def allocate_under_another_profiler(lib):
     return lib.alloc_malloc(400_001)
 
 
-def test_walked_stacks_survive_another_profiler(tmp_path, testlib):
-    # A profile callback can be replaced by cProfile or a debugger, after which its stacks are
-    # unknown; walking needs no callback, so the program's own profiler changes nothing.
+def test_stacks_survive_the_programs_own_profiler(tmp_path, testlib, python_allocators):
+    # cProfile or a debugger may replace our profile callback, after which the shadow stack is
+    # stale: the frames are then walked instead.
     out = tmp_path / "profiled.bin"
     calls = []
-    with Tracker(out, trace_python_allocators=False):
+    with Tracker(out, trace_python_allocators=python_allocators):
         sys.setprofile(lambda frame, event, arg: calls.append(event))
         try:
             pointer = allocate_under_another_profiler(testlib)
@@ -169,3 +171,34 @@ def test_walked_stacks_survive_another_profiler(tmp_path, testlib):
     assert "call" in calls
     stat = next(s for s in Capture.open(out).leak_stacks(merge_allocators=False) if s.bytes == 400_001)
     assert stat.location.function == "allocate_under_another_profiler"
+
+
+def test_a_thread_that_makes_no_python_call_after_the_start_still_has_its_stack(tmp_path, testlib, python_allocators):
+    # Blocked in a C call (os.read) when the tracker starts, this thread then calls only C
+    # functions: a profile callback never hears from it, so its shadow stack is never built.
+    ready = threading.Event()
+    read_end, write_end = os.pipe()
+    pointers = []
+
+    def allocate_in_c_calls_only():
+        ready.set()
+        os.read(read_end, 1)
+        for _ in range(5):
+            pointers.append(testlib.alloc_malloc(500_001))
+
+    thread = threading.Thread(target=allocate_in_c_calls_only)
+    thread.start()
+    ready.wait()
+    out = tmp_path / "early.bin"
+    try:
+        with Tracker(out, trace_python_allocators=python_allocators):
+            os.write(write_end, b"x")
+            thread.join()
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    for pointer in pointers:
+        testlib.release(pointer)
+    stats = [s for s in Capture.open(out).leak_stacks(merge_allocators=False) if s.bytes == 5 * 500_001]
+    assert stats and stats[0].location is not None
+    assert stats[0].location.function.endswith("allocate_in_c_calls_only")
