@@ -2,6 +2,11 @@
 // Py_BUILD_CORE, and nothing else of ours should see those headers.
 #include "pyframes.h"
 
+#if PY_VERSION_HEX >= 0x030E0000
+// 3.14 changed the frame layout again (stack references in place of object pointers).
+#error "pytest-memprof reads CPython's internal frames and supports Python 3.9 to 3.13 so far"
+#endif
+
 #if PY_VERSION_HEX >= 0x030B0000
 #define Py_BUILD_CORE 1
 #include <internal/pycore_frame.h>
