@@ -4,7 +4,9 @@
 // more often than calls: a shadow stack per thread, kept by a C profile callback, makes each one
 // cheap. With the system allocator only, allocations are rare and calls are not, and a profile
 // callback is most of the cost (CPython materialises a frame object for every call it reports):
-// each allocation then walks the interpreter's own frames instead (FrameWalk).
+// each allocation then walks the interpreter's own frames instead (FrameWalk). The walk is also
+// the fallback wherever a shadow stack is not known to be right: a thread that has made no
+// Python call since the start, or one whose callback the program's own profiler replaced.
 //
 // The callback pushes and pops frames (GIL held). An allocation, maybe in a thread that released
 // the GIL, reads its own thread's shadow stack: safe, because a thread's frames do not change
