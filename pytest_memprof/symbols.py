@@ -216,13 +216,10 @@ class _Dwarf:
         cached = self._lines.get(cu.cu_offset)
         if cached is None:
             program = self.info.line_program_for_CU(cu)
-            rows: list[tuple[int, int, int, bool]] = []
-            if program is not None:
-                for entry in program.get_entries():
-                    state = entry.state
-                    if state is not None:
-                        # At one address an end of sequence sorts before the next start.
-                        rows.append((state.address, 0 if state.end_sequence else 1, state.file, state.line))
+            try:
+                rows = line_rows(program) if program is not None else []
+            except Exception:  # malformed line program: frames keep their names, without lines
+                rows = []
             rows.sort()
             keys = [(address, order) for address, order, _, _ in rows]
             values = [(file, line, order == 0) for _, order, file, line in rows]
@@ -311,6 +308,141 @@ class _Dwarf:
             else:
                 return ""
         return ""
+
+
+def line_rows(program: Any) -> list[tuple[int, int, int, int]]:
+    """The rows of a line program as (address, 0 for an end of sequence else 1, file, line).
+
+    Decoded here rather than by pyelftools' ``get_entries``, which builds an object and a copy of
+    the state per opcode: that was most of a native report's time on libpython (ceval.c alone has
+    tens of thousands of rows). pyelftools still reads the header (file and directory tables).
+    """
+    try:
+        return _decode_line_rows(program)
+    except _UseElftools:
+        pass
+    rows = []
+    for entry in program.get_entries():
+        state = entry.state
+        if state is not None:
+            rows.append((state.address, 0 if state.end_sequence else 1, state.file, state.line))
+    return rows
+
+
+class _UseElftools(Exception):
+    """A line program this decoder leaves to pyelftools (DW_LNE_define_file, pre-DWARF-5 only)."""
+
+
+def _decode_line_rows(program: Any) -> list[tuple[int, int, int, int]]:
+    header = program.header
+    stream = program.stream
+    stream.seek(program.program_start_offset)
+    data = stream.read(program.program_end_offset - program.program_start_offset)
+    end = len(data)
+    opcode_base = header["opcode_base"]
+    line_base = header["line_base"]
+    line_range = header["line_range"]
+    if line_range == 0 or opcode_base == 0:
+        raise ValueError("line program header with a zero line_range or opcode_base")
+    min_length = header["minimum_instruction_length"]
+    max_ops = header.get("maximum_operations_per_instruction", 1) or 1
+    argument_counts = list(header["standard_opcode_lengths"])
+    # Special opcodes precomputed: (operation advance, line advance) per opcode.
+    special = [((op - opcode_base) // line_range, line_base + (op - opcode_base) % line_range)
+               if op >= opcode_base else (0, 0) for op in range(256)]
+    const_add_ops = (255 - opcode_base) // line_range
+
+    rows: list[tuple[int, int, int, int]] = []
+    append = rows.append
+    address = op_index = 0
+    file = line = 1
+    offset = 0
+    while offset < end:
+        opcode = data[offset]
+        offset += 1
+        if opcode >= opcode_base:
+            advance, line_advance = special[opcode]
+            if max_ops == 1:
+                address += min_length * advance
+            else:
+                address += min_length * ((op_index + advance) // max_ops)
+                op_index = (op_index + advance) % max_ops
+            line += line_advance
+            append((address, 1, file, line))
+        elif opcode == 0:  # extended: a length, then the sub-opcode and its operands
+            length, offset = _uleb(data, offset)
+            if length == 0 or offset + length > end:
+                raise ValueError("extended line opcode runs past its program")
+            extended = data[offset]
+            operands = offset + 1
+            offset += length
+            if extended == 1:  # end_sequence
+                append((address, 0, file, line))
+                address = op_index = 0
+                file = line = 1
+            elif extended == 2:  # set_address
+                address = int.from_bytes(data[operands:offset], "little")
+                op_index = 0
+            elif extended == 3:  # define_file: adds to the header's file table
+                raise _UseElftools
+            # set_discriminator and vendor opcodes change nothing a row holds.
+        elif opcode == 1:  # copy
+            append((address, 1, file, line))
+        elif opcode == 2:  # advance_pc
+            advance, offset = _uleb(data, offset)
+            if max_ops == 1:
+                address += min_length * advance
+            else:
+                address += min_length * ((op_index + advance) // max_ops)
+                op_index = (op_index + advance) % max_ops
+        elif opcode == 3:  # advance_line
+            advance, offset = _sleb(data, offset)
+            line += advance
+        elif opcode == 4:  # set_file
+            file, offset = _uleb(data, offset)
+        elif opcode == 8:  # const_add_pc
+            if max_ops == 1:
+                address += min_length * const_add_ops
+            else:
+                address += min_length * ((op_index + const_add_ops) // max_ops)
+                op_index = (op_index + const_add_ops) % max_ops
+        elif opcode == 9:  # fixed_advance_pc: a uhalf, and op_index restarts
+            address += int.from_bytes(data[offset:offset + 2], "little")
+            offset += 2
+            op_index = 0
+        else:  # set_column, negate_stmt, basic_block, prologue/epilogue, set_isa, unknown: skip operands
+            count = argument_counts[opcode - 1] if opcode - 1 < len(argument_counts) else 0
+            for _ in range(count):
+                _, offset = _uleb(data, offset)
+    if offset > end:
+        raise ValueError("line program operand runs past its end")
+    return rows
+
+
+def _uleb(data: bytes, offset: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = data[offset]  # IndexError at the end of the data: malformed, caught by the caller
+        offset += 1
+        if shift > 63:
+            raise ValueError("LEB128 number longer than 64 bits")
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, offset
+        shift += 7
+
+
+def _sleb(data: bytes, offset: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = data[offset]
+        offset += 1
+        if shift > 63:
+            raise ValueError("LEB128 number longer than 64 bits")
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return (result - (1 << shift) if byte & 0x40 else result), offset
 
 
 def _text(value: Any) -> str:
