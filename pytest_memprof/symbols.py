@@ -158,6 +158,7 @@ class _Dwarf:
         self._aranges = self.info.get_aranges()
         self._cu_ranges: list[tuple[int, int, int]] | None = None
         self._lines: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int, bool]], Any]] = {}
+        self._functions: dict[int, tuple[list[int], list[tuple[int, int, Any]]]] = {}
 
     # Compile units.
     def cu_at(self, vaddr: int) -> Any:
@@ -263,8 +264,11 @@ class _Dwarf:
     # Inlined calls.
     def inline_chain(self, cu: Any, vaddr: int) -> list[Any]:
         """The subprogram containing ``vaddr`` and the inlined subroutines inside it, outermost first."""
-        chain: list[Any] = []
-        scope = cu.get_top_DIE()
+        function = self._function_at(cu, vaddr)
+        if function is None:
+            return []
+        chain = [function]
+        scope = function
         while True:
             for child in scope.iter_children():
                 tag = child.tag
@@ -274,23 +278,33 @@ class _Dwarf:
                             chain.append(child)
                         scope = child
                         break
-                elif tag in ("DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type") and not chain:
-                    # C++ nests some out-of-line definitions (anonymous namespaces) here.
-                    if self._search_nested(child, cu, vaddr, chain):
-                        scope = chain[-1]
-                        break
             else:
                 return chain
 
-    def _search_nested(self, scope: Any, cu: Any, vaddr: int, chain: list[Any]) -> bool:
+    def _function_at(self, cu: Any, vaddr: int) -> Any:
+        # A report asks for many call sites in the same few units (27 in one init function of
+        # _pickle on np_alloc): index each unit's functions once instead of walking its DIEs each time.
+        index = self._functions.get(cu.cu_offset)
+        if index is None:
+            spans: list[tuple[int, int, Any]] = []
+            self._collect_functions(cu.get_top_DIE(), cu, spans, 0)
+            spans.sort(key=lambda span: span[0])
+            index = ([low for low, _, _ in spans], spans)
+            self._functions[cu.cu_offset] = index
+        lows, spans = index
+        position = bisect.bisect_right(lows, vaddr) - 1
+        if position >= 0 and vaddr < spans[position][1]:
+            return spans[position][2]
+        # Overlapping spans (unusual, but DWARF does not forbid them): look at every one.
+        return next((die for low, high, die in spans if low <= vaddr < high), None)
+
+    def _collect_functions(self, scope: Any, cu: Any, spans: list[tuple[int, int, Any]], depth: int) -> None:
         for child in scope.iter_children():
-            if child.tag == "DW_TAG_subprogram" and self._contains(child, cu, vaddr):
-                chain.append(child)
-                return True
-            if child.tag in ("DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type"):
-                if self._search_nested(child, cu, vaddr, chain):
-                    return True
-        return False
+            if child.tag == "DW_TAG_subprogram":
+                spans.extend((low, high, child) for low, high in self.ranges(child, cu) if low < high)
+            elif child.tag in ("DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type") and depth < 64:
+                # C++ nests some out-of-line definitions (anonymous namespaces, members) here.
+                self._collect_functions(child, cu, spans, depth + 1)
 
     def die_name(self, die: Any) -> str:
         """A DIE's linkage name (demangled) or plain name, following abstract origins and specifications."""
