@@ -199,8 +199,7 @@ class Capture:
     def location(self, stack_id: int) -> Frame | None:
         """The innermost frame of stack ``stack_id`` (``self.stack(stack_id)[-1]``), or None if it is empty."""
         if not stack_id & HYBRID_STACK:
-            frames = self.stack(stack_id)
-            return frames[-1] if frames else None
+            return self._node_frame(stack_id) if stack_id else None
         cached = self._stacks.get(stack_id)
         if cached is not None:
             return cached[-1] if cached else None
@@ -213,9 +212,10 @@ class Capture:
         frame, eval_node = self._walk_out(native_node)
         if frame is not None:
             return frame
-        runs = self._python_runs(python_node)
-        if runs:
-            return runs[-1][-1]
+        if python_node:
+            # The last frame of the last Python run: the node's own frame, whatever stack() drops
+            # of the runner's (it always keeps the innermost frame), so no stack is built.
+            return self._node_frame(python_node)
         if eval_node:  # an eval frame with no Python frames to put there: walk on past it
             node = eval_node
             while node:
@@ -225,6 +225,17 @@ class Capture:
                     return shown[-1]
                 node = self._native_nodes[node - 1][0]
         return None
+
+    def _node_frame(self, node: int) -> Frame:
+        """The innermost frame of Python stack node ``node`` (``self.stack(node)[-1]``)."""
+        cached = self._stacks.get(node)
+        if cached:
+            return cached[-1]
+        if node > len(self._nodes):
+            self._refresh_tables(self._reader)
+        _, frame_id, line = self._nodes[node - 1]
+        function, file, _ = self._frames[frame_id]
+        return Frame(function, file, line)
 
     def _walk_out(self, native_node: int) -> tuple[Frame | None, int]:
         """From ``native_node`` outwards: the first frame that shows, or the first eval node.

@@ -287,6 +287,23 @@ def test_the_innermost_frame_alone_is_the_last_frame_of_the_whole_stack(tmp_path
     assert any(frame is not None and not frame.native for frame, _, _ in locations) != show_interpreter_frames
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_innermost_frames_alone_match_whole_stacks_under_memprof_run(tmp_path, native):
+    # memprof run drops the runner's frames from every stack: the innermost frame must not move.
+    script = tmp_path / "program.py"
+    script.write_text("def build(n):\n    return [bytearray(100 + i) for i in range(n)]\n\n"
+                      "kept = build(200)\nkept += [str(i) * 3 for i in range(300)]\n")
+    out = tmp_path / "run.bin"
+    subprocess.run([sys.executable, "-m", "pytest_memprof", "run", "-q", *(["--native"] if native else []),
+                    "-o", str(out), str(script)], check=True, env=subprocess_env(), cwd=tmp_path)
+    locations = Capture.open(out).location_totals("total")
+    stats = Capture.open(out).total_stacks()
+    assert len(locations) == len(stats) > 10
+    assert [(frame, size, count) for frame, size, count in locations] == \
+        [(stat.location, stat.bytes, stat.count) for stat in stats]
+    assert any(frame is not None and frame.function == "build" for frame, _, _ in locations)
+
+
 def test_missing_capture_is_still_a_capture_error(tmp_path):
     with pytest.raises(CaptureError):
         Capture.open(tmp_path / "nothing.bin")
