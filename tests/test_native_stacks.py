@@ -359,6 +359,9 @@ def test_libraries_loaded_and_unloaded_while_tracking_are_symbolised_from_their_
     assert not any("libmemproffirst" in name for name in stats[100_002 * 8])
 
 
+# numpy, imported at collection, starts OpenBLAS's server thread: Python 3.12+ then warns at any fork
+# in this process. That the tracker's own threads never cause the warning is test_fork.py's concern.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
 def test_a_followed_fork_child_writes_native_stacks_too(tmp_path, python_allocators, cpplib):
     out = tmp_path / "fork.bin"
     with Tracker(out, native=True, follow_fork=True, trace_python_allocators=python_allocators):
