@@ -129,6 +129,14 @@ def main() -> int:
             other = statistics.median(times[(name, theirs)]) - base
             ratio = f"{mine / other:.2f}" if other > 0.02 else "n/a (memray overhead ~0)"
             print(f"| {label} | {name} | {mine:.2f} | {other:.2f} | {ratio} |")
+    if not args.top_pad:
+        for name in names:
+            plain, padded = (statistics.median(times[(name, mode)]) for mode in ("untracked", "untracked, top pad"))
+            if plain > 1.25 * padded:
+                # Then each mode's time depends on whether anything happens to sit at the heap's top.
+                print(f"\n{name}: untracked takes {plain / padded:.1f}x as long without MALLOC_TOP_PAD_ "
+                      "(glibc trimming and regrowing the heap top): its rows measure that more than the "
+                      "trackers; compare them with --top-pad.")
     print()
     print("| configuration | workload | memprof capture MB | memray capture MB | size ratio (goal <= 1) "
           "| memprof stats s | memray stats s | stats ratio |")
