@@ -63,8 +63,9 @@ class Capture:
         self._frames: list[tuple[str, str, int]] = []
         self._nodes: list[tuple[int, int, int]] = []
         self._stacks: dict[int, tuple[Frame, ...]] = {0: ()}
-        # Nodes of the leading run of runner frames: (their frames, whether `memprof run` is among them).
-        self._runner: dict[int, tuple[tuple[Frame, ...], bool]] = {0: ((), False)}
+        # Nodes of the leading run of runner frames: (their frames, whether `memprof run` is among
+        # them, whether a runner frame was seen yet).
+        self._runner: dict[int, tuple[tuple[Frame, ...], bool, bool]] = {0: ((), False, False)}
         # A capture may name the files of the harness that ran the code (pytest's per-test captures do).
         runner_files = metadata.extra.get("runner_files", ())
         self._runner_files = tuple(f for f in runner_files if isinstance(f, str) and f) \
@@ -325,9 +326,16 @@ class Capture:
             if runner is None:
                 prefix = (*prefix, frame)
             elif _is_runner_frame(frame) or any(part in frame.file for part in self._runner_files):
-                runner = ((*runner[0], frame), runner[1] or bool(self._runner_files) or _is_memprof_run(frame))
+                frames = runner[0] if runner[2] else ()  # what launched the harness is not the test's either
+                runner = ((*frames, frame), runner[1] or bool(self._runner_files) or _is_memprof_run(frame), True)
                 self._runner[node] = runner
                 prefix = runner[0]  # an allocation by the runner itself is shown whole
+            elif self._runner_files and not runner[2]:
+                # Outside the harness yet: pytest started from a launcher of its own (xdist's workers
+                # run under execnet's bootstrap, `python -c`): kept only if no harness frame follows.
+                runner = ((*runner[0], frame), runner[1], False)
+                self._runner[node] = runner
+                prefix = runner[0]
             else:
                 # The program's first frame: under `memprof run` (or a harness named by the capture) the
                 # frames above it are the runner's, not the program's, so its stacks start here.

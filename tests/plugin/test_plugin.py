@@ -425,6 +425,29 @@ def test_sizes(size):
     assert "allocate at" in parallel.stdout.str()
 
 
+def test_under_xdist_stacks_start_at_the_test_as_they_do_serially(pytester):
+    # A worker runs tests under execnet's bootstrap (a <string> module) and xdist's loop: neither
+    # belongs in a failure message or in a test's capture, any more than pytest's own frames.
+    if importlib.util.find_spec("xdist") is None:
+        pytest.skip("pytest-xdist is not installed")
+    pytester.makepyfile(BIG + """
+@pytest.mark.limit_memory("1MB")
+def test_big():
+    data = allocate(2 * 2**20)
+""")
+    bins = pytester.path / "bins"
+    parallel = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "1", "--memprof-bin-dir", str(bins))
+    parallel.assert_outcomes(failed=1)
+    message = parallel.stdout.str()
+    assert "allocate at" in message and "test_big at" in message
+    stacks = message.split("Largest stacks at the peak:")[1].split("memprof: tests by peak")[0]
+    for noise in ("/execnet/", "/xdist/", "<string>", "/_pytest/", "/pluggy/"):
+        assert noise not in stacks, noise
+    [path] = bins.glob("*.bin")
+    top = Capture.open(path).peak_stacks()[0]
+    assert [frame.function for frame in top.frames] == ["test_big", "allocate"]
+
+
 def test_a_collection_error_is_reported_as_usual(pytester):
     pytester.makepyfile(test_broken="import no_such_module_here\n", test_ok="def test_ok():\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof")
