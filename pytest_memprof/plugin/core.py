@@ -362,7 +362,9 @@ class MemprofPlugin:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Write the requested files; one that cannot be written makes the run fail."""
-        if not self.results:
+        # An xdist worker's results also reach the controller, which writes every file once, merged:
+        # a worker writing them too would race it and append its own step summary to GitHub's.
+        if not self.results or hasattr(session.config, "workerinput"):
             return
         # (path, write, what to say when it worked)
         writers = []
