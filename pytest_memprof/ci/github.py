@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..sizes import format_size
 from .baseline import change_text
@@ -21,6 +22,20 @@ class MemoryFailure:
     path: str
     line: int
     message: str
+
+
+def repository_path(path: str, rootdir: Path) -> str:
+    """``path`` (relative to pytest's rootdir) as GitHub places annotations: relative to the
+    checkout ($GITHUB_WORKSPACE), which differs when the suite lives in a subfolder of the repo."""
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if not workspace:
+        return path
+    if not os.path.isabs(workspace):
+        return path
+    absolute = os.path.realpath(os.path.join(str(rootdir), path))
+    relative = os.path.relpath(absolute, os.path.realpath(workspace))
+    # A test outside the checkout keeps the path pytest gave: no annotation can point at it anyway.
+    return path if relative.split(os.sep)[0] == os.pardir else relative.replace(os.sep, "/")
 
 
 def escape_data(text: str) -> str:

@@ -357,7 +357,7 @@ class MemprofPlugin:
             if result.memory_failed and report.failed:
                 path, line, _ = report.location
                 self.memory_failures.append(github.MemoryFailure(
-                    report.nodeid, path, (line or 0) + 1, str(report.longrepr)))
+                    report.nodeid, github.repository_path(path, self.rootdir), (line or 0) + 1, str(report.longrepr)))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -42,6 +42,19 @@ def test_annotations_point_at_the_test_definition_and_the_summary_is_written(pyt
     assert "<script>" not in text and "a\\|b&lt;script&gt;" in text
 
 
+def test_annotations_are_placed_relative_to_the_checkout_when_the_suite_is_in_a_subfolder(pytester, monkeypatch):
+    # A monorepo: the suite (and pytest's rootdir) in a subfolder of what GitHub checked out.
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path.parent))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_gh=SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof")
+    errors = [line for line in result.stdout.lines if line.startswith("::error ")]
+    assert len(errors) == 2
+    assert errors[0].startswith(f"::error file={pytester.path.name}/test_gh.py,line=3,"), errors[0]
+
+
 def test_github_output_can_be_turned_off(pytester, monkeypatch):
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     pytester.makepyfile(test_gh=SUITE)
