@@ -3,6 +3,7 @@ header, the report's data as JSON in the page, our stylesheet and scripts inline
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -22,9 +23,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 def render_page(template: str, capture: Capture, *, title: str, kind: str, data: dict[str, Any],
                 scripts: Sequence[str], **context: Any) -> str:
     """``template`` rendered for ``capture``; ``context`` adds the template's own variables."""
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                                     autoescape=jinja2.select_autoescape(["html"]))
-    return environment.get_template(template).render(
+    return _environment().get_template(template).render(
         title=title,
         kind_title=KIND_TITLES[kind],
         peak=format_size(capture.peak_bytes),
@@ -36,7 +35,20 @@ def render_page(template: str, capture: Capture, *, title: str, kind: str, data:
         problem=capture.problem,
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         data=json_for_script(json.dumps(data, separators=(",", ":"), ensure_ascii=False)),
-        style=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
-        script="\n".join((TEMPLATES / name).read_text(encoding="utf-8") for name in scripts),
+        style=_asset("report.css"),
+        script="\n".join(_asset(name) for name in scripts),
         **context,
     )
+
+
+# One environment for the process: compiling the templates took most of a flame graph's
+# rendering, and `--memprof-html` renders one per test.
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                              autoescape=jinja2.select_autoescape(["html"]), auto_reload=False)
+
+
+@functools.cache
+def _asset(name: str) -> str:
+    return (TEMPLATES / name).read_text(encoding="utf-8")
