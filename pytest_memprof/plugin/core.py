@@ -72,6 +72,7 @@ class MemprofPlugin:
         bin_dir = options.resolve(config, "memprof_bin_dir")
         html_dir = options.resolve(config, "memprof_html")
         self.html_dir = Path(html_dir) if html_dir else None
+        self._assets_written = False  # html_dir/assets, shared by the per-test flame graphs
         if self.html_dir is not None:
             self.track_all = True
             try:
@@ -326,8 +327,16 @@ class MemprofPlugin:
             from ..reports.flamegraph import render_flamegraph
         except ImportError:  # the flame graph renderer is not part of this build yet
             return None
+        # One copy of our script and stylesheet for the whole report (they were three quarters of
+        # each test's page); links stay relative, so the folder still works zipped and unpacked.
+        if not self._assets_written:
+            from ..reports.flamegraph import SCRIPTS
+            from ..reports.page import write_assets
+
+            write_assets(self.html_dir / "assets", SCRIPTS)
+            self._assets_written = True
         target = self.html_dir / "flamegraphs" / (capture_file_name(item.nodeid)[:-4] + ".html")
-        render_flamegraph(Capture.open(capture_path), target, title=item.nodeid)
+        render_flamegraph(Capture.open(capture_path), target, title=item.nodeid, assets="../assets")
         return str(target)
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):

@@ -123,21 +123,25 @@ def flamegraph_data(capture: Capture, *, kind: str = "peak", temporal: bool = Fa
     }
 
 
+SCRIPTS = ("timeline.js", "flamegraph.js")
+
+
 def render_flamegraph_html(capture: Capture, *, title: str | None = None, kind: str = "peak",
-                           temporal: bool = False, inverted: bool = False, split_threads: bool = False) -> str:
-    """The flame graph page for ``capture`` as one HTML string."""
+                           temporal: bool = False, inverted: bool = False, split_threads: bool = False,
+                           assets: str | None = None) -> str:
+    """The flame graph page for ``capture`` as one HTML string (linking ``assets``, see render_page)."""
     if title is None:
         title = capture.path.name if capture.path else "capture"
     data = flamegraph_data(capture, kind=kind, temporal=temporal, title=title, inverted=inverted,
                            split_threads=split_threads)
     return render_page("flamegraph.html", capture, title=title, kind=kind, data=data,
-                       scripts=("timeline.js", "flamegraph.js"), empty=not data["samples"], temporal=temporal)
+                       scripts=SCRIPTS, assets=assets, empty=not data["samples"], temporal=temporal)
 
 
 def render_flamegraph(capture: Capture, target: str | os.PathLike[str], *, title: str | None = None,
                       kind: str = "peak", temporal: bool = False, inverted: bool = False,
-                      split_threads: bool = False) -> Path:
+                      split_threads: bool = False, assets: str | None = None) -> Path:
     """Write the flame graph of ``capture`` to ``target`` (creating its folder) and return its path."""
     html = render_flamegraph_html(capture, title=title, kind=kind, temporal=temporal, inverted=inverted,
-                                  split_threads=split_threads)
+                                  split_threads=split_threads, assets=assets)
     return write_report(target, html)

@@ -21,8 +21,11 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 
 def render_page(template: str, capture: Capture, *, title: str, kind: str, data: dict[str, Any],
-                scripts: Sequence[str], **context: Any) -> str:
-    """``template`` rendered for ``capture``; ``context`` adds the template's own variables."""
+                scripts: Sequence[str], assets: str | None = None, **context: Any) -> str:
+    """``template`` rendered for ``capture``; ``context`` adds the template's own variables.
+
+    With ``assets`` (a relative URL of a folder written by ``write_assets``) the page links our
+    stylesheet and scripts there instead of carrying its own copy."""
     return _environment().get_template(template).render(
         title=title,
         kind_title=KIND_TITLES[kind],
@@ -35,10 +38,19 @@ def render_page(template: str, capture: Capture, *, title: str, kind: str, data:
         problem=capture.problem,
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         data=json_for_script(json.dumps(data, separators=(",", ":"), ensure_ascii=False)),
-        style=_asset("report.css"),
-        script="\n".join(_asset(name) for name in scripts),
+        style="" if assets else _asset("report.css"),
+        script="" if assets else "\n".join(_asset(name) for name in scripts),
+        assets=assets,
+        asset_scripts=list(scripts),
         **context,
     )
+
+
+def write_assets(folder: Path, scripts: Sequence[str]) -> None:
+    """Our stylesheet and ``scripts`` into ``folder``, for pages rendered with ``assets``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("report.css", *scripts):
+        (folder / name).write_text(_asset(name), encoding="utf-8")
 
 
 # One environment for the process: compiling the templates took most of a flame graph's

@@ -71,9 +71,13 @@ def test_each_test_links_to_its_flame_graph(report, page):
     with page.expect_navigation():
         page.click("#tests tbody tr:has-text('test_over') a")
     assert "flamegraphs/" in page.url
-    # The link opens this test's flame graph, which shows the test function.
-    page.wait_for_selector("text=test_over")
+    # The link opens this test's flame graph, which shows the test function: drawn by our script,
+    # which the per-test pages share from the report's assets folder.
+    page.wait_for_selector("#graph .frame >> text=test_over")
     assert not page.console_errors, page.console_errors
+    html = next(flamegraphs.glob("*test_over*.html")).read_text()
+    assert '<script src="../assets/flamegraph.js">' in html and "function " not in html
+    assert (report.parent / "assets" / "flamegraph.js").is_file()
 
 
 def test_an_uncreatable_html_folder_is_a_usage_error(pytester):
