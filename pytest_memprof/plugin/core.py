@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .._reader import NativeReader
-from ..capture import Capture
+from ..capture import Capture, metadata_from_header
 from ..ci import baseline, github
 from ..errors import TrackerError, UsageError
 from ..sizes import format_size
@@ -22,7 +22,7 @@ from . import options
 from .markers import MemorySpec, garbage_count, judge, spec_for
 from .report import failure_message, summary_lines, write_csv
 from .results import TestMemoryResult
-from .window_capture import write_window_capture
+from .window_capture import RUNNER_FILE_PARTS, write_window_capture
 
 RESULT_KEY = pytest.StashKey[TestMemoryResult]()
 SPEC_KEY = pytest.StashKey[MemorySpec]()
@@ -73,6 +73,7 @@ class MemprofPlugin:
         html_dir = options.resolve(config, "memprof_html")
         self.html_dir = Path(html_dir) if html_dir else None
         self._assets_written = False  # html_dir/assets, shared by the per-test flame graphs
+        self._window_metadata = metadata_from_header({"runner_files": list(RUNNER_FILE_PARTS)})
         if self.html_dir is not None:
             self.track_all = True
             try:
@@ -183,7 +184,9 @@ class MemprofPlugin:
         self.window = None
         data = self.tracker.drain()
         self.reader.feed(data)
-        capture = Capture.from_reader(self.reader)
+        # Named as in the per-test capture files, so the stacks start at the test here too: what
+        # launched pytest (xdist's execnet bootstrap, `python -c`) and pytest itself are left out.
+        capture = Capture.from_reader(self.reader, self._window_metadata)
         result = self._result(item, window, capture, duration)
         if self.html_dir is not None:
             self.rss_samples.append((time.perf_counter() - self.session_started, self._process().memory_info().rss))

@@ -33,30 +33,17 @@ def _display_path(path: str, rootdir: Path | None) -> str:
     return path
 
 
-def _below_runner(frames: Sequence[Frame]) -> Sequence[Frame]:
-    """The frames after the first run of runner frames (all of them if there is none).
-
-    What started pytest sits above that run (xdist workers: execnet's bootstrap in a ``<string>``
-    module; ``python -c``; an IDE's launcher): it is no more the test's than pytest is."""
-    start = next((index for index, frame in enumerate(frames) if _is_runner_frame(frame)), None)
-    if start is None:
-        return frames
-    while start < len(frames) and _is_runner_frame(frames[start]):
-        start += 1
-    return frames[start:]
-
-
 def is_runner_stack(stack: StackStat) -> bool:
     """True if no frame of the stack is the test's code: pytest, pluggy, us, the stdlib only."""
     return bool(stack.frames) and all(
         _is_runner_frame(frame) or frame.file.startswith(_STDLIB) or frame.file.startswith("<frozen ")
-        for frame in _below_runner(stack.frames)
+        for frame in stack.frames
     )
 
 
 def user_frames(stack: StackStat) -> list[Frame]:
     """The stack's frames, allocating frame first, without the test runner's own frames."""
-    return [frame for frame in reversed(_below_runner(stack.frames)) if not _is_runner_frame(frame)]
+    return [frame for frame in reversed(stack.frames) if not _is_runner_frame(frame)]
 
 
 def format_stacks(title: str, stacks: Sequence[StackStat], *, max_stacks: int, max_frames: int,
