@@ -379,8 +379,7 @@ def _decode_line_rows(program: Any) -> list[tuple[int, int, int, int]]:
             if max_ops == 1:
                 address += min_length * advance
             else:
-                address += min_length * ((op_index + advance) // max_ops)
-                op_index = (op_index + advance) % max_ops
+                address, op_index = _advance(address, op_index, advance, min_length, max_ops)
             line += line_advance
             append((address, 1, file, line))
         elif opcode == 0:  # extended: a length, then the sub-opcode and its operands
@@ -404,22 +403,14 @@ def _decode_line_rows(program: Any) -> list[tuple[int, int, int, int]]:
             append((address, 1, file, line))
         elif opcode == 2:  # advance_pc
             advance, offset = _uleb(data, offset)
-            if max_ops == 1:
-                address += min_length * advance
-            else:
-                address += min_length * ((op_index + advance) // max_ops)
-                op_index = (op_index + advance) % max_ops
+            address, op_index = _advance(address, op_index, advance, min_length, max_ops)
         elif opcode == 3:  # advance_line
             advance, offset = _sleb(data, offset)
             line += advance
         elif opcode == 4:  # set_file
             file, offset = _uleb(data, offset)
         elif opcode == 8:  # const_add_pc
-            if max_ops == 1:
-                address += min_length * const_add_ops
-            else:
-                address += min_length * ((op_index + const_add_ops) // max_ops)
-                op_index = (op_index + const_add_ops) % max_ops
+            address, op_index = _advance(address, op_index, const_add_ops, min_length, max_ops)
         elif opcode == 9:  # fixed_advance_pc: a uhalf, and op_index restarts
             address += int.from_bytes(data[offset:offset + 2], "little")
             offset += 2
@@ -433,7 +424,21 @@ def _decode_line_rows(program: Any) -> list[tuple[int, int, int, int]]:
     return rows
 
 
+def _advance(address: int, op_index: int, operations: int, min_length: int, max_ops: int) -> tuple[int, int]:
+    """Address and op_index after ``operations`` (DWARF 4's VLIW rule; op_index stays 0 elsewhere)."""
+    op_index += operations
+    return address + min_length * (op_index // max_ops), op_index % max_ops
+
+
 def _uleb(data: bytes, offset: int) -> tuple[int, int]:
+    return _leb128(data, offset, signed=False)
+
+
+def _sleb(data: bytes, offset: int) -> tuple[int, int]:
+    return _leb128(data, offset, signed=True)
+
+
+def _leb128(data: bytes, offset: int, *, signed: bool) -> tuple[int, int]:
     result = shift = 0
     while True:
         byte = data[offset]  # IndexError at the end of the data: malformed, caught by the caller
@@ -441,22 +446,9 @@ def _uleb(data: bytes, offset: int) -> tuple[int, int]:
         if shift > 63:
             raise ValueError("LEB128 number longer than 64 bits")
         result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, offset
-        shift += 7
-
-
-def _sleb(data: bytes, offset: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[offset]
-        offset += 1
-        if shift > 63:
-            raise ValueError("LEB128 number longer than 64 bits")
-        result |= (byte & 0x7F) << shift
         shift += 7
         if byte < 0x80:
-            return (result - (1 << shift) if byte & 0x40 else result), offset
+            return (result - (1 << shift) if signed and byte & 0x40 else result), offset
 
 
 def _text(value: Any) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -110,9 +109,7 @@ def test_a_malformed_program_is_an_error_not_a_crash(body):
         line_rows(_Program(body))
 
 
-def test_a_hostile_run_of_leb128_bytes_fails_at_once():
-    started = time.monotonic()
-    with pytest.raises(ValueError):
-        line_rows(_Program(bytes([3]) + b"\xff" * 5_000_000))
-    # Not a timing assertion on our speed: a quadratic big-integer build-up would take minutes.
-    assert time.monotonic() - started < 60
+def test_a_hostile_run_of_leb128_bytes_is_cut_at_64_bits():
+    # Uncapped, the number would grow over the whole run (quadratic) and end in an IndexError.
+    with pytest.raises(ValueError, match="longer than 64 bits"):
+        line_rows(_Program(bytes([3]) + b"\xff" * 1000))

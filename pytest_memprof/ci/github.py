@@ -27,9 +27,7 @@ class MemoryFailure:
 def repository_path(path: str, rootdir: Path) -> str:
     """``path`` (relative to pytest's rootdir) as GitHub places annotations: relative to the
     checkout ($GITHUB_WORKSPACE), which differs when the suite lives in a subfolder of the repo."""
-    workspace = os.environ.get("GITHUB_WORKSPACE")
-    if not workspace:
-        return path
+    workspace = os.environ.get("GITHUB_WORKSPACE", "")
     if not os.path.isabs(workspace):
         return path
     absolute = os.path.realpath(os.path.join(str(rootdir), path))
