@@ -63,7 +63,9 @@ void patch_relocations(const Rel* rel, size_t bytes, const ElfW(Sym)* symtab, co
         const char* name = strtab + symtab[symbol].st_name;
         for (size_t p = 0; p < run->count; ++p) {
             if (strcmp(name, run->patches[p].name) == 0) {
-                write_slot(base + rel[i].r_offset, run->patches[p].replacement, relro_start, relro_end);
+                const SymbolPatch& patch = run->patches[p];
+                void* value = type == kGlobDat ? patch.address_replacement : patch.replacement;
+                write_slot(base + rel[i].r_offset, value, relro_start, relro_end);
                 ++run->written;
                 break;
             }

@@ -1,8 +1,11 @@
 #include "hooks.h"
 
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <sys/mman.h>
 
+#include <cstring>
 #include <mutex>
 
 #include "elf_patch.h"
@@ -20,13 +23,59 @@ constexpr const char* kRequired[] = {"malloc", "free", "calloc", "realloc", "mma
 
 std::mutex g_patch_lock;  // serialises whole patch passes (start, stop, dlopen in any thread)
 
+// Whether `address` is a canonical PLT entry of the main program rather than a definition: a
+// non-PIE executable that takes a function's address (Debian builds its python3 that way) makes
+// its own PLT stub the function's address for everyone, dlsym included. That stub jumps through
+// the program's GOT slot, which we patch, so taking it as the original would call our own hook.
+bool is_program_plt_entry(void* address) {
+    Dl_info info{};
+    void* entry = nullptr;
+    if (!dladdr1(address, &info, &entry, RTLD_DL_SYMENT)) return false;
+    const auto* symbol = static_cast<const ElfW(Sym)*>(entry);
+    // Only an executable's symbol table holds an undefined symbol with an address: its PLT entry.
+    return symbol && symbol->st_shndx == SHN_UNDEF;
+}
+
+// The first definition of `name` in the objects after the main program, in the loader's search
+// order (preloaded allocators first, then the libc): what the program's PLT entry resolves to.
+void* definition_after_program(const char* name) {
+    for (struct link_map* object = _r_debug.r_map ? _r_debug.r_map->l_next : nullptr; object; object = object->l_next) {
+        if (!object->l_name || !object->l_name[0]) continue;
+        // The libc's own, not our hooks of the same names in this namespace.
+        void* handle = ::dlopen(object->l_name, RTLD_LAZY | RTLD_NOLOAD);
+        if (!handle) continue;
+        void* found = dlsym(handle, name);
+        ::dlclose(handle);
+        Dl_info info{};
+        // dlsym on a handle also searches that object's dependencies: take only its own symbol.
+        if (found && dladdr(found, &info) && info.dli_fbase == reinterpret_cast<void*>(object->l_addr)) return found;
+    }
+    return nullptr;
+}
+
+// What dlsym(RTLD_DEFAULT) gives: the function's one address in the process (the program's PLT
+// entry in the case above), which slots that take the address (GLOB_DAT) hold again after stop.
+struct Canonical {
+#define MEMPROF_CANONICAL_FIELD(name, ret, params, args) void* name;
+    MEMPROF_HOOKED_SYMBOLS(MEMPROF_CANONICAL_FIELD)
+#undef MEMPROF_CANONICAL_FIELD
+};
+Canonical canonical;
+
+void* resolve_original(const char* name) {
+    void* found = dlsym(RTLD_DEFAULT, name);
+    if (found && is_program_plt_entry(found)) found = definition_after_program(name);
+    return found;
+}
+
 }  // namespace
 
 bool resolve_originals(const char** missing) {
     static bool resolved = false;
     if (resolved) return true;
 #define MEMPROF_RESOLVE(name, ret, params, args) \
-    originals.name = reinterpret_cast<ret(*) params>(dlsym(RTLD_DEFAULT, #name));
+    canonical.name = dlsym(RTLD_DEFAULT, #name);            \
+    originals.name = reinterpret_cast<ret(*) params>(resolve_original(#name));
     MEMPROF_HOOKED_SYMBOLS(MEMPROF_RESOLVE)
 #undef MEMPROF_RESOLVE
     for (const char* name : kRequired) {
@@ -41,8 +90,9 @@ bool resolve_originals(const char** missing) {
 
 void patch_all(bool install) {
     elf::SymbolPatch patches[] = {
-#define MEMPROF_PATCH_ROW(name, ret, params, args) \
-    {#name, install ? reinterpret_cast<void*>(&hooks::name) : reinterpret_cast<void*>(originals.name)},
+#define MEMPROF_PATCH_ROW(name, ret, params, args)                                                   \
+    {#name, install ? reinterpret_cast<void*>(&hooks::name) : reinterpret_cast<void*>(originals.name), \
+     install ? reinterpret_cast<void*>(&hooks::name) : canonical.name},
         MEMPROF_HOOKED_SYMBOLS(MEMPROF_PATCH_ROW)
 #undef MEMPROF_PATCH_ROW
     };

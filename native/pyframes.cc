@@ -2,23 +2,64 @@
 // Py_BUILD_CORE, and nothing else of ours should see those headers.
 #include "pyframes.h"
 
-#if PY_VERSION_HEX >= 0x030E0000
-// 3.14 changed the frame layout again (stack references in place of object pointers).
-#error "pytest-memprof reads CPython's internal frames and supports Python 3.9 to 3.13 so far"
+// Each version's frame layout is read below; a version we have not read must not build, as a
+// wrong guess reads garbage on every allocation. A free-threaded build keeps frames per thread
+// too, but our shadow stack and walk also lean on the GIL (see pystack.h), so it waits its turn.
+#if defined(Py_GIL_DISABLED)
+#error "pytest-memprof does not support free-threaded CPython builds (Py_GIL_DISABLED, e.g. 3.14t) yet: use the default build of CPython 3.9 to 3.15"
+#endif
+#if PY_VERSION_HEX >= 0x03100000
+#error "pytest-memprof reads CPython's internal frames and supports CPython 3.9 to 3.15; this Python is newer"
 #endif
 
 #if PY_VERSION_HEX >= 0x030B0000
 #define Py_BUILD_CORE 1
-#include <internal/pycore_frame.h>
+// CPython's internal headers are not written for -Wextra (unused parameters in inline helpers):
+// their warnings are not ours to fix.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include <internal/pycore_frame.h>  // PyFrameObject's fields
+#if PY_VERSION_HEX >= 0x030E0000
+#include <internal/pycore_interpframe.h>  // 3.14 moved _PyInterpreterFrame and its helpers here
+#endif
+#pragma GCC diagnostic pop
 #endif
 
 namespace memprof {
+namespace {
+
+#if PY_VERSION_HEX >= 0x030C0000
+// The frame that each C-level entry into the eval loop pushes below the Python frames it runs:
+// FRAME_OWNED_BY_CSTACK on 3.12 and 3.13; FRAME_OWNED_BY_INTERPRETER (3.14 keeps the CSTACK
+// name but assigns it nowhere; 3.15 drops it). Both are frames that run no code of their own.
+inline bool is_shim(const _PyInterpreterFrame* frame) {
+#if PY_VERSION_HEX >= 0x030E0000
+    return frame->owner >= FRAME_OWNED_BY_INTERPRETER;
+#else
+    return frame->owner == FRAME_OWNED_BY_CSTACK;
+#endif
+}
+
+inline bool entered_from_c(const _PyInterpreterFrame* frame) { return frame->previous && is_shim(frame->previous); }
+#endif
+
+#if PY_VERSION_HEX >= 0x030E0000
+// 3.14 holds the code object as a tagged stack reference; the tag bits are masked off, and no
+// reference count is touched (PyStackRef_AsPyObjectBorrow is a pure bit operation here).
+inline PyObject* executable_of(_PyInterpreterFrame* frame) { return PyStackRef_AsPyObjectBorrow(frame->f_executable); }
+#elif PY_VERSION_HEX >= 0x030D0000
+inline PyObject* executable_of(_PyInterpreterFrame* frame) { return frame->f_executable; }
+#endif
+
+// A byte offset, as PyFrame_GetLasti gives it, from a count of code units (-1 stays -1).
+inline int byte_offset(int units) { return units < 0 ? -1 : units * static_cast<int>(sizeof(_Py_CODEUNIT)); }
+
+}  // namespace
 
 bool frame_is_entry(PyFrameObject* frame) {
 #if PY_VERSION_HEX >= 0x030C0000
-    // 3.12+: each C-level entry into the eval loop pushes a shim frame owned by the C stack.
     _PyInterpreterFrame* current = frame->f_frame;
-    return current && current->previous && current->previous->owner == FRAME_OWNED_BY_CSTACK;
+    return current && entered_from_c(current);
 #elif PY_VERSION_HEX >= 0x030B0000
     _PyInterpreterFrame* current = frame->f_frame;
     return current && current->is_entry;
@@ -34,34 +75,39 @@ void walk_this_thread(std::vector<RawFrame>& out) {
     // or abort when nobody holds it.
     PyThreadState* tstate = PyGILState_GetThisThreadState();
     if (!tstate) return;  // a native thread that never ran Python
+    RawFrame raw;
 #if PY_VERSION_HEX >= 0x030D0000
     for (_PyInterpreterFrame* f = tstate->current_frame; f; f = f->previous) {
-        if (f->owner == FRAME_OWNED_BY_CSTACK || !PyCode_Check(f->f_executable) || _PyFrame_IsIncomplete(f)) continue;
-        bool entry = f->previous && f->previous->owner == FRAME_OWNED_BY_CSTACK;
-        int lasti = _PyInterpreterFrame_LASTI(f);
-        out.push_back({_PyFrame_GetCode(f), lasti < 0 ? -1 : lasti * static_cast<int>(sizeof(_Py_CODEUNIT)), entry});
+        if (is_shim(f) || !PyCode_Check(executable_of(f)) || _PyFrame_IsIncomplete(f)) continue;
+        raw.code = reinterpret_cast<PyCodeObject*>(executable_of(f));
+        raw.lasti = byte_offset(_PyInterpreterFrame_LASTI(f));
+        raw.entry = entered_from_c(f);
+        out.push_back(raw);
     }
 #elif PY_VERSION_HEX >= 0x030B0000
     if (!tstate->cframe) return;
     for (_PyInterpreterFrame* f = tstate->cframe->current_frame; f; f = f->previous) {
 #if PY_VERSION_HEX >= 0x030C0000
-        if (f->owner == FRAME_OWNED_BY_CSTACK) continue;
-        bool entry = f->previous && f->previous->owner == FRAME_OWNED_BY_CSTACK;
+        if (is_shim(f)) continue;
+        raw.entry = entered_from_c(f);
 #else
-        bool entry = f->is_entry;
+        raw.entry = f->is_entry;
 #endif
         if (_PyFrame_IsIncomplete(f)) continue;
-        int lasti = _PyInterpreterFrame_LASTI(f);
-        out.push_back({f->f_code, lasti < 0 ? -1 : lasti * static_cast<int>(sizeof(_Py_CODEUNIT)), entry});
+        raw.code = f->f_code;
+        raw.lasti = byte_offset(_PyInterpreterFrame_LASTI(f));
+        out.push_back(raw);
     }
 #else
     for (PyFrameObject* f = tstate->frame; f; f = f->f_back) {
+        raw.code = f->f_code;
 #if PY_VERSION_HEX >= 0x030A0000
-        int lasti = f->f_lasti < 0 ? -1 : f->f_lasti * 2;  // 3.10 counts code units
+        raw.lasti = byte_offset(f->f_lasti);  // 3.10 counts code units
 #else
-        int lasti = f->f_lasti;
+        raw.lasti = f->f_lasti;
 #endif
-        out.push_back({f->f_code, lasti, true});
+        raw.entry = true;
+        out.push_back(raw);
     }
 #endif
 }

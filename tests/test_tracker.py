@@ -5,14 +5,19 @@ from __future__ import annotations
 import ctypes
 import gc
 import inspect
+import os
 import shutil
+import subprocess
 import sys
+import sysconfig
 import threading
+from pathlib import Path
 
 import pytest
 
 from pytest_memprof import Capture, Tracker, TrackerError
-from tests.native_lib import build, load
+from tests.conftest import PACKAGE_PARENT, subprocess_env
+from tests.native_lib import build, build_embedding_program, load
 
 MiB = 2**20
 _GLOBAL_CACHE: list = []
@@ -177,9 +182,11 @@ def test_data_stack_chunks_are_recorded_exactly_and_the_arena_allocator_is_resto
     mmaps = [s for s in capture.total_stacks(merge_allocators=False) if s.allocator == "mmap"]
     chunk_maps = sum(s.count for s in mmaps if s.location and s.location.function == "recurse")
     assert chunk_maps >= 200
-    # Every chunk was released: none of recurse's mappings is live at the end.
-    assert not [s for s in capture.leak_stacks(merge_allocators=False)
-                if s.allocator == "mmap" and s.location and s.location.function == "recurse"]
+    # Every chunk was released: none of recurse's mappings is live at the end, but for the one
+    # that 3.14+ keeps for the thread's next deep call (PyThreadState.datastack_cached_chunk).
+    live = [s for s in capture.leak_stacks(merge_allocators=False)
+            if s.allocator == "mmap" and s.location and s.location.function == "recurse"]
+    assert sum(s.count for s in live) <= (1 if sys.version_info >= (3, 14) else 0)
 
 
 def test_numpy_buffer_is_seen(tmp_path, python_allocators):
@@ -372,3 +379,36 @@ def test_temporal_stacks_tell_when_memory_was_allocated_and_freed(tmp_path):
     assert by_size[6].freed_s is None  # still live at the end
     assert by_size[6].allocated_s >= by_size[4].allocated_s
     del late
+
+
+EMBEDDED_SCRIPT = """
+from pytest_memprof import Capture, Tracker
+
+def allocate_in_the_embedded_program():
+    return bytearray(3_000_001)
+
+with Tracker(__file__ + ".bin"):
+    kept = allocate_in_the_embedded_program()
+top = Capture.open(__file__ + ".bin").peak_stacks()[0]
+print(top.bytes, top.location.function)
+"""
+
+
+def test_a_non_pie_program_that_takes_mallocs_address_is_tracked(tmp_path):
+    # Debian's python3 is such a program: dlsym(RTLD_DEFAULT, "malloc") names the program's own
+    # PLT entry, which jumps through the slot we patch. Taken for the original, it made every
+    # allocation call our hook again, forever.
+    config = Path(sysconfig.get_config_var("BINDIR")) / f"python{sysconfig.get_python_version()}-config"
+    if not config.exists():
+        pytest.skip(f"{config.name} is not installed (the Python headers' package has it)")
+    program = build_embedding_program(tmp_path)
+    script = tmp_path / "embedded.py"
+    script.write_text(EMBEDDED_SCRIPT)
+    site_packages = [p for p in sys.path if p.endswith("site-packages")]
+    env = subprocess_env(PYTHONPATH=os.pathsep.join([str(PACKAGE_PARENT), *site_packages]))
+    done = subprocess.run([str(program), str(script)], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)  # before the fix it never ended
+    assert done.returncode == 0, done.stderr
+    size, function = done.stdout.split()
+    assert int(size) >= 3_000_001
+    assert function == "allocate_in_the_embedded_program"

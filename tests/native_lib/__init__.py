@@ -8,6 +8,7 @@ import sysconfig
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("testalloc.c")
+CALLBACK = ctypes.CFUNCTYPE(None)
 
 
 def build(target_dir: Path, name: str = "libtestalloc.so") -> Path:
@@ -38,6 +39,7 @@ def load(path: Path) -> ctypes.CDLL:
         "release_mmap": (ctypes.c_int, [vp, size]),
         "malloc_slot": (vp, []),
         "native_thread_allocate": (vp, [size, ctypes.c_int, ctypes.c_char_p]),
+        "call_in_native_thread": (ctypes.c_int, [CALLBACK]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)
@@ -77,8 +79,6 @@ def load_cpp(path: Path) -> ctypes.CDLL:
     return lib
 
 
-CALLBACK = ctypes.CFUNCTYPE(None)
-
 
 def marked_lines(path: Path = CPP_SOURCE) -> dict:
     """{label: line number} of the ``// LINE: label`` comments of a source file."""
@@ -100,4 +100,19 @@ def build_odd_allocator(target_dir: Path) -> Path:
          str(output), str(ODD_SOURCE)],
         check=True,
     )
+    return output
+
+
+EMBED_SOURCE = Path(__file__).with_name("embed.c")
+
+
+def build_embedding_program(target_dir: Path) -> Path:
+    """Compile a non-PIE program that embeds this Python and takes malloc's address (see embed.c)."""
+    output = target_dir / "embedpy"
+    config = Path(sysconfig.get_config_var("BINDIR")) / f"python{sysconfig.get_python_version()}-config"
+    flags = subprocess.run([str(config), "--cflags", "--embed", "--ldflags"], check=True, capture_output=True,
+                           text=True).stdout.split()
+    libdir = sysconfig.get_config_var("LIBDIR")
+    subprocess.run(["gcc", "-no-pie", "-fno-pie", "-O0", "-o", str(output), str(EMBED_SOURCE), *flags,
+                    f"-Wl,-rpath,{libdir}"], check=True)
     return output

@@ -50,3 +50,15 @@ void* native_thread_allocate(size_t size, int count, const char* name) {
     pthread_join(thread, NULL);
     return job.kept;
 }
+
+static void* run_callback(void* callback) {
+    ((void (*)(void))callback)();
+    return NULL;
+}
+
+/* Calls `callback` (a ctypes callback into Python) from a native thread that Python never saw. */
+int call_in_native_thread(void (*callback)(void)) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, run_callback, (void*)callback) != 0) return -1;
+    return pthread_join(thread, NULL);
+}

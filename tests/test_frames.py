@@ -1,0 +1,240 @@
+"""The interpreter's frames as each CPython version lays them out (native/pyframes.cc), read back
+through the tracker both ways it knows stacks, and held against what ``sys._getframe()`` says at
+the moment of the allocation: the same functions, files and line numbers, frame for frame."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+
+import pytest
+
+from pytest_memprof import Capture, Tracker
+from tests.native_lib import CALLBACK, build, load
+
+
+@pytest.fixture(scope="module")
+def testlib(tmp_path_factory):
+    return load(build(tmp_path_factory.mktemp("native")))
+
+
+def chain(frame) -> list:
+    """(function, file, line) of `frame` and its callers, outermost first, as a capture names them."""
+    frames = []
+    while frame is not None:
+        code = frame.f_code
+        name = code.co_qualname if sys.version_info >= (3, 11) else code.co_name
+        frames.append((name, code.co_filename, frame.f_lineno))
+        frame = frame.f_back
+    return frames[::-1]
+
+
+class Seen:
+    """Allocations of distinct sizes, each with the frame chain Python showed as it was made."""
+
+    def __init__(self, lib) -> None:
+        self.lib = lib
+        self.pointers: list = []
+        self.chains: dict = {}
+
+    def allocate(self, size: int) -> None:
+        """malloc `size` bytes, noting the frame chain on the allocating line itself."""
+        self.chains[size], pointer = chain(sys._getframe()), self.lib.alloc_malloc(size)
+        self.pointers.append(pointer)
+
+    def release(self) -> None:
+        for pointer in self.pointers:
+            self.lib.release(pointer)
+
+
+def recorded(tmp_path, python_allocators: bool, seen: Seen, body) -> dict:
+    """Run `body` under a tracker; {size: recorded frames} for the sizes `seen` noted."""
+    out = tmp_path / "frames.bin"
+    with Tracker(out, trace_python_allocators=python_allocators, overwrite=True):
+        body()
+    seen.release()
+    stacks = {}
+    for stat in Capture.open(out).leak_stacks(merge_allocators=False):
+        if stat.allocator == "malloc" and stat.count == 1 and stat.bytes in seen.chains:
+            stacks[stat.bytes] = [(f.function, f.file, f.line) for f in stat.frames]
+    return stacks
+
+
+def assert_same_frames(stacks: dict, seen: Seen) -> None:
+    assert sorted(stacks) == sorted(seen.chains)
+    for size, expected in seen.chains.items():
+        frames = stacks[size]
+        # A capture leaves out what launched the program (pytest's own frames here); the rest is
+        # Python's chain exactly, down to the innermost frame.
+        assert frames, size
+        assert frames == expected[-len(frames):], size
+        assert expected[-1] in frames
+
+
+def callers(stack: list, count: int) -> list:
+    """The names of the `count` frames that called Seen.allocate, outermost first."""
+    assert stack[-1][0] == "Seen.allocate" or stack[-1][0] == "allocate"
+    return [frame[0].split(".")[-1] for frame in stack[-1 - count:-1]]
+
+
+def inner(seen, size):
+    seen.allocate(size)
+
+
+def middle(seen, size):
+    inner(seen, size)
+
+
+def outer(seen, size):
+    return middle(seen, size)
+
+
+def test_frames_in_the_main_thread(tmp_path, testlib, python_allocators):
+    seen = Seen(testlib)
+    stacks = recorded(tmp_path, python_allocators, seen, lambda: outer(seen, 600_001))
+    assert_same_frames(stacks, seen)
+    assert callers(stacks[600_001], 3) == ["outer", "middle", "inner"]
+
+
+def test_frames_in_a_python_thread(tmp_path, testlib, python_allocators):
+    seen = Seen(testlib)
+
+    def body():
+        thread = threading.Thread(target=outer, args=(seen, 600_002), name="frames")
+        thread.start()
+        thread.join()
+
+    stacks = recorded(tmp_path, python_allocators, seen, body)
+    assert_same_frames(stacks, seen)
+    assert stacks[600_002][0][0].endswith("_bootstrap")  # Thread._bootstrap from 3.11 (qualified names)
+
+
+def test_frames_in_a_native_thread_calling_into_python(tmp_path, testlib, python_allocators):
+    # A thread made by C, which Python first hears of when it calls a Python callback: its frames
+    # come from a thread state created on the spot.
+    seen = Seen(testlib)
+
+    def from_c():
+        outer(seen, 600_003)
+
+    callback = CALLBACK(from_c)
+    stacks = recorded(tmp_path, python_allocators, seen, lambda: testlib.call_in_native_thread(callback))
+    assert_same_frames(stacks, seen)
+    assert stacks[600_003] == seen.chains[600_003]  # nothing above the callback to leave out
+    assert stacks[600_003][0][0].endswith("from_c")
+    assert callers(stacks[600_003], 3) == ["outer", "middle", "inner"]
+
+
+def produce(seen, first, second):
+    seen.allocate(first)
+    yield first
+    seen.allocate(second)  # resumed: its caller frames are the consumer's again
+    yield second
+
+
+def delegate(seen, first, second):
+    yield from produce(seen, first, second)
+
+
+def consume(seen, first=600_004, second=600_005):
+    sizes = []
+    for size in delegate(seen, first, second):  # not a comprehension: a frame of its own before 3.12
+        sizes.append(size)
+    return sizes
+
+
+def test_frames_in_generators_resumed_by_their_consumer(tmp_path, testlib, python_allocators):
+    seen = Seen(testlib)
+    stacks = recorded(tmp_path, python_allocators, seen, lambda: consume(seen))
+    assert_same_frames(stacks, seen)
+    for size in (600_004, 600_005):
+        assert callers(stacks[size], 3) == ["consume", "delegate", "produce"]
+
+
+async def awaited(seen, size, later):
+    await asyncio.sleep(0)  # suspended once: resumed by the event loop, not by its caller
+    if later:
+        await asyncio.sleep(0)
+        seen.allocate(size)
+    else:
+        seen.allocate(size)
+
+
+async def task_body(seen):
+    await asyncio.gather(awaited(seen, 600_006, False), awaited(seen, 600_007, True))
+
+
+def test_frames_in_coroutines_under_asyncio(tmp_path, testlib, python_allocators):
+    seen = Seen(testlib)
+    stacks = recorded(tmp_path, python_allocators, seen, lambda: asyncio.run(task_body(seen)))
+    assert_same_frames(stacks, seen)
+    for size in (600_006, 600_007):
+        assert callers(stacks[size], 1) == ["awaited"]
+
+
+def fail(depth):
+    if depth == 0:
+        raise ValueError("unwinds through every frame below")
+    fail(depth - 1)
+
+
+def after_an_exception(seen):
+    try:
+        fail(5)
+    except ValueError:
+        pass
+    seen.allocate(600_008)  # the six frames that unwound are gone from the stack
+    try:
+        fail(3)
+    except ValueError:
+        seen.allocate(600_009)
+
+
+def test_frames_after_an_exception_unwound_through_them(tmp_path, testlib, python_allocators):
+    seen = Seen(testlib)
+    stacks = recorded(tmp_path, python_allocators, seen, lambda: after_an_exception(seen))
+    assert_same_frames(stacks, seen)
+    for size in (600_008, 600_009):
+        assert "fail" not in [f[0] for f in stacks[size]]
+
+
+def recurse(seen, depth):
+    if depth == 0:
+        seen.allocate(600_010)
+        return
+    recurse(seen, depth - 1)
+
+
+def test_frames_of_deep_recursion(tmp_path, testlib, python_allocators):
+    seen = Seen(testlib)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(5_000)
+    try:
+        stacks = recorded(tmp_path, python_allocators, seen, lambda: recurse(seen, 2_000))
+    finally:
+        sys.setrecursionlimit(limit)
+    assert_same_frames(stacks, seen)
+    assert [f[0] for f in stacks[600_010]].count("recurse") == 2_001
+
+
+@pytest.mark.parametrize("install", [sys.setprofile, sys.settrace], ids=["setprofile", "settrace"])
+def test_frames_under_the_programs_own_profiler_or_tracer(tmp_path, testlib, python_allocators, install):
+    seen = Seen(testlib)
+    events: list = []
+
+    def hook(frame, event, arg):
+        events.append(event)
+        return hook
+
+    def body():
+        install(hook)
+        try:
+            outer(seen, 600_011)
+            consume(seen, 600_012, 600_013)
+        finally:
+            install(None)
+
+    stacks = recorded(tmp_path, python_allocators, seen, body)
+    assert "call" in events
+    assert_same_frames(stacks, seen)
