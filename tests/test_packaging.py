@@ -73,3 +73,43 @@ def test_installed_wheel_runs_and_reports_from_outside_the_source_tree(wheel, tm
     plugin = run(str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file), "--memprof-html", "html")
     assert plugin.returncode == 1 and "MEMORY" in plugin.stdout, plugin.stdout[-2000:]
     assert (tmp_path / "html" / "index.html").exists()
+
+
+def compile_frame_reader(include: Path) -> subprocess.CompletedProcess:
+    """Compile native/pyframes.cc (syntax only) against the Python headers in `include`."""
+    return subprocess.run(["g++", "-std=c++17", "-fsyntax-only", f"-I{include}", f"-I{ROOT / 'native'}",
+                           str(ROOT / "native" / "pyframes.cc")], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def headers(tmp_path) -> Path:
+    """A copy of this Python's headers, to be edited into those of a Python we do not support."""
+    import shutil
+    import sysconfig
+
+    include = tmp_path / "include"
+    shutil.copytree(sysconfig.get_paths()["include"], include)
+    return include
+
+
+def test_a_newer_cpython_is_refused_at_build_time_naming_the_versions_supported(headers):
+    patchlevel = headers / "patchlevel.h"
+    text = patchlevel.read_text()
+    minor = next(line for line in text.splitlines() if line.startswith("#define PY_MINOR_VERSION"))
+    patchlevel.write_text(text.replace(minor, "#define PY_MINOR_VERSION\t16"))
+    built = compile_frame_reader(headers)
+    assert built.returncode != 0
+    assert "supports CPython 3.9 to 3.15" in built.stderr
+
+
+def test_a_free_threaded_build_is_refused_at_build_time(headers):
+    pyconfig = headers / "pyconfig.h"
+    pyconfig.write_text("#define Py_GIL_DISABLED 1\n" + pyconfig.read_text())
+    built = compile_frame_reader(headers)
+    assert built.returncode != 0
+    assert "does not support free-threaded CPython builds" in built.stderr
+
+
+def test_this_pythons_headers_build_the_frame_reader(headers):
+    built = compile_frame_reader(headers)
+    assert built.returncode == 0, built.stderr
