@@ -10,6 +10,11 @@ Python's allocators by default, memray only with --trace-python-allocators, so e
 is paired with the memray mode that sees the same events.
 
     python benchmarks/overhead.py [--rounds 3] [--scale 0.5] [--workloads py_alloc,np_alloc] [--top-pad]
+                                  [--modes "memprof,memprof (profile callback)"]
+
+On 3.12+ memprof follows Python calls through sys.monitoring; the "profile callback" modes run it
+with MEMPROF_CALLS=profile (the callback it falls back to when no tool id is free), and a table
+compares the two.
 
 ``--top-pad`` runs every mode with MALLOC_TOP_PAD_=64MiB: np_alloc otherwise measures mostly
 how often glibc trims the heap, which any allocation made in between (by a tracker) changes.
@@ -43,6 +48,11 @@ MODES = {
     "memprof --native --no-python-allocators": [*MEMPROF, "--native", "--no-python-allocators"],
     "memray --native": [*MEMRAY, "--native"],
 }
+if sys.version_info >= (3, 12):
+    MODES["memprof (profile callback)"] = MEMPROF
+    MODES["memprof --native (profile callback)"] = [*MEMPROF, "--native"]
+# (sys.monitoring mode, profile callback mode)
+CALL_PAIRS = [("memprof", "memprof (profile callback)"), ("memprof --native", "memprof --native (profile callback)")]
 # (memprof mode, memray mode seeing the same events, table section)
 PAIRS = [
     ("memprof", "memray --trace-python-allocators", "python-only, all Python allocations"),
@@ -58,6 +68,8 @@ def run_once(mode: str, workload: Path, folder: Path) -> tuple[float, int | None
     out = folder / "capture.bin"
     command = [part.format(out=out) for part in MODES[mode]] + [str(workload)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    if mode.endswith("(profile callback)"):
+        env["MEMPROF_CALLS"] = "profile"
     if mode == "untracked, top pad":
         # glibc otherwise trims and regrows the heap top all the time in np_alloc; a tracker's own
         # small allocations hide that cost, so an untracked run can look slower than a tracked one.
@@ -87,7 +99,15 @@ def main() -> int:
     parser.add_argument("--scale", default="0.5", help="BENCH_SCALE for the workloads (default 0.5)")
     parser.add_argument("--workloads", help="comma-separated names (default: every workload)")
     parser.add_argument("--top-pad", action="store_true", help="run every mode with MALLOC_TOP_PAD_=64MiB")
+    parser.add_argument("--modes", help="comma-separated modes to run (default: all; both untracked ones always)")
     args = parser.parse_args()
+    modes = list(MODES)
+    if args.modes:
+        wanted = {"untracked", "untracked, top pad", *(m.strip() for m in args.modes.split(","))}
+        unknown = wanted - set(MODES)
+        if unknown:
+            parser.error(f"unknown modes {sorted(unknown)}; known: {', '.join(MODES)}")
+        modes = [mode for mode in MODES if mode in wanted]
     os.environ["BENCH_SCALE"] = args.scale
     if args.top_pad:
         os.environ["MALLOC_TOP_PAD_"] = str(64 << 20)
@@ -99,10 +119,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         for name in names:
             workload = WORKLOADS / f"{name}.py"
-            for mode in MODES:  # warm the file cache and the bytecode
+            for mode in modes:  # warm the file cache and the bytecode
                 run_once(mode, workload, Path(folder))
             for round_index in range(args.rounds):
-                order = list(MODES) if round_index % 2 == 0 else list(reversed(MODES))
+                order = modes if round_index % 2 == 0 else list(reversed(modes))
                 for mode in order:
                     elapsed, size, stats_s = run_once(mode, workload, Path(folder))
                     times.setdefault((name, mode), []).append(elapsed)
@@ -114,15 +134,16 @@ def main() -> int:
           "alternating; medians in seconds; "
           "overhead = mode - the faster of the two untracked runs")
     print()
-    print("| workload | " + " | ".join(MODES) + " |")
-    print("|---|" + "---|" * len(MODES))
+    print("| workload | " + " | ".join(modes) + " |")
+    print("|---|" + "---|" * len(modes))
     for name in names:
-        cells = [f"{statistics.median(times[(name, mode)]):.2f}" for mode in MODES]
+        cells = [f"{statistics.median(times[(name, mode)]):.2f}" for mode in modes]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
     print("| configuration | workload | memprof overhead s | memray overhead s | ratio (goal <= 0.7 native) |")
     print("|---|---|---|---|---|")
-    for ours, theirs, label in PAIRS:
+    pairs = [(ours, theirs, label) for ours, theirs, label in PAIRS if ours in modes and theirs in modes]
+    for ours, theirs, label in pairs:
         for name in names:
             base = min(statistics.median(times[(name, mode)]) for mode in ("untracked", "untracked, top pad"))
             mine = statistics.median(times[(name, ours)]) - base
@@ -141,12 +162,24 @@ def main() -> int:
     print("| configuration | workload | memprof capture MB | memray capture MB | size ratio (goal <= 1) "
           "| memprof stats s | memray stats s | stats ratio |")
     print("|---|---|---|---|---|---|---|---|")
-    for ours, theirs, label in PAIRS:
+    for ours, theirs, label in pairs:
         for name in names:
             mine, other = (statistics.median(sizes[(name, mode)]) for mode in (ours, theirs))
             mine_s, other_s = (statistics.median(stats_times[(name, mode)]) for mode in (ours, theirs))
             print(f"| {label} | {name} | {mine / 1e6:.2f} | {other / 1e6:.2f} | {mine / other:.2f} "
                   f"| {mine_s:.2f} | {other_s:.2f} | {mine_s / other_s:.2f} |")
+    calls = [(ours, theirs) for ours, theirs in CALL_PAIRS if ours in modes and theirs in modes]
+    if calls:
+        print()
+        print("| memprof mode | workload | sys.monitoring overhead s | profile callback overhead s | ratio |")
+        print("|---|---|---|---|---|")
+        for ours, theirs in calls:
+            for name in names:
+                base = min(statistics.median(times[(name, mode)]) for mode in ("untracked", "untracked, top pad"))
+                mine = statistics.median(times[(name, ours)]) - base
+                other = statistics.median(times[(name, theirs)]) - base
+                ratio = f"{mine / other:.2f}" if other > 0.02 else "n/a"
+                print(f"| {ours} | {name} | {mine:.2f} | {other:.2f} | {ratio} |")
     return 0
 
 

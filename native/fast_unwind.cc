@@ -1,6 +1,8 @@
 #include "fast_unwind.h"
 
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -339,14 +341,16 @@ bool decode(uintptr_t target, Rule* rule) {
     return true;
 }
 
+// Not pthread_getattr_np: it holds the thread's own lock while it allocates (its CPU set), so a
+// first unwind of a thread from inside it (Python 3.14 calls it in every new thread) would wait
+// for that lock forever. glibc puts a thread's descriptor at the top of its stack, above every
+// frame, so pthread_self() bounds the stack; the main thread's frames all lie below the stack
+// pointer the process started with.
+extern "C" void* __libc_stack_end;  // ld.so's: the stack pointer at process start
+
 uintptr_t stack_end_of_this_thread() {
-    pthread_attr_t attributes;
-    if (pthread_getattr_np(pthread_self(), &attributes) != 0) return 0;
-    void* base = nullptr;
-    size_t size = 0;
-    pthread_attr_getstack(&attributes, &base, &size);
-    pthread_attr_destroy(&attributes);
-    return reinterpret_cast<uintptr_t>(base) + size;
+    if (syscall(SYS_gettid) == getpid()) return reinterpret_cast<uintptr_t>(__libc_stack_end);
+    return static_cast<uintptr_t>(pthread_self());
 }
 
 // Whether every word the previous unwind read from step `from` on still holds the same value.
@@ -367,7 +371,7 @@ bool same_words(const std::vector<Step>& steps, size_t from) {
 bool available() { return true; }
 
 __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uintptr_t skip_start, uintptr_t skip_end,
-                                     uintptr_t* out, int max) {
+                                     uintptr_t* out, uintptr_t* frames, int max) {
     if (cache.generation != generation) {
         cache.rules.clear();
         cache.previous.clear();
@@ -386,9 +390,10 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
     bool whole = false;
     int count = 0;
     bool in_self = true;
-    auto emit = [&](uintptr_t ra) {
+    auto emit = [&](uintptr_t ra, uintptr_t cfa) {
         if (in_self && ra > skip_start && ra <= skip_end) return;
         in_self = false;
+        frames[count] = cfa;
         out[count++] = ra;
     };
     // The first rule is for this very instruction; every later one for a call instruction, the
@@ -403,7 +408,7 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
             if (old.target == target && old.bp == bp && same_words(previous, join)) {
                 for (size_t i = join; i < previous.size() && count < max; ++i) {
                     current.push_back(previous[i]);
-                    if (previous[i].ra) emit(previous[i].ra);
+                    if (previous[i].ra) emit(previous[i].ra, previous[i].cfa);
                 }
                 whole = count < max;
                 break;
@@ -420,7 +425,7 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
             whole = true;
             break;
         }
-        Step step{target, sp, bp, {0, 0, 0}, {0, 0, 0}, 0};
+        Step step{target, sp, bp, {0, 0, 0}, {0, 0, 0}, 0, 0};
         uintptr_t cfa;
         switch (rule.kind) {
             case CFA_RSP: cfa = sp + rule.cfa_offset; break;
@@ -451,6 +456,7 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
             step.load_value[1] = bp;
         }
         step.ra = ra;
+        step.cfa = cfa;
         current.push_back(step);
         sp = cfa;
         if (ra == 0) {
@@ -458,7 +464,7 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
             break;
         }
         target = ra - 1;
-        emit(ra);
+        emit(ra, cfa);
     }
     previous.swap(current);
     cache.previous_whole = whole;
@@ -468,7 +474,7 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
 #else
 
 bool available() { return false; }
-int unwind(RuleCache&, uint32_t, uintptr_t, uintptr_t, uintptr_t*, int) { return -1; }
+int unwind(RuleCache&, uint32_t, uintptr_t, uintptr_t, uintptr_t*, uintptr_t*, int) { return -1; }
 
 #endif
 

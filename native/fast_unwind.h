@@ -27,6 +27,7 @@ struct Step {
     uintptr_t load_address[3];  // return-address slot, saved-rbp slot, realigned-CFA slot (0: none)
     uintptr_t load_value[3];
     uintptr_t ra;
+    uintptr_t cfa;  // the caller's stack pointer: the lowest address of the frame `ra` returns into
 };
 
 // Per-thread state: decoded rules keyed by the address whose rule they are, and the steps of the
@@ -47,9 +48,10 @@ struct RuleCache {
 bool available();
 
 // Return addresses of the calling thread, innermost first, skipping those inside [skip_start,
-// skip_end) while they are the innermost ones (our own hook and tracker frames). -1 if some frame
-// has CFI this unwinder does not cache: use _Unwind_Backtrace instead.
+// skip_end) while they are the innermost ones (our own hook and tracker frames); frames[i] is the
+// lowest stack address of the frame that out[i] returns into. -1 if some frame has CFI this
+// unwinder does not cache: use _Unwind_Backtrace instead.
 int unwind(RuleCache& cache, uint32_t generation, uintptr_t skip_start, uintptr_t skip_end, uintptr_t* out,
-           int max);
+           uintptr_t* frames, int max);
 
 }  // namespace memprof::unwind

@@ -41,6 +41,12 @@
 //                       of a loaded object; address - load_base is the object's own (ELF) virtual
 //                       address; build_id is its GNU build ID (raw bytes, empty if none)
 //
+// Version 4 added
+//
+//   EVAL_NATIVE_NODE    as NATIVE_NODE, for a return address inside the interpreter's eval loop
+//                       (told at run time from the loop's markers on the C stack, so also where
+//                       the interpreter's symbols are stripped)
+//
 // An address field is either 2 * d, for the address of the ALLOC/FREE/munmap d events back
 // (0 < d < kRecentEvents; a block is usually freed, and its address handed out again, soon after
 // it was last seen), or 2 * zigzag((addr >> 4) - (base >> 4)) + 1, plus the low bits from a
@@ -62,7 +68,7 @@
 namespace memprof {
 
 constexpr char kMagic[8] = {'M', 'E', 'M', 'P', 'R', 'O', 'F', '\0'};
-constexpr uint16_t kFormatVersion = 3;  // the version this code writes and the newest it reads
+constexpr uint16_t kFormatVersion = 4;  // the version this code writes and the newest it reads
 constexpr uint16_t kFirstSizeClassVersion = 3;  // address coding by size class (see above)
 constexpr uint8_t kNativeAllocFlag = 0x80;
 constexpr size_t kFileHeaderFixed = 16;
@@ -125,6 +131,7 @@ enum Kind : uint8_t {
     MAPS = 73,
     MAP = 74,
     ADDRESS_LOW = 75,
+    EVAL_NATIVE_NODE = 76,
 };
 
 constexpr bool is_alloc_kind(uint8_t kind) { return kind >= 1 && kind < 32; }
@@ -152,6 +159,7 @@ inline const char* kind_name(uint8_t kind) {
         case MAPS: return "MAPS";
         case MAP: return "MAP";
         case ADDRESS_LOW: return "ADDRESS_LOW";
+        case EVAL_NATIVE_NODE: return "EVAL_NATIVE_NODE";
         default: return nullptr;
     }
 }

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "flat_map.h"
+#include "pyframes.h"
 #include "recorder.h"
 #include "tracker.h"
 
@@ -28,16 +29,22 @@ FlatMap<uint32_t, EdgeKey> g_trie;
 struct NodeInfo {
     uint32_t parent;
     uintptr_t address;
+    bool eval;
 };
 std::vector<NodeInfo> g_nodes;  // index = node id - 1: every node of the stream, for a fork child
 uint32_t g_generation = 1;      // bumped when the trie is cleared; per-thread caches compare it
 std::vector<Mapping> g_maps;    // the latest recorded set, for a fork child
+// Return address -> whether it lies in the interpreter's eval loop (kEval) or not (kOther), told
+// once per address (see classify). Tracker lock held.
+constexpr uint8_t kOther = 1, kEval = 2;
+FlatMap<uint8_t> g_address_kinds;
 // MEMPROF_UNWIND=libgcc (read at start): every stack through _Unwind_Backtrace, so the tests can
 // hold the fast unwinder to the same results.
 bool g_libgcc_only = false;
 
 struct UnwindRun {
     uintptr_t* out;
+    uintptr_t* frames;
     int count;
     int max;
     bool in_self;  // still inside our own frames (the innermost ones)
@@ -51,21 +58,51 @@ _Unwind_Reason_Code collect(struct _Unwind_Context* context, void* arg) {
     // A signal frame's address is the interrupted instruction itself, not a return address:
     // stored + 1 so that the reader's "address - 1 is inside the call" holds for every frame.
     if (before_instruction) address += 1;
+    // At this callback libgcc's CFA is that of the frame called from here: this frame's lowest
+    // stack address.
+    uintptr_t frame_start = _Unwind_GetCFA(context);
     if (run->in_self) {
         if (address > g_self_start && address <= g_self_end) return _URC_NO_REASON;
         run->in_self = false;
     }
     if (run->count >= run->max) return _URC_END_OF_STACK;
+    run->frames[run->count] = frame_start;
     run->out[run->count++] = address;
     return _URC_NO_REASON;
+}
+
+// Tells, for each return address of this stack not told before, whether it lies in the
+// interpreter's eval loop. The eval loop keeps a marker of each activation on the C stack (see
+// pyframes.h): the frame whose stack range holds a marker is that loop's. Symbol names cannot
+// tell this where the interpreter is stripped (Debian's and Ubuntu's python3), nor for the parts
+// of the loop that an optimising build moves out of the function's symbol (".cold" code).
+// Stack ranges: frame i spans [frames[i], frames[i + 1]); the outermost frame's end is unknown,
+// and it is never the eval loop (process or thread start-up).
+void classify(const uintptr_t* addresses, const uintptr_t* frames, int count) {
+    bool unknown = false;
+    for (int i = 0; i < count && !unknown; ++i) unknown = g_address_kinds.find(addresses[i]) == nullptr;
+    if (!unknown) return;
+    thread_local std::vector<uintptr_t> markers;
+    eval_loop_markers(markers);
+    for (int i = 0; i < count; ++i) {
+        auto [slot, inserted] = g_address_kinds.insert(addresses[i]);
+        if (!inserted) continue;
+        bool eval = false;
+        for (uintptr_t marker : markers) {
+            eval = eval || (i + 1 < count && marker >= frames[i] && marker < frames[i + 1]);
+        }
+        *slot = eval ? kEval : kOther;
+    }
 }
 
 uint32_t intern_edge(uint32_t parent, uintptr_t address) {
     auto [slot, inserted] = g_trie.insert(EdgeKey{parent, address});
     if (inserted) {
-        g_nodes.push_back({parent, address});
+        const uint8_t* kind = g_address_kinds.find(address);
+        bool eval = kind && *kind == kEval;
+        g_nodes.push_back({parent, address, eval});
         *slot = static_cast<uint32_t>(g_nodes.size());
-        tracker::recorder().native_node(parent, address);
+        tracker::recorder().native_node(parent, address, eval);
     }
     return *slot;
 }
@@ -133,19 +170,20 @@ int add_object(struct dl_phdr_info* info, size_t, void* arg) {
 
 }  // namespace
 
-int unwind(NativeCache& cache, uintptr_t* out, int max) {
+int unwind(NativeCache& cache, uintptr_t* out, uintptr_t* frames, int max) {
     // After dlclose an address may belong to another object: the rules are per generation.
     uint32_t generation = __atomic_load_n(&g_generation, __ATOMIC_RELAXED);
     if (!g_libgcc_only) {
-        int count = unwind::unwind(cache.rules, generation, g_self_start, g_self_end, out, max);
+        int count = unwind::unwind(cache.rules, generation, g_self_start, g_self_end, out, frames, max);
         if (count >= 0) return count;
     }
-    UnwindRun run{out, 0, max, true};
+    UnwindRun run{out, frames, 0, max, true};
     _Unwind_Backtrace(collect, &run);
     return run.count;
 }
 
-uint32_t intern(NativeCache& cache, const uintptr_t* addresses, int count) {
+uint32_t intern(NativeCache& cache, const uintptr_t* addresses, const uintptr_t* frames, int count) {
+    classify(addresses, frames, count);
     if (cache.generation != g_generation) {
         cache.addresses.clear();
         cache.nodes.clear();
@@ -173,11 +211,13 @@ void reset() {
     g_libgcc_only = choice && strcmp(choice, "libgcc") == 0;
     g_trie.clear();
     g_nodes.clear();
+    g_address_kinds.clear();
     ++g_generation;
 }
 
 void invalidate() {
     g_trie.clear();
+    g_address_kinds.clear();  // an address may now be another library's code
     ++g_generation;
 }
 
@@ -198,7 +238,7 @@ void emit_tables(Recorder& recorder) {
     if (g_maps.empty() && g_nodes.empty()) return;
     recorder.maps_begin();
     for (const Mapping& map : g_maps) recorder.map(map.start, map.end, map.load_base, map.path, map.build_id);
-    for (const NodeInfo& node : g_nodes) recorder.native_node(node.parent, node.address);
+    for (const NodeInfo& node : g_nodes) recorder.native_node(node.parent, node.address, node.eval);
 }
 
 }  // namespace memprof::nativestack

@@ -29,11 +29,13 @@ namespace nativestack {
 constexpr int kMaxDepth = 128;
 
 // Return addresses of the calling thread, innermost first, without the frames of this extension
-// (the hook and the tracker). No lock; allocates only to grow the thread's rule cache.
-int unwind(NativeCache& cache, uintptr_t* out, int max);
+// (the hook and the tracker); frames[i] is the lowest stack address of the frame out[i] returns
+// into. No lock; allocates only to grow the thread's rule cache.
+int unwind(NativeCache& cache, uintptr_t* out, uintptr_t* frames, int max);
 
-// The trie node of `addresses` (innermost first); emits NATIVE_NODE records. Tracker lock held.
-uint32_t intern(NativeCache& cache, const uintptr_t* addresses, int count);
+// The trie node of `addresses` (innermost first, with unwind's `frames`); emits NATIVE_NODE and
+// EVAL_NATIVE_NODE records. Tracker lock held.
+uint32_t intern(NativeCache& cache, const uintptr_t* addresses, const uintptr_t* frames, int count);
 
 // Forgets every node and restarts ids at 1 (a new stream). Tracker lock held.
 void reset();

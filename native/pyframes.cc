@@ -69,7 +69,7 @@ bool frame_is_entry(PyFrameObject* frame) {
 #endif
 }
 
-void walk_this_thread(std::vector<RawFrame>& out) {
+void walk_this_thread(std::vector<RawFrame>& out, size_t max) {
     out.clear();
     // The thread's own state, attached or not: PyThreadState_Get() would name the GIL holder,
     // or abort when nobody holds it.
@@ -77,16 +77,17 @@ void walk_this_thread(std::vector<RawFrame>& out) {
     if (!tstate) return;  // a native thread that never ran Python
     RawFrame raw;
 #if PY_VERSION_HEX >= 0x030D0000
-    for (_PyInterpreterFrame* f = tstate->current_frame; f; f = f->previous) {
+    for (_PyInterpreterFrame* f = tstate->current_frame; f && out.size() < max; f = f->previous) {
         if (is_shim(f) || !PyCode_Check(executable_of(f)) || _PyFrame_IsIncomplete(f)) continue;
         raw.code = reinterpret_cast<PyCodeObject*>(executable_of(f));
+        raw.id = f;
         raw.lasti = byte_offset(_PyInterpreterFrame_LASTI(f));
         raw.entry = entered_from_c(f);
         out.push_back(raw);
     }
 #elif PY_VERSION_HEX >= 0x030B0000
     if (!tstate->cframe) return;
-    for (_PyInterpreterFrame* f = tstate->cframe->current_frame; f; f = f->previous) {
+    for (_PyInterpreterFrame* f = tstate->cframe->current_frame; f && out.size() < max; f = f->previous) {
 #if PY_VERSION_HEX >= 0x030C0000
         if (is_shim(f)) continue;
         raw.entry = entered_from_c(f);
@@ -95,12 +96,14 @@ void walk_this_thread(std::vector<RawFrame>& out) {
 #endif
         if (_PyFrame_IsIncomplete(f)) continue;
         raw.code = f->f_code;
+        raw.id = f;
         raw.lasti = byte_offset(_PyInterpreterFrame_LASTI(f));
         out.push_back(raw);
     }
 #else
-    for (PyFrameObject* f = tstate->frame; f; f = f->f_back) {
+    for (PyFrameObject* f = tstate->frame; f && out.size() < max; f = f->f_back) {
         raw.code = f->f_code;
+        raw.id = f;
 #if PY_VERSION_HEX >= 0x030A0000
         raw.lasti = byte_offset(f->f_lasti);  // 3.10 counts code units
 #else
@@ -109,6 +112,30 @@ void walk_this_thread(std::vector<RawFrame>& out) {
         raw.entry = true;
         out.push_back(raw);
     }
+#endif
+}
+
+void eval_loop_markers(std::vector<uintptr_t>& out) {
+    out.clear();
+    PyThreadState* tstate = PyGILState_GetThisThreadState();
+    if (!tstate) return;
+#if PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame* top = tstate->current_frame;
+#else
+    _PyInterpreterFrame* top = tstate->cframe ? tstate->cframe->current_frame : nullptr;
+#endif
+    for (_PyInterpreterFrame* f = top; f; f = f->previous) {
+        if (is_shim(f)) out.push_back(reinterpret_cast<uintptr_t>(f));
+    }
+#elif PY_VERSION_HEX >= 0x030A0000
+    // The outermost CFrame is the thread state's own (root_cframe), not on the C stack: it
+    // matches no frame's stack range, so it needs no special case.
+    for (auto* cframe = tstate->cframe; cframe; cframe = cframe->previous) {
+        out.push_back(reinterpret_cast<uintptr_t>(cframe));
+    }
+#else
+    (void)tstate;
 #endif
 }
 

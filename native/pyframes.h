@@ -5,6 +5,7 @@
 #include <Python.h>
 #include <frameobject.h>
 
+#include <cstdint>
 #include <vector>
 
 namespace memprof {
@@ -17,15 +18,23 @@ bool frame_is_entry(PyFrameObject* frame);
 
 struct RawFrame {
     PyCodeObject* code;  // borrowed: alive while its frame runs, which it does until we return
+    const void* id;      // the interpreter's frame: compared, never dereferenced by callers
     int lasti;           // as PyFrame_GetLasti gives it: a byte offset, or -1 before the first
     bool entry;          // as frame_is_entry
 };
 
-// The Python frames of the calling thread, innermost first, as the interpreter holds them. No
-// GIL needed: a thread's own frames cannot change while it is inside an allocation, whoever
-// holds the GIL. Frames not yet running their first instruction and the interpreter's own shim
-// frames are skipped, as PyEval_GetFrame and tracebacks skip them. Nothing here allocates
-// through Python or touches a reference count.
-void walk_this_thread(std::vector<RawFrame>& out);
+// The Python frames of the calling thread, innermost first, as the interpreter holds them (the
+// innermost `max` of them). No GIL needed: a thread's own frames cannot change while it is
+// inside an allocation, whoever holds the GIL. Frames not yet running their first instruction
+// and the interpreter's own shim frames are skipped, as PyEval_GetFrame and tracebacks skip them.
+// Nothing here allocates through Python or touches a reference count.
+void walk_this_thread(std::vector<RawFrame>& out, size_t max = SIZE_MAX);
+
+// One address on the C stack per activation of the interpreter's eval loop in the calling thread,
+// each inside that activation's own C stack frame: the entry frame the loop pushes below the
+// Python frames it runs (3.12+), or its CFrame (3.10, 3.11). Native stacks tell eval frames by
+// them, without symbols. Empty before 3.10, where nothing of the loop's own lies on the C stack.
+// Same conditions as walk_this_thread.
+void eval_loop_markers(std::vector<uintptr_t>& out);
 
 }  // namespace memprof

@@ -1,6 +1,8 @@
 #include "pystack.h"
 
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "flat_map.h"
@@ -177,12 +179,19 @@ void push(ShadowStack& stack, PyFrameObject* frame) {
     // The old top stops being the top: its cached node may be for an earlier instruction.
     if (!stack.frames.empty() && stack.valid > stack.frames.size() - 1) stack.valid = stack.frames.size() - 1;
     Py_INCREF(frame);
-    stack.frames.push_back({frame, code_id, 0, 0, INT_MIN, entry});
+    stack.frames.push_back({frame, nullptr, code_id, 0, 0, INT_MIN, INT_MIN, entry});
+}
+
+// The same for a frame seen by sys.monitoring: no frame object, only the interpreter's frame.
+void push_live(ShadowStack& stack, const RawFrame& frame) {
+    uint32_t code_id = intern_code(frame.code);
+    if (!stack.frames.empty() && stack.valid > stack.frames.size() - 1) stack.valid = stack.frames.size() - 1;
+    stack.frames.push_back({nullptr, frame.id, code_id, 0, 0, INT_MIN, frame.lasti, frame.entry});
 }
 
 // Drops entries [from, end). GIL held.
 void truncate(ShadowStack& stack, size_t from) {
-    for (size_t i = from; i < stack.frames.size(); ++i) Py_DECREF(stack.frames[i].frame);
+    for (size_t i = from; i < stack.frames.size(); ++i) Py_XDECREF(stack.frames[i].frame);
     stack.frames.resize(from);
     if (stack.valid > from) stack.valid = from;
 }
@@ -219,6 +228,222 @@ int profile_callback(PyObject*, PyFrameObject* frame, int what, PyObject*) {
     return 0;
 }
 
+// ---- sys.monitoring (3.12+) --------------------------------------------------------------------
+
+namespace {
+
+bool g_chosen = false;      // follow_calls() chose how, for this tracker run
+bool g_monitoring = false;  // ... and it is sys.monitoring
+
+// The calling thread's stack from its interpreter frames, under sys.monitoring. GIL held.
+void rebuild_live(ShadowStack& stack, std::vector<RawFrame>& live, uint32_t generation) {
+    truncate(stack, 0);
+    stack.valid = 0;
+    stack.generation = generation;
+    stack.tstate = PyThreadState_Get();
+    walk_this_thread(live);
+    for (auto it = live.rbegin(); it != live.rend(); ++it) push_live(stack, *it);
+}
+
+#if PY_VERSION_HEX >= 0x030C0000
+
+int g_tool = -1;  // our sys.monitoring tool id, -1 when none is held
+long g_events = 0;
+
+// A frame starts or resumes (PY_START, PY_RESUME, PY_THROW): it is the thread's innermost.
+void enter(ThreadState* state) {
+    ShadowStack& stack = state->stack;
+    std::vector<RawFrame>& live = state->walk.raw;  // the thread's own scratch; no walk runs now
+    walk_this_thread(live, 2);
+    if (live.empty()) return;
+    uint32_t generation = tracker::generation();
+    // In step when the frame below the new one is our top: else events were missed (ours are
+    // not delivered while another tool's callback runs) or this thread is new to this run.
+    bool in_step = stack.generation == generation &&
+                   (live.size() == 1 ? stack.frames.empty()
+                                     : !stack.frames.empty() && stack.frames.back().iframe == live[1].id);
+    if (!in_step) {
+        rebuild_live(stack, live, generation);
+        return;
+    }
+    if (live.size() > 1) stack.frames.back().calling = live[1].lasti;
+    push_live(stack, live[0]);
+}
+
+// A frame returns, yields or unwinds (PY_RETURN, PY_YIELD, PY_UNWIND): still the innermost.
+void leave(ThreadState* state) {
+    ShadowStack& stack = state->stack;
+    if (stack.generation != tracker::generation()) return;
+    std::vector<RawFrame>& live = state->walk.raw;
+    walk_this_thread(live, 1);
+    if (live.empty()) return;
+    size_t n = stack.frames.size();
+    while (n > 0 && stack.frames[n - 1].iframe != live[0].id) --n;
+    if (n > 0) truncate(stack, n - 1);
+}
+
+PyObject* on_enter(PyObject*, PyObject* const*, Py_ssize_t) {
+    if (tracker::active_relaxed()) {
+        GuardScope guard;
+        if (ThreadState* state = tracker::thread_state()) enter(state);
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject* on_leave(PyObject*, PyObject* const*, Py_ssize_t) {
+    if (tracker::active_relaxed()) {
+        GuardScope guard;
+        if (ThreadState* state = tracker::thread_state()) leave(state);
+    }
+    Py_RETURN_NONE;
+}
+
+PyMethodDef g_enter_def = {"memprof_enter", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(on_enter)),
+                           METH_FASTCALL, nullptr};
+PyMethodDef g_leave_def = {"memprof_leave", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(on_leave)),
+                           METH_FASTCALL, nullptr};
+struct Event {
+    const char* name;
+    PyMethodDef* callback;
+};
+const Event kEvents[] = {{"PY_START", &g_enter_def},  {"PY_RESUME", &g_enter_def}, {"PY_THROW", &g_enter_def},
+                         {"PY_RETURN", &g_leave_def}, {"PY_YIELD", &g_leave_def},  {"PY_UNWIND", &g_leave_def}};
+// Tool ids no convention gives away (0 debugger, 1 coverage, 2 profiler, 5 optimizer): a
+// program's cProfile or coverage run must still find its own free.
+const int kToolIds[] = {3, 4};
+
+PyObject* monitoring_module() { return PySys_GetObject("monitoring"); }  // borrowed, or null
+
+bool set_monitoring_events(long events) {
+    PyObject* result = PyObject_CallMethod(monitoring_module(), "set_events", "il", g_tool, events);
+    Py_XDECREF(result);
+    if (!result) PyErr_Clear();
+    return result != nullptr;
+}
+
+void release_tool() {
+    if (g_tool < 0) return;
+    PyObject* monitoring = monitoring_module();
+    set_monitoring_events(0);
+    PyObject* events = PyObject_GetAttrString(monitoring, "events");
+    for (const Event& event : kEvents) {
+        PyObject* bit = events ? PyObject_GetAttrString(events, event.name) : nullptr;
+        PyObject* result = bit ? PyObject_CallMethod(monitoring, "register_callback", "iOO", g_tool, bit, Py_None) : nullptr;
+        Py_XDECREF(result);
+        Py_XDECREF(bit);
+    }
+    Py_XDECREF(events);
+    PyObject* result = PyObject_CallMethod(monitoring, "free_tool_id", "i", g_tool);
+    Py_XDECREF(result);
+    PyErr_Clear();
+    g_tool = -1;
+}
+
+// Takes a free tool id and registers our callbacks; false (nothing held) if that cannot be.
+bool claim_tool() {
+    const char* choice = getenv("MEMPROF_CALLS");
+    if (choice && strcmp(choice, "profile") == 0) return false;
+    PyObject* monitoring = monitoring_module();
+    if (!monitoring) return false;
+    for (int id : kToolIds) {
+        PyObject* result = PyObject_CallMethod(monitoring, "use_tool_id", "is", id, "pytest-memprof");
+        if (result) {
+            Py_DECREF(result);
+            g_tool = id;
+            break;
+        }
+        PyErr_Clear();  // taken by the program
+    }
+    if (g_tool < 0) return false;
+    PyObject* events = PyObject_GetAttrString(monitoring, "events");
+    bool ok = events != nullptr;
+    g_events = 0;
+    for (const Event& event : kEvents) {
+        if (!ok) break;
+        PyObject* bit = PyObject_GetAttrString(events, event.name);
+        PyObject* callback = bit ? PyCFunction_New(event.callback, nullptr) : nullptr;
+        PyObject* result = callback ? PyObject_CallMethod(monitoring, "register_callback", "iOO", g_tool, bit, callback)
+                                    : nullptr;
+        ok = result != nullptr;
+        if (ok) g_events |= PyLong_AsLong(bit);
+        Py_XDECREF(result);
+        Py_XDECREF(callback);
+        Py_XDECREF(bit);
+    }
+    Py_XDECREF(events);
+    if (!ok) {
+        PyErr_Clear();
+        release_tool();
+    }
+    return ok;
+}
+
+#else
+
+bool claim_tool() { return false; }
+void release_tool() {}
+bool set_monitoring_events(long) { return false; }
+long g_events = 0;
+
+#endif
+
+void choose() {
+    if (g_chosen) return;
+    g_monitoring = claim_tool();
+    g_chosen = true;
+}
+
+void install_profiler_all_threads();
+void remove_profiler_all_threads();
+
+}  // namespace
+
+void rebuild_current(ShadowStack& stack, uint32_t generation) {
+    choose();
+    if (g_monitoring) {
+        rebuild_live(stack, tracker::thread_state()->walk.raw, generation);
+    } else {
+        rebuild(stack, PyEval_GetFrame(), generation);
+    }
+}
+
+void follow_calls() {
+    choose();
+    if (g_monitoring) {
+        set_monitoring_events(g_events);
+    } else {
+        install_profiler_all_threads();
+    }
+}
+
+void stop_following_calls() {
+    if (!g_chosen) return;
+    if (g_monitoring) {
+        set_monitoring_events(0);
+    } else {
+        remove_profiler_all_threads();
+    }
+}
+
+void release_calls() {
+    stop_following_calls();
+    release_tool();
+    g_chosen = false;
+    g_monitoring = false;
+}
+
+bool follows_by_monitoring() { return g_chosen && g_monitoring; }
+
+void thread_started(PyFrameObject* frame) {
+    // Walked stacks follow no calls, and sys.monitoring's events reach every thread by themselves.
+    if (tracker::walks() || g_monitoring) {
+        PyEval_SetProfile(nullptr, nullptr);
+        return;
+    }
+    PyEval_SetProfile(profile_callback, nullptr);
+    profile_callback(nullptr, frame, PyTrace_CALL, nullptr);
+}
+
 void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation) {
     truncate(stack, 0);
     stack.valid = 0;
@@ -236,24 +461,35 @@ void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation) {
 }
 
 void detach(ShadowStack& stack, std::vector<PyFrameObject*>& out) {
-    for (ShadowFrame& entry : stack.frames) out.push_back(entry.frame);
+    for (ShadowFrame& entry : stack.frames) {
+        if (entry.frame) out.push_back(entry.frame);
+    }
     stack.frames.clear();
     stack.valid = 0;
     stack.generation = 0;
 }
 
-bool current_node(ShadowStack& stack, uint32_t* node) {
-    // Not rebuilt yet (a thread that has made no Python call since the start), or someone
-    // else's profiler replaced ours on this thread (pushes and pops are no longer seen).
+bool current_node(ShadowStack& stack, std::vector<RawFrame>& scratch, uint32_t* node) {
+    // Not rebuilt yet (a thread that has made no Python call since the start).
     if (stack.generation != tracker::generation()) return false;
-    if (!stack.tstate || stack.tstate->c_profilefunc != profile_callback) return false;
     *node = 0;
     size_t n = stack.frames.size();
+    int top_lasti = INT_MIN;
+    if (g_monitoring) {
+        // The live top frame must be our top: else events were missed, and the walk decides.
+        walk_this_thread(scratch, 1);
+        if (scratch.empty() || n == 0) return scratch.empty() && n == 0;
+        const ShadowFrame& top = stack.frames[n - 1];
+        if (top.iframe != scratch[0].id || g_code_objects[top.code_id] != scratch[0].code) return false;
+        top_lasti = scratch[0].lasti;
+    } else if (!stack.tstate || stack.tstate->c_profilefunc != profile_callback) {
+        return false;  // someone else's profiler replaced ours: pushes and pops are not seen
+    }
     if (n == 0) return true;
     uint32_t parent = stack.valid == 0 ? 0 : stack.frames[stack.valid - 1].node;
     for (size_t i = stack.valid; i < n; ++i) {
         ShadowFrame& entry = stack.frames[i];
-        int lasti = frame_lasti(entry.frame);
+        int lasti = !entry.frame ? (i + 1 == n ? top_lasti : entry.calling) : frame_lasti(entry.frame);
         if (entry.node == 0 || entry.lasti != lasti || entry.parent != parent) {
             entry.lasti = lasti;
             entry.parent = parent;
@@ -293,6 +529,8 @@ uint32_t walked_node(FrameWalk& walk) {
     }
     return parent;
 }
+
+namespace {
 
 void install_profiler_all_threads() {
 #if PY_VERSION_HEX >= 0x030C0000
@@ -341,6 +579,8 @@ void remove_profiler_all_threads() {
     }
 #endif
 }
+
+}  // namespace
 
 // ---- Python allocator domains -------------------------------------------------------------
 

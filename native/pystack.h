@@ -13,6 +13,14 @@
 // while that thread is in C code. Only the top frame's instruction moves between allocations, so
 // each entry caches the trie node it resolved to and `valid` says how many bottom entries are
 // still exact; an allocation re-resolves from there up, usually just the top frame.
+//
+// On 3.12+ the calls are followed through sys.monitoring (PEP 669) where a tool id is free: its
+// events name the code object and need no frame object, which the profile callback makes
+// CPython create for every call it reports. Entries then hold the interpreter's frame only as an
+// identity: the callers' instructions are noted when they call, and an allocation reads the top
+// frame's instruction from the interpreter after checking that the live top frame is the shadow
+// top, so a missed event (a callback that sys.monitoring suppresses while another tool's runs)
+// costs a walk, never a wrong or stale read.
 #pragma once
 
 #include <Python.h>
@@ -28,16 +36,18 @@ namespace memprof {
 class Recorder;
 
 struct ShadowFrame {
-    // A strong reference. Borrowing would be enough while our callback sees every return, but
-    // if another profiler replaces ours (sys.setprofile, cProfile, a debugger) the returns are
-    // missed and a borrowed frame would be freed under us: a stale stack must mean a wrong
-    // attribution at worst, never a read of freed memory.
+    // Profile callback: a strong reference. Borrowing would be enough while our callback sees
+    // every return, but if another profiler replaces ours (sys.setprofile, cProfile, a debugger)
+    // the returns are missed and a borrowed frame would be freed under us: a stale stack must
+    // mean a wrong attribution at worst, never a read of freed memory. Null under sys.monitoring.
     PyFrameObject* frame;
+    const void* iframe;  // sys.monitoring: the interpreter's frame, compared, never dereferenced
     uint32_t code_id;
     uint32_t parent;  // the node this entry was resolved under
     uint32_t node;    // 0 until resolved
-    int lasti;
-    uint8_t entry;  // entered the C eval loop anew (see pyframes.h)
+    int lasti;        // the instruction `node` was resolved for
+    int calling;      // sys.monitoring: the instruction it was at when it last called a frame
+    uint8_t entry;    // entered the C eval loop anew (see pyframes.h)
 };
 
 struct ShadowStack {
@@ -68,10 +78,12 @@ int profile_callback(PyObject* obj, PyFrameObject* frame, int what, PyObject* ar
 
 // Rebuilds `stack` from `top` (and its callers) for the current generation. GIL held.
 void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation);
+// The same for the calling thread's current frames, as calls are followed now. GIL held.
+void rebuild_current(ShadowStack& stack, uint32_t generation);
 // The trie node of the thread's shadow stack into `node`; emits NODE records for new nodes.
 // False if the shadow stack is not known to be right (the caller walks the frames instead).
-// Lock held.
-bool current_node(ShadowStack& stack, uint32_t* node);
+// `scratch` is the thread's walk buffer. Lock held.
+bool current_node(ShadowStack& stack, std::vector<RawFrame>& scratch, uint32_t* node);
 
 // The trie node of the calling thread's stack, walked from the interpreter's frames; emits
 // FRAME and NODE records for new ones. Lock held; no GIL needed.
@@ -80,9 +92,17 @@ uint32_t walked_node(FrameWalk& walk);
 // Moves every frame reference out of `stack` into `out` and marks it stale (lock held).
 void detach(ShadowStack& stack, std::vector<PyFrameObject*>& out);
 
-// Profile callback in every thread that exists now (GIL held).
-void install_profiler_all_threads();
-void remove_profiler_all_threads();
+// Following calls to keep shadow stacks: sys.monitoring where it can (3.12+, a free tool id, and
+// MEMPROF_CALLS is not "profile"), else the profile callback in every thread that exists now.
+// Chosen by the first follow_calls() after release_calls(); pause and resume keep the choice.
+// GIL held.
+void follow_calls();
+void stop_following_calls();
+void release_calls();  // at stop: gives the sys.monitoring tool id back
+bool follows_by_monitoring();
+// A new Python thread's first profile event (threading.setprofile): under sys.monitoring the
+// profile function is only removed again. GIL held.
+void thread_started(PyFrameObject* frame);
 
 // PyMem_SetAllocator wrappers for the RAW, MEM and OBJ domains (GIL held).
 void install_allocator_hooks();

@@ -302,14 +302,15 @@ int Reader::parse_record(Cursor& cursor) {
             }
             break;
         }
-        case NATIVE_NODE: {
+        case NATIVE_NODE:
+        case EVAL_NATIVE_NODE: {
             uint64_t parent, address;
             if (!cursor.get_varint(&parent) || !cursor.get_varint(&address)) return short_read();
             if (parent > d_native_nodes.size()) return corrupt("a native stack whose parent is unknown");
             if (d_native_nodes.size() >= UINT32_MAX - 1) return corrupt("more native stack nodes than a capture can hold");
-            d_native_nodes.push_back({static_cast<uint32_t>(parent), address, map_of(address)});
+            d_native_nodes.push_back({static_cast<uint32_t>(parent), address, map_of(address), kind == EVAL_NATIVE_NODE});
             if (d_dump) {
-                fprintf(d_dump, "NATIVE_NODE id=%zu parent=%" PRIu64 " address=0x%" PRIx64 "\n", d_native_nodes.size(),
+                fprintf(d_dump, "%s id=%zu parent=%" PRIu64 " address=0x%" PRIx64 "\n", name, d_native_nodes.size(),
                         parent, address);
             }
             break;

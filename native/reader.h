@@ -40,6 +40,7 @@ struct NativeNodeRecord {
     uint32_t parent;
     uint64_t address;  // a return address
     int32_t map;       // index in maps() of the mapping holding it when recorded, or -1
+    bool eval;         // EVAL_NATIVE_NODE: the address is in the interpreter's eval loop
 };
 
 struct MapRecord {

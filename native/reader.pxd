@@ -27,6 +27,7 @@ cdef extern from "reader.h" namespace "memprof":
         uint32_t parent
         uint64_t address
         int32_t map
+        bint eval
 
     cdef struct MapRecord:
         uint64_t start

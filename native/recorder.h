@@ -95,9 +95,9 @@ class Recorder {
     void thread_name(uint64_t tid, const std::string& name);
     void frame(const std::string& function, const std::string& file, uint64_t first_line);
     void node(uint32_t parent, uint32_t frame, uint64_t line, bool entry = false);
-    void native_node(uint32_t parent, uintptr_t address) {
+    void native_node(uint32_t parent, uintptr_t address, bool eval = false) {
         uint8_t* out = reserve(24);
-        *out++ = NATIVE_NODE;
+        *out++ = eval ? EVAL_NATIVE_NODE : NATIVE_NODE;
         out = put_varint(out, parent);
         commit(put_varint(out, address));
     }

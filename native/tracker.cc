@@ -257,6 +257,12 @@ uint64_t current_tid() {
 }
 
 bool is_active() { return g && g->running; }
+
+const char* python_stacks() {
+    if (!is_active()) return "";
+    if (g->walk) return "walk";
+    return pystack::follows_by_monitoring() ? "sys.monitoring" : "profile";
+}
 bool is_recording() { return active_relaxed(); }
 
 void pause() {
@@ -267,7 +273,7 @@ void pause() {
         g->active = false;
     }
     if (g->walk) return;
-    pystack::remove_profiler_all_threads();
+    pystack::stop_following_calls();
     release_stacks();
 }
 
@@ -293,8 +299,8 @@ void resume() {
     }
     if (g->walk) return;
     ThreadState* state = thread_state();
-    pystack::rebuild(state->stack, PyEval_GetFrame(), generation());
-    pystack::install_profiler_all_threads();
+    pystack::rebuild_current(state->stack, generation());
+    pystack::follow_calls();
 }
 
 bool start(const Options& options, std::string* error) {
@@ -336,8 +342,8 @@ bool start(const Options& options, std::string* error) {
     if (options.trace_python_allocators) {
         // This thread's stack now; other threads rebuild theirs at their next profile event.
         ThreadState* state = thread_state();
-        pystack::rebuild(state->stack, PyEval_GetFrame(), generation());
-        pystack::install_profiler_all_threads();
+        pystack::rebuild_current(state->stack, generation());
+        pystack::follow_calls();
         pystack::install_allocator_hooks();
     }
     arena_cache::install();
@@ -359,7 +365,7 @@ std::string stop() {
     hooks::patch_all(false);
     pystack::remove_allocator_hooks();
     arena_cache::remove();
-    pystack::remove_profiler_all_threads();
+    pystack::release_calls();
     release_stacks();
     stop_sampler();
     std::string error;
@@ -400,16 +406,7 @@ void set_thread_name(uint64_t tid, const std::string& name) {
     if (g->active) g->recorder.thread_name(tid, name);
 }
 
-void thread_started(PyFrameObject* frame) {
-    // A new Python thread's first profile event, through threading.setprofile: from now on the
-    // C callback takes this thread's events directly, or none if its stacks are walked.
-    if (g && g->walk) {
-        PyEval_SetProfile(nullptr, nullptr);
-        return;
-    }
-    PyEval_SetProfile(pystack::profile_callback, nullptr);
-    pystack::profile_callback(nullptr, frame, PyTrace_CALL, nullptr);
-}
+void thread_started(PyFrameObject* frame) { pystack::thread_started(frame); }
 
 void before_fork() {
     if (!g || !g->running) return;
@@ -434,7 +431,7 @@ namespace {
 // The allocating thread's Python stack as a trie node (0: no Python frames). Lock held.
 inline uint32_t python_node(ThreadState* state) {
     uint32_t node = 0;
-    if (!g->walk && pystack::current_node(state->stack, &node)) return node;
+    if (!g->walk && pystack::current_node(state->stack, state->walk.raw, &node)) return node;
     return pystack::walked_node(state->walk);
 }
 
@@ -446,11 +443,12 @@ void on_alloc(uint8_t kind, void* address, size_t size) {
         if (!active_relaxed()) return;  // paused between tests: not worth an unwind
         // Unwound outside the lock: it is the slow part, and threads need not wait for it.
         uintptr_t addresses[nativestack::kMaxDepth];
-        int depth = nativestack::unwind(state->native_stack, addresses, nativestack::kMaxDepth);
+        uintptr_t frames[nativestack::kMaxDepth];
+        int depth = nativestack::unwind(state->native_stack, addresses, frames, nativestack::kMaxDepth);
         std::lock_guard<std::mutex> lock(g->lock);
         if (!g->active.load(std::memory_order_relaxed)) return;
         uint32_t stack = python_node(state);
-        uint32_t native_stack = nativestack::intern(state->native_stack, addresses, depth);
+        uint32_t native_stack = nativestack::intern(state->native_stack, addresses, frames, depth);
         switch_thread(state->tid);
         g->recorder.alloc_native(kind, reinterpret_cast<uintptr_t>(address), size, stack, native_stack);
         return;

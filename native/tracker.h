@@ -64,6 +64,9 @@ std::string drain();  // memory sink: the records written since the last drain
 void mark(uint64_t id, const std::string& label);
 void set_thread_name(uint64_t tid, const std::string& name);
 uint64_t current_tid();
+// How the running tracker knows Python stacks: "sys.monitoring", "profile" (the profile
+// callback), "walk" (frames walked at each allocation), or "" when none runs.
+const char* python_stacks();
 void thread_started(PyFrameObject* frame);
 // os.fork() from Python (os.register_at_fork): join our threads before, restart them after in
 // the parent. A fork from C skips these and relies on the pthread_atfork handlers alone.

@@ -26,6 +26,7 @@ cdef extern from "tracker.h" namespace "memprof::tracker":
     void mark(uint64_t id, const string& label) except +
     void set_thread_name(uint64_t tid, const string& name) except +
     uint64_t current_tid()
+    const char* python_stacks()
     void thread_started(PyFrameObject* frame)
     void before_fork() except +
     void after_fork_parent() except +

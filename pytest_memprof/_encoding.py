@@ -14,7 +14,7 @@ import lz4.frame
 from ._reader import FORMAT_VERSION, NativeReader
 
 THREAD, THREAD_NAME, FRAME, NODE, TRAILER = 64, 65, 66, 67, 70
-ENTRY_NODE, NATIVE_NODE, MAPS, MAP = 71, 72, 73, 74
+ENTRY_NODE, NATIVE_NODE, MAPS, MAP, EVAL_NATIVE_NODE = 71, 72, 73, 74, 76
 AGG_STACK, AGG_SAMPLE, AGG_SUMMARY = 80, 81, 82
 MAX_STRING = 1 << 16
 
@@ -64,8 +64,8 @@ def prelude(reader: NativeReader, frames: int | None = None, nodes: int | None =
             identity = bytes.fromhex(build_id)
             varint(len(identity), out)
             out += identity
-    for parent, address, _ in reader.native_nodes()[:native_nodes]:
-        out.append(NATIVE_NODE)
+    for parent, address, _, in_eval_loop in reader.native_nodes()[:native_nodes]:
+        out.append(EVAL_NATIVE_NODE if in_eval_loop else NATIVE_NODE)
         varint(parent, out)
         varint(address, out)
     for tid, name in reader.thread_names().items():

@@ -159,7 +159,7 @@ cdef class NativeReader:
     def native_nodes(self):
         """(parent native node, return address, map index or -1) per native node id - 1."""
         cdef native.NativeNodeRecord node
-        return [(node.parent, node.address, node.map) for node in self.reader.native_nodes()]
+        return [(node.parent, node.address, node.map, node.eval) for node in self.reader.native_nodes()]
 
     def maps(self):
         """(start, end, load base, path, build ID as hex or "") of every executable mapping recorded."""

@@ -55,6 +55,11 @@ def is_active():
     return native.is_active()
 
 
+def python_stacks():
+    """How the running tracker knows Python stacks: "sys.monitoring", "profile", "walk", or ""."""
+    return native.python_stacks().decode()
+
+
 def pause():
     """Stop recording until resume() (the hooks stay in place and pass through)."""
     native.set_guard(True)

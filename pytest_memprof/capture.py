@@ -10,7 +10,7 @@ from typing import Callable
 
 from ._reader import FORMAT_VERSION, HYBRID_STACK, NativeReader
 from .errors import CaptureError
-from .hybrid import NativeCall, NativeShape, interpreter_paths, merge, python_runs
+from .hybrid import EVAL_FUNCTION, NativeCall, NativeShape, interpreter_paths, merge, python_runs
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint
 from .symbols import Symbolizer
 
@@ -440,7 +440,7 @@ class Capture:
         call = self._calls.get(node)
         if call is not None:
             return call
-        _, address, map_index = self._native_nodes[node - 1]
+        _, address, map_index, in_eval_loop = self._native_nodes[node - 1]
         # Nodes are paths, addresses are places: many nodes (one per path into a function) share
         # an address, and so its symbols.
         call = self._calls_at.get((address, map_index))
@@ -452,7 +452,7 @@ class Capture:
             map_index = self._map_containing(address - 1)
         if map_index < 0:
             frame = Frame(f"0x{address:x}", "<unknown>", 0, native=True)
-            call = NativeCall("", False, lambda: (frame,))
+            call = NativeCall("", False, lambda: (frame,), in_eval_loop)
         else:
             _, _, load_base, path, build_id = self._maps[map_index]
             vaddr = address - 1 - load_base
@@ -462,7 +462,13 @@ class Capture:
             function = _SYMBOLIZER.function_name(path, vaddr, build_id)
             # libc's unnamed local functions are its start-up code (e.g. __libc_start_call_main).
             runtime = not function and os.path.basename(path).startswith(("libc.so", "ld-linux"))
-            call = NativeCall(function, interpreter or runtime, lambda: self._locate(path, vaddr, build_id))
+            if in_eval_loop and not function:
+                # A stripped interpreter, or the loop's code an optimiser moved out of its symbol.
+                eval_frame = Frame(EVAL_FUNCTION, path, 0, native=True)
+                call = NativeCall(EVAL_FUNCTION, True, lambda: (eval_frame,), True)
+            else:
+                call = NativeCall(function, interpreter or runtime, lambda: self._locate(path, vaddr, build_id),
+                                  in_eval_loop)
             if _SYMBOLIZER.problem(path, build_id):
                 self._warn_missing(path, build_id)
         self._calls[node] = call

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .model import Frame
 
 # The C function that runs Python frames (a ".cold" part is split off by optimising builds).
-_EVAL_FUNCTION = "_PyEval_EvalFrameDefault"
+EVAL_FUNCTION = "_PyEval_EvalFrameDefault"
 # Process and thread start-up: below main() or a thread's start routine, never interesting.
 _STARTUP_FUNCTIONS = frozenset({"_start", "__libc_start_main", "__libc_start_call_main", "__libc_start_main_impl",
                                 "start_thread", "clone", "clone3", "__clone", "__clone3"})
@@ -30,11 +30,14 @@ class NativeCall:
 
     __slots__ = ("expand", "function", "interpreter", "is_eval", "is_startup")
 
-    def __init__(self, function: str, interpreter: bool, expand: Callable[[], tuple[Frame, ...]]) -> None:
+    def __init__(self, function: str, interpreter: bool, expand: Callable[[], tuple[Frame, ...]],
+                 in_eval_loop: bool = False) -> None:
         self.function = function
         self.interpreter = interpreter  # in libpython or the python executable
         self.expand = expand  # the frames to show (symbolised lazily: hidden ones never are)
-        self.is_eval = function.startswith(_EVAL_FUNCTION)  # the interpreter's eval loop
+        # The interpreter's eval loop: as the tracker told it at run time (EVAL_NATIVE_NODE), or
+        # by its name in captures made before it could (format 3) and on Python 3.9.
+        self.is_eval = in_eval_loop or function.startswith(EVAL_FUNCTION)
         self.is_startup = function in _STARTUP_FUNCTIONS  # process or thread start-up code
 
     def visible(self, show_interpreter_frames: bool) -> bool:

@@ -1,6 +1,7 @@
 """The interpreter's frames as each CPython version lays them out (native/pyframes.cc), read back
-through the tracker both ways it knows stacks, and held against what ``sys._getframe()`` says at
-the moment of the allocation: the same functions, files and line numbers, frame for frame."""
+through the tracker every way it knows stacks (sys.monitoring on 3.12+, the profile callback, the
+walk), and held against what ``sys._getframe()`` says at the moment of the allocation: the same
+functions, files and line numbers, frame for frame."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import threading
 
 import pytest
 
-from pytest_memprof import Capture, Tracker
+from pytest_memprof import Capture, Tracker, _tracker
 from tests.native_lib import CALLBACK, build, load
+
+MONITORING = sys.version_info >= (3, 12)
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +51,21 @@ class Seen:
             self.lib.release(pointer)
 
 
-def recorded(tmp_path, python_allocators: bool, seen: Seen, body) -> dict:
+@pytest.fixture(params=["sys.monitoring", "profile", "walk"])
+def stacks_by(request, monkeypatch) -> str:
+    """Each way the tracker knows Python stacks: its name as _tracker.python_stacks() gives it."""
+    if request.param == "sys.monitoring" and not MONITORING:
+        pytest.skip("sys.monitoring is 3.12+")
+    if request.param == "profile":
+        monkeypatch.setenv("MEMPROF_CALLS", "profile")
+    return request.param
+
+
+def recorded(tmp_path, stacks_by: str, seen: Seen, body) -> dict:
     """Run `body` under a tracker; {size: recorded frames} for the sizes `seen` noted."""
     out = tmp_path / "frames.bin"
-    with Tracker(out, trace_python_allocators=python_allocators, overwrite=True):
+    with Tracker(out, trace_python_allocators=stacks_by != "walk", overwrite=True):
+        assert _tracker.python_stacks() == stacks_by
         body()
     seen.release()
     stacks = {}
@@ -90,14 +104,14 @@ def outer(seen, size):
     return middle(seen, size)
 
 
-def test_frames_in_the_main_thread(tmp_path, testlib, python_allocators):
+def test_frames_in_the_main_thread(tmp_path, testlib, stacks_by):
     seen = Seen(testlib)
-    stacks = recorded(tmp_path, python_allocators, seen, lambda: outer(seen, 600_001))
+    stacks = recorded(tmp_path, stacks_by, seen, lambda: outer(seen, 600_001))
     assert_same_frames(stacks, seen)
     assert callers(stacks[600_001], 3) == ["outer", "middle", "inner"]
 
 
-def test_frames_in_a_python_thread(tmp_path, testlib, python_allocators):
+def test_frames_in_a_python_thread(tmp_path, testlib, stacks_by):
     seen = Seen(testlib)
 
     def body():
@@ -105,12 +119,12 @@ def test_frames_in_a_python_thread(tmp_path, testlib, python_allocators):
         thread.start()
         thread.join()
 
-    stacks = recorded(tmp_path, python_allocators, seen, body)
+    stacks = recorded(tmp_path, stacks_by, seen, body)
     assert_same_frames(stacks, seen)
     assert stacks[600_002][0][0].endswith("_bootstrap")  # Thread._bootstrap from 3.11 (qualified names)
 
 
-def test_frames_in_a_native_thread_calling_into_python(tmp_path, testlib, python_allocators):
+def test_frames_in_a_native_thread_calling_into_python(tmp_path, testlib, stacks_by):
     # A thread made by C, which Python first hears of when it calls a Python callback: its frames
     # come from a thread state created on the spot.
     seen = Seen(testlib)
@@ -119,7 +133,7 @@ def test_frames_in_a_native_thread_calling_into_python(tmp_path, testlib, python
         outer(seen, 600_003)
 
     callback = CALLBACK(from_c)
-    stacks = recorded(tmp_path, python_allocators, seen, lambda: testlib.call_in_native_thread(callback))
+    stacks = recorded(tmp_path, stacks_by, seen, lambda: testlib.call_in_native_thread(callback))
     assert_same_frames(stacks, seen)
     assert stacks[600_003] == seen.chains[600_003]  # nothing above the callback to leave out
     assert stacks[600_003][0][0].endswith("from_c")
@@ -144,9 +158,9 @@ def consume(seen, first=600_004, second=600_005):
     return sizes
 
 
-def test_frames_in_generators_resumed_by_their_consumer(tmp_path, testlib, python_allocators):
+def test_frames_in_generators_resumed_by_their_consumer(tmp_path, testlib, stacks_by):
     seen = Seen(testlib)
-    stacks = recorded(tmp_path, python_allocators, seen, lambda: consume(seen))
+    stacks = recorded(tmp_path, stacks_by, seen, lambda: consume(seen))
     assert_same_frames(stacks, seen)
     for size in (600_004, 600_005):
         assert callers(stacks[size], 3) == ["consume", "delegate", "produce"]
@@ -165,9 +179,17 @@ async def task_body(seen):
     await asyncio.gather(awaited(seen, 600_006, False), awaited(seen, 600_007, True))
 
 
-def test_frames_in_coroutines_under_asyncio(tmp_path, testlib, python_allocators):
+def test_frames_in_coroutines_under_asyncio(tmp_path, testlib, stacks_by):
     seen = Seen(testlib)
-    stacks = recorded(tmp_path, python_allocators, seen, lambda: asyncio.run(task_body(seen)))
+
+    def body():
+        # A thread of its own: an earlier test of the session may have left this one's event
+        # loop marked as running.
+        thread = threading.Thread(target=asyncio.run, args=(task_body(seen),))
+        thread.start()
+        thread.join()
+
+    stacks = recorded(tmp_path, stacks_by, seen, body)
     assert_same_frames(stacks, seen)
     for size in (600_006, 600_007):
         assert callers(stacks[size], 1) == ["awaited"]
@@ -191,9 +213,9 @@ def after_an_exception(seen):
         seen.allocate(600_009)
 
 
-def test_frames_after_an_exception_unwound_through_them(tmp_path, testlib, python_allocators):
+def test_frames_after_an_exception_unwound_through_them(tmp_path, testlib, stacks_by):
     seen = Seen(testlib)
-    stacks = recorded(tmp_path, python_allocators, seen, lambda: after_an_exception(seen))
+    stacks = recorded(tmp_path, stacks_by, seen, lambda: after_an_exception(seen))
     assert_same_frames(stacks, seen)
     for size in (600_008, 600_009):
         assert "fail" not in [f[0] for f in stacks[size]]
@@ -206,12 +228,12 @@ def recurse(seen, depth):
     recurse(seen, depth - 1)
 
 
-def test_frames_of_deep_recursion(tmp_path, testlib, python_allocators):
+def test_frames_of_deep_recursion(tmp_path, testlib, stacks_by):
     seen = Seen(testlib)
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(5_000)
     try:
-        stacks = recorded(tmp_path, python_allocators, seen, lambda: recurse(seen, 2_000))
+        stacks = recorded(tmp_path, stacks_by, seen, lambda: recurse(seen, 2_000))
     finally:
         sys.setrecursionlimit(limit)
     assert_same_frames(stacks, seen)
@@ -219,7 +241,7 @@ def test_frames_of_deep_recursion(tmp_path, testlib, python_allocators):
 
 
 @pytest.mark.parametrize("install", [sys.setprofile, sys.settrace], ids=["setprofile", "settrace"])
-def test_frames_under_the_programs_own_profiler_or_tracer(tmp_path, testlib, python_allocators, install):
+def test_frames_under_the_programs_own_profiler_or_tracer(tmp_path, testlib, stacks_by, install):
     seen = Seen(testlib)
     events: list = []
 
@@ -235,6 +257,63 @@ def test_frames_under_the_programs_own_profiler_or_tracer(tmp_path, testlib, pyt
         finally:
             install(None)
 
-    stacks = recorded(tmp_path, python_allocators, seen, body)
+    stacks = recorded(tmp_path, stacks_by, seen, body)
     assert "call" in events
+    assert_same_frames(stacks, seen)
+
+
+needs_monitoring = pytest.mark.skipif(not MONITORING, reason="sys.monitoring is 3.12+")
+
+
+@needs_monitoring
+def test_sys_monitoring_stacks_beside_the_programs_own_monitoring_tool(tmp_path, testlib):
+    # The program's tool (a profiler's id) goes on seeing its events while ours follows calls.
+    monitoring = sys.monitoring
+    tool = monitoring.PROFILER_ID
+    monitoring.use_tool_id(tool, "the program's profiler")
+    starts: list = []
+    monitoring.register_callback(tool, monitoring.events.PY_START, lambda code, offset: starts.append(code.co_name))
+    monitoring.set_events(tool, monitoring.events.PY_START)
+    try:
+        seen = Seen(testlib)
+        stacks = recorded(tmp_path, "sys.monitoring", seen,
+                          lambda: (outer(seen, 600_020), consume(seen, 600_021, 600_022)))
+        assert monitoring.get_tool(tool) == "the program's profiler"
+    finally:
+        monitoring.set_events(tool, 0)
+        monitoring.register_callback(tool, monitoring.events.PY_START, None)
+        monitoring.free_tool_id(tool)
+    assert_same_frames(stacks, seen)
+    assert "outer" in starts and "produce" in starts
+
+
+@needs_monitoring
+def test_the_program_can_claim_the_conventional_tool_ids_while_tracking(tmp_path, testlib):
+    # cProfile takes the profiler id and coverage.py the coverage id: tracking must leave them.
+    import cProfile
+
+    seen = Seen(testlib)
+
+    def body():
+        for tool in (sys.monitoring.DEBUGGER_ID, sys.monitoring.COVERAGE_ID):
+            sys.monitoring.use_tool_id(tool, "the program's")
+            sys.monitoring.free_tool_id(tool)
+        profile = cProfile.Profile()
+        profile.runcall(outer, seen, 600_023)
+
+    stacks = recorded(tmp_path, "sys.monitoring", seen, body)
+    assert_same_frames(stacks, seen)
+    assert sys.monitoring.get_tool(3) is None and sys.monitoring.get_tool(4) is None  # ours is given back
+
+
+@needs_monitoring
+def test_without_a_free_tool_id_the_profile_callback_follows_calls(tmp_path, testlib):
+    for tool in (3, 4):
+        sys.monitoring.use_tool_id(tool, "the program's")
+    try:
+        seen = Seen(testlib)
+        stacks = recorded(tmp_path, "profile", seen, lambda: consume(seen, 600_024, 600_025))
+    finally:
+        for tool in (3, 4):
+            sys.monitoring.free_tool_id(tool)
     assert_same_frames(stacks, seen)

@@ -114,6 +114,57 @@ def test_python_called_back_from_c_sits_between_the_c_frames_in_call_order(
     assert (call.file, call.line) == (SOURCE, LINES["callback"])
 
 
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="3.9's eval loop keeps no marker of its own on the C stack")
+def test_eval_frames_are_told_without_the_interpreters_symbols(tmp_path, python_allocators, cpplib, unwinder,
+                                                               monkeypatch):
+    # As on a stripped interpreter (Debian's python3), or in eval-loop code an optimising build
+    # moved out of the function's symbol: no frame is known as the eval loop by its name, so the
+    # tracker's own run-time marks must place the Python frames.
+    import pytest_memprof.hybrid
+
+    monkeypatch.setattr(pytest_memprof.hybrid, "EVAL_FUNCTION", "no function is called this")
+    test_python_called_back_from_c_sits_between_the_c_frames_in_call_order(
+        tmp_path, python_allocators, cpplib, unwinder)
+    capture = Capture.open(tmp_path / "callback.bin", show_interpreter_frames=True)
+    stat = next(stat for stat in capture.leak_stacks() if stat.bytes == BLOCK_DOUBLES * 8)
+    functions = names(stat.frames)
+    # Each run of Python frames sits under the eval frame that runs it (with the functions the
+    # compiler inlined into the loop at that call, if any, between them).
+    for name in ("test_eval_frames_are_told_without_the_interpreters_symbols", "called_from_c"):
+        at = next(i for i, function in enumerate(functions) if function.split(".")[-1] == name)
+        while at > 0 and not stat.frames[at - 1].native:
+            at -= 1
+        above = []
+        while at > 0 and stat.frames[at - 1].native:
+            at -= 1
+            above.append(functions[at])
+        assert any(function.startswith("_PyEval_EvalFrameDefault") for function in above), functions
+
+
+GETATTR_SCRIPT = """
+import sys
+from pytest_memprof import Tracker
+from tests.native_lib import load
+
+lib = load(sys.argv[1])
+with Tracker(sys.argv[2], native=True):
+    assert lib.getattr_in_new_thread() == 0
+"""
+
+
+def test_a_threads_first_unwind_inside_pthread_getattr_np_does_not_deadlock(tmp_path, unwinder):
+    # pthread_getattr_np allocates while it holds the thread's own lock; the fast unwinder used to
+    # ask pthread_getattr_np for the stack's end on a thread's first unwind, and waited forever.
+    from tests.native_lib import build
+
+    library = build(tmp_path)
+    script = tmp_path / "getattr.py"
+    script.write_text(GETATTR_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(library), str(tmp_path / "getattr.bin")],
+                          env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
 def test_an_inlined_function_is_its_own_frame_with_the_caller_at_the_call_line(tmp_path, cpplib):
     out = tmp_path / "inline.bin"
     with Tracker(out, native=True):

@@ -62,3 +62,19 @@ int call_in_native_thread(void (*callback)(void)) {
     if (pthread_create(&thread, NULL, run_callback, (void*)callback) != 0) return -1;
     return pthread_join(thread, NULL);
 }
+
+static void* read_own_attributes(void* unused) {
+    (void)unused;
+    pthread_attr_t attributes;
+    if (pthread_getattr_np(pthread_self(), &attributes) != 0) return NULL;
+    pthread_attr_destroy(&attributes);
+    return unused;
+}
+
+/* A new native thread whose first allocation happens inside pthread_getattr_np, which holds the
+ * thread's own lock while it allocates (as Python 3.14 does in every new thread). */
+int getattr_in_new_thread(void) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, read_own_attributes, NULL) != 0) return -1;
+    return pthread_join(thread, NULL);
+}
