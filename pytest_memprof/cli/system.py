@@ -152,8 +152,11 @@ def run(args: argparse.Namespace) -> int:
         from ..sysstats import web
 
         default = sources.DEFAULT_WEB_PORT if args.webserver else sources.DEFAULT_SERVER_PORT
+        shown_args = {name: value for name, value in vars(args).items()
+                      if name not in ("func", "password", "password_file") and not callable(value)}
         return web.serve(args.bind, _port(args.port, default), interval, page=args.webserver,
-                         username=args.username, password=_password(args, confirm=True), stop_after=stop_after)
+                         username=args.username, password=_password(args, confirm=True), stop_after=stop_after,
+                         args=shown_args)
     if args.browser:
         from ..sysstats import browser
 

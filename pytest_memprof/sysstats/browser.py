@@ -7,25 +7,24 @@ from typing import Any
 
 from ..errors import UsageError
 from .config import ServerEntry, config_paths, find_config, read_serverlist
-from .source import SourceUnavailable, basic_auth_header, fetch_json
+from .fetch import SourceUnavailable
+from .source import RemoteSource, basic_auth_header
 
 
 def probe(server: ServerEntry, authorization: str | None, timeout: float = 2.0) -> dict[str, Any]:
     """One server's status: ONLINE with a few figures, PROTECTED when it wants a password, else OFFLINE."""
-    host = f"[{server.name}]" if ":" in server.name else server.name
-    base = f"http://{host}:{server.port}/api/4"
-    row: dict[str, Any] = {"alias": server.alias, "address": f"{host}:{server.port}", "status": "OFFLINE",
-                           "detail": ""}
+    source = RemoteSource(server.name, server.port, authorization, timeout)
+    row: dict[str, Any] = {"alias": server.alias, "address": source.description, "status": "OFFLINE",
+                           "detail": "", "source": source}
     try:
-        fetch_json(f"{base}/status", authorization, timeout)
-        stats = {name: fetch_json(f"{base}/{name}", authorization, timeout) for name in ("cpu", "mem", "load")}
+        stats = source.sample()
     except SourceUnavailable as error:
-        row["status"] = "PROTECTED" if "401" in str(error) else "OFFLINE"
+        row["status"] = "PROTECTED" if error.status == 401 else "OFFLINE"
         row["detail"] = str(error)
         return row
+    cpu, mem, load = (stats.get(name) if isinstance(stats.get(name), dict) else {} for name in ("cpu", "mem", "load"))
     row["status"] = "ONLINE"
-    row["detail"] = (f"cpu {stats['cpu'].get('total')}%  mem {stats['mem'].get('percent')}%  "
-                     f"load {stats['load'].get('min1')}")
+    row["detail"] = f"cpu {cpu.get('total')}%  mem {mem.get('percent')}%  load {load.get('min1')}"
     return row
 
 

@@ -112,6 +112,7 @@ class Uptime(Plugin):
 class Cpu(Plugin):
     name = "cpu"
     description = "CPU use of the whole machine since the previous sample."
+    history = ("user", "system")
     fields = (
         Field("total", "Percent of time busy (all but idle and iowait), all CPUs together.", _PERCENT),
         *_CPU_TIME_FIELDS[:9],
@@ -169,6 +170,7 @@ class PerCpu(Plugin):
 class Load(Plugin):
     name = "load"
     description = "Load average: processes running or waiting to run, averaged over 1, 5 and 15 minutes."
+    history = ("min1", "min5", "min15")
     fields = (
         Field("min1", "Load average over 1 minute.", "float"),
         Field("min5", "Load average over 5 minutes.", "float"),
@@ -185,6 +187,7 @@ class Load(Plugin):
 class Mem(Plugin):
     name = "mem"
     description = "Physical memory (RAM), as psutil.virtual_memory() reports it."
+    history = ("percent",)
     fields = (
         Field("total", "Total physical memory.", _BYTES),
         Field("available", "Memory that can be given to processes at once without swapping.", _BYTES),
@@ -207,6 +210,7 @@ class Mem(Plugin):
 class MemSwap(Plugin):
     name = "memswap"
     description = "Swap space."
+    history = ("percent",)
     fields = (
         Field("total", "Total swap space.", _BYTES),
         Field("used", "Swap in use.", _BYTES),

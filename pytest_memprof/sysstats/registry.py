@@ -39,6 +39,8 @@ class Plugin:
     # For VALUE plugins, the unit of the value.
     unit: ClassVar[str] = ""
     fields: ClassVar[tuple[Field, ...]] = ()
+    # Fields kept in the history (Glances's items_history_list), for /history and the charts.
+    history: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self._last_time: float | None = None

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
 import psutil
 
-from ..errors import MemprofError, UsageError
+from ..errors import UsageError
+from .fetch import SourceUnavailable, decode_json, get_json
 from .plugins import PLUGINS
 from .registry import Plugin
 
@@ -24,10 +22,6 @@ _SETTLE_SECONDS = 0.1
 
 # What reading /proc or /sys can raise: permissions, files missing in containers, psutil's own errors.
 _SOURCE_ERRORS = (OSError, RuntimeError, psutil.Error)
-
-
-class SourceUnavailable(MemprofError):
-    """A remote server did not answer (or refused our credentials)."""
 
 
 class LocalSource:
@@ -92,38 +86,48 @@ def basic_auth_header(username: str, password: str) -> str:
     return f"Basic {token}"
 
 
-def fetch_json(url: str, authorization: str | None = None, timeout: float = 3.0) -> Any:
-    """GET a URL and decode its JSON; any failure is a SourceUnavailable with a one-line reason."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    if authorization:
-        request.add_header("Authorization", authorization)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read().decode("utf-8"))
-    except urllib.error.HTTPError as error:
-        reason = "the password was refused (HTTP 401)" if error.code == 401 else f"HTTP {error.code}"
-        raise SourceUnavailable(reason) from None
-    except urllib.error.URLError as error:
-        reason = error.reason
-        text = getattr(reason, "strerror", None) or str(reason)
-        raise SourceUnavailable(text.lower() if isinstance(text, str) else str(text)) from None
-    except (OSError, ValueError) as error:  # timeouts, resets, a non-JSON answer
-        raise SourceUnavailable(str(error) or type(error).__name__) from None
-
-
 class RemoteSource:
-    """Samples a server's ``/api/4/all``."""
+    """Samples a server: a memprof or Glances web server's ``/api/4/all``, or a Glances ``-s`` over XML-RPC.
 
-    def __init__(self, host: str, port: int, authorization: str | None = None) -> None:
+    The protocol is found on the first sample: REST first; a server that refuses GET (Glances's XML-RPC
+    server answers 501) is asked over XML-RPC, and the choice is kept.
+    """
+
+    def __init__(self, host: str, port: int, authorization: str | None = None, timeout: float = 5.0) -> None:
         self.host, self.port = host, port
         self.authorization = authorization
+        self.timeout = timeout
         shown = f"[{host}]" if ":" in host else host
         self.description = f"{shown}:{port}"
-        self.base = f"http://{shown}:{port}/api/4"
+        self.protocol: str | None = None  # "rest" or "xmlrpc" once known
+
+    def _rest(self) -> Any:
+        return get_json(self.host, self.port, "/api/4/all", self.authorization, self.timeout)
+
+    def _xmlrpc(self) -> Any:
+        from . import xmlrpc
+
+        if self.protocol is None:
+            xmlrpc.call(self.host, self.port, "init", authorization=self.authorization, timeout=self.timeout)
+        text = xmlrpc.call(self.host, self.port, "getAll", authorization=self.authorization, timeout=self.timeout)
+        if not isinstance(text, str):
+            raise SourceUnavailable("the XML-RPC getAll reply is not Glances's JSON text")
+        return decode_json(text.encode("utf-8"), "the XML-RPC getAll reply")
 
     def sample(self) -> dict[str, Any]:
         """Fetch every plugin's value from the server."""
-        snapshot = fetch_json(f"{self.base}/all", self.authorization)
+        if self.protocol == "xmlrpc":
+            snapshot = self._xmlrpc()
+        else:
+            try:
+                snapshot = self._rest()
+            except SourceUnavailable as error:
+                if self.protocol == "rest" or error.status not in (404, 405, 501):
+                    raise
+                snapshot = self._xmlrpc()
+                self.protocol = "xmlrpc"
+            else:
+                self.protocol = "rest"
         if not isinstance(snapshot, dict):
-            raise SourceUnavailable("the server's /api/4/all is not a JSON object")
+            raise SourceUnavailable("the server's stats are not a JSON object")
         return snapshot

@@ -94,7 +94,10 @@ def test_a_client_sends_the_password_and_is_refused_without_it(start_server, tmp
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout == f"mem.total: {psutil.virtual_memory().total}\n"
     refused = run_memprof("sys", "-c", f"127.0.0.1:{server.port}", "--stdout", "mem.total", "--stop-after", "1")
-    assert_one_line_error(refused, "the password was refused (HTTP 401)")
+    assert_one_line_error(refused, "the server needs a password: give it with --password or --password-file")
+    wrong = run_memprof("sys", "-c", f"127.0.0.1:{server.port}", "--stdout", "mem.total", "--stop-after", "1",
+                        "--password", env={"MEMPROF_SYS_PASSWORD": "guess"})
+    assert_one_line_error(wrong, "the password was refused (HTTP 401)")
 
 
 def test_browser_lists_the_configured_servers_with_their_status(start_server, tmp_path):

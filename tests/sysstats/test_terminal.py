@@ -132,8 +132,8 @@ def test_the_password_is_asked_twice_on_the_terminal(tmp_path):
     os.write(terminal.master, b"typed secret\n")
     terminal.read_until("again: ")
     os.write(terminal.master, b"typed secret\n")
-    port = int(re.search(r"http://127\.0\.0\.1:(\d+)/api/4/ \(every 0\.5 s, password required",
-                         terminal.read_until(r"password required")).group(1))
+    announced = r"http://127\.0\.0\.1:(\d+)/api/4/ \(samples at most every 0\.5 s, when asked, password required"
+    port = int(re.search(announced, terminal.read_until(r"password required")).group(1))
     token = base64.b64encode(b"memprof:typed secret").decode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/api/4/status",
                                      headers={"Authorization": f"Basic {token}"})

@@ -26,9 +26,9 @@ def get(url: str, authorization: str | None = None) -> tuple[int, dict, bytes]:
     request = urllib.request.Request(url, headers={"Authorization": authorization} if authorization else {})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, error.headers, error.read()
 
 
 def get_json(url: str, authorization: str | None = None):
@@ -74,7 +74,7 @@ def test_every_api_route_answers_json(start_server):
                 assert isinstance(picked[field], list)
     status, load = get_json(f"{api}/load/cpucore")
     assert load == {"cpucore": psutil.cpu_count()}
-    status, loopback = get_json(f"{api}/network/interface_name/lo")
+    status, loopback = get_json(f"{api}/network/interface_name/value/lo")
     assert status == 200 and [entry["interface_name"] for entry in loopback["lo"]] in ([], ["lo"])
     for missing in ("nosuchplugin", "mem/nosuchfield", "uptime/x", "mem/used/1"):
         status, body = get_json(f"{api}/{missing}")
@@ -213,4 +213,4 @@ def test_only_loopback_binds_go_without_a_warning(host, loopback):
 def test_a_loopback_server_without_password_gives_no_warning():
     result = run_memprof("sys", "-s", "--port", "0", "--stop-after", "1")
     assert result.returncode == 0 and result.stderr == ""
-    assert result.stdout.startswith("memprof: sys API on http://127.0.0.1:")
+    assert result.stdout.startswith("memprof: sys API and Glances XML-RPC (/RPC2) on http://127.0.0.1:")

@@ -1,0 +1,58 @@
+"""Glances's protocols both ways, against real Glances (a test extra) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import xmlrpc.client
+
+import psutil
+import pytest
+
+from pytest_memprof.sysstats.plugins import PLUGINS
+
+from .conftest import run_memprof
+
+
+@pytest.mark.parametrize("mode", ["-s", "-w"])
+def test_our_client_reads_a_glances_server(glances_server, mode):
+    server = glances_server(mode)
+    result = run_memprof("sys", "-c", f"127.0.0.1:{server.port}", "--stdout-json", "mem.total,load,cpu.total",
+                         "--stop-after", "2", "-t", "0.5", timeout=90)
+    assert result.returncode == 0, result.stderr
+    documents = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(documents) == 2
+    for document in documents:
+        assert document["mem"]["total"] == psutil.virtual_memory().total
+        assert document["load"]["cpucore"] == psutil.cpu_count()
+        assert 0 <= document["cpu"]["total"] <= 100
+
+
+def test_our_server_speaks_glances_xmlrpc(start_server):
+    server = start_server("-s", "-t", "0.2")
+    proxy = xmlrpc.client.ServerProxy(f"{server.url}/RPC2")
+    assert proxy.init().split(".")[0] == "4"  # the Glances major version its client insists on
+    assert json.loads(proxy.getAllPlugins()) == list(PLUGINS)
+    everything = json.loads(proxy.getAll())
+    assert everything["mem"]["total"] == psutil.virtual_memory().total
+    assert json.loads(proxy.getPlugin("load"))["cpucore"] == psutil.cpu_count()
+    assert set(json.loads(proxy.getAllLimits())) == set(PLUGINS)
+    assert "min1" in json.loads(proxy.getPluginView("load"))
+    with pytest.raises(xmlrpc.client.Fault, match="methods are init, getAll"):
+        proxy.system.listMethods()
+    with pytest.raises(xmlrpc.client.Fault, match="one plugin name"):
+        proxy.getPlugin("nosuch")
+
+
+def test_our_xmlrpc_refuses_entities_and_big_bodies(start_server):
+    import urllib.request
+
+    server = start_server("-s", "-t", "0.2")
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]>'
+            b"<methodCall><methodName>&b;</methodName></methodCall>")
+    with urllib.request.urlopen(urllib.request.Request(f"{server.url}/RPC2", data=bomb), timeout=10) as response:
+        with pytest.raises(xmlrpc.client.Fault, match="document type declaration"):
+            xmlrpc.client.loads(response.read())
+    big = b"<methodCall><methodName>" + b"x" * (1 << 20) + b"</methodName></methodCall>"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(f"{server.url}/RPC2", data=big), timeout=10)
+    assert refused.value.code == 413
