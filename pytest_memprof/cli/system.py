@@ -21,14 +21,17 @@ DEFAULT_USERNAME = "memprof"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``sys`` subcommand."""
+    import textwrap
+
+    from ..sysstats.plugins import PLUGINS
     from ..sysstats.source import DEFAULT_SERVER_PORT, DEFAULT_WEB_PORT
 
+    plugin_names = "\n".join(textwrap.wrap(f"ITEMS are plugins ({', '.join(PLUGINS)})", 100))
     parser = subparsers.add_parser(
         "sys", help="system statistics (cpu, memory, swap, load, processes...), Glances-style",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Show system statistics. Without an output option: a full-screen terminal view (q quits).\n"
-        "ITEMS are plugins (now, system, uptime, cpu, percpu, load, mem, memswap, network, diskio, fs,\n"
-        "processcount, processlist) or dotted fields (cpu.user, mem.used, network.eth0.bytes_recv).",
+        f"{plugin_names}\nor dotted fields (cpu.user, mem.used, network.eth0.bytes_recv).",
         epilog="examples:\n"
         "  memprof sys --stdout cpu.user,mem.used,load\n"
         "  memprof sys --stdout-csv now,mem.used -t 1 > mem.csv\n"
@@ -69,8 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--username", default=DEFAULT_USERNAME,
                         help=f"user name for the password (default {DEFAULT_USERNAME})")
     parser.add_argument("-C", "--config", metavar="FILE",
-                        help="config file for --browser (default: ~/.config/memprof/memprof.conf, "
-                        "then /etc/memprof/memprof.conf)")
+                        help="config file in glances.conf's layout: thresholds, hidden interfaces and disks, "
+                        "[folders], [ports], [amp_*], [serverlist] (default: ~/.config/memprof/memprof.conf, "
+                        "/etc/memprof/memprof.conf, then Glances's glances.conf in the same places)")
     parser.set_defaults(func=run)
 
 
@@ -148,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--port goes with -w, -s or -c")
     # Checked before any password prompt or connection: a typo should cost nothing.
     selectors = selection.parse_list(getattr(args, printer_name)) if printer_name else []
+    from ..sysstats.config import SysConfig
+
+    config = SysConfig.load(args.config)
     if args.webserver or args.server:
         from ..sysstats import web
 
@@ -156,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
                       if name not in ("func", "password", "password_file") and not callable(value)}
         return web.serve(args.bind, _port(args.port, default), interval, page=args.webserver,
                          username=args.username, password=_password(args, confirm=True), stop_after=stop_after,
-                         args=shown_args)
+                         args=shown_args, config=config)
     if args.browser:
         from ..sysstats import browser
 
@@ -172,19 +179,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         source = None
     if printer_name:
-        return _print(printer_name, selectors, source, interval, stop_after)
+        return _print(printer_name, selectors, source, interval, stop_after, config)
     from ..sysstats import terminal
 
-    return terminal.show(source or sources.LocalSource(terminal.PLUGINS_SHOWN), interval, stop_after)
+    return terminal.show(source or sources.LocalSource(terminal.PLUGINS_SHOWN, config), interval, stop_after)
 
 
-def _print(printer_name: str, selectors: list, source, interval: float, stop_after: int | None) -> int:
+def _print(printer_name: str, selectors: list, source, interval: float, stop_after: int | None, config=None) -> int:
     from ..sysstats import selection
     from ..sysstats.printers import PRINTERS
     from ..sysstats.runner import Refreshes
     from ..sysstats.source import LocalSource
 
-    source = source or LocalSource(selection.plugins_needed(selectors))
+    source = source or LocalSource(selection.plugins_needed(selectors), config)
     printer = PRINTERS[printer_name](selectors, sys.stdout)
     try:
         for snapshot in Refreshes(source, interval, stop_after):

@@ -28,7 +28,6 @@ class Context:
     limits: Any = None  # thresholds.Limits; None: no thresholds (every view DEFAULT)
     config: dict[str, dict[str, str]] = field(default_factory=dict)
     args: dict[str, Any] = field(default_factory=dict)
-    help: dict[str, str] = field(default_factory=dict)
     servers: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -64,7 +63,8 @@ def _plugin_limits(context: Context, name: str) -> dict[str, Any]:
 def _status(context: Context) -> dict[str, Any]:
     return {"status": "ok", "version": __version__, SCHEMA_KEY: SCHEMA_VERSION,
             "refresh_seconds": context.store.min_age, "refreshes": context.store.refreshes,
-            "plugin_errors": dict(context.store.errors)}
+            "plugin_errors": dict(context.store.errors),
+            "plugin_disabled": dict(getattr(context.store.source, "disabled", {}))}
 
 
 def _top_level(context: Context) -> dict[str, Callable[[list[str]], tuple[int, Any] | None]]:
@@ -87,7 +87,6 @@ def _top_level(context: Context) -> dict[str, Callable[[list[str]], tuple[int, A
         "pluginslist": one(lambda: list(PLUGINS)),
         "fields": one(lambda: {name: describe(plugin) for name, plugin in PLUGINS.items()}),
         "serverslist": one(lambda: context.servers),
-        "help": one(lambda: context.help),
         "config": section(lambda: context.config, "config section or item"),
         "args": section(lambda: context.args, "argument"),
     }
@@ -206,7 +205,7 @@ ROUTES: list[tuple[str, str]] = [
     ("/config/{section}/{item}", "One item of a configuration section."),
     ("/args", "The server's command-line arguments."),
     ("/args/{item}", "One command-line argument."),
-    ("/help", "The terminal view's hotkeys."),
+    ("/help", "The help plugin: versions, config file and the terminal view's hotkeys."),
     ("/serverslist", "Servers of the configuration's [serverlist]."),
     ("/{plugin}", "One plugin's latest value."),
     ("/{plugin}/history", "The plugin's history: {series: [[time, value], ...]}."),

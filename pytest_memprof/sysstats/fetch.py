@@ -34,10 +34,13 @@ def _host_for_url(host: str) -> str:
 
 def request(host: str, port: int, method: str, path: str, *, body: bytes | None = None,
             headers: dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT,
-            limit: int = MAX_REPLY_BYTES) -> tuple[int, dict[str, str], bytes]:
+            limit: int = MAX_REPLY_BYTES, tls: bool = False,
+            connection: http.client.HTTPConnection | None = None) -> tuple[int, dict[str, str], bytes]:
     """One HTTP request; (status, lower-cased headers, body) within ``timeout`` seconds and ``limit`` bytes."""
     deadline = time.monotonic() + timeout
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    if connection is None:
+        kind = http.client.HTTPSConnection if tls else http.client.HTTPConnection
+        connection = kind(host, port, timeout=timeout)
     try:
         try:
             connection.request(method, path, body=body, headers=headers or {})

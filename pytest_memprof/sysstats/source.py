@@ -12,7 +12,7 @@ import psutil
 from ..errors import UsageError
 from .fetch import SourceUnavailable, decode_json, get_json
 from .plugins import PLUGINS
-from .registry import Plugin
+from .registry import LIST, Plugin
 
 DEFAULT_SERVER_PORT = 61209
 DEFAULT_WEB_PORT = 61208
@@ -25,17 +25,25 @@ _SOURCE_ERRORS = (OSError, RuntimeError, psutil.Error)
 
 
 class LocalSource:
-    """Samples this machine through the collectors of the named plugins."""
+    """Samples this machine through the collectors of the named plugins (all by default)."""
 
-    def __init__(self, names: Iterable[str] | None = None) -> None:
+    def __init__(self, names: Iterable[str] | None = None, config: Any = None) -> None:
+        from .registry import PluginContext
+
+        self.context = PluginContext(config)
         self.errors: dict[str, str] = {}
+        self.disabled: dict[str, str] = {}
         self.collectors: dict[str, Plugin | None] = {}
         for name in names or PLUGINS:
             try:
-                self.collectors[name] = PLUGINS[name]()  # some take a first reading to measure rates from
+                collector = PLUGINS[name](self.context)  # some take a first reading to measure rates from
             except _SOURCE_ERRORS as error:
                 self.collectors[name] = None
                 self.errors[name] = f"{type(error).__name__}: {error}"
+                continue
+            self.collectors[name] = collector
+            if collector.disabled:
+                self.disabled[name] = collector.disabled
         self._created = time.monotonic()
         self.description = "this machine"
 
@@ -44,19 +52,29 @@ class LocalSource:
         wait = _SETTLE_SECONDS - (time.monotonic() - self._created)
         if wait > 0:
             time.sleep(wait)
+        self.context.sample_number += 1
         snapshot: dict[str, Any] = {}
-        for name, collector in self.collectors.items():
+        # The alert log reads the other plugins' figures of this same sample: it is collected last.
+        for name in sorted(self.collectors, key=lambda name: name == "alert"):
+            collector = self.collectors[name]
             if collector is None:
                 snapshot[name] = None
                 continue
+            if name == "alert" and self.context.events is not None:
+                self.context.events.update(snapshot)
             try:
-                snapshot[name] = collector.collect()
+                value = collector.collect()
             except _SOURCE_ERRORS as error:
                 # One unreadable source (no /proc/diskstats in a container, say) must not blank the others;
                 # printers show N/A for it and the reason is kept for whoever asks.
                 snapshot[name] = None
                 self.errors[name] = f"{type(error).__name__}: {error}"
-        return snapshot
+                continue
+            if collector.shape == LIST and isinstance(value, list):
+                for entry in value:
+                    entry.setdefault("key", collector.key)  # Glances's entries name their key field
+            snapshot[name] = value
+        return {name: snapshot[name] for name in self.collectors}
 
 
 def parse_address(text: str, default_port: int) -> tuple[str, int]:

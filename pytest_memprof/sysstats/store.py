@@ -46,7 +46,7 @@ class StatsStore:
     def __init__(self, min_age: float, names: Iterable[str] | None = None, source: Any = None,
                  history_size: int = HISTORY_SIZE) -> None:
         self.min_age = min_age
-        self.source = source or LocalSource(names)
+        self.source = source if source is not None else LocalSource(names)
         self.history_size = history_size
         self.refreshes = 0
         self._lock = threading.Lock()

@@ -248,12 +248,13 @@ def _protocol_class() -> type:
 
 
 def make_app(store: StatsStore, *, page: bool, xmlrpc: bool, password: str | None, username: str = "memprof",
-             config: dict[str, dict[str, str]] | None = None, args: dict[str, Any] | None = None,
-             limits: Any = None) -> SysApp:
+             config: Any = None, args: dict[str, Any] | None = None, limits: Any = None) -> SysApp:
     """The ASGI app over a store (no socket): what the server runs and what in-process tests call."""
-    from .hotkeys import HELP
+    from .config import SysConfig, serverlist
 
-    context = Context(store=store, limits=limits, config=config or {}, args=args or {}, help=dict(HELP))
+    config = config if config is not None else SysConfig()
+    servers = [{"name": server.name, "port": server.port, "alias": server.alias} for server in serverlist(config)]
+    context = Context(store=store, limits=limits, config=config.as_dict(), args=args or {}, servers=servers)
     credentials = Credentials(username, password) if password else None
     return SysApp(context, page=page, xmlrpc=xmlrpc, credentials=credentials)
 
@@ -285,14 +286,17 @@ def _server_class() -> type:
 
 
 def serve(bind: str, port: int, interval: float, *, page: bool, username: str = "memprof",
-          password: str | None = None, stop_after: int | None = None, config: dict[str, dict[str, str]] | None = None,
+          password: str | None = None, stop_after: int | None = None, config: Any = None,
           args: dict[str, Any] | None = None, limits: Any = None, store: StatsStore | None = None) -> int:
     """Serve until Ctrl-C or SIGTERM (or, with ``stop_after``, that many intervals); return the exit code."""
     import uvicorn
 
     listener = bind_socket(bind, port)
     host, bound_port = listener.getsockname()[:2]
-    store = store or StatsStore(interval)
+    if store is None:
+        from .source import LocalSource
+
+        store = StatsStore(interval, source=LocalSource(config=config))
     app = make_app(store, page=page, xmlrpc=not page, password=password, username=username, config=config,
                    args=args, limits=limits)
     shown = f"[{host}]" if ":" in host else host

@@ -22,11 +22,13 @@ def get(url: str):
 
 
 @pytest.fixture(scope="module")
-def api():
-    """One ``memprof sys -s`` for the module (routes only read)."""
+def api(tmp_path_factory):
+    """One ``memprof sys -s`` for the module (routes only read), with an empty config file."""
     from .conftest import Server
 
-    server = Server("-s", "-t", "0.2", "--port", "0", "-C", "/dev/null")
+    config = tmp_path_factory.mktemp("config") / "memprof.conf"
+    config.write_text("")
+    server = Server("-s", "-t", "0.2", "--port", "0", "-C", str(config))
     yield f"{server.url}/api/4"
     assert server.stop() == 0
 
@@ -48,7 +50,7 @@ def test_glances_routes_answer_with_glances_shapes(api):
     status, args = get(f"{api}/args")
     assert status == 200 and args["time"] == "0.2" and "password" not in args
     assert get(f"{api}/args/time") == (200, "0.2")
-    assert get(f"{api}/help")[1]["key_q"].startswith("quit")
+    assert get(f"{api}/help")[1]["hotkeys"]["q"].startswith("quit")
     assert get(f"{api}/config")[0] == 200
     status, lo = get(f"{api}/network/interface_name/value/lo")
     assert status == 200 and list(lo) == ["lo"]

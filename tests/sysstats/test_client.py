@@ -26,11 +26,11 @@ def test_a_client_prints_the_servers_stats_as_json(start_server):
 
 def test_a_client_also_reads_a_web_server_and_prints_csv(start_server):
     server = start_server("-w", "-t", "0.2")
-    result = run_memprof("sys", "-c", "127.0.0.1", "--port", str(server.port), "--stdout-csv", "now,mem.total",
+    result = run_memprof("sys", "-c", "127.0.0.1", "--port", str(server.port), "--stdout-csv", "now.iso,mem.total",
                          "--stop-after", "2", "-t", "0.2")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "now,mem.total" and len(lines) == 3
+    assert lines[0] == "now.iso,mem.total" and len(lines) == 3
     assert all(line.endswith(f",{psutil.virtual_memory().total}") for line in lines[1:])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import xmlrpc.client
 
 import psutil
@@ -56,3 +57,63 @@ def test_our_xmlrpc_refuses_entities_and_big_bodies(start_server):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(urllib.request.Request(f"{server.url}/RPC2", data=big), timeout=10)
     assert refused.value.code == 413
+
+
+def test_glances_client_prints_our_server_on_stdout(start_server):
+    import time
+
+    from .conftest import glances_command
+
+    server = start_server("-s", "-t", "0.5")
+    # Glances's client ignores --stop-after: read what it prints, then stop it.
+    client = subprocess.Popen([*glances_command(), "-c", "127.0.0.1", "-p", str(server.port), "--stdout",
+                               "mem.total,load,processcount.total,now", "-t", "0.5"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(lines) < 8:
+            line = client.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+    finally:
+        client.terminate()
+        client.wait(timeout=10)
+        client.stdout.close()
+    assert f"mem.total: {psutil.virtual_memory().total}" in lines, lines
+    assert any(line.startswith("load: {'min1': ") for line in lines)
+    assert any(line.startswith("now: {'iso': ") for line in lines)
+    assert not any("Critical error" in line for line in lines)
+
+
+def test_glances_full_screen_client_shows_our_server(start_server, tmp_path):
+    import shutil
+    import time
+
+    from .conftest import glances_command
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    server = start_server("-s", "-t", "0.5")
+    session = f"memprof-glances-{server.port}"
+    command = " ".join([*glances_command(), "-c", "127.0.0.1", "-p", str(server.port), "-t", "0.5"])
+    socket_name = str(tmp_path / "tmux.sock")
+    tmux = ["tmux", "-S", socket_name]
+    subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "160", "-y", "50",
+                    f"TERM=xterm-256color {command}; sleep 30"], check=True, timeout=10)
+    try:
+        deadline = time.monotonic() + 60
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True,
+                                    timeout=10).stdout
+            if "Connected to" in screen and "MEM" in screen and "LOAD" in screen and "PID" in screen:
+                break
+            time.sleep(0.5)
+        assert "Connected to" in screen and "Critical error" not in screen, screen
+        import socket as sockets
+
+        assert sockets.gethostname() in screen and "TASKS" in screen
+    finally:
+        subprocess.run([*tmux, "kill-server"], timeout=10)
