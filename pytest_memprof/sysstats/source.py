@@ -34,7 +34,16 @@ class LocalSource:
         self.errors: dict[str, str] = {}
         self.disabled: dict[str, str] = {}
         self.collectors: dict[str, Plugin | None] = {}
-        for name in names or PLUGINS:
+        self.shown = list(names or PLUGINS)
+        wanted = list(self.shown)
+        if "alert" in wanted:
+            # The log watches these figures: they are collected with it even when only the log is shown.
+            from .thresholds import RULES
+
+            wanted += [rule.plugin for rule in RULES if rule.event and rule.plugin not in wanted]
+            wanted.append("processlist")  # an event names the processes that used the most when it began
+            wanted.append(wanted.pop(wanted.index("alert")))
+        for name in dict.fromkeys(wanted):
             try:
                 collector = PLUGINS[name](self.context)  # some take a first reading to measure rates from
             except _SOURCE_ERRORS as error:
@@ -44,6 +53,10 @@ class LocalSource:
             self.collectors[name] = collector
             if collector.disabled:
                 self.disabled[name] = collector.disabled
+        if "alert" in self.collectors:
+            from .thresholds import EventLog, Limits
+
+            self.context.events = EventLog(Limits(self.context.config))
         self._created = time.monotonic()
         self.description = "this machine"
 
@@ -74,7 +87,7 @@ class LocalSource:
                 for entry in value:
                     entry.setdefault("key", collector.key)  # Glances's entries name their key field
             snapshot[name] = value
-        return {name: snapshot[name] for name in self.collectors}
+        return {name: snapshot[name] for name in self.shown}
 
 
 def parse_address(text: str, default_port: int) -> tuple[str, int]:

@@ -251,8 +251,10 @@ def make_app(store: StatsStore, *, page: bool, xmlrpc: bool, password: str | Non
              config: Any = None, args: dict[str, Any] | None = None, limits: Any = None) -> SysApp:
     """The ASGI app over a store (no socket): what the server runs and what in-process tests call."""
     from .config import SysConfig, serverlist
+    from .thresholds import Limits
 
     config = config if config is not None else SysConfig()
+    limits = limits if limits is not None else Limits(config)
     servers = [{"name": server.name, "port": server.port, "alias": server.alias} for server in serverlist(config)]
     context = Context(store=store, limits=limits, config=config.as_dict(), args=args or {}, servers=servers)
     credentials = Credentials(username, password) if password else None

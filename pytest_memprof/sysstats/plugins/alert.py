@@ -12,8 +12,9 @@ class Alert(Plugin):
     description = ("Events: a figure above its careful/warning/critical threshold, from its begin to its end "
                    "(-1 while it lasts), newest first.")
     shape = LIST
-    key = "begin"
+    key = "id"
     fields = (
+        Field("id", "The event's name: its begin time and type (1700000000_CPU_TOTAL).", "string"),
         Field("begin", "When it began (Unix time).", "timestamp"),
         Field("end", "When it ended (Unix time), -1 while it lasts.", "timestamp"),
         Field("state", "The worst level reached: CAREFUL, WARNING or CRITICAL.", "string"),
