@@ -55,6 +55,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "unless given); retries while it is away")
     mode.add_argument("--browser", action="store_true",
                       help="list the servers of [serverlist] in memprof.conf with their status")
+    parser.add_argument("--export", action="append", metavar="NAMES",
+                        help="export every refresh: csv (with --export-csv-file), json (--export-json-file), "
+                        "prometheus (/metrics on the server, or on [prometheus] host:port, default 127.0.0.1:9091); "
+                        "comma-separated or repeated")
+    parser.add_argument("--export-csv-file", metavar="FILE", help="file for --export csv")
+    parser.add_argument("--export-json-file", metavar="FILE", help="file for --export json (one object per line)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no view and no printing: only the exports, every -t (Glances's --quiet)")
     parser.add_argument("-t", "--time", default="2", metavar="SECONDS",
                         help="refresh interval in seconds (default 2)")
     parser.add_argument("--stop-after", default=None, metavar="N",
@@ -155,6 +163,15 @@ def run(args: argparse.Namespace) -> int:
     from ..sysstats.config import SysConfig
 
     config = SysConfig.load(args.config)
+    from ..sysstats import exports as export_module
+
+    export_names = export_module.parse_exports(args.export, args.export_csv_file, args.export_json_file)
+    if args.quiet and (printer_name or args.browser):
+        raise UsageError("-q/--quiet shows nothing: it does not go with --stdout* or --browser")
+    if args.quiet and not export_names:
+        raise UsageError("-q/--quiet shows nothing: give it an --export")
+    writers = [export_module.FileExport(name, args.export_csv_file if name == "csv" else args.export_json_file)
+               for name in export_names if name in ("csv", "json")]
     if args.webserver or args.server:
         from ..sysstats import web
 
@@ -163,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                       if name not in ("func", "password", "password_file") and not callable(value)}
         return web.serve(args.bind, _port(args.port, default), interval, page=args.webserver,
                          username=args.username, password=_password(args, confirm=True), stop_after=stop_after,
-                         args=shown_args, config=config)
+                         args=shown_args, config=config, exports=writers, metrics="prometheus" in export_names)
     if args.browser:
         from ..sysstats import browser
 
@@ -178,24 +195,45 @@ def run(args: argparse.Namespace) -> int:
         source = sources.RemoteSource(host, port, authorization)
     else:
         source = None
-    if printer_name:
-        return _print(printer_name, selectors, source, interval, stop_after, config)
     from ..sysstats import terminal
 
-    return terminal.show(source or sources.LocalSource(terminal.PLUGINS_SHOWN, config), interval, stop_after)
+    shown = selection.plugins_needed(selectors) if printer_name else [] if args.quiet else list(terminal.PLUGINS_SHOWN)
+    if export_names:
+        shown = list(dict.fromkeys([*shown, *export_module.exported_plugins()]))
+    source = source or sources.LocalSource(shown, config)
+    latest: dict = {}
+
+    def feed(snapshot: dict) -> None:
+        latest.clear()
+        latest.update(snapshot)
+        for writer in writers:
+            writer(snapshot)
+
+    if "prometheus" in export_names:
+        metrics = export_module.start_prometheus_server(lambda: dict(latest), config)
+        host, port = metrics.bound
+        print(f"memprof: Prometheus metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
+    try:
+        if printer_name or args.quiet:
+            return _print(printer_name, selectors, source, interval, stop_after, feed)
+        return terminal.show(source, interval, stop_after, on_snapshot=feed)
+    finally:
+        for writer in writers:
+            writer.close()
 
 
-def _print(printer_name: str, selectors: list, source, interval: float, stop_after: int | None, config=None) -> int:
-    from ..sysstats import selection
+def _print(printer_name: str | None, selectors: list, source, interval: float, stop_after: int | None,
+           feed=None) -> int:
     from ..sysstats.printers import PRINTERS
     from ..sysstats.runner import Refreshes
-    from ..sysstats.source import LocalSource
 
-    source = source or LocalSource(selection.plugins_needed(selectors), config)
-    printer = PRINTERS[printer_name](selectors, sys.stdout)
+    printer = PRINTERS[printer_name](selectors, sys.stdout) if printer_name else None
     try:
         for snapshot in Refreshes(source, interval, stop_after):
-            printer.refresh(snapshot)
+            if feed is not None:
+                feed(snapshot)
+            if printer is not None:
+                printer.refresh(snapshot)
     except KeyboardInterrupt:
         # Without --stop-after, Ctrl-C is how a printer is meant to stop: every line written is whole.
         pass

@@ -149,7 +149,7 @@ class _Problems:
         pass
 
 
-def show(source: Source, interval: float, stop_after: int | None) -> int:
+def show(source: Source, interval: float, stop_after: int | None, on_snapshot: Any = None) -> int:
     """Run the full-screen view until ``q``, Ctrl-C or ``stop_after`` refreshes; return the exit code."""
     if not sys.stdout.isatty():
         raise UsageError("the terminal view needs a terminal: use --stdout, --stdout-csv or --stdout-json "
@@ -167,6 +167,8 @@ def show(source: Source, interval: float, stop_after: int | None) -> int:
         try:
             for snapshot in Refreshes(source, interval, stop_after, messages=problems, should_stop=stop.is_set):
                 latest = snapshot
+                if on_snapshot is not None:
+                    on_snapshot(snapshot)
                 if "is back" in problems.text:
                     problems.text = ""
                 live.update(render(snapshot, source.description, problems.text), refresh=True)

@@ -76,7 +76,8 @@ def _json_bytes(value: Any) -> bytes:
 class SysApp:
     """The ASGI application: a Starlette router, behind our check of the password and our security headers."""
 
-    def __init__(self, context: Context, *, page: bool, xmlrpc: bool, credentials: Credentials | None) -> None:
+    def __init__(self, context: Context, *, page: bool, xmlrpc: bool, credentials: Credentials | None,
+                 metrics: Any = None) -> None:
         from starlette.applications import Starlette
         from starlette.routing import Route
 
@@ -92,6 +93,9 @@ class SysApp:
             routes.append(Route("/RPC2", self._rpc, methods=["POST"]))
         if page:
             routes += [Route(path, self._page) for path in _PAGE_FILES]
+        if metrics is not None:
+            self._metrics_config = metrics
+            routes.append(Route("/metrics", self._metrics))
         self.router = Starlette(routes=routes, exception_handlers={404: self._not_found, 405: self._not_allowed})
 
     @staticmethod
@@ -133,6 +137,15 @@ class SysApp:
         if path == API + "/all" and status == 200:
             self._all_cache = (store.refreshes, encoded)
         return Response(encoded, int(status), media_type="application/json")
+
+    async def _metrics(self, request: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import Response
+
+        from .exports import prometheus_text
+
+        snapshot = await run_in_threadpool(self.context.store.snapshot)
+        return Response(prometheus_text(snapshot, self._metrics_config), media_type="text/plain; version=0.0.4")
 
     async def _page(self, request: Any) -> Any:
         from starlette.responses import Response
@@ -248,7 +261,8 @@ def _protocol_class() -> type:
 
 
 def make_app(store: StatsStore, *, page: bool, xmlrpc: bool, password: str | None, username: str = "memprof",
-             config: Any = None, args: dict[str, Any] | None = None, limits: Any = None) -> SysApp:
+             config: Any = None, args: dict[str, Any] | None = None, limits: Any = None,
+             metrics: bool = False) -> SysApp:
     """The ASGI app over a store (no socket): what the server runs and what in-process tests call."""
     from .config import SysConfig, serverlist
     from .thresholds import Limits
@@ -258,7 +272,7 @@ def make_app(store: StatsStore, *, page: bool, xmlrpc: bool, password: str | Non
     servers = [{"name": server.name, "port": server.port, "alias": server.alias} for server in serverlist(config)]
     context = Context(store=store, limits=limits, config=config.as_dict(), args=args or {}, servers=servers)
     credentials = Credentials(username, password) if password else None
-    return SysApp(context, page=page, xmlrpc=xmlrpc, credentials=credentials)
+    return SysApp(context, page=page, xmlrpc=xmlrpc, credentials=credentials, metrics=config if metrics else None)
 
 
 def _server_class() -> type:
@@ -289,7 +303,8 @@ def _server_class() -> type:
 
 def serve(bind: str, port: int, interval: float, *, page: bool, username: str = "memprof",
           password: str | None = None, stop_after: int | None = None, config: Any = None,
-          args: dict[str, Any] | None = None, limits: Any = None, store: StatsStore | None = None) -> int:
+          args: dict[str, Any] | None = None, limits: Any = None, store: StatsStore | None = None,
+          exports: list[Any] | None = None, metrics: bool = False) -> int:
     """Serve until Ctrl-C or SIGTERM (or, with ``stop_after``, that many intervals); return the exit code."""
     import uvicorn
 
@@ -300,7 +315,8 @@ def serve(bind: str, port: int, interval: float, *, page: bool, username: str = 
 
         store = StatsStore(interval, source=LocalSource(config=config))
     app = make_app(store, page=page, xmlrpc=not page, password=password, username=username, config=config,
-                   args=args, limits=limits)
+                   args=args, limits=limits, metrics=metrics)
+    store.listeners.extend(exports or [])
     shown = f"[{host}]" if ":" in host else host
     what = "web page and API" if page else "API and Glances XML-RPC (/RPC2)"
     auth = ", password required" if password else ""
@@ -323,6 +339,15 @@ def serve(bind: str, port: int, interval: float, *, page: bool, username: str = 
                 await asyncio.sleep(stop_after * interval)
                 server.should_exit = True
             asyncio.get_running_loop().create_task(stop_later())
+        if exports:
+            async def sample_for_exports() -> None:
+                # An export asks for a sample every interval, as a client would.
+                from starlette.concurrency import run_in_threadpool
+
+                while not server.should_exit:
+                    await run_in_threadpool(store.snapshot)
+                    await asyncio.sleep(interval)
+            asyncio.get_running_loop().create_task(sample_for_exports())
         await server.serve(sockets=[listener])
 
     try:
