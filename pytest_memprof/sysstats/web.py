@@ -87,6 +87,9 @@ class SysApp:
         self.credentials = credentials
         self._openapi = _json_bytes(openapi())
         self._all_cache: tuple[int, bytes] = (-1, b"")
+        # One worker thread answers every route that may sample: sampling is serialised by the store anyway,
+        # and a pool of threads would each grow its own malloc arena (RSS) for no gain.
+        self._executor: Any = None
         routes = [Route("/openapi.json", self._openapi_route), Route(API + "/openapi.json", self._openapi_route),
                   Route(API, self._api), Route(API + "/{rest:path}", self._api)]
         if xmlrpc:
@@ -97,6 +100,14 @@ class SysApp:
             self._metrics_config = metrics
             routes.append(Route("/metrics", self._metrics))
         self.router = Starlette(routes=routes, exception_handlers={404: self._not_found, 405: self._not_allowed})
+
+    async def _in_sampler(self, function: Any, *args: Any) -> Any:
+        """Run ``function(*args)`` on the sampler thread, off the event loop."""
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memprof-sys-sampler")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     @staticmethod
     def _json(status: int, value: Any, headers: dict[str, str] | None = None) -> Any:
@@ -119,7 +130,6 @@ class SysApp:
         return Response(self._openapi, media_type="application/json")
 
     async def _api(self, request: Any) -> Any:
-        from starlette.concurrency import run_in_threadpool
         from starlette.responses import Response
 
         # The raw path, so that an entry key with an encoded slash (/fs/used/%2Fhome) stays one part.
@@ -130,7 +140,7 @@ class SysApp:
             return Response(self._all_cache[1], media_type="application/json")
         try:
             # Sampling reads /proc for every process: off the event loop, so other connections keep moving.
-            status, body = await run_in_threadpool(route, path, self.context)
+            status, body = await self._in_sampler(route, path, self.context)
         except Exception as error:  # a collector's bug must not look like a dead server to every client
             status, body = 500, {"error": f"internal error: {type(error).__name__}: {str(error)[:200]}"}
         encoded = _json_bytes(body)
@@ -139,12 +149,11 @@ class SysApp:
         return Response(encoded, int(status), media_type="application/json")
 
     async def _metrics(self, request: Any) -> Any:
-        from starlette.concurrency import run_in_threadpool
         from starlette.responses import Response
 
         from .exports import prometheus_text
 
-        snapshot = await run_in_threadpool(self.context.store.snapshot)
+        snapshot = await self._in_sampler(self.context.store.snapshot)
         return Response(prometheus_text(snapshot, self._metrics_config), media_type="text/plain; version=0.0.4")
 
     async def _page(self, request: Any) -> Any:
@@ -158,7 +167,6 @@ class SysApp:
         return Response(body, media_type=content_type)
 
     async def _rpc(self, request: Any) -> Any:
-        from starlette.concurrency import run_in_threadpool
         from starlette.responses import Response
 
         from . import xmlrpc
@@ -169,7 +177,7 @@ class SysApp:
             if size > MAX_RPC_BODY:
                 return self._json(413, {"error": f"an XML-RPC call here is at most {MAX_RPC_BODY} bytes"})
             chunks.append(chunk)
-        body = await run_in_threadpool(xmlrpc.answer, b"".join(chunks), self.context)
+        body = await self._in_sampler(xmlrpc.answer, b"".join(chunks), self.context)
         return Response(body, media_type="text/xml")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -246,13 +254,24 @@ def _protocol_class() -> type:
             super().on_response_complete()
             self._arm_deadline()
 
-        def _arm_deadline(self) -> None:
-            self._armed = getattr(self, "_armed", 0) + 1
-            self.loop.call_later(self.timeout_keep_alive, self._check_deadline, self._armed)
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            self._disarm()  # a pending timer would keep the closed connection and its buffers alive
 
-        def _check_deadline(self, armed: int) -> None:
-            if armed != self._armed or self.transport.is_closing():
-                return  # a later request re-armed it, or the connection is gone already
+        def _disarm(self) -> None:
+            timer = getattr(self, "_deadline", None)
+            if timer is not None:
+                timer.cancel()
+                self._deadline = None
+
+        def _arm_deadline(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(self.timeout_keep_alive, self._check_deadline)
+
+        def _check_deadline(self) -> None:
+            self._deadline = None
+            if self.transport.is_closing():
+                return
             if self.cycle is not None and not self.cycle.response_complete:
                 return  # a request is being answered: its handler is the one to finish it
             self.transport.close()
@@ -342,10 +361,9 @@ def serve(bind: str, port: int, interval: float, *, page: bool, username: str = 
         if exports:
             async def sample_for_exports() -> None:
                 # An export asks for a sample every interval, as a client would.
-                from starlette.concurrency import run_in_threadpool
 
                 while not server.should_exit:
-                    await run_in_threadpool(store.snapshot)
+                    await app._in_sampler(store.snapshot)
                     await asyncio.sleep(interval)
             asyncio.get_running_loop().create_task(sample_for_exports())
         await server.serve(sockets=[listener])

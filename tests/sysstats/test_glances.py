@@ -117,3 +117,43 @@ def test_glances_full_screen_client_shows_our_server(start_server, tmp_path):
         assert sockets.gethostname() in screen and "TASKS" in screen
     finally:
         subprocess.run([*tmux, "kill-server"], timeout=10)
+
+
+def _rss_idle_and_busy(command: list[str], port: int, requests: int = 300) -> tuple[float, float]:
+    """RSS (MiB) of a server idle, then after ``requests`` rounds of the routes a page and a client read."""
+    import time
+    import urllib.request
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/4/status", timeout=5).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None, command
+                time.sleep(0.3)
+        time.sleep(3)
+        measured = psutil.Process(process.pid)
+        idle = measured.memory_info().rss
+        for _ in range(requests):
+            for path in ("/api/4/all", "/api/4/cpu", "/api/4/processlist", "/api/4/mem/history"):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30).read()
+        busy = measured.memory_info().rss
+        return idle / 2**20, busy / 2**20
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_our_web_server_needs_less_than_half_of_glances_memory():
+    from .conftest import free_port, glances_command, memprof_command
+
+    port = free_port()
+    ours = _rss_idle_and_busy([*memprof_command(), "sys", "-w", "--port", str(port), "-t", "2"], port)
+    port = free_port()
+    theirs = _rss_idle_and_busy([*glances_command(), "-w", "--bind", "127.0.0.1", "--port", str(port), "-t", "2"],
+                                port)
+    # Measured: 34.5 and 36.3 MiB against Glances's 74.6 and 77.5 (the issue's goal: under half).
+    assert ours[0] < theirs[0] / 2 and ours[1] < theirs[1] / 2, (ours, theirs)
