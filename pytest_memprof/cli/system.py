@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if printer_name or args.quiet:
             return _print(printer_name, selectors, source, interval, stop_after, feed)
-        return terminal.show(source, interval, stop_after, on_snapshot=feed)
+        return terminal.show(source, interval, stop_after, on_snapshot=feed, config=config)
     finally:
         for writer in writers:
             writer.close()
