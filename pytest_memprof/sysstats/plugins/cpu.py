@@ -47,7 +47,7 @@ def cpu_percentages(before: Any, after: Any) -> dict[str, float]:
 class Cpu(Plugin):
     name = "cpu"
     description = "CPU use of the whole machine since the previous update."
-    history = ("user", "system")
+    history = ("total", "user", "system")
     fields = (
         Field("total", "Percent of time busy (all but idle and iowait), all CPUs together.", PERCENT),
         *_CPU_TIME_FIELDS[:9],
