@@ -68,7 +68,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stop-after", default=None, metavar="N",
                         help="exit after N refreshes (a client that never got data then exits 1)")
     parser.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
-                        help="address the server listens on (default 127.0.0.1: this machine only)")
+                        help="address the server listens on (default 127.0.0.1: this machine only); with --browser, "
+                        "where zeroconf looks for announced servers (0.0.0.0: every network)")
+    parser.add_argument("--announce", action="store_true",
+                        help="with -s or -w: announce the server by zeroconf as Glances's are (_glances._tcp), "
+                        "on the network of --bind only")
     parser.add_argument("-p", "--port", default=None, metavar="PORT",
                         help=f"port to serve on (default {DEFAULT_WEB_PORT} with -w, {DEFAULT_SERVER_PORT} with -s; "
                         "0 picks a free one), or with -c the server's port")
@@ -158,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
                          f"{'-w' if args.webserver else '-s' if args.server else '--browser'}")
     if args.port is not None and not (args.webserver or args.server or args.client):
         raise UsageError("--port goes with -w, -s or -c")
+    if args.announce and not (args.webserver or args.server):
+        raise UsageError("--announce goes with -s or -w")
     # Checked before any password prompt or connection: a typo should cost nothing.
     selectors = selection.parse_list(getattr(args, printer_name)) if printer_name else []
     from ..sysstats.config import SysConfig
@@ -180,12 +186,14 @@ def run(args: argparse.Namespace) -> int:
                       if name not in ("func", "password", "password_file") and not callable(value)}
         return web.serve(args.bind, _port(args.port, default), interval, page=args.webserver,
                          username=args.username, password=_password(args, confirm=True), stop_after=stop_after,
-                         args=shown_args, config=config, exports=writers, metrics="prometheus" in export_names)
+                         args=shown_args, config=config, exports=writers, metrics="prometheus" in export_names,
+                         announce=args.announce)
     if args.browser:
         from ..sysstats import browser
 
         password = _password(args, confirm=False)
-        return browser.show(args.config, args.username if password else None, password)
+        return browser.show(config, args.username if password else None, password, bind=args.bind,
+                            interval=interval)
     if args.client:
         host, port = sources.parse_address(args.client, sources.DEFAULT_SERVER_PORT)
         if args.port is not None:

@@ -323,7 +323,7 @@ def _server_class() -> type:
 def serve(bind: str, port: int, interval: float, *, page: bool, username: str = "memprof",
           password: str | None = None, stop_after: int | None = None, config: Any = None,
           args: dict[str, Any] | None = None, limits: Any = None, store: StatsStore | None = None,
-          exports: list[Any] | None = None, metrics: bool = False) -> int:
+          exports: list[Any] | None = None, metrics: bool = False, announce: bool = False) -> int:
     """Serve until Ctrl-C or SIGTERM (or, with ``stop_after``, that many intervals); return the exit code."""
     import uvicorn
 
@@ -368,12 +368,19 @@ def serve(bind: str, port: int, interval: float, *, page: bool, username: str = 
             asyncio.get_running_loop().create_task(sample_for_exports())
         await server.serve(sockets=[listener])
 
+    announcement = None
+    if announce:
+        from .discovery import announce as announce_server
+
+        announcement = announce_server(host, bound_port, "rest" if page else "rpc")
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
     finally:
         listener.close()
+        if announcement is not None:
+            announcement.close()
     sys.stdout.flush()
     return 0
 

@@ -94,7 +94,9 @@ class GlancesServer:
         self.port = free_port()
         config = tmp_path / "glances.conf"
         config.write_text("[global]\ncheck_update=false\n[outputs]\ncors_origins=http://127.0.0.1\n")
-        args = [mode, "--bind", "127.0.0.1", "--port", str(self.port), "-C", str(config), "-t", "1"]
+        # --disable-autodiscover: Glances would announce itself by multicast on every interface.
+        args = [mode, "--bind", "127.0.0.1", "--port", str(self.port), "-C", str(config), "-t", "1",
+                "--disable-autodiscover"]
         if mode == "-w":
             args.append("--disable-webui")
         self.process = subprocess.Popen([*glances_command(), *args], stdout=subprocess.DEVNULL,

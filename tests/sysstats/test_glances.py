@@ -157,3 +157,27 @@ def test_our_web_server_needs_less_than_half_of_glances_memory():
                                 port)
     # Measured: 34.5 and 36.3 MiB against Glances's 74.6 and 77.5 (the goal: under half).
     assert ours[0] < theirs[0] / 2 and ours[1] < theirs[1] / 2, (ours, theirs)
+
+
+def test_our_view_of_a_glances_server_shows_its_time_and_labels_its_sort(glances_server):
+    from pytest_memprof.sysstats.source import RemoteSource
+    from pytest_memprof.sysstats.terminal import SysView
+    from tests.live.conftest import run_pilot, wait_until
+
+    server = glances_server("-s")
+
+    async def body() -> None:
+        app = SysView(RemoteSource("127.0.0.1", server.port), 0.5, can_kill=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: app.refreshes >= 1, "a first refresh", timeout=60)
+            header = str(app.query_one("#header").render())
+            assert app.snapshot["now"]["iso"] in header and "{" not in header  # not Glances's dict shown raw
+            footer = str(app.query_one("#footer").render())
+            assert "sorted automatically by CPU%" in footer
+            cpu = [float(row[0]) for row in app.process_rows()]
+            assert cpu == sorted(cpu, reverse=True) and len(cpu) > 10
+            await pilot.press("m")
+            await pilot.pause(0.1)
+            assert "by MEM%" in str(app.query_one("#footer").render())
+            await pilot.press("q")
+    run_pilot(body())
