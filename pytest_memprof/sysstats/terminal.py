@@ -89,6 +89,7 @@ SORTS: dict[str, tuple[str, Callable[[dict[str, Any]], Any], bool]] = {
     "name": ("name", lambda p: str(p.get("name") or "").lower(), False),
     "io_counters": ("I/O rate", _io_rate, True),
     "cpu_times": ("TIME+", _cpu_time, True),
+    "username": ("user", lambda p: str(p.get("username") or ""), False),
 }
 
 
@@ -161,6 +162,7 @@ class SysView(App):
         Binding("q", "quit_view", "quit"), Binding("escape", "quit_view", "quit", show=False),
         Binding("a", "sort('auto')"), Binding("c", "sort('cpu_percent')"), Binding("m", "sort('memory_percent')"),
         Binding("p", "sort('name')"), Binding("i", "sort('io_counters')"), Binding("t", "sort('cpu_times')"),
+        Binding("u", "sort('username')"), Binding("E", "erase_filter"), Binding("l", "toggle('alerts')"),
         Binding("h", "toggle_help"), Binding("slash", "filter"), Binding("k", "kill"), Binding("1", "toggle_percpu"),
         Binding("d", "toggle('diskio')"), Binding("n", "toggle('network')"), Binding("f", "toggle('fs')"),
         Binding("s", "toggle('sensors')"), Binding("z", "toggle_all"),
@@ -336,6 +338,15 @@ class SysView(App):
         self.message = ""
         self._render()
 
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on the process list opens the filter, as in Glances."""
+        self.action_filter()
+
+    def action_erase_filter(self) -> None:
+        """Drop the filter (Glances's E)."""
+        self.process_filter = None
+        self._render()
+
     def action_kill(self) -> None:
         """Kill the selected process, after asking."""
         if not self.can_kill:
@@ -375,7 +386,7 @@ class SysView(App):
         summary_shown = not self.all_hidden
         self.query_one("#summary").display = summary_shown
         self.query_one("#panels").display = summary_shown and len(self.hidden) < 4
-        self.query_one("#alerts").display = summary_shown
+        self.query_one("#alerts").display = summary_shown and "alerts" not in self.hidden
         self._render_summary(snapshot)
         self._render_panels(snapshot)
         self._render_alerts(snapshot)

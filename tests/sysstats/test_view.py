@@ -166,3 +166,29 @@ def test_process_names_cannot_drive_the_terminal():
             await pilot.press("q")
     run_pilot(body())
     assert clean("a\x1bb") == "a\\x1bb"
+
+
+def test_glances_keys_enter_filters_e_erases_l_hides_alerts_u_sorts_by_user():
+    processes = [dict(process, username=user) for process, user in zip(PROCESSES, ("zed", "amy", "kim"))]
+
+    async def body() -> None:
+        app = SysView(FakeSource(processes), 0.2, limits=Limits())
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.refreshes >= 1, "a first refresh")
+            await pilot.press("u")
+            await pilot.pause(0.05)
+            assert _pids(app) == [102, 103, 101]
+            await pilot.press("enter")
+            await pilot.pause(0.05)
+            assert app.query_one("#filter").display
+            await pilot.press(*"alpha", "enter")
+            await pilot.pause(0.05)
+            assert _pids(app) == [101]
+            await pilot.press("E")
+            await pilot.pause(0.05)
+            assert len(_pids(app)) == 3
+            await pilot.press("l")
+            await pilot.pause(0.05)
+            assert not app.query_one("#alerts").display
+            await pilot.press("q")
+    run_pilot(body())
