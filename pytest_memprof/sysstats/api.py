@@ -43,7 +43,8 @@ def _nb(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _views(context: Context, name: str, value: Any) -> Any:
+def views_of(context: Context, name: str, value: Any) -> Any:
+    """A plugin's views: decorated by the thresholds, or all DEFAULT without them."""
     if context.limits is not None:
         return context.limits.views(name, value)
     plugin = PLUGINS[name]
@@ -56,7 +57,8 @@ def _views(context: Context, name: str, value: Any) -> Any:
     return {}
 
 
-def _plugin_limits(context: Context, name: str) -> dict[str, Any]:
+def plugin_limits(context: Context, name: str) -> dict[str, Any]:
+    """A plugin's thresholds in Glances's /limits form."""
     return context.limits.for_plugin(name) if context.limits is not None else {}
 
 
@@ -96,10 +98,10 @@ def _all(context: Context, rest: list[str]) -> tuple[int, Any] | None:
     if not rest:
         return HTTPStatus.OK, context.store.snapshot()
     if rest == ["limits"]:
-        return HTTPStatus.OK, {name: _plugin_limits(context, name) for name in PLUGINS}
+        return HTTPStatus.OK, {name: plugin_limits(context, name) for name in PLUGINS}
     if rest == ["views"]:
         snapshot = context.store.snapshot()
-        return HTTPStatus.OK, {name: _views(context, name, snapshot.get(name)) for name in PLUGINS}
+        return HTTPStatus.OK, {name: views_of(context, name, snapshot.get(name)) for name in PLUGINS}
     return None
 
 
@@ -115,9 +117,9 @@ def _plugin_route(context: Context, name: str, rest: list[str]) -> tuple[int, An
         context.store.snapshot()
         return HTTPStatus.OK, context.store.history(name, nb=nb)
     if head == "limits" and not tail:
-        return HTTPStatus.OK, _plugin_limits(context, name)
+        return HTTPStatus.OK, plugin_limits(context, name)
     if head == "views" and not tail:
-        return HTTPStatus.OK, _views(context, name, context.store.snapshot().get(name))
+        return HTTPStatus.OK, views_of(context, name, context.store.snapshot().get(name))
     if head == "top" and len(tail) == 1 and plugin.shape == LIST:
         nb = _nb(tail[0])
         if nb is None:
@@ -148,7 +150,7 @@ def _item_route(context: Context, name: str, item: str, tail: list[str]) -> tupl
         return HTTPStatus.OK, context.store.history(name, item, nb=nb)
     value = context.store.snapshot().get(name)
     if tail == ["views"]:
-        views = _views(context, name, value)
+        views = views_of(context, name, value)
         if plugin.shape == LIST:
             return HTTPStatus.OK, {key: entry.get(item) for key, entry in views.items()}
         return HTTPStatus.OK, views.get(item)
@@ -168,7 +170,7 @@ def _item_route(context: Context, name: str, item: str, tail: list[str]) -> tupl
             keys = [str(entry.get(plugin.key)) for entry in value or []]
             return _error(HTTPStatus.NOT_FOUND, f"no {plugin.key} {key!r} in {name}", keys=keys)
         if len(tail) == 2:
-            return HTTPStatus.OK, _views(context, name, [entry]).get(key, {}).get(item)
+            return HTTPStatus.OK, views_of(context, name, [entry]).get(key, {}).get(item)
         return HTTPStatus.OK, {item: entry.get(item)}
     return None
 

@@ -147,7 +147,6 @@ def start_prometheus_server(latest: Any, config: Any, host: str = "127.0.0.1", p
     app = Starlette(routes=[Route("/metrics", metrics)])
     server = uvicorn.Server(uvicorn.Config(app, lifespan="off", access_log=False, log_level="critical",
                                            server_header=False))
-    server.install_signal_handlers = lambda: None  # the main thread's view or printer owns the signals
     server.bound = listener.getsockname()[:2]  # type: ignore[attr-defined]
     threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[listener])), name="memprof-sys-prometheus",
                      daemon=True).start()

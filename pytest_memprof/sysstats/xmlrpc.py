@@ -29,7 +29,7 @@ def _fault(code: int, text: str) -> bytes:
 
 def answer(body: bytes, context: Any) -> bytes:
     """The XML-RPC response to one call's body (a fault for anything but Glances's methods)."""
-    from .api import _plugin_limits, _views
+    from .api import plugin_limits, views_of
     from .web import GLANCES_PROTOCOL_VERSION
 
     if _has_dtd(body):
@@ -49,11 +49,11 @@ def answer(body: bytes, context: Any) -> bytes:
         "init": lambda: GLANCES_PROTOCOL_VERSION,
         "getAll": lambda: json.dumps(store.snapshot(), default=str),
         "getAllPlugins": lambda: json.dumps(list(PLUGINS)),
-        "getAllLimits": lambda: json.dumps({name: _plugin_limits(context, name) for name in PLUGINS}),
-        "getAllViews": lambda: json.dumps({name: _views(context, name, store.snapshot().get(name))
+        "getAllLimits": lambda: json.dumps({name: plugin_limits(context, name) for name in PLUGINS}),
+        "getAllViews": lambda: json.dumps({name: views_of(context, name, store.snapshot().get(name))
                                            for name in PLUGINS}, default=str),
         "getPlugin": lambda: json.dumps(store.snapshot().get(plugin_name()), default=str),
-        "getPluginView": lambda: json.dumps(_views(context, (name := plugin_name()), store.snapshot().get(name)),
+        "getPluginView": lambda: json.dumps(views_of(context, (name := plugin_name()), store.snapshot().get(name)),
                                             default=str),
     }
     if method not in methods:
