@@ -63,6 +63,8 @@ def csv_cell(value: Any) -> str:
     if value is MISSING or value is None:
         return NOT_AVAILABLE
     if isinstance(value, (list, tuple)):
+        if any(isinstance(item, (dict, list, tuple)) for item in value):
+            return json.dumps(value, sort_keys=True, default=str)  # quicklook.percpu: entries, not words
         return " ".join(str(item) for item in value)
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)

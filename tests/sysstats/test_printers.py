@@ -128,6 +128,13 @@ def test_csv_columns_stay_fixed_when_interfaces_come_and_go():
     ]
 
 
+def test_a_csv_cell_of_entries_is_json():
+    from pytest_memprof.sysstats.printers import csv_cell
+
+    assert csv_cell(["python", "-c"]) == "python -c"
+    assert json.loads(csv_cell([{"cpu_number": 0, "total": 5.0}])) == [{"cpu_number": 0, "total": 5.0}]
+
+
 def test_stdout_and_json_show_a_missing_plugin_as_not_available():
     out = io.StringIO()
     StdoutPrinter(parse_list("mem.used,now"), out).refresh({})
