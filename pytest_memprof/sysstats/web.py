@@ -361,7 +361,6 @@ def serve(bind: str, port: int, interval: float, *, page: bool, username: str = 
         if exports:
             async def sample_for_exports() -> None:
                 # An export asks for a sample every interval, as a client would.
-
                 while not server.should_exit:
                     await app._in_sampler(store.snapshot)
                     await asyncio.sleep(interval)

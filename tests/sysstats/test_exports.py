@@ -40,6 +40,15 @@ def test_exports_go_along_with_a_printer(tmp_path):
     assert result.stdout.count("mem.total: ") == 2 and len(json_file.read_text().splitlines()) == 2
 
 
+def test_a_server_with_a_file_export_samples_every_interval_without_clients(tmp_path):
+    csv_file = tmp_path / "server.csv"
+    result = run_memprof("sys", "-s", "--port", "0", "--export", "csv", "--export-csv-file", str(csv_file),
+                         "--stop-after", "5", "-t", "0.2")
+    assert result.returncode == 0, result.stderr
+    header, *rows = list(csv.reader(csv_file.open()))
+    assert "mem.total" in header and len(rows) >= 3
+
+
 @pytest.mark.parametrize(("args", "fragment"), [
     (("--export", "influxdb"), "--export influxdb: exports are csv, json, prometheus"),
     (("--export", "csv", "-q"), "--export csv needs --export-csv-file FILE"),
