@@ -21,14 +21,17 @@ DEFAULT_USERNAME = "memprof"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``sys`` subcommand."""
+    import textwrap
+
+    from ..sysstats.plugins import PLUGINS
     from ..sysstats.source import DEFAULT_SERVER_PORT, DEFAULT_WEB_PORT
 
+    plugin_names = "\n".join(textwrap.wrap(f"ITEMS are plugins ({', '.join(PLUGINS)})", 100))
     parser = subparsers.add_parser(
         "sys", help="system statistics (cpu, memory, swap, load, processes...), Glances-style",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Show system statistics. Without an output option: a full-screen terminal view (q quits).\n"
-        "ITEMS are plugins (now, system, uptime, cpu, percpu, load, mem, memswap, network, diskio, fs,\n"
-        "processcount, processlist) or dotted fields (cpu.user, mem.used, network.eth0.bytes_recv).",
+        f"{plugin_names}\nor dotted fields (cpu.user, mem.used, network.eth0.bytes_recv).",
         epilog="examples:\n"
         "  memprof sys --stdout cpu.user,mem.used,load\n"
         "  memprof sys --stdout-csv now,mem.used -t 1 > mem.csv\n"
@@ -52,12 +55,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "unless given); retries while it is away")
     mode.add_argument("--browser", action="store_true",
                       help="list the servers of [serverlist] in memprof.conf with their status")
+    parser.add_argument("--export", action="append", metavar="NAMES",
+                        help="export every refresh: csv (with --export-csv-file), json (--export-json-file), "
+                        "prometheus (/metrics on the server, or on [prometheus] host:port, default 127.0.0.1:9091); "
+                        "comma-separated or repeated")
+    parser.add_argument("--export-csv-file", metavar="FILE", help="file for --export csv")
+    parser.add_argument("--export-json-file", metavar="FILE", help="file for --export json (one object per line)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no view and no printing: only the exports, every -t (Glances's --quiet)")
     parser.add_argument("-t", "--time", default="2", metavar="SECONDS",
                         help="refresh interval in seconds (default 2)")
     parser.add_argument("--stop-after", default=None, metavar="N",
                         help="exit after N refreshes (a client that never got data then exits 1)")
     parser.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
-                        help="address the server listens on (default 127.0.0.1: this machine only)")
+                        help="address the server listens on (default 127.0.0.1: this machine only); with --browser, "
+                        "where zeroconf looks for announced servers (0.0.0.0: every network)")
+    parser.add_argument("--announce", action="store_true",
+                        help="with -s or -w: announce the server by zeroconf as Glances's are (_glances._tcp), "
+                        "on the network of --bind only")
     parser.add_argument("-p", "--port", default=None, metavar="PORT",
                         help=f"port to serve on (default {DEFAULT_WEB_PORT} with -w, {DEFAULT_SERVER_PORT} with -s; "
                         "0 picks a free one), or with -c the server's port")
@@ -69,8 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--username", default=DEFAULT_USERNAME,
                         help=f"user name for the password (default {DEFAULT_USERNAME})")
     parser.add_argument("-C", "--config", metavar="FILE",
-                        help="config file for --browser (default: ~/.config/memprof/memprof.conf, "
-                        "then /etc/memprof/memprof.conf)")
+                        help="config file in glances.conf's layout: thresholds, hidden interfaces and disks, "
+                        "[folders], [ports], [amp_*], [serverlist] (default: ~/.config/memprof/memprof.conf, "
+                        "/etc/memprof/memprof.conf, then Glances's glances.conf in the same places)")
     parser.set_defaults(func=run)
 
 
@@ -146,19 +162,38 @@ def run(args: argparse.Namespace) -> int:
                          f"{'-w' if args.webserver else '-s' if args.server else '--browser'}")
     if args.port is not None and not (args.webserver or args.server or args.client):
         raise UsageError("--port goes with -w, -s or -c")
+    if args.announce and not (args.webserver or args.server):
+        raise UsageError("--announce goes with -s or -w")
     # Checked before any password prompt or connection: a typo should cost nothing.
     selectors = selection.parse_list(getattr(args, printer_name)) if printer_name else []
+    from ..sysstats.config import SysConfig
+
+    config = SysConfig.load(args.config)
+    from ..sysstats import exports as export_module
+
+    export_names = export_module.parse_exports(args.export, args.export_csv_file, args.export_json_file)
+    if args.quiet and (printer_name or args.browser):
+        raise UsageError("-q/--quiet shows nothing: it does not go with --stdout* or --browser")
+    if args.quiet and not export_names:
+        raise UsageError("-q/--quiet shows nothing: give it an --export")
+    writers = [export_module.FileExport(name, args.export_csv_file if name == "csv" else args.export_json_file)
+               for name in export_names if name in ("csv", "json")]
     if args.webserver or args.server:
         from ..sysstats import web
 
         default = sources.DEFAULT_WEB_PORT if args.webserver else sources.DEFAULT_SERVER_PORT
+        shown_args = {name: value for name, value in vars(args).items()
+                      if name not in ("func", "password", "password_file") and not callable(value)}
         return web.serve(args.bind, _port(args.port, default), interval, page=args.webserver,
-                         username=args.username, password=_password(args, confirm=True), stop_after=stop_after)
+                         username=args.username, password=_password(args, confirm=True), stop_after=stop_after,
+                         args=shown_args, config=config, exports=writers, metrics="prometheus" in export_names,
+                         announce=args.announce)
     if args.browser:
         from ..sysstats import browser
 
         password = _password(args, confirm=False)
-        return browser.show(args.config, args.username if password else None, password)
+        return browser.show(config, args.username if password else None, password, bind=args.bind,
+                            interval=interval)
     if args.client:
         host, port = sources.parse_address(args.client, sources.DEFAULT_SERVER_PORT)
         if args.port is not None:
@@ -168,24 +203,45 @@ def run(args: argparse.Namespace) -> int:
         source = sources.RemoteSource(host, port, authorization)
     else:
         source = None
-    if printer_name:
-        return _print(printer_name, selectors, source, interval, stop_after)
     from ..sysstats import terminal
 
-    return terminal.show(source or sources.LocalSource(terminal.PLUGINS_SHOWN), interval, stop_after)
+    shown = selection.plugins_needed(selectors) if printer_name else [] if args.quiet else list(terminal.PLUGINS_SHOWN)
+    if export_names:
+        shown = list(dict.fromkeys([*shown, *export_module.exported_plugins()]))
+    source = source or sources.LocalSource(shown, config)
+    latest: dict = {}
+
+    def feed(snapshot: dict) -> None:
+        latest.clear()
+        latest.update(snapshot)
+        for writer in writers:
+            writer(snapshot)
+
+    if "prometheus" in export_names:
+        metrics = export_module.start_prometheus_server(lambda: dict(latest), config)
+        host, port = metrics.bound
+        print(f"memprof: Prometheus metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
+    try:
+        if printer_name or args.quiet:
+            return _print(printer_name, selectors, source, interval, stop_after, feed)
+        return terminal.show(source, interval, stop_after, on_snapshot=feed, config=config)
+    finally:
+        for writer in writers:
+            writer.close()
 
 
-def _print(printer_name: str, selectors: list, source, interval: float, stop_after: int | None) -> int:
-    from ..sysstats import selection
+def _print(printer_name: str | None, selectors: list, source, interval: float, stop_after: int | None,
+           feed=None) -> int:
     from ..sysstats.printers import PRINTERS
     from ..sysstats.runner import Refreshes
-    from ..sysstats.source import LocalSource
 
-    source = source or LocalSource(selection.plugins_needed(selectors))
-    printer = PRINTERS[printer_name](selectors, sys.stdout)
+    printer = PRINTERS[printer_name](selectors, sys.stdout) if printer_name else None
     try:
         for snapshot in Refreshes(source, interval, stop_after):
-            printer.refresh(snapshot)
+            if feed is not None:
+                feed(snapshot)
+            if printer is not None:
+                printer.refresh(snapshot)
     except KeyboardInterrupt:
         # Without --stop-after, Ctrl-C is how a printer is meant to stop: every line written is whole.
         pass

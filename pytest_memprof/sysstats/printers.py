@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from typing import Any, TextIO
 
 from .selection import MISSING, Column, Selector, Snapshot, check_entries, columns, items, nested
@@ -15,6 +16,16 @@ from .selection import MISSING, Column, Selector, Snapshot, check_entries, colum
 SCHEMA_VERSION = 1
 SCHEMA_KEY = "schema_version"
 NOT_AVAILABLE = "N/A"
+
+
+# C0 controls but tab, DEL, and C1 controls: what a terminal acts on (ESC starts escape sequences; C1 CSI too).
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters written out (``\\x1b``): process names and command lines come from
+    any user of the machine and must not retitle, clear or recolour the terminal they are printed to."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 class Printer:
@@ -43,7 +54,8 @@ class StdoutPrinter(Printer):
     def _write(self, snapshot: Snapshot) -> None:
         for selector in self.selectors:
             for name, value in items(selector, snapshot):
-                self.stream.write(f"{name}: {NOT_AVAILABLE if value is MISSING else value}\n")
+                # repr() of a dict or list already escapes the strings inside; a bare string is escaped here.
+                self.stream.write(visible(f"{name}: {NOT_AVAILABLE if value is MISSING else value}") + "\n")
 
 
 def csv_cell(value: Any) -> str:
@@ -51,6 +63,8 @@ def csv_cell(value: Any) -> str:
     if value is MISSING or value is None:
         return NOT_AVAILABLE
     if isinstance(value, (list, tuple)):
+        if any(isinstance(item, (dict, list, tuple)) for item in value):
+            return json.dumps(value, sort_keys=True, default=str)  # quicklook.percpu: entries, not words
         return " ".join(str(item) for item in value)
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
@@ -69,7 +83,10 @@ class CsvPrinter(Printer):
         if self.refreshes == 0:
             self.columns = columns(self.selectors, snapshot)
             self.writer.writerow([column.header for column in self.columns])
-        self.writer.writerow([csv_cell(column.read(snapshot)) for column in self.columns])
+        cells = [csv_cell(column.read(snapshot)) for column in self.columns]
+        if self.stream.isatty():  # into a file the cells stay as they are; onto a screen they must not act
+            cells = [visible(cell) for cell in cells]
+        self.writer.writerow(cells)
 
 
 class JsonPrinter(Printer):

@@ -28,6 +28,42 @@ class Field:
     subfields: tuple[str, ...] = ()
 
 
+def rate_fields(name: str, what: str, unit: str) -> tuple[Field, ...]:
+    """Glances's three figures of a counter: since the last update, since boot (``_gauge``), per second."""
+    return (Field(name, f"{what} since the previous update.", unit),
+            Field(f"{name}_gauge", f"{what} since boot (the cumulative counter).", unit),
+            Field(f"{name}_rate_per_sec", f"{what} per second, over the time since the previous update.",
+                  f"{unit}/s"))
+
+
+class PluginContext:
+    """What collectors share: the config (thresholds, hidden names, lists of ports and folders) and one scan of
+    the processes per sample, so processcount, processlist, programlist and amps read /proc once."""
+
+    def __init__(self, config: Any = None) -> None:
+        from .config import SysConfig
+
+        self.config = config if config is not None else SysConfig()
+        self.sample_number = 0
+        self._processes: tuple[int, list[dict[str, Any]]] | None = None
+        self.scanner: Any = None  # set by the processlist module on first use
+        self.events: Any = None  # the alert log (thresholds.EventLog), set by the source
+
+    def prime_processes(self) -> None:
+        """Take the first scan now, so the first sample's per-process CPU is measured over a real interval."""
+        if self.scanner is None:
+            from .plugins.processes import ProcessScanner
+
+            self.scanner = ProcessScanner()
+
+    def processes(self) -> list[dict[str, Any]]:
+        """Every process (Glances's keys), scanned once per sample."""
+        if self._processes is None or self._processes[0] != self.sample_number:
+            self.prime_processes()
+            self._processes = (self.sample_number, self.scanner.scan())
+        return self._processes[1]
+
+
 class Plugin:
     """A collector: declares its fields in ``fields`` and returns fresh values from ``collect()``."""
 
@@ -39,9 +75,15 @@ class Plugin:
     # For VALUE plugins, the unit of the value.
     unit: ClassVar[str] = ""
     fields: ClassVar[tuple[Field, ...]] = ()
+    # Fields kept in the history (Glances's items_history_list), for /history and the charts.
+    history: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self) -> None:
+    # Why the plugin collects nothing here (no GPU, no container engine); None when it works.
+    disabled: str | None = None
+
+    def __init__(self, context: PluginContext | None = None) -> None:
         self._last_time: float | None = None
+        self.context = context or PluginContext()
 
     def collect(self) -> Any:
         """Return the plugin's current value (a scalar, a dict or a list of dicts)."""
@@ -91,7 +133,10 @@ def reference_markdown(plugins: list[type[Plugin]]) -> str:
     lines = ["# `memprof sys` plugins and fields", "",
              "Generated from the declarations in `pytest_memprof/sysstats/plugins.py`; names and meanings follow",
              "Glances. Select a field as `plugin.field` (`mem.used`); a list plugin's entries are named by its key",
-             "(`network.eth0.bytes_recv`, `fs./.percent`, `processlist.1234.memory_info.rss`).", ""]
+             "(`network.eth0.bytes_recv`, `fs./.percent`, `processlist.1234.memory_info.rss`). Each entry of a list",
+             "plugin also carries `key`, the name of its key field, as Glances's entries do. Counters have",
+             "Glances's three forms: the field itself counts since the previous update, `_gauge` since boot,",
+             "`_rate_per_sec` per second.", ""]
     for plugin in plugins:
         shape = {VALUE: "a single value", DICT: "a dict", LIST: f"a list, one entry per `{plugin.key}`"}[plugin.shape]
         lines += [f"## `{plugin.name}`", "", f"{plugin.description} ({shape}"

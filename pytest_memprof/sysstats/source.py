@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
 import psutil
 
-from ..errors import MemprofError, UsageError
+from ..errors import UsageError
+from .fetch import SourceUnavailable, decode_json, get_json
 from .plugins import PLUGINS
-from .registry import Plugin
+from .registry import LIST, Plugin
 
 DEFAULT_SERVER_PORT = 61209
 DEFAULT_WEB_PORT = 61208
@@ -26,22 +24,39 @@ _SETTLE_SECONDS = 0.1
 _SOURCE_ERRORS = (OSError, RuntimeError, psutil.Error)
 
 
-class SourceUnavailable(MemprofError):
-    """A remote server did not answer (or refused our credentials)."""
-
-
 class LocalSource:
-    """Samples this machine through the collectors of the named plugins."""
+    """Samples this machine through the collectors of the named plugins (all by default)."""
 
-    def __init__(self, names: Iterable[str] | None = None) -> None:
+    def __init__(self, names: Iterable[str] | None = None, config: Any = None) -> None:
+        from .registry import PluginContext
+
+        self.context = PluginContext(config)
         self.errors: dict[str, str] = {}
+        self.disabled: dict[str, str] = {}
         self.collectors: dict[str, Plugin | None] = {}
-        for name in names or PLUGINS:
+        self.shown = list(names or PLUGINS)
+        wanted = list(self.shown)
+        if "alert" in wanted:
+            # The log watches these figures: they are collected with it even when only the log is shown.
+            from .thresholds import RULES
+
+            wanted += [rule.plugin for rule in RULES if rule.event and rule.plugin not in wanted]
+            wanted.append("processlist")  # an event names the processes that used the most when it began
+            wanted.append(wanted.pop(wanted.index("alert")))
+        for name in dict.fromkeys(wanted):
             try:
-                self.collectors[name] = PLUGINS[name]()  # some take a first reading to measure rates from
+                collector = PLUGINS[name](self.context)  # some take a first reading to measure rates from
             except _SOURCE_ERRORS as error:
                 self.collectors[name] = None
                 self.errors[name] = f"{type(error).__name__}: {error}"
+                continue
+            self.collectors[name] = collector
+            if collector.disabled:
+                self.disabled[name] = collector.disabled
+        if "alert" in self.collectors:
+            from .thresholds import EventLog, Limits
+
+            self.context.events = EventLog(Limits(self.context.config))
         self._created = time.monotonic()
         self.description = "this machine"
 
@@ -50,19 +65,29 @@ class LocalSource:
         wait = _SETTLE_SECONDS - (time.monotonic() - self._created)
         if wait > 0:
             time.sleep(wait)
+        self.context.sample_number += 1
         snapshot: dict[str, Any] = {}
-        for name, collector in self.collectors.items():
+        # The alert log reads the other plugins' figures of this same sample: it is collected last.
+        for name in sorted(self.collectors, key=lambda name: name == "alert"):
+            collector = self.collectors[name]
             if collector is None:
                 snapshot[name] = None
                 continue
+            if name == "alert" and self.context.events is not None:
+                self.context.events.update(snapshot)
             try:
-                snapshot[name] = collector.collect()
+                value = collector.collect()
             except _SOURCE_ERRORS as error:
                 # One unreadable source (no /proc/diskstats in a container, say) must not blank the others;
                 # printers show N/A for it and the reason is kept for whoever asks.
                 snapshot[name] = None
                 self.errors[name] = f"{type(error).__name__}: {error}"
-        return snapshot
+                continue
+            if collector.shape == LIST and isinstance(value, list):
+                for entry in value:
+                    entry.setdefault("key", collector.key)  # Glances's entries name their key field
+            snapshot[name] = value
+        return {name: snapshot[name] for name in self.shown}
 
 
 def parse_address(text: str, default_port: int) -> tuple[str, int]:
@@ -92,38 +117,48 @@ def basic_auth_header(username: str, password: str) -> str:
     return f"Basic {token}"
 
 
-def fetch_json(url: str, authorization: str | None = None, timeout: float = 3.0) -> Any:
-    """GET a URL and decode its JSON; any failure is a SourceUnavailable with a one-line reason."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    if authorization:
-        request.add_header("Authorization", authorization)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read().decode("utf-8"))
-    except urllib.error.HTTPError as error:
-        reason = "the password was refused (HTTP 401)" if error.code == 401 else f"HTTP {error.code}"
-        raise SourceUnavailable(reason) from None
-    except urllib.error.URLError as error:
-        reason = error.reason
-        text = getattr(reason, "strerror", None) or str(reason)
-        raise SourceUnavailable(text.lower() if isinstance(text, str) else str(text)) from None
-    except (OSError, ValueError) as error:  # timeouts, resets, a non-JSON answer
-        raise SourceUnavailable(str(error) or type(error).__name__) from None
-
-
 class RemoteSource:
-    """Samples a server's ``/api/4/all``."""
+    """Samples a server: a memprof or Glances web server's ``/api/4/all``, or a Glances ``-s`` over XML-RPC.
 
-    def __init__(self, host: str, port: int, authorization: str | None = None) -> None:
+    The protocol is found on the first sample: REST first; a server that refuses GET (Glances's XML-RPC
+    server answers 501) is asked over XML-RPC, and the choice is kept.
+    """
+
+    def __init__(self, host: str, port: int, authorization: str | None = None, timeout: float = 5.0) -> None:
         self.host, self.port = host, port
         self.authorization = authorization
+        self.timeout = timeout
         shown = f"[{host}]" if ":" in host else host
         self.description = f"{shown}:{port}"
-        self.base = f"http://{shown}:{port}/api/4"
+        self.protocol: str | None = None  # "rest" or "xmlrpc" once known
+
+    def _rest(self) -> Any:
+        return get_json(self.host, self.port, "/api/4/all", self.authorization, self.timeout)
+
+    def _xmlrpc(self) -> Any:
+        from . import xmlrpc
+
+        if self.protocol is None:
+            xmlrpc.call(self.host, self.port, "init", authorization=self.authorization, timeout=self.timeout)
+        text = xmlrpc.call(self.host, self.port, "getAll", authorization=self.authorization, timeout=self.timeout)
+        if not isinstance(text, str):
+            raise SourceUnavailable("the XML-RPC getAll reply is not Glances's JSON text")
+        return decode_json(text.encode("utf-8"), "the XML-RPC getAll reply")
 
     def sample(self) -> dict[str, Any]:
         """Fetch every plugin's value from the server."""
-        snapshot = fetch_json(f"{self.base}/all", self.authorization)
+        if self.protocol == "xmlrpc":
+            snapshot = self._xmlrpc()
+        else:
+            try:
+                snapshot = self._rest()
+            except SourceUnavailable as error:
+                if self.protocol == "rest" or error.status not in (404, 405, 501):
+                    raise
+                snapshot = self._xmlrpc()
+                self.protocol = "xmlrpc"
+            else:
+                self.protocol = "rest"
         if not isinstance(snapshot, dict):
-            raise SourceUnavailable("the server's /api/4/all is not a JSON object")
+            raise SourceUnavailable("the server's stats are not a JSON object")
         return snapshot

@@ -1,54 +1,62 @@
-"""``memprof sys -w`` / ``-s``: the REST API (``/api/4/...``) and, with ``-w``, a self-refreshing page at ``/``.
+"""``memprof sys -w`` / ``-s``: one server, uvicorn running a Starlette app.
 
-Built on the standard library's ThreadingHTTPServer: the API is a handful of GET routes answering JSON
-from one shared snapshot, which needs no framework and adds no dependency to a pytest plugin. A sampler
-thread refreshes the snapshot every interval, so rates are measured over the interval however often
-clients ask, and many clients cost one collection.
+``-w`` serves the page at ``/`` and the REST API (``/api/4/...``); ``-s`` serves the API and Glances's
+XML-RPC protocol at ``/RPC2``, so ``glances -c`` reads us. Both are the same app on the same ASGI server
+(as Glances's own web server is), which gives what the hand-written server lacked: idle and slow
+connections closed after a time-out, request bodies consumed by the HTTP parser, malformed requests
+answered with a proper 400, no traceback when a client goes away, and no thread per connection.
+
+Kept from before, and better than Glances: 127.0.0.1 by default, no CORS header at all, a CSP and
+``nosniff`` on every answer, and the password checked before anything else is looked at.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import secrets
 import signal
 import socket
 import sys
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from .. import __version__
 from ..errors import UsageError
-from .plugins import PLUGINS
-from .printers import SCHEMA_KEY, SCHEMA_VERSION
-from .registry import DICT, LIST, describe
-from .source import LocalSource, basic_auth_header
+from .api import API, Context, openapi, route
+from .store import StatsStore
 
-API = "/api/4"
 _STATIC = Path(__file__).with_name("static")
 # The page's own files; nothing else on disk is ever served.
 _PAGE_FILES = {"/": ("index.html", "text/html"), "/static/sys.js": ("sys.js", "text/javascript"),
                "/static/sys.css": ("sys.css", "text/css"), "/static/favicon.svg": ("favicon.svg", "image/svg+xml"),
                "/favicon.ico": ("favicon.svg", "image/svg+xml")}
-_SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-}
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"content-security-policy",
+     b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+]
+# A connection that has not sent a whole request (or the next one) within this many seconds is closed.
+IDLE_TIMEOUT = 5.0
+# An XML-RPC call is a method name and a plugin name: anything near this is not one.
+MAX_RPC_BODY = 64 << 10
+# The Glances major version our XML-RPC speaks: its client refuses a server of another major version.
+GLANCES_PROTOCOL_VERSION = "4.0.0"
 
 
 class Credentials:
     """A user name and password kept only as a salted hash; checks an Authorization header in constant time."""
 
     def __init__(self, username: str, password: str) -> None:
+        from .source import basic_auth_header
+
         self._salt = secrets.token_bytes(16)
         self._digest = self._hash(basic_auth_header(username, password))
 
@@ -60,151 +68,142 @@ class Credentials:
         return bool(header) and hmac.compare_digest(self._hash(header.strip()), self._digest)
 
 
-class StatsCache:
-    """The latest snapshot of every plugin, refreshed by a daemon thread every ``interval`` seconds."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self.source = LocalSource()
-        self._lock = threading.Lock()
-        self._snapshot = self.source.sample()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="memprof-sys-sampler", daemon=True)
-        self.refreshes = 1
-
-    def start(self) -> None:
-        """Start refreshing in the background."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop refreshing and wait for the thread."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            snapshot = self.source.sample()
-            with self._lock:
-                self._snapshot = snapshot
-                self.refreshes += 1
-
-    def snapshot(self) -> dict[str, Any]:
-        """The latest snapshot (shared: do not modify)."""
-        with self._lock:
-            return self._snapshot
+def _json_bytes(value: Any) -> bytes:
+    """Compact JSON (bytes): what every API answer is."""
+    return json.dumps(value, default=str, separators=(",", ":")).encode("utf-8")
 
 
-def route(path: str, snapshot: dict[str, Any], interval: float,
-          errors: dict[str, str] | None = None) -> tuple[int, Any]:
-    """(HTTP status, JSON-ready body) for an API path; no I/O, so it is testable on its own."""
-    parts = [unquote(part) for part in path[len(API):].strip("/").split("/") if part]
-    if not parts:
-        return HTTPStatus.OK, {"api": 4, "routes": ["status", "pluginslist", "all", "fields", "<plugin>",
-                                                    "<plugin>/<field>", "<plugin>/<field>/<value>"]}
-    head, rest = parts[0], parts[1:]
-    if head == "status" and not rest:
-        return HTTPStatus.OK, {"status": "ok", "version": __version__, SCHEMA_KEY: SCHEMA_VERSION,
-                               "refresh_seconds": interval, "plugin_errors": dict(errors or {})}
-    if head == "pluginslist" and not rest:
-        return HTTPStatus.OK, list(PLUGINS)
-    if head == "all" and not rest:
-        return HTTPStatus.OK, snapshot
-    if head == "fields" and not rest:
-        return HTTPStatus.OK, {name: describe(plugin) for name, plugin in PLUGINS.items()}
-    plugin = PLUGINS.get(head)
-    if plugin is None:
-        return HTTPStatus.NOT_FOUND, {"error": f"unknown plugin {head!r}", "plugins": list(PLUGINS)}
-    value = snapshot.get(head)
-    if not rest:
-        return HTTPStatus.OK, value
-    field = rest[0]
-    if plugin.field(field) is None:
-        return HTTPStatus.NOT_FOUND, {"error": f"unknown field {head}.{field}", "fields": plugin.field_names()}
-    if plugin.shape == DICT and len(rest) == 1:
-        return HTTPStatus.OK, {field: (value or {}).get(field)}
-    if plugin.shape == LIST and len(rest) == 1:
-        return HTTPStatus.OK, {field: [entry.get(field) for entry in value or []]}
-    if plugin.shape == LIST and len(rest) == 2:
-        # Glances' item route: the entries whose field has this value (/api/4/network/interface_name/eth0).
-        return HTTPStatus.OK, {rest[1]: [entry for entry in value or [] if str(entry.get(field)) == rest[1]]}
-    return HTTPStatus.NOT_FOUND, {"error": f"no such route: {path}"}
+class SysApp:
+    """The ASGI application: a Starlette router, behind our check of the password and our security headers."""
 
+    def __init__(self, context: Context, *, page: bool, xmlrpc: bool, credentials: Credentials | None,
+                 metrics: Any = None) -> None:
+        from starlette.applications import Starlette
+        from starlette.routing import Route
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _StatsServer
-    server_version = f"memprof-sys/{__version__}"
-    protocol_version = "HTTP/1.1"
+        self.context = context
+        self.page = page
+        self.xmlrpc = xmlrpc
+        self.credentials = credentials
+        self._openapi = _json_bytes(openapi())
+        self._all_cache: tuple[int, bytes] = (-1, b"")
+        # One worker thread answers every route that may sample: sampling is serialised by the store anyway,
+        # and a pool of threads would each grow its own malloc arena (RSS) for no gain.
+        self._executor: Any = None
+        routes = [Route("/openapi.json", self._openapi_route), Route(API + "/openapi.json", self._openapi_route),
+                  Route(API, self._api), Route(API + "/{rest:path}", self._api)]
+        if xmlrpc:
+            routes.append(Route("/RPC2", self._rpc, methods=["POST"]))
+        if page:
+            routes += [Route(path, self._page) for path in _PAGE_FILES]
+        if metrics is not None:
+            self._metrics_config = metrics
+            routes.append(Route("/metrics", self._metrics))
+        self.router = Starlette(routes=routes, exception_handlers={404: self._not_found, 405: self._not_allowed})
 
-    def log_message(self, format: str, *args: Any) -> None:  # the base class names it format
-        pass  # one line per request would drown the terminal; errors reach the client as JSON
+    async def _in_sampler(self, function: Any, *args: Any) -> Any:
+        """Run ``function(*args)`` on the sampler thread, off the event loop."""
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
 
-    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in {**_SECURITY_HEADERS, **(extra or {})}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memprof-sys-sampler")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
-    def _send_json(self, status: int, value: Any, extra: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(value, default=str).encode("utf-8"), "application/json", extra)
+    @staticmethod
+    def _json(status: int, value: Any, headers: dict[str, str] | None = None) -> Any:
+        from starlette.responses import Response
 
-    def _authorized(self) -> bool:
-        """True if no password is set or the request carries it; else answers 401 and returns False."""
-        credentials = self.server.credentials
-        if credentials is None or credentials.accepts(self.headers.get("Authorization")):
-            return True
-        self._send_json(HTTPStatus.UNAUTHORIZED, {"error": "authentication required"},
-                        {"WWW-Authenticate": 'Basic realm="memprof sys", charset="UTF-8"'})
-        return False
+        return Response(_json_bytes(value), status, headers, media_type="application/json")
 
-    def _not_allowed(self) -> None:
-        if not self._authorized():
-            return
-        self._send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "the API is read-only: use GET"},
-                        {"Allow": "GET, HEAD"})
+    async def _not_found(self, request: Any, error: Any) -> Any:
+        return self._json(404, {"error": f"no such route: {request.url.path[:200]}", "api": API})
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = _not_allowed
+    async def _not_allowed(self, request: Any, error: Any) -> Any:
+        allowed = "GET, HEAD" + (", POST" if self.xmlrpc else "")
+        hint = " (XML-RPC: POST /RPC2)" if self.xmlrpc else ""
+        return self._json(405, {"error": f"{request.method} is not served here: the API is read-only, use GET{hint}"},
+                          {"Allow": allowed})
 
-    def do_HEAD(self) -> None:
-        self.do_GET()
+    async def _openapi_route(self, request: Any) -> Any:
+        from starlette.responses import Response
 
-    def do_GET(self) -> None:
-        if not self._authorized():
-            return
-        path = urlsplit(self.path).path
-        if path == API or path.startswith(API + "/"):
-            cache = self.server.cache
-            status, body = route(path, cache.snapshot(), cache.interval, cache.source.errors)
-            self._send_json(status, body)
-            return
-        page = _PAGE_FILES.get(path) if self.server.page else None
-        if page is None:
-            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such route: {path}", "api": API})
-            return
-        name, content_type = page
+        return Response(self._openapi, media_type="application/json")
+
+    async def _api(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        # The raw path, so that an entry key with an encoded slash (/fs/used/%2Fhome) stays one part.
+        path = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0] or request.url.path
+        store = self.context.store
+        if path == API + "/all" and store.fresh() and self._all_cache[0] == store.refreshes:
+            # The most asked route, while the snapshot is current: its bytes once per refresh, not per request.
+            return Response(self._all_cache[1], media_type="application/json")
+        try:
+            # Sampling reads /proc for every process: off the event loop, so other connections keep moving.
+            status, body = await self._in_sampler(route, path, self.context)
+        except Exception as error:  # a collector's bug must not look like a dead server to every client
+            status, body = 500, {"error": f"internal error: {type(error).__name__}: {str(error)[:200]}"}
+        encoded = _json_bytes(body)
+        if path == API + "/all" and status == 200:
+            self._all_cache = (store.refreshes, encoded)
+        return Response(encoded, int(status), media_type="application/json")
+
+    async def _metrics(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        from .exports import prometheus_text
+
+        snapshot = await self._in_sampler(self.context.store.snapshot)
+        return Response(prometheus_text(snapshot, self._metrics_config), media_type="text/plain; version=0.0.4")
+
+    async def _page(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        name, content_type = _PAGE_FILES[request.url.path]
         body = (_STATIC / name).read_bytes()
         if name == "index.html":
             # The refresh interval is the only value the server writes into the page, and it is a number.
-            body = body.replace(b"{{interval_ms}}", str(round(self.server.cache.interval * 1000)).encode())
-        self._send(HTTPStatus.OK, body, content_type)
+            body = body.replace(b"{{interval_ms}}", str(round(self.context.store.min_age * 1000)).encode())
+        return Response(body, media_type=content_type)
 
+    async def _rpc(self, request: Any) -> Any:
+        from starlette.responses import Response
 
-class _StatsServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+        from . import xmlrpc
 
-    def __init__(self, address: tuple[str, int], cache: StatsCache, page: bool,
-                 credentials: Credentials | None) -> None:
-        self.cache = cache
-        self.page = page
-        self.credentials = credentials
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_RPC_BODY:
+                return self._json(413, {"error": f"an XML-RPC call here is at most {MAX_RPC_BODY} bytes"})
+            chunks.append(chunk)
+        body = await self._in_sampler(xmlrpc.answer, b"".join(chunks), self.context)
+        return Response(body, media_type="text/xml")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return  # no lifespan or websocket: the server runs with lifespan="off"
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *_SECURITY_HEADERS]}
+            await send(message)
+
+        if scope.get("http_version") not in ("1.0", "1.1"):
+            response = self._json(505, {"error": "HTTP/1.0 and HTTP/1.1 only"}, {"Connection": "close"})
+            await response(scope, receive, send_with_headers)
+            return
+        if self.credentials is not None:
+            header = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"authorization"),
+                          None)
+            if not self.credentials.accepts(header):
+                # No password sent: say one is needed; a wrong one: say it was refused. Nothing else is looked at.
+                message = "the password was refused" if header else "this server needs a password (HTTP Basic)"
+                response = self._json(401, {"error": message},
+                                      {"WWW-Authenticate": 'Basic realm="memprof sys", charset="UTF-8"'})
+                await response(scope, receive, send_with_headers)
+                return
+        await self.router(scope, receive, send_with_headers)
 
 
 def _is_loopback(host: str) -> bool:
@@ -214,58 +213,175 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def make_server(bind: str, port: int, interval: float, *, page: bool, username: str = "memprof",
-                password: str | None = None) -> _StatsServer:
-    """A bound server (not yet serving); a port in use or a bad address is a one-line usage error."""
-    cache = StatsCache(interval)
-    credentials = Credentials(username, password) if password else None
+def bind_socket(bind: str, port: int) -> socket.socket:
+    """A listening socket; a port in use or a bad address is a one-line usage error."""
     try:
-        return _StatsServer((bind, port), cache, page, credentials)
+        infos = socket.getaddrinfo(bind, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        raise UsageError(f"cannot listen on {bind}:{port}: not an address of this machine") from None
+    family, kind, proto, _, address = infos[0]
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+        listener.listen(128)
     except OSError as error:
+        listener.close()
         if error.errno == errno.EADDRINUSE:
             raise UsageError(f"port {port} on {bind} is in use: pick another with --port") from None
         if error.errno in (errno.EACCES, errno.EPERM):
             raise UsageError(f"port {port} on {bind}: permission denied (ports below 1024 need root)") from None
         raise UsageError(f"cannot listen on {bind}:{port}: {error.strerror or error}") from None
+    listener.setblocking(False)
+    return listener
+
+
+def _protocol_class() -> type:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        """uvicorn's h11 protocol, plus a deadline for a connection that has not sent a whole request.
+
+        uvicorn times out idle keep-alive connections only after a first response: a socket that connects
+        and says nothing, or sends its headers a byte at a time, would otherwise stay open for ever.
+        """
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm_deadline()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            self._disarm()  # a pending timer would keep the closed connection and its buffers alive
+
+        def _disarm(self) -> None:
+            timer = getattr(self, "_deadline", None)
+            if timer is not None:
+                timer.cancel()
+                self._deadline = None
+
+        def _arm_deadline(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(self.timeout_keep_alive, self._check_deadline)
+
+        def _check_deadline(self) -> None:
+            self._deadline = None
+            if self.transport.is_closing():
+                return
+            if self.cycle is not None and not self.cycle.response_complete:
+                return  # a request is being answered: its handler is the one to finish it
+            self.transport.close()
+
+    return Protocol
+
+
+def make_app(store: StatsStore, *, page: bool, xmlrpc: bool, password: str | None, username: str = "memprof",
+             config: Any = None, args: dict[str, Any] | None = None, limits: Any = None,
+             metrics: bool = False) -> SysApp:
+    """The ASGI app over a store (no socket): what the server runs and what in-process tests call."""
+    from .config import SysConfig, serverlist
+    from .thresholds import Limits
+
+    config = config if config is not None else SysConfig()
+    limits = limits if limits is not None else Limits(config)
+    servers = [{"name": server.name, "port": server.port, "alias": server.alias} for server in serverlist(config)]
+    context = Context(store=store, limits=limits, config=config.as_dict(), args=args or {}, servers=servers)
+    credentials = Credentials(username, password) if password else None
+    return SysApp(context, page=page, xmlrpc=xmlrpc, credentials=credentials, metrics=config if metrics else None)
+
+
+def _server_class() -> type:
+    import contextlib
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, stopping on SIGINT/SIGTERM with exit code 0 (uvicorn re-raises the signal after)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[override]
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {number: signal.signal(number, self._stop) for number in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for number, handler in previous.items():
+                    signal.signal(number, handler)
+
+        def _stop(self, number: int, frame: Any) -> None:
+            self.should_exit = True
+
+    return Server
 
 
 def serve(bind: str, port: int, interval: float, *, page: bool, username: str = "memprof",
-          password: str | None = None, stop_after: int | None = None) -> int:
-    """Serve until Ctrl-C or SIGTERM (or, with ``stop_after``, that many refreshes); return the exit code."""
-    server = make_server(bind, port, interval, page=page, username=username, password=password)
-    host, bound_port = server.server_address[:2]
+          password: str | None = None, stop_after: int | None = None, config: Any = None,
+          args: dict[str, Any] | None = None, limits: Any = None, store: StatsStore | None = None,
+          exports: list[Any] | None = None, metrics: bool = False, announce: bool = False) -> int:
+    """Serve until Ctrl-C or SIGTERM (or, with ``stop_after``, that many intervals); return the exit code."""
+    import uvicorn
+
+    listener = bind_socket(bind, port)
+    host, bound_port = listener.getsockname()[:2]
+    if store is None:
+        from .source import LocalSource
+
+        store = StatsStore(interval, source=LocalSource(config=config))
+    app = make_app(store, page=page, xmlrpc=not page, password=password, username=username, config=config,
+                   args=args, limits=limits, metrics=metrics)
+    store.listeners.extend(exports or [])
     shown = f"[{host}]" if ":" in host else host
-    what = "web page and API" if page else "API"
+    what = "web page and API" if page else "API and Glances XML-RPC (/RPC2)"
     auth = ", password required" if password else ""
     print(f"memprof: sys {what} on http://{shown}:{bound_port}/{'' if page else 'api/4/'} "
-          f"(every {interval:g} s{auth}; Ctrl-C stops)", flush=True)
+          f"(samples at most every {interval:g} s, when asked{auth}; Ctrl-C stops)", flush=True)
     if not password and not _is_loopback(host):
         print(f"memprof: warning: {shown} is reachable from other machines and no --password is set: "
               "anyone who can reach it sees this machine's processes and command lines", file=sys.stderr, flush=True)
-    stop = threading.Event()
+    # uvicorn logs every bad request and disconnect at INFO/WARNING: a server in a terminal stays quiet.
+    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
+    config_object = uvicorn.Config(app, http=_protocol_class(), lifespan="off", access_log=False,
+                                   log_level="critical", server_header=False, date_header=False,
+                                   timeout_keep_alive=int(IDLE_TIMEOUT), timeout_graceful_shutdown=1,
+                                   limit_concurrency=200, h11_max_incomplete_event_size=16 << 10)
+    server = _server_class()(config_object)
 
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
+    async def run() -> None:
+        if stop_after is not None:
+            async def stop_later() -> None:
+                await asyncio.sleep(stop_after * interval)
+                server.should_exit = True
+            asyncio.get_running_loop().create_task(stop_later())
+        if exports:
+            async def sample_for_exports() -> None:
+                # An export asks for a sample every interval, as a client would.
+                while not server.should_exit:
+                    await app._in_sampler(store.snapshot)
+                    await asyncio.sleep(interval)
+            asyncio.get_running_loop().create_task(sample_for_exports())
+        await server.serve(sockets=[listener])
 
-    previous = signal.signal(signal.SIGTERM, on_signal) if threading.current_thread() is threading.main_thread() \
-        else None
-    server.cache.start()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-    thread.start()
+    announcement = None
+    if announce:
+        from .discovery import announce as announce_server
+
+        announcement = announce_server(host, bound_port, "rest" if page else "rpc")
     try:
-        while not stop.wait(0.2):
-            if stop_after is not None and server.cache.refreshes >= stop_after:
-                break
+        asyncio.run(run())
     except KeyboardInterrupt:
         pass
     finally:
-        server.shutdown()
-        server.server_close()
-        server.cache.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        listener.close()
+        if announcement is not None:
+            announcement.close()
     sys.stdout.flush()
     return 0
 
 
-__all__ = ["Credentials", "StatsCache", "make_server", "route", "serve"]
+__all__ = ["Credentials", "SysApp", "bind_socket", "make_app", "serve"]

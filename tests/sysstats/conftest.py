@@ -74,3 +74,63 @@ def run_memprof(*args: str, timeout: float = 60, env: dict[str, str] | None = No
     return subprocess.run([*memprof_command(), *args], capture_output=True, text=True, env=environment,
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
+
+
+def glances_command() -> list[str]:
+    """Glances installed beside this interpreter (a test extra), else skip."""
+    import sys
+
+    pytest.importorskip("glances", reason="Glances is not installed (it is in the test extras)")
+    script = Path(sys.executable).parent / "glances"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "glances"]
+
+
+class GlancesServer:
+    """Real ``glances -s`` or ``-w`` on a free port of 127.0.0.1, up once its port answers."""
+
+    def __init__(self, mode: str, tmp_path: Path) -> None:
+        import time
+
+        self.port = free_port()
+        config = tmp_path / "glances.conf"
+        config.write_text("[global]\ncheck_update=false\n[outputs]\ncors_origins=http://127.0.0.1\n")
+        # --disable-autodiscover: Glances would announce itself by multicast on every interface.
+        args = [mode, "--bind", "127.0.0.1", "--port", str(self.port), "-C", str(config), "-t", "1",
+                "--disable-autodiscover"]
+        if mode == "-w":
+            args.append("--disable-webui")
+        self.process = subprocess.Popen([*glances_command(), *args], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                        env=subprocess_env(HOME=str(tmp_path)))
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.process.poll() is None, "glances exited at start"
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "glances did not listen within 60 s"
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def glances_server(tmp_path):
+    """Start real Glances servers (``glances_server("-s")``); all are stopped at the end."""
+    started: list[GlancesServer] = []
+
+    def start(mode: str) -> GlancesServer:
+        server = GlancesServer(mode, tmp_path)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -26,11 +26,11 @@ def test_a_client_prints_the_servers_stats_as_json(start_server):
 
 def test_a_client_also_reads_a_web_server_and_prints_csv(start_server):
     server = start_server("-w", "-t", "0.2")
-    result = run_memprof("sys", "-c", "127.0.0.1", "--port", str(server.port), "--stdout-csv", "now,mem.total",
+    result = run_memprof("sys", "-c", "127.0.0.1", "--port", str(server.port), "--stdout-csv", "now.iso,mem.total",
                          "--stop-after", "2", "-t", "0.2")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "now,mem.total" and len(lines) == 3
+    assert lines[0] == "now.iso,mem.total" and len(lines) == 3
     assert all(line.endswith(f",{psutil.virtual_memory().total}") for line in lines[1:])
 
 
@@ -94,7 +94,10 @@ def test_a_client_sends_the_password_and_is_refused_without_it(start_server, tmp
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout == f"mem.total: {psutil.virtual_memory().total}\n"
     refused = run_memprof("sys", "-c", f"127.0.0.1:{server.port}", "--stdout", "mem.total", "--stop-after", "1")
-    assert_one_line_error(refused, "the password was refused (HTTP 401)")
+    assert_one_line_error(refused, "the server needs a password: give it with --password or --password-file")
+    wrong = run_memprof("sys", "-c", f"127.0.0.1:{server.port}", "--stdout", "mem.total", "--stop-after", "1",
+                        "--password", env={"MEMPROF_SYS_PASSWORD": "guess"})
+    assert_one_line_error(wrong, "the password was refused (HTTP 401)")
 
 
 def test_browser_lists_the_configured_servers_with_their_status(start_server, tmp_path):
@@ -147,3 +150,62 @@ def test_browser_with_an_empty_serverlist_is_a_usage_error(tmp_path):
     config.write_text("[serverlist]\n")
     result = run_memprof("sys", "--browser", "-C", str(config))
     assert_one_line_error(result, "has no [serverlist] entries")
+
+
+def test_browser_lists_servers_announced_by_zeroconf_on_loopback(start_server, tmp_path):
+    pytest.importorskip("zeroconf", reason="zeroconf is not installed (it is in the test extras)")
+    # Bound to 127.0.0.1, the server announces on loopback only, and the browser (--bind 127.0.0.1) looks there.
+    server = start_server("-s", "-t", "0.2", "--announce")
+    result = run_memprof("sys", "--browser", env={"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path),
+                                                  "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if f"127.0.0.1:{server.port}" in line)
+    assert "(announced)" in row and "ONLINE" in row
+
+
+def test_announce_goes_with_a_server_only():
+    result = run_memprof("sys", "--announce", "--stdout", "mem", "--stop-after", "1")
+    assert_one_line_error(result, "--announce goes with -s or -w")
+
+
+def test_the_browser_is_interactive_in_a_terminal(start_server, tmp_path):
+    import shlex
+    import shutil
+    import time
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    server = start_server("-s", "-t", "0.3")
+    config = tmp_path / "memprof.conf"
+    config.write_text(f"[serverlist]\nserver_1_name=127.0.0.1\nserver_1_port={server.port}\nserver_1_alias=Build box\n")
+    tmux = ["tmux", "-S", str(tmp_path / "tmux.sock")]
+    status = tmp_path / "status"
+    env = " ".join(f"{name}={shlex.quote(value)}" for name, value in subprocess_env(TERM="xterm-256color").items()
+                   if name in ("PYTHONPATH", "TERM", "PATH"))
+    command = " ".join(shlex.quote(part) for part in [*memprof_command(), "sys", "--browser", "-C", str(config)])
+    subprocess.run([*tmux, "new-session", "-d", "-s", "b", "-x", "120", "-y", "30",
+                    f"env {env} {command}; echo $? > {status}; sleep 60"], check=True, timeout=10)
+
+    def screen_until(condition, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", "b"], capture_output=True, text=True).stdout
+            if condition(screen):
+                return screen
+            assert time.monotonic() < deadline, screen
+            time.sleep(0.2)
+
+    try:
+        screen_until(lambda text: "Build box" in text and "ONLINE" in text)
+        subprocess.run([*tmux, "send-keys", "-t", "b", "Enter"], check=True)
+        screen_until(lambda text: f"127.0.0.1:{server.port}" in text and "TASKS" in text and "PID" in text)
+        subprocess.run([*tmux, "send-keys", "-t", "b", "q"], check=True)
+        screen_until(lambda text: "Build box" in text and "Enter opens" in text)  # back to the list
+        subprocess.run([*tmux, "send-keys", "-t", "b", "q"], check=True)
+        deadline = time.monotonic() + 30
+        while not status.exists() or not status.read_text().strip():
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert status.read_text().strip() == "0"
+    finally:
+        subprocess.run([*tmux, "kill-server"], timeout=10)

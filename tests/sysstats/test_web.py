@@ -26,9 +26,9 @@ def get(url: str, authorization: str | None = None) -> tuple[int, dict, bytes]:
     request = urllib.request.Request(url, headers={"Authorization": authorization} if authorization else {})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, error.headers, error.read()
 
 
 def get_json(url: str, authorization: str | None = None):
@@ -74,7 +74,7 @@ def test_every_api_route_answers_json(start_server):
                 assert isinstance(picked[field], list)
     status, load = get_json(f"{api}/load/cpucore")
     assert load == {"cpucore": psutil.cpu_count()}
-    status, loopback = get_json(f"{api}/network/interface_name/lo")
+    status, loopback = get_json(f"{api}/network/interface_name/value/lo")
     assert status == 200 and [entry["interface_name"] for entry in loopback["lo"]] in ([], ["lo"])
     for missing in ("nosuchplugin", "mem/nosuchfield", "uptime/x", "mem/used/1"):
         status, body = get_json(f"{api}/{missing}")
@@ -213,4 +213,40 @@ def test_only_loopback_binds_go_without_a_warning(host, loopback):
 def test_a_loopback_server_without_password_gives_no_warning():
     result = run_memprof("sys", "-s", "--port", "0", "--stop-after", "1")
     assert result.returncode == 0 and result.stderr == ""
-    assert result.stdout.startswith("memprof: sys API on http://127.0.0.1:")
+    assert result.stdout.startswith("memprof: sys API and Glances XML-RPC (/RPC2) on http://127.0.0.1:")
+
+
+@pytest.mark.browser
+def test_the_page_has_glances_panels_a_sortable_filterable_process_list_and_colours(start_server, page, tmp_path,
+                                                                                   hungry_hostile_process):
+    config = tmp_path / "memprof.conf"
+    config.write_text("[mem]\ncareful=0\nwarning=0.001\ncritical=0.002\n")  # memory always critical here
+    server = start_server("-w", "-t", "0.3", "-C", str(config))
+    page.goto(server.url + "/")
+    wait_until(page, lambda: int(page.text_content("#refreshes")) >= 2)
+    for panel in ("#quicklook-card", "#cpu-card", "#mem-card", "#swap-card", "#load-card", "#network-card",
+                  "#diskio-card", "#fs-card", "#sensors-card", "#alerts-card", "#history", "#processes"):
+        assert page.locator(panel).is_visible(), panel
+    assert page.text_content("#quicklook-mem").endswith("%")
+    assert page.locator("#percpu span").count() == psutil.cpu_count()
+    assert page.locator("#fs tbody tr").count() >= 1
+    # Coloured by the thresholds of the config (through /api/4/all/views), and the alert log shows the event.
+    assert page.get_attribute("#mem-percent", "class") == "deco-CRITICAL"
+    wait_until(page, lambda: "MEM" in page.text_content("#alerts tbody"))
+    # Every process, not ten; the history is drawn from /api/4/<plugin>/history.
+    wait_until(page, lambda: page.locator("#processes tbody tr").count() >= len(psutil.pids()) - 15)
+    wait_until(page, lambda: int(page.text_content("#history-length")) >= 2)
+    assert len(page.get_attribute("#history-cpu", "points").split()) >= 2
+    # Sorting: a click on RSS puts the 400 MiB process first; a second click reverses.
+    page.click("#processes th[data-sort=rss]")
+    first_pid = page.text_content("#processes tbody tr:first-child td:nth-child(4)")
+    assert first_pid == str(hungry_hostile_process.pid)
+    page.click("#processes th[data-sort=rss]")
+    assert page.text_content("#processes tbody tr:first-child td:nth-child(4)") != first_pid
+    # Filtering by a regular expression on the command line.
+    page.fill("#process-filter", "onerror=al.rt")
+    wait_until(page, lambda: page.locator("#processes tbody tr").count() == 1)
+    assert HOSTILE in page.text_content("#processes tbody") and page.locator("#processes img").count() == 0
+    page.fill("#process-filter", "[")
+    assert page.is_visible("#filter-problem")
+    assert not page.console_errors, page.console_errors
