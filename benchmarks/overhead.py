@@ -139,16 +139,21 @@ def main() -> int:
     for name in names:
         cells = [f"{statistics.median(times[(name, mode)]):.2f}" for mode in modes]
         print(f"| {name} | " + " | ".join(cells) + " |")
+
+    def overheads(name: str, mode: str, other_mode: str) -> tuple[float, float, str]:
+        """Each mode's time minus the faster untracked run's, and their ratio."""
+        base = min(statistics.median(times[(name, untracked)]) for untracked in ("untracked", "untracked, top pad"))
+        mine = statistics.median(times[(name, mode)]) - base
+        other = statistics.median(times[(name, other_mode)]) - base
+        return mine, other, f"{mine / other:.2f}" if other > 0.02 else "n/a (overhead ~0)"
+
     print()
     print("| configuration | workload | memprof overhead s | memray overhead s | ratio (goal <= 0.7 native) |")
     print("|---|---|---|---|---|")
     pairs = [(ours, theirs, label) for ours, theirs, label in PAIRS if ours in modes and theirs in modes]
     for ours, theirs, label in pairs:
         for name in names:
-            base = min(statistics.median(times[(name, mode)]) for mode in ("untracked", "untracked, top pad"))
-            mine = statistics.median(times[(name, ours)]) - base
-            other = statistics.median(times[(name, theirs)]) - base
-            ratio = f"{mine / other:.2f}" if other > 0.02 else "n/a (memray overhead ~0)"
+            mine, other, ratio = overheads(name, ours, theirs)
             print(f"| {label} | {name} | {mine:.2f} | {other:.2f} | {ratio} |")
     if not args.top_pad:
         for name in names:
@@ -175,10 +180,7 @@ def main() -> int:
         print("|---|---|---|---|---|")
         for ours, theirs in calls:
             for name in names:
-                base = min(statistics.median(times[(name, mode)]) for mode in ("untracked", "untracked, top pad"))
-                mine = statistics.median(times[(name, ours)]) - base
-                other = statistics.median(times[(name, theirs)]) - base
-                ratio = f"{mine / other:.2f}" if other > 0.02 else "n/a"
+                mine, other, ratio = overheads(name, ours, theirs)
                 print(f"| {ours} | {name} | {mine:.2f} | {other:.2f} | {ratio} |")
     return 0
 
