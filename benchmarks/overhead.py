@@ -147,10 +147,11 @@ def main() -> int:
         other = statistics.median(times[(name, other_mode)]) - base
         return mine, other, f"{mine / other:.2f}" if other > 0.02 else "n/a (overhead ~0)"
 
-    print()
-    print("| configuration | workload | memprof overhead s | memray overhead s | ratio (goal <= 0.7 native) |")
-    print("|---|---|---|---|---|")
     pairs = [(ours, theirs, label) for ours, theirs, label in PAIRS if ours in modes and theirs in modes]
+    if pairs:
+        print()
+        print("| configuration | workload | memprof overhead s | memray overhead s | ratio (goal <= 0.7 native) |")
+        print("|---|---|---|---|---|")
     for ours, theirs, label in pairs:
         for name in names:
             mine, other, ratio = overheads(name, ours, theirs)
@@ -163,10 +164,11 @@ def main() -> int:
                 print(f"\n{name}: untracked takes {plain / padded:.1f}x as long without MALLOC_TOP_PAD_ "
                       "(glibc trimming and regrowing the heap top): its rows measure that more than the "
                       "trackers; compare them with --top-pad.")
-    print()
-    print("| configuration | workload | memprof capture MB | memray capture MB | size ratio (goal <= 1) "
-          "| memprof stats s | memray stats s | stats ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+    if pairs:
+        print()
+        print("| configuration | workload | memprof capture MB | memray capture MB | size ratio (goal <= 1) "
+              "| memprof stats s | memray stats s | stats ratio |")
+        print("|---|---|---|---|---|---|---|---|")
     for ours, theirs, label in pairs:
         for name in names:
             mine, other = (statistics.median(sizes[(name, mode)]) for mode in (ours, theirs))
