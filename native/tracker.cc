@@ -24,6 +24,11 @@ namespace tracker {
 namespace {
 
 thread_local ThreadState* t_state __attribute__((tls_model("initial-exec"))) = nullptr;
+// Set in the forking thread from our prepare handler to the parent's or child's: it then holds
+// the tracker lock, while the other atfork handlers still run and may allocate and free
+// (OpenBLAS's joins its threads, and pthread_join frees their TLS). Their events are recorded
+// under the lock this thread already holds, instead of waiting for it forever.
+thread_local bool t_forking __attribute__((tls_model("initial-exec"))) = false;
 
 // One instance for the life of the process, never destroyed: a hook may still be running in
 // another thread while the tracker stops, and must find a valid lock and flag.
@@ -173,16 +178,19 @@ void fork_prepare() {
     if (!g) return;
     hooks::lock_patching();
     g->lock.lock();
+    t_forking = true;
 }
 
 void fork_parent() {
     if (!g) return;
+    t_forking = false;
     g->lock.unlock();
     hooks::unlock_patching();
 }
 
 void fork_child() {
     if (!g) return;
+    t_forking = false;
     g->lock.unlock();  // the forking thread took it in prepare; it is this thread here
     hooks::unlock_patching();
     // The sampler thread does not exist here: leak its object, never join it. Its mutex and
@@ -428,6 +436,22 @@ void after_fork_parent() {
 
 namespace {
 
+// The tracker lock for one event, unless this thread holds it already across a fork.
+class EventLock {
+  public:
+    EventLock() : d_owned(!t_forking) {
+        if (d_owned) g->lock.lock();
+    }
+    ~EventLock() {
+        if (d_owned) g->lock.unlock();
+    }
+    EventLock(const EventLock&) = delete;
+    EventLock& operator=(const EventLock&) = delete;
+
+  private:
+    bool d_owned;
+};
+
 // The allocating thread's Python stack as a trie node (0: no Python frames). Lock held.
 inline uint32_t python_node(ThreadState* state) {
     uint32_t node = 0;
@@ -445,7 +469,7 @@ void on_alloc(uint8_t kind, void* address, size_t size) {
         uintptr_t addresses[nativestack::kMaxDepth];
         uintptr_t frames[nativestack::kMaxDepth];
         int depth = nativestack::unwind(state->native_stack, addresses, frames, nativestack::kMaxDepth);
-        std::lock_guard<std::mutex> lock(g->lock);
+        EventLock lock;
         if (!g->active.load(std::memory_order_relaxed)) return;
         uint32_t stack = python_node(state);
         uint32_t native_stack = nativestack::intern(state->native_stack, addresses, frames, depth);
@@ -453,7 +477,7 @@ void on_alloc(uint8_t kind, void* address, size_t size) {
         g->recorder.alloc_native(kind, reinterpret_cast<uintptr_t>(address), size, stack, native_stack);
         return;
     }
-    std::lock_guard<std::mutex> lock(g->lock);
+    EventLock lock;
     if (!g->active.load(std::memory_order_relaxed)) return;
     uint32_t stack = python_node(state);
     switch_thread(state->tid);
@@ -462,7 +486,7 @@ void on_alloc(uint8_t kind, void* address, size_t size) {
 
 void on_free(uint8_t kind, void* address) {
     ThreadState* state = thread_state();
-    std::lock_guard<std::mutex> lock(g->lock);
+    EventLock lock;
     if (!g->active.load(std::memory_order_relaxed)) return;
     switch_thread(state->tid);
     g->recorder.free(kind, reinterpret_cast<uintptr_t>(address));
@@ -470,7 +494,7 @@ void on_free(uint8_t kind, void* address) {
 
 void on_munmap(void* address, size_t length) {
     ThreadState* state = thread_state();
-    std::lock_guard<std::mutex> lock(g->lock);
+    EventLock lock;
     if (!g->active.load(std::memory_order_relaxed)) return;
     switch_thread(state->tid);
     g->recorder.munmap(reinterpret_cast<uintptr_t>(address), length);
@@ -491,14 +515,15 @@ void record_maps() {
 }  // namespace
 
 void on_dlopen() {
-    // A library loaded while tracking (or paused): bind its slots to our hooks too.
-    if (!g || !g->hooked.load(std::memory_order_relaxed)) return;
+    // A library loaded while tracking (or paused): bind its slots to our hooks too. Not from
+    // another atfork handler: this thread holds the patch lock across the fork.
+    if (!g || !g->hooked.load(std::memory_order_relaxed) || t_forking) return;
     hooks::patch_all(true);
     if (g->native) record_maps();
 }
 
 void on_dlclose() {
-    if (!g || !g->hooked.load(std::memory_order_relaxed) || !g->native) return;
+    if (!g || !g->hooked.load(std::memory_order_relaxed) || !g->native || t_forking) return;
     {
         std::lock_guard<std::mutex> lock(g->lock);
         nativestack::invalidate();

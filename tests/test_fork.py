@@ -251,3 +251,24 @@ def test_forking_a_tracked_single_threaded_program_raises_no_thread_warning(tmp_
     )
     assert "DeprecationWarning" not in result.stderr
     whole(out)
+
+
+@pytest.mark.parametrize("follow_fork", [False, True])
+def test_another_atfork_handler_that_allocates_does_not_deadlock_the_fork(tmp_path, follow_fork):
+    # Our prepare handler takes the tracker lock; handlers registered before ours run after it,
+    # and OpenBLAS's (numpy's) frees memory there: the free used to wait for that lock forever.
+    from tests.native_lib import build
+
+    library = build(tmp_path)
+    run_script(tmp_path, f"""
+        from tests.native_lib import load
+        lib = load({str(library)!r})
+        assert lib.register_allocating_atfork() == 0
+        with Tracker("forks.bin", follow_fork={follow_fork}):
+            pid = os.fork()
+            if pid == 0:
+                child_allocates()
+                os._exit(0)
+            assert os.waitpid(pid, 0)[1] == 0
+    """)
+    whole(tmp_path / "forks.bin")

@@ -41,6 +41,7 @@ def load(path: Path) -> ctypes.CDLL:
         "native_thread_allocate": (vp, [size, ctypes.c_int, ctypes.c_char_p]),
         "call_in_native_thread": (ctypes.c_int, [CALLBACK]),
         "getattr_in_new_thread": (ctypes.c_int, []),
+        "register_allocating_atfork": (ctypes.c_int, []),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)

@@ -78,3 +78,9 @@ int getattr_in_new_thread(void) {
     if (pthread_create(&thread, NULL, read_own_attributes, NULL) != 0) return -1;
     return pthread_join(thread, NULL);
 }
+
+static void allocate_before_fork(void) { free(malloc(4096)); }
+
+/* An atfork prepare handler that allocates and frees, as OpenBLAS's does (it joins its threads).
+ * Registered before the tracker's own, it runs after it, while the tracker holds its lock. */
+int register_allocating_atfork(void) { return pthread_atfork(allocate_before_fork, NULL, NULL); }
