@@ -11,6 +11,7 @@ from typing import Callable
 from ._reader import FORMAT_VERSION, HYBRID_STACK, NativeReader
 from .errors import CaptureError
 from .hybrid import NativeCall, NativeShape, interpreter_paths, merge, python_runs
+from .launcher import Launcher, Place
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint
 from .symbols import Symbolizer
 
@@ -63,13 +64,10 @@ class Capture:
         self._frames: list[tuple[str, str, int]] = []
         self._nodes: list[tuple[int, int, int]] = []
         self._stacks: dict[int, tuple[Frame, ...]] = {0: ()}
-        # Nodes of the leading run of runner frames: (their frames, whether `memprof run` is among
-        # them, whether a runner frame was seen yet).
-        self._runner: dict[int, tuple[tuple[Frame, ...], bool, bool]] = {0: ((), False, False)}
-        # A capture may name the files of the harness that ran the code (pytest's per-test captures do).
-        runner_files = metadata.extra.get("runner_files", ())
-        self._runner_files = tuple(f for f in runner_files if isinstance(f, str) and f) \
-            if isinstance(runner_files, list) else ()
+        # The launcher the header names (memprof run, pytest): stacks start below its frames. Nodes
+        # that have not reached the program's first frame keep their state here.
+        self._launcher = Launcher.of(metadata)
+        self._places: dict[int, Place] = {0: Place.BEFORE} if self._launcher else {}
         self._temporal_reader: NativeReader | None = None
         # Native stacks (captures made with native=True).
         self._entries: list[bool] = []
@@ -214,9 +212,11 @@ class Capture:
         if frame is not None:
             return frame
         if python_node:
-            # The last frame of the last Python run: the node's own frame, whatever stack() drops
-            # of the runner's (it always keeps the innermost frame), so no stack is built.
-            return self._node_frame(python_node)
+            # The last frame of the last Python run: the node's own frame (stack() keeps it unless
+            # the whole stack is the launcher's), so no stack is built.
+            frame = self._node_frame(python_node)
+            if frame is not None:
+                return frame
         if eval_node:  # an eval frame with no Python frames to put there: walk on past it
             node = eval_node
             while node:
@@ -227,13 +227,15 @@ class Capture:
                 node = self._native_nodes[node - 1][0]
         return None
 
-    def _node_frame(self, node: int) -> Frame:
-        """The innermost frame of Python stack node ``node`` (``self.stack(node)[-1]``)."""
+    def _node_frame(self, node: int) -> Frame | None:
+        """The innermost frame of Python stack node ``node`` (``self.stack(node)[-1]``), or None if it shows none."""
         cached = self._stacks.get(node)
-        if cached:
-            return cached[-1]
+        if cached is not None:
+            return cached[-1] if cached else None
         if node > len(self._nodes):
             self._refresh_tables(self._reader)
+        if self._places and self._place(node) is Place.LAUNCHER:
+            return None
         _, frame_id, line = self._nodes[node - 1]
         function, file, _ = self._frames[frame_id]
         return Frame(function, file, line)
@@ -318,31 +320,50 @@ class Capture:
             chain.append(node)
             node = self._nodes[node - 1][0]
         prefix = self._stacks[node]
-        runner = self._runner.get(node)
         for node in reversed(chain):
-            _, frame_id, line = self._nodes[node - 1]
+            parent, frame_id, line = self._nodes[node - 1]
             function, file, _ = self._frames[frame_id]
-            frame = Frame(function, file, line)
-            if runner is None:
-                prefix = (*prefix, frame)
-            elif _is_runner_frame(frame) or any(part in frame.file for part in self._runner_files):
-                frames = runner[0] if runner[2] else ()  # what launched the harness is not the test's either
-                runner = ((*frames, frame), runner[1] or bool(self._runner_files) or _is_memprof_run(frame), True)
-                self._runner[node] = runner
-                prefix = runner[0]  # an allocation by the runner itself is shown whole
-            elif self._runner_files and not runner[2]:
-                # Outside the harness yet: pytest started from a launcher of its own (xdist's workers
-                # run under execnet's bootstrap, `python -c`): kept only if no harness frame follows.
-                runner = ((*runner[0], frame), runner[1], False)
-                self._runner[node] = runner
-                prefix = runner[0]
+            if self._places:
+                place = self._place(node)
+                if place is Place.LAUNCHER:
+                    prefix = ()
+                elif self._places[parent] is Place.LAUNCHER:
+                    prefix = (Frame(function, file, line),)  # the program's first frame
+                else:
+                    prefix = (*prefix, Frame(function, file, line))
             else:
-                # The program's first frame: under `memprof run` (or a harness named by the capture) the
-                # frames above it are the runner's, not the program's, so its stacks start here.
-                prefix = (*(() if runner[1] else runner[0]), frame)
-                runner = None
+                prefix = (*prefix, Frame(function, file, line))
             self._stacks[node] = prefix
         return prefix
+
+    def _place(self, node: int) -> Place:
+        """Where Python stack node ``node`` is with respect to the launcher (launcher.py)."""
+        place = self._places.get(node)
+        if place is not None:
+            return place
+        chain = []
+        while node not in self._places:
+            chain.append(node)
+            node = self._nodes[node - 1][0]
+        place = self._places[node]
+        for node in reversed(chain):
+            _, frame_id, _ = self._nodes[node - 1]
+            place = self._places[node] = self._launcher.place(place, self._frames[frame_id][1])
+        return place
+
+    def launcher_only(self, stack_id: int) -> bool:
+        """Whether stack ``stack_id`` is the launcher's own work (pytest's, memprof run's): it shows no frames."""
+        if not self._places or not stack_id:
+            return False
+        if stack_id & HYBRID_STACK:
+            if self.stack(stack_id):
+                return False
+            stack_id = self._pairs[stack_id & ~HYBRID_STACK][0]
+            if not stack_id:
+                return False
+        if stack_id > len(self._nodes):
+            self._refresh_tables(self._reader)
+        return self._place(stack_id) is Place.LAUNCHER
 
     # ---- other aggregates -----------------------------------------------------------------------
 
@@ -365,7 +386,8 @@ class Capture:
 
     def _stack_stats(self, which: str, merge_threads: bool, merge_allocators: bool) -> list[StackStat]:
         return [
-            StackStat(frames=self.stack(stack), bytes=size, count=count, thread_id=tid, allocator=allocator)
+            StackStat(frames=self.stack(stack), bytes=size, count=count, thread_id=tid, allocator=allocator,
+                      launcher=self.launcher_only(stack))
             for stack, tid, allocator, size, count in self._reader.rows(which, merge_threads, merge_allocators)
         ]
 
@@ -409,7 +431,7 @@ class Capture:
                 frame, entry = frames[-1], self._entries[node - 1]
                 runs = (*before, (frame,)) if entry or not before else (*before[:-1], (*before[-1], frame))
             else:
-                # stack() dropped the runner's leading frames here (memprof run, a test harness):
+                # stack() dropped the launcher's leading frames here (memprof run, pytest):
                 # the frames it returns are the innermost ones, so are their flags.
                 entries = []
                 walk = node
@@ -497,20 +519,6 @@ class Capture:
             f"<Capture {self.path or 'in memory'} peak={self.peak_bytes} leaked={self.leaked_bytes} "
             f"allocations={self.total_allocations}{' truncated' if self.truncated else ''}>"
         )
-
-
-_RUNNER_FILES = ("/pytest_memprof/cli/run.py", "/pytest_memprof/cli/__init__.py", "/pytest_memprof/__main__.py",
-                 "/pytest_memprof/tracker.py", "/runpy.py")
-
-
-def _is_runner_frame(frame: Frame) -> bool:
-    file = frame.file.replace("\\", "/")
-    return (file == "<frozen runpy>" or file.endswith(_RUNNER_FILES)
-            or (frame.function == "<module>" and os.path.basename(file) == "memprof"))
-
-
-def _is_memprof_run(frame: Frame) -> bool:
-    return frame.file.replace("\\", "/").endswith("/pytest_memprof/cli/run.py")
 
 
 def _read_file(

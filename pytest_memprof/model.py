@@ -24,7 +24,8 @@ class StackStat:
 
     ``frames`` run from the outermost call to the allocating frame (as in a traceback:
     most recent call last). ``thread_id`` is 0 when threads were merged; ``allocator``
-    is "" when allocators were merged.
+    is "" when allocators were merged. ``launcher`` is True for memory allocated by what launched
+    the program (pytest, ``memprof run``) before it reached the program: ``frames`` is then empty.
     """
 
     frames: tuple[Frame, ...]
@@ -32,6 +33,7 @@ class StackStat:
     count: int
     thread_id: int = 0
     allocator: str = ""
+    launcher: bool = False
 
     @property
     def location(self) -> Frame | None:

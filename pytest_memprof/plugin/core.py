@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from .. import launcher
 from .._reader import NativeReader
 from ..capture import Capture, metadata_from_header
 from ..ci import baseline, github
@@ -22,7 +23,7 @@ from . import options
 from .markers import MemorySpec, garbage_count, judge, spec_for
 from .report import failure_message, summary_lines, write_csv
 from .results import TestMemoryResult
-from .window_capture import RUNNER_FILE_PARTS, write_window_capture
+from .window_capture import write_window_capture
 
 RESULT_KEY = pytest.StashKey[TestMemoryResult]()
 SPEC_KEY = pytest.StashKey[MemorySpec]()
@@ -73,7 +74,7 @@ class MemprofPlugin:
         html_dir = options.resolve(config, "memprof_html")
         self.html_dir = Path(html_dir) if html_dir else None
         self._assets_written = False  # html_dir/assets, shared by the per-test flame graphs
-        self._window_metadata = metadata_from_header({"runner_files": list(RUNNER_FILE_PARTS)})
+        self._window_metadata = metadata_from_header({"runner_files": list(launcher.PYTEST)})
         if self.html_dir is not None:
             self.track_all = True
             try:

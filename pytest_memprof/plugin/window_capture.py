@@ -15,12 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from .. import launcher
 from .._encoding import TRAILER, prelude, varint, write_capture
 from .._reader import NativeReader
-
-# Where pytest (and what it runs tests through) lives: a test's stacks begin below these frames.
-RUNNER_FILE_PARTS = ("/_pytest/", "/pluggy/", "/pytest_memprof/", "/pytest/__main__.py", "/bin/pytest", "/xdist/",
-                     "/execnet/", "/anyio/", "/asyncio/")
 
 
 def write_window_capture(path: Path, reader: NativeReader, window: bytes, frames_before: int, nodes_before: int,
@@ -34,7 +31,7 @@ def write_window_capture(path: Path, reader: NativeReader, window: bytes, frames
         "command_line": " ".join(sys.argv),
         "test": nodeid,
         # Stacks of a test start at the test: readers drop the leading frames of these files.
-        "runner_files": list(RUNNER_FILE_PARTS),
+        "runner_files": list(launcher.PYTEST),
         "native": native,
         "trace_python_allocators": trace_python_allocators,
         "follow_fork": False,

@@ -6,7 +6,6 @@ nodes, so HTML reports ship each function name and path once, not once per stack
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from ..capture import Capture
@@ -15,10 +14,6 @@ from ..model import Frame, StackStat
 KINDS = ("peak", "leaks", "temporary")
 KIND_TITLES = {"peak": "at the peak", "leaks": "leaked (still allocated at the end)",
                "temporary": "in temporary allocations"}
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_RUNPY = ("<frozen runpy>", "runpy.py")
-
 
 def stacks_of(capture: Capture, kind: str, *, merge_threads: bool = True,
               merge_allocators: bool = True) -> list[StackStat]:
@@ -30,28 +25,6 @@ def stacks_of(capture: Capture, kind: str, *, merge_threads: bool = True,
     if kind == "temporary":
         return capture.temporary_stacks(merge_threads, merge_allocators)
     raise ValueError(f"unknown kind {kind!r}")
-
-
-def user_frames(frames: Sequence[Frame]) -> Sequence[Frame]:
-    """``frames`` without memprof's own launcher (``memprof run``, runpy) above the user's code.
-
-    Those frames are the same on every stack of a ``memprof run`` capture made before the tracker
-    left them out itself, and only push the user's functions down. Only a stack that *starts*
-    with launcher frames loses them; one that ends inside memprof (or calls it from user code)
-    is kept whole: it is real.
-    """
-    last_own = -1
-    for index, frame in enumerate(frames):
-        if frame.file.startswith(_PACKAGE_DIR):
-            last_own = index
-        elif not frame.file.endswith(_RUNPY):
-            break
-    if last_own < 0 or last_own == len(frames) - 1:
-        return frames
-    start = last_own + 1
-    while start < len(frames) - 1 and frames[start].file.endswith(_RUNPY):
-        start += 1
-    return frames[start:]
 
 
 class CallTree:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..capture import Capture
-from .calltree import KIND_TITLES, KINDS, CallTree, stacks_of, user_frames
+from .calltree import KIND_TITLES, KINDS, CallTree, stacks_of
 from .output import write_report
 from .page import render_page
 
@@ -91,9 +91,9 @@ def flamegraph_data(capture: Capture, *, kind: str = "peak", temporal: bool = Fa
     threads, thread_index = _threads(capture, {s.thread_id for s in stats} | {i.thread_id for i in intervals})
     samples: list[int] = []
     for stat in stats:
-        samples.extend((tree.add(user_frames(stat.frames)), thread_index[stat.thread_id], stat.bytes, stat.count))
+        samples.extend((tree.add(stat.frames), thread_index[stat.thread_id], stat.bytes, stat.count))
     packed_intervals, ticks = _pack_intervals(
-        [(tree.add(user_frames(interval.frames)), thread_index[interval.thread_id], round(interval.allocated_s * 1000),
+        [(tree.add(interval.frames), thread_index[interval.thread_id], round(interval.allocated_s * 1000),
           -1 if interval.freed_s is None else round(interval.freed_s * 1000), interval.bytes, interval.count)
          for interval in intervals],
         with_threads=len(threads) > 1,

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ..capture import Capture
 from ..sizes import format_size
-from .calltree import KIND_TITLES, stacks_of, user_frames
+from .calltree import KIND_TITLES, stacks_of
 
 SORT_COLUMNS = ("total-bytes", "own-bytes", "total-count", "own-count", "function")
 
@@ -33,7 +33,7 @@ def summary_rows(capture: Capture, *, kind: str = "peak", sort_column: str = "to
         raise ValueError(f"unknown sort column {sort_column!r}")
     rows: dict[tuple[str, str], FunctionRow] = {}
     for stat in stacks_of(capture, kind):
-        frames = user_frames(stat.frames)
+        frames = stat.frames
         # A recursive function appears several times on one stack; its total counts the stack once.
         for key in {(frame.function, frame.file) for frame in frames}:
             row = rows.get(key) or rows.setdefault(key, FunctionRow(*key))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..capture import Capture
-from .calltree import KINDS, CallTree, stacks_of, user_frames
+from .calltree import KINDS, CallTree, stacks_of
 from .output import write_report
 from .page import render_page
 
@@ -29,7 +29,7 @@ def table_data(capture: Capture, *, kind: str = "peak", title: str = "") -> dict
     rows: list[int] = []
     for stat in stats:
         allocator = allocators.setdefault(stat.allocator or "?", len(allocators))
-        rows.extend((tree.add(user_frames(stat.frames)), thread_index[stat.thread_id], allocator, stat.bytes,
+        rows.extend((tree.add(stat.frames), thread_index[stat.thread_id], allocator, stat.bytes,
                      stat.count))
     frames, nodes = tree.packed()
     return {

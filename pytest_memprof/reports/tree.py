@@ -11,7 +11,7 @@ from rich.tree import Tree
 from ..capture import Capture
 from ..model import Frame
 from ..sizes import format_size
-from .calltree import KIND_TITLES, stacks_of, user_frames
+from .calltree import KIND_TITLES, stacks_of
 
 
 @dataclass
@@ -45,7 +45,7 @@ def build_tree(capture: Capture, *, kind: str = "peak", biggest_allocs: int = 10
         root.bytes += stat.bytes
         root.count += stat.count
         branch = root
-        for frame in user_frames(stat.frames):
+        for frame in stat.frames:
             branch = branch.children.setdefault(frame, _Branch(frame))
             branch.bytes += stat.bytes
             branch.count += stat.count
