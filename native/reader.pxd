@@ -10,6 +10,8 @@ from libcpp.vector cimport vector
 cdef extern from "format.h" namespace "memprof":
     const char* kind_name(uint8_t kind)
     uint32_t kFormatVersion
+    const char* kMagic
+    uint8_t* put_varint(uint8_t* out, uint64_t value)
 
 cdef extern from "reader.h" namespace "memprof":
     cdef struct FrameRecord:
@@ -36,6 +38,15 @@ cdef extern from "reader.h" namespace "memprof":
         string build_id
 
     uint32_t kHybridStack
+
+    cdef enum class ReadError(uint8_t):
+        NONE
+        CANNOT_OPEN
+        NOT_A_CAPTURE
+        TOO_SHORT
+        NEWER_VERSION
+        INVALID_VERSION
+        CORRUPT_HEADER
 
     cdef struct StackRow:
         uint32_t stack
@@ -71,10 +82,17 @@ cdef extern from "reader.h" namespace "memprof":
 
     cdef cppclass Reader:
         Reader(uint64_t only_tid, bool temporal, uint32_t temporary_threshold) except +
-        bool open(const string& path, string* header_json, string* error) except +
+        bool open(const string& path) except +
         bool read_some(size_t budget) except + nogil
         uint64_t bytes_read()
         uint64_t file_size()
+        bool feed_capture(const uint8_t* data, size_t len, size_t step) except + nogil
+        void set_source(const string& source)
+        bool header_done()
+        const string& header_json()
+        bool frame_done()
+        ReadError read_error()
+        string problem_text() except +
         bool feed(const uint8_t* data, size_t len) except + nogil
         void reset_window(uint64_t only_tid)
         void set_dump(FILE* out)
@@ -105,3 +123,11 @@ cdef extern from "reader.h" namespace "memprof":
         const uint64_t* kind_bytes()
         const uint64_t* histogram()
         vector[Mark] marks()
+        uint64_t window_records()
+
+cdef extern from "capture_writer.h" namespace "memprof":
+    int write_window_capture(const Reader& reader, const string& path, const string& header_json,
+                             const string& window, size_t frames, size_t nodes, size_t native_nodes,
+                             string* error) except + nogil
+    int write_aggregated_capture(const Reader& reader, const string& path, const string& header_json,
+                                 string* error) except + nogil

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from ._reader import FORMAT_VERSION, HYBRID_STACK, NativeReader
+from ._reader import FORMAT_VERSION, HYBRID_STACK, CaptureReader
 from .errors import CaptureError
 from .hybrid import NativeCall, NativeShape, interpreter_paths, merge, python_runs
 from .launcher import Launcher, Place
@@ -54,7 +54,7 @@ def metadata_from_header(header: dict, format_version: int = FORMAT_VERSION) -> 
 class Capture:
     """Aggregates of one capture: peak, leaks, temporary allocations, timeline, stacks."""
 
-    def __init__(self, reader: NativeReader, metadata: CaptureMetadata, path: Path | None = None,
+    def __init__(self, reader: CaptureReader, metadata: CaptureMetadata, path: Path | None = None,
                  thread_id: int = 0, show_interpreter_frames: bool = False) -> None:
         self._reader = reader
         self._thread_id = thread_id
@@ -68,7 +68,7 @@ class Capture:
         # that have not reached the program's first frame keep their state here.
         self._launcher = Launcher.of(metadata)
         self._places: dict[int, Place] = {0: Place.BEFORE} if self._launcher else {}
-        self._temporal_reader: NativeReader | None = None
+        self._temporal_reader: CaptureReader | None = None
         # Native stacks (captures made with native=True).
         self._entries: list[bool] = []
         self._native_nodes: list[tuple[int, int, int]] = []
@@ -119,7 +119,7 @@ class Capture:
         return capture
 
     @classmethod
-    def from_reader(cls, reader: NativeReader, metadata: CaptureMetadata | None = None) -> Capture:
+    def from_reader(cls, reader: CaptureReader, metadata: CaptureMetadata | None = None) -> Capture:
         """Wrap a reader fed from memory (the pytest plugin's per-test window)."""
         return cls(reader, metadata or metadata_from_header({}))
 
@@ -391,7 +391,7 @@ class Capture:
             for stack, tid, allocator, size, count in self._reader.rows(which, merge_threads, merge_allocators)
         ]
 
-    def _refresh_tables(self, reader: NativeReader) -> None:
+    def _refresh_tables(self, reader: CaptureReader) -> None:
         self._frames = reader.frames()
         self._nodes = reader.nodes()
         if reader.format_version >= 2 or reader.stack_pairs():
@@ -523,12 +523,12 @@ class Capture:
 
 def _read_file(
     path: Path, *, progress: ProgressCallback | None, thread_id: int, temporal: bool
-) -> tuple[str, NativeReader]:
+) -> tuple[str, CaptureReader]:
     if not path.exists():
         raise CaptureError(f"no such capture file: {path}")
     if path.is_dir():
         raise CaptureError(f"{path} is a folder, not a capture file")
-    reader = NativeReader(only_tid=thread_id, temporal=temporal)
+    reader = CaptureReader(only_tid=thread_id, temporal=temporal)
     header = reader.open(os.fspath(path))
     while reader.read_some():
         if progress is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .. import launcher
-from .._reader import NativeReader
+from .._reader import CaptureReader
 from ..capture import Capture, metadata_from_header
 from ..ci import baseline, github
 from ..errors import TrackerError, UsageError
@@ -114,7 +114,7 @@ class MemprofPlugin:
             except OSError as error:
                 raise pytest.UsageError(f"--memprof-bin-dir {bin_dir}: cannot create it: {error.strerror}") from None
         self.tracker: Tracker | None = None
-        self.reader = NativeReader()
+        self.reader = CaptureReader()
         self.window: _Window | None = None
         self.results: list[TestMemoryResult] = []
         self.overhead_s = 0.0

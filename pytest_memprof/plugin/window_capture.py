@@ -1,9 +1,8 @@
 """A standalone capture file for one test, from its window of the session's in-memory stream.
 
-A window's records refer to frames and stacks defined earlier in the session, so the file
-starts with those definitions re-encoded (the ones known before the window opened), followed
-by the window's own records and a trailer. Frame and stack ids are positions, so the prelude
-keeps their order. The result reads like any capture (memprof stats, flamegraph, ...).
+A window's records refer to frames and stacks defined earlier in the session, so the file (written
+in C++, native/capture_writer.h) starts with those definitions, followed by the window's own
+records and a trailer. The result reads like any capture (memprof stats, flamegraph, ...).
 """
 
 from __future__ import annotations
@@ -16,13 +15,12 @@ import time
 from pathlib import Path
 
 from .. import launcher
-from .._encoding import TRAILER, prelude, varint, write_capture
-from .._reader import NativeReader
+from .._reader import CaptureReader
 
 
-def write_window_capture(path: Path, reader: NativeReader, window: bytes, frames_before: int, nodes_before: int,
+def write_window_capture(path: Path, reader: CaptureReader, window: bytes, frames_before: int, nodes_before: int,
                          nodeid: str, duration_s: float, *, trace_python_allocators: bool = True) -> None:
-    """Write ``path``: header, then an LZ4 frame of prelude + window records + trailer."""
+    """Write ``path``: header, then an LZ4 frame of the tables the window refers to, its records and a trailer."""
     native = bool(reader.native_nodes())
     header = json.dumps({
         "pid": os.getpid(),
@@ -36,9 +34,5 @@ def write_window_capture(path: Path, reader: NativeReader, window: bytes, frames
         "trace_python_allocators": trace_python_allocators,
         "follow_fork": False,
         "aggregated": False,
-    }).encode()
-    trailer = bytearray([TRAILER])
-    varint(int(reader.end_ms), trailer)
-    varint(int(reader.records), trailer)
-    tables = prelude(reader, frames_before, nodes_before, reader.native_nodes_at_window)
-    write_capture(path, header, bytes(tables) + window + bytes(trailer))
+    })
+    reader.write_window_capture(path, header, window, frames_before, nodes_before, reader.native_nodes_at_window)

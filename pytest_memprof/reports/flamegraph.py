@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from .._reader import encode_varints
 from ..capture import Capture
 from .calltree import KIND_TITLES, KINDS, CallTree, stacks_of
 from .output import write_report
@@ -42,13 +43,6 @@ def _threads(capture: Capture, thread_ids: set[int]) -> tuple[list[list[Any]], d
     return threads, {tid: index for index, (tid, _) in enumerate(threads)}
 
 
-def _varint(out: bytearray, value: int) -> None:
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-
-
 def _pack_intervals(rows: list[tuple[int, int, int, int, int, int]], *, with_threads: bool) -> tuple[str, list[int]]:
     """Intervals (node, thread, allocated ms, freed ms or -1, bytes, count) as deflated varints, and the ticks.
 
@@ -60,24 +54,25 @@ def _pack_intervals(rows: list[tuple[int, int, int, int, int, int]], *, with_thr
     """
     ticks = sorted({row[2] for row in rows} | {row[3] for row in rows if row[3] >= 0})
     tick_index = {tick: index for index, tick in enumerate(ticks)}
-    packed = bytearray()
+    values: list[int] = []
     previous_node = previous_thread = previous_tick = 0
     for node, thread, allocated, freed, size, count in sorted(rows, key=lambda row: (row[0], row[1], row[2])):
         tick = tick_index[allocated]
         if node != previous_node or thread != previous_thread:
             previous_tick = 0
-        _varint(packed, node - previous_node)
+        values.append(node - previous_node)
         if with_threads:
-            _varint(packed, thread)
-        _varint(packed, tick - previous_tick)
-        _varint(packed, 0 if freed < 0 else max(1, tick_index[freed] - tick + 1))
-        _varint(packed, size * 2 + (count != 1))
+            values.append(thread)
+        values.append(tick - previous_tick)
+        values.append(0 if freed < 0 else max(1, tick_index[freed] - tick + 1))
+        values.append(size * 2 + (count != 1))
         if count != 1:
-            _varint(packed, count)
+            values.append(count)
         previous_node, previous_thread, previous_tick = node, thread, tick
+    packed = encode_varints(values)  # the capture format's varints (C++)
     # Rows of one stack repeat the same few byte patterns: deflate takes them down 10x to 50x more,
     # and every browser can inflate natively (DecompressionStream).
-    return base64.b64encode(zlib.compress(bytes(packed), 9)).decode("ascii"), ticks
+    return base64.b64encode(zlib.compress(packed, 9)).decode("ascii"), ticks
 
 
 def flamegraph_data(capture: Capture, *, kind: str = "peak", temporal: bool = False, title: str = "",
