@@ -495,6 +495,7 @@ void Reader::reset_window(uint64_t only_tid) {
     d_decoder.reset_window();
     d_native_nodes_at_window = d_native_nodes.size();
     d_records_at_window = d_decoder.records();
+    d_window_closed = false;
     d_threads_seen.clear();
     d_accs.clear();
     d_acc_index.clear();

@@ -109,13 +109,15 @@ class Reader {
     // Forgets events, their aggregates and the decoder's delta state (the tracker resets its own
     // at resume), keeps frames, stacks and thread names. `only_tid` filters the new window.
     void reset_window(uint64_t only_tid = 0);
+    // The window's records are all in: it reads as a whole capture (not truncated) until the next.
+    void close_window() { d_window_closed = true; }
 
     // Writes one text line per record to `out` instead of aggregating (memprof parse).
     void set_dump(FILE* out);
 
     // Results.
     const std::string& error() const { return d_error; }
-    bool truncated() const { return d_truncated || !d_decoder.saw_trailer(); }
+    bool truncated() const { return d_truncated || !(d_decoder.saw_trailer() || d_window_closed); }
     bool saw_trailer() const { return d_decoder.saw_trailer(); }
     uint64_t peak_bytes() const { return d_peak; }
     uint64_t peak_ms() const { return d_peak_ms; }
@@ -247,6 +249,7 @@ class Reader {
     std::vector<NativeNodeRecord> d_native_nodes;  // index = native node id - 1
     size_t d_native_nodes_at_window = 0;
     uint64_t d_records_at_window = 0;
+    bool d_window_closed = false;
     std::vector<MapRecord> d_maps;                 // every distinct mapping seen
     std::map<std::tuple<uint64_t, uint64_t, uint64_t, std::string, std::string>, uint32_t> d_map_ids;
     std::vector<uint32_t> d_current_maps;  // the latest MAPS set, sorted by start when d_maps_sorted

@@ -95,6 +95,7 @@ cdef extern from "reader.h" namespace "memprof":
         string problem_text() except +
         bool feed(const uint8_t* data, size_t len) except + nogil
         void reset_window(uint64_t only_tid)
+        void close_window()
         void set_dump(FILE* out)
         const string& error()
         bool truncated()

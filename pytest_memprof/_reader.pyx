@@ -120,6 +120,10 @@ cdef class CaptureReader:
         """
         self.reader.reset_window(only_tid)
 
+    def close_window(self):
+        """The window's records are all in: until the next window it reads as a whole capture, not a truncated one."""
+        self.reader.close_window()
+
     def write_window_capture(self, path, header_json, const string& window, size_t frames, size_t nodes,
                              size_t native_nodes):
         """Write the current window as a capture file of its own; raises OSError if it cannot be written."""

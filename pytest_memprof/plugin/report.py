@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import sysconfig
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from .. import launcher
@@ -13,6 +13,7 @@ from ..launcher import Launcher
 from ..model import StackStat
 from ..sizes import format_size
 from .results import TestMemoryResult
+from .verdict import Failure
 
 _STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
 _PYTEST = Launcher(launcher.PYTEST)
@@ -62,12 +63,11 @@ def format_stacks(title: str, stacks: Sequence[StackStat], *, max_stacks: int, m
     return "\n".join(lines)
 
 
-def failure_message(failures: Iterable[str], peak_stacks: Sequence[StackStat], leak_stacks: Sequence[StackStat],
-                    *, show_peak: bool, show_leaks: bool, max_stacks: int, max_frames: int,
-                    rootdir: Path | None) -> str:
+def failure_message(failures: Sequence[Failure], peak_stacks: Sequence[StackStat], leak_stacks: Sequence[StackStat],
+                    *, show_leaks: bool, max_stacks: int, max_frames: int, rootdir: Path | None) -> str:
     """The whole text of a memory failure: what was measured, then the stacks responsible."""
-    parts = ["\n".join(failures)]
-    if show_peak:
+    parts = ["\n".join(failure.text() for failure in failures)]
+    if any(failure.about_peak for failure in failures):
         parts.append(format_stacks("Largest stacks at the peak:", peak_stacks, max_stacks=max_stacks,
                                    max_frames=max_frames, rootdir=rootdir))
     if show_leaks:
