@@ -37,7 +37,7 @@ void write_tables(Recorder& recorder, const Reader& reader, size_t frames, size_
 
 void write_aggregates(Recorder& recorder, const Reader& reader) {
     for (uint64_t tid : reader.threads_seen()) recorder.thread(tid);  // keeps the order threads came in
-    for (const AggregateRow& row : reader.aggregates()) recorder.agg_stack(row.tid, row.kind, row.stack, row.figures);
+    for (const AggregateRow& row : reader.aggregates()) recorder.agg_stack(row.tid, row.allocator, row.stack, row.figures);
     for (const TimelineRow& point : reader.timeline()) recorder.agg_sample(point.ms, point.heap, point.rss);
     recorder.agg_summary(reader.peak_bytes(), reader.peak_ms(), reader.unmatched_frees(), reader.histogram(),
                          kHistogramBuckets);

@@ -304,8 +304,8 @@ const char* Reader::on(const AllocRecord& record) {
     }
     ++d_total_count;
     d_total_bytes += size;
-    d_kind_counts[record.allocator] += 1;
-    d_kind_bytes[record.allocator] += size;
+    d_allocator_counts[record.allocator] += 1;
+    d_allocator_bytes[record.allocator] += size;
     d_histogram[size ? 64 - __builtin_clzll(size) : 0] += 1;
     Live live{size, acc_index, static_cast<uint32_t>(d_timeline.size()), ++d_alloc_seq};
     if (record.allocator == MMAP) {
@@ -347,8 +347,8 @@ const char* Reader::on(const AggStackRecord& record) {
     d_heap += record.leaked.bytes;
     d_total_bytes += record.total.bytes;
     d_total_count += record.total.count;
-    d_kind_bytes[record.allocator] += record.total.bytes;
-    d_kind_counts[record.allocator] += record.total.count;
+    d_allocator_bytes[record.allocator] += record.total.bytes;
+    d_allocator_counts[record.allocator] += record.total.count;
     return nullptr;
 }
 
@@ -394,7 +394,7 @@ int32_t Reader::map_of(uint64_t address) {
     return target < map.end ? static_cast<int32_t>(*(it - 1)) : -1;
 }
 
-uint32_t Reader::acc_for(uint32_t stack, uint8_t kind, uint64_t tid) {
+uint32_t Reader::acc_for(uint32_t stack, uint8_t allocator, uint64_t tid) {
     auto slot_it = d_tid_slots.find(tid);
     uint32_t slot;
     if (slot_it == d_tid_slots.end()) {
@@ -404,13 +404,13 @@ uint32_t Reader::acc_for(uint32_t stack, uint8_t kind, uint64_t tid) {
     } else {
         slot = slot_it->second;
     }
-    uint64_t key = (static_cast<uint64_t>(stack) << 32) | (static_cast<uint64_t>(kind) << 24) | (slot & 0xffffff);
+    uint64_t key = (static_cast<uint64_t>(stack) << 32) | (static_cast<uint64_t>(allocator) << 24) | (slot & 0xffffff);
     auto [index, inserted] = d_acc_index.insert(key);
     if (inserted) {
         *index = static_cast<uint32_t>(d_accs.size());
         Acc acc{};
         acc.stack = stack;
-        acc.kind = kind;
+        acc.allocator = allocator;
         acc.tid = tid;
         acc.saved_for = d_peak_version;  // born after the latest peak: 0 bytes at that peak
         d_accs.push_back(acc);
@@ -505,21 +505,21 @@ void Reader::reset_window(uint64_t only_tid) {
     d_slot_tids.clear();
     d_heap = d_peak = d_peak_ms = d_peak_version = d_alloc_seq = 0;
     d_total_count = d_total_bytes = d_unmatched_frees = 0;
-    memset(d_kind_counts, 0, sizeof(d_kind_counts));
-    memset(d_kind_bytes, 0, sizeof(d_kind_bytes));
+    memset(d_allocator_counts, 0, sizeof(d_allocator_counts));
+    memset(d_allocator_bytes, 0, sizeof(d_allocator_bytes));
     memset(d_histogram, 0, sizeof(d_histogram));
     d_timeline.clear();
     d_intervals.clear();
     d_marks.clear();
 }
 
-std::vector<StackRow> Reader::rows(Which which, bool merge_threads, bool merge_kinds) const {
+std::vector<StackRow> Reader::rows(View view, bool merge_threads, bool merge_allocators) const {
     std::unordered_map<uint64_t, size_t> index;
     std::vector<StackRow> out;
     std::unordered_map<uint64_t, uint32_t> tid_slots;
     for (const Acc& acc : d_accs) {
         int64_t bytes = 0, count = 0;
-        switch (which) {
+        switch (view) {
             case PEAK:
                 bytes = acc.saved_for == d_peak_version ? acc.saved_bytes : acc.cur_bytes;
                 count = acc.saved_for == d_peak_version ? acc.saved_count : acc.cur_count;
@@ -530,11 +530,11 @@ std::vector<StackRow> Reader::rows(Which which, bool merge_threads, bool merge_k
         }
         if (bytes <= 0 && count <= 0) continue;
         uint64_t tid = merge_threads ? 0 : acc.tid;
-        uint8_t kind = merge_kinds ? 0 : acc.kind;
+        uint8_t allocator = merge_allocators ? 0 : acc.allocator;
         uint32_t slot = tid_slots.emplace(tid, static_cast<uint32_t>(tid_slots.size())).first->second;
-        uint64_t key = (static_cast<uint64_t>(acc.stack) << 32) | (static_cast<uint64_t>(kind) << 24) | slot;
+        uint64_t key = (static_cast<uint64_t>(acc.stack) << 32) | (static_cast<uint64_t>(allocator) << 24) | slot;
         auto [it, inserted] = index.emplace(key, out.size());
-        if (inserted) out.push_back({acc.stack, tid, kind, 0, 0});
+        if (inserted) out.push_back({acc.stack, tid, allocator, 0, 0});
         out[it->second].bytes += static_cast<uint64_t>(std::max<int64_t>(bytes, 0));
         out[it->second].count += static_cast<uint64_t>(std::max<int64_t>(count, 0));
     }
@@ -550,7 +550,7 @@ std::vector<AggregateRow> Reader::aggregates() const {
     auto positive = [](int64_t value) { return static_cast<uint64_t>(std::max<int64_t>(value, 0)); };
     for (const Acc& acc : d_accs) {
         bool at_peak = acc.saved_for == d_peak_version;
-        AggregateRow row{acc.tid, acc.kind, acc.stack,
+        AggregateRow row{acc.tid, acc.allocator, acc.stack,
                          {positive(at_peak ? acc.saved_bytes : acc.cur_bytes), positive(at_peak ? acc.saved_count : acc.cur_count),
                           positive(acc.cur_bytes), positive(acc.cur_count), acc.total_bytes, acc.total_count,
                           acc.temp_bytes, acc.temp_count}};
@@ -568,7 +568,7 @@ std::vector<IntervalRow> Reader::intervals() {
     };
     for (const auto& [key, cell] : d_intervals) {
         const Acc& acc = d_accs[std::get<0>(key)];
-        out.push_back({acc.stack, acc.tid, acc.kind, ms_of(std::get<1>(key)), static_cast<int64_t>(ms_of(std::get<2>(key))),
+        out.push_back({acc.stack, acc.tid, acc.allocator, ms_of(std::get<1>(key)), static_cast<int64_t>(ms_of(std::get<2>(key))),
                        cell.first, cell.second});
     }
     // Still-live allocations, grouped by (accumulator, sample) like the freed ones.
@@ -582,7 +582,7 @@ std::vector<IntervalRow> Reader::intervals() {
     for (const auto& [address, live] : d_mappings) add_live(live);
     for (const auto& [key, cell] : live_cells) {
         const Acc& acc = d_accs[key.first];
-        out.push_back({acc.stack, acc.tid, acc.kind, ms_of(key.second), -1, cell.first, cell.second});
+        out.push_back({acc.stack, acc.tid, acc.allocator, ms_of(key.second), -1, cell.first, cell.second});
     }
     return out;
 }

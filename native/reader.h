@@ -32,7 +32,7 @@ namespace memprof {
 struct StackRow {
     uint32_t stack;
     uint64_t tid;
-    uint8_t kind;
+    uint8_t allocator;
     uint64_t bytes;
     uint64_t count;
 };
@@ -40,7 +40,7 @@ struct StackRow {
 struct IntervalRow {
     uint32_t stack;
     uint64_t tid;
-    uint8_t kind;
+    uint8_t allocator;
     uint64_t allocated_ms;
     int64_t freed_ms;  // -1: still live at the end
     uint64_t bytes;
@@ -53,13 +53,14 @@ struct TimelineRow {
     uint64_t rss;
 };
 
-enum Which { PEAK = 0, LEAKS = 1, TEMPORARY = 2, TOTAL = 3 };
+// Which allocations a report shows (pytest_memprof.model.View has the same values).
+enum View { PEAK = 0, LEAKS = 1, TEMPORARY = 2, TOTAL = 3 };
 
 // One stack's figures, as an aggregated capture keeps them: (bytes, count) at the peak, leaked,
 // in total and in temporary allocations.
 struct AggregateRow {
     uint64_t tid;
-    uint8_t kind;
+    uint8_t allocator;
     uint32_t stack;
     uint64_t figures[8];
 };
@@ -127,7 +128,7 @@ class Reader {
     uint64_t total_bytes() const { return d_total_bytes; }
     uint64_t records() const { return d_decoder.records(); }
     uint64_t unmatched_frees() const { return d_unmatched_frees; }
-    std::vector<StackRow> rows(Which which, bool merge_threads, bool merge_kinds) const;
+    std::vector<StackRow> rows(View view, bool merge_threads, bool merge_allocators) const;
     // Every stack, thread and allocator with its four figures (what an aggregated capture writes).
     std::vector<AggregateRow> aggregates() const;
     std::vector<IntervalRow> intervals();
@@ -146,8 +147,8 @@ class Reader {
     uint64_t window_records() const { return d_decoder.records() - d_records_at_window; }
     const std::map<uint64_t, std::string>& thread_names() const { return d_thread_names; }
     const std::vector<uint64_t>& threads_seen() const { return d_threads_seen; }
-    const uint64_t* kind_counts() const { return d_kind_counts; }
-    const uint64_t* kind_bytes() const { return d_kind_bytes; }
+    const uint64_t* allocator_counts() const { return d_allocator_counts; }
+    const uint64_t* allocator_bytes() const { return d_allocator_bytes; }
     const uint64_t* histogram() const { return d_histogram; }
     struct Mark {
         uint64_t id;
@@ -159,7 +160,7 @@ class Reader {
   private:
     struct Acc {
         uint32_t stack;
-        uint8_t kind;
+        uint8_t allocator;
         uint64_t tid;
         int64_t cur_bytes, cur_count;
         int64_t saved_bytes, saved_count;
@@ -209,7 +210,7 @@ class Reader {
     void on_free(uint64_t address);
     void on_munmap(uint64_t address, uint64_t size);
     void release(Live& live, uint64_t bytes, bool whole);
-    uint32_t acc_for(uint32_t stack, uint8_t kind, uint64_t tid);
+    uint32_t acc_for(uint32_t stack, uint8_t allocator, uint64_t tid);
     void thread_seen(uint64_t tid);
     uint32_t hybrid_stack(uint32_t python, uint32_t native);
     int32_t map_of(uint64_t address);
@@ -264,7 +265,7 @@ class Reader {
 
     // Aggregates (reset per window).
     std::vector<Acc> d_accs;
-    FlatMap<uint32_t> d_acc_index;  // (stack, kind, tid slot) -> acc
+    FlatMap<uint32_t> d_acc_index;  // (stack, allocator, tid slot) -> acc
     FlatMap<Live> d_live;
     std::map<uint64_t, Live> d_mappings;  // mmap'd ranges by start address
     std::unordered_map<uint64_t, uint32_t> d_tid_slots;
@@ -278,8 +279,8 @@ class Reader {
     uint64_t d_total_count = 0;
     uint64_t d_total_bytes = 0;
     uint64_t d_unmatched_frees = 0;
-    uint64_t d_kind_counts[64] = {};
-    uint64_t d_kind_bytes[64] = {};
+    uint64_t d_allocator_counts[64] = {};
+    uint64_t d_allocator_bytes[64] = {};
     uint64_t d_histogram[kHistogramBuckets] = {};
     std::vector<TimelineRow> d_timeline;
     std::map<std::tuple<uint32_t, uint32_t, uint32_t>, std::pair<uint64_t, uint64_t>> d_intervals;

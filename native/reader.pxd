@@ -51,14 +51,14 @@ cdef extern from "reader.h" namespace "memprof":
     cdef struct StackRow:
         uint32_t stack
         uint64_t tid
-        uint8_t kind
+        uint8_t allocator
         uint64_t bytes
         uint64_t count
 
     cdef struct IntervalRow:
         uint32_t stack
         uint64_t tid
-        uint8_t kind
+        uint8_t allocator
         uint64_t allocated_ms
         int64_t freed_ms
         uint64_t bytes
@@ -69,7 +69,7 @@ cdef extern from "reader.h" namespace "memprof":
         uint64_t heap
         uint64_t rss
 
-    ctypedef enum Which:
+    ctypedef enum View:
         PEAK
         LEAKS
         TEMPORARY
@@ -108,7 +108,7 @@ cdef extern from "reader.h" namespace "memprof":
         uint64_t total_bytes()
         uint64_t records()
         uint64_t unmatched_frees()
-        vector[StackRow] rows(Which which, bool merge_threads, bool merge_kinds) except +
+        vector[StackRow] rows(View view, bool merge_threads, bool merge_allocators) except +
         vector[IntervalRow] intervals() except +
         vector[TimelineRow] timeline()
         vector[FrameRecord] frames()
@@ -120,8 +120,8 @@ cdef extern from "reader.h" namespace "memprof":
         size_t native_nodes_at_window()
         map[uint64_t, string] thread_names()
         vector[uint64_t] threads_seen()
-        const uint64_t* kind_counts()
-        const uint64_t* kind_bytes()
+        const uint64_t* allocator_counts()
+        const uint64_t* allocator_bytes()
         const uint64_t* histogram()
         vector[Mark] marks()
         uint64_t window_records()

@@ -13,16 +13,15 @@ from pytest_memprof.errors import CaptureError, CaptureVersionError
 FORMAT_VERSION = native.kFormatVersion
 MAGIC = native.kMagic[:8]
 HYBRID_STACK = native.kHybridStack
-_WHICH = {"peak": native.PEAK, "leaks": native.LEAKS, "temporary": native.TEMPORARY, "total": native.TOTAL}
 
 
 cdef str _text(const string& value):
     return value.decode("utf-8", errors="replace")
 
 
-def allocator_name(int kind):
-    """The user-facing name of an allocator kind byte ("" for merged)."""
-    cdef const char* name = native.kind_name(<uint8_t>kind)
+def allocator_name(int allocator):
+    """The user-facing name of an allocator's record byte ("" for merged)."""
+    cdef const char* name = native.kind_name(<uint8_t>allocator)
     return name.decode() if name != NULL else ""
 
 
@@ -192,18 +191,18 @@ cdef class CaptureReader:
     def unmatched_frees(self):
         return self.reader.unmatched_frees()
 
-    def rows(self, which, bint merge_threads=True, bint merge_allocators=True):
-        """(stack id, thread id, allocator, bytes, count) tuples, largest first."""
+    def rows(self, int view, bint merge_threads=True, bint merge_allocators=True):
+        """(stack id, thread id, allocator, bytes, count) tuples of ``view`` (a model.View), largest first."""
         cdef native.StackRow row
         out = []
-        for row in self.reader.rows(_WHICH[which], merge_threads, merge_allocators):
-            out.append((row.stack, row.tid, allocator_name(row.kind), row.bytes, row.count))
+        for row in self.reader.rows(<native.View>view, merge_threads, merge_allocators):
+            out.append((row.stack, row.tid, allocator_name(row.allocator), row.bytes, row.count))
         return out
 
     def intervals(self):
         """(stack, thread, allocator, allocated_ms, freed_ms or -1, bytes, count) tuples."""
         cdef native.IntervalRow row
-        return [(row.stack, row.tid, allocator_name(row.kind), row.allocated_ms, row.freed_ms, row.bytes, row.count)
+        return [(row.stack, row.tid, allocator_name(row.allocator), row.allocated_ms, row.freed_ms, row.bytes, row.count)
                 for row in self.reader.intervals()]
 
     def timeline(self):
@@ -265,9 +264,9 @@ cdef class CaptureReader:
 
     def allocator_totals(self):
         """{allocator name: (count, bytes)} of the allocations replayed."""
-        cdef const uint64_t* counts = self.reader.kind_counts()
-        cdef const uint64_t* sizes = self.reader.kind_bytes()
-        return {allocator_name(kind): (counts[kind], sizes[kind]) for kind in range(64) if counts[kind]}
+        cdef const uint64_t* counts = self.reader.allocator_counts()
+        cdef const uint64_t* sizes = self.reader.allocator_bytes()
+        return {allocator_name(allocator): (counts[allocator], sizes[allocator]) for allocator in range(64) if counts[allocator]}
 
     def size_histogram(self):
         """(upper bound in bytes, exclusive; count) per power-of-two bucket that has allocations."""

@@ -16,9 +16,11 @@ import ctypes.util
 import os
 import stat
 import struct
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from .hybrid import NativeCall, interpreter_paths
 from .model import Frame
 
 _STT_FUNC = 2
@@ -546,3 +548,75 @@ def _dwarf_frames(dwarf: _Dwarf, vaddr: int, function: str, path: str) -> tuple[
     if not frames and line:
         frames.append(Frame(function or "??", line[0], line[1], native=True))
     return tuple(frames)
+
+
+# ---- one capture's native frames ----------------------------------------------------------------
+
+
+class MissingLibraryWarning(UserWarning):
+    """A library named by native frames cannot be read at report time: its frames show as lib+offset."""
+
+
+# One for the process: the pytest plugin opens a capture per test, and symbols stay valid.
+_SYMBOLIZER = Symbolizer()
+
+
+class CaptureSymbols:
+    """The native frames of one capture: each recorded return address as a call, symbolised only when shown."""
+
+    def __init__(self, python_executable: str | None) -> None:
+        self.maps: list[tuple[int, int, int, str, str]] = []  # (start, end, load base, path, build ID)
+        self.warnings: list[str] = []  # problems met, each also issued as a warning
+        self._is_interpreter = interpreter_paths(python_executable)
+        self._interpreter_maps: dict[int, bool] = {}
+        # Nodes are paths, addresses are places: many nodes (one per path into a function) share an
+        # address, and so its symbols.
+        self._calls_at: dict[tuple[int, int], NativeCall] = {}
+
+    def call(self, address: int, map_index: int) -> NativeCall:
+        """The call at return address ``address``, recorded in mapping ``map_index`` (-1: none held it then)."""
+        call = self._calls_at.get((address, map_index))
+        if call is not None:
+            return call
+        recorded_map = map_index
+        if map_index < 0:
+            map_index = self._map_containing(address - 1)
+        if map_index < 0:
+            frame = Frame(f"0x{address:x}", "<unknown>", 0, native=True)
+            return NativeCall("", False, lambda: (frame,))
+        _, _, load_base, path, build_id = self.maps[map_index]
+        vaddr = address - 1 - load_base
+        interpreter = self._interpreter_maps.get(map_index)
+        if interpreter is None:
+            interpreter = self._interpreter_maps[map_index] = self._is_interpreter(path)
+        function = _SYMBOLIZER.function_name(path, vaddr, build_id)
+        # libc's unnamed local functions are its start-up code (e.g. __libc_start_call_main).
+        runtime = not function and os.path.basename(path).startswith(("libc.so", "ld-linux"))
+        call = NativeCall(function, interpreter or runtime, lambda: self._locate(path, vaddr, build_id))
+        if _SYMBOLIZER.problem(path, build_id):
+            self._warn_missing(path, build_id)
+        if recorded_map >= 0:  # a guessed mapping may change as more mappings are read
+            self._calls_at[(address, recorded_map)] = call
+        return call
+
+    def _locate(self, path: str, vaddr: int, build_id: str) -> tuple[Frame, ...]:
+        location = _SYMBOLIZER.locate(path, vaddr, build_id)
+        if location.missing:
+            self._warn_missing(path, build_id)
+        return location.frames
+
+    def _map_containing(self, address: int) -> int:
+        # Recorded before the mappings that hold it (a library loaded by another thread): any
+        # mapping of the capture, latest first, is the best guess.
+        for index in range(len(self.maps) - 1, -1, -1):
+            start, end = self.maps[index][:2]
+            if start <= address < end:
+                return index
+        return -1
+
+    def _warn_missing(self, path: str, build_id: str) -> None:
+        message = (f"{path} {_SYMBOLIZER.problem(path, build_id) or 'cannot be read'}: its frames are shown as "
+                   f"{os.path.basename(path)}+offset")
+        if message not in self.warnings:
+            self.warnings.append(message)
+            warnings.warn(message, MissingLibraryWarning, stacklevel=5)

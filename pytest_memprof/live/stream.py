@@ -18,7 +18,7 @@ from typing import Callable, Protocol
 from .._reader import CaptureReader
 from ..capture import Capture, metadata_from_header
 from ..errors import CaptureError
-from ..model import CaptureMetadata, ThreadInfo
+from ..model import CaptureMetadata, ThreadInfo, View
 from . import parse_exit_mark
 
 MAX_DECOMPRESSED = 8 << 20  # per step: LZ4 expands up to 255 times, and a peer may send a bomb
@@ -233,7 +233,7 @@ class LiveSession:
             rss_bytes=rss_bytes,
             heap_series=heap_series,
             rss_series=rss_series,
-            rows=tuple(live_locations(capture, reader.rows("leaks", False, True), names)),
+            rows=tuple(live_locations(capture, reader.rows(View.LEAKS, False, True), names)),
             threads=threads,
         )
 

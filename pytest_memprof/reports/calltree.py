@@ -8,23 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..capture import Capture
-from ..model import Frame, StackStat
+from ..model import Frame, View
 
-KINDS = ("peak", "leaks", "temporary")
-KIND_TITLES = {"peak": "at the peak", "leaks": "leaked (still allocated at the end)",
-               "temporary": "in temporary allocations"}
+# What a report can show (every report but stats, which counts everything made).
+REPORT_VIEWS = (View.PEAK, View.LEAKS, View.TEMPORARY)
 
-def stacks_of(capture: Capture, kind: str, *, merge_threads: bool = True,
-              merge_allocators: bool = True) -> list[StackStat]:
-    """The capture's stacks for ``kind`` (peak, leaks or temporary), largest first."""
-    if kind == "peak":
-        return capture.peak_stacks(merge_threads, merge_allocators)
-    if kind == "leaks":
-        return capture.leak_stacks(merge_threads, merge_allocators)
-    if kind == "temporary":
-        return capture.temporary_stacks(merge_threads, merge_allocators)
-    raise ValueError(f"unknown kind {kind!r}")
+
+def report_view(kind: View | str) -> View:
+    """``kind`` (a View or its name) as the View a report shows; ValueError unless peak, leaks or temporary."""
+    try:
+        view = View.of(kind)
+    except ValueError:
+        view = None
+    if view not in REPORT_VIEWS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(v.label for v in REPORT_VIEWS)}")
+    return view
 
 
 class CallTree:

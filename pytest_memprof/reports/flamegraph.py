@@ -15,7 +15,8 @@ from typing import Any
 
 from .._reader import encode_varints
 from ..capture import Capture
-from .calltree import KIND_TITLES, KINDS, CallTree, stacks_of
+from ..model import View
+from .calltree import CallTree, report_view
 from .output import write_report
 from .page import render_page
 
@@ -75,13 +76,12 @@ def _pack_intervals(rows: list[tuple[int, int, int, int, int, int]], *, with_thr
     return base64.b64encode(zlib.compress(packed, 9)).decode("ascii"), ticks
 
 
-def flamegraph_data(capture: Capture, *, kind: str = "peak", temporal: bool = False, title: str = "",
+def flamegraph_data(capture: Capture, *, kind: View | str = View.PEAK, temporal: bool = False, title: str = "",
                     inverted: bool = False, split_threads: bool = False) -> dict[str, Any]:
     """Everything the flame graph page shows, as a JSON-ready dict of flat arrays."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    view = report_view(kind)
     tree = CallTree()
-    stats = stacks_of(capture, kind, merge_threads=False)
+    stats = capture.stacks(view, merge_threads=False)
     intervals = capture.temporal_stacks() if temporal else []
     threads, thread_index = _threads(capture, {s.thread_id for s in stats} | {i.thread_id for i in intervals})
     samples: list[int] = []
@@ -97,8 +97,8 @@ def flamegraph_data(capture: Capture, *, kind: str = "peak", temporal: bool = Fa
     meta = capture.metadata
     return {
         "title": title,
-        "kind": kind,
-        "kind_title": KIND_TITLES[kind],
+        "kind": view.label,
+        "kind_title": view.title,
         "options": {"temporal": temporal, "inverted": inverted, "split_threads": split_threads},
         "strings": tree.strings,
         "frames": frames,
@@ -121,7 +121,7 @@ def flamegraph_data(capture: Capture, *, kind: str = "peak", temporal: bool = Fa
 SCRIPTS = ("timeline.js", "flamegraph.js")
 
 
-def render_flamegraph_html(capture: Capture, *, title: str | None = None, kind: str = "peak",
+def render_flamegraph_html(capture: Capture, *, title: str | None = None, kind: View | str = View.PEAK,
                            temporal: bool = False, inverted: bool = False, split_threads: bool = False,
                            assets: str | None = None) -> str:
     """The flame graph page for ``capture`` as one HTML string (linking ``assets``, see render_page)."""
@@ -134,7 +134,7 @@ def render_flamegraph_html(capture: Capture, *, title: str | None = None, kind: 
 
 
 def render_flamegraph(capture: Capture, target: str | os.PathLike[str], *, title: str | None = None,
-                      kind: str = "peak", temporal: bool = False, inverted: bool = False,
+                      kind: View | str = View.PEAK, temporal: bool = False, inverted: bool = False,
                       split_threads: bool = False, assets: str | None = None) -> Path:
     """Write the flame graph of ``capture`` to ``target`` (creating its folder) and return its path."""
     html = render_flamegraph_html(capture, title=title, kind=kind, temporal=temporal, inverted=inverted,
