@@ -364,8 +364,6 @@ bool same_words(const std::vector<Step>& steps, size_t from) {
 
 }  // namespace
 
-bool available() { return true; }
-
 __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uintptr_t skip_start, uintptr_t skip_end,
                                      uintptr_t* out, int max) {
     if (cache.generation != generation) {
@@ -467,7 +465,6 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
 
 #else
 
-bool available() { return false; }
 int unwind(RuleCache&, uint32_t, uintptr_t, uintptr_t, uintptr_t*, int) { return -1; }
 
 #endif

@@ -25,7 +25,7 @@ std::mutex g_patch_lock;  // serialises whole patch passes (start, stop, dlopen 
 bool resolve_originals(const char** missing) {
     static bool resolved = false;
     if (resolved) return true;
-#define MEMPROF_RESOLVE(name, ret, params, args) \
+#define MEMPROF_RESOLVE(name, ret, params) \
     originals.name = reinterpret_cast<ret(*) params>(dlsym(RTLD_DEFAULT, #name));
     MEMPROF_HOOKED_SYMBOLS(MEMPROF_RESOLVE)
 #undef MEMPROF_RESOLVE
@@ -41,7 +41,7 @@ bool resolve_originals(const char** missing) {
 
 void patch_all(bool install) {
     elf::SymbolPatch patches[] = {
-#define MEMPROF_PATCH_ROW(name, ret, params, args) \
+#define MEMPROF_PATCH_ROW(name, ret, params) \
     {#name, install ? reinterpret_cast<void*>(&hooks::name) : reinterpret_cast<void*>(originals.name)},
         MEMPROF_HOOKED_SYMBOLS(MEMPROF_PATCH_ROW)
 #undef MEMPROF_PATCH_ROW

@@ -115,7 +115,7 @@ class Recorder {
              const std::string& build_id);
     void sample(uint64_t ms, uint64_t rss);
     void mark(uint64_t id, const std::string& label);
-    // Records of an aggregated capture (format.h): one stack's figures, one timeline point, the summary.
+    // Records of an aggregated capture (docs/capture-format.md): one stack's figures, one timeline point, the summary.
     void agg_stack(uint64_t tid, uint8_t allocator, uint32_t stack, const uint64_t (&figures)[8]);
     void agg_sample(uint64_t ms, uint64_t heap, uint64_t rss);
     void agg_summary(uint64_t peak, uint64_t peak_ms, uint64_t unmatched_frees, const uint64_t* histogram,
@@ -162,7 +162,7 @@ class Recorder {
         ++d_records;
         return put_varint(out, low);
     }
-    // An address field (format.h): twice the distance back to the last event at this address when
+    // An address field (docs/capture-format.md): twice the distance back to the last event at this address when
     // there is a recent one, else the delta to its base, tagged with a 1 bit. The base follows
     // either way.
     static uint8_t* put_address(uint8_t* out, uintptr_t address, uint64_t distance, uintptr_t& base) {

@@ -256,8 +256,7 @@ uint64_t current_tid() {
     return thread_state()->tid;
 }
 
-bool is_active() { return g && g->running; }
-bool is_recording() { return active_relaxed(); }
+bool is_started() { return g && g->running; }
 
 void pause() {
     if (!g || !g->running || !g->active) return;

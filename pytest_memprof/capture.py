@@ -13,6 +13,7 @@ from .hybrid import HybridStacks
 from .launcher import Launcher, Place
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint, View
 from .symbols import CaptureSymbols, MissingLibraryWarning
+from .trie import memoised
 
 __all__ = ["Capture", "MissingLibraryWarning", "metadata_from_header"]
 
@@ -273,18 +274,8 @@ class Capture:
 
     def _place(self, node: int) -> Place:
         """Where Python stack node ``node`` is with respect to the launcher (launcher.py)."""
-        place = self._places.get(node)
-        if place is not None:
-            return place
-        chain = []
-        while node not in self._places:
-            chain.append(node)
-            node = self._nodes[node - 1][0]
-        place = self._places[node]
-        for node in reversed(chain):
-            _, frame_id, _ = self._nodes[node - 1]
-            place = self._places[node] = self._launcher.place(place, self._frames[frame_id][1])
-        return place
+        return memoised(node, self._places, self.parent,
+                        lambda above, node: self._launcher.place(above, self._frames[self._nodes[node - 1][1]][1]))
 
     def launcher_only(self, stack_id: int) -> bool:
         """Whether stack ``stack_id`` is the launcher's own work (pytest's, memprof run's): it shows no frames."""

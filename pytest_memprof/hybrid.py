@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .model import Frame
+from .trie import memoised
 
 # The C function that runs Python frames (a ".cold" part is split off by optimising builds).
 _EVAL_FUNCTION = "_PyEval_EvalFrameDefault"
@@ -254,18 +255,8 @@ class HybridStacks:
         return runs
 
     def _native_shape(self, native_node: int) -> NativeShape:
-        shape = self._shapes.get(native_node)
-        if shape is not None:
-            return shape
-        chain = []
-        node = native_node
-        while node not in self._shapes:
-            chain.append(node)
-            node = self._native_nodes[node - 1][0]
-        shape = self._shapes[node]
-        for node in reversed(chain):
-            shape = self._shapes[node] = shape.extended(self._call(node), self.show_interpreter_frames)
-        return shape
+        return memoised(native_node, self._shapes, lambda node: self._native_nodes[node - 1][0],
+                        lambda above, node: above.extended(self._call(node), self.show_interpreter_frames))
 
     def _call(self, node: int) -> NativeCall:
         call = self._calls.get(node)

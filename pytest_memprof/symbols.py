@@ -284,8 +284,8 @@ class _Dwarf:
                 return chain
 
     def _function_at(self, cu: Any, vaddr: int) -> Any:
-        # A report asks for many call sites in the same few units (27 in one init function of
-        # _pickle on np_alloc): index each unit's functions once instead of walking its DIEs each time.
+        # A report asks for many call sites in the same few units: each unit's functions are
+        # indexed once, not looked for by walking its DIEs at every call site.
         index = self._functions.get(cu.cu_offset)
         if index is None:
             spans: list[tuple[int, int, Any]] = []

@@ -94,7 +94,7 @@ class LocationRow:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class LiveState:
     """Everything the view shows at one moment."""
 
     source: str
@@ -194,14 +194,14 @@ class LiveSession:
                 raise CaptureError(f"no capture header from {self.source.name} within {timeout:g} s")
             self.pump(min(0.1, timeout))
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> LiveState:
         """What is live now, by location and thread, plus the status and the heap/RSS history."""
         decoder = self.decoder
         base = {"source": self.source.name, "program": self.program, "log_path": self.log_path,
                 "ended": self.ended, "problem": decoder.problem}
         metadata = decoder.metadata
         if metadata is None:
-            return Snapshot(**base)
+            return LiveState(**base)
         reader = decoder.reader
         if self._capture is None:
             self._capture = Capture.from_reader(reader, metadata)
@@ -221,7 +221,7 @@ class LiveSession:
                 break
         if exit_code is None and self.ended and self._exit_code is not None:
             exit_code = self._exit_code()
-        return Snapshot(
+        return LiveState(
             **{**base, "program": self.program or metadata.command_line},
             pid=metadata.pid,
             started=True,

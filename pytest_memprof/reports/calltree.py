@@ -87,17 +87,3 @@ class CallTree:
         for parent, frame in zip(self.parents[1:], self.node_frames[1:]):
             nodes.extend((parent, frame))
         return frames, nodes
-
-    def frame(self, frame_index: int) -> Frame:
-        """The Frame at ``frame_index`` of the frame table."""
-        function, file, line, native = self.frames[frame_index]
-        return Frame(self.strings[function], self.strings[file], line, native)
-
-    def path(self, node: int) -> list[int]:
-        """Frame indices from the root to ``node``."""
-        frames = []
-        while node > 0:
-            frames.append(self.node_frames[node])
-            node = self.parents[node]
-        frames.reverse()
-        return frames

@@ -16,5 +16,11 @@ def test_equal_frames_share_nodes_and_strings_are_interned():
     assert first == second != other_line
     assert tree.parents[first] == tree.parents[other_line] == 1
     assert tree.strings == ["main", "app.py", "load"]
-    assert [tree.frame(index) for index in tree.path(first)] == [main, Frame("load", "app.py", 20)]
+    path = []
+    node = first
+    while node > 0:
+        function, file, line, _ = tree.frames[tree.node_frames[node]]
+        path.insert(0, Frame(tree.strings[function], tree.strings[file], line))
+        node = tree.parents[node]
+    assert path == [main, Frame("load", "app.py", 20)]
     assert tree.add(()) == 0
