@@ -114,6 +114,7 @@ struct AggSampleRecord {
 };
 
 constexpr size_t kHistogramBuckets = 65;  // bucket i counts sizes in [2^(i-1), 2^i)
+constexpr size_t kAllocatorSlots = 64;    // one per record kind an allocator can have (format.h)
 
 struct AggSummaryRecord {
     uint64_t peak;

@@ -270,7 +270,6 @@ class Reader {
     std::map<uint64_t, Live> d_mappings;  // mmap'd ranges by start address
     std::unordered_map<uint64_t, uint32_t> d_tid_slots;
     std::vector<uint64_t> d_slot_tids;
-    uint32_t d_tid_slot = 0;
     uint64_t d_heap = 0;
     uint64_t d_peak = 0;
     uint64_t d_peak_ms = 0;
@@ -279,8 +278,8 @@ class Reader {
     uint64_t d_total_count = 0;
     uint64_t d_total_bytes = 0;
     uint64_t d_unmatched_frees = 0;
-    uint64_t d_allocator_counts[64] = {};
-    uint64_t d_allocator_bytes[64] = {};
+    uint64_t d_allocator_counts[kAllocatorSlots] = {};
+    uint64_t d_allocator_bytes[kAllocatorSlots] = {};
     uint64_t d_histogram[kHistogramBuckets] = {};
     std::vector<TimelineRow> d_timeline;
     std::map<std::tuple<uint32_t, uint32_t, uint32_t>, std::pair<uint64_t, uint64_t>> d_intervals;

@@ -13,6 +13,10 @@ cdef extern from "format.h" namespace "memprof":
     const char* kMagic
     uint8_t* put_varint(uint8_t* out, uint64_t value)
 
+cdef extern from "decoder.h" namespace "memprof":
+    size_t kHistogramBuckets
+    size_t kAllocatorSlots
+
 cdef extern from "reader.h" namespace "memprof":
     cdef struct FrameRecord:
         string function

@@ -266,12 +266,14 @@ cdef class CaptureReader:
         """{allocator name: (count, bytes)} of the allocations replayed."""
         cdef const uint64_t* counts = self.reader.allocator_counts()
         cdef const uint64_t* sizes = self.reader.allocator_bytes()
-        return {allocator_name(allocator): (counts[allocator], sizes[allocator]) for allocator in range(64) if counts[allocator]}
+        return {allocator_name(allocator): (counts[allocator], sizes[allocator])
+                for allocator in range(native.kAllocatorSlots) if counts[allocator]}
 
     def size_histogram(self):
         """(upper bound in bytes, exclusive; count) per power-of-two bucket that has allocations."""
         cdef const uint64_t* buckets = self.reader.histogram()
-        return [(1 << bucket if bucket else 1, buckets[bucket]) for bucket in range(65) if buckets[bucket]]
+        return [(1 << bucket if bucket else 1, buckets[bucket])
+                for bucket in range(native.kHistogramBuckets) if buckets[bucket]]
 
 
 def dump(path, int fd):
