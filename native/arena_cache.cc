@@ -7,8 +7,7 @@
 #include "format.h"
 #include "tracker.h"
 
-namespace memprof {
-namespace arena_cache {
+namespace memprof::arena_cache {
 namespace {
 
 // Blocks up to this size are cached: data stack chunks (16 KiB, more for a huge frame), never
@@ -95,5 +94,4 @@ void remove() {
     }
 }
 
-}  // namespace arena_cache
-}  // namespace memprof
+}  // namespace memprof::arena_cache

@@ -9,12 +9,10 @@
 // next request removes the syscalls while the records stay exactly what they would have been.
 #pragma once
 
-namespace memprof {
-namespace arena_cache {
+namespace memprof::arena_cache {
 
 // Both need the GIL. install() is a no-op before Python 3.11 (no data stack chunks).
 void install();
 void remove();
 
-}  // namespace arena_cache
-}  // namespace memprof
+}  // namespace memprof::arena_cache

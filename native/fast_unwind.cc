@@ -368,8 +368,6 @@ bool same_words(const std::vector<Step>& steps, size_t from) {
 
 }  // namespace
 
-bool available() { return true; }
-
 __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uintptr_t skip_start, uintptr_t skip_end,
                                      uintptr_t* out, uintptr_t* frames, int max) {
     if (cache.generation != generation) {
@@ -473,7 +471,6 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
 
 #else
 
-bool available() { return false; }
 int unwind(RuleCache&, uint32_t, uintptr_t, uintptr_t, uintptr_t*, uintptr_t*, int) { return -1; }
 
 #endif

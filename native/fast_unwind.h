@@ -44,13 +44,10 @@ struct RuleCache {
     bool previous_whole = false;  // the previous unwind reached the end of the stack (not cut at max)
 };
 
-// True when this build has the fast unwinder (x86_64); unwind() returns -1 everywhere else.
-bool available();
-
-// Return addresses of the calling thread, innermost first, skipping those inside [skip_start,
-// skip_end) while they are the innermost ones (our own hook and tracker frames); frames[i] is the
-// lowest stack address of the frame that out[i] returns into. -1 if some frame has CFI this
-// unwinder does not cache: use _Unwind_Backtrace instead.
+// Return addresses of the calling thread (x86_64; -1 on other machines), innermost first, skipping
+// those inside [skip_start, skip_end) while they are the innermost ones (our own hook and tracker
+// frames); frames[i] is the lowest stack address of the frame that out[i] returns into. -1 if some
+// frame has CFI this unwinder does not cache: use _Unwind_Backtrace instead.
 int unwind(RuleCache& cache, uint32_t generation, uintptr_t skip_start, uintptr_t skip_end, uintptr_t* out,
            uintptr_t* frames, int max);
 

@@ -1,64 +1,6 @@
-// The capture stream: record kinds and their byte encoding, shared by the recorder and the reader.
-//
-// A capture file is
-//
-//   "MEMPROF\0"  u16 format_version  u16 reserved  u32 header_length  header (JSON, UTF-8)
-//   LZ4 frame (readable by python's lz4.frame) whose content is a sequence of records.
-//
-// The memory sink (pytest plugin) and the socket sink (live view) carry the same records,
-// uncompressed and without the file header. Every record starts with one byte, its kind:
-//
-//   kind < 32           ALLOC      size  address  zigzag(stack - prev_stack)
-//   32 <= kind < 48     FREE       address  [size, for munmap only]
-//   ADDRESS_LOW         low        -- the next ALLOC/FREE's address is not a multiple of 16:
-//                                     these are its low 4 bits
-//   THREAD              tid                      -- following events come from this thread
-//   THREAD_NAME         tid  len  bytes
-//   FRAME               len name  len file  first_line           -- id = number of FRAMEs so far
-//   NODE                parent  frame  line                       -- id = number of NODEs so far + 1
-//   SAMPLE              ms_since_start  rss_bytes
-//   MARK                id  len  bytes                            -- e.g. a pytest phase boundary
-//   TRAILER             ms_since_start  records_written            -- absent when the process died
-//
-// An aggregated capture (header "aggregated": true) holds no ALLOC/FREE events: the tracked
-// process aggregated them itself and wrote, after its FRAME/NODE/THREAD_NAME tables,
-//
-//   AGG_STACK           tid  kind  stack  peak_bytes peak_count  leak_bytes leak_count
-//                       total_bytes total_count  temporary_bytes temporary_count
-//   AGG_SAMPLE          ms_since_start  heap_bytes  rss_bytes
-//   AGG_SUMMARY         peak_bytes  peak_ms  unmatched_frees  n  n x histogram count
-//
-// Version 2 added native stacks (records written only with native=True):
-//
-//   kind | 0x80 (alloc) NATIVE ALLOC  the ALLOC fields, then zigzag(native - prev_native)
-//   ENTRY_NODE          as NODE, for a Python frame that entered the C eval loop anew (called
-//                       from C): hybrid stacks match these to the eval frames of the native stack
-//   NATIVE_NODE         parent  address   -- id = number of NATIVE_NODEs so far + 1; a return
-//                       address under its caller's node (native node 0 is the empty stack)
-//   MAPS                -- the executable mappings change: the MAP records that follow replace
-//                       the current set (at start, after each dlopen and dlclose)
-//   MAP                 start  end  load_base  len path  len build_id   -- one executable segment
-//                       of a loaded object; address - load_base is the object's own (ELF) virtual
-//                       address; build_id is its GNU build ID (raw bytes, empty if none)
-//
-// Version 4 added
-//
-//   EVAL_NATIVE_NODE    as NATIVE_NODE, for a return address inside the interpreter's eval loop
-//                       (told at run time from the loop's markers on the C stack, so also where
-//                       the interpreter's symbols are stripped)
-//
-// An address field is either 2 * d, for the address of the ALLOC/FREE/munmap d events back
-// (0 < d < kRecentEvents; a block is usually freed, and its address handed out again, soon after
-// it was last seen), or 2 * zigzag((addr >> 4) - (base >> 4)) + 1, plus the low bits from a
-// preceding ADDRESS_LOW. The base of an ALLOC is the previous ALLOC's address in the same size
-// class (size_class below: an allocator hands out neighbouring blocks of one class), the base of a
-// FREE the previous FREE's address; each record makes its address the base, however it was
-// written. Bases, the event count and the recent addresses start empty (and again at each pytest
-// window). Versions 1 and 2 wrote ALLOC as  zigzag(addr - prev)  size  stack  and FREE as
-// zigzag(addr - prev), with one prev for both: up to 8 times larger compressed; still read.
-//
-// All integers are unsigned LEB128 varints; zigzag maps signed deltas to unsigned. Node 0 is the
-// empty stack. A stack is a trie node: (parent node, frame, line), so an event carries one integer.
+// The capture format's names, in one place: the magic, the version, the limits, the record kinds,
+// and the varint, zigzag and bounded-read helpers the recorder and the decoder share. What each
+// record holds, how addresses are coded and what a reader must refuse: docs/capture-format.md.
 #pragma once
 
 #include <cstddef>
@@ -69,7 +11,7 @@ namespace memprof {
 
 constexpr char kMagic[8] = {'M', 'E', 'M', 'P', 'R', 'O', 'F', '\0'};
 constexpr uint16_t kFormatVersion = 4;  // the version this code writes and the newest it reads
-constexpr uint16_t kFirstSizeClassVersion = 3;  // address coding by size class (see above)
+constexpr uint16_t kFirstSizeClassVersion = 3;  // addresses coded by size class and recent events
 constexpr uint8_t kNativeAllocFlag = 0x80;
 constexpr size_t kFileHeaderFixed = 16;
 constexpr uint32_t kMaxHeaderLength = 1 << 20;
@@ -86,34 +28,34 @@ inline unsigned size_class(uint64_t size) {
     return bits + 23 < kSizeClasses ? bits + 23 : kSizeClasses - 1;
 }
 
-// One list drives the allocator kinds: (enumerator, record byte, user-facing name, is_free).
-#define MEMPROF_ALLOCATOR_KINDS(X)                 \
-    X(MALLOC, 1, "malloc", false)                  \
-    X(CALLOC, 2, "calloc", false)                  \
-    X(REALLOC, 3, "realloc", false)                \
-    X(POSIX_MEMALIGN, 4, "posix_memalign", false)  \
-    X(ALIGNED_ALLOC, 5, "aligned_alloc", false)    \
-    X(MEMALIGN, 6, "memalign", false)              \
-    X(VALLOC, 7, "valloc", false)                  \
-    X(PVALLOC, 8, "pvalloc", false)                \
-    X(MMAP, 9, "mmap", false)                      \
-    X(PY_RAW_MALLOC, 10, "PyMem_RawMalloc", false) \
-    X(PY_RAW_CALLOC, 11, "PyMem_RawCalloc", false) \
-    X(PY_RAW_REALLOC, 12, "PyMem_RawRealloc", false) \
-    X(PY_MEM_MALLOC, 13, "PyMem_Malloc", false)    \
-    X(PY_MEM_CALLOC, 14, "PyMem_Calloc", false)    \
-    X(PY_MEM_REALLOC, 15, "PyMem_Realloc", false)  \
-    X(PY_OBJ_MALLOC, 16, "PyObject_Malloc", false) \
-    X(PY_OBJ_CALLOC, 17, "PyObject_Calloc", false) \
-    X(PY_OBJ_REALLOC, 18, "PyObject_Realloc", false) \
-    X(FREE, 32, "free", true)                      \
-    X(MUNMAP, 33, "munmap", true)                  \
-    X(PY_RAW_FREE, 34, "PyMem_RawFree", true)      \
-    X(PY_MEM_FREE, 35, "PyMem_Free", true)         \
-    X(PY_OBJ_FREE, 36, "PyObject_Free", true)
+// One list drives the allocators' record kinds: (enumerator, record byte, user-facing name).
+#define MEMPROF_ALLOCATOR_KINDS(X)             \
+    X(MALLOC, 1, "malloc")                     \
+    X(CALLOC, 2, "calloc")                     \
+    X(REALLOC, 3, "realloc")                   \
+    X(POSIX_MEMALIGN, 4, "posix_memalign")     \
+    X(ALIGNED_ALLOC, 5, "aligned_alloc")       \
+    X(MEMALIGN, 6, "memalign")                 \
+    X(VALLOC, 7, "valloc")                     \
+    X(PVALLOC, 8, "pvalloc")                   \
+    X(MMAP, 9, "mmap")                         \
+    X(PY_RAW_MALLOC, 10, "PyMem_RawMalloc")    \
+    X(PY_RAW_CALLOC, 11, "PyMem_RawCalloc")    \
+    X(PY_RAW_REALLOC, 12, "PyMem_RawRealloc")  \
+    X(PY_MEM_MALLOC, 13, "PyMem_Malloc")       \
+    X(PY_MEM_CALLOC, 14, "PyMem_Calloc")       \
+    X(PY_MEM_REALLOC, 15, "PyMem_Realloc")     \
+    X(PY_OBJ_MALLOC, 16, "PyObject_Malloc")    \
+    X(PY_OBJ_CALLOC, 17, "PyObject_Calloc")    \
+    X(PY_OBJ_REALLOC, 18, "PyObject_Realloc")  \
+    X(FREE, 32, "free")                        \
+    X(MUNMAP, 33, "munmap")                    \
+    X(PY_RAW_FREE, 34, "PyMem_RawFree")        \
+    X(PY_MEM_FREE, 35, "PyMem_Free")           \
+    X(PY_OBJ_FREE, 36, "PyObject_Free")
 
 enum Kind : uint8_t {
-#define MEMPROF_KIND_ENUM(name, value, label, is_free) name = value,
+#define MEMPROF_KIND_ENUM(name, value, label) name = value,
     MEMPROF_ALLOCATOR_KINDS(MEMPROF_KIND_ENUM)
 #undef MEMPROF_KIND_ENUM
     THREAD = 64,
@@ -139,7 +81,7 @@ constexpr bool is_free_kind(uint8_t kind) { return kind >= 32 && kind < 48; }
 
 inline const char* kind_name(uint8_t kind) {
     switch (kind) {
-#define MEMPROF_KIND_NAME(name, value, label, is_free) \
+#define MEMPROF_KIND_NAME(name, value, label) \
     case value:                                        \
         return label;
         MEMPROF_ALLOCATOR_KINDS(MEMPROF_KIND_NAME)

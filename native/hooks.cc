@@ -56,7 +56,7 @@ void* definition_after_program(const char* name) {
 // What dlsym(RTLD_DEFAULT) gives: the function's one address in the process (the program's PLT
 // entry in the case above), which slots that take the address (GLOB_DAT) hold again after stop.
 struct Canonical {
-#define MEMPROF_CANONICAL_FIELD(name, ret, params, args) void* name;
+#define MEMPROF_CANONICAL_FIELD(name, ret, params) void* name;
     MEMPROF_HOOKED_SYMBOLS(MEMPROF_CANONICAL_FIELD)
 #undef MEMPROF_CANONICAL_FIELD
 };
@@ -73,8 +73,8 @@ void* resolve_original(const char* name) {
 bool resolve_originals(const char** missing) {
     static bool resolved = false;
     if (resolved) return true;
-#define MEMPROF_RESOLVE(name, ret, params, args) \
-    canonical.name = dlsym(RTLD_DEFAULT, #name);            \
+#define MEMPROF_RESOLVE(name, ret, params)          \
+    canonical.name = dlsym(RTLD_DEFAULT, #name); \
     originals.name = reinterpret_cast<ret(*) params>(resolve_original(#name));
     MEMPROF_HOOKED_SYMBOLS(MEMPROF_RESOLVE)
 #undef MEMPROF_RESOLVE
@@ -90,7 +90,7 @@ bool resolve_originals(const char** missing) {
 
 void patch_all(bool install) {
     elf::SymbolPatch patches[] = {
-#define MEMPROF_PATCH_ROW(name, ret, params, args)                                                   \
+#define MEMPROF_PATCH_ROW(name, ret, params)                                                         \
     {#name, install ? reinterpret_cast<void*>(&hooks::name) : reinterpret_cast<void*>(originals.name), \
      install ? reinterpret_cast<void*>(&hooks::name) : canonical.name},
         MEMPROF_HOOKED_SYMBOLS(MEMPROF_PATCH_ROW)

@@ -8,26 +8,24 @@
 
 #include <cstddef>
 
-#define MEMPROF_HOOKED_SYMBOLS(X)                                                     \
-    X(malloc, void*, (size_t size), (size))                                           \
-    X(free, void, (void* ptr), (ptr))                                                 \
-    X(calloc, void*, (size_t count, size_t size), (count, size))                      \
-    X(realloc, void*, (void* ptr, size_t size), (ptr, size))                          \
-    X(reallocarray, void*, (void* ptr, size_t count, size_t size), (ptr, count, size)) \
-    X(posix_memalign, int, (void** out, size_t alignment, size_t size), (out, alignment, size)) \
-    X(aligned_alloc, void*, (size_t alignment, size_t size), (alignment, size))       \
-    X(memalign, void*, (size_t alignment, size_t size), (alignment, size))            \
-    X(valloc, void*, (size_t size), (size))                                           \
-    X(pvalloc, void*, (size_t size), (size))                                          \
-    X(mmap, void*, (void* addr, size_t length, int prot, int flags, int fd, off_t offset), \
-      (addr, length, prot, flags, fd, offset))                                        \
-    X(mmap64, void*, (void* addr, size_t length, int prot, int flags, int fd, off_t offset), \
-      (addr, length, prot, flags, fd, offset))                                        \
-    X(munmap, int, (void* addr, size_t length), (addr, length))                       \
-    X(dlopen, void*, (const char* file, int mode), (file, mode))                      \
-    X(dlclose, int, (void* handle), (handle))                                         \
-    X(_exit, void, (int status), (status))                                            \
-    X(pthread_setname_np, int, (pthread_t thread, const char* name), (thread, name))
+#define MEMPROF_HOOKED_SYMBOLS(X)                                                             \
+    X(malloc, void*, (size_t size))                                                           \
+    X(free, void, (void* ptr))                                                                \
+    X(calloc, void*, (size_t count, size_t size))                                             \
+    X(realloc, void*, (void* ptr, size_t size))                                               \
+    X(reallocarray, void*, (void* ptr, size_t count, size_t size))                            \
+    X(posix_memalign, int, (void** out, size_t alignment, size_t size))                       \
+    X(aligned_alloc, void*, (size_t alignment, size_t size))                                  \
+    X(memalign, void*, (size_t alignment, size_t size))                                       \
+    X(valloc, void*, (size_t size))                                                           \
+    X(pvalloc, void*, (size_t size))                                                          \
+    X(mmap, void*, (void* addr, size_t length, int prot, int flags, int fd, off_t offset))    \
+    X(mmap64, void*, (void* addr, size_t length, int prot, int flags, int fd, off_t offset))  \
+    X(munmap, int, (void* addr, size_t length))                                               \
+    X(dlopen, void*, (const char* file, int mode))                                            \
+    X(dlclose, int, (void* handle))                                                           \
+    X(_exit, void, (int status))                                                              \
+    X(pthread_setname_np, int, (pthread_t thread, const char* name))
 
 namespace memprof::hooks {
 
@@ -35,13 +33,13 @@ namespace memprof::hooks {
 // value found in a GOT slot, which may be a lazy-binding stub that would re-resolve and
 // overwrite our patch.
 struct Originals {
-#define MEMPROF_ORIGINAL_FIELD(name, ret, params, args) ret(*name) params;
+#define MEMPROF_ORIGINAL_FIELD(name, ret, params) ret(*name) params;
     MEMPROF_HOOKED_SYMBOLS(MEMPROF_ORIGINAL_FIELD)
 #undef MEMPROF_ORIGINAL_FIELD
 };
 extern Originals originals;
 
-#define MEMPROF_HOOK_DECL(name, ret, params, args) ret name params;
+#define MEMPROF_HOOK_DECL(name, ret, params) ret name params;
 MEMPROF_HOOKED_SYMBOLS(MEMPROF_HOOK_DECL)
 #undef MEMPROF_HOOK_DECL
 

@@ -5,6 +5,7 @@
 #include <cinttypes>
 #include <cstring>
 #include <iterator>
+#include <new>
 #include <tuple>
 
 #include "lz4frame.h"
@@ -24,99 +25,157 @@ bool Reader::fail(const std::string& message) {
     return false;
 }
 
-bool Reader::open(const std::string& path, std::string* header_json, std::string* error) {
+// ---- input: the capture's bytes, from a file or a socket -----------------------------------------
+
+std::string Reader::problem_text() const {
+    const std::string& at = d_source;
+    std::string newest = std::to_string(kFormatVersion);
+    std::string version = std::to_string(d_header_version);
+    switch (d_read_error) {
+        case ReadError::NONE: return std::string();
+        case ReadError::CANNOT_OPEN: return "cannot open " + at + ": " + strerror(d_errno);
+        case ReadError::NOT_A_CAPTURE:
+            return d_stream ? at + " does not send a memprof capture stream (wrong magic bytes)"
+                            : at + " is not a memprof capture (wrong magic bytes)";
+        case ReadError::TOO_SHORT: return at + " is not a memprof capture (too short to hold a header)";
+        case ReadError::NEWER_VERSION:
+            return d_stream ? at + " sends capture format version " + version + "; this memprof reads up to version " +
+                                  newest + " (upgrade pytest-memprof on this side)"
+                            : at + " was written by capture format version " + version +
+                                  ", newer than this memprof reads (up to version " + newest +
+                                  "); upgrade pytest-memprof to read it";
+        case ReadError::INVALID_VERSION:
+            return at + (d_stream ? " sends" : " has") + " an invalid capture format version 0";
+        case ReadError::CORRUPT_HEADER:
+            return d_stream ? at + " sends a corrupt capture header (" + std::to_string(d_header_length) + " bytes long)"
+                            : at + " is truncated or corrupt: its header is cut short";
+    }
+    return std::string();
+}
+
+bool Reader::refuse(ReadError error) {
+    d_read_error = error;
+    d_input = Input::STOPPED;
+    return false;
+}
+
+// Checks what has arrived of the fixed header: a stranger is refused at its first bytes.
+bool Reader::check_fixed_header() {
+    size_t have = d_head.size() < sizeof(kMagic) ? d_head.size() : sizeof(kMagic);
+    if (memcmp(d_head.data(), kMagic, have) != 0) return refuse(ReadError::NOT_A_CAPTURE);
+    if (d_head.size() < kFileHeaderFixed) return true;
+    d_header_version = static_cast<uint16_t>(d_head[8] | (d_head[9] << 8));
+    if (d_header_version > kFormatVersion) return refuse(ReadError::NEWER_VERSION);
+    if (d_header_version == 0) return refuse(ReadError::INVALID_VERSION);
+    d_header_length = 0;
+    for (int i = 0; i < 4; ++i) d_header_length |= static_cast<uint32_t>(d_head[12 + i]) << (8 * i);
+    if (d_header_length > kMaxHeaderLength) return refuse(ReadError::CORRUPT_HEADER);
+    return true;
+}
+
+size_t Reader::take_header(const uint8_t* data, size_t len) {
+    size_t used = 0;
+    while (d_input == Input::HEADER && used < len) {
+        size_t want = d_head.size() < kFileHeaderFixed ? kFileHeaderFixed : kFileHeaderFixed + d_header_length;
+        size_t part = std::min(want - d_head.size(), len - used);
+        d_head.insert(d_head.end(), data + used, data + used + part);
+        used += part;
+        if (!check_fixed_header()) return used;
+        if (d_head.size() == kFileHeaderFixed + d_header_length && d_head.size() >= kFileHeaderFixed) {
+            d_header_json.assign(reinterpret_cast<const char*>(d_head.data()) + kFileHeaderFixed, d_header_length);
+            d_decoder.set_version(d_header_version);
+            if (LZ4F_isError(LZ4F_createDecompressionContext(&d_dctx, LZ4F_VERSION))) {
+                throw std::bad_alloc();  // the only way creating a context fails
+            }
+            d_input = Input::RECORDS;
+        }
+    }
+    return used;
+}
+
+bool Reader::take_records(const uint8_t* data, size_t len, size_t step) {
+    if (d_out.size() != step) d_out.resize(step ? step : 1);
+    size_t offset = 0;
+    for (;;) {
+        size_t src_size = len - offset;
+        size_t dst_size = d_out.size();
+        size_t hint = LZ4F_decompress(d_dctx, d_out.data(), &dst_size, data + offset, &src_size, nullptr);
+        if (LZ4F_isError(hint)) {
+            d_truncated = true;
+            fail("corrupt data at byte " + std::to_string(d_offset + offset) + " (" + LZ4F_getErrorName(hint) +
+                 "); decoding stopped there");
+            return finish_records();
+        }
+        offset += src_size;
+        d_pending.insert(d_pending.end(), d_out.begin(), d_out.begin() + static_cast<long>(dst_size));
+        if (!parse_pending(false)) return finish_records();
+        if (hint == 0) {  // the frame's end mark: the capture is whole
+            d_frame_done = true;
+            d_offset += offset;
+            return finish_records();
+        }
+        // On while output may be waiting inside the decompressor (the last call filled the buffer).
+        if ((offset >= len && dst_size < d_out.size()) || (src_size == 0 && dst_size == 0)) break;
+    }
+    d_offset += len;
+    return true;
+}
+
+bool Reader::finish_records() {
+    parse_pending(true);
+    d_input = Input::STOPPED;
+    return false;
+}
+
+bool Reader::feed_capture(const uint8_t* data, size_t len, size_t step) {
+    d_stream = true;
+    if (d_input == Input::HEADER) {
+        size_t used = take_header(data, len);
+        d_offset += used;
+        data += used;
+        len -= used;
+    }
+    if (d_input != Input::RECORDS) return d_input == Input::HEADER;
+    return len == 0 || take_records(data, len, step);
+}
+
+bool Reader::open(const std::string& path) {
+    d_source = path;
     d_file = fopen(path.c_str(), "rb");
     if (!d_file) {
-        *error = "cannot open " + path + ": " + strerror(errno);
-        return false;
+        d_errno = errno;
+        return refuse(ReadError::CANNOT_OPEN);
     }
     fseek(d_file, 0, SEEK_END);
     long size = ftell(d_file);
     fseek(d_file, 0, SEEK_SET);
     d_file_size = size > 0 ? static_cast<uint64_t>(size) : 0;
     uint8_t fixed[kFileHeaderFixed];
-    if (fread(fixed, 1, sizeof(fixed), d_file) != sizeof(fixed)) {
-        *error = path + " is not a memprof capture (too short to hold a header)";
-        return false;
-    }
-    if (memcmp(fixed, kMagic, sizeof(kMagic)) != 0) {
-        *error = path + " is not a memprof capture (wrong magic bytes)";
-        return false;
-    }
-    uint16_t version = static_cast<uint16_t>(fixed[8] | (fixed[9] << 8));
-    if (version > kFormatVersion) {
-        *error = path + " was written by capture format version " + std::to_string(version) +
-                 ", newer than this memprof reads (up to version " + std::to_string(kFormatVersion) +
-                 "); upgrade pytest-memprof to read it";
-        return false;
-    }
-    if (version == 0) {
-        *error = path + " has an invalid capture format version 0";
-        return false;
-    }
-    d_version = version;
-    uint32_t length = 0;
-    for (int i = 0; i < 4; ++i) length |= static_cast<uint32_t>(fixed[12 + i]) << (8 * i);
-    if (length > kMaxHeaderLength || kFileHeaderFixed + length > d_file_size) {
-        *error = path + " is truncated or corrupt: its header is cut short";
-        return false;
-    }
-    header_json->resize(length);
-    if (length && fread(&(*header_json)[0], 1, length, d_file) != length) {
-        *error = path + " is truncated: cannot read its header";
-        return false;
-    }
-    d_file_offset = kFileHeaderFixed + length;
-    if (LZ4F_isError(LZ4F_createDecompressionContext(&d_dctx, LZ4F_VERSION))) {
-        *error = "cannot create an LZ4 decompression context";
-        return false;
+    size_t got = fread(fixed, 1, sizeof(fixed), d_file);
+    d_offset = take_header(fixed, got);
+    if (d_input == Input::STOPPED) return false;
+    if (got < sizeof(fixed)) return refuse(ReadError::TOO_SHORT);
+    if (d_input == Input::HEADER) {
+        if (kFileHeaderFixed + d_header_length > d_file_size) return refuse(ReadError::CORRUPT_HEADER);
+        std::vector<uint8_t> json(d_header_length);
+        got = fread(json.data(), 1, json.size(), d_file);
+        d_offset += take_header(json.data(), got);
+        if (d_input == Input::HEADER) return refuse(ReadError::CORRUPT_HEADER);
     }
     d_in.resize(1 << 20);
-    return true;
+    return d_input == Input::RECORDS;
 }
 
 bool Reader::read_some(size_t budget) {
-    if (!d_file || d_frame_done || !d_error.empty()) return false;
-    size_t consumed_total = 0;
-    std::vector<uint8_t> out(4 << 20);
-    while (consumed_total < budget) {
+    if (!d_file || d_input != Input::RECORDS) return false;
+    for (size_t taken = 0; taken < budget;) {
         size_t got = fread(d_in.data(), 1, d_in.size(), d_file);
         if (got == 0) {
-            // End of file before the LZ4 end mark: the writer died or the file was cut.
-            d_truncated = true;
-            parse_pending(true);
-            d_frame_done = true;
-            return false;
+            d_truncated = true;  // end of file before the LZ4 end mark: the writer died or the file was cut
+            return finish_records();
         }
-        size_t offset = 0;
-        while (offset < got) {
-            size_t src_size = got - offset;
-            size_t dst_size = out.size();
-            size_t hint = LZ4F_decompress(d_dctx, out.data(), &dst_size, d_in.data() + offset, &src_size, nullptr);
-            if (LZ4F_isError(hint)) {
-                d_truncated = true;
-                fail("corrupt data at byte " + std::to_string(d_file_offset + offset) + " (" +
-                     LZ4F_getErrorName(hint) + "); the report covers what came before it");
-                parse_pending(true);
-                d_frame_done = true;
-                return false;
-            }
-            offset += src_size;
-            d_pending.insert(d_pending.end(), out.begin(), out.begin() + static_cast<long>(dst_size));
-            if (!parse_pending(false)) {
-                d_frame_done = true;
-                return false;
-            }
-            if (hint == 0) {  // end mark: the frame is complete
-                d_file_offset += offset;
-                parse_pending(true);
-                d_frame_done = true;
-                return false;
-            }
-            if (src_size == 0 && dst_size == 0) break;
-        }
-        d_file_offset += got;
-        consumed_total += got;
+        if (!take_records(d_in.data(), got, kFileStep)) return false;
+        taken += got;
     }
     return true;
 }
@@ -126,16 +185,23 @@ bool Reader::feed(const uint8_t* data, size_t len) {
     return parse_pending(false);
 }
 
+void Reader::set_dump(FILE* out) { d_dumper.reset(new Dumper(out)); }
+
 bool Reader::parse_pending(bool at_end) {
     Cursor cursor{d_pending.data() + d_pending_pos, d_pending.data() + d_pending.size()};
     bool ok = true;
     while (cursor.pos < cursor.end) {
         const uint8_t* record_start = cursor.pos;
-        int status = parse_record(cursor);
-        if (status == 1) continue;
+        Decoded status = d_dumper ? d_decoder.next(cursor, *d_dumper) : d_decoder.next(cursor, *this);
+        if (status == Decoded::RECORD) continue;
         cursor.pos = record_start;
-        if (status < 0) ok = false;
-        else if (at_end) d_truncated = true;  // a record cut in half: the stream ends mid-write
+        if (status == Decoded::CORRUPT) {
+            fail(d_decoder.error());
+            d_truncated = true;
+            ok = false;
+        } else if (at_end) {
+            d_truncated = true;  // a record cut in half: the stream ends mid-write
+        }
         break;
     }
     size_t pos = static_cast<size_t>(cursor.pos - d_pending.data());
@@ -148,323 +214,155 @@ bool Reader::parse_pending(bool at_end) {
     return ok;
 }
 
-namespace {
+// ---- the decoder's consumer: tables -------------------------------------------------------------
 
-bool get_string(Cursor& cursor, std::string* out) {
-    uint64_t length;
-    const uint8_t* bytes;
-    if (!cursor.get_varint(&length)) return false;
-    if (length > kMaxStringLength) {
-        cursor.pos = cursor.end + 1;  // signal corruption to the caller
-        return false;
+void Reader::thread_seen(uint64_t tid) {
+    if (std::find(d_threads_seen.begin(), d_threads_seen.end(), tid) == d_threads_seen.end()) {
+        d_threads_seen.push_back(tid);
     }
-    if (!cursor.get_bytes(length, &bytes)) return false;
-    out->assign(reinterpret_cast<const char*>(bytes), length);
-    return true;
 }
 
-}  // namespace
-
-int Reader::parse_record(Cursor& cursor) {
-    uint8_t kind;
-    if (!cursor.get_byte(&kind)) return 0;
-    const uint8_t* end = cursor.end;
-    auto corrupt = [&](const char* what) {
-        fail(std::string("corrupt capture: ") + what + " in record " + std::to_string(d_records + 1));
-        d_truncated = true;
-        return -1;
-    };
-    // A get that fails means "need more bytes", unless the cursor was pushed past the end.
-    auto short_read = [&]() { return cursor.pos > end ? corrupt("an oversized string") : 0; };
-
-    const char* name = kind_name(kind);
-    uint8_t alloc_kind = kind & static_cast<uint8_t>(~kNativeAllocFlag);
-    const char* alloc_name = is_alloc_kind(alloc_kind) ? kind_name(alloc_kind) : nullptr;
-    if (alloc_name) {
-        bool has_native = kind & kNativeAllocFlag;
-        uint64_t address_delta, size, stack_delta, native_delta = 0;
-        bool size_first = d_version >= kFirstSizeClassVersion;
-        if (size_first ? !cursor.get_varint(&size) || !cursor.get_varint(&address_delta)
-                       : !cursor.get_varint(&address_delta) || !cursor.get_varint(&size)) {
-            return short_read();
-        }
-        if (!cursor.get_varint(&stack_delta) || (has_native && !cursor.get_varint(&native_delta))) {
-            return short_read();
-        }
-        uint64_t address;
-        if (!decode_address(address_delta, size_first ? &d_last_by_class[size_class(size)] : &d_last_address,
-                            &address)) {
-            return corrupt("an address that refers to no recent event");
-        }
-        int64_t stack = static_cast<int64_t>(d_last_stack) + unzigzag(stack_delta);
-        if (stack < 0 || static_cast<uint64_t>(stack) > d_nodes.size()) return corrupt("an unknown stack id");
-        // No allocator returns the last byte of the address space; our tables reserve that key.
-        if (address == kNoAddress || address + size < address) {
-            return corrupt("an allocation at an impossible address");
-        }
-        int64_t native = static_cast<int64_t>(d_last_native) + unzigzag(native_delta);
-        if (has_native && (native < 0 || static_cast<uint64_t>(native) > d_native_nodes.size())) {
-            return corrupt("an unknown native stack id");
-        }
-        d_last_stack = static_cast<uint32_t>(stack);
-        if (has_native) d_last_native = static_cast<uint32_t>(native);
-        ++d_records;
-        if (d_dump) {
-            fprintf(d_dump, "ALLOC %s address=0x%" PRIx64 " size=%" PRIu64 " stack=%" PRId64, alloc_name, address, size,
-                    stack);
-            if (has_native) fprintf(d_dump, " native=%" PRId64, native);
-            fprintf(d_dump, " thread=%" PRIu64 "\n", d_tid);
-        } else {
-            uint32_t id = has_native ? hybrid_stack(static_cast<uint32_t>(stack), static_cast<uint32_t>(native))
-                                     : static_cast<uint32_t>(stack);
-            if (id == UINT32_MAX) return corrupt("more distinct stacks than a capture can hold");
-            on_alloc(alloc_kind, address, size, id);
-        }
-        return 1;
-    }
-    if (is_free_kind(kind) && name) {
-        uint64_t address_delta, size = 0;
-        if (!cursor.get_varint(&address_delta)) return short_read();
-        if (kind == MUNMAP && !cursor.get_varint(&size)) return short_read();
-        uint64_t address;
-        if (!decode_address(address_delta, d_version >= kFirstSizeClassVersion ? &d_last_freed : &d_last_address,
-                            &address)) {
-            return corrupt("an address that refers to no recent event");
-        }
-        ++d_records;
-        if (d_dump) {
-            fprintf(d_dump, "FREE %s address=0x%" PRIx64, name, address);
-            if (kind == MUNMAP) fprintf(d_dump, " size=%" PRIu64, size);
-            fprintf(d_dump, " thread=%" PRIu64 "\n", d_tid);
-        } else if (kind == MUNMAP) {
-            on_munmap(address, size);
-        } else {
-            on_free(address);
-        }
-        return 1;
-    }
-    switch (kind) {
-        case ADDRESS_LOW: {
-            uint64_t low;
-            if (!cursor.get_varint(&low)) return short_read();
-            if (d_version < kFirstSizeClassVersion || low == 0 || low >= kAddressAlign) {
-                return corrupt("an invalid ADDRESS_LOW");
-            }
-            d_address_low = low;
-            break;
-        }
-        case THREAD: {
-            uint64_t tid;
-            if (!cursor.get_varint(&tid)) return short_read();
-            d_tid = tid;
-            if (std::find(d_threads_seen.begin(), d_threads_seen.end(), tid) == d_threads_seen.end()) {
-                d_threads_seen.push_back(tid);
-            }
-            if (d_dump) fprintf(d_dump, "THREAD tid=%" PRIu64 "\n", tid);
-            break;
-        }
-        case THREAD_NAME: {
-            uint64_t tid;
-            std::string name;
-            if (!cursor.get_varint(&tid) || !get_string(cursor, &name)) return short_read();
-            d_thread_names[tid] = name;
-            if (d_dump) fprintf(d_dump, "THREAD_NAME tid=%" PRIu64 " name=%s\n", tid, name.c_str());
-            break;
-        }
-        case FRAME: {
-            FrameRecord frame;
-            uint64_t line;
-            if (!get_string(cursor, &frame.function) || !get_string(cursor, &frame.file) || !cursor.get_varint(&line)) {
-                return short_read();
-            }
-            frame.first_line = static_cast<uint32_t>(line);
-            if (d_dump) {
-                fprintf(d_dump, "FRAME id=%zu function=%s file=%s line=%" PRIu64 "\n", d_frames.size(),
-                        frame.function.c_str(), frame.file.c_str(), line);
-            }
-            d_frames.push_back(std::move(frame));
-            break;
-        }
-        case NODE:
-        case ENTRY_NODE: {
-            uint64_t parent, frame, line;
-            if (!cursor.get_varint(&parent) || !cursor.get_varint(&frame) || !cursor.get_varint(&line)) {
-                return short_read();
-            }
-            if (parent > d_nodes.size()) return corrupt("a stack whose parent is unknown");
-            if (frame >= d_frames.size()) return corrupt("a stack whose frame is unknown");
-            if (d_nodes.size() >= kHybridStack - 1) return corrupt("more stack nodes than a capture can hold");
-            d_nodes.push_back({static_cast<uint32_t>(parent), static_cast<uint32_t>(frame), static_cast<uint32_t>(line),
-                               kind == ENTRY_NODE});
-            if (d_dump) {
-                fprintf(d_dump, "%s id=%zu parent=%" PRIu64 " frame=%" PRIu64 " line=%" PRIu64 "\n", name,
-                        d_nodes.size(), parent, frame, line);
-            }
-            break;
-        }
-        case NATIVE_NODE:
-        case EVAL_NATIVE_NODE: {
-            uint64_t parent, address;
-            if (!cursor.get_varint(&parent) || !cursor.get_varint(&address)) return short_read();
-            if (parent > d_native_nodes.size()) return corrupt("a native stack whose parent is unknown");
-            if (d_native_nodes.size() >= UINT32_MAX - 1) return corrupt("more native stack nodes than a capture can hold");
-            d_native_nodes.push_back({static_cast<uint32_t>(parent), address, map_of(address), kind == EVAL_NATIVE_NODE});
-            if (d_dump) {
-                fprintf(d_dump, "%s id=%zu parent=%" PRIu64 " address=0x%" PRIx64 "\n", name, d_native_nodes.size(),
-                        parent, address);
-            }
-            break;
-        }
-        case MAPS: {
-            d_current_maps.clear();
-            d_maps_sorted = true;
-            if (d_dump) fprintf(d_dump, "MAPS\n");
-            break;
-        }
-        case MAP: {
-            MapRecord map;
-            if (!cursor.get_varint(&map.start) || !cursor.get_varint(&map.end) || !cursor.get_varint(&map.load_base) ||
-                !get_string(cursor, &map.path) || !get_string(cursor, &map.build_id)) {
-                return short_read();
-            }
-            if (map.start >= map.end) return corrupt("a mapping that ends before it starts");
-            if (d_dump) {
-                fprintf(d_dump, "MAP start=0x%" PRIx64 " end=0x%" PRIx64 " load_base=0x%" PRIx64 " path=%s build_id=",
-                        map.start, map.end, map.load_base, map.path.c_str());
-                for (unsigned char byte : map.build_id) fprintf(d_dump, "%02x", byte);
-                fprintf(d_dump, "\n");
-            }
-            auto key = std::make_tuple(map.start, map.end, map.load_base, map.path, map.build_id);
-            auto found = d_map_ids.find(key);
-            uint32_t id;
-            if (found != d_map_ids.end()) {
-                id = found->second;
-            } else {
-                if (d_maps.size() >= (1u << 20)) return corrupt("more mappings than a process can hold");
-                id = static_cast<uint32_t>(d_maps.size());
-                d_map_ids.emplace(key, id);
-                d_maps.push_back(std::move(map));
-            }
-            if (d_current_maps.size() >= (1u << 20)) return corrupt("more mappings than a process can hold");
-            d_current_maps.push_back(id);
-            d_maps_sorted = false;
-            break;
-        }
-        case SAMPLE: {
-            uint64_t ms, rss;
-            if (!cursor.get_varint(&ms) || !cursor.get_varint(&rss)) return short_read();
-            d_last_ms = ms;
-            if (d_dump) {
-                fprintf(d_dump, "SAMPLE ms=%" PRIu64 " rss=%" PRIu64 "\n", ms, rss);
-            } else {
-                d_timeline.push_back({ms, d_heap, rss});
-            }
-            break;
-        }
-        case MARK: {
-            uint64_t id;
-            std::string label;
-            if (!cursor.get_varint(&id) || !get_string(cursor, &label)) return short_read();
-            d_marks.push_back({id, label, d_heap});
-            if (d_dump) fprintf(d_dump, "MARK id=%" PRIu64 " label=%s\n", id, label.c_str());
-            break;
-        }
-        case TRAILER: {
-            uint64_t ms, records;
-            if (!cursor.get_varint(&ms) || !cursor.get_varint(&records)) return short_read();
-            d_end_ms = ms;
-            d_last_ms = ms;
-            d_saw_trailer = true;
-            if (d_dump) fprintf(d_dump, "TRAILER ms=%" PRIu64 " records=%" PRIu64 "\n", ms, records);
-            break;
-        }
-        case AGG_STACK: {
-            uint64_t v[11];  // tid kind stack, then (bytes, count) at the peak, leaked, total, temporary
-            for (uint64_t& value : v) {
-                if (!cursor.get_varint(&value)) return short_read();
-            }
-            if (!is_alloc_kind(static_cast<uint8_t>(v[1])) || v[1] > 0xff || !kind_name(static_cast<uint8_t>(v[1]))) {
-                return corrupt("an aggregate of an unknown allocator");
-            }
-            if (v[2] > d_nodes.size()) return corrupt("an aggregate of an unknown stack");
-            if (d_dump) {
-                fprintf(d_dump,
-                        "AGG_STACK thread=%" PRIu64 " %s stack=%" PRIu64 " peak=%" PRIu64 "/%" PRIu64 " leaked=%" PRIu64
-                        "/%" PRIu64 " total=%" PRIu64 "/%" PRIu64 " temporary=%" PRIu64 "/%" PRIu64 "\n",
-                        v[0], kind_name(static_cast<uint8_t>(v[1])), v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9],
-                        v[10]);
-            } else if (!d_only_tid || v[0] == d_only_tid) {
-                on_aggregate(v);
-            }
-            break;
-        }
-        case AGG_SAMPLE: {
-            uint64_t ms, heap, rss;
-            if (!cursor.get_varint(&ms) || !cursor.get_varint(&heap) || !cursor.get_varint(&rss)) return short_read();
-            d_last_ms = ms;
-            if (d_dump) {
-                fprintf(d_dump, "AGG_SAMPLE ms=%" PRIu64 " heap=%" PRIu64 " rss=%" PRIu64 "\n", ms, heap, rss);
-            } else {
-                d_timeline.push_back({ms, heap, rss});
-            }
-            break;
-        }
-        case AGG_SUMMARY: {
-            uint64_t peak, peak_ms, unmatched, buckets;
-            if (!cursor.get_varint(&peak) || !cursor.get_varint(&peak_ms) || !cursor.get_varint(&unmatched) ||
-                !cursor.get_varint(&buckets)) {
-                return short_read();
-            }
-            constexpr size_t kBuckets = sizeof(d_histogram) / sizeof(d_histogram[0]);
-            if (buckets > kBuckets) return corrupt("a histogram with too many buckets");
-            uint64_t counts[kBuckets] = {};
-            for (uint64_t i = 0; i < buckets; ++i) {
-                if (!cursor.get_varint(&counts[i])) return short_read();
-            }
-            if (d_dump) {
-                fprintf(d_dump, "AGG_SUMMARY peak=%" PRIu64 " peak_ms=%" PRIu64 " unmatched_frees=%" PRIu64 "\n", peak,
-                        peak_ms, unmatched);
-            } else {
-                d_peak = peak;
-                d_peak_ms = peak_ms;
-                d_unmatched_frees = unmatched;
-                for (size_t i = 0; i < kBuckets; ++i) d_histogram[i] += counts[i];
-            }
-            break;
-        }
-        default: {
-            char what[64];
-            snprintf(what, sizeof(what), "an unknown record kind 0x%02x", kind);
-            return corrupt(what);
-        }
-    }
-    ++d_records;
-    if (d_end_ms < d_last_ms) d_end_ms = d_last_ms;
-    return 1;
+const char* Reader::on(const ThreadRecord& record) {
+    thread_seen(record.tid);
+    return nullptr;
 }
 
-void Reader::on_aggregate(const uint64_t* v) {
-    d_tid = v[0];
-    if (std::find(d_threads_seen.begin(), d_threads_seen.end(), d_tid) == d_threads_seen.end()) {
-        d_threads_seen.push_back(d_tid);
+const char* Reader::on(ThreadNameRecord& record) {
+    d_thread_names[record.tid] = std::move(record.name);
+    return nullptr;
+}
+
+const char* Reader::on(FrameRecord& record) {
+    d_frames.push_back(std::move(record));
+    return nullptr;
+}
+
+const char* Reader::on(const NodeRecord& record) {
+    d_nodes.push_back(record);
+    return nullptr;
+}
+
+const char* Reader::on(NativeNodeRecord& record) {
+    record.map = map_of(record.address);
+    d_native_nodes.push_back(record);
+    return nullptr;
+}
+
+const char* Reader::on(const MapsRecord&) {
+    d_current_maps.clear();
+    d_maps_sorted = true;
+    return nullptr;
+}
+
+const char* Reader::on(MapRecord& record) {
+    constexpr size_t kMaxMappings = 1u << 20;  // more than any process holds: a hostile stream
+    auto key = std::make_tuple(record.start, record.end, record.load_base, record.path, record.build_id);
+    auto found = d_map_ids.find(key);
+    uint32_t id;
+    if (found != d_map_ids.end()) {
+        id = found->second;
+    } else {
+        if (d_maps.size() >= kMaxMappings) return "more mappings than a process can hold";
+        id = static_cast<uint32_t>(d_maps.size());
+        d_map_ids.emplace(std::move(key), id);
+        d_maps.push_back(std::move(record));
     }
-    uint8_t kind = static_cast<uint8_t>(v[1]);
-    Acc& acc = d_accs[acc_for(static_cast<uint32_t>(v[2]), kind)];
+    if (d_current_maps.size() >= kMaxMappings) return "more mappings than a process can hold";
+    d_current_maps.push_back(id);
+    d_maps_sorted = false;
+    return nullptr;
+}
+
+const char* Reader::on(MarkRecord& record) {
+    d_marks.push_back({record.id, std::move(record.label), d_heap});
+    return nullptr;
+}
+
+// ---- the decoder's consumer: events and aggregates ----------------------------------------------
+
+const char* Reader::on(const AllocRecord& record) {
+    uint32_t stack = record.has_native ? hybrid_stack(record.stack, record.native) : record.stack;
+    if (stack == UINT32_MAX) return "more distinct stacks than a capture can hold";
+    if (d_only_tid && record.tid != d_only_tid) return nullptr;
+    uint64_t address = record.address, size = record.size;
+    if (record.allocator == MMAP) {
+        on_munmap(address, size);  // a fixed mapping replaces whatever was there
+    } else if (Live* previous = d_live.find(address)) {
+        release(*previous, previous->size, true);  // its free was never seen
+        d_live.erase(address);
+    }
+    uint32_t acc_index = acc_for(stack, record.allocator, record.tid);
+    Acc& acc = d_accs[acc_index];
+    change(acc, static_cast<int64_t>(size), 1);
+    acc.total_bytes += size;
+    acc.total_count += 1;
+    d_heap += size;
+    if (d_heap > d_peak) {
+        d_peak = d_heap;
+        d_peak_ms = d_decoder.last_ms();
+        ++d_peak_version;
+    }
+    ++d_total_count;
+    d_total_bytes += size;
+    d_allocator_counts[record.allocator] += 1;
+    d_allocator_bytes[record.allocator] += size;
+    d_histogram[size ? 64 - __builtin_clzll(size) : 0] += 1;
+    Live live{size, acc_index, static_cast<uint32_t>(d_timeline.size()), ++d_alloc_seq};
+    if (record.allocator == MMAP) {
+        d_mappings[address] = live;
+    } else {
+        *d_live.insert(address).first = live;
+    }
+    return nullptr;
+}
+
+const char* Reader::on(const FreeRecord& record) {
+    if (record.allocator == MUNMAP) {
+        on_munmap(record.address, record.size);
+    } else {
+        on_free(record.address);
+    }
+    return nullptr;
+}
+
+const char* Reader::on(const SampleRecord& record) {
+    d_timeline.push_back({record.ms, d_heap, record.rss});
+    return nullptr;
+}
+
+const char* Reader::on(const AggStackRecord& record) {
+    if (d_only_tid && record.tid != d_only_tid) return nullptr;
+    thread_seen(record.tid);
+    Acc& acc = d_accs[acc_for(record.stack, record.allocator, record.tid)];
     // As if replayed: the values at the (only) peak are saved, the current ones are the leaks.
     acc.saved_for = d_peak_version;
-    acc.saved_bytes += static_cast<int64_t>(v[3]);
-    acc.saved_count += static_cast<int64_t>(v[4]);
-    acc.cur_bytes += static_cast<int64_t>(v[5]);
-    acc.cur_count += static_cast<int64_t>(v[6]);
-    acc.total_bytes += v[7];
-    acc.total_count += v[8];
-    acc.temp_bytes += v[9];
-    acc.temp_count += v[10];
-    d_heap += v[5];
-    d_total_bytes += v[7];
-    d_total_count += v[8];
-    d_kind_bytes[kind] += v[7];
-    d_kind_counts[kind] += v[8];
+    acc.saved_bytes += static_cast<int64_t>(record.at_peak.bytes);
+    acc.saved_count += static_cast<int64_t>(record.at_peak.count);
+    acc.cur_bytes += static_cast<int64_t>(record.leaked.bytes);
+    acc.cur_count += static_cast<int64_t>(record.leaked.count);
+    acc.total_bytes += record.total.bytes;
+    acc.total_count += record.total.count;
+    acc.temp_bytes += record.temporary.bytes;
+    acc.temp_count += record.temporary.count;
+    d_heap += record.leaked.bytes;
+    d_total_bytes += record.total.bytes;
+    d_total_count += record.total.count;
+    d_allocator_bytes[record.allocator] += record.total.bytes;
+    d_allocator_counts[record.allocator] += record.total.count;
+    return nullptr;
+}
+
+const char* Reader::on(const AggSampleRecord& record) {
+    d_timeline.push_back({record.ms, record.heap, record.rss});
+    return nullptr;
+}
+
+const char* Reader::on(const AggSummaryRecord& record) {
+    d_peak = record.peak;
+    d_peak_ms = record.peak_ms;
+    d_unmatched_frees = record.unmatched_frees;
+    for (size_t i = 0; i < kHistogramBuckets; ++i) d_histogram[i] += record.histogram[i];
+    return nullptr;
 }
 
 uint32_t Reader::hybrid_stack(uint32_t python, uint32_t native) {
@@ -496,24 +394,24 @@ int32_t Reader::map_of(uint64_t address) {
     return target < map.end ? static_cast<int32_t>(*(it - 1)) : -1;
 }
 
-uint32_t Reader::acc_for(uint32_t stack, uint8_t kind) {
-    auto slot_it = d_tid_slots.find(d_tid);
+uint32_t Reader::acc_for(uint32_t stack, uint8_t allocator, uint64_t tid) {
+    auto slot_it = d_tid_slots.find(tid);
     uint32_t slot;
     if (slot_it == d_tid_slots.end()) {
         slot = static_cast<uint32_t>(d_slot_tids.size());
-        d_tid_slots.emplace(d_tid, slot);
-        d_slot_tids.push_back(d_tid);
+        d_tid_slots.emplace(tid, slot);
+        d_slot_tids.push_back(tid);
     } else {
         slot = slot_it->second;
     }
-    uint64_t key = (static_cast<uint64_t>(stack) << 32) | (static_cast<uint64_t>(kind) << 24) | (slot & 0xffffff);
+    uint64_t key = (static_cast<uint64_t>(stack) << 32) | (static_cast<uint64_t>(allocator) << 24) | (slot & 0xffffff);
     auto [index, inserted] = d_acc_index.insert(key);
     if (inserted) {
         *index = static_cast<uint32_t>(d_accs.size());
         Acc acc{};
         acc.stack = stack;
-        acc.kind = kind;
-        acc.tid = d_tid;
+        acc.allocator = allocator;
+        acc.tid = tid;
         acc.saved_for = d_peak_version;  // born after the latest peak: 0 bytes at that peak
         d_accs.push_back(acc);
     }
@@ -528,38 +426,6 @@ void Reader::change(Acc& acc, int64_t bytes, int64_t count) {
     }
     acc.cur_bytes += bytes;
     acc.cur_count += count;
-}
-
-void Reader::on_alloc(uint8_t kind, uint64_t address, uint64_t size, uint32_t stack) {
-    if (d_only_tid && d_tid != d_only_tid) return;
-    if (kind == MMAP) {
-        on_munmap(address, size);  // a fixed mapping replaces whatever was there
-    } else if (Live* previous = d_live.find(address)) {
-        release(*previous, previous->size, true);  // its free was never seen
-        d_live.erase(address);
-    }
-    uint32_t acc_index = acc_for(stack, kind);
-    Acc& acc = d_accs[acc_index];
-    change(acc, static_cast<int64_t>(size), 1);
-    acc.total_bytes += size;
-    acc.total_count += 1;
-    d_heap += size;
-    if (d_heap > d_peak) {
-        d_peak = d_heap;
-        d_peak_ms = d_last_ms;
-        ++d_peak_version;
-    }
-    ++d_total_count;
-    d_total_bytes += size;
-    d_kind_counts[kind] += 1;
-    d_kind_bytes[kind] += size;
-    d_histogram[size ? 64 - __builtin_clzll(size) : 0] += 1;
-    Live live{size, acc_index, static_cast<uint32_t>(d_timeline.size()), ++d_alloc_seq};
-    if (kind == MMAP) {
-        d_mappings[address] = live;
-    } else {
-        *d_live.insert(address).first = live;
-    }
 }
 
 void Reader::release(Live& live, uint64_t bytes, bool whole) {
@@ -626,15 +492,11 @@ void Reader::on_munmap(uint64_t address, uint64_t size) {
 
 void Reader::reset_window(uint64_t only_tid) {
     d_only_tid = only_tid;
-    d_last_address = 0;
-    std::fill(std::begin(d_last_by_class), std::end(d_last_by_class), 0);
-    d_last_freed = 0;
-    d_address_low = 0;
-    d_events = 0;
-    d_last_stack = 0;
-    d_last_native = 0;
+    d_decoder.reset_window();
     d_native_nodes_at_window = d_native_nodes.size();
-    d_tid = 0;
+    d_records_at_window = d_decoder.records();
+    d_window_closed = false;
+    d_threads_seen.clear();
     d_accs.clear();
     d_acc_index.clear();
     d_live.clear();
@@ -643,21 +505,21 @@ void Reader::reset_window(uint64_t only_tid) {
     d_slot_tids.clear();
     d_heap = d_peak = d_peak_ms = d_peak_version = d_alloc_seq = 0;
     d_total_count = d_total_bytes = d_unmatched_frees = 0;
-    memset(d_kind_counts, 0, sizeof(d_kind_counts));
-    memset(d_kind_bytes, 0, sizeof(d_kind_bytes));
+    memset(d_allocator_counts, 0, sizeof(d_allocator_counts));
+    memset(d_allocator_bytes, 0, sizeof(d_allocator_bytes));
     memset(d_histogram, 0, sizeof(d_histogram));
     d_timeline.clear();
     d_intervals.clear();
     d_marks.clear();
 }
 
-std::vector<StackRow> Reader::rows(Which which, bool merge_threads, bool merge_kinds) const {
+std::vector<StackRow> Reader::rows(View view, bool merge_threads, bool merge_allocators) const {
     std::unordered_map<uint64_t, size_t> index;
     std::vector<StackRow> out;
     std::unordered_map<uint64_t, uint32_t> tid_slots;
     for (const Acc& acc : d_accs) {
         int64_t bytes = 0, count = 0;
-        switch (which) {
+        switch (view) {
             case PEAK:
                 bytes = acc.saved_for == d_peak_version ? acc.saved_bytes : acc.cur_bytes;
                 count = acc.saved_for == d_peak_version ? acc.saved_count : acc.cur_count;
@@ -668,17 +530,34 @@ std::vector<StackRow> Reader::rows(Which which, bool merge_threads, bool merge_k
         }
         if (bytes <= 0 && count <= 0) continue;
         uint64_t tid = merge_threads ? 0 : acc.tid;
-        uint8_t kind = merge_kinds ? 0 : acc.kind;
+        uint8_t allocator = merge_allocators ? 0 : acc.allocator;
         uint32_t slot = tid_slots.emplace(tid, static_cast<uint32_t>(tid_slots.size())).first->second;
-        uint64_t key = (static_cast<uint64_t>(acc.stack) << 32) | (static_cast<uint64_t>(kind) << 24) | slot;
+        uint64_t key = (static_cast<uint64_t>(acc.stack) << 32) | (static_cast<uint64_t>(allocator) << 24) | slot;
         auto [it, inserted] = index.emplace(key, out.size());
-        if (inserted) out.push_back({acc.stack, tid, kind, 0, 0});
+        if (inserted) out.push_back({acc.stack, tid, allocator, 0, 0});
         out[it->second].bytes += static_cast<uint64_t>(std::max<int64_t>(bytes, 0));
         out[it->second].count += static_cast<uint64_t>(std::max<int64_t>(count, 0));
     }
     std::sort(out.begin(), out.end(), [](const StackRow& a, const StackRow& b) {
         return a.bytes != b.bytes ? a.bytes > b.bytes : a.count > b.count;
     });
+    return out;
+}
+
+std::vector<AggregateRow> Reader::aggregates() const {
+    std::vector<AggregateRow> out;
+    out.reserve(d_accs.size());
+    auto positive = [](int64_t value) { return static_cast<uint64_t>(std::max<int64_t>(value, 0)); };
+    for (const Acc& acc : d_accs) {
+        bool at_peak = acc.saved_for == d_peak_version;
+        AggregateRow row{acc.tid, acc.allocator, acc.stack,
+                         {positive(at_peak ? acc.saved_bytes : acc.cur_bytes), positive(at_peak ? acc.saved_count : acc.cur_count),
+                          positive(acc.cur_bytes), positive(acc.cur_count), acc.total_bytes, acc.total_count,
+                          acc.temp_bytes, acc.temp_count}};
+        bool any = false;
+        for (uint64_t value : row.figures) any |= value != 0;
+        if (any) out.push_back(row);
+    }
     return out;
 }
 
@@ -689,7 +568,7 @@ std::vector<IntervalRow> Reader::intervals() {
     };
     for (const auto& [key, cell] : d_intervals) {
         const Acc& acc = d_accs[std::get<0>(key)];
-        out.push_back({acc.stack, acc.tid, acc.kind, ms_of(std::get<1>(key)), static_cast<int64_t>(ms_of(std::get<2>(key))),
+        out.push_back({acc.stack, acc.tid, acc.allocator, ms_of(std::get<1>(key)), static_cast<int64_t>(ms_of(std::get<2>(key))),
                        cell.first, cell.second});
     }
     // Still-live allocations, grouped by (accumulator, sample) like the freed ones.
@@ -703,7 +582,7 @@ std::vector<IntervalRow> Reader::intervals() {
     for (const auto& [address, live] : d_mappings) add_live(live);
     for (const auto& [key, cell] : live_cells) {
         const Acc& acc = d_accs[key.first];
-        out.push_back({acc.stack, acc.tid, acc.kind, ms_of(key.second), -1, cell.first, cell.second});
+        out.push_back({acc.stack, acc.tid, acc.allocator, ms_of(key.second), -1, cell.first, cell.second});
     }
     return out;
 }

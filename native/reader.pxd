@@ -10,6 +10,12 @@ from libcpp.vector cimport vector
 cdef extern from "format.h" namespace "memprof":
     const char* kind_name(uint8_t kind)
     uint32_t kFormatVersion
+    const char* kMagic
+    uint8_t* put_varint(uint8_t* out, uint64_t value)
+
+cdef extern from "decoder.h" namespace "memprof":
+    size_t kHistogramBuckets
+    size_t kAllocatorSlots
 
 cdef extern from "reader.h" namespace "memprof":
     cdef struct FrameRecord:
@@ -38,17 +44,26 @@ cdef extern from "reader.h" namespace "memprof":
 
     uint32_t kHybridStack
 
+    cdef enum class ReadError(uint8_t):
+        NONE
+        CANNOT_OPEN
+        NOT_A_CAPTURE
+        TOO_SHORT
+        NEWER_VERSION
+        INVALID_VERSION
+        CORRUPT_HEADER
+
     cdef struct StackRow:
         uint32_t stack
         uint64_t tid
-        uint8_t kind
+        uint8_t allocator
         uint64_t bytes
         uint64_t count
 
     cdef struct IntervalRow:
         uint32_t stack
         uint64_t tid
-        uint8_t kind
+        uint8_t allocator
         uint64_t allocated_ms
         int64_t freed_ms
         uint64_t bytes
@@ -59,7 +74,7 @@ cdef extern from "reader.h" namespace "memprof":
         uint64_t heap
         uint64_t rss
 
-    ctypedef enum Which:
+    ctypedef enum View:
         PEAK
         LEAKS
         TEMPORARY
@@ -72,12 +87,20 @@ cdef extern from "reader.h" namespace "memprof":
 
     cdef cppclass Reader:
         Reader(uint64_t only_tid, bool temporal, uint32_t temporary_threshold) except +
-        bool open(const string& path, string* header_json, string* error) except +
+        bool open(const string& path) except +
         bool read_some(size_t budget) except + nogil
         uint64_t bytes_read()
         uint64_t file_size()
+        bool feed_capture(const uint8_t* data, size_t len, size_t step) except + nogil
+        void set_source(const string& source)
+        bool header_done()
+        const string& header_json()
+        bool frame_done()
+        ReadError read_error()
+        string problem_text() except +
         bool feed(const uint8_t* data, size_t len) except + nogil
         void reset_window(uint64_t only_tid)
+        void close_window()
         void set_dump(FILE* out)
         const string& error()
         bool truncated()
@@ -90,7 +113,7 @@ cdef extern from "reader.h" namespace "memprof":
         uint64_t total_bytes()
         uint64_t records()
         uint64_t unmatched_frees()
-        vector[StackRow] rows(Which which, bool merge_threads, bool merge_kinds) except +
+        vector[StackRow] rows(View view, bool merge_threads, bool merge_allocators) except +
         vector[IntervalRow] intervals() except +
         vector[TimelineRow] timeline()
         vector[FrameRecord] frames()
@@ -102,7 +125,15 @@ cdef extern from "reader.h" namespace "memprof":
         size_t native_nodes_at_window()
         map[uint64_t, string] thread_names()
         vector[uint64_t] threads_seen()
-        const uint64_t* kind_counts()
-        const uint64_t* kind_bytes()
+        const uint64_t* allocator_counts()
+        const uint64_t* allocator_bytes()
         const uint64_t* histogram()
         vector[Mark] marks()
+        uint64_t window_records()
+
+cdef extern from "capture_writer.h" namespace "memprof":
+    int write_window_capture(const Reader& reader, const string& path, const string& header_json,
+                             const string& window, size_t frames, size_t nodes, size_t native_nodes,
+                             string* error) except + nogil
+    int write_aggregated_capture(const Reader& reader, const string& path, const string& header_json,
+                                 string* error) except + nogil

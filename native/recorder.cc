@@ -6,7 +6,6 @@
 #include <cstring>
 
 #include "lz4frame.h"
-#include "tracker.h"
 
 namespace memprof {
 namespace {
@@ -27,7 +26,7 @@ bool write_all(int fd, const uint8_t* data, size_t len, std::string* error) {
 
 class FileSink : public Sink {
   public:
-    FileSink(int fd, bool threaded) : d_fd(fd), d_threaded(threaded) {}
+    FileSink(int fd, void (*writer_start)()) : d_fd(fd), d_writer_start(writer_start), d_threaded(writer_start != nullptr) {}
 
     bool begin(const std::string& header_json, uint16_t version, std::string* error) {
         uint8_t fixed[kFileHeaderFixed] = {};
@@ -115,9 +114,7 @@ class FileSink : public Sink {
 
   private:
     void run() {
-        // This thread's allocations (and the free of its own state when it exits, which may happen
-        // while the tracker lock is held: stop_thread) are never the program's.
-        t_guard = true;
+        d_writer_start();
         for (;;) {
             uint8_t* data;
             size_t len;
@@ -146,6 +143,7 @@ class FileSink : public Sink {
     }
 
     int d_fd;
+    void (*d_writer_start)();
     bool d_threaded;
     LZ4F_cctx* d_ctx = nullptr;
     LZ4F_preferences_t d_prefs;
@@ -178,9 +176,9 @@ class MemorySink : public Sink {
 
 }  // namespace
 
-std::unique_ptr<Sink> make_file_sink(int fd, const std::string& header_json, uint16_t version, bool threaded,
-                                     std::string* error) {
-    auto sink = std::make_unique<FileSink>(fd, threaded);
+std::unique_ptr<Sink> make_lz4_file_sink(int fd, const std::string& header_json, uint16_t version,
+                                         void (*writer_start)(), std::string* error) {
+    auto sink = std::make_unique<FileSink>(fd, writer_start);
     if (!sink->begin(header_json, version, error)) {
         sink->close();
         return nullptr;
@@ -252,6 +250,52 @@ void Recorder::mark(uint64_t id, const std::string& label) {
     *out++ = MARK;
     out = put_varint(out, id);
     commit(put_string(out, label));
+}
+
+void Recorder::agg_stack(uint64_t tid, uint8_t allocator, uint32_t stack, const uint64_t (&figures)[8]) {
+    uint8_t* out = reserve(1 + 11 * 10);
+    *out++ = AGG_STACK;
+    out = put_varint(out, tid);
+    out = put_varint(out, allocator);
+    out = put_varint(out, stack);
+    for (uint64_t value : figures) out = put_varint(out, value);
+    commit(out);
+}
+
+void Recorder::agg_sample(uint64_t ms, uint64_t heap, uint64_t rss) {
+    uint8_t* out = reserve(32);
+    *out++ = AGG_SAMPLE;
+    out = put_varint(out, ms);
+    out = put_varint(out, heap);
+    commit(put_varint(out, rss));
+}
+
+void Recorder::agg_summary(uint64_t peak, uint64_t peak_ms, uint64_t unmatched_frees, const uint64_t* histogram,
+                           size_t buckets) {
+    uint8_t* out = reserve(1 + (4 + buckets) * 10);
+    *out++ = AGG_SUMMARY;
+    out = put_varint(out, peak);
+    out = put_varint(out, peak_ms);
+    out = put_varint(out, unmatched_frees);
+    out = put_varint(out, buckets);
+    for (size_t i = 0; i < buckets; ++i) out = put_varint(out, histogram[i]);
+    commit(out);
+}
+
+void Recorder::raw(const uint8_t* data, size_t len, uint64_t records) {
+    while (len > 0) {
+        size_t room = kBufferSize - d_used;
+        if (room == 0) {
+            flush();
+            continue;
+        }
+        size_t part = len < room ? len : room;  // a record cut between buffers is whole again in the stream
+        memcpy(d_buffer.get() + d_used, data, part);
+        d_used += part;
+        data += part;
+        len -= part;
+    }
+    d_records += records;
 }
 
 void Recorder::trailer(uint64_t ms) {

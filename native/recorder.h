@@ -37,8 +37,13 @@ class Sink {
     virtual void start_thread() {}
 };
 
-// LZ4-frame file sink. With a writer thread, compression and write(2) run beside the tracked
-// program (a second core does them for free); without one (a forked child) they run inline.
+// LZ4-frame file sink: writes the file header, then compresses what it is given. With a writer
+// thread (`writer_start` not null: it runs first on that thread), compression and write(2) run
+// beside the tracked program (a second core does them for free); without one they run inline.
+std::unique_ptr<Sink> make_lz4_file_sink(int fd, const std::string& header_json, uint16_t version,
+                                         void (*writer_start)(), std::string* error);
+// The tracker's file sink (tracker_sink.cc, in the tracker's module only): its writer thread is
+// guarded from its first instruction, so nothing it does is recorded.
 std::unique_ptr<Sink> make_file_sink(int fd, const std::string& header_json, uint16_t version, bool threaded,
                                      std::string* error);
 std::unique_ptr<Sink> make_memory_sink();
@@ -110,6 +115,13 @@ class Recorder {
              const std::string& build_id);
     void sample(uint64_t ms, uint64_t rss);
     void mark(uint64_t id, const std::string& label);
+    // Records of an aggregated capture (docs/capture-format.md): one stack's figures, one timeline point, the summary.
+    void agg_stack(uint64_t tid, uint8_t allocator, uint32_t stack, const uint64_t (&figures)[8]);
+    void agg_sample(uint64_t ms, uint64_t heap, uint64_t rss);
+    void agg_summary(uint64_t peak, uint64_t peak_ms, uint64_t unmatched_frees, const uint64_t* histogram,
+                     size_t buckets);
+    // Records encoded elsewhere (a window of the tracker's stream), `records` of them, copied as they are.
+    void raw(const uint8_t* data, size_t len, uint64_t records);
     void trailer(uint64_t ms);
 
     uint64_t records() const { return d_records; }
@@ -150,7 +162,7 @@ class Recorder {
         ++d_records;
         return put_varint(out, low);
     }
-    // An address field (format.h): twice the distance back to the last event at this address when
+    // An address field (docs/capture-format.md): twice the distance back to the last event at this address when
     // there is a recent one, else the delta to its base, tagged with a 1 bit. The base follows
     // either way.
     static uint8_t* put_address(uint8_t* out, uintptr_t address, uint64_t distance, uintptr_t& base) {

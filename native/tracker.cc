@@ -264,14 +264,13 @@ uint64_t current_tid() {
     return thread_state()->tid;
 }
 
-bool is_active() { return g && g->running; }
+bool is_started() { return g && g->running; }
 
 const char* python_stacks() {
-    if (!is_active()) return "";
+    if (!is_started()) return "";
     if (g->walk) return "walk";
     return pystack::follows_by_monitoring() ? "sys.monitoring" : "profile";
 }
-bool is_recording() { return active_relaxed(); }
 
 void pause() {
     if (!g || !g->running || !g->active) return;

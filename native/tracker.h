@@ -54,12 +54,11 @@ inline void set_guard(bool value) { t_guard = value; }
 // Python-facing; called with the GIL held.
 bool start(const Options& options, std::string* error);
 std::string stop();
-bool is_active();
+bool is_started();  // started and not stopped, paused or not
 // Between pytest tests: stop recording and profiling (hooks stay patched and pass through),
 // then start again with a fresh delta state so each window decodes on its own.
 void pause();
 void resume();
-bool is_recording();
 std::string drain();  // memory sink: the records written since the last drain
 void mark(uint64_t id, const std::string& label);
 void set_thread_name(uint64_t tid, const std::string& name);

@@ -18,8 +18,7 @@ cdef extern from "tracker.h" namespace "memprof::tracker":
     void set_guard(bool value)
     bool start(const Options& options, string* error) except +
     string stop() except +
-    bool is_active()
-    bool is_recording()
+    bool is_started()
     void pause() except +
     void resume() except +
     string drain() except +

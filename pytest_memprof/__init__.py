@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 
 from .capture import Capture, MissingLibraryWarning
 from .errors import CaptureError, CaptureVersionError, MemprofError, TrackerError, UsageError
-from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint
+from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint, View
 from .tracker import Tracker
 
 __all__ = [
@@ -24,5 +24,6 @@ __all__ = [
     "Tracker",
     "TrackerError",
     "UsageError",
+    "View",
     "__version__",
 ]

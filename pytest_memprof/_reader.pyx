@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Binding of the native capture reader (native/reader.h): replay a stream into aggregates."""
+"""Binding of the capture reader (native/reader.h) and writers (native/capture_writer.h)."""
 
 cimport reader as native
 from libc.stdint cimport uint8_t, uint64_t
@@ -11,22 +11,34 @@ import os
 from pytest_memprof.errors import CaptureError, CaptureVersionError
 
 FORMAT_VERSION = native.kFormatVersion
+MAGIC = native.kMagic[:8]
 HYBRID_STACK = native.kHybridStack
-_WHICH = {"peak": native.PEAK, "leaks": native.LEAKS, "temporary": native.TEMPORARY, "total": native.TOTAL}
 
 
 cdef str _text(const string& value):
     return value.decode("utf-8", errors="replace")
 
 
-def allocator_name(int kind):
-    """The user-facing name of an allocator kind byte ("" for merged)."""
-    cdef const char* name = native.kind_name(<uint8_t>kind)
+def allocator_name(int allocator):
+    """The user-facing name of an allocator's record byte ("" for merged)."""
+    cdef const char* name = native.kind_name(<uint8_t>allocator)
     return name.decode() if name != NULL else ""
 
 
-cdef class NativeReader:
-    """A capture stream being replayed: from a file (open/read_some) or from memory (feed)."""
+def encode_varints(values):
+    """``values`` (non-negative ints) as unsigned LEB128 varints: the capture format's own encoding."""
+    cdef uint8_t buffer[10]
+    cdef uint8_t* end
+    out = bytearray()
+    for value in values:
+        end = native.put_varint(buffer, <uint64_t>value)
+        out += buffer[:end - buffer]
+    return bytes(out)
+
+
+cdef class CaptureReader:
+    """A capture stream being replayed: a file (open/read_some), a socket's bytes (feed_capture), or
+    the tracker's in-memory records (feed)."""
 
     cdef native.Reader* reader
 
@@ -36,16 +48,18 @@ cdef class NativeReader:
     def __dealloc__(self):
         del self.reader
 
+    cdef _refusal(self):
+        # The reader says why by a code; the message is its own.
+        message = _text(self.reader.problem_text())
+        if self.reader.read_error() == native.ReadError.NEWER_VERSION:
+            return CaptureVersionError(message)
+        return CaptureError(message)
+
     def open(self, path):
-        """Check the file header; return the header's JSON text."""
-        cdef string header
-        cdef string error
-        if not self.reader.open(os.fsencode(path), &header, &error):
-            message = _text(error)
-            if "newer than this memprof" in message:
-                raise CaptureVersionError(message)
-            raise CaptureError(message)
-        return _text(header)
+        """Check the file header; return the header's JSON text. Raises CaptureError if it is no capture we read."""
+        if not self.reader.open(os.fsencode(path)):
+            raise self._refusal()
+        return _text(self.reader.header_json())
 
     def read_some(self, size_t budget=8 << 20):
         """Replay up to ``budget`` compressed bytes; False once the stream is done."""
@@ -62,6 +76,33 @@ cdef class NativeReader:
     def file_size(self):
         return self.reader.file_size()
 
+    def set_source(self, name):
+        """Name the stream fed to feed_capture, for its messages."""
+        self.reader.set_source(name.encode("utf-8", errors="replace"))
+
+    def feed_capture(self, const uint8_t[:] data, size_t step):
+        """Take the next bytes of a capture stream, decompressing ``step`` bytes at a time; False once it stopped.
+
+        Raises CaptureError (CaptureVersionError for a newer format) if the stream is not a capture we read.
+        """
+        cdef bint more = True
+        if data.shape[0]:
+            with nogil:
+                more = self.reader.feed_capture(&data[0], data.shape[0], step)
+        if self.reader.read_error() != native.ReadError.NONE:
+            raise self._refusal()
+        return more
+
+    @property
+    def header_json(self):
+        """The header's JSON text once it has arrived whole, else None."""
+        return _text(self.reader.header_json()) if self.reader.header_done() else None
+
+    @property
+    def frame_done(self):
+        """Whether the capture's LZ4 frame ended: the stream is complete."""
+        return self.reader.frame_done()
+
     def feed(self, const uint8_t[:] data):
         """Replay whole records handed out by the memory sink."""
         cdef bint ok
@@ -77,6 +118,34 @@ cdef class NativeReader:
         With ``only_tid``, the window counts only allocations made by that thread.
         """
         self.reader.reset_window(only_tid)
+
+    def close_window(self):
+        """The window's records are all in: until the next window it reads as a whole capture, not a truncated one."""
+        self.reader.close_window()
+
+    def write_window_capture(self, path, header_json, const string& window, size_t frames, size_t nodes,
+                             size_t native_nodes):
+        """Write the current window as a capture file of its own; raises OSError if it cannot be written."""
+        cdef string error
+        cdef string target = os.fsencode(path)
+        cdef string header = header_json.encode()
+        cdef int problem
+        with nogil:
+            problem = native.write_window_capture(self.reader[0], target, header, window, frames, nodes,
+                                                  native_nodes, &error)
+        if problem:
+            raise OSError(problem, _text(error), os.fspath(path))
+
+    def write_aggregated_capture(self, path, header_json):
+        """Write everything aggregated so far as an aggregated capture; raises OSError if it cannot be written."""
+        cdef string error
+        cdef string target = os.fsencode(path)
+        cdef string header = header_json.encode()
+        cdef int problem
+        with nogil:
+            problem = native.write_aggregated_capture(self.reader[0], target, header, &error)
+        if problem:
+            raise OSError(problem, _text(error), os.fspath(path))
 
     @property
     def error(self):
@@ -122,18 +191,18 @@ cdef class NativeReader:
     def unmatched_frees(self):
         return self.reader.unmatched_frees()
 
-    def rows(self, which, bint merge_threads=True, bint merge_allocators=True):
-        """(stack id, thread id, allocator, bytes, count) tuples, largest first."""
+    def rows(self, int view, bint merge_threads=True, bint merge_allocators=True):
+        """(stack id, thread id, allocator, bytes, count) tuples of ``view`` (a model.View), largest first."""
         cdef native.StackRow row
         out = []
-        for row in self.reader.rows(_WHICH[which], merge_threads, merge_allocators):
-            out.append((row.stack, row.tid, allocator_name(row.kind), row.bytes, row.count))
+        for row in self.reader.rows(<native.View>view, merge_threads, merge_allocators):
+            out.append((row.stack, row.tid, allocator_name(row.allocator), row.bytes, row.count))
         return out
 
     def intervals(self):
         """(stack, thread, allocator, allocated_ms, freed_ms or -1, bytes, count) tuples."""
         cdef native.IntervalRow row
-        return [(row.stack, row.tid, allocator_name(row.kind), row.allocated_ms, row.freed_ms, row.bytes, row.count)
+        return [(row.stack, row.tid, allocator_name(row.allocator), row.allocated_ms, row.freed_ms, row.bytes, row.count)
                 for row in self.reader.intervals()]
 
     def timeline(self):
@@ -185,7 +254,7 @@ cdef class NativeReader:
         return {item.first: _text(item.second) for item in self.reader.thread_names()}
 
     def threads_seen(self):
-        """Thread ids in the order their first event appeared."""
+        """Thread ids in the order their first event appeared (in this window)."""
         return list(self.reader.threads_seen())
 
     def marks(self):
@@ -195,19 +264,21 @@ cdef class NativeReader:
 
     def allocator_totals(self):
         """{allocator name: (count, bytes)} of the allocations replayed."""
-        cdef const uint64_t* counts = self.reader.kind_counts()
-        cdef const uint64_t* sizes = self.reader.kind_bytes()
-        return {allocator_name(kind): (counts[kind], sizes[kind]) for kind in range(64) if counts[kind]}
+        cdef const uint64_t* counts = self.reader.allocator_counts()
+        cdef const uint64_t* sizes = self.reader.allocator_bytes()
+        return {allocator_name(allocator): (counts[allocator], sizes[allocator])
+                for allocator in range(native.kAllocatorSlots) if counts[allocator]}
 
     def size_histogram(self):
         """(upper bound in bytes, exclusive; count) per power-of-two bucket that has allocations."""
         cdef const uint64_t* buckets = self.reader.histogram()
-        return [(1 << bucket if bucket else 1, buckets[bucket]) for bucket in range(65) if buckets[bucket]]
+        return [(1 << bucket if bucket else 1, buckets[bucket])
+                for bucket in range(native.kHistogramBuckets) if buckets[bucket]]
 
 
 def dump(path, int fd):
     """Write one decoded line per record of the capture at ``path`` to file descriptor ``fd``."""
-    cdef NativeReader reader = NativeReader()
+    cdef CaptureReader reader = CaptureReader()
     header = reader.open(path)
     os.write(fd, f"HEADER {header}\n".encode())
     cdef FILE* out = fdopen(os.dup(fd), "w")

@@ -51,8 +51,8 @@ def _record_thread_names():
 
 
 def is_active():
-    """Whether a tracker is running in this process."""
-    return native.is_active()
+    """Whether a tracker is started in this process (paused or not)."""
+    return native.is_started()
 
 
 def python_stacks():
@@ -78,11 +78,6 @@ def resume():
         native.set_guard(False)
 
 
-def is_recording():
-    """Whether events are being recorded (started and not paused)."""
-    return native.is_recording()
-
-
 def drain():
     """The records written to the memory sink since the previous drain."""
     return <bytes>native.drain()
@@ -96,11 +91,6 @@ def mark(unsigned long long mark_id, label):
 def ignore_this_thread():
     """Never record what the calling thread allocates from now on (for our own helper threads)."""
     native.set_guard(True)
-
-
-def current_tid():
-    """The OS thread id of the calling thread."""
-    return native.current_tid()
 
 
 def _thread_trampoline(frame, event, arg):

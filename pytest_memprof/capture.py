@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Callable
 
-from ._reader import FORMAT_VERSION, HYBRID_STACK, NativeReader
+from ._reader import FORMAT_VERSION, HYBRID_STACK, CaptureReader
 from .errors import CaptureError
-from .hybrid import EVAL_FUNCTION, NativeCall, NativeShape, interpreter_paths, merge, python_runs
-from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint
-from .symbols import Symbolizer
+from .hybrid import HybridStacks
+from .launcher import Launcher, Place
+from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint, View
+from .symbols import CaptureSymbols, MissingLibraryWarning
+from .trie import memoised
 
-# One for the process: the pytest plugin opens a capture per test, and symbols stay valid.
-_SYMBOLIZER = Symbolizer()
-
-
-class MissingLibraryWarning(UserWarning):
-    """A library named by native frames cannot be read at report time: its frames show as lib+offset."""
+__all__ = ["Capture", "MissingLibraryWarning", "metadata_from_header"]
 
 ProgressCallback = Callable[[int, int], None]
 _HEADER_FIELDS = {"pid", "python_version", "start_time", "command_line", "native", "trace_python_allocators",
@@ -53,40 +49,24 @@ def metadata_from_header(header: dict, format_version: int = FORMAT_VERSION) -> 
 class Capture:
     """Aggregates of one capture: peak, leaks, temporary allocations, timeline, stacks."""
 
-    def __init__(self, reader: NativeReader, metadata: CaptureMetadata, path: Path | None = None,
+    def __init__(self, reader: CaptureReader, metadata: CaptureMetadata, path: Path | None = None,
                  thread_id: int = 0, show_interpreter_frames: bool = False) -> None:
         self._reader = reader
         self._thread_id = thread_id
         self.metadata = metadata
         self.path = path
-        self._show_interpreter_frames = show_interpreter_frames
         self._frames: list[tuple[str, str, int]] = []
         self._nodes: list[tuple[int, int, int]] = []
         self._stacks: dict[int, tuple[Frame, ...]] = {0: ()}
-        # Nodes of the leading run of runner frames: (their frames, whether `memprof run` is among
-        # them, whether a runner frame was seen yet).
-        self._runner: dict[int, tuple[tuple[Frame, ...], bool, bool]] = {0: ((), False, False)}
-        # A capture may name the files of the harness that ran the code (pytest's per-test captures do).
-        runner_files = metadata.extra.get("runner_files", ())
-        self._runner_files = tuple(f for f in runner_files if isinstance(f, str) and f) \
-            if isinstance(runner_files, list) else ()
-        self._temporal_reader: NativeReader | None = None
-        # Native stacks (captures made with native=True).
-        self._entries: list[bool] = []
-        self._native_nodes: list[tuple[int, int, int]] = []
-        self._maps: list[tuple[int, int, int, str, str]] = []
-        self._pairs: list[tuple[int, int]] = []
-        self._calls: dict[int, NativeCall] = {}
-        # Per native node, its stack cut at the eval frames; per Python node, its frames cut into
-        # eval-loop runs: stacks share both, so a hybrid stack costs its own length, not its depth.
-        self._shapes: dict[int, NativeShape] = {0: NativeShape()}
-        self._calls_at: dict[tuple[int, int], NativeCall] = {}  # (address, map index) -> call
-        # native node -> (innermost frame shown, or None; the eval node reached first, or 0)
-        self._outward: dict[int, tuple[Frame | None, int]] = {}
-        self._runs: dict[int, tuple[tuple[Frame, ...], ...]] = {0: ()}
-        self._is_interpreter = interpreter_paths(metadata.extra.get("python_executable"))
-        self._interpreter_maps: dict[int, bool] = {}
-        self.warnings: list[str] = []  # problems met while symbolising, each also issued as a warning
+        # The launcher the header names (memprof run, pytest): stacks start below its frames. Nodes
+        # that have not reached the program's first frame keep their state here.
+        self._launcher = Launcher.of(metadata)
+        self._places: dict[int, Place] = {0: Place.BEFORE} if self._launcher else {}
+        self._temporal_reader: CaptureReader | None = None
+        # Native stacks (captures made with native=True): symbolised and assembled in symbols.py/hybrid.py.
+        self._symbols = CaptureSymbols(metadata.extra.get("python_executable"))
+        self._hybrid = HybridStacks(self._symbols, show_interpreter_frames)
+        self.warnings = self._symbols.warnings  # problems met while symbolising, each also issued as a warning
 
     # ---- opening ------------------------------------------------------------------------------
 
@@ -121,7 +101,7 @@ class Capture:
         return capture
 
     @classmethod
-    def from_reader(cls, reader: NativeReader, metadata: CaptureMetadata | None = None) -> Capture:
+    def from_reader(cls, reader: CaptureReader, metadata: CaptureMetadata | None = None) -> Capture:
         """Wrap a reader fed from memory (the pytest plugin's per-test window)."""
         return cls(reader, metadata or metadata_from_header({}))
 
@@ -174,96 +154,58 @@ class Capture:
 
     # ---- stacks ---------------------------------------------------------------------------------
 
+    def stacks(self, view: View | str, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
+        """The stacks of ``view`` (peak, leaks, temporary or total), largest first."""
+        return [
+            StackStat(frames=self.stack(stack), bytes=size, count=count, thread_id=tid, allocator=allocator,
+                      launcher=self.launcher_only(stack))
+            for stack, tid, allocator, size, count in self._reader.rows(View.of(view), merge_threads, merge_allocators)
+        ]
+
     def peak_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
         """Memory live at the peak, by stack, largest first."""
-        return self._stack_stats("peak", merge_threads, merge_allocators)
+        return self.stacks(View.PEAK, merge_threads, merge_allocators)
 
     def leak_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
         """Memory still live at the end, by stack, largest first."""
-        return self._stack_stats("leaks", merge_threads, merge_allocators)
+        return self.stacks(View.LEAKS, merge_threads, merge_allocators)
 
     def temporary_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
         """Allocations freed before any other allocation was made, by stack, largest first."""
-        return self._stack_stats("temporary", merge_threads, merge_allocators)
+        return self.stacks(View.TEMPORARY, merge_threads, merge_allocators)
 
     def total_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
         """Everything ever allocated, by stack, largest first."""
-        return self._stack_stats("total", merge_threads, merge_allocators)
+        return self.stacks(View.TOTAL, merge_threads, merge_allocators)
 
-    def location_totals(self, which: str = "total") -> list[tuple[Frame | None, int, int]]:
-        """(allocating frame, bytes, count) per stack of ``which`` ("peak", "leaks", "temporary" or
-        "total"), threads and allocators merged: what ``StackStat.location`` gives, without
-        building whole stacks (with native stacks, most of a report's time)."""
+    def location_totals(self, view: View | str = View.TOTAL) -> list[tuple[Frame | None, int, int]]:
+        """(allocating frame, bytes, count) per stack of ``view``, threads and allocators merged: what
+        ``StackStat.location`` gives, without building whole stacks (with native stacks, most of a report's time)."""
         return [(self.location(stack), size, count)
-                for stack, _, _, size, count in self._reader.rows(which, True, True)]
+                for stack, _, _, size, count in self._reader.rows(View.of(view), True, True)]
 
     def location(self, stack_id: int) -> Frame | None:
         """The innermost frame of stack ``stack_id`` (``self.stack(stack_id)[-1]``), or None if it is empty."""
         if not stack_id & HYBRID_STACK:
-            return self._node_frame(stack_id) if stack_id else None
-        cached = self._stacks.get(stack_id)
+            return self.node_frame(stack_id) if stack_id else None
+        return self._hybrid.location(self._hybrid_index(stack_id), self)
+
+    def node_frame(self, node: int) -> Frame | None:
+        """The innermost frame of Python stack node ``node`` (``self.stack(node)[-1]``), or None if it shows none."""
+        cached = self._stacks.get(node)
         if cached is not None:
             return cached[-1] if cached else None
-        index = stack_id & ~HYBRID_STACK
-        if index >= len(self._pairs):
-            self._refresh_tables(self._reader)
-        python_node, native_node = self._pairs[index]
-        # merge() puts the last Python run at the innermost eval frame: the answer is the first
-        # frame that shows walking out from the allocator, or that run if an eval frame comes first.
-        frame, eval_node = self._walk_out(native_node)
-        if frame is not None:
-            return frame
-        if python_node:
-            # The last frame of the last Python run: the node's own frame, whatever stack() drops
-            # of the runner's (it always keeps the innermost frame), so no stack is built.
-            return self._node_frame(python_node)
-        if eval_node:  # an eval frame with no Python frames to put there: walk on past it
-            node = eval_node
-            while node:
-                call = self._native_call(node)
-                shown = call.expand() if call.visible(self._show_interpreter_frames) else ()
-                if shown:
-                    return shown[-1]
-                node = self._native_nodes[node - 1][0]
-        return None
-
-    def _node_frame(self, node: int) -> Frame:
-        """The innermost frame of Python stack node ``node`` (``self.stack(node)[-1]``)."""
-        cached = self._stacks.get(node)
-        if cached:
-            return cached[-1]
         if node > len(self._nodes):
             self._refresh_tables(self._reader)
+        if self._places and self._place(node) is Place.LAUNCHER:
+            return None
         _, frame_id, line = self._nodes[node - 1]
         function, file, _ = self._frames[frame_id]
         return Frame(function, file, line)
 
-    def _walk_out(self, native_node: int) -> tuple[Frame | None, int]:
-        """From ``native_node`` outwards: the first frame that shows, or the first eval node.
-
-        Stacks share their outer nodes, so every node passed on the way keeps the answer."""
-        memo = self._outward
-        passed = []
-        node = native_node
-        answer: tuple[Frame | None, int] = (None, 0)
-        while node:
-            known = memo.get(node)
-            if known is not None:
-                answer = known
-                break
-            passed.append(node)
-            call = self._native_call(node)
-            if call.is_eval:
-                answer = (None, node)
-                break
-            shown = call.expand() if call.visible(self._show_interpreter_frames) else ()
-            if shown:
-                answer = (shown[-1], 0)
-                break
-            node = self._native_nodes[node - 1][0]
-        for node in passed:
-            memo[node] = answer
-        return answer
+    def parent(self, node: int) -> int:
+        """The parent of Python stack node ``node`` in the capture's trie."""
+        return self._nodes[node - 1][0]
 
     def temporal_stacks(self) -> list[IntervalStat]:
         """Allocations grouped by stack and by the sampling ticks in which they were made and freed."""
@@ -293,15 +235,11 @@ class Capture:
     @property
     def show_interpreter_frames(self) -> bool:
         """Whether hybrid stacks keep the interpreter's own C frames (hidden by default)."""
-        return self._show_interpreter_frames
+        return self._hybrid.show_interpreter_frames
 
     @show_interpreter_frames.setter
     def show_interpreter_frames(self, value: bool) -> None:
-        if value != self._show_interpreter_frames:
-            self._show_interpreter_frames = value
-            self._stacks = {node: frames for node, frames in self._stacks.items() if not node & HYBRID_STACK}
-            self._shapes = {0: NativeShape()}
-            self._outward = {}
+        self._hybrid.show(value)
 
     def stack(self, node_id: int) -> tuple[Frame, ...]:
         """The frames of stack ``node_id``, outermost first (hybrid: Python and C frames, for native captures)."""
@@ -309,7 +247,7 @@ class Capture:
         if cached is not None:
             return cached
         if node_id & HYBRID_STACK:
-            return self._hybrid_stack(node_id)
+            return self._hybrid.stack(self._hybrid_index(node_id), self)
         if node_id > len(self._nodes):
             self._refresh_tables(self._reader)
         chain = []
@@ -318,31 +256,46 @@ class Capture:
             chain.append(node)
             node = self._nodes[node - 1][0]
         prefix = self._stacks[node]
-        runner = self._runner.get(node)
         for node in reversed(chain):
-            _, frame_id, line = self._nodes[node - 1]
+            parent, frame_id, line = self._nodes[node - 1]
             function, file, _ = self._frames[frame_id]
-            frame = Frame(function, file, line)
-            if runner is None:
-                prefix = (*prefix, frame)
-            elif _is_runner_frame(frame) or any(part in frame.file for part in self._runner_files):
-                frames = runner[0] if runner[2] else ()  # what launched the harness is not the test's either
-                runner = ((*frames, frame), runner[1] or bool(self._runner_files) or _is_memprof_run(frame), True)
-                self._runner[node] = runner
-                prefix = runner[0]  # an allocation by the runner itself is shown whole
-            elif self._runner_files and not runner[2]:
-                # Outside the harness yet: pytest started from a launcher of its own (xdist's workers
-                # run under execnet's bootstrap, `python -c`): kept only if no harness frame follows.
-                runner = ((*runner[0], frame), runner[1], False)
-                self._runner[node] = runner
-                prefix = runner[0]
+            if self._places:
+                place = self._place(node)
+                if place is Place.LAUNCHER:
+                    prefix = ()
+                elif self._places[parent] is Place.LAUNCHER:
+                    prefix = (Frame(function, file, line),)  # the program's first frame
+                else:
+                    prefix = (*prefix, Frame(function, file, line))
             else:
-                # The program's first frame: under `memprof run` (or a harness named by the capture) the
-                # frames above it are the runner's, not the program's, so its stacks start here.
-                prefix = (*(() if runner[1] else runner[0]), frame)
-                runner = None
+                prefix = (*prefix, Frame(function, file, line))
             self._stacks[node] = prefix
         return prefix
+
+    def _place(self, node: int) -> Place:
+        """Where Python stack node ``node`` is with respect to the launcher (launcher.py)."""
+        return memoised(node, self._places, self.parent,
+                        lambda above, node: self._launcher.place(above, self._frames[self._nodes[node - 1][1]][1]))
+
+    def launcher_only(self, stack_id: int) -> bool:
+        """Whether stack ``stack_id`` is the launcher's own work (pytest's, memprof run's): it shows no frames."""
+        if not self._places or not stack_id:
+            return False
+        if stack_id & HYBRID_STACK:
+            if self.stack(stack_id):
+                return False
+            stack_id = self._hybrid.pairs[self._hybrid_index(stack_id)][0]
+            if not stack_id:
+                return False
+        if stack_id > len(self._nodes):
+            self._refresh_tables(self._reader)
+        return self._place(stack_id) is Place.LAUNCHER
+
+    def _hybrid_index(self, stack_id: int) -> int:
+        index = stack_id & ~HYBRID_STACK
+        if index >= len(self._hybrid.pairs):
+            self._refresh_tables(self._reader)
+        return index
 
     # ---- other aggregates -----------------------------------------------------------------------
 
@@ -363,140 +316,12 @@ class Capture:
         """(exclusive upper bound in bytes, count) per power-of-two size bucket."""
         return list(self._reader.size_histogram())
 
-    def _stack_stats(self, which: str, merge_threads: bool, merge_allocators: bool) -> list[StackStat]:
-        return [
-            StackStat(frames=self.stack(stack), bytes=size, count=count, thread_id=tid, allocator=allocator)
-            for stack, tid, allocator, size, count in self._reader.rows(which, merge_threads, merge_allocators)
-        ]
-
-    def _refresh_tables(self, reader: NativeReader) -> None:
+    def _refresh_tables(self, reader: CaptureReader) -> None:
         self._frames = reader.frames()
         self._nodes = reader.nodes()
         if reader.format_version >= 2 or reader.stack_pairs():
-            self._entries = reader.entry_flags()
-            self._native_nodes = reader.native_nodes()
-            self._maps = reader.maps()
-            self._pairs = reader.stack_pairs()
-
-    # ---- native stacks ----------------------------------------------------------------------------
-
-    def _hybrid_stack(self, stack_id: int) -> tuple[Frame, ...]:
-        index = stack_id & ~HYBRID_STACK
-        if index >= len(self._pairs):
-            self._refresh_tables(self._reader)
-        python_node, native_node = self._pairs[index]
-        frames = merge(self._python_runs(python_node), self._native_shape(native_node),
-                       show_interpreter_frames=self._show_interpreter_frames)
-        self._stacks[stack_id] = frames
-        return frames
-
-    def _python_runs(self, python_node: int) -> tuple[tuple[Frame, ...], ...]:
-        runs = self._runs.get(python_node)
-        if runs is not None:
-            return runs
-        chain = []
-        node = python_node
-        while node not in self._runs:
-            chain.append(node)
-            node = self._nodes[node - 1][0]
-        parent = node
-        for node in reversed(chain):
-            frames = self.stack(node)
-            before = self._runs[parent]
-            above = self.stack(parent)
-            if len(frames) == len(above) + 1 and (not above or frames[-2] is above[-1]):
-                # One frame below its parent's stack: extend the parent's runs.
-                frame, entry = frames[-1], self._entries[node - 1]
-                runs = (*before, (frame,)) if entry or not before else (*before[:-1], (*before[-1], frame))
-            else:
-                # stack() dropped the runner's leading frames here (memprof run, a test harness):
-                # the frames it returns are the innermost ones, so are their flags.
-                entries = []
-                walk = node
-                while walk:
-                    entries.append(self._entries[walk - 1])
-                    walk = self._nodes[walk - 1][0]
-                entries.reverse()
-                runs = python_runs(list(zip(frames, entries[len(entries) - len(frames):])))
-            self._runs[node] = runs
-            parent = node
-        return runs
-
-    def _native_shape(self, native_node: int) -> NativeShape:
-        shape = self._shapes.get(native_node)
-        if shape is not None:
-            return shape
-        chain = []
-        node = native_node
-        while node not in self._shapes:
-            chain.append(node)
-            node = self._native_nodes[node - 1][0]
-        shape = self._shapes[node]
-        for node in reversed(chain):
-            shape = self._shapes[node] = shape.extended(self._native_call(node), self._show_interpreter_frames)
-        return shape
-
-    def _native_call(self, node: int) -> NativeCall:
-        call = self._calls.get(node)
-        if call is not None:
-            return call
-        _, address, map_index, in_eval_loop = self._native_nodes[node - 1]
-        # Nodes are paths, addresses are places: many nodes (one per path into a function) share
-        # an address, and so its symbols.
-        call = self._calls_at.get((address, map_index))
-        if call is not None:
-            self._calls[node] = call
-            return call
-        recorded_map = map_index
-        if map_index < 0:
-            map_index = self._map_containing(address - 1)
-        if map_index < 0:
-            frame = Frame(f"0x{address:x}", "<unknown>", 0, native=True)
-            call = NativeCall("", False, lambda: (frame,), in_eval_loop)
-        else:
-            _, _, load_base, path, build_id = self._maps[map_index]
-            vaddr = address - 1 - load_base
-            interpreter = self._interpreter_maps.get(map_index)
-            if interpreter is None:
-                interpreter = self._interpreter_maps[map_index] = self._is_interpreter(path)
-            function = _SYMBOLIZER.function_name(path, vaddr, build_id)
-            # libc's unnamed local functions are its start-up code (e.g. __libc_start_call_main).
-            runtime = not function and os.path.basename(path).startswith(("libc.so", "ld-linux"))
-            if in_eval_loop and not function:
-                # A stripped interpreter, or the loop's code an optimiser moved out of its symbol.
-                eval_frame = Frame(EVAL_FUNCTION, path, 0, native=True)
-                call = NativeCall(EVAL_FUNCTION, True, lambda: (eval_frame,), True)
-            else:
-                call = NativeCall(function, interpreter or runtime, lambda: self._locate(path, vaddr, build_id),
-                                  in_eval_loop)
-            if _SYMBOLIZER.problem(path, build_id):
-                self._warn_missing(path, build_id)
-        self._calls[node] = call
-        if recorded_map >= 0:  # a guessed mapping may change as more mappings are read
-            self._calls_at[(address, recorded_map)] = call
-        return call
-
-    def _locate(self, path: str, vaddr: int, build_id: str) -> tuple[Frame, ...]:
-        location = _SYMBOLIZER.locate(path, vaddr, build_id)
-        if location.missing:
-            self._warn_missing(path, build_id)
-        return location.frames
-
-    def _map_containing(self, address: int) -> int:
-        # Recorded before the mappings that hold it (a library loaded by another thread): any
-        # mapping of the capture, latest first, is the best guess.
-        for index in range(len(self._maps) - 1, -1, -1):
-            start, end = self._maps[index][:2]
-            if start <= address < end:
-                return index
-        return -1
-
-    def _warn_missing(self, path: str, build_id: str) -> None:
-        message = (f"{path} {_SYMBOLIZER.problem(path, build_id) or 'cannot be read'}: its frames are shown as "
-                   f"{os.path.basename(path)}+offset")
-        if message not in self.warnings:
-            self.warnings.append(message)
-            warnings.warn(message, MissingLibraryWarning, stacklevel=4)
+            self._symbols.maps = reader.maps()
+            self._hybrid.set_tables(reader.native_nodes(), reader.stack_pairs(), reader.entry_flags())
 
     def __repr__(self) -> str:
         return (
@@ -505,28 +330,14 @@ class Capture:
         )
 
 
-_RUNNER_FILES = ("/pytest_memprof/cli/run.py", "/pytest_memprof/cli/__init__.py", "/pytest_memprof/__main__.py",
-                 "/pytest_memprof/tracker.py", "/runpy.py")
-
-
-def _is_runner_frame(frame: Frame) -> bool:
-    file = frame.file.replace("\\", "/")
-    return (file == "<frozen runpy>" or file.endswith(_RUNNER_FILES)
-            or (frame.function == "<module>" and os.path.basename(file) == "memprof"))
-
-
-def _is_memprof_run(frame: Frame) -> bool:
-    return frame.file.replace("\\", "/").endswith("/pytest_memprof/cli/run.py")
-
-
 def _read_file(
     path: Path, *, progress: ProgressCallback | None, thread_id: int, temporal: bool
-) -> tuple[str, NativeReader]:
+) -> tuple[str, CaptureReader]:
     if not path.exists():
         raise CaptureError(f"no such capture file: {path}")
     if path.is_dir():
         raise CaptureError(f"{path} is a folder, not a capture file")
-    reader = NativeReader(only_tid=thread_id, temporal=temporal)
+    reader = CaptureReader(only_tid=thread_id, temporal=temporal)
     header = reader.open(os.fspath(path))
     while reader.read_some():
         if progress is not None:

@@ -15,8 +15,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from .model import Frame
+from .trie import memoised
 
 # The C function that runs Python frames (a ".cold" part is split off by optimising builds).
 EVAL_FUNCTION = "_PyEval_EvalFrameDefault"
@@ -108,3 +110,162 @@ def interpreter_paths(executable: str | None) -> Callable[[str], bool]:
         return os.path.basename(path).startswith("libpython") or os.path.realpath(path) in candidates
 
     return is_interpreter
+
+
+class PythonStacks(Protocol):
+    """What hybrid assembly needs of the Python side (Capture): stacks as shown, and the trie."""
+
+    def stack(self, node_id: int) -> tuple[Frame, ...]:
+        """The Python stack of trie node ``node_id``, outermost first, without the launcher's frames."""
+
+    def node_frame(self, node: int) -> Frame | None:
+        """The innermost frame ``stack(node)`` shows, without building the stack."""
+
+    def parent(self, node: int) -> int:
+        """The trie parent of ``node``."""
+
+
+class NativeCalls(Protocol):
+    """Native return addresses as calls (symbols.CaptureSymbols)."""
+
+    def call(self, address: int, map_index: int, in_eval_loop: bool = False) -> NativeCall:
+        """The call at return address ``address``, recorded in mapping ``map_index`` (-1: unknown);
+        ``in_eval_loop`` when the tracker marked the address as the interpreter's eval loop."""
+
+
+class HybridStacks:
+    """One capture's hybrid stacks (Python node, native node) assembled by ``merge``, with per-node memos.
+
+    Stacks share their outer nodes, so per native node its shape (the stack cut at its eval frames)
+    and per Python node its runs are kept: a hybrid stack costs its own length, not its depth.
+    """
+
+    def __init__(self, calls: NativeCalls, show_interpreter_frames: bool = False) -> None:
+        self._symbols = calls
+        self.show_interpreter_frames = show_interpreter_frames
+        self.pairs: list[tuple[int, int]] = []  # (Python node, native node) per hybrid index
+        # (parent, return address, map index, in the eval loop)
+        self._native_nodes: list[tuple[int, int, int, bool]] = []
+        self._entries: list[bool] = []  # per Python node - 1: it entered a new eval loop
+        self._calls: dict[int, NativeCall] = {}  # per native node
+        self._runs: dict[int, tuple[tuple[Frame, ...], ...]] = {0: ()}
+        self._forget_shown()
+
+    def _forget_shown(self) -> None:
+        # What depends on which frames show.
+        self._stacks: dict[int, tuple[Frame, ...]] = {}
+        self._shapes: dict[int, NativeShape] = {0: NativeShape()}
+        self._outward: dict[int, tuple[Frame | None, int]] = {}  # native node -> (innermost shown, eval node)
+
+    def set_tables(self, native_nodes: list, pairs: list, entries: list) -> None:
+        """The reader's tables as they stand (they only grow)."""
+        self._native_nodes, self.pairs, self._entries = native_nodes, pairs, entries
+
+    def show(self, show_interpreter_frames: bool) -> None:
+        """Keep (or hide) the interpreter's own C frames from now on."""
+        if show_interpreter_frames != self.show_interpreter_frames:
+            self.show_interpreter_frames = show_interpreter_frames
+            self._forget_shown()
+
+    def stack(self, index: int, python: PythonStacks) -> tuple[Frame, ...]:
+        """The frames of hybrid stack ``index``, outermost first."""
+        frames = self._stacks.get(index)
+        if frames is None:
+            python_node, native_node = self.pairs[index]
+            frames = self._stacks[index] = merge(self._python_runs(python_node, python),
+                                                 self._native_shape(native_node),
+                                                 show_interpreter_frames=self.show_interpreter_frames)
+        return frames
+
+    def location(self, index: int, python: PythonStacks) -> Frame | None:
+        """The innermost frame of hybrid stack ``index`` (``stack(index)[-1]``) without building the stack."""
+        cached = self._stacks.get(index)
+        if cached is not None:
+            return cached[-1] if cached else None
+        python_node, native_node = self.pairs[index]
+        # merge() puts the last Python run at the innermost eval frame: the answer is the first
+        # frame that shows walking out from the allocator, or that run if an eval frame comes first.
+        frame, eval_node = self._walk_out(native_node)
+        if frame is not None:
+            return frame
+        if python_node:
+            frame = python.node_frame(python_node)
+            if frame is not None:
+                return frame
+        node = eval_node  # an eval frame with no Python frames to put there: walk on past it
+        while node:
+            call = self._call(node)
+            shown = call.expand() if call.visible(self.show_interpreter_frames) else ()
+            if shown:
+                return shown[-1]
+            node = self._native_nodes[node - 1][0]
+        return None
+
+    def _walk_out(self, native_node: int) -> tuple[Frame | None, int]:
+        """From ``native_node`` outwards: the first frame that shows, or the first eval node; every node
+        passed on the way keeps the answer."""
+        memo = self._outward
+        passed = []
+        node = native_node
+        answer: tuple[Frame | None, int] = (None, 0)
+        while node:
+            known = memo.get(node)
+            if known is not None:
+                answer = known
+                break
+            passed.append(node)
+            call = self._call(node)
+            if call.is_eval:
+                answer = (None, node)
+                break
+            shown = call.expand() if call.visible(self.show_interpreter_frames) else ()
+            if shown:
+                answer = (shown[-1], 0)
+                break
+            node = self._native_nodes[node - 1][0]
+        for node in passed:
+            memo[node] = answer
+        return answer
+
+    def _python_runs(self, python_node: int, python: PythonStacks) -> tuple[tuple[Frame, ...], ...]:
+        runs = self._runs.get(python_node)
+        if runs is not None:
+            return runs
+        chain = []
+        node = python_node
+        while node not in self._runs:
+            chain.append(node)
+            node = python.parent(node)
+        parent = node
+        for node in reversed(chain):
+            frames = python.stack(node)
+            before = self._runs[parent]
+            above = python.stack(parent)
+            if len(frames) == len(above) + 1 and (not above or frames[-2] is above[-1]):
+                # One frame below its parent's stack: extend the parent's runs.
+                frame, entry = frames[-1], self._entries[node - 1]
+                runs = (*before, (frame,)) if entry or not before else (*before[:-1], (*before[-1], frame))
+            else:
+                # stack() dropped the launcher's leading frames here (memprof run, pytest): the frames
+                # it returns are the innermost ones, so are their flags.
+                entries = []
+                walk = node
+                while walk:
+                    entries.append(self._entries[walk - 1])
+                    walk = python.parent(walk)
+                entries.reverse()
+                runs = python_runs(list(zip(frames, entries[len(entries) - len(frames):])))
+            self._runs[node] = runs
+            parent = node
+        return runs
+
+    def _native_shape(self, native_node: int) -> NativeShape:
+        return memoised(native_node, self._shapes, lambda node: self._native_nodes[node - 1][0],
+                        lambda above, node: above.extended(self._call(node), self.show_interpreter_frames))
+
+    def _call(self, node: int) -> NativeCall:
+        call = self._calls.get(node)
+        if call is None:
+            _, address, map_index, in_eval_loop = self._native_nodes[node - 1]
+            call = self._calls[node] = self._symbols.call(address, map_index, in_eval_loop)
+        return call

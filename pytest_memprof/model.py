@@ -2,7 +2,42 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+
+
+class View(enum.IntEnum):
+    """Which allocations a report shows; the values are the reader's own (native/reader.h ``View``)."""
+
+    PEAK = 0  # live at the peak
+    LEAKS = 1  # still live at the end
+    TEMPORARY = 2  # freed before any other allocation was made
+    TOTAL = 3  # every allocation made
+
+    @classmethod
+    def of(cls, value: View | str) -> View:
+        """``value`` as a View: a View, or its name ("peak", "leaks", "temporary", "total")."""
+        if isinstance(value, View):
+            return value
+        try:
+            return cls[str(value).upper()]
+        except KeyError:
+            raise ValueError(f"unknown view {value!r}; expected one of "
+                             f"{', '.join(view.label for view in cls)}") from None
+
+    @property
+    def label(self) -> str:
+        """Its name in pages and on the command line: "peak", "leaks", ..."""
+        return self.name.lower()
+
+    @property
+    def title(self) -> str:
+        """How a report says which bytes it shows."""
+        return _VIEW_TITLES[self]
+
+
+_VIEW_TITLES = {View.PEAK: "at the peak", View.LEAKS: "leaked (still allocated at the end)",
+                View.TEMPORARY: "in temporary allocations", View.TOTAL: "allocated in all"}
 
 
 @dataclass(frozen=True)
@@ -24,7 +59,8 @@ class StackStat:
 
     ``frames`` run from the outermost call to the allocating frame (as in a traceback:
     most recent call last). ``thread_id`` is 0 when threads were merged; ``allocator``
-    is "" when allocators were merged.
+    is "" when allocators were merged. ``launcher`` is True for memory allocated by what launched
+    the program (pytest, ``memprof run``) before it reached the program: ``frames`` is then empty.
     """
 
     frames: tuple[Frame, ...]
@@ -32,6 +68,7 @@ class StackStat:
     count: int
     thread_id: int = 0
     allocator: str = ""
+    launcher: bool = False
 
     @property
     def location(self) -> Frame | None:

@@ -16,9 +16,11 @@ import ctypes.util
 import os
 import stat
 import struct
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from .hybrid import EVAL_FUNCTION, NativeCall, interpreter_paths
 from .model import Frame
 
 _STT_FUNC = 2
@@ -282,8 +284,8 @@ class _Dwarf:
                 return chain
 
     def _function_at(self, cu: Any, vaddr: int) -> Any:
-        # A report asks for many call sites in the same few units (27 in one init function of
-        # _pickle on np_alloc): index each unit's functions once instead of walking its DIEs each time.
+        # A report asks for many call sites in the same few units: each unit's functions are
+        # indexed once, not looked for by walking its DIEs at every call site.
         index = self._functions.get(cu.cu_offset)
         if index is None:
             spans: list[tuple[int, int, Any]] = []
@@ -546,3 +548,82 @@ def _dwarf_frames(dwarf: _Dwarf, vaddr: int, function: str, path: str) -> tuple[
     if not frames and line:
         frames.append(Frame(function or "??", line[0], line[1], native=True))
     return tuple(frames)
+
+
+# ---- one capture's native frames ----------------------------------------------------------------
+
+
+class MissingLibraryWarning(UserWarning):
+    """A library named by native frames cannot be read at report time: its frames show as lib+offset."""
+
+
+# One for the process: the pytest plugin opens a capture per test, and symbols stay valid.
+_SYMBOLIZER = Symbolizer()
+
+
+class CaptureSymbols:
+    """The native frames of one capture: each recorded return address as a call, symbolised only when shown."""
+
+    def __init__(self, python_executable: str | None) -> None:
+        self.maps: list[tuple[int, int, int, str, str]] = []  # (start, end, load base, path, build ID)
+        self.warnings: list[str] = []  # problems met, each also issued as a warning
+        self._is_interpreter = interpreter_paths(python_executable)
+        self._interpreter_maps: dict[int, bool] = {}
+        # Nodes are paths, addresses are places: many nodes (one per path into a function) share an
+        # address, and so its symbols.
+        self._calls_at: dict[tuple[int, int], NativeCall] = {}
+
+    def call(self, address: int, map_index: int, in_eval_loop: bool = False) -> NativeCall:
+        """The call at return address ``address``, recorded in mapping ``map_index`` (-1: none held it then);
+        ``in_eval_loop`` when the tracker marked the address as the interpreter's eval loop."""
+        call = self._calls_at.get((address, map_index))
+        if call is not None:
+            return call
+        recorded_map = map_index
+        if map_index < 0:
+            map_index = self._map_containing(address - 1)
+        if map_index < 0:
+            frame = Frame(f"0x{address:x}", "<unknown>", 0, native=True)
+            return NativeCall("", False, lambda: (frame,), in_eval_loop)
+        _, _, load_base, path, build_id = self.maps[map_index]
+        vaddr = address - 1 - load_base
+        interpreter = self._interpreter_maps.get(map_index)
+        if interpreter is None:
+            interpreter = self._interpreter_maps[map_index] = self._is_interpreter(path)
+        function = _SYMBOLIZER.function_name(path, vaddr, build_id)
+        # libc's unnamed local functions are its start-up code (e.g. __libc_start_call_main).
+        runtime = not function and os.path.basename(path).startswith(("libc.so", "ld-linux"))
+        if in_eval_loop and not function:
+            # A stripped interpreter, or the loop's code an optimiser moved out of its symbol.
+            eval_frame = Frame(EVAL_FUNCTION, path, 0, native=True)
+            call = NativeCall(EVAL_FUNCTION, True, lambda: (eval_frame,), True)
+        else:
+            call = NativeCall(function, interpreter or runtime, lambda: self._locate(path, vaddr, build_id),
+                              in_eval_loop)
+        if _SYMBOLIZER.problem(path, build_id):
+            self._warn_missing(path, build_id)
+        if recorded_map >= 0:  # a guessed mapping may change as more mappings are read
+            self._calls_at[(address, recorded_map)] = call
+        return call
+
+    def _locate(self, path: str, vaddr: int, build_id: str) -> tuple[Frame, ...]:
+        location = _SYMBOLIZER.locate(path, vaddr, build_id)
+        if location.missing:
+            self._warn_missing(path, build_id)
+        return location.frames
+
+    def _map_containing(self, address: int) -> int:
+        # Recorded before the mappings that hold it (a library loaded by another thread): any
+        # mapping of the capture, latest first, is the best guess.
+        for index in range(len(self.maps) - 1, -1, -1):
+            start, end = self.maps[index][:2]
+            if start <= address < end:
+                return index
+        return -1
+
+    def _warn_missing(self, path: str, build_id: str) -> None:
+        message = (f"{path} {_SYMBOLIZER.problem(path, build_id) or 'cannot be read'}: its frames are shown as "
+                   f"{os.path.basename(path)}+offset")
+        if message not in self.warnings:
+            self.warnings.append(message)
+            warnings.warn(message, MissingLibraryWarning, stacklevel=5)

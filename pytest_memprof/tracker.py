@@ -8,6 +8,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Union
 
@@ -23,8 +24,9 @@ class Tracker:
 
     ``destination`` is the capture file to write, or None to keep the records in memory (read
     them with ``drain()``; the pytest plugin does this). With ``aggregate=True`` the file holds
-    only per-stack totals, computed in this process (see ``pytest_memprof.aggregate``). Only one
-    tracker can run at a time.
+    only per-stack totals, computed in this process (see ``pytest_memprof.aggregate``).
+    ``launcher_files`` names the files of what launched the program, whose frames readers leave
+    out (``pytest_memprof.launcher``). Only one tracker can run at a time.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class Tracker:
         overwrite: bool = False,
         command_line: str | None = None,
         aggregate: bool = False,
+        launcher_files: Sequence[str] = (),
     ) -> None:
         self.destination = Path(destination) if destination is not None else None
         self.native = native
@@ -45,13 +48,14 @@ class Tracker:
         self.overwrite = overwrite
         self.command_line = command_line if command_line is not None else " ".join(sys.argv)
         self.aggregate = aggregate
+        self.launcher_files = tuple(launcher_files)
         self._started = False
         self._aggregator: Aggregator | None = None
         self._header: dict = {}
 
     def header(self) -> dict:
         """What the capture header records about this process (the pid is added natively)."""
-        return {
+        header = {
             "python_version": platform.python_version(),
             "python_executable": sys.executable,
             "start_time": time.time(),
@@ -62,6 +66,9 @@ class Tracker:
             "aggregated": self.aggregate,
             "platform": platform.platform(),
         }
+        if self.launcher_files:
+            header["runner_files"] = list(self.launcher_files)
+        return header
 
     def start(self) -> Tracker:
         """Start tracking; raises TrackerError if that is impossible."""

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import struct
+
+# The fixed start of a capture file: magic, format version, reserved, header length.
+FIXED_HEADER = struct.Struct("<8sHHI")
+
 
 def varint(value: int) -> bytes:
     """``value`` as an unsigned LEB128 varint."""

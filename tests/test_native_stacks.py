@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pytest_memprof._reader import FORMAT_VERSION, NativeReader
+from pytest_memprof._reader import FORMAT_VERSION, CaptureReader
 
 from pytest_memprof import Capture, CaptureError, CaptureVersionError, Tracker
 from tests.conftest import subprocess_env
@@ -293,7 +293,7 @@ def test_newer_format_version_is_refused_by_name(tmp_path):
     (bytes([74, 1, 2, 0, 0xFF, 0xFF, 0x7F]), "oversized string"),
 ])
 def test_corrupt_native_records_are_one_clear_error(records, message):
-    reader = NativeReader()
+    reader = CaptureReader()
     assert not reader.feed(records)
     assert message in reader.error
 
@@ -307,7 +307,7 @@ def test_native_records_decode_whole_in_memory(tmp_path, cpplib):
         records = tracker.drain()
     records += tracker.drain()
     cpplib.memprof_test_release(block, raw)
-    reader = NativeReader()
+    reader = CaptureReader()
     assert reader.feed(records), reader.error
     capture = Capture.from_reader(reader)
     stat = next(stat for stat in capture.total_stacks() if stat.bytes == BLOCK_DOUBLES * 8)
@@ -433,7 +433,7 @@ def test_a_library_loaded_while_paused_is_hooked_and_named_after_resume(tmp_path
     # The pytest plugin pauses between tests; a test may import an extension outside its window.
     path = build_cpp(tmp_path, "libmemprofpaused.so")
     tracker = Tracker(None, native=True)
-    reader = NativeReader()
+    reader = CaptureReader()
     raw = ctypes.c_void_p()
     with tracker:
         tracker.pause()
@@ -460,7 +460,7 @@ def test_hostile_native_records_are_an_error_or_frames_never_a_crash(path):
         # a malloc of 100 bytes at 0x5000 (in 16-byte units), Python stack 0, native stack 3
         + bytes([0x81]) + varint(100) + varint(2 * zigzag(0x5000 >> 4) + 1) + varint(0) + varint(2 * 3)
     )
-    reader = NativeReader()
+    reader = CaptureReader()
     assert reader.feed(records), reader.error
     with pytest.warns(UserWarning, match="its frames are shown as"):
         (stat,) = Capture.from_reader(reader).total_stacks()

@@ -293,9 +293,9 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
 
 
 def test_memory_destination_windows_count_only_their_own_allocations(tmp_path):
-    from pytest_memprof._reader import NativeReader
+    from pytest_memprof._reader import CaptureReader
 
-    reader = NativeReader()
+    reader = CaptureReader()
     tracker = Tracker(None)
     with tracker:
         first = allocate_fifty_mib()

@@ -58,7 +58,7 @@ def _sys_chart(samples: Sequence[dict] | None) -> dict | None:
     }
 
 
-def write_index(folder: Path, results: Sequence, outcomes: dict, rss_samples: Sequence[tuple[float, int]],
+def write_index(folder: Path, results: Sequence, rss_samples: Sequence[tuple[float, int]],
                 compared: bool, title: str, sys_samples: Sequence[dict] | None = None) -> Path:
     """Write ``folder/index.html`` atomically and return its path."""
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
@@ -73,7 +73,7 @@ def write_index(folder: Path, results: Sequence, outcomes: dict, rss_samples: Se
     ]
     tests = []
     for result in ranked:
-        outcome = outcomes.get(result.nodeid, "passed")
+        outcome = result.outcome
         change = change_text(result.peak_bytes, result.baseline_peak_bytes) if compared else ""
         change_value = (
             (result.peak_bytes - result.baseline_peak_bytes) / result.baseline_peak_bytes

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..model import View
+
 
 def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     """``--show-interpreter-frames``: with native stacks, which C frames a report shows."""
@@ -14,12 +16,12 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
 def add_kind_options(parser: argparse.ArgumentParser) -> None:
     """``--leaks`` / ``--temporary-allocations`` (the peak by default), and ``--show-interpreter-frames``."""
     add_stack_arguments(parser)
-    kind = parser.add_mutually_exclusive_group()
-    kind.add_argument("--leaks", dest="kind", action="store_const", const="leaks",
+    view = parser.add_mutually_exclusive_group()
+    view.add_argument("--leaks", dest="kind", action="store_const", const=View.LEAKS,
                       help="show memory still allocated at the end instead of at the peak")
-    kind.add_argument("--temporary-allocations", dest="kind", action="store_const", const="temporary",
+    view.add_argument("--temporary-allocations", dest="kind", action="store_const", const=View.TEMPORARY,
                       help="show allocations freed before any other allocation was made")
-    parser.set_defaults(kind="peak")
+    parser.set_defaults(kind=View.PEAK)
 
 
 def add_output_options(parser: argparse.ArgumentParser, kind: str) -> None:

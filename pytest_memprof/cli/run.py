@@ -8,10 +8,18 @@ import runpy
 import sys
 import traceback
 from pathlib import Path
+from types import TracebackType
 
-from ..errors import UsageError
+from .. import launcher
+from ..errors import MemprofError, UsageError
 from ..live import EXIT_MARK_ID, exit_mark_label
 from ..tracker import Tracker
+
+_LAUNCHER = launcher.Launcher(launcher.MEMPROF_RUN)
+
+
+class _NoProgram(MemprofError):
+    """The module to run cannot be found: python says so in one line, and there is nothing to capture."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -115,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         aggregate=args.aggregate,
         overwrite=True,
         command_line=" ".join(["memprof", "run", *sys.argv[2:]]) if len(sys.argv) > 2 else "memprof run",
+        launcher_files=launcher.MEMPROF_RUN,
     )
     if remote:
         remote.start()  # before tracking: waiting for a viewer is not the program's memory
@@ -126,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
             exit_code = _run_program(args)
             # The capture says how the program ended, so a live viewer learns it from the stream.
             tracker.mark(EXIT_MARK_ID, exit_mark_label(exit_code))
+    except _NoProgram:
+        if output is not None:
+            output.unlink(missing_ok=True)
+        raise
     finally:
         sys.argv = saved_argv
         if saved_path0 is not None:
@@ -153,8 +166,10 @@ def _run_program(args: argparse.Namespace) -> int:
             sys.path[0] = ""
             exec(compile(args.code, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
         else:
-            sys.path[0] = str(Path(args.script).resolve().parent)
-            runpy.run_path(args.script, run_name="__main__")
+            # Absolute, as python (3.9+) makes a script's path: its tracebacks and __file__ say so.
+            script = os.path.abspath(args.script)
+            sys.path[0] = os.path.dirname(script)
+            runpy.run_path(script, run_name="__main__")
     except SystemExit as exit_:
         code = exit_.code
         if code is None:
@@ -163,14 +178,17 @@ def _run_program(args: argparse.Namespace) -> int:
             return code
         print(code, file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        traceback.print_exc()
-        return 130
-    except BaseException:  # the program's own error: show it as python would, keep the capture
-        exc_type, exc, tb = sys.exc_info()
-        # Drop our frames so the traceback starts at the program.
-        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-            tb = tb.tb_next
-        traceback.print_exception(exc_type, exc, tb)
-        return 1
+    except BaseException as error:  # the program's own error: show it as python would, keep the capture
+        tb = _program_traceback(error.__traceback__)
+        if tb is None and args.module and isinstance(error, ImportError):
+            raise _NoProgram(str(error)) from None  # raised by runpy looking for the module
+        traceback.print_exception(type(error), error, tb)
+        return 130 if isinstance(error, KeyboardInterrupt) else 1
     return 0
+
+
+def _program_traceback(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` from the program's first frame: our frames and runpy's are not the program's."""
+    while tb is not None and _LAUNCHER.is_launcher_file(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return tb

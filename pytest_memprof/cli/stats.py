@@ -9,6 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from ..capture import Capture
+from ..model import View
 from ..sizes import format_size
 from ._common import open_capture
 from ._report_options import add_stack_arguments
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _top_locations(capture: Capture, top: int) -> dict[str, list[dict[str, Any]]]:
     totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-    for frame, size, count in capture.location_totals("total"):
+    for frame, size, count in capture.location_totals(View.TOTAL):
         key = (frame.function, frame.file, frame.line) if frame else ("<unknown>", "<unknown>", 0)
         totals[key][0] += size
         totals[key][1] += count

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the table and say where it went."""
-    # Imported here: jinja2 and rich cost every other memprof command ~15 ms each at start-up.
+    # Imported here, as every report command does (cli/__init__.py says why).
     from ..reports.table import render_table
 
     target = check_output(args.output or default_output(args.file, "table"), force=args.force)

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the tree."""
-    # Imported here: jinja2 and rich cost every other memprof command ~15 ms each at start-up.
+    # Imported here, as every report command does (cli/__init__.py says why).
     from ..reports.tree import print_tree
 
     print_tree(open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames),

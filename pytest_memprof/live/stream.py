@@ -1,7 +1,8 @@
 """The live stream without any UI: decode capture bytes as they arrive and summarise what is live now.
 
 The wire carries exactly the bytes of a capture file (fixed header, JSON header, one LZ4 frame), so
-the same decoder follows a file being written and a socket fed by ``memprof run --live-remote``.
+the reader that opens files (C++, native/reader.h) follows a file being written and a socket fed
+by ``memprof run --live-remote`` alike.
 Everything here comes from the tracked program or the network: it is bounded and checked, and a
 problem is one line of text, never a traceback.
 """
@@ -9,46 +10,43 @@ problem is one line of text, never a traceback.
 from __future__ import annotations
 
 import json
-import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-import lz4.frame
-
-from .._reader import FORMAT_VERSION, NativeReader
+from .._reader import CaptureReader
 from ..capture import Capture, metadata_from_header
-from ..errors import CaptureError, CaptureVersionError
-from ..model import CaptureMetadata, ThreadInfo
+from ..errors import CaptureError
+from ..model import CaptureMetadata, ThreadInfo, View
 from . import parse_exit_mark
 
-MAGIC = b"MEMPROF\0"
-FIXED_HEADER = struct.Struct("<8sHHI")
-MAX_HEADER_LENGTH = 1 << 20  # as native/format.h: a longer header is corruption, not a big program
 MAX_DECOMPRESSED = 8 << 20  # per step: LZ4 expands up to 255 times, and a peer may send a bomb
 TIMELINE_POINTS = 512  # the view's plots never need more than a terminal's width of points
 
 
 class StreamDecoder:
-    """Decode a capture's bytes incrementally, in chunks of any size, into a NativeReader."""
+    """Decode a capture's bytes incrementally, in chunks of any size, into a CaptureReader (which checks them)."""
 
     def __init__(self, source_name: str) -> None:
         self.source_name = source_name
-        self.reader = NativeReader()
+        self.reader = CaptureReader()
+        self.reader.set_source(source_name)
         self.header: dict | None = None
         self.metadata: CaptureMetadata | None = None
         self.version = 0
-        self.frame_done = False  # the LZ4 end mark arrived: the capture is complete
         self.problem: str | None = None  # corrupt data after a valid header: decoding stopped there
         self.bytes_received = 0
-        self._pending = bytearray()
-        self._decompressor: lz4.frame.LZ4FrameDecompressor | None = None
 
     @property
     def started(self) -> bool:
         """Whether the whole header has arrived (records may follow)."""
         return self.header is not None
+
+    @property
+    def frame_done(self) -> bool:
+        """Whether the LZ4 end mark arrived: the capture is complete."""
+        return bool(self.reader.frame_done)
 
     @property
     def stopped(self) -> bool:
@@ -60,64 +58,21 @@ class StreamDecoder:
         if self.stopped or not data:
             return
         self.bytes_received += len(data)
-        if self._decompressor is None:
-            self._pending += data
-            if not self._parse_header():
-                return
-            data = bytes(self._pending)
-            self._pending.clear()
-        self._decompress(data)
+        more = self.reader.feed_capture(data, MAX_DECOMPRESSED)
+        if self.header is None and self.reader.header_json is not None:
+            self._take_header(self.reader.header_json)
+        if not more and not self.frame_done:
+            self.problem = self.reader.error or "corrupt capture records; decoding stopped"
 
-    def _parse_header(self) -> bool:
-        pending = self._pending
-        # Refuse a stranger (a web server, another protocol) as soon as its first bytes disagree.
-        if bytes(pending[: len(MAGIC)]) != MAGIC[: len(pending)]:
-            raise CaptureError(f"{self.source_name} does not send a memprof capture stream (wrong magic bytes)")
-        if len(pending) < FIXED_HEADER.size:
-            return False
-        _, version, _, length = FIXED_HEADER.unpack_from(pending)
-        if version > FORMAT_VERSION:
-            raise CaptureVersionError(
-                f"{self.source_name} sends capture format version {version}; this memprof reads up to version "
-                f"{FORMAT_VERSION} (upgrade pytest-memprof on this side)"
-            )
-        if version == 0:
-            raise CaptureError(f"{self.source_name} sends an invalid capture format version 0")
-        if length > MAX_HEADER_LENGTH:
-            raise CaptureError(f"{self.source_name} sends a corrupt capture header ({length} bytes long)")
-        if len(pending) < FIXED_HEADER.size + length:
-            return False
+    def _take_header(self, text: str) -> None:
         try:
-            header = json.loads(bytes(pending[FIXED_HEADER.size : FIXED_HEADER.size + length]).decode("utf-8"))
+            header = json.loads(text)
             if not isinstance(header, dict):
                 raise ValueError("not a JSON object")
-            metadata = metadata_from_header(header, version)
-        except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            self.metadata = metadata_from_header(header, self.reader.format_version)
+        except ValueError as error:  # JSONDecodeError is a ValueError
             raise CaptureError(f"{self.source_name} sends a corrupt capture header ({error})") from None
-        self.version, self.header, self.metadata = version, header, metadata
-        del pending[: FIXED_HEADER.size + length]
-        self._decompressor = lz4.frame.LZ4FrameDecompressor()
-        return True
-
-    def _decompress(self, data: bytes) -> None:
-        decompressor = self._decompressor
-        assert decompressor is not None
-        while True:
-            try:
-                records = decompressor.decompress(data, max_length=MAX_DECOMPRESSED)
-            except RuntimeError as error:  # lz4 reports a bad frame or a failed block checksum this way
-                self.problem = f"corrupt data near byte {self.bytes_received} ({error}); decoding stopped"
-                return
-            # The reader keeps a record cut at a block boundary for the next call, so any split is fine.
-            if records and not self.reader.feed(records):
-                self.problem = self.reader.error or "corrupt capture records; decoding stopped"
-                return
-            if decompressor.eof:
-                self.frame_done = True
-                return
-            if decompressor.needs_input:
-                return
-            data = b""  # more output is waiting for the bytes already given
+        self.header, self.version = header, self.reader.format_version
 
 
 @dataclass(frozen=True)
@@ -139,7 +94,7 @@ class LocationRow:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class LiveState:
     """Everything the view shows at one moment."""
 
     source: str
@@ -239,14 +194,14 @@ class LiveSession:
                 raise CaptureError(f"no capture header from {self.source.name} within {timeout:g} s")
             self.pump(min(0.1, timeout))
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> LiveState:
         """What is live now, by location and thread, plus the status and the heap/RSS history."""
         decoder = self.decoder
         base = {"source": self.source.name, "program": self.program, "log_path": self.log_path,
                 "ended": self.ended, "problem": decoder.problem}
         metadata = decoder.metadata
         if metadata is None:
-            return Snapshot(**base)
+            return LiveState(**base)
         reader = decoder.reader
         if self._capture is None:
             self._capture = Capture.from_reader(reader, metadata)
@@ -266,7 +221,7 @@ class LiveSession:
                 break
         if exit_code is None and self.ended and self._exit_code is not None:
             exit_code = self._exit_code()
-        return Snapshot(
+        return LiveState(
             **{**base, "program": self.program or metadata.command_line},
             pid=metadata.pid,
             started=True,
@@ -278,7 +233,7 @@ class LiveSession:
             rss_bytes=rss_bytes,
             heap_series=heap_series,
             rss_series=rss_series,
-            rows=tuple(live_locations(capture, reader.rows("leaks", False, True), names)),
+            rows=tuple(live_locations(capture, reader.rows(View.LEAKS, False, True), names)),
             threads=threads,
         )
 

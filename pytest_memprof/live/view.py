@@ -1,6 +1,6 @@
 """The live view (textual): status, heap and RSS over time, and the locations holding the most memory now.
 
-The view only renders :class:`~pytest_memprof.live.stream.Snapshot` values; a background thread
+The view only renders :class:`~pytest_memprof.live.stream.LiveState` values; a background thread
 reads and decodes the stream (``LiveSession``) and posts a snapshot a few times a second.
 """
 
@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Sparkline, Static
 
 from ..errors import MemprofError
 from ..sizes import format_size
-from .stream import LiveSession, LocationRow, Snapshot
+from .stream import LiveSession, LiveState, LocationRow
 
 MAX_ROWS = 500
 MAX_TEXT = 200
@@ -84,7 +84,7 @@ class LiveView(App):
     class SnapshotReady(Message):
         """A new snapshot from the follower thread."""
 
-        def __init__(self, snapshot: Snapshot) -> None:
+        def __init__(self, snapshot: LiveState) -> None:
             super().__init__()
             self.snapshot = snapshot
 
@@ -102,7 +102,7 @@ class LiveView(App):
         self.quit_on_signals = quit_on_signals
         self.on_quit = on_quit
         self.refresh_s = refresh_s
-        self.snapshot: Snapshot | None = None
+        self.snapshot: LiveState | None = None
         self.paused = False
         self.thread_filter: int | None = None
         self.sort_column = BYTES_COLUMN
@@ -294,7 +294,7 @@ class LiveView(App):
         if self.snapshot is not None and self._columns_for is not None:
             self._render_table(self.snapshot)
 
-    def _render_table(self, snapshot: Snapshot) -> None:
+    def _render_table(self, snapshot: LiveState) -> None:
         rows = [row for row in snapshot.rows if self.thread_filter is None or row.thread_id == self.thread_filter]
         _, key, _ = COLUMNS[self.sort_column]
         rows.sort(key=key, reverse=self.sort_descending)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from .. import hookspecs
+from . import outputs
 from .core import RESULT_KEY, MemprofPlugin
 from .markers import MARKERS
-from .options import add_options, resolve
+from .options import add_options
 from .results import TestMemoryResult
 
 __all__ = ["RESULT_KEY", "MemprofPlugin", "TestMemoryResult"]
@@ -20,12 +21,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    """Register ``pytest_memprof_test_result``."""
+    """Register our hooks (``pytest_memprof_test_result``, ``pytest_memprof_session_finish``)."""
     pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the markers and, unless --no-memprof, the session plugin."""
+    """Register the markers and, unless --no-memprof, the session plugin and the outputs asked for."""
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
     if config.getoption("no_memprof"):
@@ -41,9 +42,4 @@ def pytest_configure(config: pytest.Config) -> None:
             stacklevel=2,
         )
     config.pluginmanager.register(MemprofPlugin(config), PLUGIN_NAME)
-    sys_interval = resolve(config, "memprof_sys")
-    if sys_interval is not None:
-        from .sysmon import PLUGIN_NAME as SYSMON_PLUGIN_NAME
-        from .sysmon import SystemMonitor
-
-        config.pluginmanager.register(SystemMonitor(sys_interval), SYSMON_PLUGIN_NAME)
+    outputs.register(config)

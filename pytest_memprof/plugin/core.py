@@ -1,123 +1,87 @@
-"""The plugin object: one tracker for the session, one window per tracked test."""
+"""The session plugin: one tracker for the session, one window per tracked test, and the verdict.
+
+Everything the session writes (summary, JUnit, CSV, baseline, GitHub output, HTML report) is an
+output plugin of its own (outputs.py), fed through our hooks with what is decided here.
+"""
 
 from __future__ import annotations
 
 import gc
-import hashlib
-import os
-import re
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from .._reader import NativeReader
+from .. import launcher
+from .._reader import CaptureReader
 from ..capture import Capture, metadata_from_header
-from ..ci import baseline, github
 from ..errors import TrackerError, UsageError
-from ..sizes import format_size
 from ..tracker import Tracker
 from . import options
-from .markers import MemorySpec, garbage_count, judge, spec_for
-from .report import failure_message, summary_lines, write_csv
+from .markers import MemorySpec, garbage_count, spec_for
+from .report import failure_message
 from .results import TestMemoryResult
-from .window_capture import RUNNER_FILE_PARTS, write_window_capture
+from .verdict import BaselineJudge, judge
+from .window_capture import capture_file_name, window_header, write_window_capture
+
+__all__ = ["RESULT_KEY", "SPEC_KEY", "MemprofPlugin", "capture_file_name"]
 
 RESULT_KEY = pytest.StashKey[TestMemoryResult]()
 SPEC_KEY = pytest.StashKey[MemorySpec]()
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_MAX_NAME = 120
-
-
-def capture_file_name(nodeid: str) -> str:
-    """A file-safe name for a test's capture: readable, and short enough for any file system."""
-    safe = _UNSAFE.sub("_", nodeid).strip("_") or "test"
-    if len(safe) > _MAX_NAME:
-        digest = hashlib.sha1(nodeid.encode()).hexdigest()[:12]
-        safe = f"{safe[:_MAX_NAME - 13]}-{digest}"
-    return f"{safe}.bin"
+# The window's capture when no file or page needs its header: stacks still start at the test.
+_WINDOW_METADATA = metadata_from_header({"runner_files": list(launcher.PYTEST)})
 
 
 class _Window:
     """The state of one test's tracking window."""
 
-    def __init__(self, spec: MemorySpec) -> None:
+    def __init__(self, spec: MemorySpec, frames_before: int, nodes_before: int) -> None:
         self.spec = spec
         self.started = time.perf_counter()
         self.garbage_before = garbage_count()
         self.gc_collections = 0
         self.gc_collected = 0
-        self.frames_before = 0
-        self.nodes_before = 0
+        self.frames_before = frames_before  # tables a capture file of the window must repeat
+        self.nodes_before = nodes_before
 
 
 class MemprofPlugin:
-    """Session state of pytest-memprof; registered as a plugin at configure time."""
+    """Session state of pytest-memprof: the tracking window and the verdict; registered at configure time."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.track_all = bool(options.resolve(config, "memprof"))
         self.default_limit = options.resolve(config, "memprof_limit")
-        if self.default_limit is not None:
-            self.track_all = True
+        html_dir = options.resolve(config, "memprof_html")
+        self.track_all = bool(options.resolve(config, "memprof")) or self.default_limit is not None or bool(html_dir)
         self.fixtures = bool(options.resolve(config, "memprof_fixtures"))
         self.max_stacks = options.resolve(config, "memprof_stacks")
         self.max_frames = options.resolve(config, "memprof_frames")
-        top_n = options.resolve(config, "memprof_top_n")
-        summary = options.resolve(config, "memprof_summary")
-        self.summary_top: int | None = summary if top_n is None else (None if top_n == 0 else top_n)
-        self.show_summary = summary > 0 if top_n is None else True
-        self.csv_file = options.resolve(config, "memprof_csv_file")
-        bin_dir = options.resolve(config, "memprof_bin_dir")
-        html_dir = options.resolve(config, "memprof_html")
-        self.html_dir = Path(html_dir) if html_dir else None
-        self._assets_written = False  # html_dir/assets, shared by the per-test flame graphs
-        self._window_metadata = metadata_from_header({"runner_files": list(RUNNER_FILE_PARTS)})
-        if self.html_dir is not None:
-            self.track_all = True
-            try:
-                (self.html_dir / "flamegraphs").mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise pytest.UsageError(f"--memprof-html {html_dir}: cannot create it: {error.strerror}") from None
-            bin_dir = bin_dir or str(self.html_dir / "captures")
-        self.bin_dir = Path(bin_dir) if bin_dir else None
-        self.rss_samples: list[tuple[float, int]] = []
-        self._psutil_process = None
-        self.outcomes: dict[str, str] = {}
-        self.session_started = time.perf_counter()
         self.keep = options.resolve(config, "memprof_keep")
         self.native = bool(options.resolve(config, "memprof_native"))
         self.python_allocators = not options.resolve(config, "memprof_no_python_allocators")
         self.leak_floor = options.resolve(config, "memprof_leak_floor")
-        self.save_baseline = options.resolve(config, "memprof_save_baseline")
-        compare = options.resolve(config, "memprof_compare")
-        self.fail_on_increase = options.resolve(config, "memprof_fail_on_increase")
-        self.min_bytes = options.resolve(config, "memprof_min_bytes")
-        self.baseline: dict[str, baseline.BaselineEntry] | None = None
-        if compare:
-            try:
-                self.baseline = baseline.load(compare)
-            except UsageError as error:
-                raise pytest.UsageError(str(error)) from None
-        elif self.fail_on_increase is not None:
-            raise pytest.UsageError("--memprof-fail-on-increase needs a baseline: add --memprof-compare FILE")
-        self.github = options.resolve(config, "memprof_github")
-        self.output_errors: list[str] = []
-        self.output_notes: list[str] = []
-        self.junit_file = options.resolve(config, "memprof_junit")
-        self.memory_failures: list[github.MemoryFailure] = []
+        self.baseline = _baseline_judge(config)
+        bin_dir = options.resolve(config, "memprof_bin_dir")
+        # --memprof-html keeps the per-test captures in its folder unless told otherwise.
+        asked = f"--memprof-bin-dir {bin_dir}" if bin_dir else f"--memprof-html {html_dir}"
+        bin_dir = bin_dir or (str(Path(html_dir) / "captures") if html_dir else None)
+        self.bin_dir = Path(bin_dir) if bin_dir else None
         if self.bin_dir is not None:
             try:
                 self.bin_dir.mkdir(parents=True, exist_ok=True)
             except OSError as error:
-                raise pytest.UsageError(f"--memprof-bin-dir {bin_dir}: cannot create it: {error.strerror}") from None
+                raise pytest.UsageError(f"{asked}: cannot create it: {error.strerror}") from None
+        # Outputs that need the window's header (per-test files, HTML pages) make it per test.
+        self.needs_header = self.bin_dir is not None or bool(html_dir)
+        self.rootdir = Path(str(config.rootpath))
         self.tracker: Tracker | None = None
-        self.reader = NativeReader()
+        self.reader = CaptureReader()
         self.window: _Window | None = None
+        self.capture: Capture | None = None  # the last closed window's, until its result is handed out
+        self.outcomes: dict[str, str] = {}
         self.results: list[TestMemoryResult] = []
         self.overhead_s = 0.0
-        self.rootdir = Path(str(config.rootpath))
 
     # ---- collection -----------------------------------------------------------------------------
 
@@ -148,10 +112,9 @@ class MemprofPlugin:
         began = time.perf_counter()
         spec = item.stash[SPEC_KEY]
         tracker = self._ensure_tracker()
-        window = _Window(spec)
-        window.frames_before = len(self.reader.frames()) if self.bin_dir else 0
-        window.nodes_before = len(self.reader.nodes()) if self.bin_dir else 0
-        self.window = window
+        files = self.bin_dir is not None
+        self.window = window = _Window(spec, len(self.reader.frames()) if files else 0,
+                                       len(self.reader.nodes()) if files else 0)
         self.reader.reset_window(threading.get_native_id() if spec.current_thread_only else 0)
         gc.callbacks.append(self._on_gc)
         self.overhead_s += time.perf_counter() - began
@@ -184,16 +147,14 @@ class MemprofPlugin:
         self.window = None
         data = self.tracker.drain()
         self.reader.feed(data)
-        # Named as in the per-test capture files, so the stacks start at the test here too: what
-        # launched pytest (xdist's execnet bootstrap, `python -c`) and pytest itself are left out.
-        capture = Capture.from_reader(self.reader, self._window_metadata)
-        result = self._result(item, window, capture, duration)
-        if self.html_dir is not None:
-            self.rss_samples.append((time.perf_counter() - self.session_started, self._process().memory_info().rss))
+        self.reader.close_window()
+        header = window_header(item.nodeid, duration, native=bool(self.reader.native_nodes()),
+                               trace_python_allocators=self.python_allocators) if self.needs_header else None
+        self.capture = Capture.from_reader(self.reader, metadata_from_header(header) if header else _WINDOW_METADATA)
+        result = self._result(item, window, self.capture, duration)
         if self.bin_dir is not None:
             path = self.bin_dir / capture_file_name(item.nodeid)
-            write_window_capture(path, self.reader, data, window.frames_before, window.nodes_before,
-                                 item.nodeid, duration, trace_python_allocators=self.python_allocators)
+            write_window_capture(path, self.reader, data, window.frames_before, window.nodes_before, header)
             result.capture_path = str(path)
         self.overhead_s += time.perf_counter() - began
         return result
@@ -211,9 +172,12 @@ class MemprofPlugin:
         leak_stacks = capture.leak_stacks() if spec.checks_leaks else []
         verdict = judge(spec, capture.peak_bytes, leak_stacks, garbage_count() - window.garbage_before,
                         self.leak_floor)
-        in_baseline, baseline_peak = self._against_baseline(item.nodeid, capture.peak_bytes, verdict.failures)
+        in_baseline = baseline_peak = None
+        if self.baseline is not None:
+            in_baseline, baseline_peak, grew = self.baseline.judge(item.nodeid, capture.peak_bytes)
+            if grew is not None:
+                verdict.failures.append(grew)
         keep = max(self.max_stacks, 10)
-        peak_stacks = capture.peak_stacks()[:keep] if verdict.failures else []
         return TestMemoryResult(
             nodeid=item.nodeid,
             peak_bytes=capture.peak_bytes,
@@ -228,29 +192,12 @@ class MemprofPlugin:
             leak_limit_bytes=spec.leak_limit_bytes,
             memory_failed=bool(verdict.failures),
             failures=verdict.failures,
-            peak_stacks=peak_stacks,
+            peak_stacks=capture.peak_stacks()[:keep] if verdict.failures else [],
             leak_stacks=verdict.leak_stacks[:keep],
             csv_name="::".join(item.listnames()[1:]),
             baseline_peak_bytes=baseline_peak,
             in_baseline=in_baseline,
         )
-
-    def _against_baseline(self, nodeid: str, peak: int, failures: list[str]):
-        """(in baseline?, baseline peak); appends a failure if the peak grew past the allowed increase."""
-        if self.baseline is None:
-            return None, None
-        entry = self.baseline.get(nodeid)
-        if entry is None:
-            return False, None  # noted in the summary, never failed
-        grew = peak - entry.peak_bytes
-        allowed = entry.peak_bytes * self.fail_on_increase / 100 if self.fail_on_increase is not None else None
-        if allowed is not None and grew > allowed and grew > self.min_bytes:
-            failures.append(
-                f"Peak grew {baseline.change_text(peak, entry.peak_bytes)} over the baseline "
-                f"({format_size(entry.peak_bytes)} -> {format_size(peak)}), more than the "
-                f"{self.fail_on_increase:g}% allowed by --memprof-fail-on-increase."
-            )
-        return True, entry.peak_bytes
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item):
@@ -294,7 +241,7 @@ class MemprofPlugin:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
-        """Turn a broken limit into a failure with the guilty stacks; attach the figures."""
+        """Turn a broken limit into a failure with the guilty stacks; hand the result out; attach the figures."""
         outcome = yield
         report = outcome.get_result()
         judged_phase = "teardown" if self.fixtures else "call"
@@ -302,20 +249,14 @@ class MemprofPlugin:
             return
         result = item.stash[RESULT_KEY]
         if result.memory_failed and (report.passed or (self.fixtures and report.outcome != "skipped")):
-            spec = item.stash[SPEC_KEY]
-            text = failure_message(
-                result.failures, result.peak_stacks, result.leak_stacks,
-                show_peak=(spec.limit_bytes is not None and result.peak_bytes > spec.limit_bytes)
-            or any("over the baseline" in failure for failure in result.failures),
-                show_leaks=spec.checks_leaks,
-                max_stacks=self.max_stacks, max_frames=self.max_frames, rootdir=self.rootdir,
-            )
             report.outcome = "failed"
-            report.longrepr = text  # what the terminal shows and JUnit puts in <failure>
+            report.longrepr = failure_message(  # what the terminal shows and JUnit puts in <failure>
+                result.failures, result.peak_stacks, result.leak_stacks, show_leaks=item.stash[SPEC_KEY].checks_leaks,
+                max_stacks=self.max_stacks, max_frames=self.max_frames, rootdir=self.rootdir)
         elif result.memory_failed:
             result.memory_failed = False  # the test failed for its own reasons first
-        if self.html_dir is not None and result.capture_path:
-            result.flamegraph_path = self._render_flamegraph(item, Path(result.capture_path))
+        capture, self.capture = self.capture, None
+        item.ihook.pytest_memprof_test_result(item=item, result=result, capture=capture)
         if self.bin_dir is not None and result.capture_path and self.keep == "failed" and not report.failed:
             Path(result.capture_path).unlink(missing_ok=True)
             result.capture_path = None
@@ -323,30 +264,13 @@ class MemprofPlugin:
         item.user_properties.extend(properties)
         if report.user_properties is not item.user_properties:
             report.user_properties.extend(properties)
-        item.ihook.pytest_memprof_test_result(item=item, result=result)
-
-    def _render_flamegraph(self, item: pytest.Item, capture_path: Path) -> str | None:
-        try:
-            from ..reports.flamegraph import render_flamegraph
-        except ImportError:  # the flame graph renderer is not part of this build yet
-            return None
-        # One copy of our script and stylesheet for the whole report (they were three quarters of
-        # each test's page); links stay relative, so the folder still works zipped and unpacked.
-        if not self._assets_written:
-            from ..reports.flamegraph import SCRIPTS
-            from ..reports.page import write_assets
-
-            write_assets(self.html_dir / "assets", SCRIPTS)
-            self._assets_written = True
-        target = self.html_dir / "flamegraphs" / (capture_file_name(item.nodeid)[:-4] + ".html")
-        render_flamegraph(Capture.open(capture_path), target, title=item.nodeid, assets="../assets")
-        return str(target)
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
         """An ``M`` in the progress line for a test that failed on memory."""
-        # Collection reports have no user_properties.
-        properties = getattr(report, "user_properties", ())
-        if report.failed and any(name == "memprof_memory_failed" for name, _ in properties):
+        if not report.failed or not hasattr(report, "user_properties"):  # collection reports have none
+            return None
+        result = TestMemoryResult.from_properties(report.nodeid, report.user_properties)
+        if result is not None and result.memory_failed:
             # With --memprof-fixtures the verdict comes after teardown: an error there, as pytest
             # reports any teardown failure.
             category = "error" if report.when == "teardown" else "failed"
@@ -356,7 +280,7 @@ class MemprofPlugin:
     # ---- the end of the session -----------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Collect figures from reports: ours, or an xdist worker's, the same way."""
+        """Collect results from reports: ours, or an xdist worker's, the same way."""
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             self.outcomes[report.nodeid] = report.outcome
         judged_phase = "teardown" if self.fixtures else "call"
@@ -365,100 +289,22 @@ class MemprofPlugin:
         result = TestMemoryResult.from_properties(report.nodeid, report.user_properties,
                                                   csv_name=_csv_name(report.nodeid), duration_s=report.duration)
         if result is not None:
-            self.results.append(result)
+            result.outcome = self.outcomes.get(report.nodeid, "passed")
             if result.memory_failed and report.failed:
                 path, line, _ = report.location
-                self.memory_failures.append(github.MemoryFailure(
-                    report.nodeid, github.repository_path(path, self.rootdir), (line or 0) + 1, str(report.longrepr)))
+                result.failure_text = str(report.longrepr)
+                result.location = (path, (line or 0) + 1)
+            self.results.append(result)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Write the requested files; one that cannot be written makes the run fail."""
+        """Hand the session's results to the outputs, where they meet."""
         # An xdist worker's results also reach the controller, which writes every file once, merged:
         # a worker writing them too would race it and append its own step summary to GitHub's.
-        if not self.results or hasattr(session.config, "workerinput"):
+        if hasattr(session.config, "workerinput"):
             return
-        # (path, write, what to say when it worked)
-        writers = []
-        if self.junit_file:
-            writers.append((self.junit_file, self._write_junit, None))
-        if self.save_baseline:
-            writers.append((self.save_baseline, lambda: baseline.save(self.save_baseline, self.results),
-                            f"memprof: baseline of {len(self.results)} test(s) saved to {self.save_baseline}"))
-        if self.csv_file:
-            writers.append((self.csv_file, lambda: write_csv(self.csv_file, self.results, self.summary_top or None),
-                            None))
-        if self.html_dir is not None:
-            writers.append((self.html_dir / "index.html", self._write_html,
-                            f"memprof: HTML report in {self.html_dir / 'index.html'}"))
-        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-        if github.active(self.github) and summary_file:
-            writers.append((summary_file, self._append_step_summary, None))
-        for path, write, note in writers:
-            try:
-                write()
-            except OSError as error:
-                self.output_errors.append(f"memprof: cannot write {path}: {error.strerror or error}")
-            else:
-                if note:
-                    self.output_notes.append(note)
-        if self.output_errors and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        """The hungriest tests, totals and our overhead; GitHub annotations; output problems."""
-        if not self.results:
-            return
-        if self.show_summary:
-            top = self.summary_top
-            title = "memprof: tests by peak memory" + (f" (top {top})" if top else "")
-            terminalreporter.write_sep("=", title)
-            for line in summary_lines(self.results, top, self.overhead_s, compared=self.baseline is not None):
-                terminalreporter.write_line(line)
-        if github.active(self.github):
-            for line in github.annotations(self.memory_failures):
-                terminalreporter.write_line(line)
-        for note in self.output_notes:
-            terminalreporter.write_line(note)
-        for error in self.output_errors:
-            terminalreporter.write_line(error, red=True, bold=True)
-
-    def _process(self):
-        # psutil, Jinja2, junit-xml and the sampler load only when an option needs them: every
-        # pytest run in an environment with the plugin installed imports this module.
-        if self._psutil_process is None:
-            import psutil
-
-            self._psutil_process = psutil.Process()
-        return self._psutil_process
-
-    def _write_html(self) -> None:
-        from ..ci import html_report
-        from . import sysmon
-
-        html_report.write_index(self.html_dir, self.results, self.outcomes, self.rss_samples,
-                                compared=self.baseline is not None, title=self.rootdir.name,
-                                sys_samples=sysmon.sys_series(self.config))
-
-    def _write_junit(self) -> None:
-        totals = {
-            "memprof_tests": len(self.results),
-            "memprof_memory_failures": sum(result.memory_failed for result in self.results),
-            "memprof_peak_bytes_max": max(result.peak_bytes for result in self.results),
-            "memprof_allocations": sum(result.allocations for result in self.results),
-            "memprof_total_bytes": sum(result.total_bytes for result in self.results),
-            "memprof_leaked_bytes": sum(result.leaked_bytes for result in self.results),
-        }
-        texts = {failure.nodeid: failure.message for failure in self.memory_failures}
-        from ..ci import junit
-
-        junit.write(self.junit_file, self.results, texts, totals)
-
-    def _append_step_summary(self) -> None:
-        text = github.step_summary(self.results, self.memory_failures, self.summary_top or 10,
-                                   compared=self.baseline is not None)
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
-            handle.write(text)
+        session.config.hook.pytest_memprof_session_finish(session=session, results=self.results,
+                                                          overhead_s=self.overhead_s)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Stop the session tracker."""
@@ -468,6 +314,22 @@ class MemprofPlugin:
             except TrackerError:
                 pass
             self.tracker = None
+
+
+def _baseline_judge(config: pytest.Config) -> BaselineJudge | None:
+    compare = options.resolve(config, "memprof_compare")
+    fail_on_increase = options.resolve(config, "memprof_fail_on_increase")
+    if not compare:
+        if fail_on_increase is not None:
+            raise pytest.UsageError("--memprof-fail-on-increase needs a baseline: add --memprof-compare FILE")
+        return None
+    from ..ci import baseline
+
+    try:
+        entries = baseline.load(compare)
+    except UsageError as error:
+        raise pytest.UsageError(str(error)) from None
+    return BaselineJudge(entries, fail_on_increase, options.resolve(config, "memprof_min_bytes"))
 
 
 def _csv_name(nodeid: str) -> str:

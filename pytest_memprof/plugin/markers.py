@@ -1,9 +1,9 @@
-"""The memory markers: what a test asks for (parsed at collection) and whether it got it."""
+"""The memory markers: what a test asks for, parsed at collection (verdict.py judges whether it got it)."""
 
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import pytest
@@ -109,46 +109,6 @@ def spec_for(item: pytest.Item, default_limit: int | None) -> MemorySpec:
     except UsageError as error:
         raise pytest.UsageError(f"{item.nodeid}: {error}") from None
     return spec
-
-
-@dataclass
-class Verdict:
-    """The outcome of judging one test against its spec."""
-
-    failures: list[str] = field(default_factory=list)
-    leaked_bytes: int = 0
-    leak_stacks: list[StackStat] = field(default_factory=list)
-    new_garbage: int = 0
-
-
-def judge(spec: MemorySpec, peak_bytes: int, leak_stacks: list[StackStat], new_garbage: int,
-          leak_floor: int) -> Verdict:
-    """Compare what a test used with what its markers allow."""
-    verdict = Verdict(new_garbage=new_garbage)
-    kept = [stack for stack in leak_stacks if spec.filter_fn is None or spec.filter_fn(stack)]
-    verdict.leak_stacks = kept
-    verdict.leaked_bytes = sum(stack.bytes for stack in kept)
-    if spec.limit_bytes is not None and peak_bytes > spec.limit_bytes:
-        verdict.failures.append(
-            f"Test used {format_size(peak_bytes)} at its peak, more than the {format_size(spec.limit_bytes)} "
-            f"allowed by {spec.limit_source}."
-        )
-    if spec.leak_limit_bytes is not None and verdict.leaked_bytes > spec.leak_limit_bytes:
-        verdict.failures.append(
-            f"Test leaked {format_size(verdict.leaked_bytes)}, more than the {format_size(spec.leak_limit_bytes)} "
-            f"allowed by {spec.leak_source}."
-        )
-    if spec.no_leaks:
-        if verdict.leaked_bytes > leak_floor:
-            verdict.failures.append(
-                f"Test leaked {format_size(verdict.leaked_bytes)} (no_leaks; still allocated after the test "
-                f"returned and gc.collect() ran)."
-            )
-        if new_garbage:
-            verdict.failures.append(
-                f"Test left {new_garbage} new uncollectable object(s) in gc.garbage (no_leaks)."
-            )
-    return verdict
 
 
 def garbage_count() -> int:

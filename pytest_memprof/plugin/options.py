@@ -1,8 +1,7 @@
 """Every plugin option in one table, resolved command line, then ini file, then default.
 
-pytest-memray's ini options are mostly ignored because argparse defaults shadow them. Here
-every command-line option defaults to None ("not given"), so the ini value is consulted, and
-one helper does the resolution for all of them.
+A command-line option defaults to None ("not given"), so that an ini value is not shadowed by an
+argparse default; one helper resolves them all.
 """
 
 from __future__ import annotations

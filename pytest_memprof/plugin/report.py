@@ -5,25 +5,18 @@ from __future__ import annotations
 import csv
 import os
 import sysconfig
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from ..model import Frame, StackStat
+from .. import launcher
+from ..launcher import Launcher
+from ..model import StackStat
 from ..sizes import format_size
 from .results import TestMemoryResult
-
-# Frames of the test runner itself say nothing about the test's memory (xdist's workers run
-# tests under xdist and execnet).
-_RUNNER_PARTS = tuple(f"{os.sep}{name}{os.sep}" for name in ("_pytest", "pluggy", "pytest_memprof", "xdist", "execnet"))
-_RUNNER_FILES = ("<frozen runpy>",)
-
+from .verdict import Failure
 
 _STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
-
-
-def _is_runner_frame(frame: Frame) -> bool:
-    return frame.file in _RUNNER_FILES or any(part in frame.file for part in _RUNNER_PARTS) or \
-        frame.file.endswith(f"{os.sep}pytest{os.sep}__main__.py")
+_PYTEST = Launcher(launcher.PYTEST)
 
 
 def _display_path(path: str, rootdir: Path | None) -> str:
@@ -34,16 +27,9 @@ def _display_path(path: str, rootdir: Path | None) -> str:
 
 
 def is_runner_stack(stack: StackStat) -> bool:
-    """True if no frame of the stack is the test's code: pytest, pluggy, us, the stdlib only."""
-    return bool(stack.frames) and all(
-        _is_runner_frame(frame) or frame.file.startswith(_STDLIB) or frame.file.startswith("<frozen ")
-        for frame in stack.frames
-    )
-
-
-def user_frames(stack: StackStat) -> list[Frame]:
-    """The stack's frames, allocating frame first, without the test runner's own frames."""
-    return [frame for frame in reversed(stack.frames) if not _is_runner_frame(frame)]
+    """True if no frame of the stack is the test's code: pytest's own work (launcher.py), or the stdlib's."""
+    return stack.launcher or (bool(stack.frames) and all(
+        _PYTEST.is_launcher_file(frame.file) or frame.file.startswith((_STDLIB, "<frozen ")) for frame in stack.frames))
 
 
 def format_stacks(title: str, stacks: Sequence[StackStat], *, max_stacks: int, max_frames: int,
@@ -61,7 +47,7 @@ def format_stacks(title: str, stacks: Sequence[StackStat], *, max_stacks: int, m
     for index, stack in enumerate(shown, 1):
         count = f"{stack.count:,} allocation{'s' if stack.count != 1 else ''}"
         lines.append(f"  #{index}  {format_size(stack.bytes)} in {count}")
-        frames = user_frames(stack)
+        frames = stack.frames[::-1]
         if not frames:
             lines.append("      <no Python frame: allocated in native code or by the interpreter>")
         for frame in frames[:max_frames]:
@@ -77,12 +63,11 @@ def format_stacks(title: str, stacks: Sequence[StackStat], *, max_stacks: int, m
     return "\n".join(lines)
 
 
-def failure_message(failures: Iterable[str], peak_stacks: Sequence[StackStat], leak_stacks: Sequence[StackStat],
-                    *, show_peak: bool, show_leaks: bool, max_stacks: int, max_frames: int,
-                    rootdir: Path | None) -> str:
+def failure_message(failures: Sequence[Failure], peak_stacks: Sequence[StackStat], leak_stacks: Sequence[StackStat],
+                    *, show_leaks: bool, max_stacks: int, max_frames: int, rootdir: Path | None) -> str:
     """The whole text of a memory failure: what was measured, then the stacks responsible."""
-    parts = ["\n".join(failures)]
-    if show_peak:
+    parts = ["\n".join(failure.text() for failure in failures)]
+    if any(failure.about_peak for failure in failures):
         parts.append(format_stacks("Largest stacks at the peak:", peak_stacks, max_stacks=max_stacks,
                                    max_frames=max_frames, rootdir=rootdir))
     if show_leaks:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..model import StackStat
+from .verdict import Failure
 
 PREFIX = "memprof_"
 
@@ -28,7 +29,7 @@ class TestMemoryResult:
     limit_bytes: int | None = None
     leak_limit_bytes: int | None = None
     memory_failed: bool = False
-    failures: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     peak_stacks: list[StackStat] = field(default_factory=list)
     leak_stacks: list[StackStat] = field(default_factory=list)
     capture_path: str | None = None
@@ -36,6 +37,10 @@ class TestMemoryResult:
     flamegraph_path: str | None = None
     baseline_peak_bytes: int | None = None  # None: not compared, or not in the baseline
     in_baseline: bool | None = None  # None: no baseline given
+    # Filled from the test's reports where they are collected (the xdist controller too):
+    outcome: str = "passed"
+    failure_text: str | None = None  # the failure message, when the test failed on memory
+    location: tuple[str, int] | None = None  # (path relative to the rootdir, 1-based line) of the test
 
     def properties(self) -> list[tuple[str, object]]:
         """The figures as (name, value) pairs for ``user_properties`` (and so JUnit XML)."""

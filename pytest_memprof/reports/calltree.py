@@ -6,52 +6,23 @@ nodes, so HTML reports ship each function name and path once, not once per stack
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
-from ..capture import Capture
-from ..model import Frame, StackStat
+from ..model import Frame, View
 
-KINDS = ("peak", "leaks", "temporary")
-KIND_TITLES = {"peak": "at the peak", "leaks": "leaked (still allocated at the end)",
-               "temporary": "in temporary allocations"}
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_RUNPY = ("<frozen runpy>", "runpy.py")
+# What a report can show (every report but stats, which counts everything made).
+REPORT_VIEWS = (View.PEAK, View.LEAKS, View.TEMPORARY)
 
 
-def stacks_of(capture: Capture, kind: str, *, merge_threads: bool = True,
-              merge_allocators: bool = True) -> list[StackStat]:
-    """The capture's stacks for ``kind`` (peak, leaks or temporary), largest first."""
-    if kind == "peak":
-        return capture.peak_stacks(merge_threads, merge_allocators)
-    if kind == "leaks":
-        return capture.leak_stacks(merge_threads, merge_allocators)
-    if kind == "temporary":
-        return capture.temporary_stacks(merge_threads, merge_allocators)
-    raise ValueError(f"unknown kind {kind!r}")
-
-
-def user_frames(frames: Sequence[Frame]) -> Sequence[Frame]:
-    """``frames`` without memprof's own launcher (``memprof run``, runpy) above the user's code.
-
-    Those frames are the same on every stack of a ``memprof run`` capture made before the tracker
-    left them out itself, and only push the user's functions down. Only a stack that *starts*
-    with launcher frames loses them; one that ends inside memprof (or calls it from user code)
-    is kept whole: it is real.
-    """
-    last_own = -1
-    for index, frame in enumerate(frames):
-        if frame.file.startswith(_PACKAGE_DIR):
-            last_own = index
-        elif not frame.file.endswith(_RUNPY):
-            break
-    if last_own < 0 or last_own == len(frames) - 1:
-        return frames
-    start = last_own + 1
-    while start < len(frames) - 1 and frames[start].file.endswith(_RUNPY):
-        start += 1
-    return frames[start:]
+def report_view(kind: View | str) -> View:
+    """``kind`` (a View or its name) as the View a report shows; ValueError unless peak, leaks or temporary."""
+    try:
+        view = View.of(kind)
+    except ValueError:
+        view = None
+    if view not in REPORT_VIEWS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(v.label for v in REPORT_VIEWS)}")
+    return view
 
 
 class CallTree:
@@ -116,17 +87,3 @@ class CallTree:
         for parent, frame in zip(self.parents[1:], self.node_frames[1:]):
             nodes.extend((parent, frame))
         return frames, nodes
-
-    def frame(self, frame_index: int) -> Frame:
-        """The Frame at ``frame_index`` of the frame table."""
-        function, file, line, native = self.frames[frame_index]
-        return Frame(self.strings[function], self.strings[file], line, native)
-
-    def path(self, node: int) -> list[int]:
-        """Frame indices from the root to ``node``."""
-        frames = []
-        while node > 0:
-            frames.append(self.node_frames[node])
-            node = self.parents[node]
-        frames.reverse()
-        return frames

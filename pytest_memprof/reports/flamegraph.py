@@ -13,8 +13,10 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from .._reader import encode_varints
 from ..capture import Capture
-from .calltree import KIND_TITLES, KINDS, CallTree, stacks_of, user_frames
+from ..model import View
+from .calltree import CallTree, report_view
 from .output import write_report
 from .page import render_page
 
@@ -42,13 +44,6 @@ def _threads(capture: Capture, thread_ids: set[int]) -> tuple[list[list[Any]], d
     return threads, {tid: index for index, (tid, _) in enumerate(threads)}
 
 
-def _varint(out: bytearray, value: int) -> None:
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-
-
 def _pack_intervals(rows: list[tuple[int, int, int, int, int, int]], *, with_threads: bool) -> tuple[str, list[int]]:
     """Intervals (node, thread, allocated ms, freed ms or -1, bytes, count) as deflated varints, and the ticks.
 
@@ -60,40 +55,40 @@ def _pack_intervals(rows: list[tuple[int, int, int, int, int, int]], *, with_thr
     """
     ticks = sorted({row[2] for row in rows} | {row[3] for row in rows if row[3] >= 0})
     tick_index = {tick: index for index, tick in enumerate(ticks)}
-    packed = bytearray()
+    values: list[int] = []
     previous_node = previous_thread = previous_tick = 0
     for node, thread, allocated, freed, size, count in sorted(rows, key=lambda row: (row[0], row[1], row[2])):
         tick = tick_index[allocated]
         if node != previous_node or thread != previous_thread:
             previous_tick = 0
-        _varint(packed, node - previous_node)
+        values.append(node - previous_node)
         if with_threads:
-            _varint(packed, thread)
-        _varint(packed, tick - previous_tick)
-        _varint(packed, 0 if freed < 0 else max(1, tick_index[freed] - tick + 1))
-        _varint(packed, size * 2 + (count != 1))
+            values.append(thread)
+        values.append(tick - previous_tick)
+        values.append(0 if freed < 0 else max(1, tick_index[freed] - tick + 1))
+        values.append(size * 2 + (count != 1))
         if count != 1:
-            _varint(packed, count)
+            values.append(count)
         previous_node, previous_thread, previous_tick = node, thread, tick
+    packed = encode_varints(values)  # the capture format's varints (C++)
     # Rows of one stack repeat the same few byte patterns: deflate takes them down 10x to 50x more,
     # and every browser can inflate natively (DecompressionStream).
-    return base64.b64encode(zlib.compress(bytes(packed), 9)).decode("ascii"), ticks
+    return base64.b64encode(zlib.compress(packed, 9)).decode("ascii"), ticks
 
 
-def flamegraph_data(capture: Capture, *, kind: str = "peak", temporal: bool = False, title: str = "",
+def flamegraph_data(capture: Capture, *, kind: View | str = View.PEAK, temporal: bool = False, title: str = "",
                     inverted: bool = False, split_threads: bool = False) -> dict[str, Any]:
     """Everything the flame graph page shows, as a JSON-ready dict of flat arrays."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    view = report_view(kind)
     tree = CallTree()
-    stats = stacks_of(capture, kind, merge_threads=False)
+    stats = capture.stacks(view, merge_threads=False)
     intervals = capture.temporal_stacks() if temporal else []
     threads, thread_index = _threads(capture, {s.thread_id for s in stats} | {i.thread_id for i in intervals})
     samples: list[int] = []
     for stat in stats:
-        samples.extend((tree.add(user_frames(stat.frames)), thread_index[stat.thread_id], stat.bytes, stat.count))
+        samples.extend((tree.add(stat.frames), thread_index[stat.thread_id], stat.bytes, stat.count))
     packed_intervals, ticks = _pack_intervals(
-        [(tree.add(user_frames(interval.frames)), thread_index[interval.thread_id], round(interval.allocated_s * 1000),
+        [(tree.add(interval.frames), thread_index[interval.thread_id], round(interval.allocated_s * 1000),
           -1 if interval.freed_s is None else round(interval.freed_s * 1000), interval.bytes, interval.count)
          for interval in intervals],
         with_threads=len(threads) > 1,
@@ -102,8 +97,8 @@ def flamegraph_data(capture: Capture, *, kind: str = "peak", temporal: bool = Fa
     meta = capture.metadata
     return {
         "title": title,
-        "kind": kind,
-        "kind_title": KIND_TITLES[kind],
+        "kind": view.label,
+        "kind_title": view.title,
         "options": {"temporal": temporal, "inverted": inverted, "split_threads": split_threads},
         "strings": tree.strings,
         "frames": frames,
@@ -126,7 +121,7 @@ def flamegraph_data(capture: Capture, *, kind: str = "peak", temporal: bool = Fa
 SCRIPTS = ("timeline.js", "flamegraph.js")
 
 
-def render_flamegraph_html(capture: Capture, *, title: str | None = None, kind: str = "peak",
+def render_flamegraph_html(capture: Capture, *, title: str | None = None, kind: View | str = View.PEAK,
                            temporal: bool = False, inverted: bool = False, split_threads: bool = False,
                            assets: str | None = None) -> str:
     """The flame graph page for ``capture`` as one HTML string (linking ``assets``, see render_page)."""
@@ -139,7 +134,7 @@ def render_flamegraph_html(capture: Capture, *, title: str | None = None, kind: 
 
 
 def render_flamegraph(capture: Capture, target: str | os.PathLike[str], *, title: str | None = None,
-                      kind: str = "peak", temporal: bool = False, inverted: bool = False,
+                      kind: View | str = View.PEAK, temporal: bool = False, inverted: bool = False,
                       split_threads: bool = False, assets: str | None = None) -> Path:
     """Write the flame graph of ``capture`` to ``target`` (creating its folder) and return its path."""
     html = render_flamegraph_html(capture, title=title, kind=kind, temporal=temporal, inverted=inverted,

@@ -13,22 +13,24 @@ from typing import Any
 import jinja2
 
 from ..capture import Capture
+from ..model import View
 from ..sizes import format_size
-from .calltree import KIND_TITLES
+from .calltree import report_view
 from .output import json_for_script
 
 TEMPLATES = Path(__file__).with_name("templates")
 
 
-def render_page(template: str, capture: Capture, *, title: str, kind: str, data: dict[str, Any],
+def render_page(template: str, capture: Capture, *, title: str, kind: View | str, data: dict[str, Any],
                 scripts: Sequence[str], assets: str | None = None, **context: Any) -> str:
     """``template`` rendered for ``capture``; ``context`` adds the template's own variables.
 
     With ``assets`` (a relative URL of a folder written by ``write_assets``) the page links our
     stylesheet and scripts there instead of carrying its own copy."""
+    view = report_view(kind)
     return _environment().get_template(template).render(
         title=title,
-        kind_title=KIND_TITLES[kind],
+        kind_title=view.title,
         peak=format_size(capture.peak_bytes),
         leaked=format_size(capture.leaked_bytes),
         allocations=f"{capture.total_allocations:,}",

@@ -9,8 +9,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..capture import Capture
+from ..model import View
 from ..sizes import format_size
-from .calltree import KIND_TITLES, stacks_of, user_frames
+from .calltree import report_view
 
 SORT_COLUMNS = ("total-bytes", "own-bytes", "total-count", "own-count", "function")
 
@@ -27,13 +28,15 @@ class FunctionRow:
     own_count: int = 0
 
 
-def summary_rows(capture: Capture, *, kind: str = "peak", sort_column: str = "total-bytes") -> list[FunctionRow]:
+def summary_rows(capture: Capture, *, kind: View | str = View.PEAK,
+                 sort_column: str = "total-bytes") -> list[FunctionRow]:
     """Rows by (function, file), sorted by ``sort_column`` (largest first; names A to Z)."""
+    view = report_view(kind)
     if sort_column not in SORT_COLUMNS:
         raise ValueError(f"unknown sort column {sort_column!r}")
     rows: dict[tuple[str, str], FunctionRow] = {}
-    for stat in stacks_of(capture, kind):
-        frames = user_frames(stat.frames)
+    for stat in capture.stacks(view):
+        frames = stat.frames
         # A recursive function appears several times on one stack; its total counts the stack once.
         for key in {(frame.function, frame.file) for frame in frames}:
             row = rows.get(key) or rows.setdefault(key, FunctionRow(*key))
@@ -50,19 +53,20 @@ def summary_rows(capture: Capture, *, kind: str = "peak", sort_column: str = "to
     return sorted(rows.values(), key=lambda row: (-getattr(row, attribute), row.function, row.file))
 
 
-def print_summary(capture: Capture, *, console: Console | None = None, kind: str = "peak",
+def print_summary(capture: Capture, *, console: Console | None = None, kind: View | str = View.PEAK,
                   sort_column: str = "total-bytes", max_rows: int = 20) -> None:
     """Print the summary table to ``console``."""
+    view = report_view(kind)
     console = console or Console()
     if capture.truncated:
         console.print(Text("This capture is truncated: the summary covers what was written.", style="bold yellow"))
     rows = summary_rows(capture, kind=kind, sort_column=sort_column)
     if not rows:
         console.print("No allocations were recorded in this capture." if not capture.total_allocations
-                      else f"No memory {KIND_TITLES[kind]} in this capture.")
+                      else f"No memory {view.title} in this capture.")
         return
-    whole = sum(stat.bytes for stat in stacks_of(capture, kind))
-    table = Table(title=Text(f"Memory {KIND_TITLES[kind]} by function ({format_size(whole)} in all; "
+    whole = sum(stat.bytes for stat in capture.stacks(view))
+    table = Table(title=Text(f"Memory {view.title} by function ({format_size(whole)} in all; "
                              f"{min(max_rows, len(rows))} of {len(rows):,} functions)"))
     # Short headers leave the width to the locations; the caption says what each column is.
     table.caption = Text("total: in the function or what it called; own: allocated in the function itself")

@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from ..capture import Capture
-from .calltree import KINDS, CallTree, stacks_of, user_frames
+from ..model import View
+from .calltree import CallTree, report_view
 from .output import write_report
 from .page import render_page
 
 
-def table_data(capture: Capture, *, kind: str = "peak", title: str = "") -> dict[str, Any]:
+def table_data(capture: Capture, *, kind: View | str = View.PEAK, title: str = "") -> dict[str, Any]:
     """Rows of the table as a JSON-ready dict: a call tree and flat [node, thread, allocator, bytes, count]."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    view = report_view(kind)
     tree = CallTree()
-    stats = stacks_of(capture, kind, merge_threads=False, merge_allocators=False)
+    stats = capture.stacks(view, merge_threads=False, merge_allocators=False)
     names = {info.thread_id: info.name for info in capture.threads()}
     thread_ids = sorted({stat.thread_id for stat in stats})
     thread_index = {tid: index for index, tid in enumerate(thread_ids)}
@@ -29,12 +29,12 @@ def table_data(capture: Capture, *, kind: str = "peak", title: str = "") -> dict
     rows: list[int] = []
     for stat in stats:
         allocator = allocators.setdefault(stat.allocator or "?", len(allocators))
-        rows.extend((tree.add(user_frames(stat.frames)), thread_index[stat.thread_id], allocator, stat.bytes,
+        rows.extend((tree.add(stat.frames), thread_index[stat.thread_id], allocator, stat.bytes,
                      stat.count))
     frames, nodes = tree.packed()
     return {
         "title": title,
-        "kind": kind,
+        "kind": view.label,
         "strings": tree.strings,
         "frames": frames,
         "nodes": nodes,
@@ -44,7 +44,7 @@ def table_data(capture: Capture, *, kind: str = "peak", title: str = "") -> dict
     }
 
 
-def render_table_html(capture: Capture, *, title: str | None = None, kind: str = "peak") -> str:
+def render_table_html(capture: Capture, *, title: str | None = None, kind: View | str = View.PEAK) -> str:
     """The table page for ``capture`` as one HTML string."""
     if title is None:
         title = capture.path.name if capture.path else "capture"
@@ -54,6 +54,6 @@ def render_table_html(capture: Capture, *, title: str | None = None, kind: str =
 
 
 def render_table(capture: Capture, target: str | os.PathLike[str], *, title: str | None = None,
-                 kind: str = "peak") -> Path:
+                 kind: View | str = View.PEAK) -> Path:
     """Write the allocation table of ``capture`` to ``target`` (creating its folder) and return its path."""
     return write_report(target, render_table_html(capture, title=title, kind=kind))

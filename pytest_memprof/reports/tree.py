@@ -9,9 +9,9 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ..capture import Capture
-from ..model import Frame
+from ..model import Frame, View
 from ..sizes import format_size
-from .calltree import KIND_TITLES, stacks_of, user_frames
+from .calltree import report_view
 
 
 @dataclass
@@ -36,20 +36,22 @@ def _label(branch: _Branch, total: int) -> Text:
     return label
 
 
-def build_tree(capture: Capture, *, kind: str = "peak", biggest_allocs: int = 10, fold_below: float = 0.01) -> Tree:
+def build_tree(capture: Capture, *, kind: View | str = View.PEAK, biggest_allocs: int = 10,
+               fold_below: float = 0.01) -> Tree:
     """A rich Tree of the ``biggest_allocs`` largest stacks; branches under ``fold_below`` of the total fold."""
+    view = report_view(kind)
     root = _Branch(None)
-    stacks = stacks_of(capture, kind)
+    stacks = capture.stacks(view)
     whole = sum(stat.bytes for stat in stacks)
     for stat in stacks[:biggest_allocs]:
         root.bytes += stat.bytes
         root.count += stat.count
         branch = root
-        for frame in user_frames(stat.frames):
+        for frame in stat.frames:
             branch = branch.children.setdefault(frame, _Branch(frame))
             branch.bytes += stat.bytes
             branch.count += stat.count
-    # Shares are of everything of this kind, not of the stacks shown, so they read the same as elsewhere.
+    # Shares are of everything in the view, not of the stacks shown, so they read the same as elsewhere.
     tree = Tree(_label(root, whole), guide_style="dim")
     pending = [(root, tree)]
     while pending:
@@ -65,17 +67,18 @@ def build_tree(capture: Capture, *, kind: str = "peak", biggest_allocs: int = 10
     return tree
 
 
-def print_tree(capture: Capture, *, console: Console | None = None, kind: str = "peak",
+def print_tree(capture: Capture, *, console: Console | None = None, kind: View | str = View.PEAK,
                biggest_allocs: int = 10) -> None:
     """Print the tree of the biggest stacks (the peak by default) to ``console``."""
+    view = report_view(kind)
     console = console or Console()
     if capture.truncated:
         console.print(Text("This capture is truncated: the tree covers what was written.", style="bold yellow"))
-    stacks = stacks_of(capture, kind)
+    stacks = capture.stacks(view)
     if not stacks:
         console.print("No allocations were recorded in this capture." if not capture.total_allocations
-                      else f"No memory {KIND_TITLES[kind]} in this capture.")
+                      else f"No memory {view.title} in this capture.")
         return
     console.print(Text(f"The {min(biggest_allocs, len(stacks))} biggest of {len(stacks):,} stacks, bytes "
-                       f"{KIND_TITLES[kind]} ({format_size(sum(s.bytes for s in stacks))} in all):"))
+                       f"{view.title} ({format_size(sum(s.bytes for s in stacks))} in all):"))
     console.print(build_tree(capture, kind=kind, biggest_allocs=biggest_allocs))

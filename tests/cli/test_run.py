@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -82,6 +84,22 @@ def test_uncaught_exception_exits_1_shows_only_the_program_traceback_and_keeps_t
     assert "ValueError: boom from the program" in result.stderr
     assert "cli/run.py" not in result.stderr  # our frames are dropped, as python shows none of its own
     assert not Capture.open(tmp_path / "boom.bin").truncated
+
+
+def test_a_failing_program_prints_the_traceback_python_prints(memprof, tmp_path):
+    script = tmp_path / "fails.py"
+    script.write_text("def main():\n    raise ValueError('boom')\n\nmain()\n")
+    by_python = subprocess.run([sys.executable, "fails.py"], cwd=tmp_path, capture_output=True, text=True)
+    result = memprof("run", "-q", "-o", "fails.bin", "fails.py")
+    assert result.returncode == by_python.returncode == 1
+    assert result.stderr == by_python.stderr  # no <frozen runpy> frames, no cli/run.py line
+
+
+def test_a_missing_module_is_one_line_as_python_says_and_leaves_no_capture(memprof, tmp_path):
+    result = memprof("run", "-o", "missing.bin", "-m", "no_such_module_here")
+    assert_one_line_error(result, "No module named no_such_module_here")
+    assert result.returncode == 1
+    assert not (tmp_path / "missing.bin").exists()
 
 
 def test_existing_capture_is_kept_unless_forced(memprof, program, tmp_path):

@@ -7,11 +7,13 @@ import subprocess
 import threading
 
 import pytest
+from pytest_memprof._reader import FORMAT_VERSION, MAGIC
 
 from pytest_memprof import Capture
 from pytest_memprof.live.sources import SocketSource
-from pytest_memprof.live.stream import FIXED_HEADER, FORMAT_VERSION, MAGIC, LiveSession
+from pytest_memprof.live.stream import LiveSession
 from pytest_memprof.live.view import LiveView
+from tests.records import FIXED_HEADER
 
 from ..cli.conftest import assert_one_line_error
 from .conftest import TIMEOUT_S, env, free_port, memprof_command, quit_view, read_port, run_pilot, wait_until

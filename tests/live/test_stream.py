@@ -8,11 +8,13 @@ import threading
 import time
 
 import pytest
+from pytest_memprof._reader import FORMAT_VERSION, MAGIC
 
 from pytest_memprof import Capture, CaptureError, CaptureVersionError
 from pytest_memprof.live import EXIT_MARK_ID, exit_mark_label, parse_exit_mark
 from pytest_memprof.live.sources import FileFollower
-from pytest_memprof.live.stream import FIXED_HEADER, FORMAT_VERSION, MAGIC, LiveSession, StreamDecoder, downsample
+from pytest_memprof.live.stream import LiveSession, StreamDecoder, downsample
+from tests.records import FIXED_HEADER
 
 from .conftest import TIMEOUT_S, env, memprof_command
 

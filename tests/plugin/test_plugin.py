@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
 from pytest_memprof import Capture
+from tests.conftest import subprocess_env
 
 pytest_plugins = ["pytester"]
 
@@ -446,6 +450,32 @@ def test_big():
     [path] = bins.glob("*.bin")
     top = Capture.open(path).peak_stacks()[0]
     assert [frame.function for frame in top.frames] == ["test_big", "allocate"]
+
+
+def test_failure_messages_under_the_pytest_script_show_no_launcher_frames(pytester):
+    # Under the console script (not python -m pytest), pytest's own work in the window listed
+    # "<module> at .../bin/pytest:6" as a stack of the test.
+    pytester.makepyfile(BIG + """
+@pytest.mark.limit_memory("1KB")
+def test_over():
+    data = [allocate(100) for _ in range(100)]
+
+@pytest.mark.no_leaks
+def test_leaks():
+    global kept
+    kept = [allocate(1000) for _ in range(100)]
+""")
+    script = Path(sys.executable).with_name("pytest")
+    if not script.exists():
+        pytest.skip("no pytest console script beside this interpreter")
+    result = subprocess.run([str(script), "-p", "no:cacheprovider", "-p", "no:memray", "--memprof-stacks", "50",
+                             "--memprof-leak-floor", "0"], cwd=pytester.path, env=subprocess_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout
+    assert "Largest stacks at the peak:" in result.stdout and "Leaking stacks:" in result.stdout
+    frames = [line for line in result.stdout.splitlines() if " at /" in line]
+    for noise in ("/bin/pytest", "/_pytest/", "/pluggy/", "/pytest_memprof/"):
+        assert not [line for line in frames if noise in line], noise
 
 
 def test_a_collection_error_is_reported_as_usual(pytester):

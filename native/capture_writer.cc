@@ -1,0 +1,96 @@
+#include "capture_writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "recorder.h"
+
+namespace memprof {
+namespace {
+
+// FRAME, NODE, the mappings, NATIVE_NODE and THREAD_NAME records for the first table entries:
+// ids are positions, so they keep their order.
+void write_tables(Recorder& recorder, const Reader& reader, size_t frames, size_t nodes, size_t native_nodes) {
+    const auto& all_frames = reader.frames();
+    for (size_t i = 0; i < frames && i < all_frames.size(); ++i) {
+        recorder.frame(all_frames[i].function, all_frames[i].file, all_frames[i].first_line);
+    }
+    const auto& all_nodes = reader.nodes();
+    for (size_t i = 0; i < nodes && i < all_nodes.size(); ++i) {
+        recorder.node(all_nodes[i].parent, all_nodes[i].frame, all_nodes[i].line, all_nodes[i].entry);
+    }
+    if (!reader.maps().empty()) {
+        // Every mapping the stream saw: a node resolves against the latest one holding it.
+        recorder.maps_begin();
+        for (const MapRecord& map : reader.maps()) recorder.map(map.start, map.end, map.load_base, map.path, map.build_id);
+    }
+    const auto& all_native = reader.native_nodes();
+    for (size_t i = 0; i < native_nodes && i < all_native.size(); ++i) {
+        recorder.native_node(all_native[i].parent, all_native[i].address, all_native[i].eval);
+    }
+    for (const auto& [tid, name] : reader.thread_names()) recorder.thread_name(tid, name);
+}
+
+void write_aggregates(Recorder& recorder, const Reader& reader) {
+    for (uint64_t tid : reader.threads_seen()) recorder.thread(tid);  // keeps the order threads came in
+    for (const AggregateRow& row : reader.aggregates()) recorder.agg_stack(row.tid, row.allocator, row.stack, row.figures);
+    for (const TimelineRow& point : reader.timeline()) recorder.agg_sample(point.ms, point.heap, point.rss);
+    recorder.agg_summary(reader.peak_bytes(), reader.peak_ms(), reader.unmatched_frees(), reader.histogram(),
+                         kHistogramBuckets);
+}
+
+// Opens `path`.partial, lets `body` write the records, ends the stream and renames the file.
+template <typename Body>
+int write_capture(const std::string& path, const std::string& header_json, uint64_t end_ms, std::string* error,
+                  Body body) {
+    std::string partial = path + ".partial";
+    int fd = open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int problem = errno;
+        *error = strerror(problem);
+        return problem;
+    }
+    std::unique_ptr<Sink> sink = make_lz4_file_sink(fd, header_json, kFormatVersion, nullptr, error);
+    if (!sink) {
+        unlink(partial.c_str());
+        return errno ? errno : EIO;
+    }
+    Recorder recorder;
+    recorder.open(std::move(sink));
+    body(recorder);
+    recorder.trailer(end_ms);
+    *error = recorder.close();
+    if (error->empty() && rename(partial.c_str(), path.c_str()) != 0) *error = strerror(errno);
+    if (!error->empty()) {
+        int problem = errno ? errno : EIO;
+        unlink(partial.c_str());
+        return problem;
+    }
+    return 0;
+}
+
+}  // namespace
+
+int write_window_capture(const Reader& reader, const std::string& path, const std::string& header_json,
+                         const std::string& window, size_t frames, size_t nodes, size_t native_nodes,
+                         std::string* error) {
+    return write_capture(path, header_json, reader.end_ms(), error, [&](Recorder& recorder) {
+        write_tables(recorder, reader, frames, nodes, native_nodes);
+        recorder.raw(reinterpret_cast<const uint8_t*>(window.data()), window.size(), reader.window_records());
+    });
+}
+
+int write_aggregated_capture(const Reader& reader, const std::string& path, const std::string& header_json,
+                             std::string* error) {
+    size_t everything = static_cast<size_t>(-1);
+    return write_capture(path, header_json, reader.end_ms(), error, [&](Recorder& recorder) {
+        write_tables(recorder, reader, everything, everything, everything);
+        write_aggregates(recorder, reader);
+    });
+}
+
+}  // namespace memprof

@@ -1,0 +1,99 @@
+#include "dumper.h"
+
+#include <cinttypes>
+
+namespace memprof {
+
+const char* Dumper::on(const AllocRecord& record) {
+    fprintf(d_out, "ALLOC %s address=0x%" PRIx64 " size=%" PRIu64 " stack=%" PRIu32, kind_name(record.allocator),
+            record.address, record.size, record.stack);
+    if (record.has_native) fprintf(d_out, " native=%" PRIu32, record.native);
+    fprintf(d_out, " thread=%" PRIu64 "\n", record.tid);
+    return nullptr;
+}
+
+const char* Dumper::on(const FreeRecord& record) {
+    fprintf(d_out, "FREE %s address=0x%" PRIx64, kind_name(record.allocator), record.address);
+    if (record.allocator == MUNMAP) fprintf(d_out, " size=%" PRIu64, record.size);
+    fprintf(d_out, " thread=%" PRIu64 "\n", record.tid);
+    return nullptr;
+}
+
+const char* Dumper::on(const ThreadRecord& record) {
+    fprintf(d_out, "THREAD tid=%" PRIu64 "\n", record.tid);
+    return nullptr;
+}
+
+const char* Dumper::on(const ThreadNameRecord& record) {
+    fprintf(d_out, "THREAD_NAME tid=%" PRIu64 " name=%s\n", record.tid, record.name.c_str());
+    return nullptr;
+}
+
+const char* Dumper::on(const FrameRecord& record) {
+    fprintf(d_out, "FRAME id=%zu function=%s file=%s line=%" PRIu32 "\n", d_frames++, record.function.c_str(),
+            record.file.c_str(), record.first_line);
+    return nullptr;
+}
+
+const char* Dumper::on(const NodeRecord& record) {
+    fprintf(d_out, "%s id=%zu parent=%" PRIu32 " frame=%" PRIu32 " line=%" PRIu32 "\n",
+            record.entry ? "ENTRY_NODE" : "NODE", ++d_nodes, record.parent, record.frame, record.line);
+    return nullptr;
+}
+
+const char* Dumper::on(const NativeNodeRecord& record) {
+    fprintf(d_out, "%s id=%zu parent=%" PRIu32 " address=0x%" PRIx64 "\n",
+            record.eval ? "EVAL_NATIVE_NODE" : "NATIVE_NODE", ++d_native_nodes, record.parent, record.address);
+    return nullptr;
+}
+
+const char* Dumper::on(const MapsRecord&) {
+    fprintf(d_out, "MAPS\n");
+    return nullptr;
+}
+
+const char* Dumper::on(const MapRecord& record) {
+    fprintf(d_out, "MAP start=0x%" PRIx64 " end=0x%" PRIx64 " load_base=0x%" PRIx64 " path=%s build_id=", record.start,
+            record.end, record.load_base, record.path.c_str());
+    for (unsigned char byte : record.build_id) fprintf(d_out, "%02x", byte);
+    fprintf(d_out, "\n");
+    return nullptr;
+}
+
+const char* Dumper::on(const SampleRecord& record) {
+    fprintf(d_out, "SAMPLE ms=%" PRIu64 " rss=%" PRIu64 "\n", record.ms, record.rss);
+    return nullptr;
+}
+
+const char* Dumper::on(const MarkRecord& record) {
+    fprintf(d_out, "MARK id=%" PRIu64 " label=%s\n", record.id, record.label.c_str());
+    return nullptr;
+}
+
+const char* Dumper::on(const TrailerRecord& record) {
+    fprintf(d_out, "TRAILER ms=%" PRIu64 " records=%" PRIu64 "\n", record.ms, record.records);
+    return nullptr;
+}
+
+const char* Dumper::on(const AggStackRecord& record) {
+    fprintf(d_out,
+            "AGG_STACK thread=%" PRIu64 " %s stack=%" PRIu32 " peak=%" PRIu64 "/%" PRIu64 " leaked=%" PRIu64 "/%" PRIu64
+            " total=%" PRIu64 "/%" PRIu64 " temporary=%" PRIu64 "/%" PRIu64 "\n",
+            record.tid, kind_name(record.allocator), record.stack, record.at_peak.bytes, record.at_peak.count,
+            record.leaked.bytes, record.leaked.count, record.total.bytes, record.total.count, record.temporary.bytes,
+            record.temporary.count);
+    return nullptr;
+}
+
+const char* Dumper::on(const AggSampleRecord& record) {
+    fprintf(d_out, "AGG_SAMPLE ms=%" PRIu64 " heap=%" PRIu64 " rss=%" PRIu64 "\n", record.ms, record.heap, record.rss);
+    return nullptr;
+}
+
+const char* Dumper::on(const AggSummaryRecord& record) {
+    fprintf(d_out, "AGG_SUMMARY peak=%" PRIu64 " peak_ms=%" PRIu64 " unmatched_frees=%" PRIu64 "\n", record.peak,
+            record.peak_ms, record.unmatched_frees);
+    return nullptr;
+}
+
+}  // namespace memprof

@@ -1,0 +1,20 @@
+// The tracker's file sink: recorder.cc's LZ4 sink, whose writer thread is the tracker's own.
+#include "recorder.h"
+#include "tracker.h"
+
+namespace memprof {
+
+namespace {
+
+// This thread's allocations (and the free of its own state when it exits, which may happen while
+// the tracker lock is held: stop_thread) are never the program's.
+void guard_writer_thread() { t_guard = true; }
+
+}  // namespace
+
+std::unique_ptr<Sink> make_file_sink(int fd, const std::string& header_json, uint16_t version, bool threaded,
+                                     std::string* error) {
+    return make_lz4_file_sink(fd, header_json, version, threaded ? guard_writer_thread : nullptr, error);
+}
+
+}  // namespace memprof

@@ -1,0 +1,77 @@
+"""Which frames of a stack belong to what launched the program (``memprof run``, pytest), not to the program.
+
+A capture's header names its launcher's files (``runner_files``: parts of file paths), written by
+the front end that started tracking; every view reads stacks through ``Capture``, which drops the
+leading run of those frames with the rule below, so no view shows them and none keeps a list.
+The same rule cuts the traceback of a program that fails under ``memprof run``.
+
+The rule, for a stack read from its outermost frame: frames before the first launcher frame are
+tentatively the launcher's too (pytest started by ``python -c``, an xdist worker under execnet's
+``<string>`` bootstrap), and kept only if no launcher frame follows; the first frame after the
+launcher's is the program's first, and the stack starts there. A stack made only of launcher
+frames is the launcher's own work: it shows no frames.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+from .model import CaptureMetadata, Frame
+
+# A part ending in "/" is a folder anywhere in the path; any other part is how the path ends
+# (a file, or a pseudo-file such as "<frozen runpy>"). runpy finds a script's importer through pkgutil.
+MEMPROF_RUN: tuple[str, ...] = ("/pytest_memprof/", "/bin/memprof", "<frozen runpy>", "/runpy.py", "/pkgutil.py")
+PYTEST: tuple[str, ...] = ("/_pytest/", "/pluggy/", "/pytest_memprof/", "/pytest/__main__.py", "/bin/pytest",
+                           "/xdist/", "/execnet/", "/anyio/", "/asyncio/", "<frozen runpy>", "/runpy.py")
+
+
+class Place(enum.IntEnum):
+    """Where a stack is, read from its outermost frame, once a frame is added."""
+
+    BEFORE = 0  # no launcher frame yet: every frame so far may be the program's
+    LAUNCHER = 1  # in the launcher: every frame so far is the launcher's (a stack ending here shows none)
+    PROGRAM = 2  # past the launcher: this frame and the ones after are the program's
+
+
+class Launcher:
+    """The launcher rule for one capture's list of launcher files."""
+
+    def __init__(self, files: Sequence[str] = ()) -> None:
+        files = tuple(part for part in files if isinstance(part, str) and part)
+        self.files = files
+        self._folders = tuple(part for part in files if part.endswith("/"))
+        self._ends = tuple(part for part in files if not part.endswith("/"))
+
+    @classmethod
+    def of(cls, metadata: CaptureMetadata) -> Launcher:
+        """The launcher a capture's header names; a ``memprof run`` capture of an older memprof names none."""
+        files = metadata.extra.get("runner_files")
+        if isinstance(files, list):
+            return cls(files)
+        return cls(MEMPROF_RUN if metadata.command_line.split()[:2] == ["memprof", "run"] else ())
+
+    def __bool__(self) -> bool:
+        return bool(self.files)
+
+    def is_launcher_file(self, file: str) -> bool:
+        """Whether a frame in ``file`` is the launcher's."""
+        file = file.replace("\\", "/")
+        return file.endswith(self._ends) or any(part in file for part in self._folders)
+
+    def place(self, before: Place, file: str) -> Place:
+        """Where a stack at ``before`` is once a frame in ``file`` is added."""
+        if before is Place.PROGRAM:
+            return before
+        if self.is_launcher_file(file):
+            return Place.LAUNCHER
+        return Place.PROGRAM if before is Place.LAUNCHER else Place.BEFORE
+
+    def trim(self, frames: Sequence[Frame]) -> tuple[Frame, ...]:
+        """``frames`` (outermost first) without the launcher's leading frames."""
+        place = Place.BEFORE
+        for index, frame in enumerate(frames):
+            place = self.place(place, frame.file)
+            if place is Place.PROGRAM:
+                return tuple(frames[index:])
+        return () if place is Place.LAUNCHER else tuple(frames)

@@ -1,0 +1,238 @@
+"""The session's outputs, one small plugin each, registered at configure time when its option is on.
+
+Each is fed like any third-party plugin, through our hooks (hookspecs.py): ``pytest_memprof_test_result``
+in the process that ran the test, ``pytest_memprof_session_finish`` where the results meet. A file
+that cannot be written is said at the end and fails the run (OutputLog).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from ..capture import Capture
+from ..ci import github
+from . import options
+from .report import summary_lines, write_csv
+from .results import TestMemoryResult
+from .window_capture import capture_file_name
+
+
+class OutputLog:
+    """What the file outputs did: a line each at the end of the terminal summary; a failure fails the run."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.errors: list[str] = []
+
+    def attempt(self, path: object, write, note: str | None = None) -> None:
+        """Run ``write()``; an OSError is kept as an error about ``path``, success as ``note``."""
+        try:
+            write()
+        except OSError as error:
+            self.errors.append(f"memprof: cannot write {path}: {error.strerror or error}")
+        else:
+            if note:
+                self.notes.append(note)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_memprof_session_finish(self, session: pytest.Session) -> None:
+        """After every output wrote its file: one that could not makes the run fail."""
+        if self.errors and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        """Where each file went, then what could not be written."""
+        for note in self.notes:
+            terminalreporter.write_line(note)
+        for error in self.errors:
+            terminalreporter.write_line(error, red=True, bold=True)
+
+
+class Summary:
+    """The end-of-session table of the hungriest tests, with totals and our own cost."""
+
+    def __init__(self, top: int | None, compared: bool) -> None:
+        self.top = top
+        self.compared = compared
+        self.lines: list[str] = []
+
+    def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult], overhead_s: float) -> None:
+        """Make the table."""
+        if results:
+            self.lines = summary_lines(results, self.top, overhead_s, compared=self.compared)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        """Show it (before the annotations and the files' lines: see register())."""
+        if self.lines:
+            title = "memprof: tests by peak memory" + (f" (top {self.top})" if self.top else "")
+            terminalreporter.write_sep("=", title)
+            for line in self.lines:
+                terminalreporter.write_line(line)
+
+
+class CsvFile:
+    """``--memprof-csv-file``: the older pytest-memprof's ``function,memory`` table."""
+
+    def __init__(self, path: str, top: int | None, log: OutputLog) -> None:
+        self.path, self.top, self.log = path, top, log
+
+    def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
+        """Write it."""
+        if results:
+            self.log.attempt(self.path, lambda: write_csv(self.path, results, self.top))
+
+
+class JUnitFile:
+    """``--memprof-junit``: a memory-only JUnit report."""
+
+    def __init__(self, path: str, log: OutputLog) -> None:
+        self.path, self.log = path, log
+
+    def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
+        """Write it, with the session's totals as suite properties."""
+        if not results:
+            return
+        from ..ci import junit
+
+        totals = {
+            "memprof_tests": len(results),
+            "memprof_memory_failures": sum(result.memory_failed for result in results),
+            "memprof_peak_bytes_max": max(result.peak_bytes for result in results),
+            "memprof_allocations": sum(result.allocations for result in results),
+            "memprof_total_bytes": sum(result.total_bytes for result in results),
+            "memprof_leaked_bytes": sum(result.leaked_bytes for result in results),
+        }
+        texts = {result.nodeid: result.failure_text for result in results if result.failure_text}
+        self.log.attempt(self.path, lambda: junit.write(self.path, results, texts, totals))
+
+
+class BaselineFile:
+    """``--memprof-save-baseline``: each test's figures, for a later run to compare with."""
+
+    def __init__(self, path: str, log: OutputLog) -> None:
+        self.path, self.log = path, log
+
+    def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
+        """Write it."""
+        if not results:
+            return
+        from ..ci import baseline
+
+        self.log.attempt(self.path, lambda: baseline.save(self.path, results),
+                         f"memprof: baseline of {len(results)} test(s) saved to {self.path}")
+
+
+class GitHub:
+    """GitHub Actions: an error annotation per memory failure, and a table in the job's step summary."""
+
+    def __init__(self, rootdir: Path, top: int, compared: bool, log: OutputLog) -> None:
+        self.rootdir, self.top, self.compared, self.log = rootdir, top, compared, log
+        self.failures: list[github.MemoryFailure] = []
+
+    def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
+        """Collect the failures; append the step summary when GitHub gives a file for it."""
+        self.failures = [
+            github.MemoryFailure(result.nodeid, github.repository_path(result.location[0], self.rootdir),
+                                 result.location[1], result.failure_text)
+            for result in results if result.failure_text and result.location]
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if results and summary_file:
+            self.log.attempt(summary_file, lambda: self._append(summary_file, results))
+
+    def _append(self, path: str, results: Sequence[TestMemoryResult]) -> None:
+        text = github.step_summary(results, self.failures, self.top, compared=self.compared)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        """The annotations, as workflow commands in the log."""
+        for line in github.annotations(self.failures):
+            terminalreporter.write_line(line)
+
+
+class HtmlReport:
+    """``--memprof-html``: a flame graph per test, rendered from its in-memory capture, and the index page."""
+
+    def __init__(self, folder: Path, title: str, compared: bool, config: pytest.Config, log: OutputLog) -> None:
+        self.folder, self.title, self.compared, self.config, self.log = folder, title, compared, config, log
+        try:
+            (folder / "flamegraphs").mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise pytest.UsageError(f"--memprof-html {folder}: cannot create it: {error.strerror}") from None
+        self.rss_samples: list[tuple[float, int]] = []
+        self._started = time.perf_counter()
+        self._assets_written = False
+        self._process = None
+
+    def pytest_memprof_test_result(self, item: pytest.Item, result: TestMemoryResult, capture: Capture) -> None:
+        """The test's flame graph, and the process's RSS after it."""
+        from ..reports.flamegraph import SCRIPTS, render_flamegraph
+        from ..reports.page import write_assets
+
+        if not self._assets_written:
+            # One copy of our script and stylesheet for every page; links stay relative, so the
+            # folder still works zipped and unpacked.
+            write_assets(self.folder / "assets", SCRIPTS)
+            self._assets_written = True
+        target = self.folder / "flamegraphs" / (capture_file_name(item.nodeid)[:-4] + ".html")
+        render_flamegraph(capture, target, title=item.nodeid, assets="../assets")
+        result.flamegraph_path = str(target)
+        if self._process is None:
+            import psutil
+
+            self._process = psutil.Process()
+        self.rss_samples.append((time.perf_counter() - self._started, self._process.memory_info().rss))
+
+    def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
+        """Write the index."""
+        if results:
+            self.log.attempt(self.folder / "index.html", lambda: self._write(results),
+                             f"memprof: HTML report in {self.folder / 'index.html'}")
+
+    def _write(self, results: Sequence[TestMemoryResult]) -> None:
+        from ..ci import html_report
+        from . import sysmon
+
+        html_report.write_index(self.folder, results, self.rss_samples, compared=self.compared, title=self.title,
+                                sys_samples=sysmon.sys_series(self.config))
+
+
+def register(config: pytest.Config) -> None:
+    """Register the outputs whose options are on (called at configure time, after the session plugin)."""
+    compared = options.resolve(config, "memprof_compare") is not None
+    top_n = options.resolve(config, "memprof_top_n")
+    summary = options.resolve(config, "memprof_summary")
+    top: int | None = summary if top_n is None else (None if top_n == 0 else top_n)
+    log = OutputLog()
+    manager = config.pluginmanager
+    manager.register(log, "memprof-output-log")
+    # pluggy calls the latest registered first: the system figures, the table, the annotations, then
+    # the files, written and said in the order JUnit, baseline, CSV, HTML, step summary.
+    html = options.resolve(config, "memprof_html")
+    if github.active(options.resolve(config, "memprof_github")):
+        manager.register(GitHub(Path(str(config.rootpath)), top or 10, compared, log), "memprof-github")
+    if html:
+        manager.register(HtmlReport(Path(html), Path(str(config.rootpath)).name, compared, config, log),
+                         "memprof-html")
+    csv_file = options.resolve(config, "memprof_csv_file")
+    if csv_file:
+        manager.register(CsvFile(csv_file, top or None, log), "memprof-csv")
+    save_baseline = options.resolve(config, "memprof_save_baseline")
+    if save_baseline:
+        manager.register(BaselineFile(save_baseline, log), "memprof-baseline")
+    junit_file = options.resolve(config, "memprof_junit")
+    if junit_file:
+        manager.register(JUnitFile(junit_file, log), "memprof-junit")
+    if summary > 0 if top_n is None else True:
+        manager.register(Summary(top, compared), "memprof-summary")
+    sys_interval = options.resolve(config, "memprof_sys")
+    if sys_interval is not None:
+        from .sysmon import PLUGIN_NAME, SystemMonitor
+
+        manager.register(SystemMonitor(sys_interval), PLUGIN_NAME)

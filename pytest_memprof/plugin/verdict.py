@@ -1,0 +1,104 @@
+"""Verdicts: whether a test kept to what its markers (and a baseline) allow, as structured values."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from ..model import StackStat
+from ..sizes import format_size
+from .markers import MemorySpec
+
+
+class FailureKind(enum.Enum):
+    """What a test broke: each shows its own sentence and, in the failure message, its own stacks."""
+
+    PEAK_OVER_LIMIT = "peak over limit"  # limit_memory, --memprof-limit
+    LEAKS_OVER_LIMIT = "leaks over limit"  # limit_leaks
+    LEAKED = "leaked"  # no_leaks: more than the leak floor
+    UNCOLLECTABLE = "uncollectable"  # no_leaks: new objects in gc.garbage
+    PEAK_GREW = "peak grew"  # --memprof-fail-on-increase against a baseline
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One broken limit, as figures: turned into a sentence only when shown."""
+
+    kind: FailureKind
+    measured: int  # bytes (objects, for UNCOLLECTABLE)
+    allowed: int | None = None  # the limit in bytes; for PEAK_GREW the baseline's peak
+    source: str = ""  # what set the limit: "limit_memory('10MB')", "--memprof-limit 10.0 MiB"
+    percent: float | None = None  # PEAK_GREW: the increase --memprof-fail-on-increase allows
+
+    @property
+    def about_peak(self) -> bool:
+        """Whether the failure is about the peak (the message then shows the stacks at the peak)."""
+        return self.kind in (FailureKind.PEAK_OVER_LIMIT, FailureKind.PEAK_GREW)
+
+    def text(self) -> str:
+        """The sentence a failure message starts with."""
+        measured, allowed = format_size(self.measured), format_size(self.allowed or 0)
+        if self.kind is FailureKind.PEAK_OVER_LIMIT:
+            return f"Test used {measured} at its peak, more than the {allowed} allowed by {self.source}."
+        if self.kind is FailureKind.LEAKS_OVER_LIMIT:
+            return f"Test leaked {measured}, more than the {allowed} allowed by {self.source}."
+        if self.kind is FailureKind.LEAKED:
+            return (f"Test leaked {measured} (no_leaks; still allocated after the test returned and gc.collect() "
+                    "ran).")
+        if self.kind is FailureKind.UNCOLLECTABLE:
+            return f"Test left {self.measured} new uncollectable object(s) in gc.garbage (no_leaks)."
+        from ..ci.baseline import change_text
+
+        return (f"Peak grew {change_text(self.measured, self.allowed)} over the baseline ({allowed} -> {measured}), "
+                f"more than the {self.percent:g}% allowed by --memprof-fail-on-increase.")
+
+
+@dataclass
+class Verdict:
+    """The outcome of judging one test against its spec."""
+
+    failures: list[Failure] = field(default_factory=list)
+    leaked_bytes: int = 0
+    leak_stacks: list[StackStat] = field(default_factory=list)
+    new_garbage: int = 0
+
+
+def judge(spec: MemorySpec, peak_bytes: int, leak_stacks: list[StackStat], new_garbage: int,
+          leak_floor: int) -> Verdict:
+    """Compare what a test used with what its markers allow."""
+    verdict = Verdict(new_garbage=new_garbage)
+    kept = [stack for stack in leak_stacks if spec.filter_fn is None or spec.filter_fn(stack)]
+    verdict.leak_stacks = kept
+    verdict.leaked_bytes = sum(stack.bytes for stack in kept)
+    if spec.limit_bytes is not None and peak_bytes > spec.limit_bytes:
+        verdict.failures.append(Failure(FailureKind.PEAK_OVER_LIMIT, peak_bytes, spec.limit_bytes, spec.limit_source))
+    if spec.leak_limit_bytes is not None and verdict.leaked_bytes > spec.leak_limit_bytes:
+        verdict.failures.append(Failure(FailureKind.LEAKS_OVER_LIMIT, verdict.leaked_bytes, spec.leak_limit_bytes,
+                                        spec.leak_source))
+    if spec.no_leaks:
+        if verdict.leaked_bytes > leak_floor:
+            verdict.failures.append(Failure(FailureKind.LEAKED, verdict.leaked_bytes))
+        if new_garbage:
+            verdict.failures.append(Failure(FailureKind.UNCOLLECTABLE, new_garbage))
+    return verdict
+
+
+class BaselineJudge:
+    """A run compared with a baseline (ci/baseline.py): each test's earlier peak, and whether it grew too much."""
+
+    def __init__(self, entries: dict, fail_on_increase: float | None, min_bytes: int) -> None:
+        self.entries = entries
+        self.fail_on_increase = fail_on_increase
+        self.min_bytes = min_bytes
+
+    def judge(self, nodeid: str, peak: int) -> tuple[bool, int | None, Failure | None]:
+        """(in the baseline?, its peak, a PEAK_GREW failure if the peak grew past the allowed increase)."""
+        entry = self.entries.get(nodeid)
+        if entry is None:
+            return False, None, None  # noted in the summary, never failed
+        grew = peak - entry.peak_bytes
+        if self.fail_on_increase is None or grew <= entry.peak_bytes * self.fail_on_increase / 100 \
+                or grew <= self.min_bytes:
+            return True, entry.peak_bytes, None
+        return True, entry.peak_bytes, Failure(FailureKind.PEAK_GREW, peak, entry.peak_bytes,
+                                               percent=self.fail_on_increase)
