@@ -115,8 +115,8 @@ def ptrace_refused(pid: int, detail: str) -> AttachError:
             "its own children; run memprof attach as root, or set it to 0"
         )
     return AttachError(
-        f"ptrace of pid {pid} was refused ({detail}): memprof needs the same user and "
-        "CAP_SYS_PTRACE where the system asks for it (a container may drop it)"
+        f"ptrace of pid {pid} was refused ({detail}): the process may have made itself non-dumpable, or memprof "
+        "runs without CAP_SYS_PTRACE where it needs it (another user, a container or user namespace)"
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -174,3 +176,52 @@ def test_help_names_both_mechanisms(memprof):
         result = memprof(command, "--help")
         assert result.returncode == 0
         assert "sys.remote_exec" in result.stdout and "gdb" in result.stdout
+
+
+def test_live_remote_streams_the_attached_capture_to_a_viewer_until_detach(memprof, method, target, tmp_path):
+    from tests.cli.conftest import memprof_command
+    from tests.conftest import subprocess_env
+    from tests.live.conftest import read_port
+
+    attach = subprocess.Popen(
+        [*memprof_command(), "attach", str(target.pid), "--live-remote", "--method", method],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+    received = bytearray()
+    try:
+        port = read_port(attach)
+        viewer = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S)
+        reader = threading.Thread(target=lambda: received.extend(_read_all(viewer)), daemon=True)
+        reader.start()
+        assert "streaming pid" in attach.stderr.readline()
+        time.sleep(0.5)
+        detached = memprof("detach", str(target.pid), "--method", method, timeout=TIMEOUT_S)
+        assert detached.returncode == 0, detached.stderr
+        assert attach.wait(TIMEOUT_S) == 0
+        reader.join(TIMEOUT_S)
+        viewer.close()
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+            attach.wait()
+        attach.stderr.close()
+    # The viewer got exactly a capture file's bytes, from the header to the end of tracking.
+    (tmp_path / "streamed.bin").write_bytes(bytes(received))
+    capture = Capture.open(tmp_path / "streamed.bin")
+    assert not capture.truncated
+    assert any(frame.function == "allocate_known" for frame in capture.peak_stacks()[0].frames)
+    assert not list(tmp_path.glob("memprof-attach*.bin"))  # no -o: nothing kept here
+    assert target.quit() == 0
+
+
+def _read_all(connection: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)

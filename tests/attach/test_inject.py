@@ -1,0 +1,96 @@
+"""Getting code into another process: the gdb search, ptrace refusals, the process's exit while attached."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from pytest_memprof import Capture
+from pytest_memprof.attach import inject
+from tests.cli.conftest import assert_one_line_error, memprof_command
+from tests.conftest import subprocess_env
+
+from .conftest import TIMEOUT_S, usable_method
+
+
+def run_memprof(*args: str, cwd, env=None, prefix=()) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*prefix, *memprof_command(), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env or subprocess_env(),
+        timeout=TIMEOUT_S,
+    )
+
+
+def test_a_gdb_that_cannot_call_functions_is_named_and_the_next_one_is_used(target, tmp_path):
+    method = usable_method()
+    if method != "gdb":
+        pytest.skip("this Python attaches with sys.remote_exec: no gdb is looked for")
+    assert "cannot call a function in a process" in inject.gdb_problem("/bin/false")
+    # $MEMPROF_GDB comes first; one that fails the check is passed over for the next candidate.
+    env = subprocess_env(MEMPROF_GDB="/bin/false")
+    attached = run_memprof("attach", str(target.pid), "-o", "cap.bin", cwd=tmp_path, env=env)
+    assert attached.returncode == 0, attached.stderr
+    assert run_memprof("detach", str(target.pid), cwd=tmp_path, env=env).returncode == 0
+    assert not Capture.open(tmp_path / "cap.bin").truncated
+    assert target.quit() == 0
+
+
+def test_a_refused_ptrace_is_one_line_naming_ptrace(tmp_path):
+    method = usable_method()
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("util-linux's unshare is not installed: no way to drop CAP_SYS_PTRACE here")
+    probe = subprocess.run([unshare, "--user", "--map-root-user", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a user namespace here ({probe.stderr.strip()}): no way to drop CAP_SYS_PTRACE")
+    # A process that made itself non-dumpable may be traced only with CAP_SYS_PTRACE, which root
+    # in a user namespace of its own does not have over it.
+    code = (
+        "import ctypes, time\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\nprint('ready', flush=True)\n"
+        "while True:\n    x = [0] * 100\n    time.sleep(0.01)\n"
+    )
+    sealed = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert sealed.stdout.readline().strip() == "ready"
+        result = run_memprof(
+            "attach",
+            str(sealed.pid),
+            "-o",
+            "x.bin",
+            "--method",
+            method,
+            cwd=tmp_path,
+            prefix=(unshare, "--user", "--map-root-user"),
+        )
+        assert_one_line_error(result, f"ptrace of pid {sealed.pid} was refused")
+        assert not (tmp_path / "x.bin").exists()
+        assert sealed.poll() is None  # untouched
+    finally:
+        sealed.kill()
+        sealed.wait()
+        sealed.stdout.close()
+
+
+def test_a_process_that_exits_while_attached_finishes_its_capture(target, tmp_path):
+    method = usable_method()
+    attached = run_memprof("attach", str(target.pid), "-o", "cap.bin", "--method", method, cwd=tmp_path)
+    assert attached.returncode == 0, attached.stderr
+    assert target.quit() == 0
+    capture = Capture.open(tmp_path / "cap.bin")
+    assert not capture.truncated
+    assert any(frame.function == "allocate_known" for stack in capture.total_stacks() for frame in stack.frames)
+
+
+def test_ptrace_scope_is_read_from_yama():
+    scope = inject.ptrace_scope()
+    if not os.path.exists(inject.PTRACE_SCOPE):
+        assert scope is None
+    else:
+        assert scope == int(inject.PTRACE_SCOPE.read_text())
