@@ -88,6 +88,11 @@ def mark(unsigned long long mark_id, label):
     native.mark(mark_id, label.encode(errors="replace"))
 
 
+def guard_this_thread(bint on):
+    """Stop (True) or go back to (False) recording what the calling thread allocates: memprof's own work."""
+    native.set_guard(on)
+
+
 def ignore_this_thread():
     """Never record what the calling thread allocates from now on (for our own helper threads)."""
     native.set_guard(True)

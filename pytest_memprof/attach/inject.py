@@ -211,31 +211,63 @@ def search_paths() -> list[str]:
     return list(dict.fromkeys(paths))
 
 
+# Never raises (see bootstrap.py); a bootstrap file that is gone means the attaching memprof gave up.
+STUB = """\
+import sys
+tracker = sys.modules.get("pytest_memprof._tracker")
+guard = getattr(tracker, "guard_this_thread", None)
+try:
+    if guard:
+        guard(True)
+    try:
+        with open({path!r}, "rb") as file:
+            source = file.read()
+    except OSError:
+        source = None
+    if source is not None:
+        exec(compile(source, "<memprof attach>", "exec"), {{"__name__": "__memprof_attach__"}})
+except BaseException:
+    pass
+finally:
+    if guard:
+        guard(False)
+"""
+
+
 class Channel:
     """A private folder with the unix socket the bootstrap connects to."""
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="memprof-attach-"))
         # The target may run as another user (root attaching to a service): it must reach the
-        # socket. Only the token makes a connection count.
-        os.chmod(self.folder, 0o755)
+        # socket and the bootstrap, but not list the folder (the bootstrap's name is random), and
+        # only the token makes a connection count.
+        os.chmod(self.folder, 0o711)
         self.token = secrets.token_hex(16)
         self.socket_path = str(self.folder / "s")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(self.socket_path)
         os.chmod(self.socket_path, 0o666)
         self._listener.listen(4)
-        self.keep_bootstrap = False
+        self.for_target: list[Path] = []  # files the target reads, perhaps after we gave up
+        self.sent = False  # the target was given the code: it may read them
+        self.done = False  # the bootstrap connected: they were read
 
     def code(self) -> str:
-        """The Python source the target runs: the bootstrap, defined and called in a namespace of its own."""
+        """The Python source the target runs first: a stub that reads and runs the bootstrap file."""
+        path = self.folder / f"bootstrap-{secrets.token_hex(8)}.py"
         call = (
             f"bootstrap({self.socket_path!r}, {self.token!r}, {search_paths()!r}, {str(PACKAGE_DIR)!r}, "
             f"{tuple(sys.version_info[:2])!r})"
         )
-        source = BOOTSTRAP_SOURCE.read_text() + "\n" + call + "\n"
-        # One expression statement: it binds no name where it runs (__main__, for PyRun_SimpleString).
-        return f"exec({source!r}, {{'__name__': '__memprof_attach__'}})\n"
+        path.write_text(BOOTSTRAP_SOURCE.read_text() + "\n" + call + "\n")
+        os.chmod(path, 0o644)
+        self.for_target.append(path)
+        # One expression statement, so it binds no name where it runs (__main__ for
+        # PyRun_SimpleString), and a short one: the interpreter compiles it while a tracker of ours
+        # may be recording, and the stub stops this thread's recording before the bootstrap is read
+        # and compiled, so that a detach's own work never makes the capture's peak.
+        return f"exec({STUB.format(path=str(path))!r}, {{'__name__': '__memprof_attach__'}})\n"
 
     def exchange(self, request: dict[str, Any], timeout: float, pid: int) -> tuple[dict[str, Any], socket.socket]:
         """Wait for the bootstrap, send ``request``, return its reply and the connection."""
@@ -260,16 +292,18 @@ class Channel:
                 connection.close()
                 continue
             if reply.get("token") == self.token:
+                self.done = True
                 return reply, connection
             connection.close()  # not the bootstrap we started
 
     def close(self) -> None:
-        """Stop listening and remove the folder (a bootstrap that comes late finds no socket and does nothing)."""
+        """Stop listening and remove the folder; a bootstrap not run yet is kept (it then finds no socket)."""
         self._listener.close()
+        kept = self.for_target if self.sent and not self.done else []
         for entry in self.folder.iterdir():
-            if not (self.keep_bootstrap and entry.name == "bootstrap.py"):
+            if entry not in kept:
                 entry.unlink(missing_ok=True)
-        if not self.keep_bootstrap:
+        if not kept:
             self.folder.rmdir()
 
 
@@ -285,12 +319,10 @@ def _read_line(connection: socket.socket) -> dict[str, Any]:
 
 def inject_remote_exec(pid: int, channel: Channel) -> None:
     """Have the target run the bootstrap with ``sys.remote_exec``."""
-    script = channel.folder / "bootstrap.py"
+    script = channel.folder / f"remote-exec-{secrets.token_hex(8)}.py"
     script.write_text(channel.code())
     os.chmod(script, 0o644)
-    # The target reads the file when it gets to it, maybe after we gave up: the file stays, and
-    # the bootstrap then finds no socket.
-    channel.keep_bootstrap = True
+    channel.for_target.append(script)
     try:
         sys.remote_exec(pid, str(script))  # type: ignore[attr-defined]
     except PermissionError as error:
@@ -390,6 +422,7 @@ def run_in_process(
             inject_gdb(pid, channel, gdb)
         else:
             inject_remote_exec(pid, channel)
+        channel.sent = True
         reply, connection = channel.exchange(request, timeout, pid)
     finally:
         channel.close()

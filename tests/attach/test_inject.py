@@ -94,3 +94,32 @@ def test_ptrace_scope_is_read_from_yama():
         assert scope is None
     else:
         assert scope == int(inject.PTRACE_SCOPE.read_text())
+
+
+def test_a_process_that_runs_no_python_code_in_time_is_reported_and_left_untracked(tmp_path):
+    method = usable_method()
+    # The main thread blocks in a read until told to go on: the code memprof gives it can only run after.
+    code = (
+        "import sys\nprint('ready', flush=True)\nsys.stdin.readline()\n"
+        "x = [bytearray(1000) for _ in range(100)]\n"
+        "print('pytest_memprof' in sys.modules, flush=True)\n"
+    )
+    blocked = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert blocked.stdout.readline().strip() == "ready"
+        result = run_memprof(
+            "attach", str(blocked.pid), "-o", "x.bin", "--method", method, "--timeout", "2", cwd=tmp_path
+        )
+        assert_one_line_error(result, f"pid {blocked.pid} did not run memprof's code within 2 s", "--timeout")
+        blocked.stdin.write("go\n")
+        blocked.stdin.flush()
+        # It ran memprof's code late, found nobody waiting, and did nothing: no tracker, no capture.
+        assert blocked.stdout.readline().strip() == "False"
+        assert blocked.wait(TIMEOUT_S) == 0
+        assert not (tmp_path / "x.bin").exists()
+    finally:
+        if blocked.poll() is None:
+            blocked.kill()
+            blocked.wait()
+        blocked.stdin.close()
+        blocked.stdout.close()

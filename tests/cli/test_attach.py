@@ -12,6 +12,7 @@ import pytest
 
 from pytest_memprof import Capture
 from tests.attach.conftest import TIMEOUT_S, Target, usable_method
+from tests.conftest import subprocess_env
 
 from .conftest import assert_one_line_error
 
@@ -38,7 +39,10 @@ def test_attach_then_detach_captures_the_allocating_function_and_leaves_the_proc
     memprof, method, target, tmp_path
 ):
     before = target.state()
-    attached = memprof("attach", str(target.pid), "-o", "cap.bin", "--method", method, timeout=TIMEOUT_S)
+    own_tmp = tmp_path / "tmp"
+    own_tmp.mkdir()
+    env = subprocess_env(TMPDIR=str(own_tmp))
+    attached = memprof("attach", str(target.pid), "-o", "cap.bin", "--method", method, env=env)
     assert attached.returncode == 0, attached.stderr
     assert f"tracking pid {target.pid}" in attached.stderr and str(tmp_path / "cap.bin") in attached.stderr
     during = target.state()
@@ -51,9 +55,10 @@ def test_attach_then_detach_captures_the_allocating_function_and_leaves_the_proc
     assert not (tmp_path / "other.bin").exists()
 
     time.sleep(0.5)  # some loops of allocate_known() while tracked
-    detached = memprof("detach", str(target.pid), "--method", method, timeout=TIMEOUT_S)
+    detached = memprof("detach", str(target.pid), "--method", method, env=env)
     assert detached.returncode == 0, detached.stderr
     assert "wrote" in detached.stderr and "cap.bin" in detached.stderr
+    assert not list(own_tmp.iterdir())  # memprof's folders for the exchange are gone
     after = target.state()
     # Nothing of ours is left on the allocation path, and the program goes on.
     assert hooks_of(after) == hooks_of(before)
@@ -132,13 +137,26 @@ def test_a_process_tracked_by_memprof_run_is_refused_by_name(memprof, method, tm
         runner.stdout.close()
 
 
-def test_a_process_that_is_not_python_is_refused(memprof, method):
+def test_a_process_that_is_not_python_is_refused(memprof, method, tmp_path):
     sleeper = subprocess.Popen(["sleep", "60"])
+    own_tmp = tmp_path / "tmp"
+    own_tmp.mkdir()
     try:
-        result = memprof("attach", str(sleeper.pid), "-o", "x.bin", "--method", method, "--timeout", "3")
+        result = memprof(
+            "attach",
+            str(sleeper.pid),
+            "-o",
+            "x.bin",
+            "--method",
+            method,
+            "--timeout",
+            "3",
+            env=subprocess_env(TMPDIR=str(own_tmp)),
+        )
         assert_one_line_error(result, f"pid {sleeper.pid}")
         if method == "gdb":
             assert "not a Python process" in result.stderr
+            assert not list(own_tmp.iterdir())  # nothing was given to the process: nothing is left
     finally:
         sleeper.kill()
         sleeper.wait()
