@@ -8,6 +8,9 @@ import os
 import threading
 
 
+_program_thread_profile = None
+
+
 def start(path, header_json, *, bint native_traces=False, bint trace_python_allocators=True,
           bint follow_fork=False):
     """Start tracking into ``path`` (a capture file) or, if ``path`` is None, into memory."""
@@ -18,12 +21,15 @@ def start(path, header_json, *, bint native_traces=False, bint trace_python_allo
     options.native = native_traces
     options.trace_python_allocators = trace_python_allocators
     options.follow_fork = follow_fork
-    # Python threads started from now on install the C profiler on their first event.
+    # Python threads started from now on install the C profiler on their first event. The
+    # program's own hook (a process memprof attached to may have one) comes back at stop.
+    global _program_thread_profile
+    _program_thread_profile = getattr(threading, "_profile_hook", None)
     threading.setprofile(_thread_trampoline)
     native.set_guard(True)  # what this function allocates from here on is not the program's
     try:
         if not native.start(options, &error):
-            threading.setprofile(None)
+            threading.setprofile(_program_thread_profile)
             return error.decode(errors="replace")
         _record_thread_names()
     finally:
@@ -37,7 +43,7 @@ def stop():
     native.set_guard(True)
     try:
         _record_thread_names()  # names may have changed since start: record the final ones
-        threading.setprofile(None)
+        threading.setprofile(_program_thread_profile)
         error = native.stop()
     finally:
         native.set_guard(False)

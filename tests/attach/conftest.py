@@ -19,8 +19,8 @@ TIMEOUT_S = 60.0
 
 # The main thread allocates in allocate_known() for ever; a second thread answers "state" lines on
 # stdin with what sits on the allocation path now (the GOT slot of malloc in a library loaded
-# before any attach, the Python allocator domains' functions, the profile functions) and ends the
-# process on "quit".
+# before any attach, the Python allocator domains' functions, the profile functions, its own
+# threading.setprofile hook) and ends the process on "quit".
 TARGET = """
 import ctypes, json, sys, threading, time
 
@@ -60,8 +60,12 @@ def answer():
     global running
     running = False
 
+def own_thread_profile(frame, event, arg):
+    pass
+
 running = True
 threading.Thread(target=answer, daemon=True).start()
+threading.setprofile(own_thread_profile)  # the program's own: memprof must give it back
 
 def main():
     global loops

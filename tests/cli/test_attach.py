@@ -91,6 +91,26 @@ def test_a_second_session_after_detach_writes_a_capture_of_its_own(memprof, meth
     assert target.quit() == 0
 
 
+def test_native_and_system_allocator_only_options_reach_the_tracker(memprof, method, target, tmp_path):
+    before = target.state()
+    options = ("--native", "--no-python-allocators")
+    result = memprof("attach", str(target.pid), "-o", "native.bin", *options, "--method", method)
+    assert result.returncode == 0, result.stderr
+    during = target.state()
+    assert during["malloc_slot"] != before["malloc_slot"]
+    assert during["domains"] == before["domains"]  # Python's allocators left alone
+    time.sleep(0.3)
+    assert memprof("detach", str(target.pid), "--method", method).returncode == 0
+    assert hooks_of(target.state()) == hooks_of(before)
+    capture = Capture.open(tmp_path / "native.bin", show_interpreter_frames=True)
+    assert capture.metadata.native and not capture.metadata.trace_python_allocators
+    top = capture.peak_stacks()[0]
+    # Walked Python frames, with the interpreter's C frames below them down to the allocator.
+    assert [frame.function for frame in top.frames if not frame.native][-1] == "allocate_known"
+    assert any(frame.native for frame in top.frames)
+    assert target.quit() == 0
+
+
 def test_duration_stops_tracking_by_itself(memprof, method, target, tmp_path):
     before = target.state()
     result = memprof("attach", str(target.pid), "-o", "timed.bin", "--duration", "1", "--method", method)
