@@ -82,7 +82,7 @@ main()
 class Target:
     """The running target process and its state reports."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, **env: str) -> None:
         script = folder / "target.py"
         script.write_text(textwrap.dedent(TARGET))
         library = native_lib.build(folder)
@@ -91,7 +91,7 @@ class Target:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=subprocess_env(),
+            env=subprocess_env(**env),
             cwd=folder,
         )
         assert self.process.stdout.readline().strip() == "ready"

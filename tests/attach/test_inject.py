@@ -14,7 +14,7 @@ from pytest_memprof.attach import inject
 from tests.cli.conftest import assert_one_line_error, memprof_command
 from tests.conftest import subprocess_env
 
-from .conftest import TIMEOUT_S, usable_method
+from .conftest import TIMEOUT_S, Target, usable_method
 
 
 def run_memprof(*args: str, cwd, env=None, prefix=()) -> subprocess.CompletedProcess:
@@ -123,3 +123,25 @@ def test_a_process_that_runs_no_python_code_in_time_is_reported_and_left_untrack
             blocked.wait()
         blocked.stdin.close()
         blocked.stdout.close()
+
+
+def test_a_process_with_remote_debugging_off_is_refused_by_remote_exec_and_reached_by_gdb(tmp_path):
+    if not inject.remote_exec_available():
+        pytest.skip("sys.remote_exec is CPython 3.14+")
+    sealed = Target(tmp_path, PYTHON_DISABLE_REMOTE_DEBUG="1")
+    try:
+        refused = run_memprof("attach", str(sealed.pid), "-o", "x.bin", cwd=tmp_path)
+        assert_one_line_error(refused, f"pid {sealed.pid}", "sys.remote_exec")
+        assert not (tmp_path / "x.bin").exists()
+        try:
+            inject.find_gdb()
+        except inject.AttachError as error:
+            pytest.skip(f"--method gdb needs a gdb that can call functions: {error}")
+        attached = run_memprof("attach", str(sealed.pid), "-o", "gdb.bin", "--method", "gdb", cwd=tmp_path)
+        assert attached.returncode == 0, attached.stderr
+        assert run_memprof("detach", str(sealed.pid), "--method", "gdb", cwd=tmp_path).returncode == 0
+        capture = Capture.open(tmp_path / "gdb.bin")
+        assert any(frame.function == "allocate_known" for frame in capture.peak_stacks()[0].frames)
+    finally:
+        if sealed.process.poll() is None:
+            assert sealed.quit() == 0

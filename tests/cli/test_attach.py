@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -216,11 +217,14 @@ def test_help_names_both_mechanisms(memprof):
         assert "sys.remote_exec" in result.stdout and "gdb" in result.stdout
 
 
-def test_live_remote_streams_the_attached_capture_to_a_viewer_until_detach(memprof, method, target, tmp_path):
+@pytest.mark.parametrize("stop_by", ["detach", "ctrl-c"])
+def test_live_remote_streams_the_attached_capture_to_a_viewer_until_tracking_stops(
+    memprof, method, target, tmp_path, stop_by
+):
     from tests.cli.conftest import memprof_command
-    from tests.conftest import subprocess_env
     from tests.live.conftest import read_port
 
+    before = target.state()
     attach = subprocess.Popen(
         [*memprof_command(), "attach", str(target.pid), "--live-remote", "--method", method],
         cwd=tmp_path,
@@ -237,8 +241,11 @@ def test_live_remote_streams_the_attached_capture_to_a_viewer_until_detach(mempr
         reader.start()
         assert "streaming pid" in attach.stderr.readline()
         time.sleep(0.5)
-        detached = memprof("detach", str(target.pid), "--method", method, timeout=TIMEOUT_S)
-        assert detached.returncode == 0, detached.stderr
+        if stop_by == "detach":
+            detached = memprof("detach", str(target.pid), "--method", method, timeout=TIMEOUT_S)
+            assert detached.returncode == 0, detached.stderr
+        else:
+            attach.send_signal(signal.SIGINT)  # Ctrl-C on the attaching memprof detaches
         assert attach.wait(TIMEOUT_S) == 0
         reader.join(TIMEOUT_S)
         viewer.close()
@@ -247,6 +254,7 @@ def test_live_remote_streams_the_attached_capture_to_a_viewer_until_detach(mempr
             attach.kill()
             attach.wait()
         attach.stderr.close()
+    assert hooks_of(target.state()) == hooks_of(before)
     # The viewer got exactly a capture file's bytes, from the header to the end of tracking.
     (tmp_path / "streamed.bin").write_bytes(bytes(received))
     capture = Capture.open(tmp_path / "streamed.bin")
