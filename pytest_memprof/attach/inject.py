@@ -224,6 +224,13 @@ try:
             source = file.read()
     except OSError:
         source = None
+    try:
+        # Read: a bootstrap that comes after memprof gave up leaves nothing behind it.
+        import os
+        os.remove({path!r})
+        os.rmdir(os.path.dirname({path!r}))
+    except OSError:
+        pass
     if source is not None:
         exec(compile(source, "<memprof attach>", "exec"), {{"__name__": "__memprof_attach__"}})
 except BaseException:

@@ -107,8 +107,19 @@ def test_a_process_that_runs_no_python_code_in_time_is_reported_and_left_untrack
     blocked = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert blocked.stdout.readline().strip() == "ready"
+        own_tmp = tmp_path / "tmp"
+        own_tmp.mkdir()
         result = run_memprof(
-            "attach", str(blocked.pid), "-o", "x.bin", "--method", method, "--timeout", "2", cwd=tmp_path
+            "attach",
+            str(blocked.pid),
+            "-o",
+            "x.bin",
+            "--method",
+            method,
+            "--timeout",
+            "2",
+            cwd=tmp_path,
+            env=subprocess_env(TMPDIR=str(own_tmp)),
         )
         assert_one_line_error(result, f"pid {blocked.pid} did not run memprof's code within 2 s", "--timeout")
         blocked.stdin.write("go\n")
@@ -117,6 +128,8 @@ def test_a_process_that_runs_no_python_code_in_time_is_reported_and_left_untrack
         assert blocked.stdout.readline().strip() == "False"
         assert blocked.wait(TIMEOUT_S) == 0
         assert not (tmp_path / "x.bin").exists()
+        if method == "gdb":
+            assert not list(own_tmp.iterdir())  # the late bootstrap removed its own file and folder
     finally:
         if blocked.poll() is None:
             blocked.kill()
