@@ -192,6 +192,26 @@ def aligned_stacks(base: Capture, new: Capture, view: View | str, *,
     if shifts:
         base_stats = [StackStat(tuple(moved(frame, shifts) for frame in stat.frames), stat.bytes, stat.count)
                       for stat in base_stats]
+    # A frame line that still has no match (a call line moved inside its function: <module>'s, when
+    # lines were added at the top of a file) goes to the nearest unmatched line of that function.
+    new_keys = {_key((frame,), False) for stat in new_stats for frame in stat.frames}
+    base_keys = {_key((frame,), False) for stat in base_stats for frame in stat.frames}
+    unmatched_base: dict[tuple, list[tuple]] = defaultdict(list)
+    unmatched_new: dict[tuple, list[tuple]] = defaultdict(list)
+    for key in base_keys - new_keys:
+        unmatched_base[_loose(key, False)].append(key)
+    for key in new_keys - base_keys:
+        unmatched_new[_loose(key, False)].append(key)
+    lines = {old: fresh[2] for loose, olds in unmatched_base.items() if loose in unmatched_new
+             for old, fresh in _pair_nearest(olds, unmatched_new[loose], False)}
+    if lines:
+        def placed(frame: Frame) -> Frame:
+            line = lines.get(_key((frame,), False))
+            return frame if line is None else Frame(frame.function, frame.file, line, frame.native,
+                                                    first_line=frame.first_line)
+
+        base_stats = [StackStat(tuple(placed(frame) for frame in stat.frames), stat.bytes, stat.count)
+                      for stat in base_stats]
     return base_stats, new_stats
 
 
