@@ -20,7 +20,7 @@ from .model import Frame, StackStat, View
 if TYPE_CHECKING:
     from .capture import Capture
 
-__all__ = ["DiffRow", "Figures", "aligned_stacks", "diff_captures"]
+__all__ = ["DiffRow", "Figures", "aligned_stacks", "diff_captures", "diff_stack_rows"]
 
 # What a row counts, in this order everywhere (Figures, the JSON, the table).
 DIFF_VIEWS = (View.PEAK, View.LEAKS, View.TEMPORARY, View.TOTAL)
@@ -28,6 +28,7 @@ UNKNOWN = Frame("<unknown>", "<unknown>", 0)  # a stack with no frame to show (s
 # Nearest-line pairing looks at every pair of unmatched rows of one function: past this many
 # pairs (a generated file with thousands of lambdas) the rest stay new and gone rather than stall.
 _MAX_PAIRS = 250_000
+StackRows = dict  # {View: [(frames outermost first, bytes, count)]}: a capture's stacks, or a baseline's summary
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,7 @@ def _distance(a: tuple, b: tuple, stacks: bool) -> int:
     return abs(a[2] - b[2])
 
 
-def _collect(rows: dict[View, list[tuple[tuple[Frame, ...], int, int]]], view: View, stacks: bool,
+def _collect(rows: StackRows, view: View, stacks: bool,
              shifts: dict[tuple[str, str, int], int] | None) -> dict[tuple, _Entry]:
     entries: dict[tuple, _Entry] = {}
     slots = {View.PEAK: 0, View.LEAKS: 1, View.TEMPORARY: 2}
@@ -280,8 +281,15 @@ def diff_captures(base: Capture, new: Capture, *, view: View | str = View.PEAK, 
                   native: bool = False, min_bytes: int = 0) -> list[DiffRow]:
     """What changed from ``base`` to ``new``: a row per location (per whole stack with ``stacks``),
     largest growth in ``view``'s bytes first; see ``Capture.diff``."""
+    return diff_stack_rows(_stack_rows(base, native), _stack_rows(new, native), view=view, stacks=stacks,
+                           min_bytes=min_bytes)
+
+
+def diff_stack_rows(base_rows: StackRows, new_rows: StackRows, *, view: View | str = View.PEAK, stacks: bool = False,
+                    min_bytes: int = 0) -> list[DiffRow]:
+    """``diff_captures`` on stacks already read: {View: [(frames, bytes, count)]} per side (a view
+    a side lacks counts as nothing)."""
     view = View.of(view)
-    base_rows, new_rows = _stack_rows(base, native), _stack_rows(new, native)
     shifts = line_shifts((frames for rows in base_rows.values() for frames, _, _ in rows),
                          (frames for rows in new_rows.values() for frames, _, _ in rows))
     base_entries = _collect(base_rows, view, stacks, shifts)
