@@ -183,11 +183,13 @@ def moved(frame: Frame, shifts: dict[tuple[str, str, int], int]) -> Frame:
     return Frame(frame.function, frame.file, frame.line + shift, frame.native, first_line=frame.first_line + shift)
 
 
-def aligned_stacks(base: Capture, new: Capture, view: View | str, *,
+def aligned_stacks(base: Capture | Sequence[StackStat], new: Capture, view: View | str, *,
                    native: bool = False) -> tuple[list[StackStat], list[StackStat]]:
     """Both captures' stacks of ``view`` (threads merged), the base's with its lines moved onto the
-    new capture's where functions moved: equal frames are then the same code (the diff flame graph)."""
-    base_stats = [StackStat(_frames_of(stat, native), stat.bytes, stat.count) for stat in base.stacks(view)]
+    new capture's where functions moved: equal frames are then the same code (the diff flame graph).
+    ``base`` may be stacks already read (a baseline's location summary)."""
+    base_stats = [StackStat(_frames_of(stat, native), stat.bytes, stat.count)
+                  for stat in (base if isinstance(base, Sequence) else base.stacks(view))]
     new_stats = [StackStat(_frames_of(stat, native), stat.bytes, stat.count) for stat in new.stacks(view)]
     shifts = line_shifts([stat.frames for stat in base_stats], [stat.frames for stat in new_stats])
     if shifts:

@@ -120,7 +120,8 @@ def test_a_test_that_grew_names_the_location_that_grew_in_every_output(pytester,
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
     junit = pytester.path / "junit.xml"
     compared = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof", "--memprof-compare", str(base),
-                                             "--memprof-fail-on-increase", "10%", f"--junitxml={junit}")
+                                             "--memprof-fail-on-increase", "10%", f"--junitxml={junit}",
+                                             "--memprof-html", "report")
     compared.assert_outcomes(passed=1, failed=1)
     source = (pytester.path / "test_suite.py").read_text().splitlines()
     grown_line = f"grows at test_suite.py:{source.index('    return bytearray(3_000_000)') + 1}"
@@ -139,3 +140,11 @@ def test_a_test_that_grew_names_the_location_that_grew_in_every_output(pytester,
     assert not block[4].startswith("  #2"), block
     assert f"Grew most: {grown_line}" in junit.read_text()
     assert f"Grew most: {grown_line}" in step_summary.read_text()
+
+    # The HTML report: a "what grew" page for the test that grew (none for the steady one).
+    index = (pytester.path / "report" / "index.html").read_text()
+    assert index.count(">what grew</a>") == 1
+    grew_pages = list((pytester.path / "report" / "flamegraphs").glob("*.grew.html"))
+    assert len(grew_pages) == 1 and "test_grows" in grew_pages[0].name
+    html = grew_pages[0].read_text()
+    assert '"base_samples"' in html and "What grew: test_suite.py::test_grows" in html
