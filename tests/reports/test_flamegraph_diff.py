@@ -71,3 +71,21 @@ def test_the_grown_frame_is_red_and_the_shrunk_one_blue(diff_captures, tmp_path,
     assert frame_box(page, "grows").is_visible()
     assert not page.is_visible("#thread") and not page.is_visible("#split")
     assert not page.console_errors, page.console_errors
+
+
+@pytest.mark.browser
+def test_a_baseline_summary_as_the_base_colours_the_grown_frame_red(diff_captures, tmp_path, page):
+    from pytest_memprof.ci.baseline import location_summary, summary_rows
+    from pytest_memprof.model import StackStat, View
+
+    summary = location_summary(Capture.open(diff_captures["base"]), 5)
+    base = [StackStat(frames, size, count) for frames, size, count in summary_rows(summary)[View.PEAK]]
+    target = render_diff_flamegraph(base, Capture.open(diff_captures["blank_line"]), tmp_path / "grew.html",
+                                    base_title="the baseline")
+    open_report(page, target)
+    red, green, blue = rgb(page, "grows")
+    assert red > green + 60 and red > blue + 60, (red, green, blue)
+    red, green, blue = rgb(page, "shrinks")
+    assert blue > red + 60, (red, green, blue)
+    assert page.text_content("#base-name") == "the baseline"
+    assert not page.console_errors, page.console_errors
