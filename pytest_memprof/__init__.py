@@ -5,6 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .capture import Capture, MissingLibraryWarning
+from .diff import DiffRow, Figures
 from .errors import CaptureError, CaptureVersionError, MemprofError, TrackerError, UsageError
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint, View
 from .tracker import Tracker
@@ -14,6 +15,8 @@ __all__ = [
     "CaptureError",
     "CaptureMetadata",
     "CaptureVersionError",
+    "DiffRow",
+    "Figures",
     "Frame",
     "IntervalStat",
     "MemprofError",

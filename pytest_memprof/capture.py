@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ._reader import FORMAT_VERSION, HYBRID_STACK, CaptureReader
 from .errors import CaptureError
@@ -14,6 +14,9 @@ from .launcher import Launcher, Place
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint, View
 from .symbols import CaptureSymbols, MissingLibraryWarning
 from .trie import memoised
+
+if TYPE_CHECKING:
+    from .diff import DiffRow
 
 __all__ = ["Capture", "MissingLibraryWarning", "metadata_from_header"]
 
@@ -200,8 +203,8 @@ class Capture:
         if self._places and self._place(node) is Place.LAUNCHER:
             return None
         _, frame_id, line = self._nodes[node - 1]
-        function, file, _ = self._frames[frame_id]
-        return Frame(function, file, line)
+        function, file, first_line = self._frames[frame_id]
+        return Frame(function, file, line, first_line=first_line)
 
     def parent(self, node: int) -> int:
         """The parent of Python stack node ``node`` in the capture's trie."""
@@ -258,17 +261,18 @@ class Capture:
         prefix = self._stacks[node]
         for node in reversed(chain):
             parent, frame_id, line = self._nodes[node - 1]
-            function, file, _ = self._frames[frame_id]
+            function, file, first_line = self._frames[frame_id]
+            frame = Frame(function, file, line, first_line=first_line)
             if self._places:
                 place = self._place(node)
                 if place is Place.LAUNCHER:
                     prefix = ()
                 elif self._places[parent] is Place.LAUNCHER:
-                    prefix = (Frame(function, file, line),)  # the program's first frame
+                    prefix = (frame,)  # the program's first frame
                 else:
-                    prefix = (*prefix, Frame(function, file, line))
+                    prefix = (*prefix, frame)
             else:
-                prefix = (*prefix, Frame(function, file, line))
+                prefix = (*prefix, frame)
             self._stacks[node] = prefix
         return prefix
 
@@ -296,6 +300,26 @@ class Capture:
         if index >= len(self._hybrid.pairs):
             self._refresh_tables(self._reader)
         return index
+
+    # ---- comparing ------------------------------------------------------------------------------
+
+    def diff(self, new: Capture, *, view: View | str = View.PEAK, stacks: bool = False, native: bool = False,
+             min_bytes: int = 0) -> list[DiffRow]:
+        """What changed from this capture (the base) to ``new``: one ``DiffRow`` per location, largest growth first.
+
+        A row is an allocating location (function, file, line; with ``stacks``, a whole stack)
+        with its figures in both captures: bytes live at the peak, leaked, in temporary
+        allocations, and the allocations made (count and bytes). Lines may drift: a location
+        matches where its function moved to (a blank line added above it changes nothing), else
+        the nearest line of the same function and file. Rows sort by the change in ``view``'s
+        bytes (peak, leaks, temporary or total), growth first; unchanged rows and rows whose
+        change in ``view`` is under ``min_bytes`` are left out. Native frames count only with
+        ``native`` (both captures recorded with native stacks); otherwise a location is the
+        innermost Python frame.
+        """
+        from .diff import diff_captures
+
+        return diff_captures(self, new, view=view, stacks=stacks, native=native, min_bytes=min_bytes)
 
     # ---- other aggregates -----------------------------------------------------------------------
 

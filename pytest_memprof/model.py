@@ -42,12 +42,18 @@ _VIEW_TITLES = {View.PEAK: "at the peak", View.LEAKS: "leaked (still allocated a
 
 @dataclass(frozen=True)
 class Frame:
-    """One frame of a call stack: a Python function or, with native tracking, a C/C++ function."""
+    """One frame of a call stack: a Python function or, with native tracking, a C/C++ function.
+
+    ``first_line`` is the line where a Python function starts (0 when unknown, and for C frames):
+    it is not part of a frame's identity, but tells how far a function moved between two versions
+    of its file (``Capture.diff``).
+    """
 
     function: str
     file: str
     line: int
     native: bool = False
+    first_line: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         return f"{self.function} at {self.file}:{self.line}"

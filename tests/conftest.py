@@ -11,7 +11,7 @@ import pytest
 
 import pytest_memprof
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.diff_programs"]  # diff_programs: the diff tests' captures
 
 # A run started in the background by a non-interactive shell (`cmd &`) inherits SIGINT ignored,
 # and so would every program the tests interrupt with it (Ctrl-C tests would see SIGTERM's 143).

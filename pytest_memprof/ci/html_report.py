@@ -80,6 +80,7 @@ def write_index(folder: Path, results: Sequence, rss_samples: Sequence[tuple[flo
             if compared and result.baseline_peak_bytes else ""
         )
         flamegraph = getattr(result, "flamegraph_path", None)
+        grew = getattr(result, "grew_path", None)
         tests.append({
             "nodeid": result.nodeid,
             "outcome": outcome,
@@ -95,6 +96,7 @@ def write_index(folder: Path, results: Sequence, rss_samples: Sequence[tuple[flo
             ("down" if change.startswith("-") else ""),
             "flamegraph": os.path.relpath(flamegraph, folder) if flamegraph else None,
             "flamegraph_missing": "no capture was kept for this test",
+            "grew": os.path.relpath(grew, folder) if grew else None,
         })
     points, rss_max, rss_duration = _rss_points(rss_samples)
     html = environment.get_template("index.html").render(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
 from ..reports.output import check_output, default_output
 from ._common import open_capture
 from ._report_options import add_kind_options, add_output_options
@@ -15,7 +16,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "flamegraph", help="write an HTML flame graph of a capture",
         description="Write a self-contained HTML flame graph of a capture: frames sized by the bytes "
         "allocated at the peak (or leaked, or in temporary allocations), with a heap-over-time chart.")
-    parser.add_argument("file", help="capture file")
+    parser.add_argument("file", help="capture file (with --diff, the new capture)")
+    parser.add_argument("--diff", metavar="BASE.bin",
+                        help="a differential flame graph: frames sized by FILE, coloured red where they grew and "
+                        "blue where they shrank against BASE.bin (memprof flamegraph --diff BASE.bin NEW.bin)")
+    parser.add_argument("--native", action="store_true",
+                        help="with --diff: keep C frames (captures recorded with --native); by default only "
+                        "Python frames are compared")
     add_output_options(parser, "flamegraph")
     add_kind_options(parser)
     parser.add_argument("--split-threads", action="store_true", help="start with one branch per thread")
@@ -32,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, as every report command does (cli/__init__.py says why).
     from ..reports.flamegraph import render_flamegraph
 
+    if args.diff:
+        return _run_diff(args)
     target = check_output(args.output or default_output(args.file, "flamegraph"), force=args.force)
     capture = open_capture(args.file, temporal=args.temporal,
                            show_interpreter_frames=args.show_interpreter_frames)
@@ -39,5 +48,22 @@ def run(args: argparse.Namespace) -> int:
                       split_threads=args.split_threads)
     if capture.truncated:
         print(f"memprof: {args.file} is truncated; the flame graph covers what was written")
+    print(f"memprof: wrote {target}")
+    return 0
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    from ..reports.flamegraph import render_diff_flamegraph
+
+    for flag, given in (("--temporal", args.temporal), ("--split-threads", args.split_threads)):
+        if given:
+            raise UsageError(f"{flag} does not apply to a differential flame graph (--diff)")
+    target = check_output(args.output or default_output(args.file, "flamegraph-diff"), force=args.force)
+    base = open_capture(args.diff, show_interpreter_frames=args.show_interpreter_frames)
+    new = open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames)
+    render_diff_flamegraph(base, new, target, kind=args.kind, inverted=args.inverted, native=args.native)
+    for name, capture in ((args.diff, base), (args.file, new)):
+        if capture.truncated:
+            print(f"memprof: {name} is truncated; the flame graph covers what was written")
     print(f"memprof: wrote {target}")
     return 0

@@ -62,6 +62,10 @@ class MemprofPlugin:
         self.python_allocators = not options.resolve(config, "memprof_no_python_allocators")
         self.leak_floor = options.resolve(config, "memprof_leak_floor")
         self.baseline = _baseline_judge(config)
+        # Each test's largest locations, for a baseline to keep or to compare with the one kept.
+        self.save_locations = options.resolve(config, "memprof_baseline_locations") \
+            if options.resolve(config, "memprof_save_baseline") else 0
+        self.compare_locations = self.baseline is not None and self.baseline.fail_on_increase is not None
         bin_dir = options.resolve(config, "memprof_bin_dir")
         # --memprof-html keeps the per-test captures in its folder unless told otherwise.
         asked = f"--memprof-bin-dir {bin_dir}" if bin_dir else f"--memprof-html {html_dir}"
@@ -172,9 +176,13 @@ class MemprofPlugin:
         leak_stacks = capture.leak_stacks() if spec.checks_leaks else []
         verdict = judge(spec, capture.peak_bytes, leak_stacks, garbage_count() - window.garbage_before,
                         self.leak_floor)
-        in_baseline = baseline_peak = None
+        in_baseline = baseline_peak = summary = None
+        if self.save_locations or self.compare_locations:
+            from ..ci.baseline import location_summary
+
+            summary = location_summary(capture, self.save_locations or 5, self.rootdir)
         if self.baseline is not None:
-            in_baseline, baseline_peak, grew = self.baseline.judge(item.nodeid, capture.peak_bytes)
+            in_baseline, baseline_peak, grew = self.baseline.judge(item.nodeid, capture.peak_bytes, summary)
             if grew is not None:
                 verdict.failures.append(grew)
         keep = max(self.max_stacks, 10)
@@ -197,6 +205,7 @@ class MemprofPlugin:
             csv_name="::".join(item.listnames()[1:]),
             baseline_peak_bytes=baseline_peak,
             in_baseline=in_baseline,
+            location_summary=summary if self.save_locations else None,
         )
 
     @pytest.hookimpl(hookwrapper=True)

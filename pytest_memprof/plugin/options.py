@@ -100,6 +100,10 @@ OPTIONS = (
            "at far less cost", True),
     Option("memprof_save_baseline", ("--memprof-save-baseline",), str, None,
            "write each tracked test's peak, leaked bytes and allocations to this JSON baseline", metavar="FILE"),
+    Option("memprof_baseline_locations", ("--memprof-baseline-locations",), _count, 5,
+           "with --memprof-save-baseline: keep each test's N largest locations at the peak and in its leaks, "
+           "with their stacks (at most 2 KB a test), so a later run can say where a test grew (default 5; 0: none)",
+           metavar="N"),
     Option("memprof_compare", ("--memprof-compare",), str, None,
            "compare each tracked test with this baseline (saved by --memprof-save-baseline)", metavar="FILE"),
     Option("memprof_fail_on_increase", ("--memprof-fail-on-increase",), _percent, None,

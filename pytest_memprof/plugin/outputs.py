@@ -183,11 +183,34 @@ class HtmlReport:
         target = self.folder / "flamegraphs" / (capture_file_name(item.nodeid)[:-4] + ".html")
         render_flamegraph(capture, target, title=item.nodeid, assets="../assets")
         result.flamegraph_path = str(target)
+        self._what_grew(item, result, capture, target)
         if self._process is None:
             import psutil
 
             self._process = psutil.Process()
         self.rss_samples.append((time.perf_counter() - self._started, self._process.memory_info().rss))
+
+    def _what_grew(self, item: pytest.Item, result: TestMemoryResult, capture: Capture, page: Path) -> None:
+        """With a baseline that kept this test's locations and a peak that grew past the noise floor: the differential
+        flame graph of the test against them, beside its own page."""
+        session = self.config.pluginmanager.get_plugin("memprof-session")
+        judge = getattr(session, "baseline", None)
+        entry = judge.entries.get(item.nodeid) if judge is not None else None
+        # Growth under the noise floor (--memprof-min-bytes) gets no page, as it never fails a test.
+        if entry is None or not entry.locations or result.peak_bytes - entry.peak_bytes <= judge.min_bytes:
+            return
+        from ..ci.baseline import summary_rows
+        from ..model import StackStat, View
+        from ..reports.flamegraph import render_diff_flamegraph
+
+        # The summary's paths are relative to the rootdir; the capture's are absolute.
+        rootdir = str(self.config.rootpath)
+        base = [StackStat(tuple(_absolute(frame, rootdir) for frame in frames), size, count)
+                for frames, size, count in summary_rows(entry.locations)[View.PEAK]]
+        target = page.with_name(page.stem + ".grew.html")
+        render_diff_flamegraph(base, capture, target, title=f"What grew: {item.nodeid}", assets="../assets",
+                               base_title="the baseline's largest locations")
+        result.grew_path = str(target)
 
     def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
         """Write the index."""
@@ -201,6 +224,15 @@ class HtmlReport:
 
         html_report.write_index(self.folder, results, self.rss_samples, compared=self.compared, title=self.title,
                                 sys_samples=sysmon.sys_series(self.config))
+
+
+def _absolute(frame, rootdir: str):
+    from ..model import Frame
+
+    if os.path.isabs(frame.file) or frame.file.startswith("<"):
+        return frame
+    return Frame(frame.function, os.path.join(rootdir, frame.file), frame.line, frame.native,
+                 first_line=frame.first_line)
 
 
 def register(config: pytest.Config) -> None:

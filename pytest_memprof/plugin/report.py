@@ -70,10 +70,27 @@ def failure_message(failures: Sequence[Failure], peak_stacks: Sequence[StackStat
     if any(failure.about_peak for failure in failures):
         parts.append(format_stacks("Largest stacks at the peak:", peak_stacks, max_stacks=max_stacks,
                                    max_frames=max_frames, rootdir=rootdir))
+    grown = [row for failure in failures for row in failure.grown]
+    if grown:
+        parts.append(format_grown(grown, max_frames=max_frames, rootdir=rootdir))
     if show_leaks:
         parts.append(format_stacks("Leaking stacks:", leak_stacks, max_stacks=max_stacks,
                                    max_frames=max_frames, rootdir=rootdir))
     return "\n\n".join(parts)
+
+
+def format_grown(rows: Sequence, *, max_frames: int, rootdir: Path | None) -> str:
+    """The locations that grew most since the baseline (``diff.DiffRow``), each with its stack."""
+    lines = ["Locations that grew most since the baseline (at the peak):"]
+    for index, row in enumerate(rows, 1):
+        before = "new" if not row.in_base else format_size(row.base.peak_bytes)
+        lines.append(f"  #{index}  +{format_size(row.peak_change)} ({before} -> {format_size(row.new.peak_bytes)})")
+        frames = row.stack[::-1]
+        for frame in frames[:max_frames]:
+            lines.append(f"      {frame.function} at {_display_path(frame.file, rootdir)}:{frame.line}")
+        if len(frames) > max_frames:
+            lines.append(f"      ... {len(frames) - max_frames} more frame(s)")
+    return "\n".join(lines)
 
 
 def summary_lines(results: Sequence[TestMemoryResult], top: int | None, overhead_s: float,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +36,8 @@ class TestMemoryResult:
     capture_path: str | None = None
     csv_name: str = ""
     flamegraph_path: str | None = None
+    grew_path: str | None = None  # --memprof-html with a baseline: the "what grew" page (diff flame graph)
+    location_summary: dict | None = None  # with --memprof-save-baseline: ci/baseline.location_summary
     baseline_peak_bytes: int | None = None  # None: not compared, or not in the baseline
     in_baseline: bool | None = None  # None: no baseline given
     # Filled from the test's reports where they are collected (the xdist controller too):
@@ -62,10 +65,15 @@ class TestMemoryResult:
             pairs.append(("memprof_capture", self.capture_path))
         if self.flamegraph_path:
             pairs.append(("memprof_flamegraph", self.flamegraph_path))
+        if self.grew_path:
+            pairs.append(("memprof_grew_flamegraph", self.grew_path))
         if self.in_baseline is not None:
             pairs.append(("memprof_in_baseline", int(self.in_baseline)))
         if self.baseline_peak_bytes is not None:
             pairs.append(("memprof_baseline_peak_bytes", self.baseline_peak_bytes))
+        if self.location_summary is not None:
+            # JSON text: a property value must survive xdist's transport and JUnit as one string.
+            pairs.append(("memprof_locations", json.dumps(self.location_summary, separators=(",", ":"))))
         return pairs
 
     @classmethod
@@ -98,6 +106,16 @@ class TestMemoryResult:
             capture_path=str(values["capture"]) if "capture" in values else None,
             csv_name=csv_name,
             flamegraph_path=str(values["flamegraph"]) if "flamegraph" in values else None,
+            grew_path=str(values["grew_flamegraph"]) if "grew_flamegraph" in values else None,
             baseline_peak_bytes=number("baseline_peak_bytes") if "baseline_peak_bytes" in values else None,
             in_baseline=bool(number("in_baseline")) if "in_baseline" in values else None,
+            location_summary=_summary(values.get("locations")),
         )
+
+
+def _summary(text: object) -> dict | None:
+    try:
+        value = json.loads(str(text)) if text is not None else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

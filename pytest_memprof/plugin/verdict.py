@@ -29,6 +29,7 @@ class Failure:
     allowed: int | None = None  # the limit in bytes; for PEAK_GREW the baseline's peak
     source: str = ""  # what set the limit: "limit_memory('10MB')", "--memprof-limit 10.0 MiB"
     percent: float | None = None  # PEAK_GREW: the increase --memprof-fail-on-increase allows
+    grown: tuple = ()  # PEAK_GREW: the DiffRows of the locations that grew most, when the baseline kept them
 
     @property
     def about_peak(self) -> bool:
@@ -49,8 +50,12 @@ class Failure:
             return f"Test left {self.measured} new uncollectable object(s) in gc.garbage (no_leaks)."
         from ..ci.baseline import change_text
 
-        return (f"Peak grew {change_text(self.measured, self.allowed)} over the baseline ({allowed} -> {measured}), "
+        text = (f"Peak grew {change_text(self.measured, self.allowed)} over the baseline ({allowed} -> {measured}), "
                 f"more than the {self.percent:g}% allowed by --memprof-fail-on-increase.")
+        if self.grown:
+            top = self.grown[0]
+            text += f" Grew most: {top.location} (+{format_size(top.peak_change)} at the peak)."
+        return text
 
 
 @dataclass
@@ -91,8 +96,11 @@ class BaselineJudge:
         self.fail_on_increase = fail_on_increase
         self.min_bytes = min_bytes
 
-    def judge(self, nodeid: str, peak: int) -> tuple[bool, int | None, Failure | None]:
-        """(in the baseline?, its peak, a PEAK_GREW failure if the peak grew past the allowed increase)."""
+    def judge(self, nodeid: str, peak: int, summary: dict | None = None) -> tuple[bool, int | None, Failure | None]:
+        """(in the baseline?, its peak, a PEAK_GREW failure if the peak grew past the allowed increase).
+
+        With the test's location summary (ci/baseline.py) and the baseline's, the failure names the
+        locations that grew most."""
         entry = self.entries.get(nodeid)
         if entry is None:
             return False, None, None  # noted in the summary, never failed
@@ -100,5 +108,10 @@ class BaselineJudge:
         if self.fail_on_increase is None or grew <= entry.peak_bytes * self.fail_on_increase / 100 \
                 or grew <= self.min_bytes:
             return True, entry.peak_bytes, None
+        grown: tuple = ()
+        if summary is not None and entry.locations is not None:
+            from ..ci.baseline import grown_locations
+
+            grown = tuple(grown_locations(entry.locations, summary))
         return True, entry.peak_bytes, Failure(FailureKind.PEAK_GREW, peak, entry.peak_bytes,
-                                               percent=self.fail_on_increase)
+                                               percent=self.fail_on_increase, grown=grown)

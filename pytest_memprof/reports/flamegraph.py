@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import os
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .._reader import encode_varints
 from ..capture import Capture
-from ..model import View
+from ..model import StackStat, View
 from .calltree import CallTree, report_view
 from .output import write_report
 from .page import render_page
@@ -118,6 +119,31 @@ def flamegraph_data(capture: Capture, *, kind: View | str = View.PEAK, temporal:
     }
 
 
+def diff_flamegraph_data(base: Capture | Sequence[StackStat], new: Capture, *, kind: View | str = View.PEAK,
+                         title: str = "", inverted: bool = False, native: bool = False,
+                         base_title: str | None = None) -> dict[str, Any]:
+    """The differential flame graph's data: ``new``'s stacks as ``samples``, ``base``'s as
+    ``base_samples`` in the same call tree (their lines moved onto ``new``'s where functions moved,
+    so the same code is the same frame), threads merged. ``base`` may be stacks already read."""
+    from ..diff import aligned_stacks
+
+    view = report_view(kind)
+    base_stats, new_stats = aligned_stacks(base, new, view, native=native)
+    data = flamegraph_data(new, kind=view, title=title, inverted=inverted)
+    tree = CallTree()
+    samples: list[int] = []
+    base_samples: list[int] = []
+    for stats, out in ((new_stats, samples), (base_stats, base_samples)):
+        for stat in stats:
+            out.extend((tree.add(stat.frames), 0, stat.bytes, stat.count))
+    frames, nodes = tree.packed()
+    data.update(strings=tree.strings, frames=frames, nodes=nodes, samples=samples, base_samples=base_samples,
+                threads=[[0, "all threads"]],
+                base_title=base_title or (base.path.name if isinstance(base, Capture) and base.path else "base"))
+    return data
+
+
+SCRIPTS = ("timeline.js", "flamegraph.js")
 SCRIPTS = ("timeline.js", "flamegraph.js")
 
 
@@ -139,4 +165,21 @@ def render_flamegraph(capture: Capture, target: str | os.PathLike[str], *, title
     """Write the flame graph of ``capture`` to ``target`` (creating its folder) and return its path."""
     html = render_flamegraph_html(capture, title=title, kind=kind, temporal=temporal, inverted=inverted,
                                   split_threads=split_threads, assets=assets)
+    return write_report(target, html)
+
+
+def render_diff_flamegraph(base: Capture | Sequence[StackStat], new: Capture, target: str | os.PathLike[str], *,
+                           title: str | None = None, kind: View | str = View.PEAK, inverted: bool = False,
+                           native: bool = False, assets: str | None = None, base_title: str | None = None) -> Path:
+    """Write the differential flame graph of ``new`` against ``base`` to ``target`` and return its path.
+
+    Frames are sized by ``new`` (a toggle sizes them by ``base``) and coloured red where they grew,
+    blue where they shrank. ``base`` may be stacks already read (a baseline's), named ``base_title``."""
+    if title is None:
+        base_name = base_title or (base.path.name if isinstance(base, Capture) and base.path else "base")
+        title = f"{base_name} -> {new.path.name if new.path else 'new'}"
+    data = diff_flamegraph_data(base, new, kind=kind, title=title, inverted=inverted, native=native,
+                                base_title=base_title)
+    html = render_page("flamegraph.html", new, title=title, kind=kind, data=data, scripts=SCRIPTS, assets=assets,
+                       empty=not (data["samples"] or data["base_samples"]), temporal=False, diff=True)
     return write_report(target, html)

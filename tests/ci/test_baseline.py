@@ -80,3 +80,71 @@ def test_fail_on_increase_needs_a_baseline(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof-fail-on-increase", "10%")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*needs a baseline*"])
+
+
+GROWING_SUITE = """
+def grows():
+    return bytearray({grows})
+
+
+def steady():
+    return bytearray(2_000_000)
+
+
+def test_grows():
+    kept = [grows(), steady()]
+
+
+def test_steady():
+    kept = [steady()]
+"""
+
+
+def test_a_test_that_grew_names_the_location_that_grew_in_every_output(pytester, monkeypatch):
+    base = pytester.path / "baseline.json"
+    pytester.makepyfile(test_suite=GROWING_SUITE.format(grows="1_000_000"))
+    saved = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof", "--memprof-save-baseline", str(base))
+    saved.assert_outcomes(passed=2)
+    tests = json.loads(base.read_text())["tests"]
+    for entry in tests.values():
+        assert len(json.dumps(entry["locations"], separators=(",", ":"))) <= 2048
+    summary = tests["test_suite.py::test_grows"]["locations"]
+    names = [summary["frames"][ids[-1]][0] for _, _, ids in summary["peak"]]
+    assert names[:2] == ["steady", "grows"] and "test_suite.py" in summary["files"]
+
+    # A line added above grows too: it still matches its baseline location.
+    pytester.makepyfile(test_suite="# an unrelated edit\n" + GROWING_SUITE.format(grows="3_000_000"))
+    shutil.rmtree(pytester.path / "__pycache__", ignore_errors=True)
+    step_summary = pytester.path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    junit = pytester.path / "junit.xml"
+    compared = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof", "--memprof-compare", str(base),
+                                             "--memprof-fail-on-increase", "10%", f"--junitxml={junit}",
+                                             "--memprof-html", "report")
+    compared.assert_outcomes(passed=1, failed=1)
+    source = (pytester.path / "test_suite.py").read_text().splitlines()
+    grown_line = f"grows at test_suite.py:{source.index('    return bytearray(3_000_000)') + 1}"
+    compared.stdout.fnmatch_lines([
+        f"*Peak grew * Grew most: {grown_line} (+1.9 MiB at the peak).*",
+        "*Locations that grew most since the baseline (at the peak):*",
+        "*#1  +1.9 MiB (976.6 KiB -> 2.9 MiB)*",
+        f"*{grown_line}*",
+        "*test_grows at test_suite.py:*",
+    ])
+    annotation = next(line for line in compared.stdout.lines if line.startswith("::error "))
+    assert "test_grows" in annotation and f"Grew most: {grown_line}" in annotation
+    lines = compared.stdout.lines
+    block = lines[lines.index("Locations that grew most since the baseline (at the peak):"):][:5]
+    assert grown_line in block[2] and "test_grows at" in block[3], block  # steady did not grow: not listed
+    assert not block[4].startswith("  #2"), block
+    assert f"Grew most: {grown_line}" in junit.read_text()
+    assert f"Grew most: {grown_line}" in step_summary.read_text()
+
+    # The HTML report: a "what grew" page for the test that grew (none for the steady one).
+    index = (pytester.path / "report" / "index.html").read_text()
+    assert index.count(">what grew</a>") == 1
+    grew_pages = list((pytester.path / "report" / "flamegraphs").glob("*.grew.html"))
+    assert len(grew_pages) == 1 and "test_grows" in grew_pages[0].name
+    html = grew_pages[0].read_text()
+    assert '"base_samples"' in html and "What grew: test_suite.py::test_grows" in html

@@ -80,7 +80,13 @@
   var clearRangeButton = document.getElementById("clear-range");
   var rangeText = document.getElementById("range-text");
 
+  // A differential flame graph (flamegraph --diff) also carries the base capture's rows, in the
+  // same call tree: frames are sized by one capture and coloured by the change from the base.
+  var diff = !!data.base_samples;
+  var sizeByBaseBox = document.getElementById("size-by-base");
+
   var state = {
+    byBase: false,
     thread: -1,
     inverted: !!data.options.inverted,
     split: !!data.options.split_threads,
@@ -161,7 +167,9 @@
   }
 
   function makeNode(frame, parent) {
-    return { frame: frame, bytes: 0, count: 0, kids: new Map(), parent: parent, sorted: null };
+    // bytes/count size the frame; other/otherCount are the other capture's (diff view only).
+    return { frame: frame, bytes: 0, count: 0, other: 0, otherCount: 0, kids: new Map(), parent: parent,
+      sorted: null };
   }
 
   function child(node, frame) {
@@ -173,9 +181,37 @@
     return kid;
   }
 
+  function baseRows() {
+    var rows = [];
+    var s = data.base_samples;
+    for (var i = 0; i < s.length; i += 4) {
+      rows.push([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    }
+    return rows;
+  }
+
   function buildTree() {
     var root = makeNode(-1, null);
-    var rows = currentRows();
+    if (!diff) {
+      addRows(root, currentRows(), true);
+      return root;
+    }
+    addRows(root, state.byBase ? baseRows() : currentRows(), true);
+    addRows(root, state.byBase ? currentRows() : baseRows(), false);
+    return root;
+  }
+
+  // Adds rows to the tree: to the figures that size frames when `sizing`, else to the other ones.
+  function addRows(root, rows, sizing) {
+    function add(node, bytes, count) {
+      if (sizing) {
+        node.bytes += bytes;
+        node.count += count;
+      } else {
+        node.other += bytes;
+        node.otherCount += count;
+      }
+    }
     for (var r = 0; r < rows.length; r++) {
       var row = rows[r];
       if (state.thread >= 0 && row[1] !== state.thread) {
@@ -185,21 +221,35 @@
       var count = row[3];
       var path = pathOf(row[0]);
       var at = root;
-      at.bytes += bytes;
-      at.count += count;
+      add(at, bytes, count);
       if (state.split) {
         at = child(at, frameCount + row[1]);
-        at.bytes += bytes;
-        at.count += count;
+        add(at, bytes, count);
       }
       var len = path.length;
       for (var i = 0; i < len; i++) {
         at = child(at, path[state.inverted ? len - 1 - i : i]);
-        at.bytes += bytes;
-        at.count += count;
+        add(at, bytes, count);
       }
     }
-    return root;
+  }
+
+  // [new bytes, new count, base bytes, base count] of a node, whichever capture sizes the frames.
+  function diffFigures(node) {
+    return state.byBase ? [node.other, node.otherCount, node.bytes, node.count]
+      : [node.bytes, node.count, node.other, node.otherCount];
+  }
+
+  // Red where a frame grew, blue where it shrank, deeper the larger the change is for that frame.
+  function diffColour(node) {
+    var figures = diffFigures(node);
+    var change = figures[0] - figures[2];
+    if (change === 0) {
+      return "hsl(0, 0%, 85%)";
+    }
+    var ratio = Math.min(1, Math.abs(change) / Math.max(figures[0], figures[2]));
+    var lightness = Math.round(86 - 34 * Math.sqrt(ratio));
+    return change > 0 ? "hsl(0, 78%, " + lightness + "%)" : "hsl(218, 72%, " + lightness + "%)";
   }
 
   function sortedKids(node) {
@@ -327,7 +377,7 @@
       div.style.width = box.w + "px";
       div.style.top = (state.inverted ? box.depth * ROW : height - (box.depth + 1) * ROW) + "px";
       if (frame >= 0 && frame < frameCount) {
-        div.style.background = colour(frame);
+        div.style.background = diff ? diffColour(box.node) : colour(frame);
       }
       if (box.w > 24) {
         div.textContent = frame < 0 ? frameName(frame) + " (" + formatBytes(box.node.bytes) + ")" : frameName(frame);
@@ -370,6 +420,17 @@
       [formatBytes(node.bytes) + " (" + percent(node.bytes, state.tree.bytes) + " of the total)", "bytes"],
       [node.count.toLocaleString("en-US") + " allocation(s)", "count"]
     ];
+    if (diff) {
+      var figures = diffFigures(node);
+      var change = figures[0] - figures[2];
+      lines.splice(2, 2,
+        ["new: " + formatBytes(figures[0]) + " in " + figures[1].toLocaleString("en-US") + " allocation(s)", "new"],
+        ["base: " + formatBytes(figures[2]) + " in " + figures[3].toLocaleString("en-US") + " allocation(s)", "base"],
+        ["change: " + (change > 0 ? "+" : change < 0 ? "-" : "") + formatBytes(Math.abs(change)) +
+          (figures[2] > 0 ? " (" + (change >= 0 ? "+" : "") + (100 * change / figures[2]).toFixed(1) + "%)" : "") +
+          "; frames sized by the " + (state.byBase ? "base" : "new capture") + ", " +
+          percent(node.bytes, state.tree.bytes) + " of its total", "change"]);
+    }
     lines.forEach(function (line) {
       if (!line[0]) {
         return;
@@ -457,6 +518,13 @@
     state.zoom = [];
     rebuild();
   });
+  if (sizeByBaseBox) {
+    document.getElementById("base-name").textContent = data.base_title;
+    sizeByBaseBox.addEventListener("change", function () {
+      state.byBase = sizeByBaseBox.checked;
+      rebuild();
+    });
+  }
   splitBox.checked = state.split;
   splitBox.addEventListener("change", function () {
     state.split = splitBox.checked;
