@@ -9,7 +9,7 @@ from typing import Callable
 import pytest
 
 from ..errors import UsageError
-from ..model import StackStat
+from ..model import Frame, StackStat
 from ..sizes import format_size, parse_size
 
 MARKERS = {
@@ -18,11 +18,38 @@ MARKERS = {
     "no_leaks": "no_leaks(*, warmup=0, filter_fn=None, current_thread_only=False): fail if memory "
     "allocated by the test is still allocated after it returns and gc.collect() ran; warmup=N runs "
     "the test N extra times first (to fill caches); filter_fn(stack) -> bool keeps a leaking stack",
-    "limit_leaks": "limit_leaks(size, *, filter_fn=None, current_thread_only=False): fail if the test "
-    "leaks more than size",
+    "limit_leaks": "limit_leaks(size, *, filter_fn=None, current_thread_only=False): fail if any one place "
+    "(call stack) leaks more than size, as pytest-memray's limit_leaks; filter_fn(stack) -> bool keeps a stack",
 }
 
-StackFilter = Callable[[StackStat], bool]
+
+@dataclass(frozen=True)
+class LeakStack:
+    """What a ``filter_fn`` receives: one leaking call stack.
+
+    ``frames`` run most recent call first, as pytest-memray's ``Stack.frames``; each frame has
+    pytest-memray's names (``function``, ``filename``, ``lineno``) and ours (``file``, ``line``,
+    ``native``). ``location`` is the allocating frame; ``bytes`` and ``count`` what the stack leaked.
+    """
+
+    frames: tuple[Frame, ...]
+    bytes: int
+    count: int
+    thread_id: int = 0
+    allocator: str = ""
+
+    @classmethod
+    def of(cls, stack: StackStat) -> LeakStack:
+        """The filter's view of a leak stack (whose frames run outermost first)."""
+        return cls(stack.frames[::-1], stack.bytes, stack.count, stack.thread_id, stack.allocator)
+
+    @property
+    def location(self) -> Frame | None:
+        """The allocating frame (``frames[0]``), or None when the stack shows no frame."""
+        return self.frames[0] if self.frames else None
+
+
+StackFilter = Callable[[LeakStack], bool]
 
 
 @dataclass

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 
 from ..model import StackStat
 from ..sizes import format_size
-from .markers import MemorySpec
+from .markers import LeakStack, MemorySpec
 
 
 class FailureKind(enum.Enum):
     """What a test broke: each shows its own sentence and, in the failure message, its own stacks."""
 
     PEAK_OVER_LIMIT = "peak over limit"  # limit_memory, --memprof-limit
-    LEAKS_OVER_LIMIT = "leaks over limit"  # limit_leaks
+    LEAKS_OVER_LIMIT = "leaks over limit"  # limit_leaks: one place (call stack) leaked more than the limit
     LEAKED = "leaked"  # no_leaks: more than the leak floor
     UNCOLLECTABLE = "uncollectable"  # no_leaks: new objects in gc.garbage
     PEAK_GREW = "peak grew"  # --memprof-fail-on-increase against a baseline
@@ -29,6 +29,7 @@ class Failure:
     allowed: int | None = None  # the limit in bytes; for PEAK_GREW the baseline's peak
     source: str = ""  # what set the limit: "limit_memory('10MB')", "--memprof-limit 10.0 MiB"
     percent: float | None = None  # PEAK_GREW: the increase --memprof-fail-on-increase allows
+    places: int = 1  # LEAKS_OVER_LIMIT: how many places leaked more than the limit (measured is the largest)
 
     @property
     def about_peak(self) -> bool:
@@ -41,7 +42,9 @@ class Failure:
         if self.kind is FailureKind.PEAK_OVER_LIMIT:
             return f"Test used {measured} at its peak, more than the {allowed} allowed by {self.source}."
         if self.kind is FailureKind.LEAKS_OVER_LIMIT:
-            return f"Test leaked {measured}, more than the {allowed} allowed by {self.source}."
+            others = f" ({self.places} places over the limit)" if self.places > 1 else ""
+            return (f"One place leaked {measured}, more than the {allowed} per place allowed by "
+                    f"{self.source}{others}.")
         if self.kind is FailureKind.LEAKED:
             return (f"Test leaked {measured} (no_leaks; still allocated after the test returned and gc.collect() "
                     "ran).")
@@ -66,15 +69,23 @@ class Verdict:
 def judge(spec: MemorySpec, peak_bytes: int, leak_stacks: list[StackStat], new_garbage: int,
           leak_floor: int) -> Verdict:
     """Compare what a test used with what its markers allow."""
+    from .report import is_runner_stack
+
     verdict = Verdict(new_garbage=new_garbage)
-    kept = [stack for stack in leak_stacks if spec.filter_fn is None or spec.filter_fn(stack)]
+    # pytest's own work inside the window is no place of the test's: pytest-memray, which tracks the
+    # test function alone, never shows it to a filter (its stacks would show no frame of the test).
+    kept = [stack for stack in leak_stacks
+            if spec.filter_fn is None or is_runner_stack(stack) or spec.filter_fn(LeakStack.of(stack))]
     verdict.leak_stacks = kept
     verdict.leaked_bytes = sum(stack.bytes for stack in kept)
     if spec.limit_bytes is not None and peak_bytes > spec.limit_bytes:
         verdict.failures.append(Failure(FailureKind.PEAK_OVER_LIMIT, peak_bytes, spec.limit_bytes, spec.limit_source))
-    if spec.leak_limit_bytes is not None and verdict.leaked_bytes > spec.leak_limit_bytes:
-        verdict.failures.append(Failure(FailureKind.LEAKS_OVER_LIMIT, verdict.leaked_bytes, spec.leak_limit_bytes,
-                                        spec.leak_source))
+    if spec.leak_limit_bytes is not None:
+        # pytest-memray's meaning: the limit is per place (call stack), not for the test's total.
+        over = [stack.bytes for stack in kept if stack.bytes > spec.leak_limit_bytes and not is_runner_stack(stack)]
+        if over:
+            verdict.failures.append(Failure(FailureKind.LEAKS_OVER_LIMIT, max(over), spec.leak_limit_bytes,
+                                            spec.leak_source, places=len(over)))
     if spec.no_leaks:
         if verdict.leaked_bytes > leak_floor:
             verdict.failures.append(Failure(FailureKind.LEAKED, verdict.leaked_bytes))
