@@ -319,17 +319,20 @@ class MemprofPlugin:
 def _baseline_judge(config: pytest.Config) -> BaselineJudge | None:
     compare = options.resolve(config, "memprof_compare")
     fail_on_increase = options.resolve(config, "memprof_fail_on_increase")
-    if not compare:
-        if fail_on_increase is not None:
-            raise pytest.UsageError("--memprof-fail-on-increase needs a baseline: add --memprof-compare FILE")
+    if not compare and fail_on_increase is None:
         return None
     from ..ci import baseline
 
+    if not compare and getattr(config, "cache", None) is None:  # -p no:cacheprovider
+        raise pytest.UsageError("--memprof-fail-on-increase needs a baseline: add --memprof-compare FILE, or let it "
+                                "compare with the previous run in pytest's cache (without -p no:cacheprovider)")
     try:
-        entries = baseline.load(compare)
+        # Without a file: the previous run's figures, which pytest's cache keeps (outputs.CachedBaseline).
+        entries = baseline.load(compare) if compare else baseline.load_cached(config.cache)
     except UsageError as error:
         raise pytest.UsageError(str(error)) from None
-    return BaselineJudge(entries, fail_on_increase, options.resolve(config, "memprof_min_bytes"))
+    return BaselineJudge(entries, fail_on_increase, options.resolve(config, "memprof_min_bytes"),
+                         "the baseline" if compare else "the previous run")
 
 
 def _csv_name(nodeid: str) -> str:

@@ -52,7 +52,8 @@ class Failure:
             return f"Test left {self.measured} new uncollectable object(s) in gc.garbage (no_leaks)."
         from ..ci.baseline import change_text
 
-        return (f"Peak grew {change_text(self.measured, self.allowed)} over the baseline ({allowed} -> {measured}), "
+        return (f"Peak grew {change_text(self.measured, self.allowed)} over {self.source or 'the baseline'} "
+                f"({allowed} -> {measured}), "
                 f"more than the {self.percent:g}% allowed by --memprof-fail-on-increase.")
 
 
@@ -97,8 +98,10 @@ def judge(spec: MemorySpec, peak_bytes: int, leak_stacks: list[StackStat], new_g
 class BaselineJudge:
     """A run compared with a baseline (ci/baseline.py): each test's earlier peak, and whether it grew too much."""
 
-    def __init__(self, entries: dict, fail_on_increase: float | None, min_bytes: int) -> None:
+    def __init__(self, entries: dict, fail_on_increase: float | None, min_bytes: int,
+                 against: str = "the baseline") -> None:
         self.entries = entries
+        self.against = against  # how a failure names what it was compared with
         self.fail_on_increase = fail_on_increase
         self.min_bytes = min_bytes
 
@@ -111,5 +114,5 @@ class BaselineJudge:
         if self.fail_on_increase is None or grew <= entry.peak_bytes * self.fail_on_increase / 100 \
                 or grew <= self.min_bytes:
             return True, entry.peak_bytes, None
-        return True, entry.peak_bytes, Failure(FailureKind.PEAK_GREW, peak, entry.peak_bytes,
+        return True, entry.peak_bytes, Failure(FailureKind.PEAK_GREW, peak, entry.peak_bytes, self.against,
                                                percent=self.fail_on_increase)
