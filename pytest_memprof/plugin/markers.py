@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,6 +21,9 @@ MARKERS = {
     "the test N extra times first (to fill caches); filter_fn(stack) -> bool keeps a leaking stack",
     "limit_leaks": "limit_leaks(size, *, filter_fn=None, current_thread_only=False): fail if any one place "
     "(call stack) leaks more than size, as pytest-memray's limit_leaks; filter_fn(stack) -> bool keeps a stack",
+    "limit_leaked_objects": "limit_leaked_objects(*, filter_fn=None): pytest-memray's marker for Python objects "
+    "that outlive the test; needs CPython 3.13.3 or later, and is refused at collection until pytest-memprof "
+    "tracks object lifetimes",
 }
 
 
@@ -133,9 +137,21 @@ def spec_for(item: pytest.Item, default_limit: int | None) -> MemorySpec:
             spec.filter_fn = spec.filter_fn or _filter(marker)
             spec.current_thread_only |= bool(marker.kwargs.get("current_thread_only", False))
             spec.has_marker = True
+        if item.get_closest_marker("limit_leaked_objects") is not None:
+            raise UsageError(_leaked_objects_refusal())
     except UsageError as error:
         raise pytest.UsageError(f"{item.nodeid}: {error}") from None
     return spec
+
+
+def _leaked_objects_refusal() -> str:
+    # pytest-memray counts the objects created during the test and alive after it, which CPython
+    # tells a tracer only from 3.13.3 on (PyRefTracer); refused at collection, as pytest-memray does.
+    version = ".".join(map(str, sys.version_info[:3]))
+    if sys.version_info < (3, 13, 3):
+        return f"limit_leaked_objects needs CPython 3.13.3 or later (it tracks object lifetimes); this is {version}"
+    return ("limit_leaked_objects is not supported by pytest-memprof yet (object lifetimes are not tracked); "
+            "use no_leaks or limit_leaks, or run this test under pytest-memray")
 
 
 def garbage_count() -> int:
