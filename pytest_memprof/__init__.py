@@ -5,6 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .capture import Capture, MissingLibraryWarning
+from .destinations import FileDestination, SocketDestination
 from .errors import CaptureError, CaptureVersionError, MemprofError, TrackerError, UsageError
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint, View
 from .tracker import Tracker
@@ -14,10 +15,12 @@ __all__ = [
     "CaptureError",
     "CaptureMetadata",
     "CaptureVersionError",
+    "FileDestination",
     "Frame",
     "IntervalStat",
     "MemprofError",
     "MissingLibraryWarning",
+    "SocketDestination",
     "StackStat",
     "ThreadInfo",
     "TimelinePoint",
