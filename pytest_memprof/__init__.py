@@ -4,13 +4,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .capture import Capture, MissingLibraryWarning
+from .capture import AllocationRecord, Capture, MissingLibraryWarning
 from .destinations import FileDestination, SocketDestination
 from .errors import CaptureError, CaptureVersionError, MemprofError, TrackerError, UsageError
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint, View
 from .tracker import Tracker
 
 __all__ = [
+    "AllocationRecord",
     "Capture",
     "CaptureError",
     "CaptureMetadata",
