@@ -31,3 +31,10 @@ __all__ = [
     "View",
     "__version__",
 ]
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext pytest_memprof``: the ``%%memprof_flamegraph`` cell magic (pytest_memprof.notebook)."""
+    from .notebook import load
+
+    load(ipython)

@@ -1,0 +1,58 @@
+"""The %%memprof_flamegraph cell magic, run by a real IPython shell on a real cell."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+IPython = pytest.importorskip("IPython", reason="IPython is in the test extras")
+from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def shell():
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "pytest_memprof")
+    return shell
+
+
+CELL = """%%memprof_flamegraph {options}
+def build_the_table():
+    return [bytearray(1 << 20) for _ in range(4)]
+
+table = build_the_table()
+"""
+
+
+def srcdoc(output) -> str:
+    markup = output.data
+    match = re.fullmatch(r'<div class="memprof-flamegraph"><iframe srcdoc="([^"]*)" [^<>]*></iframe></div>', markup)
+    assert match, markup[:300]  # one iframe: nothing of the page reaches the notebook unescaped
+    return html.unescape(match.group(1))
+
+
+def test_the_magic_shows_the_cells_flame_graph_inline(shell):
+    result = shell.run_cell(CELL.format(options=""))
+    assert result.success, result.error_in_exec
+    page = srcdoc(result.result)
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    assert "build_the_table" in page
+    assert "<script" in page and 'src="' not in page  # self-contained: our script inline, nothing fetched
+    assert len(shell.user_ns["table"]) == 4  # the cell ran in the notebook's namespace
+
+
+def test_leaks_shows_what_the_cell_left_allocated(shell):
+    result = shell.run_cell(CELL.format(options="--leaks --height 300"))
+    assert result.success, result.error_in_exec
+    assert "build_the_table" in srcdoc(result.result)
+    assert "height: 300px" in result.result.data
+
+
+def test_a_bad_option_is_one_usage_line(shell, capsys):
+    result = shell.run_cell(CELL.format(options="--colour"))
+    assert not result.success
+    printed = capsys.readouterr()
+    assert "UsageError: %%memprof_flamegraph: unrecognized arguments: --colour" in printed.out + printed.err
+    assert "Traceback" not in printed.out + printed.err
