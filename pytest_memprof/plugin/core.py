@@ -6,7 +6,9 @@ output plugin of its own (outputs.py), fed through our hooks with what is decide
 
 from __future__ import annotations
 
+import functools
 import gc
+import sys
 import threading
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ __all__ = ["RESULT_KEY", "SPEC_KEY", "MemprofPlugin", "capture_file_name"]
 
 RESULT_KEY = pytest.StashKey[TestMemoryResult]()
 SPEC_KEY = pytest.StashKey[MemorySpec]()
+OBJECTS_KEY = pytest.StashKey["list | None"]()  # limit_leaked_objects: what outlived the test function
 # The window's capture when no file or page needs its header: stacks still start at the test.
 _WINDOW_METADATA = metadata_from_header({"runner_files": list(launcher.PYTEST)})
 
@@ -170,8 +173,12 @@ class MemprofPlugin:
         spec = window.spec
         # Stacks cost a Python object per frame: built only where a verdict or a report needs them.
         leak_stacks = capture.leak_stacks() if spec.checks_leaks else []
+        # The objects go as soon as they are judged: keeping them would keep all they refer to alive.
+        surviving = item.stash.get(OBJECTS_KEY, None)
+        item.stash[OBJECTS_KEY] = None
         verdict = judge(spec, capture.peak_bytes, leak_stacks, garbage_count() - window.garbage_before,
-                        self.leak_floor)
+                        self.leak_floor, surviving)
+        del surviving
         in_baseline = baseline_peak = None
         if self.baseline is not None:
             in_baseline, baseline_peak, grew = self.baseline.judge(item.nodeid, capture.peak_bytes)
@@ -229,6 +236,34 @@ class MemprofPlugin:
                 result = self._close(item)
                 if result is not None:
                     item.stash[RESULT_KEY] = result
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function):
+        """limit_leaked_objects: objects are watched around the test function alone, as pytest-memray does."""
+        spec = pyfuncitem.stash.get(SPEC_KEY, None)
+        if spec is None or not spec.leaked_objects:
+            yield
+            return
+        function = pyfuncitem.obj
+
+        @functools.wraps(function)
+        def watched(*args, **kwargs):
+            from .. import _tracker
+
+            _tracker.watch_objects()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                # Cycles collected and the interpreter's caches emptied: only what the test kept is left.
+                gc.collect()
+                sys._clear_internal_caches()
+                pyfuncitem.stash[OBJECTS_KEY] = _tracker.surviving_objects()
+
+        pyfuncitem.obj = watched
+        try:
+            yield
+        finally:
+            pyfuncitem.obj = function
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item):

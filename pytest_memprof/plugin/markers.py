@@ -21,9 +21,9 @@ MARKERS = {
     "the test N extra times first (to fill caches); filter_fn(stack) -> bool keeps a leaking stack",
     "limit_leaks": "limit_leaks(size, *, filter_fn=None, current_thread_only=False): fail if any one place "
     "(call stack) leaks more than size, as pytest-memray's limit_leaks; filter_fn(stack) -> bool keeps a stack",
-    "limit_leaked_objects": "limit_leaked_objects(*, filter_fn=None): pytest-memray's marker for Python objects "
-    "that outlive the test; needs CPython 3.13.3 or later, and is refused at collection until pytest-memprof "
-    "tracks object lifetimes",
+    "limit_leaked_objects": "limit_leaked_objects(*, filter_fn=None): fail if objects created by the test "
+    "function are still alive after it returns and gc.collect() ran, as pytest-memray's; filter_fn(obj) -> bool "
+    "keeps an object; needs CPython 3.13.3 or later",
 }
 
 
@@ -69,11 +69,13 @@ class MemorySpec:
     filter_fn: StackFilter | None = None
     current_thread_only: bool = False
     has_marker: bool = False
+    leaked_objects: bool = False  # limit_leaked_objects
+    object_filter: Callable[[object], bool] | None = None
 
     @property
     def checks_leaks(self) -> bool:
         """Whether leaks are judged, which needs a full gc.collect() after the test."""
-        return self.no_leaks or self.leak_limit_bytes is not None
+        return self.no_leaks or self.leak_limit_bytes is not None or self.leaked_objects
 
 
 def _check_kwargs(marker: pytest.Mark, allowed: set) -> None:
@@ -137,21 +139,32 @@ def spec_for(item: pytest.Item, default_limit: int | None) -> MemorySpec:
             spec.filter_fn = spec.filter_fn or _filter(marker)
             spec.current_thread_only |= bool(marker.kwargs.get("current_thread_only", False))
             spec.has_marker = True
-        if item.get_closest_marker("limit_leaked_objects") is not None:
-            raise UsageError(_leaked_objects_refusal())
+        marker = item.get_closest_marker("limit_leaked_objects")
+        if marker is not None:
+            refusal = _leaked_objects_refusal()
+            if refusal:
+                raise UsageError(refusal)
+            _check_kwargs(marker, {"filter_fn"})
+            if marker.args:
+                raise UsageError("limit_leaked_objects() takes no positional arguments")
+            spec.leaked_objects = True
+            spec.object_filter = _filter(marker)
+            spec.has_marker = True
     except UsageError as error:
         raise pytest.UsageError(f"{item.nodeid}: {error}") from None
     return spec
 
 
-def _leaked_objects_refusal() -> str:
+def _leaked_objects_refusal() -> str | None:
     # pytest-memray counts the objects created during the test and alive after it, which CPython
-    # tells a tracer only from 3.13.3 on (PyRefTracer); refused at collection, as pytest-memray does.
+    # tells a reference tracer of every kind of object only from 3.13.3 on; refused at collection
+    # before that, as pytest-memray refuses it.
+    from .._tracker import can_watch_objects
+
     version = ".".join(map(str, sys.version_info[:3]))
-    if sys.version_info < (3, 13, 3):
+    if sys.version_info < (3, 13, 3) or not can_watch_objects():
         return f"limit_leaked_objects needs CPython 3.13.3 or later (it tracks object lifetimes); this is {version}"
-    return ("limit_leaked_objects is not supported by pytest-memprof yet (object lifetimes are not tracked); "
-            "use no_leaks or limit_leaks, or run this test under pytest-memray")
+    return None
 
 
 def garbage_count() -> int:

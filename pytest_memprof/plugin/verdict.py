@@ -17,6 +17,7 @@ class FailureKind(enum.Enum):
     LEAKS_OVER_LIMIT = "leaks over limit"  # limit_leaks: one place (call stack) leaked more than the limit
     LEAKED = "leaked"  # no_leaks: more than the leak floor
     UNCOLLECTABLE = "uncollectable"  # no_leaks: new objects in gc.garbage
+    LEAKED_OBJECTS = "leaked objects"  # limit_leaked_objects: objects of the test's still alive
     PEAK_GREW = "peak grew"  # --memprof-fail-on-increase against a baseline
 
 
@@ -30,6 +31,7 @@ class Failure:
     source: str = ""  # what set the limit: "limit_memory('10MB')", "--memprof-limit 10.0 MiB"
     percent: float | None = None  # PEAK_GREW: the increase --memprof-fail-on-increase allows
     places: int = 1  # LEAKS_OVER_LIMIT: how many places leaked more than the limit (measured is the largest)
+    detail: str = ""  # LEAKED_OBJECTS: the objects' types, most common first ("3 list, 1 dict")
 
     @property
     def about_peak(self) -> bool:
@@ -48,6 +50,9 @@ class Failure:
         if self.kind is FailureKind.LEAKED:
             return (f"Test leaked {measured} (no_leaks; still allocated after the test returned and gc.collect() "
                     "ran).")
+        if self.kind is FailureKind.LEAKED_OBJECTS:
+            return (f"Test leaked {self.measured} object(s) (limit_leaked_objects; created by the test and still "
+                    f"alive after it returned and gc.collect() ran): {self.detail}.")
         if self.kind is FailureKind.UNCOLLECTABLE:
             return f"Test left {self.measured} new uncollectable object(s) in gc.garbage (no_leaks)."
         from ..ci.baseline import change_text
@@ -68,8 +73,8 @@ class Verdict:
 
 
 def judge(spec: MemorySpec, peak_bytes: int, leak_stacks: list[StackStat], new_garbage: int,
-          leak_floor: int) -> Verdict:
-    """Compare what a test used with what its markers allow."""
+          leak_floor: int, surviving_objects: list | None = None) -> Verdict:
+    """Compare what a test used with what its markers allow (``surviving_objects``: for limit_leaked_objects)."""
     from .report import is_runner_stack
 
     verdict = Verdict(new_garbage=new_garbage)
@@ -87,12 +92,24 @@ def judge(spec: MemorySpec, peak_bytes: int, leak_stacks: list[StackStat], new_g
         if over:
             verdict.failures.append(Failure(FailureKind.LEAKS_OVER_LIMIT, max(over), spec.leak_limit_bytes,
                                             spec.leak_source, places=len(over)))
+    if spec.leaked_objects and surviving_objects:
+        kept = [obj for obj in surviving_objects if spec.object_filter is None or spec.object_filter(obj)]
+        if kept:
+            verdict.failures.append(Failure(FailureKind.LEAKED_OBJECTS, len(kept), detail=_types_of(kept)))
     if spec.no_leaks:
         if verdict.leaked_bytes > leak_floor:
             verdict.failures.append(Failure(FailureKind.LEAKED, verdict.leaked_bytes))
         if new_garbage:
             verdict.failures.append(Failure(FailureKind.UNCOLLECTABLE, new_garbage))
     return verdict
+
+
+def _types_of(objects: list, most: int = 10) -> str:
+    from collections import Counter
+
+    counts = Counter(type(obj).__name__ for obj in objects).most_common()
+    text = ", ".join(f"{count} {name}" for name, count in counts[:most])
+    return text + (f" and {len(counts) - most} more type(s)" if len(counts) > most else "")
 
 
 class BaselineJudge:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -10,6 +11,7 @@ pytest_plugins = ["pytester"]
 
 THREE_PLACES = """
 import json
+import sys
 import pytest
 
 KEPT = []
@@ -137,3 +139,49 @@ def test_filtered():
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+OBJECTS = """
+import pytest
+
+KEPT = []
+
+
+class Widget:
+    pass
+
+
+@pytest.mark.limit_leaked_objects
+def test_keeps_a_widget():
+    KEPT.append(Widget())
+
+
+@pytest.mark.limit_leaked_objects()
+def test_clean():
+    widgets = [Widget() for _ in range(10)]
+    del widgets
+
+
+@pytest.mark.limit_leaked_objects(filter_fn=lambda obj: not isinstance(obj, Widget))
+def test_keeps_a_widget_filtered_out():
+    KEPT.append(Widget())
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13, 3), reason="object lifetimes are tracked on CPython 3.13.3+")
+def test_limit_leaked_objects_fails_on_the_objects_the_test_kept(pytester):
+    pytester.makepyfile(OBJECTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v")
+    result.stdout.fnmatch_lines(
+        ["*test_keeps_a_widget MEMORY*", "*test_clean PASSED*", "*test_keeps_a_widget_filtered_out PASSED*"]
+    )
+    result.stdout.fnmatch_lines(["*Test leaked 1 object(s) (limit_leaked_objects;*): 1 Widget."])
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 13, 3), reason="CPython 3.13.3+ tracks object lifetimes")
+def test_limit_leaked_objects_is_refused_before_cpython_3_13_3(pytester):
+    pytester.makepyfile(OBJECTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_keeps_a_widget: limit_leaked_objects needs CPython 3.13.3 or later*"])
+    assert "Traceback" not in result.stderr.str()

@@ -168,6 +168,46 @@ def test_a_pytest_memray_suite_has_the_same_outcomes_under_memprof(pytester):
     assert ours == theirs
 
 
+OBJECTS = """
+import pytest
+
+KEPT = []
+
+
+class Widget:
+    pass
+
+
+@pytest.mark.limit_leaked_objects
+def test_keeps_a_widget():
+    KEPT.append(Widget())
+
+
+@pytest.mark.limit_leaked_objects
+def test_clean():
+    widgets = [Widget() for _ in range(10)]
+    del widgets
+
+
+@pytest.mark.limit_leaked_objects(filter_fn=lambda obj: not isinstance(obj, Widget))
+def test_keeps_a_widget_filtered_out():
+    KEPT.append(Widget())
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13, 3), reason="object lifetimes are tracked on CPython 3.13.3+")
+def test_limit_leaked_objects_has_the_same_outcomes_under_memprof(pytester):
+    pytester.makepyfile(test_objects=OBJECTS)
+    theirs = outcomes(pytester, "memray", *PYTEST_MEMRAY)
+    ours = outcomes(pytester, "memprof", *MEMPROF)
+    assert theirs == {
+        "test_keeps_a_widget": "failed",
+        "test_clean": "passed",
+        "test_keeps_a_widget_filtered_out": "passed",
+    }
+    assert ours == theirs
+
+
 @pytest.mark.skipif(sys.version_info >= (3, 13, 3), reason="CPython 3.13.3+ tracks object lifetimes")
 def test_limit_leaked_objects_is_refused_where_cpython_cannot_track_objects(pytester):
     pytester.makepyfile("""
