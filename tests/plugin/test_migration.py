@@ -168,6 +168,42 @@ def test_a_pytest_memray_suite_has_the_same_outcomes_under_memprof(pytester):
     assert ours == theirs
 
 
+def test_the_other_options_in_the_table_mean_the_same(pytester):
+    write_suite(pytester, 4 * 1024 * 1024)
+    theirs_dir, ours_dir = pytester.path / "memray-bin", pytester.path / "memprof-bin"
+    theirs = outcomes(
+        pytester,
+        "memray",
+        "-p",
+        "no:memprof",
+        "-p",
+        "memray",
+        "--memray",
+        "--native",
+        "--trace-python-allocators",
+        "--memray-bin-path",
+        str(theirs_dir),
+        "--hide-memray-summary",
+    )
+    ours = outcomes(
+        pytester,
+        "memprof",
+        "-p",
+        "no:memray",
+        "--memprof",
+        "--memprof-native",
+        "--memprof-bin-dir",
+        str(ours_dir),
+        "--memprof-summary",
+        "0",
+    )
+    assert theirs == EXPECTED
+    assert ours == theirs
+    # One capture per test in the folder asked for, in both.
+    assert len(list(theirs_dir.glob("*.bin"))) == len(EXPECTED)
+    assert len(list(ours_dir.glob("*.bin"))) == len(EXPECTED)
+
+
 OBJECTS = """
 import pytest
 
