@@ -56,3 +56,16 @@ def test_a_bad_option_is_one_usage_line(shell, capsys):
     printed = capsys.readouterr()
     assert "UsageError: %%memprof_flamegraph: unrecognized arguments: --colour" in printed.out + printed.err
     assert "Traceback" not in printed.out + printed.err
+
+
+@pytest.mark.browser
+def test_the_inline_flame_graph_draws_in_a_browser(shell, page, tmp_path):
+    # What a notebook shows: the magic's HTML in a page; the iframe's graph is drawn by our own script.
+    result = shell.run_cell(CELL.format(options=""))
+    notebook = tmp_path / "notebook.html"
+    notebook.write_text(f"<!doctype html><html><body>{result.result.data}</body></html>")
+    page.goto(notebook.as_uri())
+    graph = page.frame_locator("iframe").locator("#graph .frame", has_text="build_the_table").first
+    graph.wait_for(timeout=15000)
+    assert graph.is_visible()
+    assert page.console_errors == []
