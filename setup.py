@@ -42,7 +42,7 @@ setup(
                 "pytest_memprof._tracker",
                 "pytest_memprof/_tracker.pyx",
                 ["hooks.cc", "elf_patch.cc", "recorder.cc", "tracker_sink.cc", "pystack.cc", "pyframes.cc",
-                 "nativestack.cc", "fast_unwind.cc", "tracker.cc", "arena_cache.cc"],
+                 "nativestack.cc", "fast_unwind.cc", "tracker.cc", "arena_cache.cc", "objects.cc"],
             ),
             extension("pytest_memprof._reader", "pytest_memprof/_reader.pyx",
                       ["reader.cc", "decoder.cc", "dumper.cc", "recorder.cc", "capture_writer.cc"]),

@@ -285,6 +285,9 @@ const char* Reader::on(const AllocRecord& record) {
     if (stack == UINT32_MAX) return "more distinct stacks than a capture can hold";
     if (d_only_tid && record.tid != d_only_tid) return nullptr;
     uint64_t address = record.address, size = record.size;
+    if (d_event_log) {
+        d_events.push_back({d_decoder.last_ms(), record.tid, address, size, stack, record.allocator, false});
+    }
     if (record.allocator == MMAP) {
         on_munmap(address, size);  // a fixed mapping replaces whatever was there
     } else if (Live* previous = d_live.find(address)) {
@@ -317,6 +320,9 @@ const char* Reader::on(const AllocRecord& record) {
 }
 
 const char* Reader::on(const FreeRecord& record) {
+    if (d_event_log && (!d_only_tid || record.tid == d_only_tid)) {
+        d_events.push_back({d_decoder.last_ms(), record.tid, record.address, record.size, 0, record.allocator, true});
+    }
     if (record.allocator == MUNMAP) {
         on_munmap(record.address, record.size);
     } else {

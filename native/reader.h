@@ -53,6 +53,17 @@ struct TimelineRow {
     uint64_t rss;
 };
 
+// One allocation or deallocation as recorded, for Capture.allocation_records (set_event_log).
+struct EventRow {
+    uint64_t ms;
+    uint64_t tid;
+    uint64_t address;
+    uint64_t size;      // a free's is 0 (munmap: the length unmapped)
+    uint32_t stack;     // as in StackRow; 0 for a deallocation (its stack is not recorded)
+    uint8_t allocator;  // the record's kind (format.h): an allocator or a deallocator
+    bool deallocation;
+};
+
 // Which allocations a report shows (pytest_memprof.model.View has the same values).
 enum View { PEAK = 0, LEAKS = 1, TEMPORARY = 2, TOTAL = 3 };
 
@@ -156,6 +167,14 @@ class Reader {
         uint64_t heap;  // bytes live when the mark was written
     };
     const std::vector<Mark>& marks() const { return d_marks; }
+    // Keep every event (after the thread filter) as it is replayed, for take_events(): the
+    // record-by-record view; off by default, since a long capture holds millions.
+    void set_event_log(bool on) { d_event_log = on; }
+    std::vector<EventRow> take_events() {
+        std::vector<EventRow> out;
+        out.swap(d_events);
+        return out;
+    }
 
   private:
     struct Acc {
@@ -260,6 +279,8 @@ class Reader {
     std::map<uint64_t, std::string> d_thread_names;
     std::vector<uint64_t> d_threads_seen;
     std::vector<Mark> d_marks;
+    bool d_event_log = false;
+    std::vector<EventRow> d_events;
     bool d_truncated = false;
     std::string d_error;
 

@@ -74,6 +74,15 @@ cdef extern from "reader.h" namespace "memprof":
         uint64_t heap
         uint64_t rss
 
+    cdef struct EventRow:
+        uint64_t ms
+        uint64_t tid
+        uint64_t address
+        uint64_t size
+        uint32_t stack
+        uint8_t allocator
+        bool deallocation
+
     ctypedef enum View:
         PEAK
         LEAKS
@@ -130,6 +139,8 @@ cdef extern from "reader.h" namespace "memprof":
         const uint64_t* histogram()
         vector[Mark] marks()
         uint64_t window_records()
+        void set_event_log(bool on)
+        vector[EventRow] take_events()
 
 cdef extern from "capture_writer.h" namespace "memprof":
     int write_window_capture(const Reader& reader, const string& path, const string& header_json,

@@ -199,6 +199,16 @@ cdef class CaptureReader:
             out.append((row.stack, row.tid, allocator_name(row.allocator), row.bytes, row.count))
         return out
 
+    def log_events(self, bint on=True):
+        """Keep each allocation and deallocation as it is replayed, for take_events()."""
+        self.reader.set_event_log(on)
+
+    def take_events(self):
+        """(ms, thread id, address, size, stack id, allocator name, deallocation?) per event kept since the last call."""
+        cdef native.EventRow row
+        return [(row.ms, row.tid, row.address, row.size, row.stack, allocator_name(row.allocator), row.deallocation)
+                for row in self.reader.take_events()]
+
     def intervals(self):
         """(stack, thread, allocator, allocated_ms, freed_ms or -1, bytes, count) tuples."""
         cdef native.IntervalRow row

@@ -1,7 +1,10 @@
 # cython: language_level=3
 """Binding of the native tracker (native/tracker.h): start, stop, drain, marks, thread names."""
 
+cimport objects
 cimport tracker as native
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF
 from libcpp.string cimport string
 
 import os
@@ -133,3 +136,25 @@ def _after_fork_in_parent():
 # Our sampler and writer threads are joined around os.fork(): the child then inherits no lock
 # they held, and Python 3.12+ does not warn about forking a multi-threaded process on our account.
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
+
+
+def can_watch_objects():
+    """Whether this build can watch object lifetimes (CPython 3.13 or later: its reference tracer)."""
+    return objects.available()
+
+
+def watch_objects():
+    """Start noting every object created and destroyed (native/objects.h); RuntimeError if it cannot."""
+    cdef const char* why = NULL
+    if not objects.start(&why):
+        raise RuntimeError(why.decode())
+
+
+def surviving_objects():
+    """Stop watching; a list of the objects created since watch_objects() and still alive."""
+    cdef PyObject* found = objects.stop()
+    if found == NULL:
+        raise MemoryError()
+    cdef object result = <object>found
+    Py_DECREF(result)  # <object> took a reference of its own; stop() handed us one
+    return result

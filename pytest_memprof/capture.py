@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -18,7 +20,7 @@ from .trie import memoised
 if TYPE_CHECKING:
     from .diff import DiffRow
 
-__all__ = ["Capture", "MissingLibraryWarning", "metadata_from_header"]
+__all__ = ["AllocationRecord", "Capture", "MissingLibraryWarning", "metadata_from_header"]
 
 ProgressCallback = Callable[[int, int], None]
 _HEADER_FIELDS = {"pid", "python_version", "start_time", "command_line", "native", "trace_python_allocators",
@@ -47,6 +49,44 @@ def metadata_from_header(header: dict, format_version: int = FORMAT_VERSION) -> 
         aggregated=field("aggregated", (bool,), False),
         extra={key: value for key, value in header.items() if key not in _HEADER_FIELDS},
     )
+
+
+@dataclass(frozen=True)
+class AllocationRecord:
+    """One allocation or deallocation as recorded (memray's ``AllocationRecord`` of ``get_allocation_records``).
+
+    ``allocator`` is the record's kind by name (``malloc``, ``PyObject_Malloc``, ``free``, ``munmap``,
+    ...); a deallocation has ``size`` 0 (``munmap``: the length unmapped) and no stack. ``time_s`` is
+    seconds since the capture began, to the tracker's clock (a 10 ms sampling interval).
+    """
+
+    time_s: float
+    thread_id: int
+    address: int
+    size: int
+    allocator: str
+    deallocation: bool
+    stack_id: int
+    _capture: Capture = field(repr=False, compare=False)
+
+    @property
+    def tid(self) -> int:
+        """memray's name for ``thread_id``."""
+        return self.thread_id
+
+    @property
+    def n_allocations(self) -> int:
+        """memray's count of allocations a record stands for: always one here."""
+        return 1
+
+    def stack(self) -> tuple[Frame, ...]:
+        """The frames of the allocating call stack, outermost first (() for a deallocation)."""
+        return self._capture.stack(self.stack_id) if self.stack_id else ()
+
+    def stack_trace(self, max_stacks: int | None = None) -> list[tuple[str, str, int]]:
+        """memray's form: (function, file, line) per frame, most recent call first, at most ``max_stacks``."""
+        frames = [(frame.function, frame.file, frame.line) for frame in reversed(self.stack())]
+        return frames if max_stacks is None else frames[:max_stacks]
 
 
 class Capture:
@@ -320,6 +360,47 @@ class Capture:
         from .diff import diff_captures
 
         return diff_captures(self, new, view=view, stacks=stacks, native=native, min_bytes=min_bytes)
+
+    # ---- record by record -----------------------------------------------------------------------
+
+    def allocation_records(self) -> Iterator[AllocationRecord]:
+        """Every allocation and deallocation, in the order they happened (memray's ``get_allocation_records``).
+
+        The file is replayed again, a block at a time, so a capture of any length is walked in
+        bounded memory; a capture in memory or an aggregated one has no records to give (CaptureError).
+        """
+        if self.metadata.aggregated:
+            raise CaptureError(f"{self.path or 'this capture'} is aggregated: it keeps per-stack totals, not each "
+                               "allocation (record it without --aggregate)")
+        if self.path is None:
+            raise CaptureError("allocation records are only available for captures read from a file")
+        reader = CaptureReader(only_tid=self._thread_id)
+        reader.open(os.fspath(self.path))
+        reader.log_events(True)
+        more = True
+        while more:
+            more = reader.read_some(1 << 20)
+            for ms, tid, address, size, stack, allocator, deallocation in reader.take_events():
+                yield AllocationRecord(ms / 1000.0, tid, address, size, allocator, deallocation, stack, self)
+
+    def allocations_at(self, time_s: float) -> list[AllocationRecord]:
+        """The allocations live at ``time_s`` seconds after the capture began, in the order they were made."""
+        live: dict[int, AllocationRecord] = {}
+        for record in self.allocation_records():
+            if record.time_s > time_s:
+                break
+            if not record.deallocation:
+                live.pop(record.address, None)  # an address reused without a free seen
+                live[record.address] = record
+            elif record.allocator == "munmap":
+                # An unmapping may cover several mappings, or part of one (which then stays, smaller).
+                end = record.address + record.size
+                for address in [address for address, kept in live.items()
+                                if kept.allocator == "mmap" and record.address <= address < end]:
+                    del live[address]
+            else:
+                live.pop(record.address, None)
+        return list(live.values())
 
     # ---- other aggregates -----------------------------------------------------------------------
 

@@ -25,6 +25,10 @@ MEMPROF_RUN: tuple[str, ...] = ("/pytest_memprof/", "/bin/memprof", "<frozen run
 PYTEST: tuple[str, ...] = ("/_pytest/", "/pluggy/", "/pytest_memprof/", "/pytest/__main__.py", "/bin/pytest",
                            "/xdist/", "/execnet/", "/anyio/", "/asyncio/", "<frozen runpy>", "/runpy.py")
 
+# The %%memprof_flamegraph cell magic: IPython's and the kernel's machinery above the cell.
+NOTEBOOK: tuple[str, ...] = ("/IPython/", "/ipykernel/", "/traitlets/", "/tornado/", "/zmq/", "/pytest_memprof/",
+                             "/asyncio/", "<frozen runpy>", "/runpy.py")
+
 
 class Place(enum.IntEnum):
     """Where a stack is, read from its outermost frame, once a frame is added."""

@@ -55,6 +55,16 @@ class Frame:
     native: bool = False
     first_line: int = field(default=0, compare=False)
 
+    @property
+    def filename(self) -> str:
+        """pytest-memray's name for ``file`` (its ``StackFrame.filename``)."""
+        return self.file
+
+    @property
+    def lineno(self) -> int:
+        """pytest-memray's name for ``line`` (its ``StackFrame.lineno``)."""
+        return self.line
+
     def __str__(self) -> str:
         return f"{self.function} at {self.file}:{self.line}"
 

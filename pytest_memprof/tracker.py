@@ -14,6 +14,7 @@ from typing import Union
 
 from . import _tracker
 from .aggregate import Aggregator, write_aggregated_capture
+from .destinations import FileDestination, SocketDestination, SocketStream
 from .errors import TrackerError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -22,16 +23,18 @@ PathLike = Union[str, "os.PathLike[str]"]
 class Tracker:
     """Track allocations while active, as a context manager or with ``start()``/``stop()``.
 
-    ``destination`` is the capture file to write, or None to keep the records in memory (read
-    them with ``drain()``; the pytest plugin does this). With ``aggregate=True`` the file holds
-    only per-stack totals, computed in this process (see ``pytest_memprof.aggregate``).
+    ``destination`` is the capture file to write (a path, or a ``FileDestination`` as memray has
+    it), a ``SocketDestination`` to stream the capture to ``memprof live`` viewers, or None to keep
+    the records in memory (read them with ``drain()``; the pytest plugin does this). With
+    ``aggregate=True`` the file holds only per-stack totals, computed in this process (see
+    ``pytest_memprof.aggregate``).
     ``launcher_files`` names the files of what launched the program, whose frames readers leave
     out (``pytest_memprof.launcher``). Only one tracker can run at a time.
     """
 
     def __init__(
         self,
-        destination: PathLike | None,
+        destination: PathLike | FileDestination | SocketDestination | None,
         *,
         native: bool = False,
         trace_python_allocators: bool = True,
@@ -41,6 +44,13 @@ class Tracker:
         aggregate: bool = False,
         launcher_files: Sequence[str] = (),
     ) -> None:
+        self._socket: SocketStream | None = None
+        self._socket_destination = destination if isinstance(destination, SocketDestination) else None
+        if isinstance(destination, FileDestination):
+            overwrite = overwrite or destination.overwrite
+            destination = destination.path
+        if self._socket_destination is not None:
+            destination = None  # a temporary file, made at start()
         self.destination = Path(destination) if destination is not None else None
         self.native = native
         self.trace_python_allocators = trace_python_allocators
@@ -78,6 +88,12 @@ class Tracker:
             raise TrackerError("aggregated captures cannot follow forks; record without aggregate to follow them")
         if self.aggregate and self.native:
             raise TrackerError("aggregated captures do not keep native stacks yet; record without aggregate for them")
+        if self._socket_destination is not None:
+            if self.aggregate:
+                raise TrackerError("a SocketDestination streams every event: it cannot be aggregated")
+            self._socket = SocketStream(self._socket_destination)
+            self._socket.start()  # waits for the first viewer, as memray's does
+            self.destination = self._socket.capture
         if self.destination is not None:
             self._check_destination(self.destination)
         atexit.register(self._stop_at_exit)
@@ -96,6 +112,7 @@ class Tracker:
         )
         if error:
             atexit.unregister(self._stop_at_exit)
+            self._finish_socket()
             if self._aggregator is not None:
                 self._aggregator.halt()
                 self._aggregator = None
@@ -113,6 +130,7 @@ class Tracker:
             aggregator.halt()
         error = _tracker.stop()
         atexit.unregister(self._stop_at_exit)
+        self._finish_socket()
         if error:
             raise TrackerError(error)
         if aggregator is not None and self.destination is not None:
@@ -148,6 +166,12 @@ class Tracker:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def _finish_socket(self) -> None:
+        if self._socket is not None:
+            self._socket.finish()
+            self._socket = None
+            self.destination = None
 
     def _check_destination(self, path: Path) -> None:
         if path.exists() and not self.overwrite:

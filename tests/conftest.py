@@ -31,6 +31,15 @@ def subprocess_env(**extra: str) -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(p for p in path if p)), **extra}
 
 
+@pytest.fixture(autouse=True)
+def _inner_runs_without_pytest_memray(request):
+    """pytest-memray is a test dependency (the migration test compares with it): inner pytest runs leave
+    its plugin out unless they ask for it with ``-p memray``, which unblocks it."""
+    if "pytester" in request.fixturenames:
+        # runpytest_subprocess passes the first string plugin as ``-p NAME`` before the test's own arguments.
+        request.getfixturevalue("pytester").plugins.insert(0, "no:memray")
+
+
 @pytest.fixture(params=[True, False], ids=["profiled-stacks", "walked-stacks"])
 def python_allocators(request) -> bool:
     """Both ways the tracker knows Python stacks: a profile callback while Python's allocators are

@@ -1,7 +1,9 @@
 """Baselines: per-test figures saved from one run, compared with a later one.
 
-A baseline is exactly the file given to ``--memprof-save-baseline`` by the run that wrote it;
-we never pick "the last run" on our own. Comparing shows each test's change; with
+A baseline is the file given to ``--memprof-save-baseline`` by the run that wrote it or, with
+``--memprof-fail-on-increase`` and no ``--memprof-compare FILE`` (pytest-memray's
+``--fail-on-increase``), the figures pytest's cache holds from the previous run: each test's last
+run that passed (save_cached). Comparing shows each test's change; with
 ``--memprof-fail-on-increase PCT`` a test fails if its peak grew by more than PCT *and* by more
 than a noise floor in bytes (``--memprof-min-bytes``), so tiny tests do not flap. A baseline
 also keeps each test's largest locations with their stacks (``location_summary``), so a test
@@ -132,9 +134,9 @@ def _commit() -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
-def save(path: str, results: Sequence) -> None:
-    """Write the tracked tests' figures as a versioned JSON baseline (atomically)."""
-    data = {
+def data_of(results: Sequence) -> dict:
+    """The baseline's JSON object for the tracked tests' results."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": _commit(),
@@ -154,9 +156,13 @@ def save(path: str, results: Sequence) -> None:
             for result in sorted(results, key=lambda result: result.nodeid)
         },
     }
+
+
+def save(path: str, results: Sequence) -> None:
+    """Write the tracked tests' figures as a versioned JSON baseline (atomically)."""
     target = Path(path)
     partial = target.with_name(target.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    partial.write_text(json.dumps(data_of(results), indent=2) + "\n", encoding="utf-8")
     os.replace(partial, target)
 
 
@@ -172,11 +178,16 @@ def load(path: str) -> dict[str, BaselineEntry]:
         data = json.loads(text)
     except ValueError as error:
         raise UsageError(f"--memprof-compare {path}: not a valid baseline (bad JSON: {error})") from None
+    return entries_of(data, f"--memprof-compare {path}")
+
+
+def entries_of(data: object, where: str) -> dict[str, BaselineEntry]:
+    """The entries of a baseline's JSON object; a malformed one is a UsageError starting with ``where``."""
     if not isinstance(data, dict) or not isinstance(data.get("tests"), dict):
-        raise UsageError(f"--memprof-compare {path}: not a pytest-memprof baseline (no 'tests' table)")
+        raise UsageError(f"{where}: not a pytest-memprof baseline (no 'tests' table)")
     version = data.get("schema_version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise UsageError(f"--memprof-compare {path}: baseline schema version {version!r} is not one this "
+        raise UsageError(f"{where}: baseline schema version {version!r} is not one this "
                          f"pytest-memprof reads (up to {SCHEMA_VERSION})")
     entries = {}
     for nodeid, figures in data["tests"].items():
@@ -187,8 +198,34 @@ def load(path: str) -> dict[str, BaselineEntry]:
             entries[nodeid] = BaselineEntry(int(figures["peak_bytes"]), int(figures.get("leaked_bytes", 0)),
                                             int(figures.get("allocations", 0)), locations)
         except (KeyError, TypeError, ValueError, AttributeError):
-            raise UsageError(f"--memprof-compare {path}: malformed entry for {nodeid!r}") from None
+            raise UsageError(f"{where}: malformed entry for {nodeid!r}") from None
     return entries
+
+
+# pytest's cache (``.pytest_cache``) holds the previous run's figures under this key: what
+# ``--memprof-fail-on-increase`` compares with when no ``--memprof-compare FILE`` is given.
+CACHE_KEY = "memprof/baseline"
+
+
+def load_cached(cache) -> dict[str, BaselineEntry]:
+    """The figures the previous run left in pytest's cache ({} on the first run); a damaged entry is a UsageError."""
+    data = cache.get(CACHE_KEY, None)
+    if data is None:
+        return {}
+    return entries_of(data, f"pytest's cache ({CACHE_KEY}; --cache-clear empties it)")
+
+
+def save_cached(cache, results: Sequence) -> None:
+    """Store this run's figures in pytest's cache for the next run, over the previous run's.
+
+    A test that failed keeps the figures of its last run that passed, so a regression keeps
+    failing until it is fixed (or the cache is cleared); a test not run this time keeps its own.
+    """
+    previous = cache.get(CACHE_KEY, None)
+    tests = dict(previous["tests"]) if isinstance(previous, dict) and isinstance(previous.get("tests"), dict) else {}
+    data = data_of([result for result in results if result.outcome == "passed" and not result.memory_failed])
+    data["tests"] = {**tests, **data["tests"]}
+    cache.set(CACHE_KEY, data)
 
 
 def parse_percent(text: str) -> float:

@@ -7,11 +7,11 @@ import pytest
 from .. import hookspecs
 from . import outputs
 from .core import RESULT_KEY, MemprofPlugin
-from .markers import MARKERS
+from .markers import MARKERS, LeakStack
 from .options import add_options
 from .results import TestMemoryResult
 
-__all__ = ["RESULT_KEY", "MemprofPlugin", "TestMemoryResult"]
+__all__ = ["RESULT_KEY", "LeakStack", "MemprofPlugin", "TestMemoryResult"]
 PLUGIN_NAME = "memprof-session"
 
 

@@ -6,7 +6,9 @@ output plugin of its own (outputs.py), fed through our hooks with what is decide
 
 from __future__ import annotations
 
+import functools
 import gc
+import sys
 import threading
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ __all__ = ["RESULT_KEY", "SPEC_KEY", "MemprofPlugin", "capture_file_name"]
 
 RESULT_KEY = pytest.StashKey[TestMemoryResult]()
 SPEC_KEY = pytest.StashKey[MemorySpec]()
+OBJECTS_KEY = pytest.StashKey["list | None"]()  # limit_leaked_objects: what outlived the test function
 # The window's capture when no file or page needs its header: stacks still start at the test.
 _WINDOW_METADATA = metadata_from_header({"runner_files": list(launcher.PYTEST)})
 
@@ -62,9 +65,13 @@ class MemprofPlugin:
         self.python_allocators = not options.resolve(config, "memprof_no_python_allocators")
         self.leak_floor = options.resolve(config, "memprof_leak_floor")
         self.baseline = _baseline_judge(config)
-        # Each test's largest locations, for a baseline to keep or to compare with the one kept.
+        # Each test's largest locations, for a baseline to keep or to compare with the one kept; the
+        # cache's baseline (--memprof-fail-on-increase with no file) keeps them too, so the next run can
+        # say where a test grew.
+        uses_cache = options.resolve(config, "memprof_fail_on_increase") is not None \
+            and not options.resolve(config, "memprof_compare")
         self.save_locations = options.resolve(config, "memprof_baseline_locations") \
-            if options.resolve(config, "memprof_save_baseline") else 0
+            if options.resolve(config, "memprof_save_baseline") or uses_cache else 0
         self.compare_locations = self.baseline is not None and self.baseline.fail_on_increase is not None
         bin_dir = options.resolve(config, "memprof_bin_dir")
         # --memprof-html keeps the per-test captures in its folder unless told otherwise.
@@ -174,8 +181,12 @@ class MemprofPlugin:
         spec = window.spec
         # Stacks cost a Python object per frame: built only where a verdict or a report needs them.
         leak_stacks = capture.leak_stacks() if spec.checks_leaks else []
+        # The objects go as soon as they are judged: keeping them would keep all they refer to alive.
+        surviving = item.stash.get(OBJECTS_KEY, None)
+        item.stash[OBJECTS_KEY] = None
         verdict = judge(spec, capture.peak_bytes, leak_stacks, garbage_count() - window.garbage_before,
-                        self.leak_floor)
+                        self.leak_floor, surviving)
+        del surviving
         in_baseline = baseline_peak = summary = None
         if self.save_locations or self.compare_locations:
             from ..ci.baseline import location_summary
@@ -238,6 +249,34 @@ class MemprofPlugin:
                 result = self._close(item)
                 if result is not None:
                     item.stash[RESULT_KEY] = result
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function):
+        """limit_leaked_objects: objects are watched around the test function alone, as pytest-memray does."""
+        spec = pyfuncitem.stash.get(SPEC_KEY, None)
+        if spec is None or not spec.leaked_objects:
+            yield
+            return
+        function = pyfuncitem.obj
+
+        @functools.wraps(function)
+        def watched(*args, **kwargs):
+            from .. import _tracker
+
+            _tracker.watch_objects()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                # Cycles collected and the interpreter's caches emptied: only what the test kept is left.
+                gc.collect()
+                sys._clear_internal_caches()
+                pyfuncitem.stash[OBJECTS_KEY] = _tracker.surviving_objects()
+
+        pyfuncitem.obj = watched
+        try:
+            yield
+        finally:
+            pyfuncitem.obj = function
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item):
@@ -328,17 +367,20 @@ class MemprofPlugin:
 def _baseline_judge(config: pytest.Config) -> BaselineJudge | None:
     compare = options.resolve(config, "memprof_compare")
     fail_on_increase = options.resolve(config, "memprof_fail_on_increase")
-    if not compare:
-        if fail_on_increase is not None:
-            raise pytest.UsageError("--memprof-fail-on-increase needs a baseline: add --memprof-compare FILE")
+    if not compare and fail_on_increase is None:
         return None
     from ..ci import baseline
 
+    if not compare and getattr(config, "cache", None) is None:  # -p no:cacheprovider
+        raise pytest.UsageError("--memprof-fail-on-increase needs a baseline: add --memprof-compare FILE, or let it "
+                                "compare with the previous run in pytest's cache (without -p no:cacheprovider)")
     try:
-        entries = baseline.load(compare)
+        # Without a file: the previous run's figures, which pytest's cache keeps (outputs.CachedBaseline).
+        entries = baseline.load(compare) if compare else baseline.load_cached(config.cache)
     except UsageError as error:
         raise pytest.UsageError(str(error)) from None
-    return BaselineJudge(entries, fail_on_increase, options.resolve(config, "memprof_min_bytes"))
+    return BaselineJudge(entries, fail_on_increase, options.resolve(config, "memprof_min_bytes"),
+                         "the baseline" if compare else "the previous run")
 
 
 def _csv_name(nodeid: str) -> str:

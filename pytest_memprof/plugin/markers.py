@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
 import pytest
 
 from ..errors import UsageError
-from ..model import StackStat
+from ..model import Frame, StackStat
 from ..sizes import format_size, parse_size
 
 MARKERS = {
@@ -18,11 +19,41 @@ MARKERS = {
     "no_leaks": "no_leaks(*, warmup=0, filter_fn=None, current_thread_only=False): fail if memory "
     "allocated by the test is still allocated after it returns and gc.collect() ran; warmup=N runs "
     "the test N extra times first (to fill caches); filter_fn(stack) -> bool keeps a leaking stack",
-    "limit_leaks": "limit_leaks(size, *, filter_fn=None, current_thread_only=False): fail if the test "
-    "leaks more than size",
+    "limit_leaks": "limit_leaks(size, *, filter_fn=None, current_thread_only=False): fail if any one place "
+    "(call stack) leaks more than size, as pytest-memray's limit_leaks; filter_fn(stack) -> bool keeps a stack",
+    "limit_leaked_objects": "limit_leaked_objects(*, filter_fn=None): fail if objects created by the test "
+    "function are still alive after it returns and gc.collect() ran, as pytest-memray's; filter_fn(obj) -> bool "
+    "keeps an object; needs CPython 3.13.3 or later",
 }
 
-StackFilter = Callable[[StackStat], bool]
+
+@dataclass(frozen=True)
+class LeakStack:
+    """What a ``filter_fn`` receives: one leaking call stack.
+
+    ``frames`` run most recent call first, as pytest-memray's ``Stack.frames``; each frame has
+    pytest-memray's names (``function``, ``filename``, ``lineno``) and ours (``file``, ``line``,
+    ``native``). ``location`` is the allocating frame; ``bytes`` and ``count`` what the stack leaked.
+    """
+
+    frames: tuple[Frame, ...]
+    bytes: int
+    count: int
+    thread_id: int = 0
+    allocator: str = ""
+
+    @classmethod
+    def of(cls, stack: StackStat) -> LeakStack:
+        """The filter's view of a leak stack (whose frames run outermost first)."""
+        return cls(stack.frames[::-1], stack.bytes, stack.count, stack.thread_id, stack.allocator)
+
+    @property
+    def location(self) -> Frame | None:
+        """The allocating frame (``frames[0]``), or None when the stack shows no frame."""
+        return self.frames[0] if self.frames else None
+
+
+StackFilter = Callable[[LeakStack], bool]
 
 
 @dataclass
@@ -38,11 +69,13 @@ class MemorySpec:
     filter_fn: StackFilter | None = None
     current_thread_only: bool = False
     has_marker: bool = False
+    leaked_objects: bool = False  # limit_leaked_objects
+    object_filter: Callable[[object], bool] | None = None
 
     @property
     def checks_leaks(self) -> bool:
         """Whether leaks are judged, which needs a full gc.collect() after the test."""
-        return self.no_leaks or self.leak_limit_bytes is not None
+        return self.no_leaks or self.leak_limit_bytes is not None or self.leaked_objects
 
 
 def _check_kwargs(marker: pytest.Mark, allowed: set) -> None:
@@ -106,9 +139,32 @@ def spec_for(item: pytest.Item, default_limit: int | None) -> MemorySpec:
             spec.filter_fn = spec.filter_fn or _filter(marker)
             spec.current_thread_only |= bool(marker.kwargs.get("current_thread_only", False))
             spec.has_marker = True
+        marker = item.get_closest_marker("limit_leaked_objects")
+        if marker is not None:
+            refusal = _leaked_objects_refusal()
+            if refusal:
+                raise UsageError(refusal)
+            _check_kwargs(marker, {"filter_fn"})
+            if marker.args:
+                raise UsageError("limit_leaked_objects() takes no positional arguments")
+            spec.leaked_objects = True
+            spec.object_filter = _filter(marker)
+            spec.has_marker = True
     except UsageError as error:
         raise pytest.UsageError(f"{item.nodeid}: {error}") from None
     return spec
+
+
+def _leaked_objects_refusal() -> str | None:
+    # pytest-memray counts the objects created during the test and alive after it, which CPython
+    # tells a reference tracer of every kind of object only from 3.13.3 on; refused at collection
+    # before that, as pytest-memray refuses it.
+    from .._tracker import can_watch_objects
+
+    version = ".".join(map(str, sys.version_info[:3]))
+    if sys.version_info < (3, 13, 3) or not can_watch_objects():
+        return f"limit_leaked_objects needs CPython 3.13.3 or later (it tracks object lifetimes); this is {version}"
+    return None
 
 
 def garbage_count() -> int:

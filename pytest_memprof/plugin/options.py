@@ -107,8 +107,9 @@ OPTIONS = (
     Option("memprof_compare", ("--memprof-compare",), str, None,
            "compare each tracked test with this baseline (saved by --memprof-save-baseline)", metavar="FILE"),
     Option("memprof_fail_on_increase", ("--memprof-fail-on-increase",), _percent, None,
-           "with --memprof-compare: fail a test whose peak grew by more than PCT (e.g. 10%%) and by more "
-           "than --memprof-min-bytes", metavar="PCT"),
+           "fail a test whose peak grew by more than PCT (e.g. 10%%; bare: 0, any growth) and by more than "
+           "--memprof-min-bytes, against --memprof-compare FILE or, without it, the previous run in pytest's "
+           "cache (pytest-memray's --fail-on-increase)", metavar="PCT", value_if_bare="0"),
     Option("memprof_min_bytes", ("--memprof-min-bytes",), parse_size, 64 * 1024,
            "noise floor for --memprof-fail-on-increase: growth below this never fails (default 64KB)",
            metavar="SIZE"),

@@ -128,6 +128,20 @@ class BaselineFile:
                          f"memprof: baseline of {len(results)} test(s) saved to {self.path}")
 
 
+class CachedBaseline:
+    """Each tracked test's figures in pytest's cache, for ``--memprof-fail-on-increase`` in the next run."""
+
+    def __init__(self, cache: pytest.Cache) -> None:
+        self.cache = cache
+
+    def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
+        """Store them (ci/baseline.py says which tests keep their earlier figures)."""
+        if results:
+            from ..ci import baseline
+
+            baseline.save_cached(self.cache, results)
+
+
 class GitHub:
     """GitHub Actions: an error annotation per memory failure, and a table in the job's step summary."""
 
@@ -237,7 +251,9 @@ def _absolute(frame, rootdir: str):
 
 def register(config: pytest.Config) -> None:
     """Register the outputs whose options are on (called at configure time, after the session plugin)."""
-    compared = options.resolve(config, "memprof_compare") is not None
+    # Compared with a baseline file or, for --memprof-fail-on-increase alone, with the previous run.
+    compared = (options.resolve(config, "memprof_compare") is not None
+                or options.resolve(config, "memprof_fail_on_increase") is not None)
     top_n = options.resolve(config, "memprof_top_n")
     summary = options.resolve(config, "memprof_summary")
     top: int | None = summary if top_n is None else (None if top_n == 0 else top_n)
@@ -258,6 +274,8 @@ def register(config: pytest.Config) -> None:
     save_baseline = options.resolve(config, "memprof_save_baseline")
     if save_baseline:
         manager.register(BaselineFile(save_baseline, log), "memprof-baseline")
+    if getattr(config, "cache", None) is not None:  # not with -p no:cacheprovider
+        manager.register(CachedBaseline(config.cache), "memprof-cached-baseline")
     junit_file = options.resolve(config, "memprof_junit")
     if junit_file:
         manager.register(JUnitFile(junit_file, log), "memprof-junit")

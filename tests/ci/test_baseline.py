@@ -48,6 +48,26 @@ def test_saved_baseline_fails_only_the_test_that_grew(pytester):
     assert "test_alloc[a]" in "\n".join(line for line in compared.stdout.lines if line.startswith("MEMORY"))
 
 
+def test_fail_on_increase_without_a_file_compares_with_the_previous_run_in_pytests_cache(pytester):
+    write_suite(pytester, {"a": 4 * 2**20, "b": 4 * 2**20})
+    first = pytester.runpytest_subprocess("--memprof", "--memprof-fail-on-increase")
+    first.assert_outcomes(passed=2)  # nothing to compare with yet
+    first.stdout.fnmatch_lines(["*2 test(s) not in the baseline (not judged)*"])
+    cached = json.loads((pytester.path / ".pytest_cache" / "v" / "memprof" / "baseline").read_text())
+    assert cached["tests"]["test_suite.py::test_alloc[a]"]["peak_bytes"] >= 4 * 2**20
+
+    # a grows: the bare flag fails any growth past the noise floor, as pytest-memray's --fail-on-increase.
+    write_suite(pytester, {"a": 6 * 2**20, "b": 4 * 2**20})
+    grown = pytester.runpytest_subprocess("--memprof", "--memprof-fail-on-increase")
+    grown.assert_outcomes(passed=1, failed=1)
+    grown.stdout.fnmatch_lines(["*Peak grew +*% over the previous run (4.0 MiB -> 6.0 MiB), more than the 0% allowed*"])
+    # The failed test kept its last passing figures: it fails again until it is fixed.
+    again = pytester.runpytest_subprocess("--memprof", "--memprof-fail-on-increase=10%")
+    again.assert_outcomes(passed=1, failed=1)
+    write_suite(pytester, {"a": 4 * 2**20, "b": 4 * 2**20})
+    pytester.runpytest_subprocess("--memprof", "--memprof-fail-on-increase").assert_outcomes(passed=2)
+
+
 def test_compare_without_failing_only_reports_changes(pytester):
     base = pytester.path / "baseline.json"
     write_suite(pytester, {"a": 4 * 2**20})
