@@ -1,4 +1,4 @@
-"""Helpers shared by the report subcommands: opening a capture with a progress bar."""
+"""Helpers shared by the report subcommands: opening a capture with a progress bar, notes on flags."""
 
 from __future__ import annotations
 
@@ -42,14 +42,21 @@ class _DelayedProgress:
             self._progress.stop()
 
 
-def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: bool = False) -> Capture:
+def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: bool = False,
+                 temporary_threshold: int = 1) -> Capture:
     """Open a capture, showing a rich progress bar on a terminal when reading it takes a while."""
     file = Path(path)
+    options = {"temporal": temporal, "show_interpreter_frames": show_interpreter_frames,
+               "temporary_threshold": temporary_threshold}
     if not sys.stderr.isatty():
-        return Capture.open(file, temporal=temporal, show_interpreter_frames=show_interpreter_frames)
+        return Capture.open(file, **options)
     bar = _DelayedProgress(f"reading {file.name}")
     try:
-        return Capture.open(file, temporal=temporal, show_interpreter_frames=show_interpreter_frames,
-                            progress=bar.update)
+        return Capture.open(file, progress=bar.update, **options)
     finally:
         bar.close()
+
+
+def note_ignored(flag: str, why: str) -> None:
+    """Say on stderr that a flag memray has is accepted but does nothing here."""
+    print(f"memprof: note: {flag} has no effect: {why}", file=sys.stderr)
