@@ -58,6 +58,16 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def add_memray_page_options(parser: argparse.ArgumentParser) -> None:
+    """memray's options of its HTML reports: ``--confidential-files`` and ``--no-web`` (accepted, a no-op)."""
+    parser.add_argument("--confidential-files", choices=("all", "none", "default"), default="default",
+                        help="which files' source lines the page may show beside their frames: all files are "
+                        "confidential (no source lines), none are, or by default all but those that are "
+                        "neither .py files, nor executable, nor world-readable (memray's rule)")
+    parser.add_argument("--no-web", action="store_true",
+                        help="accepted for memray's sake; no effect: memprof's pages never load anything")
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
     try:
