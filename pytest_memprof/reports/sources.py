@@ -41,8 +41,9 @@ def source_line(file: str, line: int, confidential_files: str = "default") -> st
 def frame_sources(tree: CallTree, confidential_files: str = "default") -> list[int]:
     """Per frame of ``tree``, the string id of its source line, or -1 (native frames, unknown or confidential)."""
     if confidential_files not in CONFIDENTIAL_CHOICES:
-        raise ValueError(f"confidential_files must be one of {', '.join(CONFIDENTIAL_CHOICES)}, "
-                         f"not {confidential_files!r}")
+        raise ValueError(
+            f"confidential_files must be one of {', '.join(CONFIDENTIAL_CHOICES)}, not {confidential_files!r}"
+        )
     sources = []
     for _, file, line, native in tree.frames:
         text = "" if native else source_line(tree.strings[file], line, confidential_files)
