@@ -9,8 +9,9 @@ from ._report_options import add_kind_options, positive_int
 
 # The same names as reports.summary.SORT_COLUMNS (a test checks), without importing rich at start-up.
 SORT_COLUMNS = ("total-bytes", "own-bytes", "total-count", "own-count", "function")
-# memray numbers its summary's columns: 1 and 2 total memory (and its %), 3 and 4 own memory (and
-# its %), 5 allocations. Ours are in the same order; 0 is the function column and 6 own allocations.
+# memray's -s takes its summary's column numbers: 1 and 2 total memory (and its %), 3 and 4 own
+# memory (and its %), 5 allocations (counted in every function of the stack, our total-count). We
+# add 0 for the function and 6 for own allocations, which memray's table has no column for.
 COLUMN_NUMBERS = {0: "function", 1: "total-bytes", 2: "total-bytes", 3: "own-bytes", 4: "own-bytes",
                   5: "total-count", 6: "own-count"}
 
