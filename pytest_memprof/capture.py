@@ -87,8 +87,8 @@ class Capture:
         A file cut short (the process died) still opens: ``truncated`` is then True and the
         aggregates cover what was written. With native stacks, ``show_interpreter_frames`` keeps
         the interpreter's own C frames in every stack (they are hidden by default).
-        ``temporary_threshold`` is memray's: an allocation is temporary when at most that many other
-        allocations were made before it was freed (0, the default: freed before any other was made).
+        ``temporary_threshold`` is memray's: an allocation is temporary when the thread that made it
+        frees it after at most that many of its other allocations (0, the default: before any other).
         """
         path = Path(path)
         if temporary_threshold < 0:

@@ -32,8 +32,8 @@ def add_kind_options(parser: argparse.ArgumentParser) -> None:
     # and --temporary-allocations is N = 1.
     view.add_argument("--temporary-allocation-threshold", type=non_negative_int, metavar="N",
                       action=_TemporaryThreshold,
-                      help="show temporary allocations: those freed after at most N other allocations were "
-                      "made (0: freed before any other allocation), as memray counts them")
+                      help="show temporary allocations: those freed by the thread that made them after at most "
+                      "N of its other allocations (0: before any other), as memray counts them")
     view.add_argument("--temporary-allocations", dest="kind", action="store_const", const=View.TEMPORARY,
                       help="show temporary allocations with threshold 1 (as memray does; "
                       "--temporary-allocation-threshold 0 is the strict kind)")
