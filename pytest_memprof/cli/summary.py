@@ -49,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
     from ..reports.summary import print_summary
 
     print_summary(open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames,
-                               temporary_threshold=args.temporary_threshold),
+                               temporary_threshold=args.temporary_threshold, kind=args.kind),
                   kind=args.kind, sort_column=args.sort_column, max_rows=args.max_rows)
     return 0

@@ -48,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
 
     target = check_output(args.output or default_output(args.file, args.format, FORMATS[args.format]), force=args.force)
     capture = open_capture(
-        args.file, show_interpreter_frames=args.show_interpreter_frames, temporary_threshold=args.temporary_threshold
+        args.file,
+        show_interpreter_frames=args.show_interpreter_frames,
+        temporary_threshold=args.temporary_threshold,
+        kind=args.kind,
     )
     if args.native and not capture.metadata.native:
         raise UsageError(

@@ -27,6 +27,6 @@ def run(args: argparse.Namespace) -> int:
     from ..reports.tree import print_tree
 
     print_tree(open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames,
-                            temporary_threshold=args.temporary_threshold),
+                            temporary_threshold=args.temporary_threshold, kind=args.kind),
                kind=args.kind, biggest_allocs=args.biggest_allocs)
     return 0

@@ -328,3 +328,13 @@ def test_flamegraph_max_memory_records(capture, tmp_path):
     every, few = _page_data(tmp_path / "all.html")["timeline"], _page_data(tmp_path / "few.html")["timeline"]
     assert len(few) <= 3 * 2 < len(every)
     assert max(few[1::3]) == max(every[1::3])  # the highest heap of each stretch is kept
+
+
+def test_aggregated_capture_says_its_temporary_threshold_is_fixed(tmp_path):
+    (tmp_path / "pairs.py").write_text(TEMPORARY)
+    ours("run", "-q", "--aggregate", "-o", "agg.bin", "pairs.py", cwd=tmp_path)
+    noted = ours("tree", "--temporary-allocations", "agg.bin", cwd=tmp_path)
+    assert "is aggregated: its temporary allocations were counted with threshold 0" in noted.stderr
+    assert "pair" in noted.stdout
+    strict = ours("tree", "--temporary-allocation-threshold", "0", "agg.bin", cwd=tmp_path)
+    assert strict.stderr == ""
