@@ -289,9 +289,9 @@ const char* Reader::on(const AllocRecord& record) {
         d_events.push_back({d_decoder.last_ms(), record.tid, address, size, stack, record.allocator, false});
     }
     if (record.allocator == MMAP) {
-        on_munmap(address, size);  // a fixed mapping replaces whatever was there
+        on_munmap(address, size, record.tid);  // a fixed mapping replaces whatever was there
     } else if (Live* previous = d_live.find(address)) {
-        release(*previous, previous->size, true);  // its free was never seen
+        release(*previous, previous->size, true, record.tid);  // its free was never seen
         d_live.erase(address);
     }
     uint32_t acc_index = acc_for(stack, record.allocator, record.tid);
@@ -310,7 +310,7 @@ const char* Reader::on(const AllocRecord& record) {
     d_allocator_counts[record.allocator] += 1;
     d_allocator_bytes[record.allocator] += size;
     d_histogram[size ? 64 - __builtin_clzll(size) : 0] += 1;
-    Live live{size, acc_index, static_cast<uint32_t>(d_timeline.size()), ++d_alloc_seq};
+    Live live{size, acc_index, static_cast<uint32_t>(d_timeline.size()), ++d_slot_seqs[slot_for(record.tid)]};
     if (record.allocator == MMAP) {
         d_mappings[address] = live;
     } else {
@@ -324,9 +324,9 @@ const char* Reader::on(const FreeRecord& record) {
         d_events.push_back({d_decoder.last_ms(), record.tid, record.address, record.size, 0, record.allocator, true});
     }
     if (record.allocator == MUNMAP) {
-        on_munmap(record.address, record.size);
+        on_munmap(record.address, record.size, record.tid);
     } else {
-        on_free(record.address);
+        on_free(record.address, record.tid);
     }
     return nullptr;
 }
@@ -400,16 +400,25 @@ int32_t Reader::map_of(uint64_t address) {
     return target < map.end ? static_cast<int32_t>(*(it - 1)) : -1;
 }
 
-uint32_t Reader::acc_for(uint32_t stack, uint8_t allocator, uint64_t tid) {
+uint32_t Reader::slot_for(uint64_t tid) {
+    if (tid == d_last_tid && d_last_slot != UINT32_MAX) return d_last_slot;  // most events follow one of the same thread
     auto slot_it = d_tid_slots.find(tid);
     uint32_t slot;
     if (slot_it == d_tid_slots.end()) {
         slot = static_cast<uint32_t>(d_slot_tids.size());
         d_tid_slots.emplace(tid, slot);
         d_slot_tids.push_back(tid);
+        d_slot_seqs.push_back(0);
     } else {
         slot = slot_it->second;
     }
+    d_last_tid = tid;
+    d_last_slot = slot;
+    return slot;
+}
+
+uint32_t Reader::acc_for(uint32_t stack, uint8_t allocator, uint64_t tid) {
+    uint32_t slot = slot_for(tid);
     uint64_t key = (static_cast<uint64_t>(stack) << 32) | (static_cast<uint64_t>(allocator) << 24) | (slot & 0xffffff);
     auto [index, inserted] = d_acc_index.insert(key);
     if (inserted) {
@@ -434,12 +443,13 @@ void Reader::change(Acc& acc, int64_t bytes, int64_t count) {
     acc.cur_count += count;
 }
 
-void Reader::release(Live& live, uint64_t bytes, bool whole) {
+void Reader::release(Live& live, uint64_t bytes, bool whole, uint64_t tid) {
     Acc& acc = d_accs[live.acc];
     change(acc, -static_cast<int64_t>(bytes), whole ? -1 : 0);
     d_heap -= bytes;
     if (!whole) return;
-    if (d_alloc_seq - live.seq < d_temporary_threshold) {
+    // Temporary: freed by the thread that made it, after fewer than the threshold of its other allocations.
+    if (acc.tid == tid && d_slot_seqs[slot_for(tid)] - live.seq < d_temporary_threshold) {
         acc.temp_bytes += live.size;
         acc.temp_count += 1;
     }
@@ -451,17 +461,17 @@ void Reader::release(Live& live, uint64_t bytes, bool whole) {
     }
 }
 
-void Reader::on_free(uint64_t address) {
+void Reader::on_free(uint64_t address, uint64_t tid) {
     Live* live = address == kNoAddress ? nullptr : d_live.find(address);
     if (!live) {
         ++d_unmatched_frees;  // allocated before tracking (or this window) began
         return;
     }
-    release(*live, live->size, true);
+    release(*live, live->size, true, tid);
     d_live.erase(address);
 }
 
-void Reader::on_munmap(uint64_t address, uint64_t size) {
+void Reader::on_munmap(uint64_t address, uint64_t size, uint64_t tid) {
     uint64_t end = address + size < address ? UINT64_MAX : address + size;  // untrusted: no wrap-around
     auto it = d_mappings.upper_bound(address);
     if (it != d_mappings.begin()) --it;
@@ -477,11 +487,11 @@ void Reader::on_munmap(uint64_t address, uint64_t size) {
         uint64_t cut_start = std::max(start, address), cut_end = std::min(stop, end);
         bool whole = cut_start == start && cut_end == stop;
         if (whole) {
-            release(live, live.size, true);
+            release(live, live.size, true, tid);
             continue;
         }
         // A partial unmap keeps what is left on either side, under the same stack.
-        release(live, cut_end - cut_start, false);
+        release(live, cut_end - cut_start, false, tid);
         if (start < cut_start) {
             Live left = live;
             left.size = cut_start - start;
@@ -509,7 +519,9 @@ void Reader::reset_window(uint64_t only_tid) {
     d_mappings.clear();
     d_tid_slots.clear();
     d_slot_tids.clear();
-    d_heap = d_peak = d_peak_ms = d_peak_version = d_alloc_seq = 0;
+    d_slot_seqs.clear();
+    d_last_slot = UINT32_MAX;
+    d_heap = d_peak = d_peak_ms = d_peak_version = 0;
     d_total_count = d_total_bytes = d_unmatched_frees = 0;
     memset(d_allocator_counts, 0, sizeof(d_allocator_counts));
     memset(d_allocator_bytes, 0, sizeof(d_allocator_bytes));

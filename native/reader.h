@@ -226,9 +226,10 @@ class Reader {
     const char* on(const AggSampleRecord& record);
     const char* on(const AggSummaryRecord& record);
 
-    void on_free(uint64_t address);
-    void on_munmap(uint64_t address, uint64_t size);
-    void release(Live& live, uint64_t bytes, bool whole);
+    void on_free(uint64_t address, uint64_t tid);
+    void on_munmap(uint64_t address, uint64_t size, uint64_t tid);
+    void release(Live& live, uint64_t bytes, bool whole, uint64_t tid);
+    uint32_t slot_for(uint64_t tid);
     uint32_t acc_for(uint32_t stack, uint8_t allocator, uint64_t tid);
     void thread_seen(uint64_t tid);
     uint32_t hybrid_stack(uint32_t python, uint32_t native);
@@ -291,11 +292,16 @@ class Reader {
     std::map<uint64_t, Live> d_mappings;  // mmap'd ranges by start address
     std::unordered_map<uint64_t, uint32_t> d_tid_slots;
     std::vector<uint64_t> d_slot_tids;
+    // Allocations made so far by each thread slot: "temporary" counts the other allocations of
+    // the same thread between an allocation and its free, as memray does (one thread's burst
+    // does not make another's short-lived block long-lived).
+    std::vector<uint64_t> d_slot_seqs;
+    uint64_t d_last_tid = 0;
+    uint32_t d_last_slot = UINT32_MAX;
     uint64_t d_heap = 0;
     uint64_t d_peak = 0;
     uint64_t d_peak_ms = 0;
     uint64_t d_peak_version = 0;
-    uint64_t d_alloc_seq = 0;
     uint64_t d_total_count = 0;
     uint64_t d_total_bytes = 0;
     uint64_t d_unmatched_frees = 0;

@@ -93,9 +93,10 @@ class Capture:
     """Aggregates of one capture: peak, leaks, temporary allocations, timeline, stacks."""
 
     def __init__(self, reader: CaptureReader, metadata: CaptureMetadata, path: Path | None = None,
-                 thread_id: int = 0, show_interpreter_frames: bool = False) -> None:
+                 thread_id: int = 0, show_interpreter_frames: bool = False, temporary_threshold: int = 0) -> None:
         self._reader = reader
         self._thread_id = thread_id
+        self.temporary_threshold = temporary_threshold
         self.metadata = metadata
         self.path = path
         self._frames: list[tuple[str, str, int]] = []
@@ -122,15 +123,21 @@ class Capture:
         thread_id: int = 0,
         temporal: bool = False,
         show_interpreter_frames: bool = False,
+        temporary_threshold: int = 0,
     ) -> Capture:
         """Read a capture file; raises CaptureError with one line of text if it cannot be read.
 
         A file cut short (the process died) still opens: ``truncated`` is then True and the
         aggregates cover what was written. With native stacks, ``show_interpreter_frames`` keeps
         the interpreter's own C frames in every stack (they are hidden by default).
+        ``temporary_threshold`` is memray's: an allocation is temporary when the thread that made it
+        frees it after at most that many of its other allocations (0, the default: before any other).
         """
         path = Path(path)
-        header_text, reader = _read_file(path, progress=progress, thread_id=thread_id, temporal=temporal)
+        if temporary_threshold < 0:
+            raise ValueError(f"temporary_threshold must be 0 or more, not {temporary_threshold}")
+        header_text, reader = _read_file(path, progress=progress, thread_id=thread_id, temporal=temporal,
+                                         temporary_threshold=temporary_threshold)
         try:
             header = json.loads(header_text)
             if not isinstance(header, dict):
@@ -138,7 +145,8 @@ class Capture:
             metadata = metadata_from_header(header, reader.format_version)
         except ValueError as error:
             raise CaptureError(f"{path} has a corrupt header ({error})") from None
-        capture = cls(reader, metadata, path, thread_id=thread_id, show_interpreter_frames=show_interpreter_frames)
+        capture = cls(reader, metadata, path, thread_id=thread_id, show_interpreter_frames=show_interpreter_frames,
+                      temporary_threshold=temporary_threshold)
         if temporal:
             capture._temporal_reader = reader
         return capture
@@ -214,7 +222,7 @@ class Capture:
         return self.stacks(View.LEAKS, merge_threads, merge_allocators)
 
     def temporary_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
-        """Allocations freed before any other allocation was made, by stack, largest first."""
+        """Allocations freed after at most ``temporary_threshold`` other allocations, by stack, largest first."""
         return self.stacks(View.TEMPORARY, merge_threads, merge_allocators)
 
     def total_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
@@ -259,7 +267,8 @@ class Capture:
         if reader is None:
             if self.path is None:
                 raise CaptureError("temporal data is only available for captures read from a file")
-            _, reader = _read_file(self.path, progress=None, thread_id=self._thread_id, temporal=True)
+            _, reader = _read_file(self.path, progress=None, thread_id=self._thread_id, temporal=True,
+                                   temporary_threshold=self.temporary_threshold)
             self._temporal_reader = reader
         self._refresh_tables(reader)
         return [
@@ -436,13 +445,15 @@ class Capture:
 
 
 def _read_file(
-    path: Path, *, progress: ProgressCallback | None, thread_id: int, temporal: bool
+    path: Path, *, progress: ProgressCallback | None, thread_id: int, temporal: bool, temporary_threshold: int = 0
 ) -> tuple[str, CaptureReader]:
     if not path.exists():
         raise CaptureError(f"no such capture file: {path}")
     if path.is_dir():
         raise CaptureError(f"{path} is a folder, not a capture file")
-    reader = CaptureReader(only_tid=thread_id, temporal=temporal)
+    # The reader counts an allocation as temporary when fewer than its threshold allocations followed
+    # it before its free: memray's "at most N others" is the reader's N + 1.
+    reader = CaptureReader(only_tid=thread_id, temporal=temporal, temporary_threshold=temporary_threshold + 1)
     header = reader.open(os.fspath(path))
     while reader.read_some():
         if progress is not None:

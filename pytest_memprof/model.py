@@ -11,7 +11,7 @@ class View(enum.IntEnum):
 
     PEAK = 0  # live at the peak
     LEAKS = 1  # still live at the end
-    TEMPORARY = 2  # freed before any other allocation was made
+    TEMPORARY = 2  # freed by its thread within a few of its other allocations (memray's threshold)
     TOTAL = 3  # every allocation made
 
     @classmethod

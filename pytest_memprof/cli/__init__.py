@@ -14,7 +14,8 @@ from ..errors import MemprofError
 # Each module defines register(subparsers), which adds its parser and sets func=callable(args) -> int.
 # Registering imports every module, so a report's libraries (jinja2, rich) are imported only when it runs:
 # each is tens of milliseconds of start-up that every other command would pay.
-SUBCOMMANDS = ("run", "attach", "stats", "parse", "system", "flamegraph", "table", "tree", "summary", "diff", "live")
+SUBCOMMANDS = ("run", "attach", "stats", "parse", "system", "flamegraph", "table", "tree", "summary", "diff",
+               "transform", "live")
 
 
 def build_parser() -> argparse.ArgumentParser:

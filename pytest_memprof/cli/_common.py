@@ -1,4 +1,4 @@
-"""Helpers shared by the report subcommands: opening a capture with a progress bar."""
+"""Helpers shared by the report subcommands: opening a capture with a progress bar, notes on flags."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..capture import Capture
+from ..model import View
 
 # A read that ends sooner shows no bar (it would only flicker); a longer one shows it from then
 # on. File size cannot tell in advance: a megabyte may hold 50,000 events or 5 million.
@@ -42,14 +43,27 @@ class _DelayedProgress:
             self._progress.stop()
 
 
-def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: bool = False) -> Capture:
+def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: bool = False,
+                 temporary_threshold: int = 1, kind: View = View.PEAK) -> Capture:
     """Open a capture, showing a rich progress bar on a terminal when reading it takes a while."""
     file = Path(path)
+    options = {"temporal": temporal, "show_interpreter_frames": show_interpreter_frames,
+               "temporary_threshold": temporary_threshold}
     if not sys.stderr.isatty():
-        return Capture.open(file, temporal=temporal, show_interpreter_frames=show_interpreter_frames)
-    bar = _DelayedProgress(f"reading {file.name}")
-    try:
-        return Capture.open(file, temporal=temporal, show_interpreter_frames=show_interpreter_frames,
-                            progress=bar.update)
-    finally:
-        bar.close()
+        capture = Capture.open(file, **options)
+    else:
+        bar = _DelayedProgress(f"reading {file.name}")
+        try:
+            capture = Capture.open(file, progress=bar.update, **options)
+        finally:
+            bar.close()
+    if kind is View.TEMPORARY and capture.metadata.aggregated and temporary_threshold != 0:
+        # The process counted them as it ran (aggregate.py), with threshold 0: say so rather than mislead.
+        print(f"memprof: note: {path} is aggregated: its temporary allocations were counted with threshold 0 "
+              "when it was recorded; another threshold needs a capture made without --aggregate", file=sys.stderr)
+    return capture
+
+
+def note_ignored(flag: str, why: str) -> None:
+    """Say on stderr that a flag memray has is accepted but does nothing here."""
+    print(f"memprof: note: {flag} has no effect: {why}", file=sys.stderr)

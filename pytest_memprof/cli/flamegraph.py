@@ -6,8 +6,8 @@ import argparse
 
 from ..errors import UsageError
 from ..reports.output import check_output, default_output
-from ._common import open_capture
-from ._report_options import add_kind_options, add_output_options
+from ._common import note_ignored, open_capture
+from ._report_options import add_kind_options, add_memray_page_options, add_output_options, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--temporal", action="store_true",
                         help="let a drag on the heap chart show what was allocated in a time range and "
                         "still live at its end")
+    parser.add_argument("--max-memory-records", type=positive_int, default=None, metavar="N",
+                        help="at most N points on the heap-over-time chart (default 2000; the highest heap of "
+                        "each stretch is kept)")
+    add_memray_page_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -39,13 +43,16 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, as every report command does (cli/__init__.py says why).
     from ..reports.flamegraph import render_flamegraph
 
+    if args.no_web:
+        note_ignored("--no-web", "memprof's pages always carry their own script and style")
     if args.diff:
         return _run_diff(args)
     target = check_output(args.output or default_output(args.file, "flamegraph"), force=args.force)
-    capture = open_capture(args.file, temporal=args.temporal,
-                           show_interpreter_frames=args.show_interpreter_frames)
+    capture = open_capture(args.file, temporal=args.temporal, show_interpreter_frames=args.show_interpreter_frames,
+                           temporary_threshold=args.temporary_threshold, kind=args.kind)
     render_flamegraph(capture, target, kind=args.kind, temporal=args.temporal, inverted=args.inverted,
-                      split_threads=args.split_threads)
+                      split_threads=args.split_threads, max_memory_records=args.max_memory_records,
+                      confidential_files=args.confidential_files)
     if capture.truncated:
         print(f"memprof: {args.file} is truncated; the flame graph covers what was written")
     print(f"memprof: wrote {target}")

@@ -14,6 +14,7 @@ from .. import launcher
 from ..errors import MemprofError, UsageError
 from ..live import EXIT_MARK_ID, exit_mark_label
 from ..tracker import Tracker
+from ._common import note_ignored
 
 _LAUNCHER = launcher.Launcher(launcher.MEMPROF_RUN)
 
@@ -43,6 +44,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="aggregate in the process and write only per-stack totals (peak, leaks, totals, "
                         "timeline): a far smaller file; no --temporal reports")
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print where the capture went")
+    memray = parser.add_argument_group("memray's options (accepted so its command lines work)")
+    memray.add_argument("--trace-python-allocators", action="store_true",
+                        help="no effect: memprof traces Python's allocators by default (--no-python-allocators "
+                        "turns that off)")
+    memray.add_argument("--no-compress", action="store_true",
+                        help="no effect, with a note: captures are compressed as they are written (LZ4 blocks, "
+                        "each with a checksum), so there is no separate compression step to skip")
+    memray.add_argument("--compress-on-exit", action="store_true",
+                        help="no effect, with a note: captures are always compressed as they are written")
     live = parser.add_argument_group("live view (-o keeps the capture too)")
     live.add_argument("--live", action="store_true",
                       help="watch the program's memory in this terminal as it runs (q quits and stops it)")
@@ -94,6 +104,11 @@ def _split_target(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the program under a Tracker and return its exit code."""
     _split_target(args)
+    if args.trace_python_allocators and args.no_python_allocators:
+        raise UsageError("--trace-python-allocators and --no-python-allocators contradict each other")
+    for flag, given in (("--no-compress", args.no_compress), ("--compress-on-exit", args.compress_on_exit)):
+        if given:
+            note_ignored(flag, "captures are compressed (LZ4) as they are written; the format has no other form")
     if args.aggregate and (getattr(args, "live", False) or getattr(args, "live_remote", False)):
         raise UsageError("--aggregate cannot be combined with a live view (the viewer needs every event)")
     if args.script is not None:

@@ -9,10 +9,11 @@ from collections import defaultdict
 from typing import Any
 
 from ..capture import Capture
+from ..errors import UsageError
 from ..model import View
 from ..sizes import format_size
 from ._common import open_capture
-from ._report_options import add_stack_arguments
+from ._report_options import add_stack_arguments, positive_int
 
 SCHEMA_VERSION = 1
 
@@ -23,8 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description="Show the peak, leaks, totals, allocations by allocator, "
                                    "an allocation-size histogram and the top locations of a capture.")
     parser.add_argument("file", help="capture file")
-    parser.add_argument("--json", action="store_true", help="print the statistics as one JSON object")
-    parser.add_argument("-n", "--top", type=int, default=5, metavar="N", help="locations to list (default 5)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the statistics as one JSON object (to a file with -o)")
+    parser.add_argument("-o", "--output", metavar="FILE.json", help="with --json: write the JSON to FILE")
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite the -o file if it exists")
+    parser.add_argument("-n", "--num-largest", "--top", dest="top", type=positive_int, default=5, metavar="N",
+                        help="locations to list (default 5)")
     add_stack_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -109,9 +114,21 @@ def render(data: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the stats of a capture."""
+    target = None
+    if args.output:
+        if not args.json:
+            raise UsageError("-o/--output writes the JSON of --json: add --json")
+        from ..reports.output import check_output
+
+        target = check_output(args.output, force=args.force)
     capture = open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames)
     data = stats_dict(capture, args.top)
-    if args.json:
+    if target is not None:
+        from ..reports.output import write_report
+
+        write_report(target, json.dumps(data, indent=2) + "\n")
+        print(f"memprof: wrote {target}")
+    elif args.json:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:

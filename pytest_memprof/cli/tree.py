@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Print the biggest stacks of the memory live at the peak (or leaked, or temporary) as a "
         "tree, largest branches first; branches under 1% of the total are folded.")
     parser.add_argument("file", help="capture file")
-    parser.add_argument("--biggest-allocs", type=positive_int, default=10, metavar="N",
+    parser.add_argument("-b", "--biggest-allocs", type=positive_int, default=10, metavar="N",
                         help="how many of the biggest stacks to show (default 10)")
     add_kind_options(parser)
     parser.set_defaults(func=run)
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, as every report command does (cli/__init__.py says why).
     from ..reports.tree import print_tree
 
-    print_tree(open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames),
+    print_tree(open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames,
+                            temporary_threshold=args.temporary_threshold, kind=args.kind),
                kind=args.kind, biggest_allocs=args.biggest_allocs)
     return 0

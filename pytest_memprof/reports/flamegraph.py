@@ -20,17 +20,18 @@ from ..model import StackStat, View
 from .calltree import CallTree, report_view
 from .output import write_report
 from .page import render_page
+from .sources import frame_sources
 
 # A chart is at most ~1,000 px wide: more timeline points than this only add bytes.
-_MAX_TIMELINE_POINTS = 2000
+MAX_TIMELINE_POINTS = 2000
 
 
-def _timeline(capture: Capture) -> list[int]:
-    """Flat [ms, heap, rss, ...], thinned to the highest heap per bucket when too long."""
+def _timeline(capture: Capture, most: int = MAX_TIMELINE_POINTS) -> list[int]:
+    """Flat [ms, heap, rss, ...], thinned to the highest heap per bucket when longer than ``most`` points."""
     points = capture.timeline()
-    if len(points) > _MAX_TIMELINE_POINTS:
-        step = len(points) / _MAX_TIMELINE_POINTS
-        buckets = [points[int(i * step):int((i + 1) * step)] for i in range(_MAX_TIMELINE_POINTS)]
+    if len(points) > most:
+        step = len(points) / most
+        buckets = [points[int(i * step):int((i + 1) * step)] for i in range(most)]
         points = [max(bucket, key=lambda point: point.heap_bytes) for bucket in buckets if bucket]
     flat: list[int] = []
     for point in points:
@@ -78,8 +79,12 @@ def _pack_intervals(rows: list[tuple[int, int, int, int, int, int]], *, with_thr
 
 
 def flamegraph_data(capture: Capture, *, kind: View | str = View.PEAK, temporal: bool = False, title: str = "",
-                    inverted: bool = False, split_threads: bool = False) -> dict[str, Any]:
-    """Everything the flame graph page shows, as a JSON-ready dict of flat arrays."""
+                    inverted: bool = False, split_threads: bool = False, max_memory_records: int | None = None,
+                    confidential_files: str = "default") -> dict[str, Any]:
+    """Everything the flame graph page shows, as a JSON-ready dict of flat arrays.
+
+    ``max_memory_records`` caps the heap chart's points (memray's option); ``confidential_files``
+    says whose source lines the tooltips may show (see ``sources``)."""
     view = report_view(kind)
     tree = CallTree()
     stats = capture.stacks(view, merge_threads=False)
@@ -94,6 +99,7 @@ def flamegraph_data(capture: Capture, *, kind: View | str = View.PEAK, temporal:
          for interval in intervals],
         with_threads=len(threads) > 1,
     )
+    sources = frame_sources(tree, confidential_files)
     frames, nodes = tree.packed()
     meta = capture.metadata
     return {
@@ -103,12 +109,13 @@ def flamegraph_data(capture: Capture, *, kind: View | str = View.PEAK, temporal:
         "options": {"temporal": temporal, "inverted": inverted, "split_threads": split_threads},
         "strings": tree.strings,
         "frames": frames,
+        "sources": sources,
         "nodes": nodes,
         "threads": threads,
         "samples": samples,
         "intervals": packed_intervals if temporal else None,
         "ticks": ticks,
-        "timeline": _timeline(capture),
+        "timeline": _timeline(capture, max_memory_records or MAX_TIMELINE_POINTS),
         "duration_ms": round(capture.duration * 1000),
         "peak_ms": round(capture.peak_time_s * 1000),
         "peak_bytes": capture.peak_bytes,
@@ -149,22 +156,26 @@ SCRIPTS = ("timeline.js", "flamegraph.js")
 
 def render_flamegraph_html(capture: Capture, *, title: str | None = None, kind: View | str = View.PEAK,
                            temporal: bool = False, inverted: bool = False, split_threads: bool = False,
-                           assets: str | None = None) -> str:
+                           assets: str | None = None, max_memory_records: int | None = None,
+                           confidential_files: str = "default") -> str:
     """The flame graph page for ``capture`` as one HTML string (linking ``assets``, see render_page)."""
     if title is None:
         title = capture.path.name if capture.path else "capture"
     data = flamegraph_data(capture, kind=kind, temporal=temporal, title=title, inverted=inverted,
-                           split_threads=split_threads)
+                           split_threads=split_threads, max_memory_records=max_memory_records,
+                           confidential_files=confidential_files)
     return render_page("flamegraph.html", capture, title=title, kind=kind, data=data,
                        scripts=SCRIPTS, assets=assets, empty=not data["samples"], temporal=temporal)
 
 
 def render_flamegraph(capture: Capture, target: str | os.PathLike[str], *, title: str | None = None,
                       kind: View | str = View.PEAK, temporal: bool = False, inverted: bool = False,
-                      split_threads: bool = False, assets: str | None = None) -> Path:
+                      split_threads: bool = False, assets: str | None = None, max_memory_records: int | None = None,
+                      confidential_files: str = "default") -> Path:
     """Write the flame graph of ``capture`` to ``target`` (creating its folder) and return its path."""
     html = render_flamegraph_html(capture, title=title, kind=kind, temporal=temporal, inverted=inverted,
-                                  split_threads=split_threads, assets=assets)
+                                  split_threads=split_threads, assets=assets, max_memory_records=max_memory_records,
+                                  confidential_files=confidential_files)
     return write_report(target, html)
 
 

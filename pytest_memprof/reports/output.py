@@ -12,10 +12,10 @@ class ReportError(MemprofError):
     """A report cannot be written (the file exists, or its folder cannot be created or written)."""
 
 
-def default_output(capture_path: str | os.PathLike[str], kind: str) -> Path:
-    """``memprof-<kind>-<capture name>.html`` in the capture's folder."""
+def default_output(capture_path: str | os.PathLike[str], kind: str, suffix: str = "html") -> Path:
+    """``memprof-<kind>-<capture name>.<suffix>`` (``.html`` by default) in the capture's folder."""
     capture_path = Path(capture_path)
-    return capture_path.with_name(f"memprof-{kind}-{capture_path.stem}.html")
+    return capture_path.with_name(f"memprof-{kind}-{capture_path.stem}.{suffix}")
 
 
 def check_output(target: str | os.PathLike[str], *, force: bool = False) -> Path:
@@ -38,15 +38,18 @@ def check_output(target: str | os.PathLike[str], *, force: bool = False) -> Path
     return target
 
 
-def write_report(target: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``target`` through a temporary file, so a reader never sees half a report."""
+def write_report(target: str | os.PathLike[str], text: str | bytes) -> Path:
+    """Write ``text`` (or bytes) to ``target`` through a temporary file, so a reader never sees half a report."""
     target = Path(target)
     partial = target.with_name(target.name + ".partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         # A path from the capture may hold undecodable bytes (lone surrogates): show them as "?"
         # rather than fail the whole report.
-        partial.write_text(text, encoding="utf-8", errors="replace")
+        if isinstance(text, bytes):
+            partial.write_bytes(text)
+        else:
+            partial.write_text(text, encoding="utf-8", errors="replace")
         os.replace(partial, target)
     except OSError as error:
         try:

@@ -17,14 +17,17 @@ def locations(page):
 
 def test_table_rows_add_up_to_the_peak(two_phase_capture):
     capture = Capture.open(two_phase_capture)
-    data = table_data(capture)
+    data = table_data(capture, split_threads=True)
     assert sum(data["rows"][3::5]) == sum(stat.bytes for stat in capture.peak_stacks())
     assert any(HOSTILE == name for _, name in data["threads"])
+    merged = table_data(capture)  # threads merged by default, as memray's table
+    assert merged["threads"] == [[0, ""]]
+    assert sum(merged["rows"][3::5]) == sum(data["rows"][3::5])
 
 
 @pytest.mark.browser
 def test_table_sorts_filters_shows_stacks_and_escapes(two_phase_capture, tmp_path, page):
-    target = render_table(Capture.open(two_phase_capture), tmp_path / "t.html")
+    target = render_table(Capture.open(two_phase_capture), tmp_path / "t.html", split_threads=True)
     assert HOSTILE not in target.read_text()
     dialogs: list = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))

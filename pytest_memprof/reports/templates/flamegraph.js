@@ -122,6 +122,12 @@
     return strings[data.frames[4 * frame + 1]] + ":" + data.frames[4 * frame + 2];
   }
 
+  // The frame's source line, read when the report was made ("" if unknown or confidential).
+  function frameSource(frame) {
+    var source = frame >= 0 && frame < frameCount && data.sources ? data.sources[frame] : -1;
+    return source >= 0 ? strings[source] : "";
+  }
+
   function threadLabel(index) {
     var thread = data.threads[index];
     return (thread[1] ? thread[1] : "thread") + " (" + thread[0] + ")";
@@ -417,6 +423,7 @@
     var lines = [
       [frameName(frame), "name"],
       [frameLocation(frame), "location"],
+      [frameSource(frame), "source"],
       [formatBytes(node.bytes) + " (" + percent(node.bytes, state.tree.bytes) + " of the total)", "bytes"],
       [node.count.toLocaleString("en-US") + " allocation(s)", "count"]
     ];

@@ -23,6 +23,12 @@
       data.frames[4 * frame + 2];
   }
 
+  // The frame's source line, read when the report was made ("" if unknown or confidential).
+  function frameSource(frame) {
+    var source = data.sources ? data.sources[frame] : -1;
+    return source >= 0 ? strings[source] : "";
+  }
+
   function stackOf(node) {
     var frames = [];
     for (var at = node; at > 0; at = data.nodes[2 * (at - 1)]) {
@@ -39,7 +45,9 @@
     var row = {
       node: node,
       location: node > 0 ? frameText(data.nodes[2 * (node - 1) + 1]) : "(no Python stack)",
-      thread: (thread[1] || "thread") + " (" + thread[0] + ")",
+      source: node > 0 ? frameSource(data.nodes[2 * (node - 1) + 1]) : "",
+      // Thread id 0: threads merged (the default, as memray's table).
+      thread: thread[0] === 0 ? "all threads" : (thread[1] || "thread") + " (" + thread[0] + ")",
       allocator: data.allocators[data.rows[i + 2]],
       bytes: data.rows[i + 3],
       count: data.rows[i + 4]
@@ -83,6 +91,13 @@
     stackOf(row.node).forEach(function (frame) {
       var item = document.createElement("li");
       item.textContent = frameText(frame);
+      var source = frameSource(frame);
+      if (source) {
+        var code = document.createElement("code");
+        code.className = "source";
+        code.textContent = source;
+        item.appendChild(code);
+      }
       list.appendChild(item);
     });
     td.appendChild(list);
@@ -105,7 +120,10 @@
     matching.slice(0, LIMIT).forEach(function (row) {
       var tr = document.createElement("tr");
       tr.className = "row";
-      cell(tr, row.location, "text location");
+      var location = cell(tr, row.location, "text location");
+      if (row.source) {
+        location.title = row.source;  // the browser's own tooltip: the allocating line
+      }
       cell(tr, row.thread, "text");
       cell(tr, formatBytes(row.bytes));
       cell(tr, (100 * row.share).toFixed(1) + "%");
