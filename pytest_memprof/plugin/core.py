@@ -149,7 +149,8 @@ class MemprofPlugin:
         self.reader.feed(data)
         self.reader.close_window()
         header = window_header(item.nodeid, duration, native=bool(self.reader.native_nodes()),
-                               trace_python_allocators=self.python_allocators) if self.needs_header else None
+                               trace_python_allocators=self.python_allocators,
+                               start_ms=self.reader.start_ms) if self.needs_header else None
         self.capture = Capture.from_reader(self.reader, metadata_from_header(header) if header else _WINDOW_METADATA)
         result = self._result(item, window, self.capture, duration)
         if self.bin_dir is not None:

@@ -141,13 +141,14 @@
     var rows = [];
     var i;
     if (state.range && data.intervals) {
+      // The range is at ticks (snapRange): allocated in a tick in [start, end), not freed before end.
       var start = state.range[0];
       var end = state.range[1];
       var iv = data.intervals;
       for (i = 0; i < iv.length; i += 6) {
         var allocated = iv[i + 2];
         var freed = iv[i + 3];
-        if (allocated >= start && allocated <= end && (freed < 0 || freed > end)) {
+        if (allocated >= start && allocated < end && (freed < 0 || freed >= end)) {
           rows.push([iv[i], iv[i + 1], iv[i + 4], iv[i + 5]]);
         }
       }
@@ -466,14 +467,40 @@
 
   // With --temporal, the graph shows what was allocated in the dragged range and still live at its
   // end; the chart takes drags (and gets the "temporal" class) once the rows are unpacked.
-  function onRange(range) {
+  // An event's time is known to the sampler's tick (each row has the tick it followed), so a
+  // dragged range is widened to the ticks around it: [the last tick at or before its start, the
+  // first tick at or after its end), the end of the capture (Infinity) if none follows. Ranges
+  // that differ by a few pixels inside the same ticks then give the same answer, and the one
+  // Capture.range_stacks gives for the ticks shown.
+  function snapRange(range) {
+    var ticks = data.ticks;
+    var start = 0;
+    var end = Infinity;
+    for (var i = 0; i < ticks.length; i++) {
+      if (ticks[i] <= range[0]) {
+        start = ticks[i];
+      }
+      if (ticks[i] >= range[1] && end === Infinity) {
+        end = ticks[i];
+      }
+    }
+    return [start, end];
+  }
+
+  function onRange(dragged) {
+    var range = snapRange(dragged);
     state.range = range;
     state.zoom = [];
     rebuild();
-    rangeText.textContent = "Allocated between " + formatSeconds(range[0]) + " and " + formatSeconds(range[1]) +
-      " and still live at " + formatSeconds(range[1]) + ": " + formatBytes(state.tree.bytes) + " in " +
-      state.tree.count.toLocaleString("en-US") + " allocation(s).";
+    var endText = range[1] === Infinity ? "the end (" + formatSeconds(data.duration_ms) + ")" : formatSeconds(range[1]);
+    rangeText.textContent = "Allocated between " + formatSeconds(range[0]) + " and " + endText +
+      " (the sampler's ticks around the selection) and still live at " + endText + ": " +
+      formatBytes(state.tree.bytes) + " in " + state.tree.count.toLocaleString("en-US") + " allocation(s).";
+    rangeText.dataset.start = String(range[0]);
+    rangeText.dataset.end = range[1] === Infinity ? "end" : String(range[1]);
+    rangeText.dataset.bytes = String(state.tree.bytes);
     clearRangeButton.disabled = false;
+    return [range[0], range[1] === Infinity ? data.duration_ms : range[1]];
   }
 
   rebuild();
