@@ -94,6 +94,8 @@ def write_index(folder: Path, results: Sequence, rss_samples: Sequence[tuple[flo
             "change_class": "up" if change.startswith("+") and change not in ("+0.0%", "+0%") else
             ("down" if change.startswith("-") else ""),
             "flamegraph": os.path.relpath(flamegraph, folder) if flamegraph else None,
+            # Which view the page opens on: what the test failed on (leaks), else the peak.
+            "flamegraph_view": getattr(result, "flamegraph_view", "peak"),
             "flamegraph_missing": "no capture was kept for this test",
         })
     points, rss_max, rss_duration = _rss_points(rss_samples)

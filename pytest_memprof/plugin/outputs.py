@@ -16,9 +16,11 @@ import pytest
 
 from ..capture import Capture
 from ..ci import github
+from ..model import View
 from . import options
 from .report import summary_lines, write_csv
 from .results import TestMemoryResult
+from .verdict import FailureKind
 from .window_capture import capture_file_name
 
 
@@ -181,8 +183,10 @@ class HtmlReport:
             write_assets(self.folder / "assets", SCRIPTS)
             self._assets_written = True
         target = self.folder / "flamegraphs" / (capture_file_name(item.nodeid)[:-4] + ".html")
-        render_flamegraph(capture, target, title=item.nodeid, assets="../assets")
+        view = page_view(result)
+        render_flamegraph(capture, target, title=item.nodeid, kind=view, assets="../assets")
         result.flamegraph_path = str(target)
+        result.flamegraph_view = view.label
         if self._process is None:
             import psutil
 
@@ -201,6 +205,15 @@ class HtmlReport:
 
         html_report.write_index(self.folder, results, self.rss_samples, compared=self.compared, title=self.title,
                                 sys_samples=sysmon.sys_series(self.config))
+
+
+def page_view(result: TestMemoryResult) -> View:
+    """The view a test's page opens on: what it failed on (leaks for no_leaks and limit_leaks), else the peak."""
+    leaks = (FailureKind.LEAKED, FailureKind.LEAKS_OVER_LIMIT, FailureKind.UNCOLLECTABLE)
+    if any(failure.kind in leaks for failure in result.failures) and not any(
+            failure.about_peak for failure in result.failures):
+        return View.LEAKS
+    return View.PEAK
 
 
 def register(config: pytest.Config) -> None:

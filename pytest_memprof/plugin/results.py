@@ -35,6 +35,7 @@ class TestMemoryResult:
     capture_path: str | None = None
     csv_name: str = ""
     flamegraph_path: str | None = None
+    flamegraph_view: str = "peak"  # the view the page shows (outputs.page_view)
     baseline_peak_bytes: int | None = None  # None: not compared, or not in the baseline
     in_baseline: bool | None = None  # None: no baseline given
     # Filled from the test's reports where they are collected (the xdist controller too):
@@ -62,6 +63,7 @@ class TestMemoryResult:
             pairs.append(("memprof_capture", self.capture_path))
         if self.flamegraph_path:
             pairs.append(("memprof_flamegraph", self.flamegraph_path))
+            pairs.append(("memprof_flamegraph_view", self.flamegraph_view))
         if self.in_baseline is not None:
             pairs.append(("memprof_in_baseline", int(self.in_baseline)))
         if self.baseline_peak_bytes is not None:
@@ -98,6 +100,7 @@ class TestMemoryResult:
             capture_path=str(values["capture"]) if "capture" in values else None,
             csv_name=csv_name,
             flamegraph_path=str(values["flamegraph"]) if "flamegraph" in values else None,
+            flamegraph_view=str(values.get("flamegraph_view", "peak")),
             baseline_peak_bytes=number("baseline_peak_bytes") if "baseline_peak_bytes" in values else None,
             in_baseline=bool(number("in_baseline")) if "in_baseline" in values else None,
         )

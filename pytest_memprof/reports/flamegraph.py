@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from .. import launcher
 from .._reader import encode_varints
 from ..capture import Capture
 from ..model import View
@@ -35,6 +36,22 @@ def _timeline(capture: Capture) -> list[int]:
     for point in points:
         flat.extend((round(point.time_s * 1000), point.heap_bytes, point.rss_bytes))
     return flat
+
+
+# Frames the page can hide (data["frame_flags"], one per frame): Python's import system, and the
+# machinery around a program or a test (the launcher rule's files: pytest, pluggy, runpy, ours).
+IMPORT_SYSTEM, IRRELEVANT = 1, 2
+_IRRELEVANT = launcher.Launcher((*launcher.PYTEST, *launcher.MEMPROF_RUN))
+
+
+def frame_flags(file: str, native: bool) -> int:
+    """Which of the page's "hide" toggles hide a frame in ``file`` (IMPORT_SYSTEM, IRRELEVANT bits)."""
+    if native:
+        return 0
+    flags = IMPORT_SYSTEM if file.startswith("<frozen ") or "/importlib/" in file else 0
+    if _IRRELEVANT.is_launcher_file(file):
+        flags |= IRRELEVANT
+    return flags
 
 
 def _threads(capture: Capture, thread_ids: set[int]) -> tuple[list[list[Any]], dict[int, int]]:
@@ -94,6 +111,8 @@ def flamegraph_data(capture: Capture, *, kind: View | str = View.PEAK, temporal:
         with_threads=len(threads) > 1,
     )
     frames, nodes = tree.packed()
+    strings = tree.strings
+    flags = [frame_flags(strings[file], native) for _, file, _, native in tree.frames]
     meta = capture.metadata
     return {
         "title": title,
@@ -102,6 +121,7 @@ def flamegraph_data(capture: Capture, *, kind: View | str = View.PEAK, temporal:
         "options": {"temporal": temporal, "inverted": inverted, "split_threads": split_threads},
         "strings": tree.strings,
         "frames": frames,
+        "frame_flags": flags,
         "nodes": nodes,
         "threads": threads,
         "samples": samples,

@@ -72,6 +72,8 @@
   var threadSelect = document.getElementById("thread");
   var invertedBox = document.getElementById("inverted");
   var splitBox = document.getElementById("split");
+  var hideIrrelevantBox = document.getElementById("hide-irrelevant");
+  var hideImportBox = document.getElementById("hide-import");
   var searchBox = document.getElementById("search");
   var matchesText = document.getElementById("matches");
   var crumbs = document.getElementById("crumbs");
@@ -87,6 +89,7 @@
     range: null,
     zoom: [],
     query: "",
+    hide: 0, // frame_flags bits of the frames left out of every stack (IMPORT_SYSTEM 1, IRRELEVANT 2)
     tree: null,
     boxes: []
   };
@@ -121,6 +124,8 @@
     return (thread[1] ? thread[1] : "thread") + " (" + thread[0] + ")";
   }
 
+  // Paths leave out the frames the "hide" toggles name; the cache holds paths for one setting.
+  var frameFlags = data.frame_flags || [];
   var pathCache = new Map();
   function pathOf(node) {
     var path = pathCache.get(node);
@@ -129,7 +134,9 @@
     }
     path = [];
     for (var at = node; at > 0; at = parentOf[at]) {
-      path.push(frameOf[at]);
+      if (!(frameFlags[frameOf[at]] & state.hide)) {
+        path.push(frameOf[at]);
+      }
     }
     path.reverse();
     pathCache.set(node, path);
@@ -292,7 +299,9 @@
     }
     var maxDepth = chain.length - 1;
     var scale = focus.bytes > 0 ? width / focus.bytes : 0;
-    // Narrower than a pixel cannot be seen or clicked; search totals come from the tree, not from boxes.
+    // Boxes narrower than SMALL_PX are slivers that cannot be read or aimed at (deep ones make
+    // tall columns of them): the rest of a node's children, smallest last, go into one
+    // "N small stacks" box instead. Search totals come from the tree, not from boxes.
     var stack = [[focus, 0, chain.length]];
     while (stack.length) {
       var item = stack.pop();
@@ -300,7 +309,12 @@
       var kids = sortedKids(item[0]);
       for (i = 0; i < kids.length; i++) {
         var w = kids[i].bytes * scale;
-        if (w < 1) {
+        if (w < SMALL_PX) {
+          var small = smallStacks(item[0], kids.slice(i));
+          if (small.bytes * scale >= 1) {
+            boxes.push({ node: small, x: x, w: small.bytes * scale, depth: item[2], ancestor: false });
+            maxDepth = Math.max(maxDepth, item[2]);
+          }
           break;
         }
         boxes.push({ node: kids[i], x: x, w: w, depth: item[2], ancestor: false });
@@ -321,7 +335,8 @@
       var box = boxes[i];
       var div = document.createElement("div");
       var frame = box.node.frame;
-      div.className = "frame" + (box.ancestor ? " ancestor" : "") + (frame < 0 ? " root" : "") +
+      div.className = "frame" + (box.ancestor ? " ancestor" : "") + (box.node.small ? " small" :
+        frame < 0 ? " root" : "") +
         (frame >= frameCount ? " thread" : "") + (matches(box.node, query) ? " match" : "");
       div.dataset.box = String(i);
       div.style.left = box.x + "px";
@@ -331,7 +346,8 @@
         div.style.background = colour(frame);
       }
       if (box.w > 24) {
-        div.textContent = frame < 0 ? frameName(frame) + " (" + formatBytes(box.node.bytes) + ")" : frameName(frame);
+        div.textContent = box.node.small ? smallLabel(box.node) :
+          frame < 0 ? frameName(frame) + " (" + formatBytes(box.node.bytes) + ")" : frameName(frame);
       }
       fragment.appendChild(div);
     }
@@ -361,12 +377,47 @@
     render();
   }
 
+  var SMALL_PX = 3;
+  var SMALL_FRAME = -2; // not a frame: a box of several small stacks, a leaf whose zoom is its caller's
+
+  function smallStacks(parent, kids) {
+    var node = makeNode(SMALL_FRAME, parent);
+    node.small = kids.length;
+    kids.forEach(function (kid) {
+      node.bytes += kid.bytes;
+      node.count += kid.count;
+    });
+    return node;
+  }
+
+  function smallLabel(node) {
+    return node.small + " small stack" + (node.small === 1 ? "" : "s") + " (" + formatBytes(node.bytes) + ")";
+  }
+
+  // The "hide" toggles: the irrelevant frames (pytest's, pluggy's, runpy's, ours) are hidden by default.
+  function readHidden() {
+    state.hide = (hideImportBox && hideImportBox.checked ? 1 : 0) |
+      (hideIrrelevantBox && hideIrrelevantBox.checked ? 2 : 0);
+    pathCache = new Map();
+  }
+  [hideImportBox, hideIrrelevantBox].forEach(function (box) {
+    if (box) {
+      box.addEventListener("change", function () {
+        readHidden();
+        state.zoom = [];
+        rebuild();
+      });
+    }
+  });
+  readHidden();
+
   function showTooltip(event, box) {
     var node = box.node;
     var frame = node.frame;
     tooltip.replaceChildren();
     var lines = [
-      [frameName(frame), "name"],
+      [node.small ? smallLabel(node) + " (each too narrow to draw; click to zoom into their caller)" :
+        frameName(frame), "name"],
       [frameLocation(frame), "location"],
       [formatBytes(node.bytes) + " (" + percent(node.bytes, state.tree.bytes) + " of the total)", "bytes"],
       [node.count.toLocaleString("en-US") + " allocation(s)", "count"]
