@@ -167,13 +167,17 @@ class HtmlReport:
             (folder / "flamegraphs").mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise pytest.UsageError(f"--memprof-html {folder}: cannot create it: {error.strerror}") from None
-        self.rss_samples: list[tuple[float, int]] = []
-        self._started = time.perf_counter()
+        # The session's clock starts here (and again at session start), as --memprof-sys's does.
+        self._started_at = time.time()
         self._assets_written = False
-        self._process = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Start the session's clock."""
+        self._started_at = time.time()
 
     def pytest_memprof_test_result(self, item: pytest.Item, result: TestMemoryResult, capture: Capture) -> None:
-        """The test's flame graph, and the process's RSS after it."""
+        """The test's flame graph."""
         from ..reports.flamegraph import SCRIPTS, render_flamegraph
         from ..reports.page import write_assets
 
@@ -187,11 +191,6 @@ class HtmlReport:
         render_flamegraph(capture, target, title=item.nodeid, kind=view, assets="../assets")
         result.flamegraph_path = str(target)
         result.flamegraph_view = view.label
-        if self._process is None:
-            import psutil
-
-            self._process = psutil.Process()
-        self.rss_samples.append((time.perf_counter() - self._started, self._process.memory_info().rss))
 
     def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
         """Write the index."""
@@ -203,8 +202,9 @@ class HtmlReport:
         from ..ci import html_report
         from . import sysmon
 
-        html_report.write_index(self.folder, results, self.rss_samples, compared=self.compared, title=self.title,
-                                sys_samples=sysmon.sys_series(self.config))
+        html_report.write_index(self.folder, results, compared=self.compared, title=self.title,
+                                sys_samples=sysmon.sys_series(self.config), started_at=self._started_at,
+                                ended_at=time.time())
 
 
 def page_view(result: TestMemoryResult) -> View:
