@@ -124,3 +124,11 @@ def test_tree_at_80_columns_keeps_deep_frames_readable(deep_capture):
     assert sum("descend" in line for line in lines) >= 41, result.stdout
     assert any("\u2026" in line and "a_program_with_a_long_name.py:" in line for line in lines), result.stdout
     assert not any(len(line.strip()) == 1 for line in lines), result.stdout
+
+
+def test_the_live_view_and_the_sys_view_escape_names_the_same_way():
+    from pytest_memprof.live.view import thread_label
+    from pytest_memprof.sysstats.printers import visible
+
+    assert thread_label(7, "worker\x1b[2J") == "worker\\x1b[2J (7)"
+    assert visible("evil\x1b]0;x\x07") == printable("evil\x1b]0;x\x07") == "evil\\x1b]0;x\\x07"
