@@ -132,3 +132,16 @@ def test_the_live_view_and_the_sys_view_escape_names_the_same_way():
 
     assert thread_label(7, "worker\x1b[2J") == "worker\\x1b[2J (7)"
     assert visible("evil\x1b]0;x\x07") == printable("evil\x1b]0;x\x07") == "evil\\x1b]0;x\\x07"
+
+
+def test_tree_at_80_columns_on_a_deep_native_stack_fits(tmp_path):
+    (tmp_path / "deep.py").write_text(DEEP_PROGRAM)
+    result = run("run", "-q", "--native", "-o", "deep.bin", "deep.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = run("tree", "--show-interpreter-frames", "deep.bin", cwd=tmp_path, COLUMNS="80")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, result.stdout
+    # Interpreter frames between each level make the stack hundreds deep: names stay readable.
+    assert sum("descend" in line for line in lines) >= 41, result.stdout
+    assert not any(len(line.strip()) <= 2 for line in lines), result.stdout
