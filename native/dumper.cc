@@ -1,8 +1,39 @@
 #include "dumper.h"
 
 #include <cinttypes>
+#include <string>
 
 namespace memprof {
+
+namespace {
+
+// Names and paths come from the program and from the file: printed raw, an ESC or a C1 control
+// in them would drive the reader's terminal (retitle it, clear it). Each control byte is shown
+// as a visible escape instead (\x1b; \u009b for a C1 control encoded in UTF-8).
+std::string shown(const std::string& text) {
+    static const char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(text.size());
+    for (size_t i = 0; i < text.size(); ++i) {
+        auto byte = static_cast<unsigned char>(text[i]);
+        auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+        if (byte < 0x20 || byte == 0x7f) {
+            out += "\\x";
+            out += digits[byte >> 4];
+            out += digits[byte & 15];
+        } else if (byte == 0xc2 && next >= 0x80 && next <= 0x9f) {
+            out += "\\u00";
+            out += digits[next >> 4];
+            out += digits[next & 15];
+            ++i;
+        } else {
+            out += static_cast<char>(byte);
+        }
+    }
+    return out;
+}
+
+}  // namespace
 
 const char* Dumper::on(const AllocRecord& record) {
     fprintf(d_out, "ALLOC %s address=0x%" PRIx64 " size=%" PRIu64 " stack=%" PRIu32, kind_name(record.allocator),
@@ -25,13 +56,13 @@ const char* Dumper::on(const ThreadRecord& record) {
 }
 
 const char* Dumper::on(const ThreadNameRecord& record) {
-    fprintf(d_out, "THREAD_NAME tid=%" PRIu64 " name=%s\n", record.tid, record.name.c_str());
+    fprintf(d_out, "THREAD_NAME tid=%" PRIu64 " name=%s\n", record.tid, shown(record.name).c_str());
     return nullptr;
 }
 
 const char* Dumper::on(const FrameRecord& record) {
-    fprintf(d_out, "FRAME id=%zu function=%s file=%s line=%" PRIu32 "\n", d_frames++, record.function.c_str(),
-            record.file.c_str(), record.first_line);
+    fprintf(d_out, "FRAME id=%zu function=%s file=%s line=%" PRIu32 "\n", d_frames++,
+            shown(record.function).c_str(), shown(record.file).c_str(), record.first_line);
     return nullptr;
 }
 
@@ -54,7 +85,7 @@ const char* Dumper::on(const MapsRecord&) {
 
 const char* Dumper::on(const MapRecord& record) {
     fprintf(d_out, "MAP start=0x%" PRIx64 " end=0x%" PRIx64 " load_base=0x%" PRIx64 " path=%s build_id=", record.start,
-            record.end, record.load_base, record.path.c_str());
+            record.end, record.load_base, shown(record.path).c_str());
     for (unsigned char byte : record.build_id) fprintf(d_out, "%02x", byte);
     fprintf(d_out, "\n");
     return nullptr;
@@ -66,7 +97,7 @@ const char* Dumper::on(const SampleRecord& record) {
 }
 
 const char* Dumper::on(const MarkRecord& record) {
-    fprintf(d_out, "MARK id=%" PRIu64 " label=%s\n", record.id, record.label.c_str());
+    fprintf(d_out, "MARK id=%" PRIu64 " label=%s\n", record.id, shown(record.label).c_str());
     return nullptr;
 }
 

@@ -332,6 +332,7 @@ const char* Reader::on(const FreeRecord& record) {
 }
 
 const char* Reader::on(const SampleRecord& record) {
+    if (d_start_ms == kNoStart) d_start_ms = record.ms;
     d_timeline.push_back({record.ms, d_heap, record.rss});
     return nullptr;
 }
@@ -522,6 +523,7 @@ void Reader::reset_window(uint64_t only_tid) {
     d_slot_seqs.clear();
     d_last_slot = UINT32_MAX;
     d_heap = d_peak = d_peak_ms = d_peak_version = 0;
+    d_start_ms = kNoStart;
     d_total_count = d_total_bytes = d_unmatched_frees = 0;
     memset(d_allocator_counts, 0, sizeof(d_allocator_counts));
     memset(d_allocator_bytes, 0, sizeof(d_allocator_bytes));

@@ -135,6 +135,8 @@ class Reader {
     uint64_t peak_ms() const { return d_peak_ms; }
     uint64_t current_bytes() const { return d_heap; }
     uint64_t end_ms() const { return d_decoder.end_ms(); }
+    // Where the current window began (its first sample, see reset_window); 0 for a whole stream.
+    uint64_t start_ms() const { return d_start_ms == kNoStart ? 0 : d_start_ms; }
     uint64_t total_allocations() const { return d_total_count; }
     uint64_t total_bytes() const { return d_total_bytes; }
     uint64_t records() const { return d_decoder.records(); }
@@ -301,6 +303,8 @@ class Reader {
     uint64_t d_heap = 0;
     uint64_t d_peak = 0;
     uint64_t d_peak_ms = 0;
+    static constexpr uint64_t kNoStart = UINT64_MAX;
+    uint64_t d_start_ms = 0;  // kNoStart from reset_window until the window's first sample
     uint64_t d_peak_version = 0;
     uint64_t d_total_count = 0;
     uint64_t d_total_bytes = 0;

@@ -118,6 +118,7 @@ cdef extern from "reader.h" namespace "memprof":
         uint64_t peak_ms()
         uint64_t current_bytes()
         uint64_t end_ms()
+        uint64_t start_ms()
         uint64_t total_allocations()
         uint64_t total_bytes()
         uint64_t records()

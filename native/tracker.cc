@@ -277,6 +277,10 @@ void pause() {
     GuardScope guard;
     {
         std::lock_guard<std::mutex> lock(g->lock);
+        // A sample at each end of a window (pause, resume) bounds it to the millisecond: a test
+        // shorter than the sampler's 10 ms still has its own start, end and duration. RSS 0: not
+        // read here (a file read per test), and readers take 0 as "not sampled".
+        g->recorder.sample(now_ms(), 0);
         g->active = false;
     }
     if (g->walk) return;
@@ -302,6 +306,7 @@ void resume() {
         g->last_tid = 0;
         // Stacks were not followed while paused: every thread rebuilds its own.
         g->generation.fetch_add(1);
+        g->recorder.sample(now_ms(), 0);  // the window's start (see pause)
         g->active = true;
     }
     if (g->walk) return;

@@ -9,6 +9,7 @@ from libcpp.string cimport string
 import os
 
 from pytest_memprof.errors import CaptureError, CaptureVersionError
+from pytest_memprof.terminal import printable
 
 FORMAT_VERSION = native.kFormatVersion
 MAGIC = native.kMagic[:8]
@@ -176,6 +177,11 @@ cdef class CaptureReader:
         return self.reader.end_ms()
 
     @property
+    def start_ms(self):
+        """Where the current window began (its first sample); 0 for a whole capture."""
+        return self.reader.start_ms()
+
+    @property
     def total_allocations(self):
         return self.reader.total_allocations()
 
@@ -290,7 +296,8 @@ def dump(path, int fd):
     """Write one decoded line per record of the capture at ``path`` to file descriptor ``fd``."""
     cdef CaptureReader reader = CaptureReader()
     header = reader.open(path)
-    os.write(fd, f"HEADER {header}\n".encode())
+    # The header is the file's text: its control characters show as escapes, as in every record.
+    os.write(fd, f"HEADER {printable(header)}\n".encode())
     cdef FILE* out = fdopen(os.dup(fd), "w")
     if out == NULL:
         raise CaptureError("cannot write the dump")

@@ -189,14 +189,26 @@ class Capture:
         return int(self._reader.total_bytes)
 
     @property
+    def start_ms(self) -> int:
+        """Where this capture's clock starts on the tracker's: 0, or for a test's window the moment it
+        opened (times in every figure are from here)."""
+        start = self.metadata.extra.get("window_start_ms")
+        if isinstance(start, int) and not isinstance(start, bool) and start >= 0:
+            return start
+        return int(self._reader.start_ms)
+
+    def _since_start(self, ms: int) -> float:
+        return max(0, ms - self.start_ms) / 1000.0
+
+    @property
     def duration(self) -> float:
-        """Seconds from the start of tracking to its end (or to the last record, if truncated)."""
-        return self._reader.end_ms / 1000.0
+        """Seconds from the start of tracking (or of the test) to its end (or to the last record, if truncated)."""
+        return self._since_start(self._reader.end_ms)
 
     @property
     def peak_time_s(self) -> float:
         """Seconds from the start when the peak was reached (to the sampling interval, 10 ms)."""
-        return self._reader.peak_ms / 1000.0
+        return self._since_start(self._reader.peak_ms)
 
     @property
     def unmatched_frees(self) -> int:
@@ -274,8 +286,8 @@ class Capture:
         return [
             IntervalStat(
                 frames=self.stack(stack),
-                allocated_s=allocated / 1000.0,
-                freed_s=None if freed < 0 else freed / 1000.0,
+                allocated_s=self._since_start(allocated),
+                freed_s=None if freed < 0 else self._since_start(freed),
                 bytes=size,
                 count=count,
                 thread_id=tid,
@@ -283,6 +295,30 @@ class Capture:
             )
             for stack, tid, allocator, allocated, freed, size, count in reader.intervals()
         ]
+
+    def range_stacks(self, start_s: float, end_s: float | None = None) -> list[StackStat]:
+        """What was allocated from ``start_s`` until ``end_s`` and was still live at ``end_s`` (None: the
+        end of the capture), by stack, largest first: the temporal flame graph's answer for that range.
+
+        Allocation times are known to the sampler's tick, so the range's ends are taken at ticks
+        (``temporal_stacks``: each time is the tick an event followed): an allocation counts when its
+        tick is in [start, end) and it was not freed in a tick before ``end_s``.
+        """
+        start_ms = round(start_s * 1000)
+        end_ms = None if end_s is None else round(end_s * 1000)
+        totals: dict[tuple[Frame, ...], list[int]] = {}
+        for interval in self.temporal_stacks():
+            allocated = round(interval.allocated_s * 1000)
+            freed = None if interval.freed_s is None else round(interval.freed_s * 1000)
+            if allocated < start_ms or (end_ms is not None and allocated >= end_ms):
+                continue
+            if freed is not None and (end_ms is None or freed < end_ms):
+                continue
+            total = totals.setdefault(interval.frames, [0, 0])
+            total[0] += interval.bytes
+            total[1] += interval.count
+        return sorted((StackStat(frames=frames, bytes=size, count=count) for frames, (size, count) in totals.items()),
+                      key=lambda stat: -stat.bytes)
 
     @property
     def show_interpreter_frames(self) -> bool:
@@ -414,8 +450,19 @@ class Capture:
     # ---- other aggregates -----------------------------------------------------------------------
 
     def timeline(self) -> list[TimelinePoint]:
-        """Heap and RSS at each 10 ms sample."""
-        return [TimelinePoint(ms / 1000.0, heap, rss) for ms, heap, rss in self._reader.timeline()]
+        """Heap and RSS at each 10 ms sample, with the peak itself as a point of its own.
+
+        The heap is sampled every 10 ms, so a short peak falls between samples; the series has it
+        at its time (the tick it followed, ``peak_time_s``), so its maximum is always the peak, there."""
+        points = [TimelinePoint(self._since_start(ms), heap, rss) for ms, heap, rss in self._reader.timeline()]
+        peak, peak_s = self.peak_bytes, self.peak_time_s
+        if peak and not any(point.heap_bytes == peak and point.time_s == peak_s for point in points):
+            at = 0
+            while at < len(points) and points[at].time_s <= peak_s:
+                at += 1
+            rss = points[at - 1].rss_bytes if at else 0
+            points.insert(at, TimelinePoint(peak_s, peak, rss))
+        return points
 
     def threads(self) -> list[ThreadInfo]:
         """Threads that allocated, in order of their first event, with their last known names."""

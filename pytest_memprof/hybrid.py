@@ -2,11 +2,14 @@
 
 The capture gives, per allocation, the Python stack (each frame flagged when it entered a new C
 eval loop rather than being run inline by its caller's loop) and the native stack. Python frames
-are cut into runs, one per eval loop (a run starts at each entry frame), and the runs are matched
-to the eval frames of the native stack from the innermost out. The two counts differ only when
-one stack is incomplete (a native stack cut at its maximum depth loses its outermost frames; a
-thread whose Python stack is unknown has none): the innermost frames then still line up, and
-leftover Python frames join the outermost eval frame.
+are cut into runs, one per eval loop (a run starts at each entry frame), the launcher's frames
+included, and the runs are matched to the eval frames of the native stack. When the native stack
+is whole (it reaches the process's or the thread's start-up code) they are matched from the
+outermost in: the n-th eval loop entered runs the n-th run, and an eval frame left over at the
+inner end is a loop entered whose first frame is not pushed yet (a C function calling back into
+Python, caught allocating the new frame), which runs no frame shown. A native stack cut at its
+maximum depth has lost its outermost frames, so there they are matched from the innermost out,
+and leftover Python frames join the outermost eval frame. The launcher's frames are dropped last.
 """
 
 from __future__ import annotations
@@ -50,18 +53,21 @@ class NativeCall:
 @dataclass(frozen=True)
 class NativeShape:
     """A native stack cut at its eval frames: ``segments[i]`` are the frames shown between eval
-    ``i - 1`` and eval ``i`` (outermost first; the last segment is below the innermost eval)."""
+    ``i - 1`` and eval ``i`` (outermost first; the last segment is below the innermost eval).
+    ``whole``: its outermost frame is start-up code, so no frame was cut off (None: no frame yet)."""
 
     segments: tuple[tuple[Frame, ...], ...] = ((),)
     evals: tuple[NativeCall, ...] = ()
+    whole: bool | None = None
 
     def extended(self, call: NativeCall, show_interpreter_frames: bool) -> NativeShape:
         """This shape with ``call`` as its new innermost frame."""
+        whole = call.is_startup if self.whole is None else self.whole
         if call.is_eval:
-            return NativeShape((*self.segments, ()), (*self.evals, call))
+            return NativeShape((*self.segments, ()), (*self.evals, call), whole)
         if not call.visible(show_interpreter_frames):
-            return self
-        return NativeShape((*self.segments[:-1], self.segments[-1] + call.expand()), self.evals)
+            return self if whole == self.whole else NativeShape(self.segments, self.evals, whole)
+        return NativeShape((*self.segments[:-1], self.segments[-1] + call.expand()), self.evals, whole)
 
 
 def python_runs(python: Sequence[tuple[Frame, bool]]) -> tuple[tuple[Frame, ...], ...]:
@@ -79,10 +85,17 @@ def merge(runs: Sequence[tuple[Frame, ...]], native: NativeShape, *,
           show_interpreter_frames: bool = False) -> tuple[Frame, ...]:
     """One stack, outermost first, from the Python runs (python_runs) and the native stack's shape."""
     evals = native.evals
-    # Runs go to eval frames from the innermost out; extra runs join the outermost eval's.
-    unmatched = max(0, len(evals) - len(runs))
-    placed: list[tuple[Frame, ...] | None] = [None] * unmatched + list(runs[len(runs) - (len(evals) - unmatched):])
-    leftover = tuple(frame for run in runs[: max(0, len(runs) - len(evals))] for frame in run)
+    if native.whole and len(runs) <= len(evals):
+        # A whole native stack: runs go to eval frames from the outermost in; evals left over at
+        # the inner end run no frame shown (a loop just entered, or the launcher's dropped frames).
+        placed: list[tuple[Frame, ...] | None] = [*runs, *[None] * (len(evals) - len(runs))]
+        leftover: tuple[Frame, ...] = ()
+    else:
+        # Cut short (or more runs than loops): runs go to eval frames from the innermost out; extra
+        # runs join the outermost eval's.
+        unmatched = max(0, len(evals) - len(runs))
+        placed = [None] * unmatched + list(runs[len(runs) - (len(evals) - unmatched):])
+        leftover = tuple(frame for run in runs[: max(0, len(runs) - len(evals))] for frame in run)
     out: list[Frame] = []
     if leftover:
         if evals:
@@ -149,6 +162,7 @@ class HybridStacks:
         self._entries: list[bool] = []  # per Python node - 1: it entered a new eval loop
         self._calls: dict[int, NativeCall] = {}  # per native node
         self._runs: dict[int, tuple[tuple[Frame, ...], ...]] = {0: ()}
+        self._bounds: dict[int, tuple[tuple[int, ...], int]] = {0: ((), 0)}  # per Python node (_run_bounds)
         self._forget_shown()
 
     def _forget_shown(self) -> None:
@@ -183,11 +197,17 @@ class HybridStacks:
         if cached is not None:
             return cached[-1] if cached else None
         python_node, native_node = self.pairs[index]
-        # merge() puts the last Python run at the innermost eval frame: the answer is the first
-        # frame that shows walking out from the allocator, or that run if an eval frame comes first.
+        # merge() puts the last Python run at the innermost eval frame (unless a whole native stack has
+        # more eval frames than runs): the answer is the first frame that shows walking out from the
+        # allocator, or that run if an eval frame comes first.
         frame, eval_node = self._walk_out(native_node)
         if frame is not None:
             return frame
+        shape = self._native_shape(native_node)
+        if shape.whole and len(self._python_runs(python_node, python)) < len(shape.evals):
+            # The innermost eval runs no frame shown (merge): the answer is further out; rare, so built whole.
+            frames = self.stack(index, python)
+            return frames[-1] if frames else None
         if python_node:
             frame = python.node_frame(python_node)
             if frame is not None:
@@ -228,36 +248,33 @@ class HybridStacks:
         return answer
 
     def _python_runs(self, python_node: int, python: PythonStacks) -> tuple[tuple[Frame, ...], ...]:
+        """The runs of ``python_node``'s whole stack (launcher frames included, so that runs still
+        count eval loops), holding only the frames ``python.stack`` shows: a launcher's run is empty."""
         runs = self._runs.get(python_node)
         if runs is not None:
             return runs
+        bounds, depth = self._run_bounds(python_node, python)
+        shown = python.stack(python_node)
+        dropped = depth - len(shown)  # stack() drops a leading run of frames (the launcher's)
+        ends = (*bounds[1:], depth)
+        runs = self._runs[python_node] = tuple(shown[max(0, start - dropped):max(0, end - dropped)]
+                                               for start, end in zip(bounds, ends))
+        return runs
+
+    def _run_bounds(self, python_node: int, python: PythonStacks) -> tuple[tuple[int, ...], int]:
+        """(index of each run's first frame, number of frames) of ``python_node``'s whole stack."""
+        memo = self._bounds
         chain = []
         node = python_node
-        while node not in self._runs:
+        while node not in memo:
             chain.append(node)
             node = python.parent(node)
-        parent = node
         for node in reversed(chain):
-            frames = python.stack(node)
-            before = self._runs[parent]
-            above = python.stack(parent)
-            if len(frames) == len(above) + 1 and (not above or frames[-2] is above[-1]):
-                # One frame below its parent's stack: extend the parent's runs.
-                frame, entry = frames[-1], self._entries[node - 1]
-                runs = (*before, (frame,)) if entry or not before else (*before[:-1], (*before[-1], frame))
-            else:
-                # stack() dropped the launcher's leading frames here (memprof run, pytest): the frames
-                # it returns are the innermost ones, so are their flags.
-                entries = []
-                walk = node
-                while walk:
-                    entries.append(self._entries[walk - 1])
-                    walk = python.parent(walk)
-                entries.reverse()
-                runs = python_runs(list(zip(frames, entries[len(entries) - len(frames):])))
-            self._runs[node] = runs
-            parent = node
-        return runs
+            bounds, depth = memo[python.parent(node)]
+            if self._entries[node - 1] or not depth:
+                bounds = (*bounds, depth)
+            memo[node] = (bounds, depth + 1)
+        return memo[python_node]
 
     def _native_shape(self, native_node: int) -> NativeShape:
         return memoised(native_node, self._shapes, lambda node: self._native_nodes[node - 1][0],

@@ -20,47 +20,87 @@ from .baseline import change_text
 _TEMPLATES = Path(__file__).with_name("templates")
 
 
-def _rss_points(samples: Sequence[tuple[float, int]]) -> tuple[str, str, str]:
-    """An SVG polyline for (seconds, rss bytes) samples in a 560x180 box, with its labels."""
-    if len(samples) < 2:
-        return "", "", ""
-    start = samples[0][0]
-    span = max(samples[-1][0] - start, 1e-9)
-    top = max(rss for _, rss in samples) or 1
-    points = " ".join(f"{4 + 552 * (t - start) / span:.1f},{170 - 150 * rss / top:.1f}" for t, rss in samples)
-    return points, format_size(top), f"{span:.1f} s"
+# Charts are drawn in a 560x180 box: x from 4 to 556, y from 170 (0) to 20 (the top).
+def _x(seconds: float, span: float) -> float:
+    return 4 + 552 * min(max(seconds, 0.0), span) / span
 
 
-def _sys_chart(samples: Sequence[dict] | None) -> dict | None:
-    """Min/max rows and SVG polylines (560x180 box, 0-100%) for --memprof-sys samples; None without them."""
+def _rss_series(results: Sequence, sys_samples: Sequence[dict] | None,
+                started_at: float) -> dict[str, list[tuple[float, int]]]:
+    """(seconds since the session started, RSS bytes) per process that ran tests ("" without xdist).
+
+    Each test gives its process's highest RSS while it ran (the tracker samples it every 10 ms),
+    from its start to its end; --memprof-sys's samples of this process join the series where this
+    process ran the tests, so the two charts are drawn from the same figures.
+    """
+    series: dict[str, list[tuple[float, int]]] = {}
+    for result in results:
+        rss, begun = getattr(result, "rss_bytes", 0), getattr(result, "started_at", 0.0)
+        if not rss or not begun:
+            continue
+        start = begun - started_at
+        points = series.setdefault(getattr(result, "worker", ""), [])
+        points.extend(((start, rss), (start + max(result.duration_s, 0.0), rss)))
+    if sys_samples and set(series) <= {""}:
+        series.setdefault("", []).extend((sample["seconds"], sample["process_rss"]) for sample in sys_samples)
+    return {name: sorted(points) for name, points in sorted(series.items())}
+
+
+def _rss_chart(series: dict[str, list[tuple[float, int]]], span: float) -> dict | None:
+    """SVG polylines (one per process) of the RSS series, with the top and the span as labels; None if empty."""
+    if not any(series.values()):
+        return None
+    top = max(rss for points in series.values() for _, rss in points) or 1
+    lines = [{"name": name or "pytest", "points": " ".join(f"{_x(t, span):.1f},{170 - 150 * rss / top:.1f}"
+                                                         for t, rss in points)}
+             for name, points in series.items() if points]
+    return {"lines": lines, "max": format_size(top), "max_bytes": top, "duration": f"{span:.1f} s"}
+
+
+def _sys_chart(samples: Sequence[dict] | None, rss: dict | None, series: dict[str, list[tuple[float, int]]],
+               span: float) -> dict | None:
+    """Min/max rows and SVG polylines (560x180 box, 0-100%) for --memprof-sys samples; None without them.
+
+    The process's RSS line is the RSS chart's own series (same figures, same top, same span) when
+    this process ran the tests; under xdist it is this process's (the controller's) samples."""
     if not samples:
         return None
-    start, end = samples[0]["seconds"], samples[-1]["seconds"]
-    span = max(end - start, 1e-9)
-    top_rss = max(sample["process_rss"] for sample in samples) or 1
 
     def line(value_of) -> str:
-        return " ".join(f"{4 + 552 * (s['seconds'] - start) / span:.1f},{170 - 1.5 * value_of(s):.1f}"
+        return " ".join(f"{_x(s['seconds'], span):.1f},{170 - 1.5 * value_of(s):.1f}"
                         for s in samples) if len(samples) > 1 else ""
 
     rows = []
     for field, label, show in (("mem_used", "system memory used", format_size),
                                ("mem_percent", "system memory used (%)", lambda value: f"{value:.1f}%"),
                                ("memswap_used", "swap used", format_size),
-                               ("cpu_total", "CPU busy", lambda value: f"{value:.1f}%"),
-                               ("process_rss", "pytest process RSS", format_size)):
+                               ("cpu_total", "CPU busy", lambda value: f"{value:.1f}%")):
         values = [sample[field] for sample in samples]
         rows.append({"label": label, "min": show(min(values)), "max": show(max(values))})
+    own = series.get("") if set(series) <= {""} else None
+    if own and rss:
+        rss_values = [value for _, value in own]
+        rss_line = rss["lines"][0]["points"]
+        rss_top = rss["max"]
+    else:
+        rss_values = [sample["process_rss"] for sample in samples]
+        top = max(rss_values) or 1
+        rss_line = line(lambda s: 100 * s["process_rss"] / top)
+        rss_top = format_size(top)
+    rows.append({"label": "pytest process RSS", "min": format_size(min(rss_values)),
+                 "max": format_size(max(rss_values))})
     return {
         "rows": rows, "count": len(samples), "duration": f"{span:.1f} s",
         "mem": line(lambda s: s["mem_percent"]), "cpu": line(lambda s: s["cpu_total"]),
-        "rss": line(lambda s: 100 * s["process_rss"] / top_rss), "rss_max": format_size(top_rss),
+        "rss": rss_line, "rss_max": rss_top,
     }
 
 
-def write_index(folder: Path, results: Sequence, rss_samples: Sequence[tuple[float, int]],
-                compared: bool, title: str, sys_samples: Sequence[dict] | None = None) -> Path:
-    """Write ``folder/index.html`` atomically and return its path."""
+def write_index(folder: Path, results: Sequence, compared: bool, title: str,
+                sys_samples: Sequence[dict] | None = None, started_at: float | None = None,
+                ended_at: float | None = None) -> Path:
+    """Write ``folder/index.html`` atomically and return its path; times are wall-clock (time.time()),
+    ``started_at`` the session's start (default: the first test's)."""
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
                                      autoescape=jinja2.select_autoescape(["html"]))
     ranked = sorted(results, key=lambda result: -result.peak_bytes)
@@ -95,17 +135,27 @@ def write_index(folder: Path, results: Sequence, rss_samples: Sequence[tuple[flo
             "change_class": "up" if change.startswith("+") and change not in ("+0.0%", "+0%") else
             ("down" if change.startswith("-") else ""),
             "flamegraph": os.path.relpath(flamegraph, folder) if flamegraph else None,
+            # Which view the page opens on: what the test failed on (leaks), else the peak.
+            "flamegraph_view": getattr(result, "flamegraph_view", "peak"),
             "flamegraph_missing": "no capture was kept for this test",
             "grew": os.path.relpath(grew, folder) if grew else None,
         })
-    points, rss_max, rss_duration = _rss_points(rss_samples)
+    begun = [result.started_at for result in results if getattr(result, "started_at", 0.0)]
+    if started_at is None:
+        started_at = min(begun, default=time.time())
+    series = _rss_series(results, sys_samples, started_at)
+    # Both charts span the session: its start to its end (or to the last figure either has).
+    last = max([t for points in series.values() for t, _ in points]
+               + [sample["seconds"] for sample in sys_samples or []] + [0.0])
+    span = max((ended_at - started_at) if ended_at is not None else 0.0, last, 1e-9)
+    rss = _rss_chart(series, span)
     html = environment.get_template("index.html").render(
         title=title, tests=tests, top=top, compared=compared,
         failures=sum(result.memory_failed for result in results),
         highest_peak=format_size(ranked[0].peak_bytes) if ranked else "0 B",
         allocations=f"{sum(result.allocations for result in results):,}",
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
-        rss_points=points, rss_max=rss_max, rss_duration=rss_duration, system=_sys_chart(sys_samples),
+        rss=rss, system=_sys_chart(sys_samples, rss, series, span),
         script=(_TEMPLATES / "index.js").read_text(encoding="utf-8"),
     )
     target = folder / "index.html"

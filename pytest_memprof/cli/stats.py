@@ -71,13 +71,17 @@ def stats_dict(capture: Capture, top: int = 5) -> dict[str, Any]:
 
 def render(data: dict[str, Any]) -> None:
     """Print the stats dict as rich tables."""
-    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    from ..terminal import console as terminal_console
+    from ..terminal import printable
+
+    console = terminal_console()
     if data["truncated"]:
         console.print("[bold yellow]This capture is truncated: figures cover what was written.[/]")
-    console.print(f"[bold]Command:[/] {data['command_line']}  (pid {data['pid']}, Python {data['python_version']})",
+    command = escape(printable(data["command_line"]))
+    console.print(f"[bold]Command:[/] {command}  (pid {data['pid']}, Python {data['python_version']})",
                   markup=True, highlight=False)
     console.print(f"Duration: {data['duration_s']:.3f} s    Peak: {format_size(data['peak_bytes'])}    "
                   f"Leaked at end: {format_size(data['leaked_bytes'])}    "
@@ -107,7 +111,7 @@ def render(data: dict[str, Any]) -> None:
         table.add_column("bytes", justify="right")
         table.add_column("count", justify="right")
         for row in data[key]:
-            table.add_row(f"{row['function']} at {row['file']}:{row['line']}", format_size(row["bytes"]),
+            table.add_row(printable(f"{row['function']} at {row['file']}:{row['line']}"), format_size(row["bytes"]),
                           f"{row['count']:,}")
         console.print(table)
 

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Sparkline, Static
 
 from ..errors import MemprofError
 from ..sizes import format_size
+from ..terminal import printable
 from .stream import LiveSession, LiveState, LocationRow
 
 MAX_ROWS = 500
@@ -27,7 +28,8 @@ MAX_TEXT = 200
 
 def clean(text: str, limit: int = MAX_TEXT) -> str:
     """``text`` from the tracked program, safe for a terminal: no control characters, bounded length."""
-    text = "".join(char if char.isprintable() else "\ufffd" for char in text[: limit + 1])
+    # Control characters show as escapes (\x1b), as in every terminal view; other unprintable ones as U+FFFD.
+    text = "".join(char if char.isprintable() else "\ufffd" for char in printable(text[: limit + 1]))
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import sys
 import threading
 import time
@@ -42,6 +43,7 @@ class _Window:
     def __init__(self, spec: MemorySpec, frames_before: int, nodes_before: int) -> None:
         self.spec = spec
         self.started = time.perf_counter()
+        self.started_at = time.time()  # on the wall clock, which xdist's workers and controller share
         self.garbage_before = garbage_count()
         self.gc_collections = 0
         self.gc_collected = 0
@@ -130,6 +132,7 @@ class MemprofPlugin:
         gc.callbacks.append(self._on_gc)
         self.overhead_s += time.perf_counter() - began
         window.started = time.perf_counter()
+        window.started_at = time.time()
         tracker.resume()
 
     def _on_gc(self, phase: str, info: dict) -> None:
@@ -155,14 +158,18 @@ class MemprofPlugin:
         # big heap, so it runs only where leaks are judged, a young one elsewhere.
         gc.collect() if window.spec.checks_leaks else gc.collect(1)
         self.tracker.pause()
+        rss_at_end = _rss_bytes()  # after pause: reading it is not the test's allocation
         self.window = None
         data = self.tracker.drain()
         self.reader.feed(data)
         self.reader.close_window()
         header = window_header(item.nodeid, duration, native=bool(self.reader.native_nodes()),
-                               trace_python_allocators=self.python_allocators) if self.needs_header else None
+                               trace_python_allocators=self.python_allocators,
+                               start_ms=self.reader.start_ms) if self.needs_header else None
         self.capture = Capture.from_reader(self.reader, metadata_from_header(header) if header else _WINDOW_METADATA)
         result = self._result(item, window, self.capture, duration)
+        # The process's RSS while the test ran: the tracker's 10 ms samples, and the end for a shorter test.
+        result.rss_bytes = max([rss_at_end, *(rss for _, _, rss in self.reader.timeline())])
         if self.bin_dir is not None:
             path = self.bin_dir / capture_file_name(item.nodeid)
             write_window_capture(path, self.reader, data, window.frames_before, window.nodes_before, header)
@@ -214,6 +221,8 @@ class MemprofPlugin:
             peak_stacks=capture.peak_stacks()[:keep] if verdict.failures else [],
             leak_stacks=verdict.leak_stacks[:keep],
             csv_name="::".join(item.listnames()[1:]),
+            started_at=window.started_at,
+            worker=os.environ.get("PYTEST_XDIST_WORKER", ""),
             baseline_peak_bytes=baseline_peak,
             in_baseline=in_baseline,
             location_summary=summary if self.save_locations else None,
@@ -381,6 +390,18 @@ def _baseline_judge(config: pytest.Config) -> BaselineJudge | None:
         raise pytest.UsageError(str(error)) from None
     return BaselineJudge(entries, fail_on_increase, options.resolve(config, "memprof_min_bytes"),
                          "the baseline" if compare else "the previous run")
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _rss_bytes() -> int:
+    """This process's resident set size now (0 where /proc cannot tell)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _csv_name(nodeid: str) -> str:

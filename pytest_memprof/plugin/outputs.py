@@ -16,9 +16,11 @@ import pytest
 
 from ..capture import Capture
 from ..ci import github
+from ..model import View
 from . import options
 from .report import summary_lines, write_csv
 from .results import TestMemoryResult
+from .verdict import FailureKind
 from .window_capture import capture_file_name
 
 
@@ -179,13 +181,17 @@ class HtmlReport:
             (folder / "flamegraphs").mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise pytest.UsageError(f"--memprof-html {folder}: cannot create it: {error.strerror}") from None
-        self.rss_samples: list[tuple[float, int]] = []
-        self._started = time.perf_counter()
+        # The session's clock starts here (and again at session start), as --memprof-sys's does.
+        self._started_at = time.time()
         self._assets_written = False
-        self._process = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Start the session's clock."""
+        self._started_at = time.time()
 
     def pytest_memprof_test_result(self, item: pytest.Item, result: TestMemoryResult, capture: Capture) -> None:
-        """The test's flame graph, and the process's RSS after it."""
+        """The test's flame graph."""
         from ..reports.flamegraph import SCRIPTS, render_flamegraph
         from ..reports.page import write_assets
 
@@ -195,14 +201,11 @@ class HtmlReport:
             write_assets(self.folder / "assets", SCRIPTS)
             self._assets_written = True
         target = self.folder / "flamegraphs" / (capture_file_name(item.nodeid)[:-4] + ".html")
-        render_flamegraph(capture, target, title=item.nodeid, assets="../assets")
+        view = page_view(result)
+        render_flamegraph(capture, target, title=item.nodeid, kind=view, assets="../assets")
         result.flamegraph_path = str(target)
+        result.flamegraph_view = view.label
         self._what_grew(item, result, capture, target)
-        if self._process is None:
-            import psutil
-
-            self._process = psutil.Process()
-        self.rss_samples.append((time.perf_counter() - self._started, self._process.memory_info().rss))
 
     def _what_grew(self, item: pytest.Item, result: TestMemoryResult, capture: Capture, page: Path) -> None:
         """With a baseline that kept this test's locations and a peak that grew past the noise floor: the differential
@@ -236,8 +239,18 @@ class HtmlReport:
         from ..ci import html_report
         from . import sysmon
 
-        html_report.write_index(self.folder, results, self.rss_samples, compared=self.compared, title=self.title,
-                                sys_samples=sysmon.sys_series(self.config))
+        html_report.write_index(self.folder, results, compared=self.compared, title=self.title,
+                                sys_samples=sysmon.sys_series(self.config), started_at=self._started_at,
+                                ended_at=time.time())
+
+
+def page_view(result: TestMemoryResult) -> View:
+    """The view a test's page opens on: what it failed on (leaks for no_leaks and limit_leaks), else the peak."""
+    leaks = (FailureKind.LEAKED, FailureKind.LEAKS_OVER_LIMIT, FailureKind.LEAKED_OBJECTS, FailureKind.UNCOLLECTABLE)
+    if any(failure.kind in leaks for failure in result.failures) and not any(
+            failure.about_peak for failure in result.failures):
+        return View.LEAKS
+    return View.PEAK
 
 
 def _absolute(frame, rootdir: str):

@@ -12,6 +12,7 @@ from .. import launcher
 from ..launcher import Launcher
 from ..model import StackStat
 from ..sizes import format_size
+from ..terminal import printable
 from .results import TestMemoryResult
 from .verdict import Failure
 
@@ -51,7 +52,9 @@ def format_stacks(title: str, stacks: Sequence[StackStat], *, max_stacks: int, m
         if not frames:
             lines.append("      <no Python frame: allocated in native code or by the interpreter>")
         for frame in frames[:max_frames]:
-            lines.append(f"      {frame.function} at {_display_path(frame.file, rootdir)}:{frame.line}")
+            # Names and paths from the test's code reach a terminal: control characters show as escapes.
+            lines.append(f"      {printable(frame.function)} at {printable(_display_path(frame.file, rootdir))}:"
+                         f"{frame.line}")
         if len(frames) > max_frames:
             lines.append(f"      ... {len(frames) - max_frames} more frame(s)")
     if len(stacks) > len(shown):

@@ -38,6 +38,10 @@ class TestMemoryResult:
     flamegraph_path: str | None = None
     grew_path: str | None = None  # --memprof-html with a baseline: the "what grew" page (diff flame graph)
     location_summary: dict | None = None  # with --memprof-save-baseline: ci/baseline.location_summary
+    flamegraph_view: str = "peak"  # the view the page shows (outputs.page_view)
+    rss_bytes: int = 0  # the process's highest RSS while the test ran (0: not known)
+    started_at: float = 0.0  # when the test started, on the wall clock (time.time())
+    worker: str = ""  # the xdist worker that ran it ("" without xdist)
     baseline_peak_bytes: int | None = None  # None: not compared, or not in the baseline
     in_baseline: bool | None = None  # None: no baseline given
     # Filled from the test's reports where they are collected (the xdist controller too):
@@ -61,10 +65,17 @@ class TestMemoryResult:
             pairs.append(("memprof_leak_limit_bytes", self.leak_limit_bytes))
         if self.memory_failed:
             pairs.append(("memprof_memory_failed", 1))
+        if self.rss_bytes:
+            pairs.append(("memprof_rss_bytes", self.rss_bytes))
+        if self.started_at:
+            pairs.append(("memprof_started_at", round(self.started_at, 6)))
+        if self.worker:
+            pairs.append(("memprof_worker", self.worker))
         if self.capture_path:
             pairs.append(("memprof_capture", self.capture_path))
         if self.flamegraph_path:
             pairs.append(("memprof_flamegraph", self.flamegraph_path))
+            pairs.append(("memprof_flamegraph_view", self.flamegraph_view))
         if self.grew_path:
             pairs.append(("memprof_grew_flamegraph", self.grew_path))
         if self.in_baseline is not None:
@@ -107,6 +118,10 @@ class TestMemoryResult:
             csv_name=csv_name,
             flamegraph_path=str(values["flamegraph"]) if "flamegraph" in values else None,
             grew_path=str(values["grew_flamegraph"]) if "grew_flamegraph" in values else None,
+            flamegraph_view=str(values.get("flamegraph_view", "peak")),
+            rss_bytes=number("rss_bytes"),
+            started_at=_seconds(values.get("started_at")),
+            worker=str(values.get("worker", "")),
             baseline_peak_bytes=number("baseline_peak_bytes") if "baseline_peak_bytes" in values else None,
             in_baseline=bool(number("in_baseline")) if "in_baseline" in values else None,
             location_summary=_summary(values.get("locations")),
@@ -119,3 +134,10 @@ def _summary(text: object) -> dict | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _seconds(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0

@@ -33,14 +33,19 @@ def capture_file_name(nodeid: str) -> str:
     return f"{safe}.bin"
 
 
-def window_header(nodeid: str, duration_s: float, *, native: bool, trace_python_allocators: bool) -> dict:
-    """The header of a test's capture: the test, and pytest's files as its launcher (stacks start at the test)."""
+def window_header(nodeid: str, duration_s: float, *, native: bool, trace_python_allocators: bool,
+                  start_ms: int = 0) -> dict:
+    """The header of a test's capture: the test, and pytest's files as its launcher (stacks start at the test).
+
+    ``start_ms`` is when the window opened on the session's clock: the file's records keep that clock,
+    and readers count the test's times (timeline, peak, duration) from there."""
     return {
         "pid": os.getpid(),
         "python_version": platform.python_version(),
         "start_time": time.time() - duration_s,
         "command_line": " ".join(sys.argv),
         "test": nodeid,
+        "window_start_ms": start_ms,
         "runner_files": list(launcher.PYTEST),
         "native": native,
         "trace_python_allocators": trace_python_allocators,

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import launcher
 from .._reader import encode_varints
 from ..capture import Capture
 from ..model import StackStat, View
@@ -37,6 +38,22 @@ def _timeline(capture: Capture, most: int = MAX_TIMELINE_POINTS) -> list[int]:
     for point in points:
         flat.extend((round(point.time_s * 1000), point.heap_bytes, point.rss_bytes))
     return flat
+
+
+# Frames the page can hide (data["frame_flags"], one per frame): Python's import system, and the
+# machinery around a program or a test (the launcher rule's files: pytest, pluggy, runpy, ours).
+IMPORT_SYSTEM, IRRELEVANT = 1, 2
+_IRRELEVANT = launcher.Launcher((*launcher.PYTEST, *launcher.MEMPROF_RUN))
+
+
+def frame_flags(file: str, native: bool) -> int:
+    """Which of the page's "hide" toggles hide a frame in ``file`` (IMPORT_SYSTEM, IRRELEVANT bits)."""
+    if native:
+        return 0
+    flags = IMPORT_SYSTEM if file.startswith("<frozen ") or "/importlib/" in file else 0
+    if _IRRELEVANT.is_launcher_file(file):
+        flags |= IRRELEVANT
+    return flags
 
 
 def _threads(capture: Capture, thread_ids: set[int]) -> tuple[list[list[Any]], dict[int, int]]:
@@ -101,6 +118,8 @@ def flamegraph_data(capture: Capture, *, kind: View | str = View.PEAK, temporal:
     )
     sources = frame_sources(tree, confidential_files)
     frames, nodes = tree.packed()
+    strings = tree.strings
+    flags = [frame_flags(strings[file], native) for _, file, _, native in tree.frames]
     meta = capture.metadata
     return {
         "title": title,
@@ -110,6 +129,7 @@ def flamegraph_data(capture: Capture, *, kind: View | str = View.PEAK, temporal:
         "strings": tree.strings,
         "frames": frames,
         "sources": sources,
+        "frame_flags": flags,
         "nodes": nodes,
         "threads": threads,
         "samples": samples,
@@ -143,14 +163,17 @@ def diff_flamegraph_data(base: Capture | Sequence[StackStat], new: Capture, *, k
     for stats, out in ((new_stats, samples), (base_stats, base_samples)):
         for stat in stats:
             out.extend((tree.add(stat.frames), 0, stat.bytes, stat.count))
+    # The tree is rebuilt from both captures: its frames' sources and flags go with it.
+    sources = frame_sources(tree, "default")
     frames, nodes = tree.packed()
+    flags = [frame_flags(tree.strings[file], native) for _, file, _, native in tree.frames]
     data.update(strings=tree.strings, frames=frames, nodes=nodes, samples=samples, base_samples=base_samples,
+                sources=sources, frame_flags=flags,
                 threads=[[0, "all threads"]],
                 base_title=base_title or (base.path.name if isinstance(base, Capture) and base.path else "base"))
     return data
 
 
-SCRIPTS = ("timeline.js", "flamegraph.js")
 SCRIPTS = ("timeline.js", "flamegraph.js")
 
 

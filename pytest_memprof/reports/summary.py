@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .. import terminal
 from ..capture import Capture
 from ..model import View
 from ..sizes import format_size
@@ -57,7 +58,7 @@ def print_summary(capture: Capture, *, console: Console | None = None, kind: Vie
                   sort_column: str = "total-bytes", max_rows: int = 20) -> None:
     """Print the summary table to ``console``."""
     view = report_view(kind)
-    console = console or Console()
+    console = console or terminal.console()
     if capture.truncated:
         console.print(Text("This capture is truncated: the summary covers what was written.", style="bold yellow"))
     rows = summary_rows(capture, kind=kind, sort_column=sort_column)
@@ -75,8 +76,9 @@ def print_summary(capture: Capture, *, console: Console | None = None, kind: Vie
         table.add_column(name, justify="right", no_wrap=True)
     for row in rows[:max_rows]:
         # Text cells: names from user code may contain "[...]", which markup would swallow.
-        location = Text(row.function, style="bold")
-        location.append(f" {row.file}", style="cyan")
+        # printable(): control characters in them show as escapes instead of acting on the terminal.
+        location = Text(terminal.printable(row.function), style="bold")
+        location.append(f" {terminal.printable(row.file)}", style="cyan")
         table.add_row(location, format_size(row.total_bytes),
                       f"{100 * row.total_bytes / whole:.1f}%" if whole else "-", format_size(row.own_bytes),
                       f"{row.total_count:,}", f"{row.own_count:,}")

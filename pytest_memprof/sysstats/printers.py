@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from typing import Any, TextIO
 
+from ..terminal import printable
 from .selection import MISSING, Column, Selector, Snapshot, check_entries, columns, items, nested
 
 # Version of the --stdout-json objects (and of the web API's payloads): bumped when a field changes meaning.
@@ -18,14 +18,13 @@ SCHEMA_KEY = "schema_version"
 NOT_AVAILABLE = "N/A"
 
 
-# C0 controls but tab, DEL, and C1 controls: what a terminal acts on (ESC starts escape sequences; C1 CSI too).
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 def visible(text: str) -> str:
     """``text`` with control characters written out (``\\x1b``): process names and command lines come from
-    any user of the machine and must not retitle, clear or recolour the terminal they are printed to."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    any user of the machine and must not retitle, clear or recolour the terminal they are printed to
+    (the rule every terminal view follows: ``terminal.printable``)."""
+    return printable(text)
 
 
 class Printer:

@@ -86,3 +86,69 @@ def test_an_uncreatable_html_folder_is_a_usage_error(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof-html", "file/report")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--memprof-html file/report: cannot create it*"])
+
+
+RSS_SUITE = """
+import time
+
+
+def test_small_first():
+    time.sleep(0.05)
+
+
+def test_big():
+    block = bytearray(100 * 2**20)  # zero-filled: resident while the test runs, gone after it
+    time.sleep(0.05)
+    del block
+
+
+def test_small_last():
+    time.sleep(0.05)
+"""
+
+
+def rss_chart(page) -> dict:
+    return page.eval_on_selector("#rss-chart", """chart => ({
+        max: Number(chart.dataset.maxBytes), top: chart.querySelector("text.top").textContent,
+        span: chart.querySelector("text.span").textContent,
+        lines: Array.from(chart.querySelectorAll("polyline.rss")).map(line => line.getAttribute("points")
+            .trim().split(/\\s+/).map(point => point.split(",").map(Number)))})""")
+
+
+@pytest.mark.browser
+def test_the_rss_chart_has_every_tests_highest_rss_and_agrees_with_memprof_sys(pytester, page):
+    pytester.makepyfile(test_suite=RSS_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "--memprof-html",
+                                           "memreport", "--memprof-sys=0.05")
+    result.assert_outcomes(passed=3)
+    page.goto((pytester.path / "memreport" / "index.html").as_uri())
+    chart = rss_chart(page)
+    # The 100 MiB test is there, though the process gave its memory back before the next test.
+    assert chart["max"] >= 100 * 2**20, chart
+    (line,) = chart["lines"]
+    # The session starts at its start, not at its maximum: the first test's RSS is below the top.
+    assert line[0][1] > 20 + 1, line[:3]
+    assert min(y for _, y in line) == pytest.approx(20, abs=0.1)
+    # The --memprof-sys chart on the same page says the same top and the same span.
+    system = page.eval_on_selector("#system", """section => ({
+        span: section.querySelector("text.span").textContent,
+        rows: Array.from(section.querySelectorAll("#system-minmax tr")).map(row => row.textContent)})""")
+    assert system["span"] == chart["span"], (system, chart)
+    rss_row = next(row for row in system["rows"] if "pytest process RSS" in row)
+    assert chart["top"] in rss_row, (rss_row, chart)
+    assert not page.console_errors, page.console_errors
+
+
+@pytest.mark.browser
+def test_the_rss_chart_under_xdist_has_a_line_per_worker(pytester, page):
+    pytest.importorskip("xdist", reason="pytest-xdist is not installed")
+    pytester.makepyfile(test_suite=RSS_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-n", "2",
+                                           "--memprof-html", "memreport")
+    result.assert_outcomes(passed=3)
+    page.goto((pytester.path / "memreport" / "index.html").as_uri())
+    assert "No RSS samples" not in page.text_content("main")
+    chart = rss_chart(page)
+    assert chart["max"] >= 100 * 2**20, chart
+    assert 1 <= len(chart["lines"]) <= 2, chart
+    assert not page.console_errors, page.console_errors

@@ -202,3 +202,44 @@ def test_truncated_capture_is_marked(truncated_capture, tmp_path, page):
     page.goto(target.as_uri())
     assert "truncated" in page.text_content("#truncated")
     assert not page.console_errors, page.console_errors
+
+
+def test_a_range_at_a_tick_is_the_heap_at_that_tick(two_phase_capture):
+    # Capture's answer for a range: allocated from the start until a sampler tick and live at it is
+    # the heap the timeline has at that tick, for every tick; the whole range is what leaked.
+    capture = Capture.open(two_phase_capture, temporal=True)
+    ticks = sorted({round(i.allocated_s * 1000) for i in capture.temporal_stacks()}
+                   | {round(i.freed_s * 1000) for i in capture.temporal_stacks() if i.freed_s is not None})
+    heap_at: dict[int, int] = {}
+    for point in capture.timeline():  # the sample at each tick (the peak's own point follows its sample)
+        heap_at.setdefault(round(point.time_s * 1000), point.heap_bytes)
+    checked = 0
+    for tick in ticks[1:]:
+        if tick in heap_at:
+            assert sum(stat.bytes for stat in capture.range_stacks(0, tick / 1000)) == heap_at[tick], tick
+            checked += 1
+    assert checked >= 3
+    assert sum(stat.bytes for stat in capture.range_stacks(0)) == capture.leaked_bytes
+
+
+@pytest.mark.browser
+def test_a_dragged_range_is_capture_s_answer_wherever_it_falls_on_the_pixels(two_phase_capture, tmp_path, page):
+    capture = Capture.open(two_phase_capture, temporal=True)
+    target = render_flamegraph(capture, tmp_path / "fg.html", temporal=True)
+    open_report(page, target)
+    page.wait_for_selector("#chart.temporal")
+    width = page.locator("#chart").bounding_box()["width"]
+    answers = []
+    # The same range, and the same range moved by 5 px either way: each is the answer Capture
+    # gives for the ticks the page says it took.
+    for shift in (0, 5, -5):
+        drag_across(page, 0.2 + shift / width, 0.7 + shift / width)
+        dataset = page.eval_on_selector("#range-text", "element => Object.assign({}, element.dataset)")
+        start = int(dataset["start"]) / 1000
+        end = None if dataset["end"] == "end" else int(dataset["end"]) / 1000
+        expected = sum(stat.bytes for stat in capture.range_stacks(start, end))
+        assert int(dataset["bytes"]) == expected, (shift, dataset, expected)
+        assert f": {format_size(expected)} in" in page.text_content("#range-text")
+        answers.append((start, end, expected))
+    assert answers[0][2] > 0, answers
+    assert not page.console_errors, page.console_errors

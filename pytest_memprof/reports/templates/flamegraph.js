@@ -72,6 +72,8 @@
   var threadSelect = document.getElementById("thread");
   var invertedBox = document.getElementById("inverted");
   var splitBox = document.getElementById("split");
+  var hideIrrelevantBox = document.getElementById("hide-irrelevant");
+  var hideImportBox = document.getElementById("hide-import");
   var searchBox = document.getElementById("search");
   var matchesText = document.getElementById("matches");
   var crumbs = document.getElementById("crumbs");
@@ -93,6 +95,7 @@
     range: null,
     zoom: [],
     query: "",
+    hide: 0, // frame_flags bits of the frames left out of every stack (IMPORT_SYSTEM 1, IRRELEVANT 2)
     tree: null,
     boxes: []
   };
@@ -133,6 +136,8 @@
     return (thread[1] ? thread[1] : "thread") + " (" + thread[0] + ")";
   }
 
+  // Paths leave out the frames the "hide" toggles name; the cache holds paths for one setting.
+  var frameFlags = data.frame_flags || [];
   var pathCache = new Map();
   function pathOf(node) {
     var path = pathCache.get(node);
@@ -141,7 +146,9 @@
     }
     path = [];
     for (var at = node; at > 0; at = parentOf[at]) {
-      path.push(frameOf[at]);
+      if (!(frameFlags[frameOf[at]] & state.hide)) {
+        path.push(frameOf[at]);
+      }
     }
     path.reverse();
     pathCache.set(node, path);
@@ -153,13 +160,14 @@
     var rows = [];
     var i;
     if (state.range && data.intervals) {
+      // The range is at ticks (snapRange): allocated in a tick in [start, end), not freed before end.
       var start = state.range[0];
       var end = state.range[1];
       var iv = data.intervals;
       for (i = 0; i < iv.length; i += 6) {
         var allocated = iv[i + 2];
         var freed = iv[i + 3];
-        if (allocated >= start && allocated <= end && (freed < 0 || freed > end)) {
+        if (allocated >= start && allocated < end && (freed < 0 || freed >= end)) {
           rows.push([iv[i], iv[i + 1], iv[i + 4], iv[i + 5]]);
         }
       }
@@ -347,7 +355,9 @@
     }
     var maxDepth = chain.length - 1;
     var scale = focus.bytes > 0 ? width / focus.bytes : 0;
-    // Narrower than a pixel cannot be seen or clicked; search totals come from the tree, not from boxes.
+    // Boxes narrower than SMALL_PX are slivers that cannot be read or aimed at (deep ones make
+    // tall columns of them): the rest of a node's children, smallest last, go into one
+    // "N small stacks" box instead. Search totals come from the tree, not from boxes.
     var stack = [[focus, 0, chain.length]];
     while (stack.length) {
       var item = stack.pop();
@@ -355,7 +365,12 @@
       var kids = sortedKids(item[0]);
       for (i = 0; i < kids.length; i++) {
         var w = kids[i].bytes * scale;
-        if (w < 1) {
+        if (w < SMALL_PX) {
+          var small = smallStacks(item[0], kids.slice(i));
+          if (small.bytes * scale >= 1) {
+            boxes.push({ node: small, x: x, w: small.bytes * scale, depth: item[2], ancestor: false });
+            maxDepth = Math.max(maxDepth, item[2]);
+          }
           break;
         }
         boxes.push({ node: kids[i], x: x, w: w, depth: item[2], ancestor: false });
@@ -376,7 +391,8 @@
       var box = boxes[i];
       var div = document.createElement("div");
       var frame = box.node.frame;
-      div.className = "frame" + (box.ancestor ? " ancestor" : "") + (frame < 0 ? " root" : "") +
+      div.className = "frame" + (box.ancestor ? " ancestor" : "") + (box.node.small ? " small" :
+        frame < 0 ? " root" : "") +
         (frame >= frameCount ? " thread" : "") + (matches(box.node, query) ? " match" : "");
       div.dataset.box = String(i);
       div.style.left = box.x + "px";
@@ -386,7 +402,8 @@
         div.style.background = diff ? diffColour(box.node) : colour(frame);
       }
       if (box.w > 24) {
-        div.textContent = frame < 0 ? frameName(frame) + " (" + formatBytes(box.node.bytes) + ")" : frameName(frame);
+        div.textContent = box.node.small ? smallLabel(box.node) :
+          frame < 0 ? frameName(frame) + " (" + formatBytes(box.node.bytes) + ")" : frameName(frame);
       }
       fragment.appendChild(div);
     }
@@ -416,12 +433,47 @@
     render();
   }
 
+  var SMALL_PX = 3;
+  var SMALL_FRAME = -2; // not a frame: a box of several small stacks, a leaf whose zoom is its caller's
+
+  function smallStacks(parent, kids) {
+    var node = makeNode(SMALL_FRAME, parent);
+    node.small = kids.length;
+    kids.forEach(function (kid) {
+      node.bytes += kid.bytes;
+      node.count += kid.count;
+    });
+    return node;
+  }
+
+  function smallLabel(node) {
+    return node.small + " small stack" + (node.small === 1 ? "" : "s") + " (" + formatBytes(node.bytes) + ")";
+  }
+
+  // The "hide" toggles: the irrelevant frames (pytest's, pluggy's, runpy's, ours) are hidden by default.
+  function readHidden() {
+    state.hide = (hideImportBox && hideImportBox.checked ? 1 : 0) |
+      (hideIrrelevantBox && hideIrrelevantBox.checked ? 2 : 0);
+    pathCache = new Map();
+  }
+  [hideImportBox, hideIrrelevantBox].forEach(function (box) {
+    if (box) {
+      box.addEventListener("change", function () {
+        readHidden();
+        state.zoom = [];
+        rebuild();
+      });
+    }
+  });
+  readHidden();
+
   function showTooltip(event, box) {
     var node = box.node;
     var frame = node.frame;
     tooltip.replaceChildren();
     var lines = [
-      [frameName(frame), "name"],
+      [node.small ? smallLabel(node) + " (each too narrow to draw; click to zoom into their caller)" :
+        frameName(frame), "name"],
       [frameLocation(frame), "location"],
       [frameSource(frame), "source"],
       [formatBytes(node.bytes) + " (" + percent(node.bytes, state.tree.bytes) + " of the total)", "bytes"],
@@ -541,14 +593,40 @@
 
   // With --temporal, the graph shows what was allocated in the dragged range and still live at its
   // end; the chart takes drags (and gets the "temporal" class) once the rows are unpacked.
-  function onRange(range) {
+  // An event's time is known to the sampler's tick (each row has the tick it followed), so a
+  // dragged range is widened to the ticks around it: [the last tick at or before its start, the
+  // first tick at or after its end), the end of the capture (Infinity) if none follows. Ranges
+  // that differ by a few pixels inside the same ticks then give the same answer, and the one
+  // Capture.range_stacks gives for the ticks shown.
+  function snapRange(range) {
+    var ticks = data.ticks;
+    var start = 0;
+    var end = Infinity;
+    for (var i = 0; i < ticks.length; i++) {
+      if (ticks[i] <= range[0]) {
+        start = ticks[i];
+      }
+      if (ticks[i] >= range[1] && end === Infinity) {
+        end = ticks[i];
+      }
+    }
+    return [start, end];
+  }
+
+  function onRange(dragged) {
+    var range = snapRange(dragged);
     state.range = range;
     state.zoom = [];
     rebuild();
-    rangeText.textContent = "Allocated between " + formatSeconds(range[0]) + " and " + formatSeconds(range[1]) +
-      " and still live at " + formatSeconds(range[1]) + ": " + formatBytes(state.tree.bytes) + " in " +
-      state.tree.count.toLocaleString("en-US") + " allocation(s).";
+    var endText = range[1] === Infinity ? "the end (" + formatSeconds(data.duration_ms) + ")" : formatSeconds(range[1]);
+    rangeText.textContent = "Allocated between " + formatSeconds(range[0]) + " and " + endText +
+      " (the sampler's ticks around the selection) and still live at " + endText + ": " +
+      formatBytes(state.tree.bytes) + " in " + state.tree.count.toLocaleString("en-US") + " allocation(s).";
+    rangeText.dataset.start = String(range[0]);
+    rangeText.dataset.end = range[1] === Infinity ? "end" : String(range[1]);
+    rangeText.dataset.bytes = String(state.tree.bytes);
     clearRangeButton.disabled = false;
+    return [range[0], range[1] === Infinity ? data.duration_ms : range[1]];
   }
 
   rebuild();

@@ -89,8 +89,9 @@ var memprofChart = (function () {
       svg("text", { x: CHART_W - 6, y: CHART_H - 3, "text-anchor": "end" }, chart).textContent = formatSeconds(endMs);
     }
 
-    // A drag across the chart picks a range [start ms, end ms] and hands it to onRange; the
-    // returned function hides the selection again.
+    // A drag across the chart picks a range [start ms, end ms] and hands it to onRange, which
+    // may answer the range it took instead (snapped to the sampler's ticks): that one is shown.
+    // The returned function hides the selection again.
     function setupRangeSelection(onRange) {
       chart.classList.add("temporal");
       var selection = svg("rect", { x: 0, y: 0, width: 0, height: CHART_H, fill: "rgba(214,60,196,0.18)",
@@ -134,7 +135,10 @@ var memprofChart = (function () {
         if (chartX(range[1]) - chartX(range[0]) < 2) {
           return;
         }
-        onRange(range);
+        var taken = onRange(range);
+        if (taken) {
+          show(taken[0], Math.min(taken[1], endMs));
+        }
       });
       return function clearSelection() {
         selection.setAttribute("visibility", "hidden");
