@@ -15,6 +15,7 @@ constexpr uint16_t kFirstSizeClassVersion = 3;  // addresses coded by size class
 constexpr uint8_t kNativeAllocFlag = 0x80;
 constexpr size_t kFileHeaderFixed = 16;
 constexpr uint32_t kMaxHeaderLength = 1 << 20;
+constexpr unsigned kMaxHeaderDepth = 64;  // JSON nesting of the header; ours nests 3 deep
 constexpr size_t kMaxStringLength = 1 << 16;
 constexpr unsigned kAddressShift = 4;
 constexpr uintptr_t kAddressAlign = uintptr_t{1} << kAddressShift;

@@ -8,6 +8,10 @@
 #include <new>
 #include <tuple>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "lz4frame.h"
 
 namespace memprof {
@@ -46,9 +50,14 @@ std::string Reader::problem_text() const {
                                   "); upgrade pytest-memprof to read it";
         case ReadError::INVALID_VERSION:
             return at + (d_stream ? " sends" : " has") + " an invalid capture format version 0";
-        case ReadError::CORRUPT_HEADER:
-            return d_stream ? at + " sends a corrupt capture header (" + std::to_string(d_header_length) + " bytes long)"
-                            : at + " is truncated or corrupt: its header is cut short";
+        case ReadError::CORRUPT_HEADER: return at + " is truncated or corrupt: its header is cut short";
+        case ReadError::NOT_A_FILE: return at + " is " + d_file_type + ", not a capture file";
+        case ReadError::HEADER_TOO_LONG:
+            return at + (d_stream ? " sends" : " has") + " a corrupt capture header (" + std::to_string(d_header_length) +
+                   " bytes long; a header is at most " + std::to_string(kMaxHeaderLength) + ")";
+        case ReadError::HEADER_TOO_DEEP:
+            return at + (d_stream ? " sends" : " has") + " a corrupt capture header (JSON nested deeper than " +
+                   std::to_string(kMaxHeaderDepth) + " levels)";
     }
     return std::string();
 }
@@ -69,9 +78,46 @@ bool Reader::check_fixed_header() {
     if (d_header_version == 0) return refuse(ReadError::INVALID_VERSION);
     d_header_length = 0;
     for (int i = 0; i < 4; ++i) d_header_length |= static_cast<uint32_t>(d_head[12 + i]) << (8 * i);
-    if (d_header_length > kMaxHeaderLength) return refuse(ReadError::CORRUPT_HEADER);
+    if (d_header_length > kMaxHeaderLength) return refuse(ReadError::HEADER_TOO_LONG);
     return true;
 }
+
+namespace {
+
+// Whether JSON `text` nests arrays and objects deeper than `limit`: Python's json module recurses
+// once per level, so a hostile header would end in a RecursionError (and traceback) there.
+bool nests_deeper_than(const std::string& text, unsigned limit) {
+    unsigned depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\') {
+                ++i;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > limit) return true;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return false;
+}
+
+const char* file_type(mode_t mode) {
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISDIR(mode)) return "a folder";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
+}  // namespace
 
 size_t Reader::take_header(const uint8_t* data, size_t len) {
     size_t used = 0;
@@ -83,6 +129,11 @@ size_t Reader::take_header(const uint8_t* data, size_t len) {
         if (!check_fixed_header()) return used;
         if (d_head.size() == kFileHeaderFixed + d_header_length && d_head.size() >= kFileHeaderFixed) {
             d_header_json.assign(reinterpret_cast<const char*>(d_head.data()) + kFileHeaderFixed, d_header_length);
+            if (nests_deeper_than(d_header_json, kMaxHeaderDepth)) {
+                d_header_json.clear();
+                refuse(ReadError::HEADER_TOO_DEEP);
+                return used;
+            }
             d_decoder.set_version(d_header_version);
             if (LZ4F_isError(LZ4F_createDecompressionContext(&d_dctx, LZ4F_VERSION))) {
                 throw std::bad_alloc();  // the only way creating a context fails
@@ -141,9 +192,24 @@ bool Reader::feed_capture(const uint8_t* data, size_t len, size_t step) {
 
 bool Reader::open(const std::string& path) {
     d_source = path;
-    d_file = fopen(path.c_str(), "rb");
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; anything but a regular file is
+    // refused before a byte is read (a FIFO or a terminal would block, a device never ends).
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        d_errno = errno;
+        return refuse(ReadError::CANNOT_OPEN);
+    }
+    struct stat info;
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+        d_file_type = fstat(fd, &info) == 0 ? file_type(info.st_mode) : "not a regular file";
+        ::close(fd);
+        return refuse(ReadError::NOT_A_FILE);
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    d_file = fdopen(fd, "rb");
     if (!d_file) {
         d_errno = errno;
+        ::close(fd);
         return refuse(ReadError::CANNOT_OPEN);
     }
     fseek(d_file, 0, SEEK_END);

@@ -73,7 +73,10 @@ enum class ReadError : uint8_t {
     TOO_SHORT,        // a file too short to hold the fixed header
     NEWER_VERSION,    // written by a newer format than this reader knows
     INVALID_VERSION,  // version 0
-    CORRUPT_HEADER,   // a header longer than the format allows, or cut short
+    CORRUPT_HEADER,   // a header cut short
+    NOT_A_FILE,       // a FIFO, a device, a folder: refused before a byte is read (a FIFO would block)
+    HEADER_TOO_LONG,  // a header length above kMaxHeaderLength: refused before it is read
+    HEADER_TOO_DEEP,  // JSON nested deeper than kMaxHeaderDepth (no header we write nests past 3)
 };
 
 // How much a file's reader decompresses at a time.
@@ -229,6 +232,7 @@ class Reader {
     Input d_input = Input::HEADER;
     ReadError d_read_error = ReadError::NONE;
     int d_errno = 0;
+    const char* d_file_type = "";  // what a NOT_A_FILE path is
     std::vector<uint8_t> d_head;  // the header as it arrives
     uint16_t d_header_version = 0;
     uint32_t d_header_length = 0;

@@ -52,6 +52,9 @@ cdef extern from "reader.h" namespace "memprof":
         NEWER_VERSION
         INVALID_VERSION
         CORRUPT_HEADER
+        NOT_A_FILE
+        HEADER_TOO_LONG
+        HEADER_TOO_DEEP
 
     cdef struct StackRow:
         uint32_t stack

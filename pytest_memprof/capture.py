@@ -335,8 +335,6 @@ def _read_file(
 ) -> tuple[str, CaptureReader]:
     if not path.exists():
         raise CaptureError(f"no such capture file: {path}")
-    if path.is_dir():
-        raise CaptureError(f"{path} is a folder, not a capture file")
     reader = CaptureReader(only_tid=thread_id, temporal=temporal)
     header = reader.open(os.fspath(path))
     while reader.read_some():
