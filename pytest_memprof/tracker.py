@@ -14,9 +14,16 @@ from typing import Union
 
 from . import _tracker
 from .aggregate import Aggregator, write_aggregated_capture
-from .errors import TrackerError
+from .errors import CaptureWriteError, TrackerError
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+# How the native tracker words a failure of the file itself (native/recorder.cc, native/tracker.cc).
+_WRITE_FAILURES = ("cannot write the capture file", "cannot create capture file", "cannot close the capture file")
+
+
+def _tracker_error(message: str) -> TrackerError:
+    return CaptureWriteError(message) if message.startswith(_WRITE_FAILURES) else TrackerError(message)
 
 
 class Tracker:
@@ -71,7 +78,7 @@ class Tracker:
         return header
 
     def start(self) -> Tracker:
-        """Start tracking; raises TrackerError if that is impossible."""
+        """Start tracking; raises TrackerError if that is impossible (CaptureWriteError: the file cannot be written)."""
         if self.aggregate and self.destination is None:
             raise TrackerError("an aggregated capture needs a file to go to (aggregate=True with a destination)")
         if self.aggregate and self.follow_fork:
@@ -99,12 +106,12 @@ class Tracker:
             if self._aggregator is not None:
                 self._aggregator.halt()
                 self._aggregator = None
-            raise TrackerError(error)
+            raise _tracker_error(error)
         self._started = True
         return self
 
     def stop(self) -> None:
-        """Stop tracking and finish the capture; raises TrackerError if it could not be written whole."""
+        """Stop tracking and finish the capture; raises CaptureWriteError if it could not be written whole."""
         if not self._started:
             return
         self._started = False
@@ -114,13 +121,13 @@ class Tracker:
         error = _tracker.stop()
         atexit.unregister(self._stop_at_exit)
         if error:
-            raise TrackerError(error)
+            raise _tracker_error(error)
         if aggregator is not None and self.destination is not None:
             header = {**self._header, "pid": os.getpid()}
             try:
                 write_aggregated_capture(self.destination, aggregator.finish(), header)
             except OSError as problem:
-                raise TrackerError(f"cannot write capture file {self.destination}: {problem.strerror}") from None
+                raise CaptureWriteError(f"cannot write capture file {self.destination}: {problem.strerror}") from None
 
     def pause(self) -> None:
         """Stop recording until ``resume()``; cheap, for use between pytest tests."""
