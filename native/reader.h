@@ -23,6 +23,7 @@
 #include "format.h"
 
 struct LZ4F_dctx_s;
+struct XXH32_state_s;
 
 namespace memprof {
 
@@ -120,7 +121,14 @@ class Reader {
     void set_dump(FILE* out);
 
     // Results.
-    const std::string& error() const { return d_error; }
+    // Why decoding stopped or skipped: corruption, damaged blocks and what they lost; "" if neither.
+    std::string error() const;
+    // Blocks whose checksum failed (version 5 skips each and resumes at the next).
+    uint64_t damaged_blocks() const { return d_damaged_blocks; }
+    // ALLOC/FREE events in the skipped blocks, as the next good block's SYNC tells; events after a
+    // damaged block with no good one after it are not counted (lost_tail() says so).
+    uint64_t lost_events() const { return d_decoder.lost_events(); }
+    bool lost_tail() const { return d_decoder.waiting_for_sync(); }
     bool truncated() const { return d_truncated || !(d_decoder.saw_trailer() || d_window_closed); }
     bool saw_trailer() const { return d_decoder.saw_trailer(); }
     uint64_t peak_bytes() const { return d_peak; }
@@ -189,6 +197,12 @@ class Reader {
     // Decompresses and replays LZ4 frame bytes; false once the stream stopped.
     bool take_records(const uint8_t* data, size_t len, size_t step);
     bool finish_records();
+    // Version 5: the LZ4 frame parsed block by block (lz4_Frame_format.md), so a block whose
+    // checksum fails is skipped rather than ending the stream.
+    bool take_blocks(const uint8_t* data, size_t len);
+    bool take_frame_header();
+    bool decode_block(const uint8_t* block, size_t size, bool stored);
+    bool block_damaged(const char* why);
     // Parses whole records from d_pending; keeps an incomplete tail for the next call.
     bool parse_pending(bool at_end);
 
@@ -206,6 +220,7 @@ class Reader {
     const char* on(const SampleRecord& record);
     const char* on(MarkRecord& record);
     const char* on(const TrailerRecord&) { return nullptr; }
+    const char* on(const SyncRecord& record);
     const char* on(const AggStackRecord& record);
     const char* on(const AggSampleRecord& record);
     const char* on(const AggSummaryRecord& record);
@@ -266,6 +281,19 @@ class Reader {
     std::vector<Mark> d_marks;
     bool d_truncated = false;
     std::string d_error;
+    // Version 5 framing.
+    bool d_blocks = false;        // the frame is parsed by take_blocks
+    bool d_frame_header = false;  // its header is read
+    bool d_linked = false, d_block_checksum = false, d_content_checksum = false;
+    size_t d_block_max = 0;
+    std::vector<uint8_t> d_frame_in;  // frame bytes not yet parsed
+    size_t d_frame_pos = 0;
+    uint64_t d_frame_in_offset = 0;  // capture offset of d_frame_in[0]
+    std::vector<uint8_t> d_dict;      // linked blocks: the last 64 KiB of output
+    XXH32_state_s* d_content_hash = nullptr;  // the frame's content checksum, when it has one
+    bool d_content_hash_ok = true;           // no block was skipped: the content checksum applies
+    uint64_t d_damaged_blocks = 0;
+    uint64_t d_first_damage = 0;  // the byte offset of the first damaged block
 
     // Aggregates (reset per window).
     std::vector<Acc> d_accs;

@@ -43,6 +43,7 @@ cdef extern from "reader.h" namespace "memprof":
         string build_id
 
     uint32_t kHybridStack
+    uint32_t kLostLine
 
     cdef enum class ReadError(uint8_t):
         NONE
@@ -105,7 +106,10 @@ cdef extern from "reader.h" namespace "memprof":
         void reset_window(uint64_t only_tid)
         void close_window()
         void set_dump(FILE* out)
-        const string& error()
+        string error()
+        uint64_t damaged_blocks()
+        uint64_t lost_events()
+        bool lost_tail()
         bool truncated()
         bool saw_trailer()
         uint64_t peak_bytes()

@@ -13,6 +13,7 @@ from pytest_memprof.errors import CaptureError, CaptureVersionError
 FORMAT_VERSION = native.kFormatVersion
 MAGIC = native.kMagic[:8]
 HYBRID_STACK = native.kHybridStack
+LOST_LINE = native.kLostLine
 
 
 cdef str _text(const string& value):
@@ -146,6 +147,16 @@ cdef class CaptureReader:
             problem = native.write_aggregated_capture(self.reader[0], target, header, &error)
         if problem:
             raise OSError(problem, _text(error), os.fspath(path))
+
+    @property
+    def damaged_blocks(self):
+        """Blocks whose checksum failed (skipped; decoding resumed at the next good one in version 5)."""
+        return self.reader.damaged_blocks()
+
+    @property
+    def lost_events(self):
+        """ALLOC/FREE events the damaged blocks held, as far as known."""
+        return self.reader.lost_events()
 
     @property
     def error(self):

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ._reader import FORMAT_VERSION, HYBRID_STACK, CaptureReader
+from ._reader import FORMAT_VERSION, HYBRID_STACK, LOST_LINE, CaptureReader
 from .errors import CaptureError
 from .hybrid import HybridStacks
 from .launcher import Launcher, Place
@@ -113,6 +113,16 @@ class Capture:
         return bool(self._reader.truncated)
 
     @property
+    def damaged(self) -> bool:
+        """True if blocks of the file failed their checksum: their events are lost (``lost_events``, ``problem``)."""
+        return bool(self._reader.damaged_blocks)
+
+    @property
+    def lost_events(self) -> int:
+        """Allocations and frees in damaged blocks, as far as the next good block tells."""
+        return int(self._reader.lost_events)
+
+    @property
     def problem(self) -> str | None:
         """What cut the stream short, if it was corrupt rather than merely unfinished."""
         return self._reader.error
@@ -200,8 +210,7 @@ class Capture:
         if self._places and self._place(node) is Place.LAUNCHER:
             return None
         _, frame_id, line = self._nodes[node - 1]
-        function, file, _ = self._frames[frame_id]
-        return Frame(function, file, line)
+        return self._frame(frame_id, line)
 
     def parent(self, node: int) -> int:
         """The parent of Python stack node ``node`` in the capture's trie."""
@@ -258,19 +267,25 @@ class Capture:
         prefix = self._stacks[node]
         for node in reversed(chain):
             parent, frame_id, line = self._nodes[node - 1]
-            function, file, _ = self._frames[frame_id]
+            frame = self._frame(frame_id, line)
             if self._places:
                 place = self._place(node)
                 if place is Place.LAUNCHER:
                     prefix = ()
                 elif self._places[parent] is Place.LAUNCHER:
-                    prefix = (Frame(function, file, line),)  # the program's first frame
+                    prefix = (frame,)  # the program's first frame
                 else:
-                    prefix = (*prefix, Frame(function, file, line))
+                    prefix = (*prefix, frame)
             else:
-                prefix = (*prefix, Frame(function, file, line))
+                prefix = (*prefix, frame)
             self._stacks[node] = prefix
         return prefix
+
+    def _frame(self, frame_id: int, line: int) -> Frame:
+        if line == LOST_LINE:  # a stand-in for a stack node a damaged block defined
+            return Frame("<lost in a damaged block>", "<damaged capture>", 0)
+        function, file, _ = self._frames[frame_id]
+        return Frame(function, file, line)
 
     def _place(self, node: int) -> Place:
         """Where Python stack node ``node`` is with respect to the launcher (launcher.py)."""

@@ -43,13 +43,21 @@ class _DelayedProgress:
 
 
 def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: bool = False) -> Capture:
-    """Open a capture, showing a rich progress bar on a terminal when reading it takes a while."""
+    """Open a capture, showing a rich progress bar on a terminal when reading it takes a while.
+
+    A damaged capture (blocks that fail their checksum) opens with one warning on stderr.
+    """
     file = Path(path)
     if not sys.stderr.isatty():
-        return Capture.open(file, temporal=temporal, show_interpreter_frames=show_interpreter_frames)
-    bar = _DelayedProgress(f"reading {file.name}")
-    try:
-        return Capture.open(file, temporal=temporal, show_interpreter_frames=show_interpreter_frames,
-                            progress=bar.update)
-    finally:
-        bar.close()
+        capture = Capture.open(file, temporal=temporal, show_interpreter_frames=show_interpreter_frames)
+    else:
+        bar = _DelayedProgress(f"reading {file.name}")
+        try:
+            capture = Capture.open(file, temporal=temporal, show_interpreter_frames=show_interpreter_frames,
+                                   progress=bar.update)
+        finally:
+            bar.close()
+    if capture.damaged:
+        # A damaged file is not a file cut short: say so, once, whatever the report.
+        print(f"memprof: warning: {file}: {capture.problem}", file=sys.stderr)
+    return capture

@@ -57,6 +57,7 @@ def stats_dict(capture: Capture, top: int = 5) -> dict[str, Any]:
         "total_bytes": capture.total_bytes,
         "duration_s": capture.duration,
         "truncated": capture.truncated,
+        "damaged": {"lost_events": capture.lost_events, "problem": capture.problem} if capture.damaged else None,
         "allocators": {name: {"count": count, "bytes": size}
                        for name, (count, size) in sorted(capture.allocator_totals().items())},
         "size_histogram": [{"upper_bound": bound, "count": count} for bound, count in capture.size_histogram()],
@@ -70,7 +71,9 @@ def render(data: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
-    if data["truncated"]:
+    if data["damaged"]:
+        console.print("[bold red]This capture is damaged: figures leave out the events of its damaged blocks.[/]")
+    elif data["truncated"]:
         console.print("[bold yellow]This capture is truncated: figures cover what was written.[/]")
     console.print(f"[bold]Command:[/] {data['command_line']}  (pid {data['pid']}, Python {data['python_version']})",
                   markup=True, highlight=False)
@@ -108,7 +111,7 @@ def render(data: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the stats of a capture."""
+    """Print the stats of a capture; exit 1 if it is damaged (after printing what could be read)."""
     capture = open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames)
     data = stats_dict(capture, args.top)
     if args.json:
@@ -116,4 +119,4 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         render(data)
-    return 0
+    return 1 if capture.damaged else 0
