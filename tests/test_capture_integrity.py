@@ -12,9 +12,9 @@ from pathlib import Path
 
 import lz4.frame
 import pytest
+from pytest_memprof._reader import FORMAT_VERSION
 
 from pytest_memprof import Capture
-from pytest_memprof._reader import FORMAT_VERSION
 from tests.conftest import subprocess_env
 from tests.records import FIXED_HEADER
 
