@@ -143,4 +143,4 @@ cdef extern from "capture_writer.h" namespace "memprof":
                              const string& window, size_t frames, size_t nodes, size_t native_nodes,
                              string* error) except + nogil
     int write_aggregated_capture(const Reader& reader, const string& path, const string& header_json,
-                                 string* error) except + nogil
+                                 bint whole, string* error) except + nogil

@@ -137,14 +137,16 @@ cdef class CaptureReader:
         if problem:
             raise OSError(problem, _text(error), os.fspath(path))
 
-    def write_aggregated_capture(self, path, header_json):
-        """Write everything aggregated so far as an aggregated capture; raises OSError if it cannot be written."""
+    def write_aggregated_capture(self, path, header_json, bint whole=True):
+        """Write everything aggregated so far as an aggregated capture; raises OSError if it cannot be written.
+
+        ``whole=False`` (a snapshot while the program runs) leaves the trailer out: it reads as truncated."""
         cdef string error
         cdef string target = os.fsencode(path)
         cdef string header = header_json.encode()
         cdef int problem
         with nogil:
-            problem = native.write_aggregated_capture(self.reader[0], target, header, &error)
+            problem = native.write_aggregated_capture(self.reader[0], target, header, whole, &error)
         if problem:
             raise OSError(problem, _text(error), os.fspath(path))
 

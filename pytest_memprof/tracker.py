@@ -90,7 +90,7 @@ class Tracker:
         atexit.register(self._stop_at_exit)
         self._header = self.header()
         if self.aggregate:
-            self._aggregator = Aggregator()
+            self._aggregator = Aggregator(self.destination, self._header)
             self._aggregator.start()
         # Aggregating: the events go to memory and are replayed here; only the totals reach the file.
         stream_to = None if self.destination is None or self.aggregate else os.fspath(self.destination)

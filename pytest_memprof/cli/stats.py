@@ -90,15 +90,16 @@ def render(data: dict[str, Any]) -> None:
     for name, row in sorted(data["allocators"].items(), key=lambda item: -item[1]["bytes"]):
         allocators.add_row(name, f"{row['count']:,}", format_size(row["bytes"]))
     console.print(allocators)
-    histogram = Table(title="Allocation sizes")
-    histogram.add_column("size below", justify="right")
-    histogram.add_column("count", justify="right")
-    histogram.add_column("", min_width=30)
-    most = max(row["count"] for row in data["size_histogram"])
-    for row in data["size_histogram"]:
-        bar = "█" * max(1, round(30 * row["count"] / most))
-        histogram.add_row(format_size(row["upper_bound"]), f"{row['count']:,}", bar)
-    console.print(histogram)
+    if data["size_histogram"]:  # an aggregated capture cut before its summary has none
+        histogram = Table(title="Allocation sizes")
+        histogram.add_column("size below", justify="right")
+        histogram.add_column("count", justify="right")
+        histogram.add_column("", min_width=30)
+        most = max(row["count"] for row in data["size_histogram"])
+        for row in data["size_histogram"]:
+            bar = "█" * max(1, round(30 * row["count"] / most))
+            histogram.add_row(format_size(row["upper_bound"]), f"{row['count']:,}", bar)
+        console.print(histogram)
     for key, title in (("top_by_bytes", "Top locations by bytes"), ("top_by_count", "Top locations by count")):
         table = Table(title=title)
         table.add_column("location", overflow="fold")
