@@ -46,7 +46,7 @@ void write_aggregates(Recorder& recorder, const Reader& reader) {
 // Opens `path`.partial, lets `body` write the records, ends the stream and renames the file.
 template <typename Body>
 int write_capture(const std::string& path, const std::string& header_json, uint64_t end_ms, std::string* error,
-                  Body body) {
+                  Body body, bool whole = true) {
     std::string partial = path + ".partial";
     int fd = open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -62,7 +62,7 @@ int write_capture(const std::string& path, const std::string& header_json, uint6
     Recorder recorder;
     recorder.open(std::move(sink));
     body(recorder);
-    recorder.trailer(end_ms);
+    if (whole) recorder.trailer(end_ms);
     *error = recorder.close();
     if (error->empty() && rename(partial.c_str(), path.c_str()) != 0) *error = strerror(errno);
     if (!error->empty()) {
@@ -85,12 +85,12 @@ int write_window_capture(const Reader& reader, const std::string& path, const st
 }
 
 int write_aggregated_capture(const Reader& reader, const std::string& path, const std::string& header_json,
-                             std::string* error) {
+                             bool whole, std::string* error) {
     size_t everything = static_cast<size_t>(-1);
     return write_capture(path, header_json, reader.end_ms(), error, [&](Recorder& recorder) {
         write_tables(recorder, reader, everything, everything, everything);
         write_aggregates(recorder, reader);
-    });
+    }, whole);
 }
 
 }  // namespace memprof

@@ -22,7 +22,8 @@ int write_window_capture(const Reader& reader, const std::string& path, const st
 
 // Per stack, thread and allocator: the bytes and counts at the peak, leaked, in total and in
 // temporary allocations; then the timeline, the summary and a trailer (header "aggregated": true).
+// Without `whole` (a snapshot while the program runs) there is no trailer: it reads as truncated.
 int write_aggregated_capture(const Reader& reader, const std::string& path, const std::string& header_json,
-                             std::string* error);
+                             bool whole, std::string* error);
 
 }  // namespace memprof

@@ -24,6 +24,8 @@ constexpr uint64_t kMaxNodes = kHybridStack - 1;
 constexpr uint64_t kMaxNativeNodes = UINT32_MAX - 1;
 // Never a real allocation's address (none ends the address space): the reader's tables' empty key.
 constexpr uint64_t kNoAddress = ~0ULL;
+// The line of a stand-in stack node for one a damaged block defined (no real line is this).
+constexpr uint32_t kLostLine = UINT32_MAX;
 
 struct AllocRecord {
     uint8_t allocator;  // an allocator kind (format.h), without the native flag
@@ -96,6 +98,17 @@ struct TrailerRecord {
     uint64_t records;
 };
 
+// Opens every block of a version 5 stream (written as it goes): what the stream held before it.
+struct SyncRecord {
+    uint64_t records;
+    uint64_t events;  // ALLOC/FREE events (munmap included) since the stream began
+    uint64_t frames;
+    uint64_t nodes;
+    uint64_t native_nodes;
+    uint64_t tid;
+    bool after_loss;  // set by the decoder: blocks before this one were lost; tables need padding
+};
+
 struct Figures {
     uint64_t bytes;
     uint64_t count;
@@ -150,6 +163,16 @@ class Decoder {
     bool saw_trailer() const { return d_saw_trailer; }
     uint64_t tid() const { return d_tid; }
 
+    // A damaged block was skipped: records until the next SYNC are refused; that SYNC tells what
+    // was lost. `max_table_records` bounds the frames and nodes the lost blocks could have held.
+    void lost_block(uint64_t max_table_records) {
+        d_lost = true;
+        d_lost_budget += max_table_records;
+    }
+    bool waiting_for_sync() const { return d_lost; }
+    uint64_t lost_events() const { return d_lost_events; }
+    uint64_t events() const { return d_all_events; }
+
   private:
     template <typename Consumer>
     Decoded decode_alloc(Cursor& cursor, uint8_t kind, Consumer& consumer);
@@ -192,6 +215,10 @@ class Decoder {
     uint64_t d_nodes = 0;
     uint64_t d_native_nodes = 0;
     uint64_t d_records = 0;
+    uint64_t d_all_events = 0;
+    bool d_lost = false;
+    uint64_t d_lost_budget = 0;
+    uint64_t d_lost_events = 0;
     uint64_t d_last_ms = 0;
     uint64_t d_end_ms = 0;
     bool d_saw_trailer = false;
@@ -204,6 +231,7 @@ template <typename Consumer>
 Decoded Decoder::next(Cursor& cursor, Consumer& consumer) {
     uint8_t kind;
     if (!cursor.get_byte(&kind)) return Decoded::NEED_MORE;
+    if (d_lost && kind != SYNC) return corrupt("a block after a damaged one that does not open with a SYNC record");
     uint8_t allocator = kind & static_cast<uint8_t>(~kNativeAllocFlag);
     if (is_alloc_kind(allocator) && kind_name(allocator)) return decode_alloc(cursor, kind, consumer);
     if (is_free_kind(kind) && kind_name(kind)) return decode_free(cursor, kind, consumer);
@@ -222,6 +250,7 @@ Decoded Decoder::next(Cursor& cursor, Consumer& consumer) {
         case SAMPLE:
         case MARK:
         case TRAILER:
+        case SYNC:
             return decode_event(cursor, kind, consumer);
         case AGG_STACK:
         case AGG_SAMPLE:
@@ -266,6 +295,7 @@ Decoded Decoder::decode_alloc(Cursor& cursor, uint8_t kind, Consumer& consumer) 
     }
     record.stack = d_last_stack = static_cast<uint32_t>(stack);
     if (record.has_native) record.native = d_last_native = static_cast<uint32_t>(native);
+    ++d_all_events;
     return accepted(consumer.on(record));
 }
 
@@ -279,6 +309,7 @@ Decoded Decoder::decode_free(Cursor& cursor, uint8_t kind, Consumer& consumer) {
     if (!decode_address(address_field, base, &record.address)) {
         return corrupt("an address that refers to no recent event");
     }
+    ++d_all_events;
     return accepted(consumer.on(record));
 }
 
@@ -368,6 +399,46 @@ Decoded Decoder::decode_event(Cursor& cursor, uint8_t kind, Consumer& consumer) 
             MarkRecord record;
             if (!cursor.get_varint(&record.id) || !get_string(cursor, &record.label)) return short_read(cursor);
             return accepted(consumer.on(record));
+        }
+        case SYNC: {
+            SyncRecord record{};
+            if (!cursor.get_varint(&record.records) || !cursor.get_varint(&record.events) ||
+                !cursor.get_varint(&record.frames) || !cursor.get_varint(&record.nodes) ||
+                !cursor.get_varint(&record.native_nodes) || !cursor.get_varint(&record.tid)) {
+                return short_read(cursor);
+            }
+            if (d_version < kFirstSyncVersion) return corrupt("a SYNC record in a capture older than version 5");
+            if (!d_lost) {
+                if (record.records != d_records || record.events != d_all_events || record.frames != d_frames ||
+                    record.nodes != d_nodes || record.native_nodes != d_native_nodes) {
+                    return corrupt("a SYNC record that disagrees with the stream before it");
+                }
+            } else {
+                if (record.records < d_records || record.events < d_all_events || record.frames < d_frames ||
+                    record.nodes < d_nodes || record.native_nodes < d_native_nodes) {
+                    return corrupt("a SYNC record behind the stream before it");
+                }
+                uint64_t padding = (record.frames - d_frames) + (record.nodes - d_nodes) +
+                                   (record.native_nodes - d_native_nodes);
+                if (padding > d_lost_budget || record.nodes > kMaxNodes || record.native_nodes > kMaxNativeNodes) {
+                    return corrupt("a SYNC record claiming more than the lost blocks could hold");
+                }
+                if (record.nodes > d_nodes && record.frames == 0) return corrupt("a SYNC record with stacks but no frames");
+                record.after_loss = true;
+            }
+            reset_window();
+            d_tid = record.tid;
+            const char* refusal = consumer.on(record);
+            if (refusal) return corrupt(refusal);
+            if (record.after_loss) d_lost_events += record.events - d_all_events;
+            d_records = record.records;
+            d_all_events = record.events;
+            d_frames = record.frames;
+            d_nodes = record.nodes;
+            d_native_nodes = record.native_nodes;
+            d_lost = false;
+            d_lost_budget = 0;
+            return done();
         }
         default: {  // TRAILER
             TrailerRecord record;

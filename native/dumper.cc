@@ -101,6 +101,21 @@ const char* Dumper::on(const MarkRecord& record) {
     return nullptr;
 }
 
+const char* Dumper::on(const SyncRecord& record) {
+    if (record.after_loss) {
+        // Ids count their records: those of the lost blocks are skipped.
+        d_frames = record.frames;
+        d_nodes = record.nodes;
+        d_native_nodes = record.native_nodes;
+    }
+    fprintf(d_out,
+            "SYNC records=%" PRIu64 " events=%" PRIu64 " frames=%" PRIu64 " nodes=%" PRIu64 " native_nodes=%" PRIu64
+            " tid=%" PRIu64 "%s\n",
+            record.records, record.events, record.frames, record.nodes, record.native_nodes, record.tid,
+            record.after_loss ? " (after damaged blocks)" : "");
+    return nullptr;
+}
+
 const char* Dumper::on(const TrailerRecord& record) {
     fprintf(d_out, "TRAILER ms=%" PRIu64 " records=%" PRIu64 "\n", record.ms, record.records);
     return nullptr;

@@ -24,6 +24,7 @@ class Dumper {
     const char* on(const SampleRecord& record);
     const char* on(const MarkRecord& record);
     const char* on(const TrailerRecord& record);
+    const char* on(const SyncRecord& record);
     const char* on(const AggStackRecord& record);
     const char* on(const AggSampleRecord& record);
     const char* on(const AggSummaryRecord& record);

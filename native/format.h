@@ -10,11 +10,13 @@
 namespace memprof {
 
 constexpr char kMagic[8] = {'M', 'E', 'M', 'P', 'R', 'O', 'F', '\0'};
-constexpr uint16_t kFormatVersion = 4;  // the version this code writes and the newest it reads
+constexpr uint16_t kFormatVersion = 5;  // the version this code writes and the newest it reads
+constexpr uint16_t kFirstSyncVersion = 5;  // independent LZ4 blocks, each opening with a SYNC record
 constexpr uint16_t kFirstSizeClassVersion = 3;  // addresses coded by size class and recent events
 constexpr uint8_t kNativeAllocFlag = 0x80;
 constexpr size_t kFileHeaderFixed = 16;
 constexpr uint32_t kMaxHeaderLength = 1 << 20;
+constexpr unsigned kMaxHeaderDepth = 64;  // JSON nesting of the header; ours nests 3 deep
 constexpr size_t kMaxStringLength = 1 << 16;
 constexpr unsigned kAddressShift = 4;
 constexpr uintptr_t kAddressAlign = uintptr_t{1} << kAddressShift;
@@ -74,6 +76,7 @@ enum Kind : uint8_t {
     MAP = 74,
     ADDRESS_LOW = 75,
     EVAL_NATIVE_NODE = 76,
+    SYNC = 77,
 };
 
 constexpr bool is_alloc_kind(uint8_t kind) { return kind >= 1 && kind < 32; }
@@ -102,6 +105,7 @@ inline const char* kind_name(uint8_t kind) {
         case MAP: return "MAP";
         case ADDRESS_LOW: return "ADDRESS_LOW";
         case EVAL_NATIVE_NODE: return "EVAL_NATIVE_NODE";
+        case SYNC: return "SYNC";
         default: return nullptr;
     }
 }

@@ -44,7 +44,7 @@ void* definition_after_program(const char* name) {
         // The libc's own, not our hooks of the same names in this namespace.
         void* handle = ::dlopen(object->l_name, RTLD_LAZY | RTLD_NOLOAD);
         if (!handle) continue;
-        void* found = dlsym(handle, name);
+        void* found = ::dlsym(handle, name);
         ::dlclose(handle);
         Dl_info info{};
         // dlsym on a handle also searches that object's dependencies: take only its own symbol.
@@ -63,7 +63,7 @@ struct Canonical {
 Canonical canonical;
 
 void* resolve_original(const char* name) {
-    void* found = dlsym(RTLD_DEFAULT, name);
+    void* found = ::dlsym(RTLD_DEFAULT, name);
     if (found && is_program_plt_entry(found)) found = definition_after_program(name);
     return found;
 }
@@ -74,12 +74,12 @@ bool resolve_originals(const char** missing) {
     static bool resolved = false;
     if (resolved) return true;
 #define MEMPROF_RESOLVE(name, ret, params)          \
-    canonical.name = dlsym(RTLD_DEFAULT, #name); \
+    canonical.name = ::dlsym(RTLD_DEFAULT, #name); \
     originals.name = reinterpret_cast<ret(*) params>(resolve_original(#name));
     MEMPROF_HOOKED_SYMBOLS(MEMPROF_RESOLVE)
 #undef MEMPROF_RESOLVE
     for (const char* name : kRequired) {
-        if (!dlsym(RTLD_DEFAULT, name)) {
+        if (!::dlsym(RTLD_DEFAULT, name)) {
             *missing = name;
             return false;
         }
@@ -99,7 +99,7 @@ void patch_all(bool install) {
     // A symbol this libc lacks has no original to restore and no hook to install.
     size_t count = 0;
     for (const auto& patch : patches) {
-        if (patch.replacement && dlsym(RTLD_DEFAULT, patch.name)) patches[count++] = patch;
+        if (patch.replacement && ::dlsym(RTLD_DEFAULT, patch.name)) patches[count++] = patch;
     }
     std::lock_guard<std::mutex> lock(g_patch_lock);
     elf::patch_loaded_objects(patches, count, reinterpret_cast<const void*>(&patch_all));
@@ -243,6 +243,35 @@ void _exit(int status) {
     }
     originals._exit(status);
     __builtin_unreachable();
+}
+
+// A function looked up by name while tracking (ctypes.CDLL(None).malloc, a plugin loader) gets
+// our hook, as a GOT slot would: a pointer taken so is called past every slot we patch.
+// RTLD_NEXT is relative to the caller, which glibc reads from its return address: that path
+// stays a tail call, so the caller is the program's, not ours.
+void* dlsym(void* handle, const char* name) {
+    if (handle == RTLD_NEXT || !tracker::is_started()) return originals.dlsym(handle, name);
+    void* found = originals.dlsym(handle, name);
+    if (!found) return found;
+#define MEMPROF_LOOKED_UP(hooked)                                                                  \
+    if (found == reinterpret_cast<void*>(originals.hooked) || found == canonical.hooked) {          \
+        return reinterpret_cast<void*>(&hooks::hooked);                                            \
+    }
+    MEMPROF_LOOKED_UP(malloc)
+    MEMPROF_LOOKED_UP(free)
+    MEMPROF_LOOKED_UP(calloc)
+    MEMPROF_LOOKED_UP(realloc)
+    MEMPROF_LOOKED_UP(reallocarray)
+    MEMPROF_LOOKED_UP(posix_memalign)
+    MEMPROF_LOOKED_UP(aligned_alloc)
+    MEMPROF_LOOKED_UP(memalign)
+    MEMPROF_LOOKED_UP(valloc)
+    MEMPROF_LOOKED_UP(pvalloc)
+    MEMPROF_LOOKED_UP(mmap)
+    MEMPROF_LOOKED_UP(mmap64)
+    MEMPROF_LOOKED_UP(munmap)
+#undef MEMPROF_LOOKED_UP
+    return found;
 }
 
 int pthread_setname_np(pthread_t thread, const char* name) {

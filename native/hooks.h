@@ -24,6 +24,7 @@
     X(munmap, int, (void* addr, size_t length))                                               \
     X(dlopen, void*, (const char* file, int mode))                                            \
     X(dlclose, int, (void* handle))                                                           \
+    X(dlsym, void*, (void* handle, const char* name))                                         \
     X(_exit, void, (int status))                                                              \
     X(pthread_setname_np, int, (pthread_t thread, const char* name))
 

@@ -8,7 +8,13 @@
 #include <new>
 #include <tuple>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lz4.h"
 #include "lz4frame.h"
+#include "xxhash.h"
 
 namespace memprof {
 
@@ -18,6 +24,22 @@ Reader::Reader(uint64_t only_tid, bool temporal, uint32_t temporary_threshold)
 Reader::~Reader() {
     if (d_file) fclose(d_file);
     if (d_dctx) LZ4F_freeDecompressionContext(d_dctx);
+    if (d_content_hash) XXH32_freeState(d_content_hash);
+}
+
+std::string Reader::error() const {
+    if (!d_damaged_blocks) return d_error;
+    std::string text = std::to_string(d_damaged_blocks) + (d_damaged_blocks == 1 ? " damaged block" : " damaged blocks") +
+                       " (checksum mismatch; the first at byte " + std::to_string(d_first_damage) + "): ";
+    if (lost_tail()) {
+        text += lost_events() ? std::to_string(lost_events()) + " events lost, and every event after the last good block"
+                              : "every event from there on is lost";
+    } else {
+        text += std::to_string(lost_events()) + (lost_events() == 1 ? " event" : " events") +
+                " lost; decoding resumed at the next good block";
+    }
+    if (!d_error.empty()) text += "; then " + d_error;
+    return text;
 }
 
 bool Reader::fail(const std::string& message) {
@@ -46,9 +68,14 @@ std::string Reader::problem_text() const {
                                   "); upgrade pytest-memprof to read it";
         case ReadError::INVALID_VERSION:
             return at + (d_stream ? " sends" : " has") + " an invalid capture format version 0";
-        case ReadError::CORRUPT_HEADER:
-            return d_stream ? at + " sends a corrupt capture header (" + std::to_string(d_header_length) + " bytes long)"
-                            : at + " is truncated or corrupt: its header is cut short";
+        case ReadError::CORRUPT_HEADER: return at + " is truncated or corrupt: its header is cut short";
+        case ReadError::NOT_A_FILE: return at + " is " + d_file_type + ", not a capture file";
+        case ReadError::HEADER_TOO_LONG:
+            return at + (d_stream ? " sends" : " has") + " a corrupt capture header (" + std::to_string(d_header_length) +
+                   " bytes long; a header is at most " + std::to_string(kMaxHeaderLength) + ")";
+        case ReadError::HEADER_TOO_DEEP:
+            return at + (d_stream ? " sends" : " has") + " a corrupt capture header (JSON nested deeper than " +
+                   std::to_string(kMaxHeaderDepth) + " levels)";
     }
     return std::string();
 }
@@ -69,9 +96,46 @@ bool Reader::check_fixed_header() {
     if (d_header_version == 0) return refuse(ReadError::INVALID_VERSION);
     d_header_length = 0;
     for (int i = 0; i < 4; ++i) d_header_length |= static_cast<uint32_t>(d_head[12 + i]) << (8 * i);
-    if (d_header_length > kMaxHeaderLength) return refuse(ReadError::CORRUPT_HEADER);
+    if (d_header_length > kMaxHeaderLength) return refuse(ReadError::HEADER_TOO_LONG);
     return true;
 }
+
+namespace {
+
+// Whether JSON `text` nests arrays and objects deeper than `limit`: Python's json module recurses
+// once per level, so a hostile header would end in a RecursionError (and traceback) there.
+bool nests_deeper_than(const std::string& text, unsigned limit) {
+    unsigned depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\') {
+                ++i;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > limit) return true;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return false;
+}
+
+const char* file_type(mode_t mode) {
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISDIR(mode)) return "a folder";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
+}  // namespace
 
 size_t Reader::take_header(const uint8_t* data, size_t len) {
     size_t used = 0;
@@ -83,7 +147,14 @@ size_t Reader::take_header(const uint8_t* data, size_t len) {
         if (!check_fixed_header()) return used;
         if (d_head.size() == kFileHeaderFixed + d_header_length && d_head.size() >= kFileHeaderFixed) {
             d_header_json.assign(reinterpret_cast<const char*>(d_head.data()) + kFileHeaderFixed, d_header_length);
+            if (nests_deeper_than(d_header_json, kMaxHeaderDepth)) {
+                d_header_json.clear();
+                refuse(ReadError::HEADER_TOO_DEEP);
+                return used;
+            }
             d_decoder.set_version(d_header_version);
+            d_blocks = d_header_version >= kFirstSyncVersion;
+            d_frame_in_offset = kFileHeaderFixed + d_header_length;
             if (LZ4F_isError(LZ4F_createDecompressionContext(&d_dctx, LZ4F_VERSION))) {
                 throw std::bad_alloc();  // the only way creating a context fails
             }
@@ -94,6 +165,7 @@ size_t Reader::take_header(const uint8_t* data, size_t len) {
 }
 
 bool Reader::take_records(const uint8_t* data, size_t len, size_t step) {
+    if (d_blocks) return take_blocks(data, len);
     if (d_out.size() != step) d_out.resize(step ? step : 1);
     size_t offset = 0;
     for (;;) {
@@ -121,6 +193,161 @@ bool Reader::take_records(const uint8_t* data, size_t len, size_t step) {
     return true;
 }
 
+namespace {
+
+uint32_t le32(const uint8_t* p) {
+    return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+           static_cast<uint32_t>(p[3]) << 24;
+}
+
+constexpr uint32_t kLz4FrameMagic = 0x184D2204;
+constexpr size_t kLinkedWindow = 64 << 10;  // how far back a linked block may refer
+
+}  // namespace
+
+bool Reader::take_frame_header() {
+    const uint8_t* p = d_frame_in.data() + d_frame_pos;
+    size_t have = d_frame_in.size() - d_frame_pos;
+    if (have < 7) return true;
+    uint8_t flags = p[4], bd = p[5];
+    unsigned block_id = (bd >> 4) & 7;
+    if (le32(p) != kLz4FrameMagic || (flags >> 6) != 1 || (flags & 0x02) || (bd & 0x8f) || block_id < 4) {
+        d_truncated = true;
+        return fail("corrupt data at byte " + std::to_string(d_frame_in_offset + d_frame_pos) +
+                    " (not an LZ4 frame header); decoding stopped there");
+    }
+    size_t length = 7 + ((flags & 0x08) ? 8 : 0) + ((flags & 0x01) ? 4 : 0);
+    if (have < length) return true;
+    if (((XXH32(p + 4, length - 5, 0) >> 8) & 0xff) != p[length - 1]) {
+        d_truncated = true;
+        return fail("corrupt data at byte " + std::to_string(d_frame_in_offset + d_frame_pos) +
+                    " (the LZ4 frame header fails its checksum); decoding stopped there");
+    }
+    if (flags & 0x01) {
+        d_truncated = true;
+        return fail("an LZ4 frame with a dictionary, which no capture uses; decoding stopped there");
+    }
+    d_linked = !(flags & 0x20);
+    d_block_checksum = flags & 0x10;
+    d_content_checksum = flags & 0x04;
+    d_block_max = size_t{64 << 10} << (2 * (block_id - 4));
+    if (d_content_checksum) {
+        if (!d_content_hash) d_content_hash = XXH32_createState();
+        if (!d_content_hash) throw std::bad_alloc();
+        XXH32_reset(d_content_hash, 0);
+    }
+    d_out.resize(d_block_max);
+    d_frame_pos += length;
+    d_frame_header = true;
+    return true;
+}
+
+bool Reader::block_damaged(const char* why) {
+    (void)why;
+    if (!d_damaged_blocks) d_first_damage = d_frame_in_offset + d_frame_pos;
+    ++d_damaged_blocks;
+    d_content_hash_ok = false;
+    // Whatever was left of a record is gone with the block; the next block's SYNC says the rest.
+    d_pending.clear();
+    d_pending_pos = 0;
+    if (d_linked || d_header_version < kFirstSyncVersion) {
+        d_truncated = true;  // linked blocks need the one before: nothing after this decodes
+        d_decoder.lost_block(0);
+        return false;
+    }
+    // A NODE or FRAME takes at least 4 bytes: a lost block held at most this many table records.
+    d_decoder.lost_block(d_block_max / 4 + 1);
+    return true;
+}
+
+bool Reader::decode_block(const uint8_t* block, size_t size, bool stored) {
+    const uint8_t* out;
+    size_t produced;
+    if (stored) {
+        out = block;
+        produced = size;
+    } else if (d_linked) {
+        int n = LZ4_decompress_safe_usingDict(reinterpret_cast<const char*>(block), reinterpret_cast<char*>(d_out.data()),
+                                              static_cast<int>(size), static_cast<int>(d_out.size()),
+                                              reinterpret_cast<const char*>(d_dict.data()),
+                                              static_cast<int>(d_dict.size()));
+        if (n < 0) return block_damaged("does not decompress");
+        out = d_out.data();
+        produced = static_cast<size_t>(n);
+    } else {
+        int n = LZ4_decompress_safe(reinterpret_cast<const char*>(block), reinterpret_cast<char*>(d_out.data()),
+                                    static_cast<int>(size), static_cast<int>(d_out.size()));
+        if (n < 0) return block_damaged("does not decompress");
+        out = d_out.data();
+        produced = static_cast<size_t>(n);
+    }
+    if (d_linked) {
+        if (produced >= kLinkedWindow) {
+            d_dict.assign(out + produced - kLinkedWindow, out + produced);
+        } else {
+            d_dict.insert(d_dict.end(), out, out + produced);
+            if (d_dict.size() > kLinkedWindow) d_dict.erase(d_dict.begin(), d_dict.end() - kLinkedWindow);
+        }
+    }
+    if (d_content_checksum) XXH32_update(d_content_hash, out, produced);
+    d_pending.insert(d_pending.end(), out, out + produced);
+    return parse_pending(false);
+}
+
+bool Reader::take_blocks(const uint8_t* data, size_t len) {
+    d_frame_in.insert(d_frame_in.end(), data, data + len);
+    d_offset += len;
+    bool ok = true;
+    while (ok) {
+        if (!d_frame_header) {
+            if (!take_frame_header()) return finish_records();
+            if (!d_frame_header) break;
+            continue;
+        }
+        const uint8_t* p = d_frame_in.data() + d_frame_pos;
+        size_t have = d_frame_in.size() - d_frame_pos;
+        if (have < 4) break;
+        uint32_t word = le32(p);
+        if (word == 0) {  // the end mark
+            if (d_content_checksum) {
+                if (have < 8) break;
+                if (d_content_hash_ok && XXH32_digest(d_content_hash) != le32(p + 4)) {
+                    d_truncated = true;
+                    fail("the capture fails its LZ4 content checksum");
+                }
+            }
+            d_frame_done = true;
+            d_frame_pos = d_frame_in.size();
+            return finish_records();
+        }
+        size_t size = word & 0x7fffffffu;
+        if (size > d_block_max) {
+            // A damaged size field: where the next block starts is unknown.
+            if (!d_damaged_blocks) d_first_damage = d_frame_in_offset + d_frame_pos;
+            ++d_damaged_blocks;
+            d_decoder.lost_block(0);
+            d_truncated = true;
+            return finish_records();
+        }
+        size_t whole = 4 + size + (d_block_checksum ? 4 : 0);
+        if (have < whole) break;
+        const uint8_t* block = p + 4;
+        if (d_block_checksum && XXH32(block, size, 0) != le32(block + size)) {
+            ok = block_damaged("checksum");
+        } else if (!d_decoder.waiting_for_sync() || !d_linked) {
+            ok = decode_block(block, size, word >> 31);
+        }
+        d_frame_pos += whole;
+    }
+    // Keep only what is not parsed yet.
+    if (d_frame_pos > 0 && (d_frame_pos == d_frame_in.size() || d_frame_pos > (4 << 20))) {
+        d_frame_in.erase(d_frame_in.begin(), d_frame_in.begin() + static_cast<long>(d_frame_pos));
+        d_frame_in_offset += d_frame_pos;
+        d_frame_pos = 0;
+    }
+    return ok ? true : finish_records();
+}
+
 bool Reader::finish_records() {
     parse_pending(true);
     d_input = Input::STOPPED;
@@ -141,9 +368,24 @@ bool Reader::feed_capture(const uint8_t* data, size_t len, size_t step) {
 
 bool Reader::open(const std::string& path) {
     d_source = path;
-    d_file = fopen(path.c_str(), "rb");
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; anything but a regular file is
+    // refused before a byte is read (a FIFO or a terminal would block, a device never ends).
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        d_errno = errno;
+        return refuse(ReadError::CANNOT_OPEN);
+    }
+    struct stat info;
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+        d_file_type = fstat(fd, &info) == 0 ? file_type(info.st_mode) : "not a regular file";
+        ::close(fd);
+        return refuse(ReadError::NOT_A_FILE);
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    d_file = fdopen(fd, "rb");
     if (!d_file) {
         d_errno = errno;
+        ::close(fd);
         return refuse(ReadError::CANNOT_OPEN);
     }
     fseek(d_file, 0, SEEK_END);
@@ -270,6 +512,21 @@ const char* Reader::on(MapRecord& record) {
     if (d_current_maps.size() >= kMaxMappings) return "more mappings than a process can hold";
     d_current_maps.push_back(id);
     d_maps_sorted = false;
+    return nullptr;
+}
+
+const char* Reader::on(const SyncRecord& record) {
+    if (!record.after_loss) return nullptr;
+    // Ids count records: stand-ins for the frames and stacks the lost blocks defined keep every
+    // later id pointing where the writer meant. Their events are gone; a stack that was defined
+    // there shows as lost.
+    if (d_frames.size() < record.frames) {
+        d_frames.resize(record.frames, FrameRecord{"<lost in a damaged block>", "<damaged capture>", 0});
+    }
+    if (d_nodes.size() < record.nodes) d_nodes.resize(record.nodes, NodeRecord{0, 0, kLostLine, false});
+    if (d_native_nodes.size() < record.native_nodes) {
+        d_native_nodes.resize(record.native_nodes, NativeNodeRecord{0, 0, -1, false});
+    }
     return nullptr;
 }
 

@@ -23,6 +23,7 @@
 #include "format.h"
 
 struct LZ4F_dctx_s;
+struct XXH32_state_s;
 
 namespace memprof {
 
@@ -84,7 +85,10 @@ enum class ReadError : uint8_t {
     TOO_SHORT,        // a file too short to hold the fixed header
     NEWER_VERSION,    // written by a newer format than this reader knows
     INVALID_VERSION,  // version 0
-    CORRUPT_HEADER,   // a header longer than the format allows, or cut short
+    CORRUPT_HEADER,   // a header cut short
+    NOT_A_FILE,       // a FIFO, a device, a folder: refused before a byte is read (a FIFO would block)
+    HEADER_TOO_LONG,  // a header length above kMaxHeaderLength: refused before it is read
+    HEADER_TOO_DEEP,  // JSON nested deeper than kMaxHeaderDepth (no header we write nests past 3)
 };
 
 // How much a file's reader decompresses at a time.
@@ -128,7 +132,14 @@ class Reader {
     void set_dump(FILE* out);
 
     // Results.
-    const std::string& error() const { return d_error; }
+    // Why decoding stopped or skipped: corruption, damaged blocks and what they lost; "" if neither.
+    std::string error() const;
+    // Blocks whose checksum failed (version 5 skips each and resumes at the next).
+    uint64_t damaged_blocks() const { return d_damaged_blocks; }
+    // ALLOC/FREE events in the skipped blocks, as the next good block's SYNC tells; events after a
+    // damaged block with no good one after it are not counted (lost_tail() says so).
+    uint64_t lost_events() const { return d_decoder.lost_events(); }
+    bool lost_tail() const { return d_decoder.waiting_for_sync(); }
     bool truncated() const { return d_truncated || !(d_decoder.saw_trailer() || d_window_closed); }
     bool saw_trailer() const { return d_decoder.saw_trailer(); }
     uint64_t peak_bytes() const { return d_peak; }
@@ -207,6 +218,12 @@ class Reader {
     // Decompresses and replays LZ4 frame bytes; false once the stream stopped.
     bool take_records(const uint8_t* data, size_t len, size_t step);
     bool finish_records();
+    // Version 5: the LZ4 frame parsed block by block (lz4_Frame_format.md), so a block whose
+    // checksum fails is skipped rather than ending the stream.
+    bool take_blocks(const uint8_t* data, size_t len);
+    bool take_frame_header();
+    bool decode_block(const uint8_t* block, size_t size, bool stored);
+    bool block_damaged(const char* why);
     // Parses whole records from d_pending; keeps an incomplete tail for the next call.
     bool parse_pending(bool at_end);
 
@@ -224,6 +241,7 @@ class Reader {
     const char* on(const SampleRecord& record);
     const char* on(MarkRecord& record);
     const char* on(const TrailerRecord&) { return nullptr; }
+    const char* on(const SyncRecord& record);
     const char* on(const AggStackRecord& record);
     const char* on(const AggSampleRecord& record);
     const char* on(const AggSummaryRecord& record);
@@ -251,6 +269,7 @@ class Reader {
     Input d_input = Input::HEADER;
     ReadError d_read_error = ReadError::NONE;
     int d_errno = 0;
+    const char* d_file_type = "";  // what a NOT_A_FILE path is
     std::vector<uint8_t> d_head;  // the header as it arrives
     uint16_t d_header_version = 0;
     uint32_t d_header_length = 0;
@@ -286,6 +305,19 @@ class Reader {
     std::vector<EventRow> d_events;
     bool d_truncated = false;
     std::string d_error;
+    // Version 5 framing.
+    bool d_blocks = false;        // the frame is parsed by take_blocks
+    bool d_frame_header = false;  // its header is read
+    bool d_linked = false, d_block_checksum = false, d_content_checksum = false;
+    size_t d_block_max = 0;
+    std::vector<uint8_t> d_frame_in;  // frame bytes not yet parsed
+    size_t d_frame_pos = 0;
+    uint64_t d_frame_in_offset = 0;  // capture offset of d_frame_in[0]
+    std::vector<uint8_t> d_dict;      // linked blocks: the last 64 KiB of output
+    XXH32_state_s* d_content_hash = nullptr;  // the frame's content checksum, when it has one
+    bool d_content_hash_ok = true;           // no block was skipped: the content checksum applies
+    uint64_t d_damaged_blocks = 0;
+    uint64_t d_first_damage = 0;  // the byte offset of the first damaged block
 
     // Aggregates (reset per window).
     std::vector<Acc> d_accs;

@@ -43,6 +43,7 @@ cdef extern from "reader.h" namespace "memprof":
         string build_id
 
     uint32_t kHybridStack
+    uint32_t kLostLine
 
     cdef enum class ReadError(uint8_t):
         NONE
@@ -52,6 +53,9 @@ cdef extern from "reader.h" namespace "memprof":
         NEWER_VERSION
         INVALID_VERSION
         CORRUPT_HEADER
+        NOT_A_FILE
+        HEADER_TOO_LONG
+        HEADER_TOO_DEEP
 
     cdef struct StackRow:
         uint32_t stack
@@ -111,7 +115,10 @@ cdef extern from "reader.h" namespace "memprof":
         void reset_window(uint64_t only_tid)
         void close_window()
         void set_dump(FILE* out)
-        const string& error()
+        string error()
+        uint64_t damaged_blocks()
+        uint64_t lost_events()
+        bool lost_tail()
         bool truncated()
         bool saw_trailer()
         uint64_t peak_bytes()
@@ -148,4 +155,4 @@ cdef extern from "capture_writer.h" namespace "memprof":
                              const string& window, size_t frames, size_t nodes, size_t native_nodes,
                              string* error) except + nogil
     int write_aggregated_capture(const Reader& reader, const string& path, const string& header_json,
-                                 string* error) except + nogil
+                                 bint whole, string* error) except + nogil

@@ -1,11 +1,14 @@
 #include "recorder.h"
 
 #include <errno.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "lz4frame.h"
+#include "xxhash.h"
 
 namespace memprof {
 namespace {
@@ -44,11 +47,16 @@ class FileSink : public Sink {
             return false;
         }
         memset(&d_prefs, 0, sizeof(d_prefs));
-        d_prefs.frameInfo.blockSizeID = LZ4F_max256KB;
-        d_prefs.frameInfo.blockMode = LZ4F_blockLinked;
+        // Version 5: one recorder buffer is one independent block (4 MiB blocks hold a 1 MiB
+        // buffer whole; autoFlush ends the block there), so a reader can skip a damaged block
+        // and decode the next one on its own (it opens with a SYNC record).
+        bool independent = version >= kFirstSyncVersion;
+        d_prefs.frameInfo.blockSizeID = independent ? LZ4F_max4MB : LZ4F_max256KB;
+        d_prefs.frameInfo.blockMode = independent ? LZ4F_blockIndependent : LZ4F_blockLinked;
         // Block checksums let the reader tell a corrupt block from a valid one.
         d_prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
         d_prefs.autoFlush = 1;
+        d_independent = independent;
         d_out.resize(LZ4F_compressBound(Recorder::kBufferSize, &d_prefs) + LZ4F_HEADER_SIZE_MAX);
         size_t n = LZ4F_compressBegin(d_ctx, d_out.data(), d_out.size(), &d_prefs);
         if (LZ4F_isError(n)) {
@@ -72,6 +80,7 @@ class FileSink : public Sink {
         std::swap(*buffer, d_spare_raw);
         d_pending_len = len;
         d_has_pending = true;
+        d_writer_busy.store(true);
         d_cv.notify_all();
     }
 
@@ -112,7 +121,40 @@ class FileSink : public Sink {
         if (d_fd >= 0) close();
     }
 
+    bool write_in_signal(const uint8_t* data, size_t len) override {
+        if (!d_independent || !d_ctx || d_fd < 0 || !d_error.empty()) return false;
+        // The writer thread may be writing its block: ours must not land inside it. Signals that
+        // flush are blocked on that thread, so it is running and will finish.
+        for (int waited = 0; d_writer_busy.load(); ++waited) {
+            if (waited == 500) return false;
+            struct timespec pause = {0, 1000000};
+            nanosleep(&pause, nullptr);
+        }
+        // An LZ4 frame block stored as it is (the high bit of its size), then its XXH32.
+        uint8_t size[4], sum[4];
+        uint32_t word = static_cast<uint32_t>(len) | 0x80000000u;
+        uint32_t hash = XXH32(data, len, 0);
+        for (int i = 0; i < 4; ++i) {
+            size[i] = static_cast<uint8_t>(word >> (8 * i));
+            sum[i] = static_cast<uint8_t>(hash >> (8 * i));
+        }
+        return raw_write(size, 4) && raw_write(data, len) && raw_write(sum, 4);
+    }
+
   private:
+    bool raw_write(const uint8_t* data, size_t len) {
+        while (len > 0) {
+            ssize_t n = ::write(d_fd, data, len);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return false;
+            }
+            data += n;
+            len -= static_cast<size_t>(n);
+        }
+        return true;
+    }
+
     void run() {
         d_writer_start();
         for (;;) {
@@ -128,6 +170,7 @@ class FileSink : public Sink {
             compress(data, len);
             std::lock_guard<std::mutex> lock(d_mutex);
             d_has_pending = false;
+            d_writer_busy.store(false);
             d_cv.notify_all();
         }
     }
@@ -151,6 +194,8 @@ class FileSink : public Sink {
     uint8_t* d_spare_raw = nullptr;  // the writer's buffer: being compressed, or idle
     size_t d_pending_len = 0;
     bool d_has_pending = false;
+    std::atomic<bool> d_writer_busy{false};  // d_has_pending, readable from a signal handler
+    bool d_independent = false;
     bool d_stopping = false;
     std::string d_error;
     std::mutex d_mutex;
@@ -195,6 +240,35 @@ void Recorder::open(std::unique_ptr<Sink> sink) {
     d_used = 0;
     reset_deltas();
     d_records = 0;
+    d_sync = false;
+    d_sync_used = 0;
+    d_all_events = d_frames = d_nodes = d_native_nodes = d_thread = 0;
+}
+
+void Recorder::sync_blocks() {
+    d_sync = true;
+    if (d_used == 0) begin_block();
+}
+
+void Recorder::restart_deltas() {
+    if (!d_sync) {
+        reset_deltas();
+    } else if (d_used != d_sync_used) {
+        flush();  // the next block's SYNC restarts them, where a reader can see it
+    }
+}
+
+void Recorder::begin_block() {
+    reset_deltas();
+    uint8_t* out = d_buffer.get();
+    *out++ = SYNC;
+    out = put_varint(out, d_records);
+    out = put_varint(out, d_all_events);
+    out = put_varint(out, d_frames);
+    out = put_varint(out, d_nodes);
+    out = put_varint(out, d_native_nodes);
+    commit(put_varint(out, d_thread));
+    d_sync_used = d_used;
 }
 
 uint8_t* Recorder::put_string(uint8_t* out, const std::string& value) {
@@ -213,6 +287,7 @@ void Recorder::thread_name(uint64_t tid, const std::string& name) {
 
 void Recorder::frame(const std::string& function, const std::string& file, uint64_t first_line) {
     uint8_t* out = reserve(kMaxRecord);
+    ++d_frames;
     *out++ = FRAME;
     out = put_string(out, function);
     out = put_string(out, file);
@@ -221,6 +296,7 @@ void Recorder::frame(const std::string& function, const std::string& file, uint6
 
 void Recorder::node(uint32_t parent, uint32_t frame, uint64_t line, bool entry) {
     uint8_t* out = reserve(32);
+    ++d_nodes;
     *out++ = entry ? ENTRY_NODE : NODE;
     out = put_varint(out, parent);
     out = put_varint(out, frame);
@@ -306,11 +382,19 @@ void Recorder::trailer(uint64_t ms) {
 }
 
 void Recorder::flush() {
-    if (!d_sink || d_used == 0) return;
+    if (!d_sink || d_used == 0 || (d_sync && d_used == d_sync_used)) return;
     uint8_t* buffer = d_buffer.release();
     d_sink->consume(&buffer, d_used);
     d_buffer.reset(buffer);
     d_used = 0;
+    if (d_sync) begin_block();
+}
+
+void Recorder::flush_in_signal() {
+    if (!d_sink || !d_sync || d_used == d_sync_used) return;
+    if (!d_sink->write_in_signal(d_buffer.get(), d_used)) return;
+    d_used = 0;
+    begin_block();
 }
 
 std::string Recorder::take() {

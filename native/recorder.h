@@ -35,6 +35,10 @@ class Sink {
     // While stopped, consume() compresses inline.
     virtual void stop_thread() {}
     virtual void start_thread() {}
+    // From a signal handler, with the tracker lock held: writes `len` bytes of whole records as one
+    // uncompressed block, using only async-signal-safe calls (no lock, no allocation). Waits a
+    // bounded time for the writer thread to finish the block it is on; false if it cannot write.
+    virtual bool write_in_signal(const uint8_t*, size_t) { return false; }
 };
 
 // LZ4-frame file sink: writes the file header, then compresses what it is given. With a writer
@@ -56,9 +60,12 @@ class Recorder {
     void open(std::unique_ptr<Sink> sink);
     bool is_open() const { return d_sink != nullptr; }
 
+    // Each event reserves its room before it looks up its address: a flush there starts a new
+    // block, whose SYNC resets the recent-event table the lookup reads.
     void alloc(uint8_t kind, uintptr_t address, uint64_t size, uint32_t stack) {
+        uint8_t* out = reserve(40);
         uint64_t distance = recent_distance(address);
-        uint8_t* out = distance ? reserve(40) : put_address_low(reserve(40), address);
+        if (!distance) out = put_address_low(out, address);
         *out++ = kind;
         out = put_varint(out, size);
         out = put_address(out, address, distance, d_last_address_by_class[size_class(size)]);
@@ -68,8 +75,9 @@ class Recorder {
     }
     // An allocation with its native stack too.
     void alloc_native(uint8_t kind, uintptr_t address, uint64_t size, uint32_t stack, uint32_t native) {
+        uint8_t* out = reserve(48);
         uint64_t distance = recent_distance(address);
-        uint8_t* out = distance ? reserve(48) : put_address_low(reserve(48), address);
+        if (!distance) out = put_address_low(out, address);
         *out++ = kind | kNativeAllocFlag;
         out = put_varint(out, size);
         out = put_address(out, address, distance, d_last_address_by_class[size_class(size)]);
@@ -80,20 +88,23 @@ class Recorder {
         commit(out);
     }
     void free(uint8_t kind, uintptr_t address) {
+        uint8_t* out = reserve(24);
         uint64_t distance = recent_distance(address);
-        uint8_t* out = distance ? reserve(24) : put_address_low(reserve(24), address);
+        if (!distance) out = put_address_low(out, address);
         *out++ = kind;
         commit(put_address(out, address, distance, d_last_freed));
     }
     void munmap(uintptr_t address, uint64_t size) {
+        uint8_t* out = reserve(32);
         uint64_t distance = recent_distance(address);
-        uint8_t* out = distance ? reserve(32) : put_address_low(reserve(32), address);
+        if (!distance) out = put_address_low(out, address);
         *out++ = MUNMAP;
         out = put_address(out, address, distance, d_last_freed);
         commit(put_varint(out, size));
     }
     void thread(uint64_t tid) {
         uint8_t* out = reserve(16);
+        d_thread = tid;
         *out++ = THREAD;
         commit(put_varint(out, tid));
     }
@@ -102,6 +113,7 @@ class Recorder {
     void node(uint32_t parent, uint32_t frame, uint64_t line, bool entry = false);
     void native_node(uint32_t parent, uintptr_t address, bool eval = false) {
         uint8_t* out = reserve(24);
+        ++d_native_nodes;
         *out++ = eval ? EVAL_NATIVE_NODE : NATIVE_NODE;
         out = put_varint(out, parent);
         commit(put_varint(out, address));
@@ -125,6 +137,14 @@ class Recorder {
     void trailer(uint64_t ms);
 
     uint64_t records() const { return d_records; }
+    // From now on every buffer handed to the sink starts with a SYNC record and decodes on its
+    // own (docs/capture-format.md, version 5): a reader that finds a damaged block resumes at the
+    // next one. Only for streams written as they go (the tracker's file); copies of a window
+    // (raw()) cut records across buffers and never sync.
+    void sync_blocks();
+    // The next records decode as if the stream restarted (tracking resumed): a new block when
+    // blocks sync, else reset_deltas().
+    void restart_deltas();
     // The next records are encoded as if the stream started here (a pytest window).
     void reset_deltas() {
         std::fill(std::begin(d_last_address_by_class), std::end(d_last_address_by_class), 0);
@@ -136,6 +156,9 @@ class Recorder {
     }
     // Hands the partial buffer to the sink, so a crash loses at most what came after.
     void flush();
+    // flush() for a signal handler (the tracker lock held): the buffer goes out uncompressed,
+    // through async-signal-safe calls only. Blocks that sync only (version 5 frames).
+    void flush_in_signal();
     std::string take();
     // Writes the trailer's stream end and closes the sink; returns an error message or "".
     std::string close();
@@ -144,6 +167,8 @@ class Recorder {
     Sink* sink() { return d_sink.get(); }
 
   private:
+    // Starts a buffer with its SYNC record (the buffer is empty).
+    void begin_block();
     uint8_t* reserve(size_t n) {
         if (d_used + n > kBufferSize) flush();
         return d_buffer.get() + d_used;
@@ -179,6 +204,7 @@ class Recorder {
     // was, or 0 when it is not among the last kRecentEvents or the table forgot it (a direct-mapped
     // cache: a collision only costs a longer record, the decoder keeps every recent address).
     uint64_t recent_distance(uintptr_t address) {
+        ++d_all_events;
         uint64_t event = ++d_events;
         RecentSlot& slot = d_recent[(static_cast<uint64_t>(address >> kAddressShift) * 0x9E3779B97F4A7C15ull) >>
                                     (64 - kRecentSlotBits)];
@@ -208,6 +234,14 @@ class Recorder {
     uint32_t d_last_stack = 0;
     uint32_t d_last_native = 0;
     uint64_t d_records = 0;
+    // What a SYNC record states: the stream so far, so a reader can tell what a lost block held.
+    bool d_sync = false;
+    size_t d_sync_used = 0;  // the buffer's length when it holds only its SYNC: nothing to flush
+    uint64_t d_all_events = 0;  // ALLOC/FREE events since the stream began (windows do not reset it)
+    uint64_t d_frames = 0;
+    uint64_t d_nodes = 0;
+    uint64_t d_native_nodes = 0;
+    uint64_t d_thread = 0;
 };
 
 }  // namespace memprof

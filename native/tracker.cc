@@ -1,7 +1,10 @@
 #include "tracker.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -102,8 +105,100 @@ inline void switch_thread(uint64_t tid) {
     }
 }
 
+// The signals after which a capture would lose what is buffered. SIGKILL cannot be caught: the
+// sampler's flush interval bounds its loss instead.
+constexpr int kFlushSignals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGTERM, SIGINT};
+struct sigaction g_previous[NSIG];
+bool g_installed[NSIG];
+
+void flush_for_signal() {
+    if (!g || !g->active.load(std::memory_order_relaxed) || g->memory_sink) return;
+    bool was_guarded = t_guard;
+    t_guard = true;
+    // A thread inside the tracker (guarded) may hold the lock itself, mid-record: one try then.
+    // Any other thread holds it for a few microseconds: wait for it, a bounded time.
+    bool locked = g->lock.try_lock();
+    for (int tries = 0; !locked && !was_guarded && tries < 200; ++tries) {
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, nullptr);
+        locked = g->lock.try_lock();
+    }
+    if (locked) {
+        if (g->active.load(std::memory_order_relaxed)) g->recorder.flush_in_signal();
+        g->lock.unlock();
+    }
+    t_guard = was_guarded;
+}
+
+// Flushes, then does what the signal would have done without us: the program's own handler, or
+// the default action (the process dies of the signal: its exit status stays the signal's).
+void on_flush_signal(int signo, siginfo_t* info, void* context) {
+    int saved_errno = errno;
+    flush_for_signal();
+    errno = saved_errno;
+    const struct sigaction& previous = g_previous[signo];
+    if (previous.sa_flags & SA_SIGINFO) {
+        if (previous.sa_sigaction) previous.sa_sigaction(signo, info, context);
+        return;
+    }
+    if (previous.sa_handler == SIG_IGN) return;
+    if (previous.sa_handler != SIG_DFL) {
+        previous.sa_handler(signo);
+        return;
+    }
+    struct sigaction fallback;
+    memset(&fallback, 0, sizeof(fallback));
+    fallback.sa_handler = SIG_DFL;
+    sigaction(signo, &fallback, nullptr);
+    raise(signo);  // blocked while this handler runs: delivered, by default, when it returns
+}
+
+void install_signal_flush() {
+    for (int signo : kFlushSignals) {
+        if (g_installed[signo]) continue;
+        struct sigaction ours;
+        memset(&ours, 0, sizeof(ours));
+        ours.sa_sigaction = on_flush_signal;
+        ours.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+        sigemptyset(&ours.sa_mask);
+        if (sigaction(signo, &ours, &g_previous[signo]) == 0) g_installed[signo] = true;
+    }
+}
+
+void remove_signal_flush() {
+    for (int signo : kFlushSignals) {
+        if (!g_installed[signo]) continue;
+        struct sigaction current;
+        // Put the previous handler back only if ours is still there (the program may have set its own since).
+        if (sigaction(signo, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) &&
+            current.sa_sigaction == on_flush_signal) {
+            sigaction(signo, &g_previous[signo], nullptr);
+        }
+        g_installed[signo] = false;
+    }
+}
+
+// Asynchronous flush signals go to a thread of the program, never to ours: the handler waits for
+// our writer thread, and the sampler may hold the tracker lock.
+void block_flush_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+// How long the sampler lets records wait in the buffer: short at first, so a program killed
+// (SIGKILL) soon after it started keeps nearly everything, then growing to 100 ms (one flush, one
+// small block, per interval): a twentieth of the time tracked so far.
+std::chrono::milliseconds flush_interval(std::chrono::steady_clock::duration tracked) {
+    auto twentieth = std::chrono::duration_cast<std::chrono::milliseconds>(tracked) / 20;
+    return std::max(std::chrono::milliseconds(10), std::min(std::chrono::milliseconds(100), twentieth));
+}
+
 void sampler_main() {
     t_guard = true;  // this thread's own allocations are never the program's
+    block_flush_signals();
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     auto last_flush = std::chrono::steady_clock::now();
     for (;;) {
@@ -116,7 +211,7 @@ void sampler_main() {
         if (!g->active.load(std::memory_order_relaxed)) continue;
         g->recorder.sample(now_ms(), rss);
         auto now = std::chrono::steady_clock::now();
-        if (!g->memory_sink && now - last_flush >= std::chrono::milliseconds(100)) {
+        if (!g->memory_sink && now - last_flush >= flush_interval(now - g->started)) {
             g->recorder.flush();
             last_flush = now;
         }
@@ -217,6 +312,7 @@ void fork_child() {
         return;
     }
     g->recorder.open(std::move(sink));
+    g->recorder.sync_blocks();
     g->last_tid = 0;
     pystack::emit_tables(g->recorder);
     nativestack::emit_tables(g->recorder);
@@ -302,7 +398,7 @@ void resume() {
             nativestack::emit_maps(g->recorder, std::move(maps));
             g->maps_stale = false;
         }
-        g->recorder.reset_deltas();
+        g->recorder.restart_deltas();
         g->last_tid = 0;
         // Stacks were not followed while paused: every thread rebuilds its own.
         g->generation.fetch_add(1);
@@ -344,6 +440,7 @@ bool start(const Options& options, std::string* error) {
     {
         std::lock_guard<std::mutex> lock(g->lock);
         g->recorder.open(std::move(sink));
+        if (!g->memory_sink) g->recorder.sync_blocks();
         g->last_tid = 0;
         nativestack::reset();
         if (options.native) nativestack::emit_maps(g->recorder, std::move(maps));
@@ -362,12 +459,14 @@ bool start(const Options& options, std::string* error) {
     g->hooked = true;
     hooks::patch_all(true);
     start_sampler();
+    if (!g->memory_sink) install_signal_flush();
     return true;
 }
 
 std::string stop() {
     if (!g || !g->running) return "no tracker is active";
     GuardScope guard;
+    remove_signal_flush();
     {
         std::lock_guard<std::mutex> lock(g->lock);
         g->active = false;

@@ -1,4 +1,6 @@
 // The tracker's file sink: recorder.cc's LZ4 sink, whose writer thread is the tracker's own.
+#include <signal.h>
+
 #include "recorder.h"
 #include "tracker.h"
 
@@ -8,7 +10,15 @@ namespace {
 
 // This thread's allocations (and the free of its own state when it exits, which may happen while
 // the tracker lock is held: stop_thread) are never the program's.
-void guard_writer_thread() { t_guard = true; }
+// Asynchronous signals that flush the capture never land here: their handler waits for this thread.
+void guard_writer_thread() {
+    t_guard = true;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
 
 }  // namespace
 

@@ -14,6 +14,7 @@ from pytest_memprof.terminal import printable
 FORMAT_VERSION = native.kFormatVersion
 MAGIC = native.kMagic[:8]
 HYBRID_STACK = native.kHybridStack
+LOST_LINE = native.kLostLine
 
 
 cdef str _text(const string& value):
@@ -137,16 +138,28 @@ cdef class CaptureReader:
         if problem:
             raise OSError(problem, _text(error), os.fspath(path))
 
-    def write_aggregated_capture(self, path, header_json):
-        """Write everything aggregated so far as an aggregated capture; raises OSError if it cannot be written."""
+    def write_aggregated_capture(self, path, header_json, bint whole=True):
+        """Write everything aggregated so far as an aggregated capture; raises OSError if it cannot be written.
+
+        ``whole=False`` (a snapshot while the program runs) leaves the trailer out: it reads as truncated."""
         cdef string error
         cdef string target = os.fsencode(path)
         cdef string header = header_json.encode()
         cdef int problem
         with nogil:
-            problem = native.write_aggregated_capture(self.reader[0], target, header, &error)
+            problem = native.write_aggregated_capture(self.reader[0], target, header, whole, &error)
         if problem:
             raise OSError(problem, _text(error), os.fspath(path))
+
+    @property
+    def damaged_blocks(self):
+        """Blocks whose checksum failed (skipped; decoding resumed at the next good one in version 5)."""
+        return self.reader.damaged_blocks()
+
+    @property
+    def lost_events(self):
+        """ALLOC/FREE events the damaged blocks held, as far as known."""
+        return self.reader.lost_events()
 
     @property
     def error(self):

@@ -6,13 +6,18 @@ background thread feeds them to a reader as the program runs, and at stop the fi
 only what reports need: per stack, thread and allocator the bytes and counts at the peak, at
 the end (leaks), in total and in temporary allocations, plus the heap/RSS timeline, the size
 histogram and the frame and stack tables. Every report works on it except ``--temporal``
-(when each allocation happened is not kept). Nothing is written if the process dies first.
+(when each allocation happened is not kept). While the program runs the thread also writes a
+snapshot of the totals so far, without a trailer, every ``snapshot_interval`` seconds (short
+at first, then growing): a program that dies (``os._exit``, SIGKILL, a crash) leaves the last
+snapshot, which reads as truncated; a normal stop replaces it with the whole capture.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from pathlib import Path
 
 from . import _tracker
@@ -20,13 +25,23 @@ from ._reader import CaptureReader
 
 # How often the background thread moves events from the tracker's memory buffer to the reader.
 DRAIN_INTERVAL_S = 0.1
+# Snapshots of the totals: the first after this, then every tenth of the time tracked, at most this.
+FIRST_SNAPSHOT_S = 0.1
+MAX_SNAPSHOT_INTERVAL_S = 5.0
+
+
+def snapshot_interval(tracked_s: float) -> float:
+    """Seconds between two snapshots of an aggregated capture after ``tracked_s`` seconds of tracking."""
+    return min(MAX_SNAPSHOT_INTERVAL_S, max(FIRST_SNAPSHOT_S, tracked_s / 10))
 
 
 class Aggregator:
     """Feeds the tracker's in-memory records to a reader from a background thread until ``finish()``."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None, header: dict | None = None) -> None:
         self.reader = CaptureReader()
+        self._path = path
+        self._header = header or {}
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memprof-aggregator", daemon=True)
@@ -40,8 +55,16 @@ class Aggregator:
         # This thread's own allocations are not the program's.
         _tracker.ignore_this_thread()
         self._ready.set()
+        started = last_snapshot = time.monotonic()
         while not self._stop.wait(DRAIN_INTERVAL_S):
             self.reader.feed(_tracker.drain())
+            now = time.monotonic()
+            if self._path is not None and now - last_snapshot >= snapshot_interval(now - started):
+                last_snapshot = now
+                try:
+                    write_aggregated_capture(self._path, self.reader, {**self._header, "pid": os.getpid()}, whole=False)
+                except OSError:
+                    pass  # the final write at stop reports a disk that cannot take the file
 
     def halt(self) -> None:
         """Stop the background thread (before the tracker stops: only one thread may drain)."""
@@ -55,6 +78,9 @@ class Aggregator:
         return self.reader
 
 
-def write_aggregated_capture(path: Path, reader: CaptureReader, header: dict) -> None:
-    """Write an aggregated capture of what ``reader`` holds, with ``header``; raises OSError if it cannot."""
-    reader.write_aggregated_capture(path, json.dumps({**header, "aggregated": True}))
+def write_aggregated_capture(path: Path, reader: CaptureReader, header: dict, whole: bool = True) -> None:
+    """Write an aggregated capture of what ``reader`` holds, with ``header``; raises OSError if it cannot.
+
+    ``whole=False``: a snapshot of a run still going, which reads as truncated.
+    """
+    reader.write_aggregated_capture(path, json.dumps({**header, "aggregated": True}), whole)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ._reader import FORMAT_VERSION, HYBRID_STACK, CaptureReader
+from ._reader import FORMAT_VERSION, HYBRID_STACK, LOST_LINE, CaptureReader
 from .errors import CaptureError
 from .hybrid import HybridStacks
 from .launcher import Launcher, Place
@@ -164,6 +164,16 @@ class Capture:
         return bool(self._reader.truncated)
 
     @property
+    def damaged(self) -> bool:
+        """True if blocks of the file failed their checksum: their events are lost (``lost_events``, ``problem``)."""
+        return bool(self._reader.damaged_blocks)
+
+    @property
+    def lost_events(self) -> int:
+        """Allocations and frees in damaged blocks, as far as the next good block tells."""
+        return int(self._reader.lost_events)
+
+    @property
     def problem(self) -> str | None:
         """What cut the stream short, if it was corrupt rather than merely unfinished."""
         return self._reader.error
@@ -263,8 +273,7 @@ class Capture:
         if self._places and self._place(node) is Place.LAUNCHER:
             return None
         _, frame_id, line = self._nodes[node - 1]
-        function, file, first_line = self._frames[frame_id]
-        return Frame(function, file, line, first_line=first_line)
+        return self._frame(frame_id, line)
 
     def parent(self, node: int) -> int:
         """The parent of Python stack node ``node`` in the capture's trie."""
@@ -346,8 +355,7 @@ class Capture:
         prefix = self._stacks[node]
         for node in reversed(chain):
             parent, frame_id, line = self._nodes[node - 1]
-            function, file, first_line = self._frames[frame_id]
-            frame = Frame(function, file, line, first_line=first_line)
+            frame = self._frame(frame_id, line)
             if self._places:
                 place = self._place(node)
                 if place is Place.LAUNCHER:
@@ -360,6 +368,12 @@ class Capture:
                 prefix = (*prefix, frame)
             self._stacks[node] = prefix
         return prefix
+
+    def _frame(self, frame_id: int, line: int) -> Frame:
+        if line == LOST_LINE:  # a stand-in for a stack node a damaged block defined
+            return Frame("<lost in a damaged block>", "<damaged capture>", 0)
+        function, file, first_line = self._frames[frame_id]
+        return Frame(function, file, line, first_line=first_line)
 
     def _place(self, node: int) -> Place:
         """Where Python stack node ``node`` is with respect to the launcher (launcher.py)."""
@@ -496,8 +510,6 @@ def _read_file(
 ) -> tuple[str, CaptureReader]:
     if not path.exists():
         raise CaptureError(f"no such capture file: {path}")
-    if path.is_dir():
-        raise CaptureError(f"{path} is a folder, not a capture file")
     # The reader counts an allocation as temporary when fewer than its threshold allocations followed
     # it before its free: memray's "at most N others" is the reader's N + 1.
     reader = CaptureReader(only_tid=thread_id, temporal=temporal, temporary_threshold=temporary_threshold + 1)

@@ -19,6 +19,10 @@ class TrackerError(MemprofError):
     """The tracker could not start or stop (e.g. one is already active)."""
 
 
+class CaptureWriteError(TrackerError):
+    """The capture file could not be written (a full disk, an I/O error): the program itself is fine."""
+
+
 class CaptureError(MemprofError):
     """A capture file is missing, unreadable, corrupt or of an unknown kind."""
 

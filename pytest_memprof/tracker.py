@@ -15,9 +15,16 @@ from typing import Union
 from . import _tracker
 from .aggregate import Aggregator, write_aggregated_capture
 from .destinations import FileDestination, SocketDestination, SocketStream
-from .errors import TrackerError
+from .errors import CaptureWriteError, TrackerError
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+# How the native tracker words a failure of the file itself (native/recorder.cc, native/tracker.cc).
+_WRITE_FAILURES = ("cannot write the capture file", "cannot create capture file", "cannot close the capture file")
+
+
+def _tracker_error(message: str) -> TrackerError:
+    return CaptureWriteError(message) if message.startswith(_WRITE_FAILURES) else TrackerError(message)
 
 
 class Tracker:
@@ -81,7 +88,7 @@ class Tracker:
         return header
 
     def start(self) -> Tracker:
-        """Start tracking; raises TrackerError if that is impossible."""
+        """Start tracking; raises TrackerError if that is impossible (CaptureWriteError: the file cannot be written)."""
         if self.aggregate and self.destination is None:
             raise TrackerError("an aggregated capture needs a file to go to (aggregate=True with a destination)")
         if self.aggregate and self.follow_fork:
@@ -99,7 +106,7 @@ class Tracker:
         atexit.register(self._stop_at_exit)
         self._header = self.header()
         if self.aggregate:
-            self._aggregator = Aggregator()
+            self._aggregator = Aggregator(self.destination, self._header)
             self._aggregator.start()
         # Aggregating: the events go to memory and are replayed here; only the totals reach the file.
         stream_to = None if self.destination is None or self.aggregate else os.fspath(self.destination)
@@ -116,12 +123,12 @@ class Tracker:
             if self._aggregator is not None:
                 self._aggregator.halt()
                 self._aggregator = None
-            raise TrackerError(error)
+            raise _tracker_error(error)
         self._started = True
         return self
 
     def stop(self) -> None:
-        """Stop tracking and finish the capture; raises TrackerError if it could not be written whole."""
+        """Stop tracking and finish the capture; raises CaptureWriteError if it could not be written whole."""
         if not self._started:
             return
         self._started = False
@@ -132,13 +139,13 @@ class Tracker:
         atexit.unregister(self._stop_at_exit)
         self._finish_socket()
         if error:
-            raise TrackerError(error)
+            raise _tracker_error(error)
         if aggregator is not None and self.destination is not None:
             header = {**self._header, "pid": os.getpid()}
             try:
                 write_aggregated_capture(self.destination, aggregator.finish(), header)
             except OSError as problem:
-                raise TrackerError(f"cannot write capture file {self.destination}: {problem.strerror}") from None
+                raise CaptureWriteError(f"cannot write capture file {self.destination}: {problem.strerror}") from None
 
     def pause(self) -> None:
         """Stop recording until ``resume()``; cheap, for use between pytest tests."""

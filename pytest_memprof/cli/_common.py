@@ -45,7 +45,10 @@ class _DelayedProgress:
 
 def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: bool = False,
                  temporary_threshold: int = 1, kind: View = View.PEAK) -> Capture:
-    """Open a capture, showing a rich progress bar on a terminal when reading it takes a while."""
+    """Open a capture, showing a rich progress bar on a terminal when reading it takes a while.
+
+    A damaged capture (blocks that fail their checksum) opens with one warning on stderr.
+    """
     file = Path(path)
     options = {"temporal": temporal, "show_interpreter_frames": show_interpreter_frames,
                "temporary_threshold": temporary_threshold}
@@ -57,6 +60,9 @@ def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: 
             capture = Capture.open(file, progress=bar.update, **options)
         finally:
             bar.close()
+    if capture.damaged:
+        # A damaged file is not a file cut short: say so, once, whatever the report.
+        print(f"memprof: warning: {file}: {capture.problem}", file=sys.stderr)
     if kind is View.TEMPORARY and capture.metadata.aggregated and temporary_threshold != 0:
         # The process counted them as it ran (aggregate.py), with threshold 0: say so rather than mislead.
         print(f"memprof: note: {path} is aggregated: its temporary allocations were counted with threshold 0 "

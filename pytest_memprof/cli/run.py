@@ -11,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .. import launcher
-from ..errors import MemprofError, UsageError
+from ..errors import CaptureWriteError, MemprofError, UsageError
 from ..live import EXIT_MARK_ID, exit_mark_label
 from ..tracker import Tracker
 from ._common import note_ignored
@@ -145,11 +145,31 @@ def run(args: argparse.Namespace) -> int:
     saved_argv, saved_path0 = sys.argv[:], sys.path[0] if sys.path else None
     sys.argv = _program_argv(args)
     exit_code = 0
+    written = True
     try:
-        with tracker:
+        try:
+            tracker.start()
+        except CaptureWriteError as error:
+            # A full disk is no reason not to run the program: say once that nothing is recorded.
+            if output is not None:
+                output.unlink(missing_ok=True)
+            print(f"memprof: warning: {error} ({output}); running the program without recording", file=sys.stderr)
+            written = False
+            tracker = None
+        try:
             exit_code = _run_program(args)
-            # The capture says how the program ended, so a live viewer learns it from the stream.
-            tracker.mark(EXIT_MARK_ID, exit_mark_label(exit_code))
+            if tracker is not None:
+                # The capture says how the program ended, so a live viewer learns it from the stream.
+                tracker.mark(EXIT_MARK_ID, exit_mark_label(exit_code))
+        finally:
+            if tracker is not None:
+                try:
+                    tracker.stop()
+                except CaptureWriteError as error:
+                    # The program's exit code is the program's; the capture's problem is a warning.
+                    print(f"memprof: warning: {error} ({output}); the capture holds only what was written "
+                          "before that and reads as truncated", file=sys.stderr)
+                    written = False
     except _NoProgram:
         if output is not None:
             output.unlink(missing_ok=True)
@@ -160,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
             sys.path[0] = saved_path0
         if remote:
             remote.finish()
-    if not args.quiet and (remote is None or args.output):
+    if written and not args.quiet and (remote is None or args.output):
         print(
             f"memprof: wrote {output}\n"
             f"  see it with: memprof flamegraph {output}  |  memprof table {output}  |  "

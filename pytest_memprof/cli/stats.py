@@ -62,6 +62,7 @@ def stats_dict(capture: Capture, top: int = 5) -> dict[str, Any]:
         "total_bytes": capture.total_bytes,
         "duration_s": capture.duration,
         "truncated": capture.truncated,
+        "damaged": {"lost_events": capture.lost_events, "problem": capture.problem} if capture.damaged else None,
         "allocators": {name: {"count": count, "bytes": size}
                        for name, (count, size) in sorted(capture.allocator_totals().items())},
         "size_histogram": [{"upper_bound": bound, "count": count} for bound, count in capture.size_histogram()],
@@ -78,7 +79,9 @@ def render(data: dict[str, Any]) -> None:
     from ..terminal import printable
 
     console = terminal_console()
-    if data["truncated"]:
+    if data["damaged"]:
+        console.print("[bold red]This capture is damaged: figures leave out the events of its damaged blocks.[/]")
+    elif data["truncated"]:
         console.print("[bold yellow]This capture is truncated: figures cover what was written.[/]")
     command = escape(printable(data["command_line"]))
     console.print(f"[bold]Command:[/] {command}  (pid {data['pid']}, Python {data['python_version']})",
@@ -96,15 +99,16 @@ def render(data: dict[str, Any]) -> None:
     for name, row in sorted(data["allocators"].items(), key=lambda item: -item[1]["bytes"]):
         allocators.add_row(name, f"{row['count']:,}", format_size(row["bytes"]))
     console.print(allocators)
-    histogram = Table(title="Allocation sizes")
-    histogram.add_column("size below", justify="right")
-    histogram.add_column("count", justify="right")
-    histogram.add_column("", min_width=30)
-    most = max(row["count"] for row in data["size_histogram"])
-    for row in data["size_histogram"]:
-        bar = "█" * max(1, round(30 * row["count"] / most))
-        histogram.add_row(format_size(row["upper_bound"]), f"{row['count']:,}", bar)
-    console.print(histogram)
+    if data["size_histogram"]:  # an aggregated capture cut before its summary has none
+        histogram = Table(title="Allocation sizes")
+        histogram.add_column("size below", justify="right")
+        histogram.add_column("count", justify="right")
+        histogram.add_column("", min_width=30)
+        most = max(row["count"] for row in data["size_histogram"])
+        for row in data["size_histogram"]:
+            bar = "█" * max(1, round(30 * row["count"] / most))
+            histogram.add_row(format_size(row["upper_bound"]), f"{row['count']:,}", bar)
+        console.print(histogram)
     for key, title in (("top_by_bytes", "Top locations by bytes"), ("top_by_count", "Top locations by count")):
         table = Table(title=title)
         table.add_column("location", overflow="fold")
@@ -117,7 +121,7 @@ def render(data: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the stats of a capture."""
+    """Print the stats of a capture; exit 1 if it is damaged (after printing what could be read)."""
     target = None
     if args.output:
         if not args.json:
@@ -137,4 +141,4 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         render(data)
-    return 0
+    return 1 if capture.damaged else 0

@@ -63,6 +63,8 @@ class StreamDecoder:
             self._take_header(self.reader.header_json)
         if not more and not self.frame_done:
             self.problem = self.reader.error or "corrupt capture records; decoding stopped"
+        elif not more and self.reader.error:  # ended, but with damaged blocks skipped on the way
+            self.problem = self.reader.error
 
     def _take_header(self, text: str) -> None:
         try:
