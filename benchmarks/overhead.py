@@ -31,8 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-WORKLOADS = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "workloads"
 ROOT = Path(__file__).resolve().parent.parent
+# The shared workloads sit beside the checkout (../shared) or beside the worktrees' folder (../../shared).
+WORKLOADS = next((folder for folder in (ROOT.parent / "shared" / "bench" / "workloads",
+                                        ROOT.parent.parent / "shared" / "bench" / "workloads") if folder.is_dir()),
+                 ROOT.parent / "shared" / "bench" / "workloads")
 
 MEMPROF = [sys.executable, "-m", "pytest_memprof", "run", "-q", "-f", "-o", "{out}"]
 MEMRAY = [sys.executable, "-m", "memray", "run", "-q", "-f", "-o", "{out}"]
@@ -100,7 +103,10 @@ def main() -> int:
     parser.add_argument("--workloads", help="comma-separated names (default: every workload)")
     parser.add_argument("--top-pad", action="store_true", help="run every mode with MALLOC_TOP_PAD_=64MiB")
     parser.add_argument("--modes", help="comma-separated modes to run (default: all; both untracked ones always)")
+    parser.add_argument("--workloads-dir", type=Path, default=WORKLOADS,
+                        help=f"folder of the workload scripts (default {WORKLOADS})")
     args = parser.parse_args()
+    workloads = args.workloads_dir.resolve()  # each run starts in a temporary folder
     modes = list(MODES)
     if args.modes:
         wanted = {"untracked", "untracked, top pad", *(m.strip() for m in args.modes.split(","))}
@@ -112,13 +118,16 @@ def main() -> int:
     if args.top_pad:
         os.environ["MALLOC_TOP_PAD_"] = str(64 << 20)
     names = args.workloads.split(",") if args.workloads else sorted(
-        path.stem for path in WORKLOADS.glob("*.py") if not path.stem.startswith("_"))
+        path.stem for path in workloads.glob("*.py") if not path.stem.startswith("_"))
+    missing = [name for name in names if not (workloads / f"{name}.py").is_file()]
+    if not names or missing:
+        parser.error(f"no workload {', '.join(missing) or 'scripts'} in {workloads} (see --workloads-dir)")
     times: dict = {}
     sizes: dict = {}
     stats_times: dict = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in names:
-            workload = WORKLOADS / f"{name}.py"
+            workload = workloads / f"{name}.py"
             for mode in modes:  # warm the file cache and the bytecode
                 run_once(mode, workload, Path(folder))
             for round_index in range(args.rounds):

@@ -8,7 +8,10 @@ The suite: N small tests (a few allocations each) plus a few that allocate tens 
 alternate between the three modes, several rounds, and the table shows medians and ratios to
 plain pytest. The machine is shared and noisy: differences under 10% are noise.
 
-    python benchmarks/pytest_overhead.py [--tests 300] [--rounds 5]
+Then numpy's own ``test_numeric`` suite (``pytest --pyargs numpy._core.tests.test_numeric``, about
+1,600 tests; numpy ships its tests) in the same modes (``--suites small,numpy`` picks).
+
+    python benchmarks/pytest_overhead.py [--tests 300] [--rounds 5] [--suites small,numpy]
 """
 
 from __future__ import annotations
@@ -50,10 +53,15 @@ MODES = {
 }
 
 
-def run_once(suite: Path, mode: str) -> float:
-    """Seconds for one pytest run of the suite in ``mode`` (the whole process, as a user waits)."""
+NUMPY_SUITE = "numpy._core.tests.test_numeric"
+
+
+def run_once(suite: Path, mode: str, pyargs: str | None = None) -> float:
+    """Seconds for one pytest run of the suite in ``mode`` (the whole process, as a user waits); with
+    ``pyargs``, of that installed test module instead, run from the folder ``suite``."""
+    target = ["--pyargs", pyargs] if pyargs else [str(suite)]
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-               *MODES[mode], str(suite)]
+               *MODES[mode], *target]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=suite)
     elapsed = time.perf_counter() - started
@@ -66,21 +74,39 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=300, help="small tests in the suite (default 300)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each mode (default 5)")
+    parser.add_argument("--suites", default="small,numpy", help="comma-separated: small, numpy (default both)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        suite = Path(folder)
-        (suite / "test_small.py").write_text(SMALL.format(count=args.tests))
-        (suite / "test_large.py").write_text(LARGE)
-        (suite / "pytest.ini").write_text("[pytest]\n")
-        times: dict = {mode: [] for mode in MODES}
-        for mode in MODES:  # warm the file cache and the bytecode
-            run_once(suite, mode)
-        for round_index in range(args.rounds):
-            order = list(MODES) if round_index % 2 == 0 else list(reversed(MODES))
-            for mode in order:
-                times[mode].append(run_once(suite, mode))
+    suites = args.suites.split(",")
+    if set(suites) - {"small", "numpy"}:
+        parser.error(f"unknown suites in {args.suites!r}: small, numpy")
+    for index, name in enumerate(suites):
+        if index:
+            print()
+        with tempfile.TemporaryDirectory() as folder:
+            suite = Path(folder)
+            (suite / "pytest.ini").write_text("[pytest]\n")
+            if name == "small":
+                (suite / "test_small.py").write_text(SMALL.format(count=args.tests))
+                (suite / "test_large.py").write_text(LARGE)
+                title = f"pytest suite: {args.tests} small tests + 3 large"
+            else:
+                title = f"pytest --pyargs {NUMPY_SUITE} (numpy's own tests)"
+            pyargs = NUMPY_SUITE if name == "numpy" else None
+            times: dict = {mode: [] for mode in MODES}
+            for mode in MODES:  # warm the file cache and the bytecode
+                run_once(suite, mode, pyargs)
+            for round_index in range(args.rounds):
+                order = list(MODES) if round_index % 2 == 0 else list(reversed(MODES))
+                for mode in order:
+                    times[mode].append(run_once(suite, mode, pyargs))
+        print_table(title, args.rounds, times)
+    return 0
+
+
+def print_table(title: str, rounds: int, times: dict) -> None:
+    """Medians of each mode and their ratios to plain pytest and to pytest-memray."""
     plain = statistics.median(times["plain"])
-    print(f"pytest suite: {args.tests} small tests + 3 large, {args.rounds} rounds, alternating; medians")
+    print(f"{title}, {rounds} rounds, alternating; medians (goal: memprof <= 1.3x plain)")
     width = max(len(mode) for mode in MODES)
     print(f"{'mode':<{width}} {'median s':>9} {'vs plain':>9}   all runs")
     for mode, values in times.items():
@@ -90,7 +116,6 @@ def main() -> int:
     memray = statistics.median(times["memray"])
     for mode in ("memprof", "memprof, system allocator"):
         print(f"{mode} / memray: {statistics.median(times[mode]) / memray:.2f}x")
-    return 0
 
 
 if __name__ == "__main__":

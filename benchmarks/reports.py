@@ -11,7 +11,13 @@ Then the scale case of the reports issue: a capture of 1 million allocations fro
 distinct stacks, its flame graph's size, and how long headless chromium takes to show it
 (from navigation to the first frame drawn; median of the rounds).
 
+Then the big-capture goal of issue 19 (item 5): ``flamegraph`` and ``table`` on a capture of 10
+million allocations (MEMPROF_BENCH_ALLOCATIONS scales it; both trackers see every object), time and
+peak RSS of the report process, ours against memray's (goal: at most 0.5x); and start-up: ``run``
+of an empty script against ``python`` of it (goal: at most 1.2x) and against ``memray run``.
+
     python benchmarks/reports.py [--rounds 5] [--scale 0.5] [--workloads py_alloc,threads]
+                                 [--sections workloads,scale,big,startup]
 """
 
 from __future__ import annotations
@@ -28,8 +34,11 @@ import tempfile
 import time
 from pathlib import Path
 
-WORKLOADS = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "workloads"
 ROOT = Path(__file__).resolve().parents[1]
+# The shared workloads sit beside the checkout (../shared) or beside the worktrees' folder (../../shared).
+WORKLOADS = next((folder for folder in (ROOT.parent / "shared" / "bench" / "workloads",
+                                        ROOT.parent.parent / "shared" / "bench" / "workloads") if folder.is_dir()),
+                 ROOT.parent / "shared" / "bench" / "workloads")
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -40,6 +49,83 @@ def run(command: list[str], cwd: Path, env: dict[str, str]) -> float:
     if result.returncode != 0:
         raise SystemExit(f"failed: {' '.join(command)}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     return elapsed
+
+
+def run_measured(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
+    """Seconds and peak RSS (bytes) of ``command``'s own process; exits with its output if it fails."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            output.seek(0)
+            raise SystemExit(f"failed: {' '.join(command)}\n{output.read()[-2000:].decode(errors='replace')}")
+    return elapsed, usage.ru_maxrss * 1024  # KiB on Linux
+
+
+BIG = """
+import os
+n = int(os.environ.get("MEMPROF_BENCH_ALLOCATIONS", "10000000"))
+def leaf(i):
+    return bytearray(i % 64 + 1)
+def middle(i):
+    return leaf(i)
+keep = []
+for i in range(n):
+    block = middle(i)
+    if i % 1000 == 0:
+        keep.append(block)
+"""
+
+
+def big_capture(work: Path, env: dict[str, str], memprof: list[str], memray: list[str], rounds: int) -> None:
+    """Print time and peak RSS of flamegraph and table on a capture of many allocations, both tools."""
+    (work / "big.py").write_text(BIG)
+    count = int(env.get("MEMPROF_BENCH_ALLOCATIONS", "10000000"))
+    run([*memprof, "run", "-q", "-f", "-o", "big.memprof.bin", "big.py"], work, env)
+    run([*memray, "run", "-q", "-f", "--trace-python-allocators", "-o", "big.memray.bin", "big.py"], work, env)
+    sizes = {tool: (work / f"big.{tool}.bin").stat().st_size for tool in ("memprof", "memray")}
+    print(f"\n{count:,} allocations (MEMPROF_BENCH_ALLOCATIONS), every object traced by both; captures "
+          f"{sizes['memprof'] / 2**20:.1f} MiB (memprof) / {sizes['memray'] / 2**20:.1f} MiB (memray); "
+          f"{rounds} alternating rounds, medians; goal: ratio <= 0.5\n")
+    print("| report | memprof s | memray s | time ratio | memprof peak RSS MiB | memray peak RSS MiB | RSS ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for report in ("flamegraph", "table"):
+        commands = {
+            "memprof": [*memprof, report, "-f", "-o", f"big.{report}.memprof.html", "big.memprof.bin"],
+            "memray": [*memray, report, "-f", "-o", f"big.{report}.memray.html", "big.memray.bin"],
+        }
+        figures: dict[str, list[tuple[float, int]]] = {"memprof": [], "memray": []}
+        for round_number in range(rounds):
+            for tool in (["memprof", "memray"] if round_number % 2 == 0 else ["memray", "memprof"]):
+                figures[tool].append(run_measured(commands[tool], work, env))
+        seconds = {tool: statistics.median(t for t, _ in values) for tool, values in figures.items()}
+        rss = {tool: statistics.median(r for _, r in values) / 2**20 for tool, values in figures.items()}
+        print(f"| {report} | {seconds['memprof']:.2f} | {seconds['memray']:.2f} | "
+              f"{seconds['memprof'] / seconds['memray']:.2f} | {rss['memprof']:.0f} | {rss['memray']:.0f} | "
+              f"{rss['memprof'] / rss['memray']:.2f} |")
+
+
+def startup(work: Path, env: dict[str, str], memprof: list[str], memray: list[str], rounds: int) -> None:
+    """Print how long ``run`` of an empty script takes against ``python`` of it (and memray's)."""
+    (work / "empty.py").write_text("")
+    commands = {
+        "python": [sys.executable, "empty.py"],
+        "memprof run": [*memprof, "run", "-q", "-f", "-o", "empty.memprof.bin", "empty.py"],
+        "memray run": [*memray, "run", "-q", "-f", "-o", "empty.memray.bin", "empty.py"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for round_number in range(rounds):
+        for name in (list(commands) if round_number % 2 == 0 else list(reversed(commands))):
+            times[name].append(run(commands[name], work, env))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    print(f"\nstart-up, an empty script ({rounds} alternating rounds, medians; goal: memprof run <= 1.2x python)\n")
+    print("| command | median s | vs python |")
+    print("|---|---|---|")
+    for name, median in medians.items():
+        print(f"| {name} | {median:.3f} | {median / medians['python']:.2f}x |")
 
 
 def memray_command() -> list[str]:
@@ -97,7 +183,15 @@ def main() -> int:
     parser.add_argument("--scale", default="0.5", help="BENCH_SCALE for the workloads (default 0.5)")
     parser.add_argument("--workloads", default="py_alloc,np_alloc,threads,deep_stack",
                         help="comma-separated workload names (default: all but noop)")
+    parser.add_argument("--sections", default="workloads,scale,big,startup",
+                        help="comma-separated parts to run: workloads, scale, big, startup (default: all)")
+    parser.add_argument("--workloads-dir", type=Path, default=WORKLOADS,
+                        help=f"folder of the workload scripts (default {WORKLOADS})")
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    unknown = sections - {"workloads", "scale", "big", "startup"}
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}")
     env = {**os.environ, "BENCH_SCALE": args.scale,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     memprof = [sys.executable, "-m", "pytest_memprof"]
@@ -105,8 +199,8 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="memprof-bench-reports-") as folder:
         work = Path(folder)
-        for name in args.workloads.split(","):
-            script = WORKLOADS / f"{name}.py"
+        for name in args.workloads.split(",") if "workloads" in sections else []:
+            script = args.workloads_dir.resolve() / f"{name}.py"
             if not script.exists():
                 raise SystemExit(f"no workload {script}")
             ours, theirs = work / f"{name}.memprof.bin", work / f"{name}.memray.bin"
@@ -132,7 +226,15 @@ def main() -> int:
             print(f"{name}: done", file=sys.stderr)
         scale_lines = io.StringIO()
         with contextlib.redirect_stdout(scale_lines):
-            scale_case(work, env, memprof, args.rounds)
+            if "scale" in sections:
+                scale_case(work, env, memprof, args.rounds)
+            if "big" in sections:
+                big_capture(work, env, memprof, memray, args.rounds)
+            if "startup" in sections:
+                startup(work, env, memprof, memray, args.rounds)
+    if not rows:
+        print(scale_lines.getvalue(), end="")
+        return 0
     print(f"\nflame graph of each workload (BENCH_SCALE={args.scale}, {args.rounds} alternating rounds, medians; "
           "-t: with --temporal)\n")
     header = (f"{'workload':<15} {'memprof s':>10} {'memray s':>10} {'time ratio':>11} {'memprof KiB':>12} "

@@ -4,12 +4,33 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .capture import AllocationRecord, Capture, MissingLibraryWarning
-from .destinations import FileDestination, SocketDestination
-from .diff import DiffRow, Figures
+from typing import TYPE_CHECKING, Any
+
 from .errors import CaptureError, CaptureVersionError, MemprofError, TrackerError, UsageError
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint, View
 from .tracker import Tracker
+
+if TYPE_CHECKING:
+    from .capture import AllocationRecord, Capture, MissingLibraryWarning
+    from .destinations import FileDestination, SocketDestination
+    from .diff import DiffRow, Figures
+
+# Loaded on first use: reading captures (symbols, DWARF) is most of the package's import time, and
+# ``memprof run`` or a pytest run without reports never needs it.
+_LAZY = {"AllocationRecord": "capture", "Capture": "capture", "MissingLibraryWarning": "capture",
+         "FileDestination": "destinations", "SocketDestination": "destinations",
+         "DiffRow": "diff", "Figures": "diff"}
+
+
+def __getattr__(name: str) -> Any:
+    """The read API's names (``_LAZY``), imported when first asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "AllocationRecord",

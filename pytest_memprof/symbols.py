@@ -22,6 +22,7 @@ from typing import Any
 
 from .hybrid import EVAL_FUNCTION, NativeCall, interpreter_paths
 from .model import Frame
+from .rustnames import demangle_rust
 
 _STT_FUNC = 2
 _STT_GNU_IFUNC = 10
@@ -44,13 +45,18 @@ _demangled: dict[str, str] = {}
 
 
 def demangle(name: str) -> str:
-    """The C++ name for an Itanium-mangled symbol (libstdc++'s __cxa_demangle); others unchanged."""
+    """The readable name of a Rust (hash left out) or Itanium C++ symbol; others unchanged."""
     global _demangler, _free
-    if not name.startswith("_Z"):
+    if not name.startswith(("_Z", "_R")):
         return name
     cached = _demangled.get(name)
     if cached is not None:
         return cached
+    # Rust's legacy names are valid C++ ones too (the C++ demangler leaves $LT$ and the hash in).
+    rust = demangle_rust(name)
+    if rust is not None:
+        _demangled[name] = rust
+        return rust
     if _demangler is None:
         try:
             library = ctypes.CDLL(ctypes.util.find_library("stdc++") or "libstdc++.so.6")

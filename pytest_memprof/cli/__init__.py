@@ -18,8 +18,8 @@ SUBCOMMANDS = ("run", "attach", "stats", "parse", "system", "flamegraph", "table
                "transform", "live")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser with every subcommand registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the argument parser with ``command`` registered, or every subcommand when None."""
     parser = argparse.ArgumentParser(
         prog="memprof",
         description="Memory profiler for Python and native code: run a program under tracking, "
@@ -27,14 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"memprof {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    for name in SUBCOMMANDS if command is None else (command,):
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``memprof`` with ``argv`` and return its exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Only the subcommand asked for is imported: `memprof run` starts as fast as python itself
+    # would (the report commands' modules import the capture reader, sysstats, rich).
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(first if first in SUBCOMMANDS and first == argv[0] else None)
     args = parser.parse_args(argv)
     # Warnings from report code (e.g. a library gone since the capture) are for the user: one line each.
     warnings.showwarning = lambda message, *_: print(f"memprof: warning: {message}", file=sys.stderr)

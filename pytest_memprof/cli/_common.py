@@ -16,6 +16,13 @@ from ..model import View
 PROGRESS_DELAY_S = 0.5
 
 
+def progress_wanted() -> bool:
+    """Whether to show the bar: on a terminal's stderr, or wherever MEMPROF_PROGRESS=always says
+    (never: not even on a terminal); a pipe or a CI log gets none unless asked."""
+    wanted = os.environ.get("MEMPROF_PROGRESS", "auto")
+    return wanted == "always" or (wanted != "never" and sys.stderr.isatty())
+
+
 class _DelayedProgress:
     """A transient rich progress bar that appears only once a read has taken PROGRESS_DELAY_S."""
 
@@ -30,12 +37,18 @@ class _DelayedProgress:
         if self._progress is None:
             if time.monotonic() - self._started < self._delay:
                 return
+            from rich.console import Console
             from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+            # On stderr: stdout is the report (tree, summary) and may be piped to a file.
+            # Shown on a terminal, or where MEMPROF_PROGRESS=always asks for it even without one.
+            console = Console(stderr=True, force_terminal=True)
             self._progress = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                                      TimeRemainingColumn(), transient=True)
+                                      TimeRemainingColumn(), transient=True, console=console)
             self._progress.start()
             self._task = self._progress.add_task(self._label, total=total)
+            self._progress.update(self._task, completed=done, refresh=True)  # drawn now, not at the next tick
+            return
         self._progress.update(self._task, completed=done)
 
     def close(self) -> None:
@@ -52,7 +65,7 @@ def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: 
     file = Path(path)
     options = {"temporal": temporal, "show_interpreter_frames": show_interpreter_frames,
                "temporary_threshold": temporary_threshold}
-    if not sys.stderr.isatty():
+    if not progress_wanted():
         capture = Capture.open(file, **options)
     else:
         bar = _DelayedProgress(f"reading {file.name}")

@@ -188,3 +188,19 @@ def test_summary_sort_columns_match_the_reporter():
     from pytest_memprof.reports import summary as reporter
 
     assert command.SORT_COLUMNS == reporter.SORT_COLUMNS
+
+
+@pytest.mark.parametrize("command", ["tree", "flamegraph", "table"])
+def test_the_progress_bar_goes_to_stderr_only_when_a_terminal_or_asked(command, capture, tmp_path):
+    args = [command, str(capture)] + ([] if command == "tree" else ["-f", "-o", str(tmp_path / "out.html")])
+
+    def run(**extra: str) -> subprocess.CompletedProcess:
+        env = subprocess_env(COLUMNS="160", MEMPROF_PROGRESS_DELAY="0", **extra)
+        return subprocess.run([*memprof_command(), *args], capture_output=True, text=True, cwd=tmp_path, env=env,
+                              timeout=300)
+
+    piped, forced, never = run(), run(MEMPROF_PROGRESS="always"), run(MEMPROF_PROGRESS="never")
+    assert piped.returncode == forced.returncode == never.returncode == 0, forced.stderr
+    assert piped.stderr == "" and never.stderr == ""  # a pipe or a CI log gets no bar unless asked
+    assert f"reading {capture.name}" in forced.stderr
+    assert "reading" not in forced.stdout and forced.stdout == piped.stdout  # the report itself is unchanged

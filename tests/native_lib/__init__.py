@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import subprocess
 import sysconfig
 from pathlib import Path
@@ -118,3 +119,16 @@ def build_embedding_program(target_dir: Path) -> Path:
     subprocess.run(["gcc", "-no-pie", "-fno-pie", "-O0", "-o", str(output), str(EMBED_SOURCE), *flags,
                     f"-Wl,-rpath,{libdir}"], check=True)
     return output
+
+
+RUST_CRATE = Path(__file__).with_name("rustalloc")
+
+
+def build_rust(target_dir: Path, mangling: str = "legacy") -> Path:
+    """Build the Rust test cdylib (release, with debug info) with ``mangling`` (legacy or v0) symbols."""
+    env = {**os.environ, "CARGO_TERM_COLOR": "never"}
+    if mangling != "legacy":  # legacy is stable Rust's default, and naming it needs -Z unstable-options
+        env["RUSTFLAGS"] = f"-C symbol-mangling-version={mangling}"
+    subprocess.run(["cargo", "build", "--release", "--offline", "--quiet", "--manifest-path",
+                    str(RUST_CRATE / "Cargo.toml"), "--target-dir", str(target_dir)], check=True, env=env)
+    return target_dir / "release" / "librustalloc.so"
