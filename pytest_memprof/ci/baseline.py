@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
+from .files import replace_atomically
 
 SCHEMA_VERSION = 1
 
@@ -64,10 +65,8 @@ def save(path: str, results: Sequence) -> None:
             for result in sorted(results, key=lambda result: result.nodeid)
         },
     }
-    target = Path(path)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, target)
+    text = json.dumps(data, indent=2) + "\n"
+    replace_atomically(path, lambda partial: partial.write_text(text, encoding="utf-8"))
 
 
 def load(path: str) -> dict[str, BaselineEntry]:

@@ -16,6 +16,7 @@ import jinja2
 
 from ..sizes import format_size
 from .baseline import change_text
+from .files import replace_atomically
 
 _TEMPLATES = Path(__file__).with_name("templates")
 
@@ -106,8 +107,4 @@ def write_index(folder: Path, results: Sequence, rss_samples: Sequence[tuple[flo
         rss_points=points, rss_max=rss_max, rss_duration=rss_duration, system=_sys_chart(sys_samples),
         script=(_TEMPLATES / "index.js").read_text(encoding="utf-8"),
     )
-    target = folder / "index.html"
-    partial = folder / "index.html.partial"
-    partial.write_text(html, encoding="utf-8")
-    os.replace(partial, target)
-    return target
+    return replace_atomically(folder / "index.html", lambda partial: partial.write_text(html, encoding="utf-8"))

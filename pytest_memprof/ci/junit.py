@@ -7,12 +7,12 @@ properties (only suite properties), so each testcase's figures are added afterwa
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
+
+from .files import replace_atomically
 
 
 def _split(nodeid: str) -> tuple[str, str]:
@@ -42,7 +42,5 @@ def write(path: str, results: Sequence, failure_texts: Mapping[str, str], totals
         for name, value in result.properties():
             ET.SubElement(properties, "property", name=name, value=str(value))
         element.insert(0, properties)
-    target = Path(path)
-    partial = target.with_name(target.name + ".partial")
-    ET.ElementTree(root).write(partial, encoding="utf-8", xml_declaration=True)
-    os.replace(partial, target)
+    replace_atomically(path, lambda partial: ET.ElementTree(root).write(partial, encoding="utf-8",
+                                                                        xml_declaration=True))

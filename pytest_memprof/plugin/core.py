@@ -23,7 +23,14 @@ from .markers import MemorySpec, garbage_count, spec_for
 from .report import failure_message
 from .results import TestMemoryResult
 from .verdict import BaselineJudge, judge
-from .window_capture import capture_file_name, window_header, write_window_capture
+from .window_capture import (
+    FILE_STEM_KEY,
+    capture_file_name,
+    capture_file_stems,
+    file_stem,
+    window_header,
+    write_window_capture,
+)
 
 __all__ = ["RESULT_KEY", "SPEC_KEY", "MemprofPlugin", "capture_file_name"]
 
@@ -67,11 +74,14 @@ class MemprofPlugin:
         asked = f"--memprof-bin-dir {bin_dir}" if bin_dir else f"--memprof-html {html_dir}"
         bin_dir = bin_dir or (str(Path(html_dir) / "captures") if html_dir else None)
         self.bin_dir = Path(bin_dir) if bin_dir else None
+        self.bin_dir_error: str | None = None  # why the folder could not be made: each capture then says so
         if self.bin_dir is not None:
             try:
                 self.bin_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
+            except (FileExistsError, NotADirectoryError) as error:  # a file in the way: a mistake in the command
                 raise pytest.UsageError(f"{asked}: cannot create it: {error.strerror}") from None
+            except OSError as error:  # a full or read-only disk: the tests still run, their files are lost
+                self.bin_dir_error = error.strerror or str(error)
         # Outputs that need the window's header (per-test files, HTML pages) make it per test.
         self.needs_header = self.bin_dir is not None or bool(html_dir)
         self.rootdir = Path(str(config.rootpath))
@@ -88,7 +98,9 @@ class MemprofPlugin:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Parse every test's memory markers now, so a bad one stops the run before it starts."""
+        stems = capture_file_stems(item.nodeid for item in items)
         for item in items:
+            item.stash[FILE_STEM_KEY] = stems[item.nodeid]
             spec = spec_for(item, self.default_limit)
             if spec.has_marker or self.track_all:
                 item.stash[SPEC_KEY] = spec
@@ -153,9 +165,16 @@ class MemprofPlugin:
         self.capture = Capture.from_reader(self.reader, metadata_from_header(header) if header else _WINDOW_METADATA)
         result = self._result(item, window, self.capture, duration)
         if self.bin_dir is not None:
-            path = self.bin_dir / capture_file_name(item.nodeid)
-            write_window_capture(path, self.reader, data, window.frames_before, window.nodes_before, header)
-            result.capture_path = str(path)
+            path = self.bin_dir / (file_stem(item) + ".bin")
+            try:
+                if self.bin_dir_error:
+                    raise OSError(0, self.bin_dir_error)
+                write_window_capture(path, self.reader, data, window.frames_before, window.nodes_before, header)
+            except OSError as error:
+                # A full or read-only disk loses the file, never the test's outcome: said once at the end.
+                result.capture_error = error.strerror or str(error)
+            else:
+                result.capture_path = str(path)
         self.overhead_s += time.perf_counter() - began
         return result
 

@@ -35,6 +35,8 @@ class TestMemoryResult:
     capture_path: str | None = None
     csv_name: str = ""
     flamegraph_path: str | None = None
+    capture_error: str | None = None  # why the capture file could not be written (OutputLog says it once)
+    flamegraph_error: str | None = None  # why the test's page could not be written
     baseline_peak_bytes: int | None = None  # None: not compared, or not in the baseline
     in_baseline: bool | None = None  # None: no baseline given
     # Filled from the test's reports where they are collected (the xdist controller too):
@@ -62,6 +64,10 @@ class TestMemoryResult:
             pairs.append(("memprof_capture", self.capture_path))
         if self.flamegraph_path:
             pairs.append(("memprof_flamegraph", self.flamegraph_path))
+        if self.capture_error:
+            pairs.append(("memprof_capture_error", self.capture_error))
+        if self.flamegraph_error:
+            pairs.append(("memprof_flamegraph_error", self.flamegraph_error))
         if self.in_baseline is not None:
             pairs.append(("memprof_in_baseline", int(self.in_baseline)))
         if self.baseline_peak_bytes is not None:
@@ -98,6 +104,8 @@ class TestMemoryResult:
             capture_path=str(values["capture"]) if "capture" in values else None,
             csv_name=csv_name,
             flamegraph_path=str(values["flamegraph"]) if "flamegraph" in values else None,
+            capture_error=str(values["capture_error"]) if "capture_error" in values else None,
+            flamegraph_error=str(values["flamegraph_error"]) if "flamegraph_error" in values else None,
             baseline_peak_bytes=number("baseline_peak_bytes") if "baseline_peak_bytes" in values else None,
             in_baseline=bool(number("in_baseline")) if "in_baseline" in values else None,
         )
