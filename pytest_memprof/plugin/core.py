@@ -144,6 +144,17 @@ class MemprofPlugin:
             window.gc_collected += info.get("collected", 0)
             self.tracker.mark(window.gc_collections, "gc-stop")
 
+    def _discard(self) -> None:
+        """Close the open window without a result; its frames and stacks stay known to the reader."""
+        began = time.perf_counter()
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+        self.tracker.pause()
+        self.window = None
+        self.reader.feed(self.tracker.drain())
+        self.reader.close_window()
+        self.overhead_s += time.perf_counter() - began
+
     def _close(self, item: pytest.Item) -> TestMemoryResult | None:
         window = self.window
         if window is None:
@@ -232,14 +243,16 @@ class MemprofPlugin:
         if spec is None:
             yield
             return
+        if spec.warmup and self.window is not None:
+            # --memprof-fixtures opened the window at setup. A pause and resume inside a window
+            # restarts the record stream's deltas where the reader cannot see it (every later
+            # window read as nearly empty): the window restarts after the warm-ups instead, so it
+            # covers the last run and the teardown.
+            self._discard()
         for _ in range(spec.warmup):
             # Untracked runs first, so caches filled on first use are not counted as leaks.
-            if self.window is not None:
-                self.tracker.pause()
             item.runtest()
-            if self.window is not None:
-                self.tracker.resume()
-        if not self.fixtures:
+        if not self.fixtures or self.window is None:
             self._open(item)
         try:
             yield
@@ -254,6 +267,10 @@ class MemprofPlugin:
         """With --memprof-fixtures, the window closes after teardown."""
         yield
         if self.fixtures and self.window is not None:
+            if self.window.spec.checks_leaks and getattr(item, "funcargs", None):
+                # pytest drops the fixtures' values only after the teardown hooks: without this,
+                # every fixture value would count as a leak of the test.
+                item.funcargs.clear()
             result = self._close(item)
             if result is not None:
                 item.stash[RESULT_KEY] = result
@@ -268,10 +285,20 @@ class MemprofPlugin:
             return
         result = item.stash[RESULT_KEY]
         if result.memory_failed and (report.passed or (self.fixtures and report.outcome != "skipped")):
-            report.outcome = "failed"
-            report.longrepr = failure_message(  # what the terminal shows and JUnit puts in <failure>
+            message = failure_message(  # what the terminal shows and JUnit puts in <failure>
                 result.failures, result.peak_stacks, result.leak_stacks, show_leaks=item.stash[SPEC_KEY].checks_leaks,
                 max_stacks=self.max_stacks, max_frames=self.max_frames, rootdir=self.rootdir)
+            if report.failed:
+                # With --memprof-fixtures, a teardown that raised is an ERROR of its own: its traceback
+                # stays, the memory message goes inside it.
+                if hasattr(report.longrepr, "addsection"):
+                    report.longrepr.addsection("memprof: memory limit", message)
+                else:
+                    report.longrepr = f"{report.longrepr}\n\n{message}"
+            else:
+                report.outcome = "failed"
+                report.longrepr = message
+                report.memprof_memory = True  # our verdict alone failed it: MEMORY (kept through xdist)
         elif result.memory_failed:
             result.memory_failed = False  # the test failed for its own reasons first
         capture, self.capture = self.capture, None
@@ -286,10 +313,8 @@ class MemprofPlugin:
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
         """An ``M`` in the progress line for a test that failed on memory."""
-        if not report.failed or not hasattr(report, "user_properties"):  # collection reports have none
-            return None
-        result = TestMemoryResult.from_properties(report.nodeid, report.user_properties)
-        if result is not None and result.memory_failed:
+        # Only the report our verdict alone failed: a test's own error keeps pytest's word for it.
+        if report.failed and getattr(report, "memprof_memory", False):
             # With --memprof-fixtures the verdict comes after teardown: an error there, as pytest
             # reports any teardown failure.
             category = "error" if report.when == "teardown" else "failed"
