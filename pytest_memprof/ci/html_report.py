@@ -59,6 +59,11 @@ def _sys_chart(samples: Sequence[dict] | None) -> dict | None:
     }
 
 
+def _relative(path: str | None, folder: Path) -> str | None:
+    # A link from the index: relative, so the folder still works moved or zipped with its captures.
+    return os.path.relpath(path, folder) if path else None
+
+
 def write_index(folder: Path, results: Sequence, rss_samples: Sequence[tuple[float, int]],
                 compared: bool, title: str, sys_samples: Sequence[dict] | None = None) -> Path:
     """Write ``folder/index.html`` atomically and return its path."""
@@ -96,6 +101,7 @@ def write_index(folder: Path, results: Sequence, rss_samples: Sequence[tuple[flo
             ("down" if change.startswith("-") else ""),
             "flamegraph": os.path.relpath(flamegraph, folder) if flamegraph else None,
             "flamegraph_missing": "no capture was kept for this test",
+            "capture": _relative(getattr(result, "capture_path", None), folder),
         })
     points, rss_max, rss_duration = _rss_points(rss_samples)
     html = environment.get_template("index.html").render(

@@ -35,6 +35,7 @@ from .window_capture import (
 __all__ = ["RESULT_KEY", "SPEC_KEY", "MemprofPlugin", "capture_file_name"]
 
 RESULT_KEY = pytest.StashKey[TestMemoryResult]()
+OVERHEAD_KEY = "memprof_overhead_s"  # an xdist worker's own cost, in its workeroutput
 SPEC_KEY = pytest.StashKey[MemorySpec]()
 # The window's capture when no file or page needs its header: stacks still start at the test.
 _WINDOW_METADATA = metadata_from_header({"runner_files": list(launcher.PYTEST)})
@@ -65,6 +66,9 @@ class MemprofPlugin:
         self.max_stacks = options.resolve(config, "memprof_stacks")
         self.max_frames = options.resolve(config, "memprof_frames")
         self.keep = options.resolve(config, "memprof_keep")
+        if not options.resolve(config, "memprof_bin_dir") and not html_dir and options.given(config, "memprof_keep"):
+            raise pytest.UsageError("--memprof-keep needs --memprof-bin-dir DIR (or --memprof-html DIR): "
+                                    "without one no capture is written")
         self.native = bool(options.resolve(config, "memprof_native"))
         self.python_allocators = not options.resolve(config, "memprof_no_python_allocators")
         self.leak_floor = options.resolve(config, "memprof_leak_floor")
@@ -340,12 +344,18 @@ class MemprofPlugin:
                 result.location = (path, (line or 0) + 1)
             self.results.append(result)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        """On the xdist controller: add a finished worker's own cost to the session's."""
+        self.overhead_s += float(getattr(node, "workeroutput", {}).get(OVERHEAD_KEY, 0.0))
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Hand the session's results to the outputs, where they meet."""
         # An xdist worker's results also reach the controller, which writes every file once, merged:
         # a worker writing them too would race it and append its own step summary to GitHub's.
         if hasattr(session.config, "workerinput"):
+            session.config.workeroutput[OVERHEAD_KEY] = self.overhead_s  # read in pytest_testnodedown
             return
         session.config.hook.pytest_memprof_session_finish(session=session, results=self.results,
                                                           overhead_s=self.overhead_s)

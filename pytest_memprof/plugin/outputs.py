@@ -111,9 +111,8 @@ class CsvFile:
         self.path, self.top, self.log = path, top, log
 
     def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
-        """Write it."""
-        if results:
-            self.log.attempt(self.path, lambda: write_csv(self.path, results, self.top))
+        """Write it, with a header only when no test was tracked (the file still says the run happened)."""
+        self.log.attempt(self.path, lambda: write_csv(self.path, results, self.top))
 
 
 class JUnitFile:
@@ -123,15 +122,13 @@ class JUnitFile:
         self.path, self.log = path, log
 
     def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
-        """Write it, with the session's totals as suite properties."""
-        if not results:
-            return
+        """Write it, with the session's totals as suite properties (an empty suite when nothing was tracked)."""
         from ..ci import junit
 
         totals = {
             "memprof_tests": len(results),
             "memprof_memory_failures": sum(result.memory_failed for result in results),
-            "memprof_peak_bytes_max": max(result.peak_bytes for result in results),
+            "memprof_peak_bytes_max": max((result.peak_bytes for result in results), default=0),
             "memprof_allocations": sum(result.allocations for result in results),
             "memprof_total_bytes": sum(result.total_bytes for result in results),
             "memprof_leaked_bytes": sum(result.leaked_bytes for result in results),

@@ -35,6 +35,7 @@ class TestMemoryResult:
     capture_path: str | None = None
     csv_name: str = ""
     flamegraph_path: str | None = None
+    failure_kinds: list[str] = field(default_factory=list)  # FailureKind names, carried to where JUnit is written
     capture_error: str | None = None  # why the capture file could not be written (OutputLog says it once)
     flamegraph_error: str | None = None  # why the test's page could not be written
     baseline_peak_bytes: int | None = None  # None: not compared, or not in the baseline
@@ -60,6 +61,9 @@ class TestMemoryResult:
             pairs.append(("memprof_leak_limit_bytes", self.leak_limit_bytes))
         if self.memory_failed:
             pairs.append(("memprof_memory_failed", 1))
+            kinds = [failure.kind.name for failure in self.failures] or self.failure_kinds
+            if kinds:
+                pairs.append(("memprof_failure_kinds", ",".join(kinds)))
         if self.capture_path:
             pairs.append(("memprof_capture", self.capture_path))
         if self.flamegraph_path:
@@ -104,6 +108,7 @@ class TestMemoryResult:
             capture_path=str(values["capture"]) if "capture" in values else None,
             csv_name=csv_name,
             flamegraph_path=str(values["flamegraph"]) if "flamegraph" in values else None,
+            failure_kinds=[kind for kind in str(values.get("failure_kinds", "")).split(",") if kind],
             capture_error=str(values["capture_error"]) if "capture_error" in values else None,
             flamegraph_error=str(values["flamegraph_error"]) if "flamegraph_error" in values else None,
             baseline_peak_bytes=number("baseline_peak_bytes") if "baseline_peak_bytes" in values else None,
