@@ -111,7 +111,7 @@ class CsvFile:
         self.path, self.top, self.log = path, top, log
 
     def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
-        """Write it, with a header only when no test was tracked (the file still says the run happened)."""
+        """Write it (the header alone when no test was tracked: the file still says the run happened)."""
         self.log.attempt(self.path, lambda: write_csv(self.path, results, self.top))
 
 
@@ -188,7 +188,7 @@ class HtmlReport:
         self.folder, self.title, self.compared, self.config, self.log = folder, title, compared, config, log
         try:
             (folder / "flamegraphs").mkdir(parents=True, exist_ok=True)
-        except FileExistsError as error:
+        except (FileExistsError, NotADirectoryError) as error:  # a file in the way: a mistake in the command
             raise pytest.UsageError(f"--memprof-html {folder}: cannot create it: {error.strerror}") from None
         except OSError:
             pass  # a full or read-only disk: each page says so, once, at the end; the tests still run
