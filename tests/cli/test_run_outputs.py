@@ -44,9 +44,14 @@ def test_follow_fork_says_when_no_child_wrote_a_capture(memprof, tmp_path):
 
 def test_a_wildcard_live_host_suggests_an_address_to_connect_to(tmp_path):
     (tmp_path / "prog.py").write_text("import time\ntime.sleep(30)\n")
-    process = subprocess.Popen([*memprof_command(), "run", "--live-remote", "--live-host", "0.0.0.0", "prog.py"],
-                               cwd=tmp_path, env=subprocess_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*memprof_command(), "run", "--live-remote", "--live-host", "0.0.0.0", "prog.py"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline, seen = time.monotonic() + 60, ""
         while time.monotonic() < deadline and "waiting for a viewer" not in seen:
@@ -58,8 +63,9 @@ def test_a_wildcard_live_host_suggests_an_address_to_connect_to(tmp_path):
         match = re.search(r"waiting for a viewer on 0\.0\.0\.0:(\d+): run (.*)", seen)
         assert match, seen
         port = match.group(1)
-        assert match.group(2) == (f"`memprof live {port} --host {socket.gethostname()}` "
-                                  f"(or `memprof live {port}` on this machine)")
+        assert match.group(2) == (
+            f"`memprof live {port} --host {socket.gethostname()}` (or `memprof live {port}` on this machine)"
+        )
         assert "--host 0.0.0.0" not in seen
     finally:
         process.kill()

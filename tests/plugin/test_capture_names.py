@@ -22,8 +22,17 @@ def test_tests_whose_readable_names_collide_get_files_of_their_own(pytester):
     pytester.mkpydir("sub")
     pytester.path.joinpath("sub", "test_x.py").write_text(PARAMETRIZED)
     pytester.path.joinpath("sub_test_x.py").write_text(PARAMETRIZED)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof", "--memprof-bin-dir", "bins",
-                                           "--memprof-html", "report", "--junitxml", "junit.xml")
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--memprof",
+        "--memprof-bin-dir",
+        "bins",
+        "--memprof-html",
+        "report",
+        "--junitxml",
+        "junit.xml",
+    )
     result.assert_outcomes(passed=10)
     files = sorted(path.name for path in (pytester.path / "bins").glob("*.bin"))
     assert len(files) == 10, files
@@ -42,8 +51,16 @@ def test_tests_whose_readable_names_collide_get_files_of_their_own(pytester):
 
 
 def test_names_stay_readable_and_only_colliding_ones_get_a_hash():
-    stems = capture_file_stems(["tests/test_a.py::test_one", "sub/test_x.py::t", "sub_test_x.py::t",
-                                "t.py::f[a_b]", "t.py::f[a/b]", "t.py::f[A_B]"])
+    stems = capture_file_stems(
+        [
+            "tests/test_a.py::test_one",
+            "sub/test_x.py::t",
+            "sub_test_x.py::t",
+            "t.py::f[a_b]",
+            "t.py::f[a/b]",
+            "t.py::f[A_B]",
+        ]
+    )
     assert stems["tests/test_a.py::test_one"] == "tests_test_a.py_test_one"
     assert stems["sub/test_x.py::t"].startswith("sub_test_x.py_t-")
     assert len({stem.lower() for stem in stems.values()}) == len(stems)

@@ -35,8 +35,9 @@ def _mount_tmpfs(target: Path, size: str) -> None:
     if shutil.which("mount") is None:
         pytest.skip("no mount command")
     target.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
 
@@ -70,9 +71,21 @@ def broken_disk(request, tmp_path):
 
 def _run(pytester, disk: Path, *extra: str):
     return pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--memprof", "--memprof-bin-dir", str(disk / "bins"),
-        "--memprof-html", str(disk / "html"), "--memprof-csv-file", str(disk / "m.csv"),
-        "--memprof-junit", str(disk / "j.xml"), "--memprof-save-baseline", str(disk / "b.json"), *extra)
+        "-p",
+        "no:cacheprovider",
+        "--memprof",
+        "--memprof-bin-dir",
+        str(disk / "bins"),
+        "--memprof-html",
+        str(disk / "html"),
+        "--memprof-csv-file",
+        str(disk / "m.csv"),
+        "--memprof-junit",
+        str(disk / "j.xml"),
+        "--memprof-save-baseline",
+        str(disk / "b.json"),
+        *extra,
+    )
 
 
 def test_unwritable_outputs_keep_every_tests_outcome_and_are_named_once(pytester, broken_disk):
@@ -105,8 +118,9 @@ def test_each_file_output_says_when_it_cannot_be_written(pytester, tmp_path):
     # A file output whose folder is a file: the CSV and JUnit files were silently not written.
     pytester.makepyfile("def test_passes():\n    data = bytearray(100_000)\n")
     (pytester.path / "blocker").write_text("a file, not a folder")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof",
-                                           "--memprof-csv-file", "blocker/m.csv", "--memprof-junit", "blocker/j.xml")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--memprof", "--memprof-csv-file", "blocker/m.csv", "--memprof-junit", "blocker/j.xml"
+    )
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["memprof: cannot write blocker/j.xml: *", "memprof: cannot write blocker/m.csv: *"])

@@ -37,21 +37,29 @@ def test_after_uses_the_fixture(twenty_mib):
     pass
 """
 
-MARKERS = ["limit_memory('50MB')", "no_leaks", "no_leaks(warmup=1)", "no_leaks(warmup=2)", "limit_leaks('1MB')",
-           "limit_memory('50MB', current_thread_only=True)", "no_leaks(warmup=1, current_thread_only=True)"]
+MARKERS = [
+    "limit_memory('50MB')",
+    "no_leaks",
+    "no_leaks(warmup=1)",
+    "no_leaks(warmup=2)",
+    "limit_leaks('1MB')",
+    "limit_memory('50MB', current_thread_only=True)",
+    "no_leaks(warmup=1, current_thread_only=True)",
+]
 
 
 @pytest.mark.parametrize("marker", MARKERS)
 def test_every_marker_with_memprof_fixtures_leaves_later_tests_tracked(pytester, marker):
     pytester.makeconftest(REPORT_PEAKS)
     pytester.makepyfile(SUITE.replace("{marker}", marker))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-s", "--memprof",
-                                           "--memprof-fixtures")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "-s", "--memprof", "--memprof-fixtures"
+    )
     result.stdout.fnmatch_lines(["*Test used 12.0 MiB at its peak, more than the 10.0 MiB allowed*"])
     peaks = {}
     for line in result.stdout.lines:
         if "SEEN " in line:
-            _, name, peak = line[line.index("SEEN "):].split()
+            _, name, peak = line[line.index("SEEN ") :].split()
             peaks[name] = int(peak)
     if "warmup" not in marker:
         assert peaks["test_marked"] >= 20 * 2**20, peaks  # the fixture's setup is in the window

@@ -92,5 +92,5 @@ def test_a_teardown_error_after_a_broken_limit_is_an_error_with_the_memory_messa
     result.stdout.re_match_lines([r"Test used 4\.\d MiB at its peak, more than the 1\.0 MiB allowed by limit_memory"])
     result.stdout.fnmatch_lines(["ERROR *test_over_and_broken*"])
     # The error is the teardown's: never relabelled MEMORY, whichever phase judged the memory.
-    errors = output[output.index("ERROR at teardown"):]
+    errors = output[output.index("ERROR at teardown") :]
     assert "teardown broke" in errors and "Test used 4." in errors

@@ -8,8 +8,10 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("pytest_memray") is None,
-                                reason="pytest-memray is not installed (it is in the test extras)")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("pytest_memray") is None,
+    reason="pytest-memray is not installed (it is in the test extras)",
+)
 
 EIGHT_MIB = """
 import pytest
@@ -44,6 +46,5 @@ def test_memray_alone_is_left_to_track_and_we_stand_aside(pytester):
     pytester.makepyfile(EIGHT_MIB)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memray")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["memprof: off for this session (--memray asked for pytest-memray)",
-                                 "*MEMRAY REPORT*"])
+    result.stdout.fnmatch_lines(["memprof: off for this session (--memray asked for pytest-memray)", "*MEMRAY REPORT*"])
     assert "tests by peak memory" not in result.stdout.str()
