@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from .errors import UsageError
@@ -31,7 +32,9 @@ def parse_size(value: object) -> int:
             raise UsageError(f"invalid memory size {value!r}: must not be negative")
         return value
     if isinstance(value, float):
-        if value < 0 or value != value:
+        if not math.isfinite(value):  # inf would overflow int(), and nan compares as nothing
+            raise UsageError(f"invalid memory size {value!r}: must be a finite number of bytes")
+        if value < 0:
             raise UsageError(f"invalid memory size {value!r}: must not be negative")
         return int(value)
     if not isinstance(value, str):

@@ -7,6 +7,7 @@ template or a native source missing from the package.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -18,16 +19,37 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+BUILD_LOG: dict[str, str] = {}  # the wheel build's output (pip -v shows the build backend's)
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(out), str(ROOT)],
                             capture_output=True, text=True, timeout=900)
-    if result.returncode != 0 and "Could not find a version" in result.stderr:
+    if result.returncode != 0 and "Could not find a version" in result.stderr + result.stdout:
         pytest.skip("the build requirements cannot be downloaded here (no package index)")
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    BUILD_LOG["output"] = result.stdout + result.stderr
     (built,) = out.glob("pytest_memprof-*.whl")
     return built
+
+
+def test_the_build_prints_no_deprecation_banner(wheel):
+    # setuptools deprecated project.license as a table (it wants an SPDX string) with a banner per build.
+    log = BUILD_LOG["output"]
+    assert "project.license` as a TOML table is deprecated" not in log
+    assert "SetuptoolsDeprecationWarning" not in log
+
+
+def test_the_readme_links_only_to_files_the_repository_holds():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)[^)]*\)", readme)
+    local = [target for target in targets if "://" not in target and not target.startswith("mailto:")]
+    assert local, "the README links to no docs at all"
+    missing = [target for target in local if not (ROOT / target).exists()]
+    assert not missing, missing
+    assert "DESIGN.md" not in readme  # the design notes live outside the repository
 
 
 def test_the_wheel_holds_the_extensions_and_every_template(wheel):

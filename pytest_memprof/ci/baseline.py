@@ -29,6 +29,7 @@ from ..model import Frame, View
 if TYPE_CHECKING:
     from ..capture import Capture
     from ..diff import DiffRow
+from .files import replace_atomically
 
 SCHEMA_VERSION = 1
 
@@ -160,10 +161,8 @@ def data_of(results: Sequence) -> dict:
 
 def save(path: str, results: Sequence) -> None:
     """Write the tracked tests' figures as a versioned JSON baseline (atomically)."""
-    target = Path(path)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(json.dumps(data_of(results), indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, target)
+    text = json.dumps(data_of(results), indent=2) + "\n"
+    replace_atomically(path, lambda partial: partial.write_text(text, encoding="utf-8"))
 
 
 def load(path: str) -> dict[str, BaselineEntry]:

@@ -16,6 +16,7 @@ import jinja2
 
 from ..sizes import format_size
 from .baseline import change_text
+from .files import replace_atomically
 
 _TEMPLATES = Path(__file__).with_name("templates")
 
@@ -96,6 +97,11 @@ def _sys_chart(samples: Sequence[dict] | None, rss: dict | None, series: dict[st
     }
 
 
+def _relative(path: str | None, folder: Path) -> str | None:
+    # A link from the index: relative, so the folder still works moved or zipped with its captures.
+    return os.path.relpath(path, folder) if path else None
+
+
 def write_index(folder: Path, results: Sequence, compared: bool, title: str,
                 sys_samples: Sequence[dict] | None = None, started_at: float | None = None,
                 ended_at: float | None = None) -> Path:
@@ -139,6 +145,7 @@ def write_index(folder: Path, results: Sequence, compared: bool, title: str,
             "flamegraph_view": getattr(result, "flamegraph_view", "peak"),
             "flamegraph_missing": "no capture was kept for this test",
             "grew": os.path.relpath(grew, folder) if grew else None,
+            "capture": _relative(getattr(result, "capture_path", None), folder),
         })
     begun = [result.started_at for result in results if getattr(result, "started_at", 0.0)]
     if started_at is None:
@@ -158,8 +165,4 @@ def write_index(folder: Path, results: Sequence, compared: bool, title: str,
         rss=rss, system=_sys_chart(sys_samples, rss, series, span),
         script=(_TEMPLATES / "index.js").read_text(encoding="utf-8"),
     )
-    target = folder / "index.html"
-    partial = folder / "index.html.partial"
-    partial.write_text(html, encoding="utf-8")
-    os.replace(partial, target)
-    return target
+    return replace_atomically(folder / "index.html", lambda partial: partial.write_text(html, encoding="utf-8"))

@@ -7,12 +7,26 @@ properties (only suite properties), so each testcase's figures are added afterwa
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
+
+from .files import replace_atomically
+
+# The <failure type> per broken limit (verdict.FailureKind names), so CI tools tell them apart.
+FAILURE_TYPES = {
+    "PEAK_OVER_LIMIT": "MemoryLimit",
+    "LEAKS_OVER_LIMIT": "MemoryLeakLimit",
+    "LEAKED": "MemoryLeak",
+    "UNCOLLECTABLE": "UncollectableGarbage",
+    "PEAK_GREW": "MemoryIncrease",
+}
+
+
+def failure_type(kinds: Sequence[str]) -> str:
+    """The JUnit failure type of a test that broke ``kinds`` (the first one's; MemoryLimit if unknown)."""
+    return next((FAILURE_TYPES[kind] for kind in kinds if kind in FAILURE_TYPES), "MemoryLimit")
 
 
 def _split(nodeid: str) -> tuple[str, str]:
@@ -32,7 +46,8 @@ def write(path: str, results: Sequence, failure_texts: Mapping[str, str], totals
         case = TestCase(name, classname=classname, elapsed_sec=result.duration_s)
         text = failure_texts.get(result.nodeid)
         if result.memory_failed and text:
-            case.add_failure_info(message=text.splitlines()[0], output=text, failure_type="MemoryLimit")
+            kinds = result.failure_kinds or [failure.kind.name for failure in result.failures]
+            case.add_failure_info(message=text.splitlines()[0], output=text, failure_type=failure_type(kinds))
         cases.append(case)
     suite = TestSuite("pytest-memprof", cases, properties={key: str(value) for key, value in totals.items()})
     root = ET.fromstring(to_xml_report_string([suite], encoding="utf-8"))
@@ -42,7 +57,5 @@ def write(path: str, results: Sequence, failure_texts: Mapping[str, str], totals
         for name, value in result.properties():
             ET.SubElement(properties, "property", name=name, value=str(value))
         element.insert(0, properties)
-    target = Path(path)
-    partial = target.with_name(target.name + ".partial")
-    ET.ElementTree(root).write(partial, encoding="utf-8", xml_declaration=True)
-    os.replace(partial, target)
+    replace_atomically(path, lambda partial: ET.ElementTree(root).write(partial, encoding="utf-8",
+                                                                        xml_declaration=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import runpy
 import sys
@@ -130,8 +131,11 @@ def run(args: argparse.Namespace) -> int:
         return live_runner.run_with_view(args, output)
     remote = live_runner.RemoteLive(args, output) if live_runner else None
     output = remote.output if remote else output
+    # Resolved now: a program that changes folder must not move its forked children's captures
+    # (written as FILE.<pid> from the path the tracker was given) into the folder it moved to.
+    resolved = output.absolute() if output is not None else None
     tracker = Tracker(
-        output,
+        resolved,
         native=args.native,
         trace_python_allocators=not args.no_python_allocators,
         follow_fork=args.follow_fork,
@@ -187,7 +191,20 @@ def run(args: argparse.Namespace) -> int:
             f"memprof tree {output}  |  memprof summary {output}  |  memprof stats {output}",
             file=sys.stderr,
         )
+        if args.follow_fork and output is not None:
+            print(_children_line(output, resolved), file=sys.stderr)
     return exit_code
+
+
+def _children_line(output: Path, resolved: Path) -> str:
+    """Where --follow-fork's children wrote their captures (FILE.<pid>, beside FILE as resolved at start)."""
+    children = sorted(path for path in resolved.parent.glob(glob.escape(resolved.name) + ".*")
+                      if path.suffix[1:].isdigit())
+    if not children:
+        return f"memprof: no forked child wrote a capture (each would write {output}.<pid>)"
+    shown = ", ".join(str(output.parent / child.name) for child in children[:5])
+    more = f" and {len(children) - 5} more" if len(children) > 5 else ""
+    return f"memprof: {len(children)} forked child capture(s), one per process: {shown}{more}"
 
 
 def _run_program(args: argparse.Namespace) -> int:

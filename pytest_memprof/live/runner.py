@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -160,6 +161,17 @@ def run_with_view(args: argparse.Namespace, output: Path | None) -> int:
     return program.returncode or 0
 
 
+def connect_command(host: str, port: int) -> str:
+    """What a viewer runs to reach a server listening on ``host``:``port``."""
+    if host in ("127.0.0.1", "localhost"):
+        return f"`memprof live {port}`"
+    if host in ("0.0.0.0", "::", ""):
+        # A wildcard is where the server listens, not an address to connect to: this machine's
+        # name works from elsewhere, 127.0.0.1 from here.
+        return f"`memprof live {port} --host {socket.gethostname()}` (or `memprof live {port}` on this machine)"
+    return f"`memprof live {port} --host {host}`"
+
+
 class RemoteLive:
     """``memprof run --live-remote``: the capture file, the streaming server, the wait for a viewer."""
 
@@ -180,8 +192,8 @@ class RemoteLive:
             if not is_loopback(self.host):
                 print(f"memprof: warning: the capture is sent unencrypted to anyone who connects to "
                       f"{self.host}:{port}", file=sys.stderr)
-            print(f"memprof: waiting for a viewer on {self.host}:{port}: run `memprof live {port}"
-                  f"{'' if self.host == '127.0.0.1' else ' --host ' + self.host}`", file=sys.stderr, flush=True)
+            print(f"memprof: waiting for a viewer on {self.host}:{port}: run {connect_command(self.host, port)}",
+                  file=sys.stderr, flush=True)
             self._server.wait_for_viewer()
         except BaseException:
             self.finish()

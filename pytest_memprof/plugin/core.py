@@ -26,11 +26,19 @@ from .markers import MemorySpec, garbage_count, spec_for
 from .report import failure_message
 from .results import TestMemoryResult
 from .verdict import BaselineJudge, judge
-from .window_capture import capture_file_name, window_header, write_window_capture
+from .window_capture import (
+    FILE_STEM_KEY,
+    capture_file_name,
+    capture_file_stems,
+    file_stem,
+    window_header,
+    write_window_capture,
+)
 
 __all__ = ["RESULT_KEY", "SPEC_KEY", "MemprofPlugin", "capture_file_name"]
 
 RESULT_KEY = pytest.StashKey[TestMemoryResult]()
+OVERHEAD_KEY = "memprof_overhead_s"  # an xdist worker's own cost, in its workeroutput
 SPEC_KEY = pytest.StashKey[MemorySpec]()
 OBJECTS_KEY = pytest.StashKey["list | None"]()  # limit_leaked_objects: what outlived the test function
 # The window's capture when no file or page needs its header: stacks still start at the test.
@@ -63,6 +71,9 @@ class MemprofPlugin:
         self.max_stacks = options.resolve(config, "memprof_stacks")
         self.max_frames = options.resolve(config, "memprof_frames")
         self.keep = options.resolve(config, "memprof_keep")
+        if not options.resolve(config, "memprof_bin_dir") and not html_dir and options.given(config, "memprof_keep"):
+            raise pytest.UsageError("--memprof-keep needs --memprof-bin-dir DIR (or --memprof-html DIR): "
+                                    "without one no capture is written")
         self.native = bool(options.resolve(config, "memprof_native"))
         self.python_allocators = not options.resolve(config, "memprof_no_python_allocators")
         self.leak_floor = options.resolve(config, "memprof_leak_floor")
@@ -80,11 +91,14 @@ class MemprofPlugin:
         asked = f"--memprof-bin-dir {bin_dir}" if bin_dir else f"--memprof-html {html_dir}"
         bin_dir = bin_dir or (str(Path(html_dir) / "captures") if html_dir else None)
         self.bin_dir = Path(bin_dir) if bin_dir else None
+        self.bin_dir_error: str | None = None  # why the folder could not be made: each capture then says so
         if self.bin_dir is not None:
             try:
                 self.bin_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
+            except (FileExistsError, NotADirectoryError) as error:  # a file in the way: a mistake in the command
                 raise pytest.UsageError(f"{asked}: cannot create it: {error.strerror}") from None
+            except OSError as error:  # a full or read-only disk: the tests still run, their files are lost
+                self.bin_dir_error = error.strerror or str(error)
         # Outputs that need the window's header (per-test files, HTML pages) make it per test.
         self.needs_header = self.bin_dir is not None or bool(html_dir)
         self.rootdir = Path(str(config.rootpath))
@@ -101,7 +115,9 @@ class MemprofPlugin:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Parse every test's memory markers now, so a bad one stops the run before it starts."""
+        stems = capture_file_stems(item.nodeid for item in items)
         for item in items:
+            item.stash[FILE_STEM_KEY] = stems[item.nodeid]
             spec = spec_for(item, self.default_limit)
             if spec.has_marker or self.track_all:
                 item.stash[SPEC_KEY] = spec
@@ -146,6 +162,17 @@ class MemprofPlugin:
             window.gc_collected += info.get("collected", 0)
             self.tracker.mark(window.gc_collections, "gc-stop")
 
+    def _discard(self) -> None:
+        """Close the open window without a result; its frames and stacks stay known to the reader."""
+        began = time.perf_counter()
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+        self.tracker.pause()
+        self.window = None
+        self.reader.feed(self.tracker.drain())
+        self.reader.close_window()
+        self.overhead_s += time.perf_counter() - began
+
     def _close(self, item: pytest.Item) -> TestMemoryResult | None:
         window = self.window
         if window is None:
@@ -171,9 +198,16 @@ class MemprofPlugin:
         # The process's RSS while the test ran: the tracker's 10 ms samples, and the end for a shorter test.
         result.rss_bytes = max([rss_at_end, *(rss for _, _, rss in self.reader.timeline())])
         if self.bin_dir is not None:
-            path = self.bin_dir / capture_file_name(item.nodeid)
-            write_window_capture(path, self.reader, data, window.frames_before, window.nodes_before, header)
-            result.capture_path = str(path)
+            path = self.bin_dir / (file_stem(item) + ".bin")
+            try:
+                if self.bin_dir_error:
+                    raise OSError(0, self.bin_dir_error)
+                write_window_capture(path, self.reader, data, window.frames_before, window.nodes_before, header)
+            except OSError as error:
+                # A full or read-only disk loses the file, never the test's outcome: said once at the end.
+                result.capture_error = error.strerror or str(error)
+            else:
+                result.capture_path = str(path)
         self.overhead_s += time.perf_counter() - began
         return result
 
@@ -242,14 +276,16 @@ class MemprofPlugin:
         if spec is None:
             yield
             return
+        if spec.warmup and self.window is not None:
+            # --memprof-fixtures opened the window at setup. A pause and resume inside a window
+            # restarts the record stream's deltas where the reader cannot see it (every later
+            # window read as nearly empty): the window restarts after the warm-ups instead, so it
+            # covers the last run and the teardown.
+            self._discard()
         for _ in range(spec.warmup):
             # Untracked runs first, so caches filled on first use are not counted as leaks.
-            if self.window is not None:
-                self.tracker.pause()
             item.runtest()
-            if self.window is not None:
-                self.tracker.resume()
-        if not self.fixtures:
+        if not self.fixtures or self.window is None:
             self._open(item)
         try:
             yield
@@ -292,6 +328,10 @@ class MemprofPlugin:
         """With --memprof-fixtures, the window closes after teardown."""
         yield
         if self.fixtures and self.window is not None:
+            if self.window.spec.checks_leaks and getattr(item, "funcargs", None):
+                # pytest drops the fixtures' values only after the teardown hooks: without this,
+                # every fixture value would count as a leak of the test.
+                item.funcargs.clear()
             result = self._close(item)
             if result is not None:
                 item.stash[RESULT_KEY] = result
@@ -306,10 +346,20 @@ class MemprofPlugin:
             return
         result = item.stash[RESULT_KEY]
         if result.memory_failed and (report.passed or (self.fixtures and report.outcome != "skipped")):
-            report.outcome = "failed"
-            report.longrepr = failure_message(  # what the terminal shows and JUnit puts in <failure>
+            message = failure_message(  # what the terminal shows and JUnit puts in <failure>
                 result.failures, result.peak_stacks, result.leak_stacks, show_leaks=item.stash[SPEC_KEY].checks_leaks,
                 max_stacks=self.max_stacks, max_frames=self.max_frames, rootdir=self.rootdir)
+            if report.failed:
+                # With --memprof-fixtures, a teardown that raised is an ERROR of its own: its traceback
+                # stays, the memory message goes inside it.
+                if hasattr(report.longrepr, "addsection"):
+                    report.longrepr.addsection("memprof: memory limit", message)
+                else:
+                    report.longrepr = f"{report.longrepr}\n\n{message}"
+            else:
+                report.outcome = "failed"
+                report.longrepr = message
+                report.memprof_memory = True  # our verdict alone failed it: MEMORY (kept through xdist)
         elif result.memory_failed:
             result.memory_failed = False  # the test failed for its own reasons first
         capture, self.capture = self.capture, None
@@ -324,10 +374,8 @@ class MemprofPlugin:
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
         """An ``M`` in the progress line for a test that failed on memory."""
-        if not report.failed or not hasattr(report, "user_properties"):  # collection reports have none
-            return None
-        result = TestMemoryResult.from_properties(report.nodeid, report.user_properties)
-        if result is not None and result.memory_failed:
+        # Only the report our verdict alone failed: a test's own error keeps pytest's word for it.
+        if report.failed and getattr(report, "memprof_memory", False):
             # With --memprof-fixtures the verdict comes after teardown: an error there, as pytest
             # reports any teardown failure.
             category = "error" if report.when == "teardown" else "failed"
@@ -353,12 +401,18 @@ class MemprofPlugin:
                 result.location = (path, (line or 0) + 1)
             self.results.append(result)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        """On the xdist controller: add a finished worker's own cost to the session's."""
+        self.overhead_s += float(getattr(node, "workeroutput", {}).get(OVERHEAD_KEY, 0.0))
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Hand the session's results to the outputs, where they meet."""
         # An xdist worker's results also reach the controller, which writes every file once, merged:
         # a worker writing them too would race it and append its own step summary to GitHub's.
         if hasattr(session.config, "workerinput"):
+            session.config.workeroutput[OVERHEAD_KEY] = self.overhead_s  # read in pytest_testnodedown
             return
         session.config.hook.pytest_memprof_session_finish(session=session, results=self.results,
                                                           overhead_s=self.overhead_s)

@@ -54,6 +54,7 @@ class LeakStack:
 
 
 StackFilter = Callable[[LeakStack], bool]
+MAX_WARMUP = 10  # each warm-up run is a whole extra run of the test
 
 
 @dataclass
@@ -108,6 +109,10 @@ def spec_for(item: pytest.Item, default_limit: int | None) -> MemorySpec:
     """
     spec = MemorySpec()
     try:
+        # Markers on the function itself (not inherited from its class or module) must not contradict.
+        doubled = sum(1 for own in getattr(item, "own_markers", ()) if own.name == "limit_memory")
+        if doubled > 1:
+            raise UsageError(f"limit_memory is given {doubled} times on the test; give it once")
         marker = item.get_closest_marker("limit_memory")
         if marker is not None:
             _check_kwargs(marker, {"current_thread_only"})
@@ -126,6 +131,8 @@ def spec_for(item: pytest.Item, default_limit: int | None) -> MemorySpec:
             warmup = marker.kwargs.get("warmup", 0)
             if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
                 raise UsageError(f"no_leaks(warmup=...) must be a whole number of 0 or more, got {warmup!r}")
+            if warmup > MAX_WARMUP:
+                raise UsageError(f"no_leaks(warmup=...) is at most {MAX_WARMUP}, got {warmup}")
             spec.no_leaks = True
             spec.warmup = warmup
             spec.filter_fn = _filter(marker)

@@ -88,7 +88,9 @@ OPTIONS = (
     Option("memprof_top_n", ("--memprof-top-n",), _count, None,
            "as in the older pytest-memprof: tests in the summary and CSV, 0 for all", metavar="N"),
     Option("memprof_csv_file", ("--memprof-csv-file",), str, None,
-           "write each tracked test's peak to this CSV file (header: function,memory)", metavar="FILE"),
+           "write each tracked test's peak to this CSV file (header: function,memory); tracked: every test "
+           "with --memprof, else the tests with a memory marker (the file is written even if none is)",
+           metavar="FILE"),
     Option("memprof_bin_dir", ("--memprof-bin-dir",), str, None,
            "write one capture file per tracked test into this folder", metavar="DIR"),
     Option("memprof_keep", ("--memprof-keep",), _keep, "all",
@@ -117,7 +119,8 @@ OPTIONS = (
            "write an HTML report into this folder: index.html plus a flame graph per test (implies --memprof)",
            metavar="DIR"),
     Option("memprof_junit", ("--memprof-junit",), str, None,
-           "write a memory-only JUnit XML report: a testcase per tracked test, a failure per broken limit",
+           "write a memory-only JUnit XML report: a testcase per tracked test (every test with --memprof, else "
+           "those with a memory marker; written even if none is), a failure per broken limit",
            metavar="FILE"),
     Option("memprof_github", ("--memprof-github",), _github, "auto",
            "GitHub Actions annotations and step summary: auto (when GITHUB_ACTIONS=true), on, off",
@@ -149,6 +152,11 @@ def add_options(parser: pytest.Parser) -> None:
         parser.addini(option.name, option.help, type="string", default="")
     group.addoption("--no-memprof", action="store_true", default=False, dest="no_memprof",
                     help="turn pytest-memprof off entirely, markers included")
+
+
+def given(config: pytest.Config, name: str) -> bool:
+    """Whether option ``name`` was set, on the command line or in the ini file."""
+    return config.getoption(name) not in (None, "") or config.getini(name) != ""
 
 
 def resolve(config: pytest.Config, name: str) -> Any:

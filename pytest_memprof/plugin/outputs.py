@@ -21,29 +21,57 @@ from . import options
 from .report import summary_lines, write_csv
 from .results import TestMemoryResult
 from .verdict import FailureKind
-from .window_capture import capture_file_name
+from .window_capture import file_stem
+
+LOG_NAME = "memprof-output-log"
+
+
+def reason(error: BaseException) -> str:
+    """Why a file could not be written, in the system's words ("No space left on device")."""
+    # ReportError is raised "from None" over the OSError it explains: the OSError says why.
+    cause = error if isinstance(error, OSError) else error.__context__
+    if isinstance(cause, OSError):
+        return cause.strerror or str(cause)
+    return str(error)
 
 
 class OutputLog:
-    """What the file outputs did: a line each at the end of the terminal summary; a failure fails the run."""
+    """What the file outputs did: a line each at the end of the terminal summary; a failure fails the run.
 
-    def __init__(self) -> None:
+    An output of many files (a capture per test, a page per test) gets one line however many of
+    its files failed, with how many and why; a test's outcome never depends on any of them.
+    """
+
+    def __init__(self, bin_dir: Path | None = None) -> None:
+        self.bin_dir = bin_dir
         self.notes: list[str] = []
         self.errors: list[str] = []
 
-    def attempt(self, path: object, write, note: str | None = None) -> None:
+    def attempt(self, path: object, write, note: str | None = None) -> bool:
         """Run ``write()``; an OSError is kept as an error about ``path``, success as ``note``."""
         try:
             write()
         except OSError as error:
-            self.errors.append(f"memprof: cannot write {path}: {error.strerror or error}")
-        else:
-            if note:
-                self.notes.append(note)
+            self.errors.append(f"memprof: cannot write {path}: {reason(error)}")
+            return False
+        if note:
+            self.notes.append(note)
+        return True
+
+    def many(self, path: object, what: str, tried: int, reasons: Sequence[str]) -> None:
+        """One line for an output of ``tried`` files of which ``len(reasons)`` could not be written."""
+        if reasons:
+            why = "; ".join(dict.fromkeys(reasons))
+            self.errors.append(f"memprof: cannot write {path}: {len(reasons)} of {tried} {what} not written: {why}")
 
     @pytest.hookimpl(trylast=True)
-    def pytest_memprof_session_finish(self, session: pytest.Session) -> None:
+    def pytest_memprof_session_finish(self, session: pytest.Session, results: Sequence[TestMemoryResult]) -> None:
         """After every output wrote its file: one that could not makes the run fail."""
+        if self.bin_dir is not None:
+            # Results carry their capture's error through report properties, so xdist workers' count too.
+            lost = [result.capture_error for result in results if result.capture_error]
+            tried = sum(1 for result in results if result.capture_error or result.capture_path)
+            self.many(self.bin_dir, "captures", tried, lost)
         if self.errors and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -85,9 +113,8 @@ class CsvFile:
         self.path, self.top, self.log = path, top, log
 
     def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
-        """Write it."""
-        if results:
-            self.log.attempt(self.path, lambda: write_csv(self.path, results, self.top))
+        """Write it (the header alone when no test was tracked: the file still says the run happened)."""
+        self.log.attempt(self.path, lambda: write_csv(self.path, results, self.top))
 
 
 class JUnitFile:
@@ -97,15 +124,13 @@ class JUnitFile:
         self.path, self.log = path, log
 
     def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
-        """Write it, with the session's totals as suite properties."""
-        if not results:
-            return
+        """Write it, with the session's totals as suite properties (an empty suite when nothing was tracked)."""
         from ..ci import junit
 
         totals = {
             "memprof_tests": len(results),
             "memprof_memory_failures": sum(result.memory_failed for result in results),
-            "memprof_peak_bytes_max": max(result.peak_bytes for result in results),
+            "memprof_peak_bytes_max": max((result.peak_bytes for result in results), default=0),
             "memprof_allocations": sum(result.allocations for result in results),
             "memprof_total_bytes": sum(result.total_bytes for result in results),
             "memprof_leaked_bytes": sum(result.leaked_bytes for result in results),
@@ -179,8 +204,10 @@ class HtmlReport:
         self.folder, self.title, self.compared, self.config, self.log = folder, title, compared, config, log
         try:
             (folder / "flamegraphs").mkdir(parents=True, exist_ok=True)
-        except OSError as error:
+        except (FileExistsError, NotADirectoryError) as error:  # a file in the way: a mistake in the command
             raise pytest.UsageError(f"--memprof-html {folder}: cannot create it: {error.strerror}") from None
+        except OSError:
+            pass  # a full or read-only disk: each page says so, once, at the end; the tests still run
         # The session's clock starts here (and again at session start), as --memprof-sys's does.
         self._started_at = time.time()
         self._assets_written = False
@@ -193,19 +220,27 @@ class HtmlReport:
     def pytest_memprof_test_result(self, item: pytest.Item, result: TestMemoryResult, capture: Capture) -> None:
         """The test's flame graph."""
         from ..reports.flamegraph import SCRIPTS, render_flamegraph
+        from ..reports.output import ReportError
         from ..reports.page import write_assets
 
-        if not self._assets_written:
-            # One copy of our script and stylesheet for every page; links stay relative, so the
-            # folder still works zipped and unpacked.
-            write_assets(self.folder / "assets", SCRIPTS)
-            self._assets_written = True
-        target = self.folder / "flamegraphs" / (capture_file_name(item.nodeid)[:-4] + ".html")
+        target = self.folder / "flamegraphs" / (file_stem(item) + ".html")
         view = page_view(result)
-        render_flamegraph(capture, target, title=item.nodeid, kind=view, assets="../assets")
+        try:
+            if not self._assets_written:
+                # One copy of our script and stylesheet for every page; links stay relative, so the
+                # folder still works zipped and unpacked.
+                write_assets(self.folder / "assets", SCRIPTS)
+                self._assets_written = True
+            render_flamegraph(capture, target, title=item.nodeid, kind=view, assets="../assets")
+        except (OSError, ReportError) as error:
+            result.flamegraph_error = reason(error)  # said once at the end (OutputLog); the test is unchanged
+            return
         result.flamegraph_path = str(target)
         result.flamegraph_view = view.label
-        self._what_grew(item, result, capture, target)
+        try:
+            self._what_grew(item, result, capture, target)
+        except (OSError, ReportError) as error:
+            result.flamegraph_error = reason(error)
 
     def _what_grew(self, item: pytest.Item, result: TestMemoryResult, capture: Capture, page: Path) -> None:
         """With a baseline that kept this test's locations and a peak that grew past the noise floor: the differential
@@ -230,10 +265,19 @@ class HtmlReport:
         result.grew_path = str(target)
 
     def pytest_memprof_session_finish(self, results: Sequence[TestMemoryResult]) -> None:
-        """Write the index."""
-        if results:
-            self.log.attempt(self.folder / "index.html", lambda: self._write(results),
-                             f"memprof: HTML report in {self.folder / 'index.html'}")
+        """Write the index; one line for the whole folder if any of its pages could not be written."""
+        if not results:
+            return
+        lost = [result.flamegraph_error for result in results if result.flamegraph_error]
+        try:
+            self._write(results)
+        except OSError as error:
+            lost.append(reason(error))
+        else:
+            if not lost:
+                self.log.notes.append(f"memprof: HTML report in {self.folder / 'index.html'}")
+        tried = 1 + sum(1 for result in results if result.flamegraph_error or result.flamegraph_path)
+        self.log.many(self.folder, "pages", tried, lost)
 
     def _write(self, results: Sequence[TestMemoryResult]) -> None:
         from ..ci import html_report
@@ -270,9 +314,10 @@ def register(config: pytest.Config) -> None:
     top_n = options.resolve(config, "memprof_top_n")
     summary = options.resolve(config, "memprof_summary")
     top: int | None = summary if top_n is None else (None if top_n == 0 else top_n)
-    log = OutputLog()
+    session = config.pluginmanager.get_plugin("memprof-session")
+    log = OutputLog(getattr(session, "bin_dir", None))
     manager = config.pluginmanager
-    manager.register(log, "memprof-output-log")
+    manager.register(log, LOG_NAME)
     # pluggy calls the latest registered first: the system figures, the table, the annotations, then
     # the files, written and said in the order JUnit, baseline, CSV, HTML, step summary.
     html = options.resolve(config, "memprof_html")

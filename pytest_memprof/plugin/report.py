@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import launcher
+from ..ci.files import replace_atomically
 from ..launcher import Launcher
 from ..model import StackStat
 from ..sizes import format_size
@@ -136,8 +137,12 @@ def write_csv(path: str, results: Sequence[TestMemoryResult], top: int | None) -
     ranked = sorted(results, key=lambda result: -result.peak_bytes)
     if top:
         ranked = ranked[:top]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["function", "memory"])
-        for result in ranked:
-            writer.writerow([result.csv_name, result.peak_bytes])
+
+    def write(partial: Path) -> None:
+        with open(partial, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["function", "memory"])
+            for result in ranked:
+                writer.writerow([result.csv_name, result.peak_bytes])
+
+    replace_atomically(path, write)

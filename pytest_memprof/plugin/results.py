@@ -42,6 +42,9 @@ class TestMemoryResult:
     rss_bytes: int = 0  # the process's highest RSS while the test ran (0: not known)
     started_at: float = 0.0  # when the test started, on the wall clock (time.time())
     worker: str = ""  # the xdist worker that ran it ("" without xdist)
+    failure_kinds: list[str] = field(default_factory=list)  # FailureKind names, carried to where JUnit is written
+    capture_error: str | None = None  # why the capture file could not be written (OutputLog says it once)
+    flamegraph_error: str | None = None  # why the test's page could not be written
     baseline_peak_bytes: int | None = None  # None: not compared, or not in the baseline
     in_baseline: bool | None = None  # None: no baseline given
     # Filled from the test's reports where they are collected (the xdist controller too):
@@ -65,6 +68,9 @@ class TestMemoryResult:
             pairs.append(("memprof_leak_limit_bytes", self.leak_limit_bytes))
         if self.memory_failed:
             pairs.append(("memprof_memory_failed", 1))
+            kinds = [failure.kind.name for failure in self.failures] or self.failure_kinds
+            if kinds:
+                pairs.append(("memprof_failure_kinds", ",".join(kinds)))
         if self.rss_bytes:
             pairs.append(("memprof_rss_bytes", self.rss_bytes))
         if self.started_at:
@@ -78,6 +84,10 @@ class TestMemoryResult:
             pairs.append(("memprof_flamegraph_view", self.flamegraph_view))
         if self.grew_path:
             pairs.append(("memprof_grew_flamegraph", self.grew_path))
+        if self.capture_error:
+            pairs.append(("memprof_capture_error", self.capture_error))
+        if self.flamegraph_error:
+            pairs.append(("memprof_flamegraph_error", self.flamegraph_error))
         if self.in_baseline is not None:
             pairs.append(("memprof_in_baseline", int(self.in_baseline)))
         if self.baseline_peak_bytes is not None:
@@ -122,6 +132,9 @@ class TestMemoryResult:
             rss_bytes=number("rss_bytes"),
             started_at=_seconds(values.get("started_at")),
             worker=str(values.get("worker", "")),
+            failure_kinds=[kind for kind in str(values.get("failure_kinds", "")).split(",") if kind],
+            capture_error=str(values["capture_error"]) if "capture_error" in values else None,
+            flamegraph_error=str(values["flamegraph_error"]) if "flamegraph_error" in values else None,
             baseline_peak_bytes=number("baseline_peak_bytes") if "baseline_peak_bytes" in values else None,
             in_baseline=bool(number("in_baseline")) if "in_baseline" in values else None,
             location_summary=_summary(values.get("locations")),

@@ -15,7 +15,10 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
+
+import pytest
 
 from .. import launcher
 from .._reader import CaptureReader
@@ -31,6 +34,41 @@ def capture_file_name(nodeid: str) -> str:
         digest = hashlib.sha1(nodeid.encode()).hexdigest()[:12]
         safe = f"{safe[:_MAX_NAME - 13]}-{digest}"
     return f"{safe}.bin"
+
+
+def _digest(nodeid: str, length: int) -> str:
+    return hashlib.sha1(nodeid.encode("utf-8", "surrogatepass")).hexdigest()[:length]
+
+
+# Each collected test's file stem (without .bin/.html), set at collection for every output to use.
+FILE_STEM_KEY = pytest.StashKey[str]()
+
+
+def capture_file_stems(nodeids: Iterable[str]) -> dict[str, str]:
+    """A file stem per test, unique among ``nodeids``: the readable name, with a short hash where two collide.
+
+    Readable names lose what the file system cannot hold (``sub/test_x.py::t`` and
+    ``sub_test_x.py::t``, parameters ``a_b``, ``a/b``, ``a b``, ``a:b`` all read the same), so the
+    tests sharing one get the hash of their own node id. Case is ignored when comparing, for file
+    systems that do. The answer depends only on the set of tests, so xdist's workers, which collect
+    the same set, agree on it.
+    """
+    unique = list(dict.fromkeys(nodeids))
+    readable = {nodeid: capture_file_name(nodeid)[: -len(".bin")] for nodeid in unique}
+    for length in (8, 16, 40):
+        sharing: dict[str, int] = {}
+        for stem in readable.values():
+            sharing[stem.lower()] = sharing.get(stem.lower(), 0) + 1
+        stems = {nodeid: stem if sharing[stem.lower()] == 1 else f"{stem}-{_digest(nodeid, length)}"
+                 for nodeid, stem in readable.items()}
+        if len({stem.lower() for stem in stems.values()}) == len(stems):
+            return stems
+    raise AssertionError("sha1 prefixes of distinct node ids collided")  # not in this universe
+
+
+def file_stem(item: pytest.Item) -> str:
+    """The test's file stem chosen at collection (capture_file_stems), or its readable name for a late item."""
+    return item.stash.get(FILE_STEM_KEY, None) or capture_file_name(item.nodeid)[: -len(".bin")]
 
 
 def window_header(nodeid: str, duration_s: float, *, native: bool, trace_python_allocators: bool,
