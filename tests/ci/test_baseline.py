@@ -168,3 +168,19 @@ def test_a_test_that_grew_names_the_location_that_grew_in_every_output(pytester,
     assert len(grew_pages) == 1 and "test_grows" in grew_pages[0].name
     html = grew_pages[0].read_text()
     assert '"base_samples"' in html and "What grew: test_suite.py::test_grows" in html
+
+
+def test_fail_on_increase_against_the_cache_names_the_location_that_grew(pytester):
+    # No baseline file: the previous run in pytest's cache keeps each test's locations too.
+    pytester.makepyfile(test_suite=GROWING_SUITE.format(grows="1_000_000"))
+    pytester.runpytest_subprocess("--memprof", "--memprof-fail-on-increase").assert_outcomes(passed=2)
+    cached = json.loads((pytester.path / ".pytest_cache" / "v" / "memprof" / "baseline").read_text())
+    assert cached["tests"]["test_suite.py::test_grows"]["locations"]["peak"]
+
+    pytester.makepyfile(test_suite=GROWING_SUITE.format(grows="3_000_000"))
+    shutil.rmtree(pytester.path / "__pycache__", ignore_errors=True)
+    grown = pytester.runpytest_subprocess("--memprof", "--memprof-fail-on-increase=10%")
+    grown.assert_outcomes(passed=1, failed=1)
+    source = (pytester.path / "test_suite.py").read_text().splitlines()
+    grown_line = f"grows at test_suite.py:{source.index('    return bytearray(3_000_000)') + 1}"
+    grown.stdout.fnmatch_lines([f"*Peak grew * over the previous run * Grew most: {grown_line} (+1.9 MiB at the peak).*"])
