@@ -100,7 +100,7 @@ def test_the_flame_graph_and_tree_show_the_same_order(numpy_capture):
         if "array_sum" in functions:
             assert functions.index("main") < functions.index("array_sum"), functions
     result = subprocess.run(
-        [*memprof_command(), "tree", "--temporary", "--biggest-allocs", "1000", str(numpy_capture)],
+        [*memprof_command(), "tree", "--temporary-allocations", "--biggest-allocs", "1000", str(numpy_capture)],
         capture_output=True,
         text=True,
         env=subprocess_env(COLUMNS="400"),

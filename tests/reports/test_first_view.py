@@ -112,7 +112,7 @@ def test_a_failed_tests_page_opens_on_what_it_failed_on(suite_report, page):
     views = {}
     for row in page.locator("#tests tbody tr").all():
         nodeid = row.locator("td.node").text_content()
-        link = row.locator("a")
+        link = row.locator("a[data-view]")
         views[nodeid.split("::")[-1]] = (
             link.get_attribute("data-view"),
             link.text_content(),
