@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+from tests.known_issues import FAILS_ON_314
+
 SUITE = """
 import pytest
 
@@ -120,6 +122,7 @@ def test_steady():
 """
 
 
+@FAILS_ON_314
 def test_a_test_that_grew_names_the_location_that_grew_in_every_output(pytester, monkeypatch):
     base = pytester.path / "baseline.json"
     pytester.makepyfile(test_suite=GROWING_SUITE.format(grows="1_000_000"))
@@ -183,4 +186,6 @@ def test_fail_on_increase_against_the_cache_names_the_location_that_grew(pyteste
     grown.assert_outcomes(passed=1, failed=1)
     source = (pytester.path / "test_suite.py").read_text().splitlines()
     grown_line = f"grows at test_suite.py:{source.index('    return bytearray(3_000_000)') + 1}"
-    grown.stdout.fnmatch_lines([f"*Peak grew * over the previous run * Grew most: {grown_line} (+1.9 MiB at the peak).*"])
+    grown.stdout.fnmatch_lines([
+        f"*Peak grew * over the previous run * Grew most: {grown_line} (+1.9 MiB at the peak).*",
+    ])

@@ -18,6 +18,7 @@ from pytest_memprof import Capture
 from pytest_memprof.cli.transform import FORMATS as CLI_FORMATS
 from pytest_memprof.reports.transform import CSV_COLUMNS, FORMATS
 from tests.cli.conftest import assert_one_line_error
+from tests.known_issues import FAILS_ON_314
 from tests.reports.conftest import run_memprof
 from tests.reports.profile_proto import Profile
 
@@ -99,6 +100,7 @@ def test_csv_has_one_row_per_site_with_bytes_count_thread_and_stack(capture_path
     )
 
 
+@FAILS_ON_314
 def test_csv_leaks_and_temporary_views(capture_path, capture, tmp_path):
     leaks = list(csv.DictReader(transform(capture_path, tmp_path, "csv", "--leaks").open(newline="")))
     assert any(row["location"].startswith("in_worker at ") for row in leaks)
@@ -234,6 +236,7 @@ def test_bad_input_is_one_line(capture_path, tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "invalid choice" in bad.stderr
 
 
+@FAILS_ON_314
 def test_native_keeps_c_frames(tmp_path):
     (tmp_path / "program.py").write_text(PROGRAM)
     result = run_memprof("run", "-q", "--native", "-o", "native.bin", "program.py", cwd=tmp_path)
