@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,25 +57,12 @@ class SocketStream:
 
     def start(self) -> None:
         """Listen, say where, and wait for the first viewer; raises TrackerError if it cannot listen."""
-        from .live.server import StreamServer, is_loopback
+        from .live.runner import serve_to_first_viewer
+        from .live.server import StreamServer
 
         self._server = StreamServer(self.capture, self.destination.address, self.destination.server_port)
         try:
-            self.port = self._server.start()
-            if not is_loopback(self.destination.address):
-                print(
-                    f"memprof: warning: the capture is sent unencrypted to anyone who connects to "
-                    f"{self.destination.address}:{self.port}",
-                    file=sys.stderr,
-                )
-            host = "" if self.destination.address == "127.0.0.1" else f" --host {self.destination.address}"
-            print(
-                f"memprof: waiting for a viewer on {self.destination.address}:{self.port}: run "
-                f"`memprof live {self.port}{host}`",
-                file=sys.stderr,
-                flush=True,
-            )
-            self._server.wait_for_viewer()
+            self.port = serve_to_first_viewer(self._server, self.destination.address)
         except MemprofError as error:
             self.finish()
             raise TrackerError(f"SocketDestination: {error}") from None

@@ -140,6 +140,11 @@ def gdb_candidates() -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def _gdb_batch(gdb: str) -> list[str]:
+    # No user init files, auto-loaded scripts or debuginfod downloads: the same gdb whoever runs it.
+    return [gdb, "-nx", "-batch", "-iex", "set debuginfod enabled off", "-iex", "set auto-load off"]
+
+
 def gdb_problem(gdb: str) -> str | None:
     """Why ``gdb`` cannot inject (it does not run, has no Python, cannot call functions), or None."""
     if gdb in _gdb_checked:
@@ -148,13 +153,7 @@ def gdb_problem(gdb: str) -> str | None:
     # some gdbs run and print their version, then fail at the first call on this CPU.
     stop_self = "import os, signal; os.kill(os.getpid(), signal.SIGSTOP)"
     command = [
-        gdb,
-        "-nx",
-        "-batch",
-        "-iex",
-        "set debuginfod enabled off",
-        "-iex",
-        "set auto-load off",
+        *_gdb_batch(gdb),
         "-ex",
         "run",
         "-ex",
@@ -379,13 +378,7 @@ def inject_gdb(pid: int, channel: Channel, gdb: str) -> None:
     script = channel.folder / "inject-gdb.py"
     script.write_text(f"CODE_PATH = {str(code_path)!r}\n" + GDB_SCRIPT)
     command = [
-        gdb,
-        "-nx",
-        "-batch",
-        "-iex",
-        "set debuginfod enabled off",
-        "-iex",
-        "set auto-load off",
+        *_gdb_batch(gdb),
         "-p",
         str(pid),
         "-x",

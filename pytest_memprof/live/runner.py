@@ -172,6 +172,19 @@ def connect_command(host: str, port: int) -> str:
     return f"`memprof live {port} --host {host}`"
 
 
+def serve_to_first_viewer(server: StreamServer, host: str) -> int:
+    """Start ``server``, say on stderr how to connect (and that it is unencrypted off loopback), and
+    wait for the first viewer; returns the port."""
+    port = server.start()
+    if not is_loopback(host):
+        print(f"memprof: warning: the capture is sent unencrypted to anyone who connects to {host}:{port}",
+              file=sys.stderr)
+    print(f"memprof: waiting for a viewer on {host}:{port}: run {connect_command(host, port)}",
+          file=sys.stderr, flush=True)
+    server.wait_for_viewer()
+    return port
+
+
 class RemoteLive:
     """``memprof run --live-remote``: the capture file, the streaming server, the wait for a viewer."""
 
@@ -188,13 +201,7 @@ class RemoteLive:
             self.output.unlink()  # checked against --force already; viewers must not get the old file
         self._server = StreamServer(self.output, self.host, self.port)
         try:
-            port = self._server.start()
-            if not is_loopback(self.host):
-                print(f"memprof: warning: the capture is sent unencrypted to anyone who connects to "
-                      f"{self.host}:{port}", file=sys.stderr)
-            print(f"memprof: waiting for a viewer on {self.host}:{port}: run {connect_command(self.host, port)}",
-                  file=sys.stderr, flush=True)
-            self._server.wait_for_viewer()
+            serve_to_first_viewer(self._server, self.host)
         except BaseException:
             self.finish()
             raise
