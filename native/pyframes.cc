@@ -19,6 +19,9 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include <internal/pycore_frame.h>  // PyFrameObject's fields
+#if PY_VERSION_HEX >= 0x030C0000
+#include <opcode.h>  // RESUME and its specialised and instrumented forms
+#endif
 #if PY_VERSION_HEX >= 0x030E0000
 #include <internal/pycore_interpframe.h>  // 3.14 moved _PyInterpreterFrame and its helpers here
 #endif
@@ -112,6 +115,38 @@ void walk_this_thread(std::vector<RawFrame>& out, size_t max) {
         raw.entry = true;
         out.push_back(raw);
     }
+#endif
+}
+
+bool at_resume(const RawFrame& frame) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (frame.lasti < 0) return false;
+    Py_ssize_t unit = frame.lasti / static_cast<Py_ssize_t>(sizeof(_Py_CODEUNIT));
+    if (unit >= Py_SIZE(frame.code)) return false;
+    switch (_PyCode_CODE(frame.code)[unit].op.code) {
+        case RESUME:
+        case INSTRUMENTED_RESUME:
+#ifdef RESUME_CHECK
+        case RESUME_CHECK:
+#endif
+#ifdef RESUME_CHECK_JIT
+        case RESUME_CHECK_JIT:
+#endif
+            return true;
+        default:
+            return false;
+    }
+#else
+    (void)frame;
+    return false;
+#endif
+}
+
+const void* frame_id(PyFrameObject* frame) {
+#if PY_VERSION_HEX >= 0x030B0000
+    return frame->f_frame;
+#else
+    return frame;
 #endif
 }
 

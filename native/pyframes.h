@@ -30,6 +30,16 @@ struct RawFrame {
 // Nothing here allocates through Python or touches a reference count.
 void walk_this_thread(std::vector<RawFrame>& out, size_t max = SIZE_MAX);
 
+// Whether `frame` (as walk_this_thread gives it) stands at a RESUME instruction: it has been
+// pushed but has not started (or resumed) running its code yet. On 3.12+ that instruction is
+// where the interpreter instruments the code object for sys.monitoring (and so for a profile
+// function) the first time it runs under it, allocating data that exists only because calls are
+// being followed. Always false before 3.12. Same conditions as walk_this_thread.
+bool at_resume(const RawFrame& frame);
+
+// The interpreter's frame of `frame`, as RawFrame::id names it. GIL held; `frame` is executing.
+const void* frame_id(PyFrameObject* frame);
+
 // One address on the C stack per activation of the interpreter's eval loop in the calling thread,
 // each inside that activation's own C stack frame: the entry frame the loop pushes below the
 // Python frames it runs (3.12+), or its CFrame (3.10, 3.11). Native stacks tell eval frames by

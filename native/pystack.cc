@@ -478,13 +478,31 @@ bool current_node(ShadowStack& stack, std::vector<RawFrame>& scratch, uint32_t* 
     if (g_monitoring) {
         // The live top frame must be our top: else events were missed, and the walk decides.
         walk_this_thread(scratch, 1);
-        if (scratch.empty() || n == 0) return scratch.empty() && n == 0;
-        const ShadowFrame& top = stack.frames[n - 1];
-        if (top.iframe != scratch[0].id || g_code_objects[top.code_id] != scratch[0].code) return false;
+        if (scratch.empty()) return n == 0;
+        const ShadowFrame* top = n ? &stack.frames[n - 1] : nullptr;
+        if (!top || top->iframe != scratch[0].id || g_code_objects[top->code_id] != scratch[0].code) {
+            // A frame whose PY_START (or PY_RESUME) has not come yet, at the RESUME where the
+            // interpreter instruments its code for those very events.
+            if (!at_resume(scratch[0])) return false;
+            *node = kNotTheProgram;
+            return true;
+        }
         top_lasti = scratch[0].lasti;
     } else if (!stack.tstate || stack.tstate->c_profilefunc != profile_callback) {
         return false;  // someone else's profiler replaced ours: pushes and pops are not seen
     }
+#if PY_VERSION_HEX >= 0x030C0000
+    else {
+        // The same under a profile function, which 3.12+ runs on sys.monitoring too: the new
+        // frame is not pushed before its call event, which comes after the instrumenting.
+        walk_this_thread(scratch, 1);
+        if (!scratch.empty() && (n == 0 || frame_id(stack.frames[n - 1].frame) != scratch[0].id) &&
+            at_resume(scratch[0])) {
+            *node = kNotTheProgram;
+            return true;
+        }
+    }
+#endif
     if (n == 0) return true;
     uint32_t parent = stack.valid == 0 ? 0 : stack.frames[stack.valid - 1].node;
     for (size_t i = stack.valid; i < n; ++i) {

@@ -80,9 +80,16 @@ int profile_callback(PyObject* obj, PyFrameObject* frame, int what, PyObject* ar
 void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation);
 // The same for the calling thread's current frames, as calls are followed now. GIL held.
 void rebuild_current(ShadowStack& stack, uint32_t generation);
-// The trie node of the thread's shadow stack into `node`; emits NODE records for new nodes.
-// False if the shadow stack is not known to be right (the caller walks the frames instead).
-// `scratch` is the thread's walk buffer. Lock held.
+// What current_node gives for an allocation the program did not make: the interpreter is
+// instrumenting a code object for the sys.monitoring events (or profile function) that our
+// shadow stack follows, as it does the first time each function runs under them (3.12+; about
+// 128 bytes a code object, kept as long as the code object lives). Not recorded: those bytes
+// exist only because we follow calls, and would show as a leak in every first call.
+constexpr uint32_t kNotTheProgram = UINT32_MAX;
+
+// The trie node of the thread's shadow stack into `node` (or kNotTheProgram); emits NODE records
+// for new nodes. False if the shadow stack is not known to be right (the caller walks the frames
+// instead). `scratch` is the thread's walk buffer. Lock held.
 bool current_node(ShadowStack& stack, std::vector<RawFrame>& scratch, uint32_t* node);
 
 // The trie node of the calling thread's stack, walked from the interpreter's frames; emits

@@ -575,6 +575,7 @@ void on_alloc(uint8_t kind, void* address, size_t size) {
         EventLock lock;
         if (!g->active.load(std::memory_order_relaxed)) return;
         uint32_t stack = python_node(state);
+        if (stack == pystack::kNotTheProgram) return;
         uint32_t native_stack = nativestack::intern(state->native_stack, addresses, frames, depth);
         switch_thread(state->tid);
         g->recorder.alloc_native(kind, reinterpret_cast<uintptr_t>(address), size, stack, native_stack);
@@ -583,6 +584,7 @@ void on_alloc(uint8_t kind, void* address, size_t size) {
     EventLock lock;
     if (!g->active.load(std::memory_order_relaxed)) return;
     uint32_t stack = python_node(state);
+    if (stack == pystack::kNotTheProgram) return;
     switch_thread(state->tid);
     g->recorder.alloc(kind, reinterpret_cast<uintptr_t>(address), size, stack);
 }

@@ -7,7 +7,6 @@ import pytest
 from pytest_memprof import Capture, DiffRow, View
 from pytest_memprof.diff import line_shifts
 from pytest_memprof.model import Frame
-from tests.known_issues import FAILS_ON_314
 
 from .diff_programs import GREW, SHRANK, line_of
 
@@ -62,7 +61,6 @@ def test_a_line_moved_inside_its_function_matches_the_nearest_line(diff_captures
     assert row_for(rows, "shrinks").peak_change == -SHRANK
 
 
-@FAILS_ON_314
 def test_a_new_function_is_new_and_a_gone_one_is_gone(diff_captures):
     base, added = opened(diff_captures, "base"), opened(diff_captures, "added")
     fresh = row_for(base.diff(added), "fresh")

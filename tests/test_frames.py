@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -317,3 +318,27 @@ def test_without_a_free_tool_id_the_profile_callback_follows_calls(tmp_path, tes
         for tool in (3, 4):
             sys.monitoring.free_tool_id(tool)
     assert_same_frames(stacks, seen)
+
+
+def test_a_functions_first_call_is_not_charged_for_its_instrumentation(tmp_path, stacks_by):
+    # On 3.12+ the interpreter instruments each code object for sys.monitoring (which a profile
+    # function runs on too) at its first RESUME, allocating about 128 bytes it keeps: memory the
+    # program would not have without the tracker. It showed as a leak at every function's `def`
+    # line (sys.monitoring) or at the line that called it (profile), and as a "new" location in
+    # every diff.
+    source = "".join(f"def f{n}():\n    return None\n\n" for n in range(20))
+    namespace: dict = {}
+    exec(compile(source, "first_calls.py", "exec"), namespace)
+    functions = [namespace[f"f{n}"] for n in range(20)]
+    out = tmp_path / "first.bin"
+    with Tracker(out, trace_python_allocators=stacks_by != "walk", overwrite=True):
+        assert _tracker.python_stacks() == stacks_by
+        for function in functions:
+            function()
+    capture = Capture.open(out)
+    assert [stat for stat in capture.total_stacks() if stat.frames and stat.frames[-1].file == "first_calls.py"] == []
+    calling_line = next(number for number, line in enumerate(Path(__file__).read_text().splitlines(), 1)
+                        if line.strip() == "function()")
+    kept_by_caller = [stat for stat in capture.leak_stacks()
+                      if stat.frames and (stat.frames[-1].file, stat.frames[-1].line) == (__file__, calling_line)]
+    assert kept_by_caller == []

@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 
-from tests.known_issues import FAILS_ON_314
 
 SUITE = """
 import pytest
@@ -122,7 +121,6 @@ def test_steady():
 """
 
 
-@FAILS_ON_314
 def test_a_test_that_grew_names_the_location_that_grew_in_every_output(pytester, monkeypatch):
     base = pytester.path / "baseline.json"
     pytester.makepyfile(test_suite=GROWING_SUITE.format(grows="1_000_000"))

@@ -16,7 +16,6 @@ import pytest
 
 from tests.cli.conftest import assert_one_line_error
 from tests.conftest import subprocess_env
-from tests.known_issues import FAILS_ON_314
 from tests.reports.conftest import run_memprof
 
 # Big enough that the few hundred allocations each tracker makes around start-up (they start at
@@ -139,6 +138,7 @@ def holder():
         ready.set()
         done.wait()
         done.clear()
+        own = [bytearray(8) for _ in range(4)]
         del block
 
 
@@ -159,7 +159,6 @@ for thread in threads:
 """
 
 
-@FAILS_ON_314
 def test_temporary_counts_the_allocating_threads_allocations_as_memray(tmp_path):
     (tmp_path / "threads.py").write_text(THREADED_TEMPORARY)
     memray("run", "-q", "--trace-python-allocators", "-o", "theirs.bin", "threads.py", cwd=tmp_path)
@@ -173,7 +172,9 @@ def test_temporary_counts_the_allocating_threads_allocations_as_memray(tmp_path)
         with (tmp_path / "ours.csv").open(newline="") as file:
             mine = _temporary_bytes_by_line(csv.DictReader(file), _ours_row, "holder")
         # Line 9's blocks live while the other thread makes 200 allocations, but the holder makes
-        # only a few (Event.wait's): temporary at threshold 50, not at 1, for both trackers.
+        # only a few (line 13's, and Event.wait's): temporary at threshold 50, not at 1, for both
+        # trackers. The few must be the program's own: on 3.12+ ours follows calls by
+        # sys.monitoring and makes no frame objects, where memray's profile function makes one a call.
         assert (mine[9] >= 20 * 300_000) == (threshold == 50), (threshold, mine)
         assert (theirs[9] >= 20 * 300_000) == (threshold == 50), (threshold, theirs)
 

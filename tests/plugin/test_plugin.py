@@ -13,7 +13,6 @@ import pytest
 
 from pytest_memprof import Capture
 from tests.conftest import subprocess_env
-from tests.known_issues import FAILS_ON_314
 
 pytest_plugins = ["pytester"]
 
@@ -454,7 +453,6 @@ def test_big():
     assert [frame.function for frame in top.frames] == ["test_big", "allocate"]
 
 
-@FAILS_ON_314
 def test_failure_messages_under_the_pytest_script_show_no_launcher_frames(pytester):
     # Under the console script (not python -m pytest), pytest's own work in the window listed
     # "<module> at .../bin/pytest:6" as a stack of the test.

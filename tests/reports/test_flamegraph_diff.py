@@ -9,7 +9,6 @@ import pytest
 from pytest_memprof import Capture
 from pytest_memprof.reports.flamegraph import diff_flamegraph_data, render_diff_flamegraph
 from tests.diff_programs import GREW, SHRANK
-from tests.known_issues import FAILS_ON_314
 
 from .test_flamegraph import frame_box, open_report
 
@@ -25,7 +24,6 @@ def bytes_at(samples: list[int], node: int) -> int:
     return sum(samples[i + 2] for i in range(0, len(samples), 4) if samples[i] == node)
 
 
-@FAILS_ON_314
 def test_both_captures_share_one_tree_even_when_the_functions_moved(diff_captures):
     base, moved = Capture.open(diff_captures["base"]), Capture.open(diff_captures["blank_line"])
     data = diff_flamegraph_data(base, moved)
@@ -41,7 +39,6 @@ def rgb(page, name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", colour)[:3])
 
 
-@FAILS_ON_314
 @pytest.mark.browser
 def test_the_grown_frame_is_red_and_the_shrunk_one_blue(diff_captures, tmp_path, page):
     target = render_diff_flamegraph(Capture.open(diff_captures["base"]), Capture.open(diff_captures["blank_line"]),

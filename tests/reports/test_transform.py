@@ -18,7 +18,6 @@ from pytest_memprof import Capture
 from pytest_memprof.cli.transform import FORMATS as CLI_FORMATS
 from pytest_memprof.reports.transform import CSV_COLUMNS, FORMATS
 from tests.cli.conftest import assert_one_line_error
-from tests.known_issues import FAILS_ON_314
 from tests.reports.conftest import run_memprof
 from tests.reports.profile_proto import Profile
 
@@ -100,7 +99,6 @@ def test_csv_has_one_row_per_site_with_bytes_count_thread_and_stack(capture_path
     )
 
 
-@FAILS_ON_314
 def test_csv_leaks_and_temporary_views(capture_path, capture, tmp_path):
     leaks = list(csv.DictReader(transform(capture_path, tmp_path, "csv", "--leaks").open(newline="")))
     assert any(row["location"].startswith("in_worker at ") for row in leaks)
@@ -236,7 +234,6 @@ def test_bad_input_is_one_line(capture_path, tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "invalid choice" in bad.stderr
 
 
-@FAILS_ON_314
 def test_native_keeps_c_frames(tmp_path):
     (tmp_path / "program.py").write_text(PROGRAM)
     result = run_memprof("run", "-q", "--native", "-o", "native.bin", "program.py", cwd=tmp_path)
@@ -254,4 +251,9 @@ def test_native_keeps_c_frames(tmp_path):
     python_functions = {frame.split(";")[0] for row in python_only for frame in row["stack"].split("|")}
     native_functions = {frame.split(";")[0] for row in with_native for frame in row["stack"].split("|")}
     assert "hold_blocks" in python_functions and "hold_blocks" in native_functions
-    assert "PyByteArray_Resize" in native_functions - python_functions
+    # bytearray's C code made the allocations: the innermost frame is the interpreter's, not the
+    # program's. Its name depends on the build (Debian's 3.14 has no symbol for the static helper
+    # that resizes), so the check is for an exported function every version runs the program under.
+    held = [row["stack"].split("|") for row in with_native if "hold_blocks;" in row["stack"]]
+    assert held and all(not stack[0].split(";")[1].endswith("program.py") for stack in held)
+    assert "PyEval_EvalCode" in native_functions - python_functions
