@@ -19,9 +19,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include <internal/pycore_frame.h>  // PyFrameObject's fields
-#if PY_VERSION_HEX >= 0x030C0000
 #include <opcode.h>  // RESUME and its specialised and instrumented forms
-#endif
 #if PY_VERSION_HEX >= 0x030E0000
 #include <internal/pycore_interpframe.h>  // 3.14 moved _PyInterpreterFrame and its helpers here
 #endif
@@ -119,13 +117,18 @@ void walk_this_thread(std::vector<RawFrame>& out, size_t max) {
 }
 
 bool at_resume(const RawFrame& frame) {
-#if PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030B0000
     if (frame.lasti < 0) return false;
     Py_ssize_t unit = frame.lasti / static_cast<Py_ssize_t>(sizeof(_Py_CODEUNIT));
     if (unit >= Py_SIZE(frame.code)) return false;
-    switch (_PyCode_CODE(frame.code)[unit].op.code) {
+    switch (_Py_OPCODE(_PyCode_CODE(frame.code)[unit])) {
         case RESUME:
+#ifdef RESUME_QUICK
+        case RESUME_QUICK:
+#endif
+#ifdef INSTRUMENTED_RESUME
         case INSTRUMENTED_RESUME:
+#endif
 #ifdef RESUME_CHECK
         case RESUME_CHECK:
 #endif
@@ -138,6 +141,37 @@ bool at_resume(const RawFrame& frame) {
     }
 #else
     (void)frame;
+    return false;
+#endif
+}
+
+bool new_frame_at_resume(PyThreadState* tstate, const void* known) {
+#if PY_VERSION_HEX >= 0x030B0000
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame* f = tstate->current_frame;
+#else
+    _PyInterpreterFrame* f = tstate->cframe ? tstate->cframe->current_frame : nullptr;
+#endif
+    for (; f; f = f->previous) {
+#if PY_VERSION_HEX >= 0x030C0000
+        if (is_shim(f)) continue;
+#endif
+        if (_PyFrame_IsIncomplete(f)) continue;
+        break;
+    }
+    if (!f || f == known) return false;
+    RawFrame raw;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (!PyCode_Check(executable_of(f))) return false;
+    raw.code = reinterpret_cast<PyCodeObject*>(executable_of(f));
+#else
+    raw.code = f->f_code;
+#endif
+    raw.lasti = byte_offset(_PyInterpreterFrame_LASTI(f));
+    return at_resume(raw);
+#else
+    (void)tstate;
+    (void)known;
     return false;
 #endif
 }

@@ -31,13 +31,20 @@ struct RawFrame {
 void walk_this_thread(std::vector<RawFrame>& out, size_t max = SIZE_MAX);
 
 // Whether `frame` (as walk_this_thread gives it) stands at a RESUME instruction: it has been
-// pushed but has not started (or resumed) running its code yet. On 3.12+ that instruction is
-// where the interpreter instruments the code object for sys.monitoring (and so for a profile
-// function) the first time it runs under it, allocating data that exists only because calls are
-// being followed. Always false before 3.12. Same conditions as walk_this_thread.
+// pushed but has not started (or resumed) running its code yet. That is where the interpreter
+// readies a code object for the events our shadow stack follows, the first time it runs under
+// them, allocating what it keeps as long as the code object lives: on 3.12+ the sys.monitoring
+// data (a profile function runs on sys.monitoring too), on 3.11 the line table a profile
+// function's call event needs. Always false before 3.11, which allocates nothing there.
+// Same conditions as walk_this_thread.
 bool at_resume(const RawFrame& frame);
 
-// The interpreter's frame of `frame`, as RawFrame::id names it. GIL held; `frame` is executing.
+// The same for the innermost frame of `tstate` (the calling thread's own state), unless it is
+// `known` (an interpreter frame, as RawFrame::id names it): the shadow stack's top, which has
+// had its call event.
+bool new_frame_at_resume(PyThreadState* tstate, const void* known);
+
+// The interpreter's frame of `frame` (a frame of the calling thread), as RawFrame::id names it.
 const void* frame_id(PyFrameObject* frame);
 
 // One address on the C stack per activation of the interpreter's eval loop in the calling thread,

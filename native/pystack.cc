@@ -491,16 +491,12 @@ bool current_node(ShadowStack& stack, std::vector<RawFrame>& scratch, uint32_t* 
     } else if (!stack.tstate || stack.tstate->c_profilefunc != profile_callback) {
         return false;  // someone else's profiler replaced ours: pushes and pops are not seen
     }
-#if PY_VERSION_HEX >= 0x030C0000
-    else {
-        // The same under a profile function, which 3.12+ runs on sys.monitoring too: the new
-        // frame is not pushed before its call event, which comes after the instrumenting.
-        walk_this_thread(scratch, 1);
-        if (!scratch.empty() && (n == 0 || frame_id(stack.frames[n - 1].frame) != scratch[0].id) &&
-            at_resume(scratch[0])) {
-            *node = kNotTheProgram;
-            return true;
-        }
+#if PY_VERSION_HEX >= 0x030B0000
+    else if (new_frame_at_resume(stack.tstate, n ? frame_id(stack.frames[n - 1].frame) : nullptr)) {
+        // The same under the profile function: a new frame is pushed at its call event, which
+        // comes after the interpreter readied its code for it.
+        *node = kNotTheProgram;
+        return true;
     }
 #endif
     if (n == 0) return true;

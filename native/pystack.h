@@ -80,11 +80,12 @@ int profile_callback(PyObject* obj, PyFrameObject* frame, int what, PyObject* ar
 void rebuild(ShadowStack& stack, PyFrameObject* top, uint32_t generation);
 // The same for the calling thread's current frames, as calls are followed now. GIL held.
 void rebuild_current(ShadowStack& stack, uint32_t generation);
-// What current_node gives for an allocation the program did not make: the interpreter is
-// instrumenting a code object for the sys.monitoring events (or profile function) that our
-// shadow stack follows, as it does the first time each function runs under them (3.12+; about
-// 128 bytes a code object, kept as long as the code object lives). Not recorded: those bytes
-// exist only because we follow calls, and would show as a leak in every first call.
+// What current_node gives for an allocation the program did not make: the interpreter readies
+// a code object for the events that our shadow stack follows, as it does the first time each
+// function runs under them (3.12+: sys.monitoring data, about 128 bytes; 3.11: the line table a
+// profile call event needs, 2 bytes an instruction), kept as long as the code object lives.
+// Not recorded: those bytes exist only because we follow calls, and would show as a leak at
+// every first call.
 constexpr uint32_t kNotTheProgram = UINT32_MAX;
 
 // The trie node of the thread's shadow stack into `node` (or kNotTheProgram); emits NODE records

@@ -21,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("port", type=int, help="the port `memprof run --live-remote` printed")
     parser.add_argument("--host", default="127.0.0.1", help="where the program runs (default 127.0.0.1)")
+    parser.add_argument("--timeout", type=float, default=HEADER_TIMEOUT_S, metavar="SECONDS",
+                        help="give up when the program sends no capture within this many seconds of connecting "
+                        f"(default {HEADER_TIMEOUT_S:g})")
     parser.set_defaults(func=live)
 
 
@@ -28,13 +31,15 @@ def live(args: argparse.Namespace) -> int:
     """Connect, check the stream is a capture this memprof reads, and show the view."""
     if not 1 <= args.port <= 65535:
         raise UsageError(f"port {args.port}: a port is a number from 1 to 65535")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout {args.timeout:g}: a time-out is a number of seconds above 0")
     from ..live.sources import SocketSource
     from ..live.stream import LiveSession
 
     session = LiveSession(SocketSource(args.host, args.port))
     try:
         # Refuse a stranger or a newer format here, as one line, before the view takes the terminal.
-        session.wait_for_header(HEADER_TIMEOUT_S)
+        session.wait_for_header(args.timeout)
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             raise UsageError("memprof live needs a terminal")
         from ..live.view import LiveView

@@ -193,7 +193,8 @@ class LiveSession:
             if self.ended:
                 raise CaptureError(f"{self.source.name} ended before a capture header arrived")
             if time.monotonic() > deadline:
-                raise CaptureError(f"no capture header from {self.source.name} within {timeout:g} s")
+                raise CaptureError(f"no capture header from {self.source.name} within {timeout:g} s: is it a "
+                                   "program started with `memprof run --live-remote`?")
             self.pump(min(0.1, timeout))
 
     def snapshot(self) -> LiveState:

@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 
-
 SUITE = """
 import pytest
 
@@ -42,7 +41,7 @@ def test_saved_baseline_fails_only_the_test_that_grew(pytester):
                                              "--memprof-fail-on-increase", "10%")
     compared.assert_outcomes(passed=3, failed=1)
     compared.stdout.fnmatch_lines([
-        "*Peak grew +4*% over the baseline (4.0 MiB -> 6.0 MiB), more than the 10% allowed*",
+        "*Peak grew +[45]?.?% over the baseline (4.0 MiB -> 6.0 MiB), more than the 10% allowed*",
         "*vs base*",
         "*1 test(s) not in the baseline (not judged): test_suite.py::test_alloc[[]d[]]*",
     ])
@@ -149,7 +148,7 @@ def test_a_test_that_grew_names_the_location_that_grew_in_every_output(pytester,
     compared.stdout.fnmatch_lines([
         f"*Peak grew * Grew most: {grown_line} (+1.9 MiB at the peak).*",
         "*Locations that grew most since the baseline (at the peak):*",
-        "*#1  +1.9 MiB (976.6 KiB -> 2.9 MiB)*",
+        "*#1  +1.9 MiB (976.? KiB -> 2.9 MiB)*",  # the bytearray object's own size varies by version
         f"*{grown_line}*",
         "*test_grows at test_suite.py:*",
     ])

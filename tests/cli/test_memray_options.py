@@ -138,7 +138,7 @@ def holder():
         ready.set()
         done.wait()
         done.clear()
-        own = [bytearray(8) for _ in range(4)]
+        own = bytearray(8)
         del block
 
 

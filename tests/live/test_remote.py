@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
 import subprocess
 import threading
@@ -144,6 +145,28 @@ def test_something_that_is_not_a_capture_stream_is_refused(memprof):
     server.join(TIMEOUT_S)
     assert_one_line_error(result, "does not send a memprof capture stream")
 
+
+
+def test_a_silent_server_is_given_up_after_the_time_out(memprof):
+    # A plain HTTP server (Python's own) says nothing until it is asked: the viewer used to wait
+    # on a blank screen for ever.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        result = memprof("live", str(port), "--timeout", "1", timeout=TIMEOUT_S)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert_one_line_error(result, f"no capture header from 127.0.0.1:{port} within 1 s",
+                          "memprof run --live-remote")
+
+
+def test_the_time_out_must_be_a_positive_number_of_seconds(memprof):
+    result = memprof("live", "8000", "--timeout", "0", timeout=TIMEOUT_S)
+    assert result.returncode == 2
+    assert_one_line_error(result, "--timeout 0: a time-out is a number of seconds above 0")
 
 @pytest.mark.parametrize(("options", "message"), [
     (["--live-port", "8000"], "--live-port and --live-host go with --live-remote"),
