@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <tuple>
 
 #include "recorder.h"
 
@@ -37,7 +38,15 @@ void write_tables(Recorder& recorder, const Reader& reader, size_t frames, size_
 
 void write_aggregates(Recorder& recorder, const Reader& reader) {
     for (uint64_t tid : reader.threads_seen()) recorder.thread(tid);  // keeps the order threads came in
-    for (const AggregateRow& row : reader.aggregates()) recorder.agg_stack(row.tid, row.allocator, row.stack, row.figures);
+    const auto& pairs = reader.stack_pairs();
+    for (const AggregateRow& row : reader.aggregates()) {
+        // A hybrid stack id is the reader's own index: the file gets the (Python, native) pair.
+        uint32_t python = row.stack, native = 0;
+        if ((row.stack & kHybridStack) && (row.stack & ~kHybridStack) < pairs.size()) {
+            std::tie(python, native) = pairs[row.stack & ~kHybridStack];
+        }
+        recorder.agg_stack(row.tid, row.allocator, python, native, row.figures);
+    }
     for (const TimelineRow& point : reader.timeline()) recorder.agg_sample(point.ms, point.heap, point.rss);
     recorder.agg_summary(reader.peak_bytes(), reader.peak_ms(), reader.unmatched_frees(), reader.histogram(),
                          kHistogramBuckets);

@@ -118,6 +118,7 @@ struct AggStackRecord {
     uint64_t tid;
     uint8_t allocator;
     uint32_t stack;
+    uint32_t native = 0;  // AGG_NATIVE_STACK: the native node under the Python stack, else 0
     Figures at_peak, leaked, total, temporary;
 };
 
@@ -255,6 +256,7 @@ Decoded Decoder::next(Cursor& cursor, Consumer& consumer) {
         case AGG_STACK:
         case AGG_SAMPLE:
         case AGG_SUMMARY:
+        case AGG_NATIVE_STACK:
             return decode_aggregate(cursor, kind, consumer);
         default: {
             char what[64];
@@ -452,11 +454,12 @@ Decoded Decoder::decode_event(Cursor& cursor, uint8_t kind, Consumer& consumer) 
 
 template <typename Consumer>
 Decoded Decoder::decode_aggregate(Cursor& cursor, uint8_t kind, Consumer& consumer) {
-    if (kind == AGG_STACK) {
+    if (kind == AGG_STACK || kind == AGG_NATIVE_STACK) {
         AggStackRecord record;
-        uint64_t allocator, stack;
+        uint64_t allocator, stack, native = 0;
         Figures* figures[] = {&record.at_peak, &record.leaked, &record.total, &record.temporary};
-        if (!cursor.get_varint(&record.tid) || !cursor.get_varint(&allocator) || !cursor.get_varint(&stack)) {
+        if (!cursor.get_varint(&record.tid) || !cursor.get_varint(&allocator) || !cursor.get_varint(&stack) ||
+            (kind == AGG_NATIVE_STACK && !cursor.get_varint(&native))) {
             return short_read(cursor);
         }
         for (Figures* pair : figures) {
@@ -467,6 +470,13 @@ Decoded Decoder::decode_aggregate(Cursor& cursor, uint8_t kind, Consumer& consum
             return corrupt("an aggregate of an unknown allocator");
         }
         if (stack > d_nodes) return corrupt("an aggregate of an unknown stack");
+        if (kind == AGG_NATIVE_STACK && d_version < kFirstAggNativeVersion) {
+            return corrupt("an AGG_NATIVE_STACK record in a capture older than version 6");
+        }
+        if (kind == AGG_NATIVE_STACK && (native == 0 || native > d_native_nodes)) {
+            return corrupt("an aggregate of an unknown native stack");
+        }
+        record.native = static_cast<uint32_t>(native);
         record.allocator = static_cast<uint8_t>(allocator);
         record.stack = static_cast<uint32_t>(stack);
         return accepted(consumer.on(record));

@@ -123,9 +123,10 @@ const char* Dumper::on(const TrailerRecord& record) {
 
 const char* Dumper::on(const AggStackRecord& record) {
     fprintf(d_out,
-            "AGG_STACK thread=%" PRIu64 " %s stack=%" PRIu32 " peak=%" PRIu64 "/%" PRIu64 " leaked=%" PRIu64 "/%" PRIu64
+            "%s thread=%" PRIu64 " %s stack=%" PRIu32 "%s%s peak=%" PRIu64 "/%" PRIu64 " leaked=%" PRIu64 "/%" PRIu64
             " total=%" PRIu64 "/%" PRIu64 " temporary=%" PRIu64 "/%" PRIu64 "\n",
-            record.tid, kind_name(record.allocator), record.stack, record.at_peak.bytes, record.at_peak.count,
+            record.native ? "AGG_NATIVE_STACK" : "AGG_STACK", record.tid, kind_name(record.allocator), record.stack,
+            record.native ? " native=" : "", record.native ? std::to_string(record.native).c_str() : "", record.at_peak.bytes, record.at_peak.count,
             record.leaked.bytes, record.leaked.count, record.total.bytes, record.total.count, record.temporary.bytes,
             record.temporary.count);
     return nullptr;

@@ -10,7 +10,8 @@
 namespace memprof {
 
 constexpr char kMagic[8] = {'M', 'E', 'M', 'P', 'R', 'O', 'F', '\0'};
-constexpr uint16_t kFormatVersion = 5;  // the version this code writes and the newest it reads
+constexpr uint16_t kFormatVersion = 6;  // the version this code writes and the newest it reads
+constexpr uint16_t kFirstAggNativeVersion = 6;  // AGG_NATIVE_STACK: aggregated captures with native stacks
 constexpr uint16_t kFirstSyncVersion = 5;  // independent LZ4 blocks, each opening with a SYNC record
 constexpr uint16_t kFirstSizeClassVersion = 3;  // addresses coded by size class and recent events
 constexpr uint8_t kNativeAllocFlag = 0x80;
@@ -70,6 +71,7 @@ enum Kind : uint8_t {
     AGG_STACK = 80,
     AGG_SAMPLE = 81,
     AGG_SUMMARY = 82,
+    AGG_NATIVE_STACK = 83,
     ENTRY_NODE = 71,
     NATIVE_NODE = 72,
     MAPS = 73,
@@ -99,6 +101,7 @@ inline const char* kind_name(uint8_t kind) {
         case AGG_STACK: return "AGG_STACK";
         case AGG_SAMPLE: return "AGG_SAMPLE";
         case AGG_SUMMARY: return "AGG_SUMMARY";
+        case AGG_NATIVE_STACK: return "AGG_NATIVE_STACK";
         case ENTRY_NODE: return "ENTRY_NODE";
         case NATIVE_NODE: return "NATIVE_NODE";
         case MAPS: return "MAPS";

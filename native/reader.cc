@@ -597,7 +597,9 @@ const char* Reader::on(const SampleRecord& record) {
 const char* Reader::on(const AggStackRecord& record) {
     if (d_only_tid && record.tid != d_only_tid) return nullptr;
     thread_seen(record.tid);
-    Acc& acc = d_accs[acc_for(record.stack, record.allocator, record.tid)];
+    uint32_t stack = record.native ? hybrid_stack(record.stack, record.native) : record.stack;
+    if (stack == UINT32_MAX) return "more distinct stacks than a capture can hold";
+    Acc& acc = d_accs[acc_for(stack, record.allocator, record.tid)];
     // As if replayed: the values at the (only) peak are saved, the current ones are the leaks.
     acc.saved_for = d_peak_version;
     acc.saved_bytes += static_cast<int64_t>(record.at_peak.bytes);

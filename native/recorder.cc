@@ -328,12 +328,14 @@ void Recorder::mark(uint64_t id, const std::string& label) {
     commit(put_string(out, label));
 }
 
-void Recorder::agg_stack(uint64_t tid, uint8_t allocator, uint32_t stack, const uint64_t (&figures)[8]) {
-    uint8_t* out = reserve(1 + 11 * 10);
-    *out++ = AGG_STACK;
+void Recorder::agg_stack(uint64_t tid, uint8_t allocator, uint32_t stack, uint32_t native,
+                         const uint64_t (&figures)[8]) {
+    uint8_t* out = reserve(1 + 12 * 10);
+    *out++ = native ? AGG_NATIVE_STACK : AGG_STACK;
     out = put_varint(out, tid);
     out = put_varint(out, allocator);
     out = put_varint(out, stack);
+    if (native) out = put_varint(out, native);
     for (uint64_t value : figures) out = put_varint(out, value);
     commit(out);
 }

@@ -128,7 +128,8 @@ class Recorder {
     void sample(uint64_t ms, uint64_t rss);
     void mark(uint64_t id, const std::string& label);
     // Records of an aggregated capture (docs/capture-format.md): one stack's figures, one timeline point, the summary.
-    void agg_stack(uint64_t tid, uint8_t allocator, uint32_t stack, const uint64_t (&figures)[8]);
+    // `native` 0: a Python stack only (AGG_STACK); else the native node under it (AGG_NATIVE_STACK).
+    void agg_stack(uint64_t tid, uint8_t allocator, uint32_t stack, uint32_t native, const uint64_t (&figures)[8]);
     void agg_sample(uint64_t ms, uint64_t heap, uint64_t rss);
     void agg_summary(uint64_t peak, uint64_t peak_ms, uint64_t unmatched_frees, const uint64_t* histogram,
                      size_t buckets);

@@ -49,6 +49,7 @@ struct State {
     std::atomic<bool> hooked{false};
     bool maps_stale = false;  // lock held: a library came or went while paused; resume records them
     bool memory_sink = false;
+    std::atomic<ExitHook> exit_hook{nullptr};  // set_exit_hook(): run at _exit() with a memory sink
     uint64_t last_tid = 0;
     std::chrono::steady_clock::time_point started;
     std::string leftover;  // memory sink: records written by stop() after the last drain
@@ -298,21 +299,29 @@ void fork_child() {
     std::lock_guard<std::mutex> lock(g->lock);
     g->recorder.abandon();  // the parent's stream: its fd and writer thread are not ours
     g->tids.clear();
-    if (!g->options.follow_fork || g->memory_sink) {
+    if (!g->options.follow_fork) {
         g->active = false;
         return;
     }
-    std::string error;
-    std::string path = g->options.path + "." + std::to_string(getpid());
-    // Unthreaded: the child may be short-lived and end in _exit, and each thread we start here
-    // is one more a Python 3.12+ child would warn about if it forks again.
-    auto sink = open_file_sink(path, /*threaded=*/false, &error);
-    if (!sink) {
-        g->active = false;
-        return;
+    std::unique_ptr<Sink> sink;
+    if (g->memory_sink) {
+        // Aggregating: the child's own aggregator (started by Python's after-fork hook) drains
+        // this; what the parent had not drained yet is the parent's.
+        g->leftover.clear();
+        sink = make_memory_sink();
+    } else {
+        std::string error;
+        std::string path = g->options.path + "." + std::to_string(getpid());
+        // Unthreaded: the child may be short-lived and end in _exit, and each thread we start here
+        // is one more a Python 3.12+ child would warn about if it forks again.
+        sink = open_file_sink(path, /*threaded=*/false, &error);
+        if (!sink) {
+            g->active = false;
+            return;
+        }
     }
     g->recorder.open(std::move(sink));
-    g->recorder.sync_blocks();
+    if (!g->memory_sink) g->recorder.sync_blocks();
     g->last_tid = 0;
     pystack::emit_tables(g->recorder);
     nativestack::emit_tables(g->recorder);
@@ -636,10 +645,20 @@ void on_dlclose() {
     record_maps();
 }
 
+void set_exit_hook(ExitHook hook) {
+    if (!g) return;
+    g->exit_hook.store(hook);
+}
+
 void on_exit() {
     // os._exit() skips atexit and destructors (a multiprocessing child ends that way): finish
     // the stream here so the capture is whole.
-    if (!active_relaxed() || g->memory_sink) return;
+    if (!active_relaxed()) return;
+    if (g->memory_sink) {
+        // Outside the lock: the hook stops the tracker, which drains the memory sink.
+        if (ExitHook hook = g->exit_hook.load()) hook();
+        return;
+    }
     std::lock_guard<std::mutex> lock(g->lock);
     if (!g->active) return;
     g->active = false;

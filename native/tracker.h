@@ -71,6 +71,10 @@ void thread_started(PyFrameObject* frame);
 // the parent. A fork from C skips these and relies on the pthread_atfork handlers alone.
 void before_fork();
 void after_fork_parent();
+// Run at _exit() (os._exit, a multiprocessing child's end) while tracking into memory, before
+// the process ends: the binding's way to write an aggregated capture whole. Null: none.
+using ExitHook = void (*)();
+void set_exit_hook(ExitHook hook);
 
 // Called by the hooks with t_guard set.
 void on_alloc(uint8_t kind, void* address, size_t size);

@@ -29,3 +29,5 @@ cdef extern from "tracker.h" namespace "memprof::tracker":
     void thread_started(PyFrameObject* frame)
     void before_fork() except +
     void after_fork_parent() except +
+    ctypedef void (*ExitHook)() noexcept nogil
+    void set_exit_hook(ExitHook hook)

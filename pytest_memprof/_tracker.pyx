@@ -138,6 +138,37 @@ def _after_fork_in_parent():
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
 
 
+cdef extern from "Python.h":
+    int PyGILState_Check() nogil
+
+
+_exit_callback = None
+
+
+cdef void _run_exit_callback() noexcept nogil:
+    # _exit() from a thread that does not hold the GIL (C code, a dying native thread): taking
+    # it there could wait forever on a thread that never gives it back, so nothing runs.
+    if not PyGILState_Check():
+        return
+    with gil:
+        callback = _exit_callback
+        if callback is not None:
+            try:
+                callback()
+            except BaseException:
+                pass  # the process is ending: there is no one left to tell
+
+
+def set_exit_callback(callback):
+    """Call ``callback()`` (or nothing, for None) when the process ends through _exit() while tracking into memory."""
+    global _exit_callback
+    _exit_callback = callback
+    if callback is None:
+        native.set_exit_hook(NULL)
+    else:
+        native.set_exit_hook(_run_exit_callback)
+
+
 def can_watch_objects():
     """Whether this build can watch object lifetimes (CPython 3.13 or later: its reference tracer)."""
     return objects.available()

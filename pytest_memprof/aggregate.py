@@ -7,7 +7,7 @@ only what reports need: per stack, thread and allocator the bytes and counts at 
 the end (leaks), in total and in temporary allocations, plus the heap/RSS timeline, the size
 histogram and the frame and stack tables. Every report works on it except ``--temporal``
 (when each allocation happened is not kept). While the program runs the thread also writes a
-snapshot of the totals so far, without a trailer, every ``snapshot_interval`` seconds (short
+snapshot of the totals so far, without a trailer, every ``snapshot_interval`` seconds (10 ms
 at first, then growing): a program that dies (``os._exit``, SIGKILL, a crash) leaves the last
 snapshot, which reads as truncated; a normal stop replaces it with the whole capture.
 """
@@ -23,11 +23,20 @@ from pathlib import Path
 from . import _tracker
 from ._reader import CaptureReader
 
-# How often the background thread moves events from the tracker's memory buffer to the reader.
-DRAIN_INTERVAL_S = 0.1
+# How often the background thread moves events from the tracker's memory buffer to the reader:
+# every 10 ms at first, then every twentieth of the time tracked, at most every 100 ms (as the
+# streaming mode flushes), so that a short process, a forked child ending in os._exit above
+# all, still leaves a snapshot.
+FIRST_DRAIN_S = 0.01
+MAX_DRAIN_INTERVAL_S = 0.1
 # Snapshots of the totals: the first after this, then every tenth of the time tracked, at most this.
-FIRST_SNAPSHOT_S = 0.1
+FIRST_SNAPSHOT_S = 0.01
 MAX_SNAPSHOT_INTERVAL_S = 5.0
+
+
+def drain_interval(tracked_s: float) -> float:
+    """Seconds between two drains of the tracker's memory buffer after ``tracked_s`` seconds of tracking."""
+    return min(MAX_DRAIN_INTERVAL_S, max(FIRST_DRAIN_S, tracked_s / 20))
 
 
 def snapshot_interval(tracked_s: float) -> float:
@@ -56,7 +65,7 @@ class Aggregator:
         _tracker.ignore_this_thread()
         self._ready.set()
         started = last_snapshot = time.monotonic()
-        while not self._stop.wait(DRAIN_INTERVAL_S):
+        while not self._stop.wait(drain_interval(time.monotonic() - started)):
             self.reader.feed(_tracker.drain())
             now = time.monotonic()
             if self._path is not None and now - last_snapshot >= snapshot_interval(now - started):

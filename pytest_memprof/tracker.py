@@ -8,6 +8,7 @@ import os
 import platform
 import sys
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Union
@@ -21,6 +22,27 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 # How the native tracker words a failure of the file itself (native/recorder.cc, native/tracker.cc).
 _WRITE_FAILURES = ("cannot write the capture file", "cannot create capture file", "cannot close the capture file")
+
+
+_aggregating: weakref.ref[Tracker] | None = None
+
+
+def _aggregate_in_children(tracker: Tracker) -> None:
+    """Have forked children of this process aggregate their own events (``aggregate`` with ``follow_fork``)."""
+    global _aggregating
+    if _aggregating is None:  # a fork hook cannot be removed: one, for whichever tracker runs
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+    _aggregating = weakref.ref(tracker)
+
+
+def _after_fork_in_child() -> None:
+    tracker = _aggregating() if _aggregating is not None else None
+    if tracker is not None:
+        _tracker.guard_this_thread(True)  # starting the child's aggregator is not the program's work
+        try:
+            tracker._aggregate_in_child()
+        finally:
+            _tracker.guard_this_thread(False)
 
 
 def _tracker_error(message: str) -> TrackerError:
@@ -69,6 +91,7 @@ class Tracker:
         self._started = False
         self._aggregator: Aggregator | None = None
         self._header: dict = {}
+        self._fork_base = self.destination if follow_fork else None  # a child writes FILE.<pid> beside it
 
     def header(self) -> dict:
         """What the capture header records about this process (the pid is added natively)."""
@@ -91,10 +114,8 @@ class Tracker:
         """Start tracking; raises TrackerError if that is impossible (CaptureWriteError: the file cannot be written)."""
         if self.aggregate and self.destination is None:
             raise TrackerError("an aggregated capture needs a file to go to (aggregate=True with a destination)")
-        if self.aggregate and self.follow_fork:
-            raise TrackerError("aggregated captures cannot follow forks; record without aggregate to follow them")
-        if self.aggregate and self.native:
-            raise TrackerError("aggregated captures do not keep native stacks yet; record without aggregate for them")
+        if self.follow_fork and self.destination is None and self._socket_destination is None:
+            raise TrackerError("following forks needs a file (each child writes FILE.<pid> beside it)")
         if self._socket_destination is not None:
             if self.aggregate:
                 raise TrackerError("a SocketDestination streams every event: it cannot be aggregated")
@@ -125,6 +146,12 @@ class Tracker:
                 self._aggregator = None
             raise _tracker_error(error)
         self._started = True
+        if self.aggregate:
+            # os._exit() skips atexit (multiprocessing's children all end so): the tracker's
+            # _exit() hook calls this instead, and the capture is still written whole.
+            _tracker.set_exit_callback(self._stop_at_exit)
+            if self.follow_fork:
+                _aggregate_in_children(self)
         return self
 
     def stop(self) -> None:
@@ -134,7 +161,9 @@ class Tracker:
         self._started = False
         aggregator, self._aggregator = self._aggregator, None
         if aggregator is not None:
+            _tracker.guard_this_thread(True)  # stopping our thread is not the program's work (stop() ends it)
             aggregator.halt()
+            _tracker.set_exit_callback(None)
         error = _tracker.stop()
         atexit.unregister(self._stop_at_exit)
         self._finish_socket()
@@ -146,6 +175,15 @@ class Tracker:
                 write_aggregated_capture(self.destination, aggregator.finish(), header)
             except OSError as problem:
                 raise CaptureWriteError(f"cannot write capture file {self.destination}: {problem.strerror}") from None
+
+    def _aggregate_in_child(self) -> None:
+        # In a forked child the aggregator's thread is gone and its totals are the parent's: this
+        # process starts its own, for FILE.<pid> as a streaming child would write.
+        if not self._started or self._aggregator is None or self._fork_base is None:
+            return
+        self.destination = Path(f"{self._fork_base}.{os.getpid()}")
+        self._aggregator = Aggregator(self.destination, self._header)
+        self._aggregator.start()
 
     def pause(self) -> None:
         """Stop recording until ``resume()``; cheap, for use between pytest tests."""

@@ -106,12 +106,136 @@ def test_tracking_with_aggregate_sees_the_peak_and_its_stack(tmp_path):
         capture.temporal_stacks()
 
 
-def test_aggregate_needs_a_file_and_cannot_follow_forks(tmp_path):
+@pytest.fixture(scope="module")
+def cpplib(tmp_path_factory):
+    from tests.native_lib import build_cpp, load_cpp
+
+    return load_cpp(build_cpp(tmp_path_factory.mktemp("aggregate_cpp")))
+
+
+def native_workload(cpplib):
+    import ctypes
+
+    raw = ctypes.c_void_p()
+    block = cpplib.memprof_test_entry(300_000, ctypes.byref(raw))  # new[] and malloc of 2,400,000 B each
+    kept = workload()
+    cpplib.memprof_test_release(block, raw)
+    return kept
+
+
+def test_a_native_capture_aggregated_answers_exactly_as_the_full_one(cpplib, tmp_path):
+    full_path = tmp_path / "full.bin"
+    with Tracker(full_path, native=True):
+        kept = native_workload(cpplib)
+        del kept
+    full = Capture.open(full_path)
+    aggregated_path = tmp_path / "aggregated.bin"
+    write_aggregated_capture(aggregated_path, full._reader, {"command_line": "test", "native": True})
+    aggregated = Capture.open(aggregated_path)
+    assert aggregated.metadata.aggregated and aggregated.metadata.native
+    assert every_answer(aggregated) == every_answer(full)
+    # Before: the hybrid stacks' ids were written as they were and read as unknown Python stacks.
+    assert any(frame.native for stat in aggregated.total_stacks() for frame in stat.frames)
+
+
+def test_tracking_native_with_aggregate_keeps_the_c_frames_under_the_python_caller(cpplib, tmp_path):
+    from tests.native_lib import marked_lines
+
+    out = tmp_path / "native.bin"
+    # Before: TrackerError "aggregated captures do not keep native stacks yet".
+    with Tracker(out, aggregate=True, native=True):
+        kept = native_workload(cpplib)
+    del kept
+    capture = Capture.open(out)
+    assert capture.metadata.aggregated and capture.metadata.native and not capture.truncated
+    lines = marked_lines()
+    found = [stat for stat in capture.total_stacks() if stat.bytes == 2_400_000
+             and any(frame.native and frame.line == lines["malloc"] for frame in stat.frames)]
+    assert len(found) == 1, [[frame.function for frame in stat.frames] for stat in capture.total_stacks()[:5]]
+    functions = [frame.function for frame in found[0].frames]
+    assert functions.index("native_workload") < functions.index("memprof_test_entry"), functions
+    assert 30 * MiB <= capture.peak_bytes < 31 * MiB + 5 * 2_400_000
+
+
+def test_aggregate_and_follow_fork_need_a_file(tmp_path):
     with pytest.raises(TrackerError, match="needs a file"):
         Tracker(None, aggregate=True).start()
-    with pytest.raises(TrackerError, match="forks"):
-        Tracker(tmp_path / "x.bin", aggregate=True, follow_fork=True).start()
+    with pytest.raises(TrackerError, match="needs a file"):
+        Tracker(None, follow_fork=True).start()
     assert not Tracker.is_active()
+
+
+FORKING = """
+    import multiprocessing, os, sys
+    from pytest_memprof import Tracker
+
+    def in_the_parent():
+        return bytearray(3 * 2**20)
+
+    def in_a_forked_child():
+        return bytearray(5 * 2**20)
+
+    def in_a_child_ending_at_once():
+        return bytearray(11 * 2**20)
+
+    def in_a_process():
+        kept = bytearray(7 * 2**20)
+
+    def in_a_pool_worker(i):
+        return len(bytearray(9 * 2**20))
+
+    if __name__ == "__main__":
+        context = multiprocessing.get_context("fork")
+        tracker = Tracker({out!r}, aggregate=True, follow_fork=True).start()
+        kept = in_the_parent()
+        pid = os.fork()
+        if pid == 0:
+            kept_by_child = in_a_forked_child()
+            sys.exit(0)  # a plain fork child leaves through atexit
+        os.waitpid(pid, 0)
+        quick = os.fork()
+        if quick == 0:
+            kept_by_child = in_a_child_ending_at_once()
+            os._exit(0)  # within a millisecond: before any snapshot
+        os.waitpid(quick, 0)
+        process = context.Process(target=in_a_process)  # leaves through os._exit
+        process.start()
+        process.join()
+        pool = context.Pool(2)
+        pool.map(in_a_pool_worker, range(4))
+        pool.close()
+        pool.join()
+        print(pid, quick, process.pid, *[worker.pid for worker in pool._pool])
+        tracker.stop()
+"""
+
+
+def test_aggregate_with_follow_fork_gives_each_child_its_own_whole_capture(tmp_path):
+    out = tmp_path / "agg.bin"
+    # Before: TrackerError "aggregated captures cannot follow forks".
+    result = run_aggregating(tmp_path, FORKING.format(out=str(out)))
+    assert result.returncode == 0, result.stderr
+    fork_pid, quick_pid, process_pid, *worker_pids = map(int, result.stdout.split())
+    parent = Capture.open(out)
+    assert parent.metadata.aggregated and not parent.truncated
+    assert {s.location.function for s in parent.peak_stacks() if s.bytes >= 2**20} == {"in_the_parent"}
+
+    def functions_of(pid: int) -> set[str]:
+        capture = Capture.open(tmp_path / f"agg.bin.{pid}")
+        # Whole, not a snapshot: each child finished its own capture on its way out.
+        assert capture.metadata.aggregated and not capture.truncated and capture.metadata.pid == pid
+        return {s.location.function for s in capture.total_stacks() if s.bytes >= 2**20 and s.location}
+
+    assert functions_of(fork_pid) == {"in_a_forked_child"}
+    assert functions_of(quick_pid) == {"in_a_child_ending_at_once"}
+    assert functions_of(process_pid) == {"in_a_process"}
+    assert set().union(*map(functions_of, worker_pids)) == {"in_a_pool_worker"}
+    # Starting a child's own aggregator (in our fork hook) is not the child's work.
+    for pid in (fork_pid, quick_pid, process_pid, *worker_pids):
+        frames = {frame.file for s in Capture.open(tmp_path / f"agg.bin.{pid}").total_stacks() for frame in s.frames}
+        assert not any("pytest_memprof" in file for file in frames), (pid, frames)
+    # Nothing of the parent's is in a child's capture, and no snapshot was left half-written.
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_memprof_run_aggregate_then_reports(tmp_path):
@@ -183,7 +307,7 @@ def run_aggregating(tmp_path, body: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("end", ["os._exit(0)", "os.kill(os.getpid(), signal.SIGKILL)"], ids=["_exit", "SIGKILL"])
-def test_an_aggregating_program_that_dies_leaves_its_last_snapshot(tmp_path, end):
+def test_an_aggregating_program_that_exits_early_or_dies_keeps_its_figures(tmp_path, end):
     out = tmp_path / "agg.bin"
     result = run_aggregating(
         tmp_path,
@@ -203,7 +327,9 @@ def test_an_aggregating_program_that_dies_leaves_its_last_snapshot(tmp_path, end
     assert result.returncode in (0, -9), result.stderr
     # Before: no file at all.
     capture = Capture.open(out)
-    assert capture.metadata.aggregated and capture.truncated
+    # os._exit passes through the tracker's _exit() hook, which writes the capture whole; a
+    # SIGKILL leaves the last snapshot, which reads as truncated.
+    assert capture.metadata.aggregated and capture.truncated == (end != "os._exit(0)")
     assert capture.peak_bytes >= 6 * MiB
     assert capture.peak_stacks()[0].location.function == "kept_before_death"
     assert not list(tmp_path.glob("*.partial"))

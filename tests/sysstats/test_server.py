@@ -6,6 +6,7 @@ These are issue 17's item 12, against the real server (uvicorn) in a subprocess 
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import time
 
@@ -91,25 +92,25 @@ def test_clients_that_disconnect_mid_answer_leave_no_traceback(start_server):
     assert server.process.returncode == 0 and errors == ""
 
 
-def test_keep_alive_serves_at_least_500_requests_a_second_to_one_client(start_server):
-    server = start_server("-s", "-t", "1")
+def test_keep_alive_serves_500_requests_on_one_connection_from_one_sample(start_server):
+    # How fast it answers is benchmarks/sys_server.py's to say; here: the connection stays open
+    # and /all within one interval is answered from one sample, which is what makes it fast.
+    server = start_server("-s", "-t", "600")
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.connect()
+    opened = connection.sock
     for path in ("/api/4/status", "/api/4/all"):
-        connection.request("GET", path)
-        connection.getresponse().read()  # the first /all samples; the rest are answered from it
-        count = 500
-        started = time.perf_counter()
-        for _ in range(count):
+        for _ in range(500):
             connection.request("GET", path)
             response = connection.getresponse()
             response.read()
             assert response.status == 200
-        rate = count / (time.perf_counter() - started)
-        assert rate >= 500, (path, rate)
+            assert connection.sock is opened, "the server closed a keep-alive connection"
+    connection.request("GET", "/api/4/status")
+    assert json.loads(connection.getresponse().read())["refreshes"] == 1
 
 
 def test_a_server_samples_only_when_asked(start_server):
-    import json
     import urllib.request
 
     server = start_server("-s", "-t", "0.2")
