@@ -102,6 +102,7 @@ class Capture:
         self._frames: list[tuple[str, str, int]] = []
         self._nodes: list[tuple[int, int, int]] = []
         self._stacks: dict[int, tuple[Frame, ...]] = {0: ()}
+        self._node_frames: dict[int, Frame | None] = {0: None}  # node_frame's answers (a hybrid report asks often)
         # The launcher the header names (memprof run, pytest): stacks start below its frames. Nodes
         # that have not reached the program's first frame keep their state here.
         self._launcher = Launcher.of(metadata)
@@ -265,15 +266,20 @@ class Capture:
 
     def node_frame(self, node: int) -> Frame | None:
         """The innermost frame of Python stack node ``node`` (``self.stack(node)[-1]``), or None if it shows none."""
+        if node in self._node_frames:
+            return self._node_frames[node]
         cached = self._stacks.get(node)
         if cached is not None:
             return cached[-1] if cached else None
         if node > len(self._nodes):
             self._refresh_tables(self._reader)
         if self._places and self._place(node) is Place.LAUNCHER:
-            return None
-        _, frame_id, line = self._nodes[node - 1]
-        return self._frame(frame_id, line)
+            frame = None
+        else:
+            _, frame_id, line = self._nodes[node - 1]
+            frame = self._frame(frame_id, line)
+        self._node_frames[node] = frame
+        return frame
 
     def parent(self, node: int) -> int:
         """The parent of Python stack node ``node`` in the capture's trie."""

@@ -163,6 +163,7 @@ class HybridStacks:
         self._calls: dict[int, NativeCall] = {}  # per native node
         self._runs: dict[int, tuple[tuple[Frame, ...], ...]] = {0: ()}
         self._bounds: dict[int, tuple[tuple[int, ...], int]] = {0: ((), 0)}  # per Python node (_run_bounds)
+        self._counts: dict[int, tuple[bool | None, int]] = {0: (None, 0)}  # per native node (_eval_count)
         self._forget_shown()
 
     def _forget_shown(self) -> None:
@@ -203,8 +204,10 @@ class HybridStacks:
         frame, eval_node = self._walk_out(native_node)
         if frame is not None:
             return frame
-        shape = self._native_shape(native_node)
-        if shape.whole and len(self._python_runs(python_node, python)) < len(shape.evals):
+        # Counted, not built: a stack has as many runs as bounds, and the shape's evals and
+        # wholeness need no frame symbolised.
+        whole, evals = self._eval_count(native_node)
+        if whole and len(self._run_bounds(python_node, python)[0]) < evals:
             # The innermost eval runs no frame shown (merge): the answer is further out; rare, so built whole.
             frames = self.stack(index, python)
             return frames[-1] if frames else None
@@ -275,6 +278,14 @@ class HybridStacks:
                 bounds = (*bounds, depth)
             memo[node] = (bounds, depth + 1)
         return memo[python_node]
+
+    def _eval_count(self, native_node: int) -> tuple[bool | None, int]:
+        """(``whole``, ``len(evals)``) of ``_native_shape(native_node)``, without expanding a frame."""
+        def step(above: tuple[bool | None, int], node: int) -> tuple[bool | None, int]:
+            call = self._call(node)
+            return (call.is_startup if above[0] is None else above[0]), above[1] + call.is_eval
+
+        return memoised(native_node, self._counts, lambda node: self._native_nodes[node - 1][0], step)
 
     def _native_shape(self, native_node: int) -> NativeShape:
         return memoised(native_node, self._shapes, lambda node: self._native_nodes[node - 1][0],
