@@ -102,6 +102,15 @@ def guard_this_thread(bint on):
     native.set_guard(on)
 
 
+def call_guarded(function, *args):
+    """``function(*args)`` with what the calling thread allocates not recorded (memprof's own work, from atexit or a fork hook)."""
+    native.set_guard(True)
+    try:
+        return function(*args)
+    finally:
+        native.set_guard(False)
+
+
 def ignore_this_thread():
     """Never record what the calling thread allocates from now on (for our own helper threads)."""
     native.set_guard(True)

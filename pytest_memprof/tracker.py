@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import platform
@@ -31,18 +32,14 @@ def _aggregate_in_children(tracker: Tracker) -> None:
     """Have forked children of this process aggregate their own events (``aggregate`` with ``follow_fork``)."""
     global _aggregating
     if _aggregating is None:  # a fork hook cannot be removed: one, for whichever tracker runs
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        os.register_at_fork(after_in_child=functools.partial(_tracker.call_guarded, _after_fork_in_child))
     _aggregating = weakref.ref(tracker)
 
 
 def _after_fork_in_child() -> None:
     tracker = _aggregating() if _aggregating is not None else None
     if tracker is not None:
-        _tracker.guard_this_thread(True)  # starting the child's aggregator is not the program's work
-        try:
-            tracker._aggregate_in_child()
-        finally:
-            _tracker.guard_this_thread(False)
+        tracker._aggregate_in_child()  # called guarded: starting the child's aggregator is not the program's work
 
 
 def _tracker_error(message: str) -> TrackerError:
@@ -92,6 +89,9 @@ class Tracker:
         self._aggregator: Aggregator | None = None
         self._header: dict = {}
         self._fork_base = self.destination if follow_fork else None  # a child writes FILE.<pid> beside it
+        # Called through C with this thread's recording off from the start: on 3.9 and 3.10 even
+        # the frame object of a Python function it called first would be charged to the program.
+        self._at_exit = functools.partial(_tracker.call_guarded, self._stop_at_exit)
 
     def header(self) -> dict:
         """What the capture header records about this process (the pid is added natively)."""
@@ -124,7 +124,7 @@ class Tracker:
             self.destination = self._socket.capture
         if self.destination is not None:
             self._check_destination(self.destination)
-        atexit.register(self._stop_at_exit)
+        atexit.register(self._at_exit)
         self._header = self.header()
         if self.aggregate:
             self._aggregator = Aggregator(self.destination, self._header)
@@ -139,7 +139,7 @@ class Tracker:
             follow_fork=self.follow_fork,
         )
         if error:
-            atexit.unregister(self._stop_at_exit)
+            atexit.unregister(self._at_exit)
             self._finish_socket()
             if self._aggregator is not None:
                 self._aggregator.halt()
@@ -149,7 +149,7 @@ class Tracker:
         if self.aggregate:
             # os._exit() skips atexit (multiprocessing's children all end so): the tracker's
             # _exit() hook calls this instead, and the capture is still written whole.
-            _tracker.set_exit_callback(self._stop_at_exit)
+            _tracker.set_exit_callback(self._at_exit)
             if self.follow_fork:
                 _aggregate_in_children(self)
         return self
@@ -165,7 +165,7 @@ class Tracker:
             aggregator.halt()
             _tracker.set_exit_callback(None)
         error = _tracker.stop()
-        atexit.unregister(self._stop_at_exit)
+        atexit.unregister(self._at_exit)
         self._finish_socket()
         if error:
             raise _tracker_error(error)
