@@ -8,8 +8,11 @@ the end (leaks), in total and in temporary allocations, plus the heap/RSS timeli
 histogram and the frame and stack tables. Every report works on it except ``--temporal``
 (when each allocation happened is not kept). While the program runs the thread also writes a
 snapshot of the totals so far, without a trailer, every ``snapshot_interval`` seconds (10 ms
-at first, then growing): a program that dies (``os._exit``, SIGKILL, a crash) leaves the last
-snapshot, which reads as truncated; a normal stop replaces it with the whole capture.
+at first, then growing): a program that dies (SIGKILL, a crash, a signal) leaves the last
+snapshot, which reads as truncated; a normal stop, and ``os._exit`` (through the tracker's
+``_exit`` hook), replace it with the whole capture. With ``native=True`` the totals keep hybrid
+stacks; with ``follow_fork=True`` each forked child starts an aggregator of its own (a fork hook
+in ``tracker.py``) for ``FILE.<pid>``.
 """
 
 from __future__ import annotations
