@@ -12,68 +12,18 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
-import re
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# The servers as the test suite starts them (tests/sysstats/conftest.py): one way to do it.
+from tests.sysstats.conftest import GlancesServer, Server  # noqa: E402
+
 PATHS = ("/api/4/status", "/api/4/all", "/api/4/mem")
-
-
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(process: subprocess.Popen, port: int) -> None:
-    """Return once ``port`` accepts connections; fail if the server died first."""
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited at start: {process.args}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the server did not listen within 60 s: {process.args}") from None
-            time.sleep(0.2)
-
-
-def start_memprof() -> tuple[subprocess.Popen, int]:
-    """``memprof sys -w`` on a free port; the port it announces."""
-    memprof = shutil.which("memprof", path=str(Path(sys.executable).parent)) or "memprof"
-    process = subprocess.Popen([memprof, "sys", "-w", "-t", "1", "--port", "0"], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
-    match = re.search(r"http://127\.0\.0\.1:(\d+)/", process.stdout.readline())
-    if not match:
-        process.kill()
-        raise SystemExit("memprof sys -w announced no URL")
-    return process, int(match.group(1))
-
-
-def start_glances(home: Path) -> tuple[subprocess.Popen, int] | None:
-    """``glances -w --disable-webui`` on a free port, or None when Glances is not installed."""
-    script = Path(sys.executable).parent / "glances"
-    if not script.exists():
-        return None
-    port = free_port()
-    config = home / "glances.conf"
-    config.write_text("[global]\ncheck_update=false\n")
-    process = subprocess.Popen([str(script), "-w", "--disable-webui", "--disable-autodiscover", "--bind",
-                                "127.0.0.1", "--port", str(port), "-C", str(config), "-t", "1"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                               env={**os.environ, "HOME": str(home)})
-    wait_for_port(process, port)
-    return process, port
 
 
 def rate(port: int, path: str, requests: int) -> float:
@@ -99,22 +49,26 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=500, help="requests a path a round (default 500)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
-        servers = {"memprof": start_memprof()}
-        glances = start_glances(Path(home))
-        if glances:
-            servers["glances"] = glances
-        else:
+        ours = Server("-w", "-t", "1")
+        servers = {"memprof": ours.port}
+        try:
+            import glances  # a test extra
+        except ImportError:
+            glances = None
             print("Glances is not installed beside this Python: memprof only", file=sys.stderr)
+        theirs = GlancesServer("-w", Path(home)) if glances else None
+        if theirs:
+            servers["glances"] = theirs.port
         try:
             results: dict[tuple[str, str], list[float]] = {}
             for _ in range(options.rounds):
                 for path in PATHS:
-                    for name, (_, port) in servers.items():
+                    for name, port in servers.items():
                         results.setdefault((name, path), []).append(rate(port, path, options.requests))
         finally:
-            for process, _ in servers.values():
-                process.terminate()
-                process.wait(timeout=10)
+            ours.stop()
+            if theirs:
+                theirs.stop()
     print(f"{options.rounds} rounds alternating, {options.requests} requests a path, one keep-alive client; "
           "medians in requests a second\n")
     print("| path | memprof | glances | ratio memprof/glances |")

@@ -50,6 +50,11 @@ class NativeCall:
         return show_interpreter_frames or not (self.interpreter or self.is_startup)
 
 
+def whole_after(whole: bool | None, call: NativeCall) -> bool | None:
+    """A native stack's ``whole`` (NativeShape) once ``call`` is its new innermost frame: its outermost decides."""
+    return call.is_startup if whole is None else whole
+
+
 @dataclass(frozen=True)
 class NativeShape:
     """A native stack cut at its eval frames: ``segments[i]`` are the frames shown between eval
@@ -62,7 +67,7 @@ class NativeShape:
 
     def extended(self, call: NativeCall, show_interpreter_frames: bool) -> NativeShape:
         """This shape with ``call`` as its new innermost frame."""
-        whole = call.is_startup if self.whole is None else self.whole
+        whole = whole_after(self.whole, call)
         if call.is_eval:
             return NativeShape((*self.segments, ()), (*self.evals, call), whole)
         if not call.visible(show_interpreter_frames):
@@ -283,7 +288,7 @@ class HybridStacks:
         """(``whole``, ``len(evals)``) of ``_native_shape(native_node)``, without expanding a frame."""
         def step(above: tuple[bool | None, int], node: int) -> tuple[bool | None, int]:
             call = self._call(node)
-            return (call.is_startup if above[0] is None else above[0]), above[1] + call.is_eval
+            return whole_after(above[0], call), above[1] + call.is_eval
 
         return memoised(native_node, self._counts, lambda node: self._native_nodes[node - 1][0], step)
 
