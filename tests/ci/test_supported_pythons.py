@@ -70,9 +70,9 @@ def test_tox_lists_each_supported_python_and_runs_314_and_315_in_the_sid_root():
 
 def test_ci_runs_the_suite_in_the_sid_root_on_314_and_315_each_in_its_own_venv():
     ci = (REPO / ".ci" / "run").read_text()
-    assert re.search(r"^\./scripts/test \"\$@\"$", ci, re.MULTILINE), "README's test command, unchanged"
+    assert re.search(r"^\./scripts/test$", ci, re.MULTILINE), "README's test command, word for word"
     assert re.search(r"^for version in (.*); do$", ci, re.MULTILINE).group(1).split() == IN_THE_SID_ROOT
-    assert './scripts/sid env PYTHON="python$version" VENV=".venv-$version" ./scripts/test "$@"' in ci
+    assert './scripts/sid env PYTHON="python$version" VENV=".venv-$version" ./scripts/test ' in ci
 
 
 def test_the_readme_says_the_supported_range_and_why_macos_is_not_in_it():
