@@ -37,7 +37,7 @@ void* cached_alloc(void* /*ctx*/, size_t size) {
     // Recorded as the mmap it replaces, unless a wrapped PyMem call is already recording.
     if (!t_guard) {
         GuardScope guard;
-        tracker::on_alloc(MMAP, block, size);
+        tracker::on_alloc(MMAP, block, size, MEMPROF_HOOK_FRAME);
     }
     return block;
 }

@@ -353,9 +353,10 @@ uintptr_t stack_end_of_this_thread() {
     return static_cast<uintptr_t>(pthread_self());
 }
 
-// Whether every word the previous unwind read from step `from` on still holds the same value.
-bool same_words(const std::vector<Step>& steps, size_t from) {
-    for (size_t i = from; i < steps.size(); ++i) {
+// Whether every word the previous unwind read still holds the same value, in its steps
+// steps[0, end) (outermost first: the steps from the join outwards).
+bool same_words(const std::vector<Step>& steps, size_t end) {
+    for (size_t i = 0; i < end; ++i) {
         const Step& step = steps[i];
         for (int j = 0; j < 3; ++j) {
             if (step.load_address[j] && *reinterpret_cast<const uintptr_t*>(step.load_address[j]) != step.load_value[j]) {
@@ -366,10 +367,17 @@ bool same_words(const std::vector<Step>& steps, size_t from) {
     return true;
 }
 
+// previous = its first `keep` steps, then `inner` (innermost first) reversed after them.
+void keep_outer(std::vector<Step>& previous, size_t keep, const std::vector<Step>& inner) {
+    previous.resize(keep);
+    previous.insert(previous.end(), inner.rbegin(), inner.rend());
+}
+
 }  // namespace
 
 __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uintptr_t skip_start, uintptr_t skip_end,
-                                     uintptr_t* out, uintptr_t* frames, int max) {
+                                     uintptr_t* out, uintptr_t* frames, int max, uintptr_t start_ra,
+                                     uintptr_t start_frame) {
     if (cache.generation != generation) {
         cache.rules.clear();
         cache.previous.clear();
@@ -381,10 +389,13 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
     if (stack_end == 0) return -1;
     uintptr_t pc, sp, bp;
     asm volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(bp));
+    // The previous unwind's steps, outermost first: a join keeps the outer ones where they are
+    // and only the new inner steps are written (storing them innermost first meant copying all).
     std::vector<Step>& previous = cache.previous;
-    std::vector<Step>& current = cache.current;
+    std::vector<Step>& current = cache.current;  // this unwind's new steps, innermost first
     current.clear();
-    size_t join = cache.previous_whole ? 0 : previous.size();  // candidate step of the previous unwind
+    // Candidate join: previous[join - 1] is the innermost step not yet passed (join 0: none).
+    size_t join = cache.previous_whole ? previous.size() : 0;
     bool whole = false;
     int count = 0;
     bool in_self = true;
@@ -397,21 +408,31 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
     // The first rule is for this very instruction; every later one for a call instruction, the
     // byte before a return address.
     uintptr_t target = pc;
+    // A frame-pointer frame: rbp saved at the frame pointer, the return address above it, the
+    // CFA above that. Taken only if the words say so and lie in this thread's stack.
+    if (start_frame && start_frame >= sp && start_frame + 16 <= stack_end && start_frame % 8 == 0 && start_ra &&
+        *reinterpret_cast<const uintptr_t*>(start_frame + 8) == start_ra) {
+        uintptr_t cfa = start_frame + 16;
+        emit(start_ra, cfa);
+        sp = cfa;
+        bp = *reinterpret_cast<const uintptr_t*>(start_frame);
+        target = start_ra - 1;
+    }
     for (int steps = 0; steps < max + 64; ++steps) {
         if (count >= max) break;
         // Steps move outwards, so the previous unwind's steps are met in order of their sp.
-        while (join < previous.size() && previous[join].sp < sp) ++join;
-        if (join < previous.size() && previous[join].sp == sp) {
-            const Step& old = previous[join];
+        while (join > 0 && previous[join - 1].sp < sp) --join;
+        if (join > 0 && previous[join - 1].sp == sp) {
+            const Step& old = previous[join - 1];
             if (old.target == target && old.bp == bp && same_words(previous, join)) {
-                for (size_t i = join; i < previous.size() && count < max; ++i) {
-                    current.push_back(previous[i]);
-                    if (previous[i].ra) emit(previous[i].ra, previous[i].cfa);
+                for (size_t i = join; i > 0 && count < max; --i) {
+                    if (previous[i - 1].ra) emit(previous[i - 1].ra, previous[i - 1].cfa);
                 }
-                whole = count < max;
-                break;
+                keep_outer(previous, join, current);
+                cache.previous_whole = count < max;
+                return count;
             }
-            ++join;  // a word changed in between (a different call): try further out
+            --join;  // a word changed in between (a different call): try further out
         }
         auto [slot, inserted] = cache.rules.insert(target);
         if (inserted) {
@@ -464,14 +485,14 @@ __attribute__((noinline)) int unwind(RuleCache& cache, uint32_t generation, uint
         target = ra - 1;
         emit(ra, cfa);
     }
-    previous.swap(current);
+    keep_outer(previous, 0, current);
     cache.previous_whole = whole;
     return count;
 }
 
 #else
 
-int unwind(RuleCache&, uint32_t, uintptr_t, uintptr_t, uintptr_t*, uintptr_t*, int) { return -1; }
+int unwind(RuleCache&, uint32_t, uintptr_t, uintptr_t, uintptr_t*, uintptr_t*, int, uintptr_t, uintptr_t) { return -1; }
 
 #endif
 

@@ -40,7 +40,8 @@ struct RuleCache {
     FlatMap<uint64_t> rules;
     uint32_t generation = 0;  // compared with the caller's: after dlclose an address may change object
     uintptr_t stack_end = 0;  // this thread's stack top: no load may reach past it
-    std::vector<Step> previous, current;
+    std::vector<Step> previous;  // outermost first
+    std::vector<Step> current;   // scratch: the new steps of an unwind, innermost first
     bool previous_whole = false;  // the previous unwind reached the end of the stack (not cut at max)
 };
 
@@ -48,7 +49,9 @@ struct RuleCache {
 // those inside [skip_start, skip_end) while they are the innermost ones (our own hook and tracker
 // frames); frames[i] is the lowest stack address of the frame that out[i] returns into. -1 if some
 // frame has CFI this unwinder does not cache: use _Unwind_Backtrace instead.
+// With start_frame (the frame pointer of a caller that keeps one, and start_ra its return address)
+// the unwind starts at that caller's caller: the frames in between are not walked.
 int unwind(RuleCache& cache, uint32_t generation, uintptr_t skip_start, uintptr_t skip_end, uintptr_t* out,
-           uintptr_t* frames, int max);
+           uintptr_t* frames, int max, uintptr_t start_ra = 0, uintptr_t start_frame = 0);
 
 }  // namespace memprof::unwind

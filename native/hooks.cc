@@ -117,7 +117,7 @@ void* malloc(size_t size) {
     if (t_guard) return originals.malloc(size);
     GuardScope guard;
     void* result = originals.malloc(size);
-    if (result) tracker::on_alloc(MALLOC, result, size);
+    if (result) tracker::on_alloc(MALLOC, result, size, MEMPROF_HOOK_FRAME);
     return result;
 }
 
@@ -132,7 +132,7 @@ void* calloc(size_t count, size_t size) {
     if (t_guard) return originals.calloc(count, size);
     GuardScope guard;
     void* result = originals.calloc(count, size);
-    if (result) tracker::on_alloc(CALLOC, result, count * size);
+    if (result) tracker::on_alloc(CALLOC, result, count * size, MEMPROF_HOOK_FRAME);
     return result;
 }
 
@@ -141,7 +141,7 @@ void* realloc(void* ptr, size_t size) {
     GuardScope guard;
     void* result = originals.realloc(ptr, size);
     if (ptr && (result || size == 0)) tracker::on_free(FREE, ptr);
-    if (result) tracker::on_alloc(REALLOC, result, size);
+    if (result) tracker::on_alloc(REALLOC, result, size, MEMPROF_HOOK_FRAME);
     return result;
 }
 
@@ -150,7 +150,7 @@ void* reallocarray(void* ptr, size_t count, size_t size) {
     GuardScope guard;
     void* result = originals.reallocarray(ptr, count, size);
     if (ptr && result) tracker::on_free(FREE, ptr);
-    if (result) tracker::on_alloc(REALLOC, result, count * size);
+    if (result) tracker::on_alloc(REALLOC, result, count * size, MEMPROF_HOOK_FRAME);
     return result;
 }
 
@@ -158,7 +158,7 @@ int posix_memalign(void** out, size_t alignment, size_t size) {
     if (t_guard) return originals.posix_memalign(out, alignment, size);
     GuardScope guard;
     int result = originals.posix_memalign(out, alignment, size);
-    if (result == 0 && *out) tracker::on_alloc(POSIX_MEMALIGN, *out, size);
+    if (result == 0 && *out) tracker::on_alloc(POSIX_MEMALIGN, *out, size, MEMPROF_HOOK_FRAME);
     return result;
 }
 
@@ -166,7 +166,7 @@ void* aligned_alloc(size_t alignment, size_t size) {
     if (t_guard) return originals.aligned_alloc(alignment, size);
     GuardScope guard;
     void* result = originals.aligned_alloc(alignment, size);
-    if (result) tracker::on_alloc(ALIGNED_ALLOC, result, size);
+    if (result) tracker::on_alloc(ALIGNED_ALLOC, result, size, MEMPROF_HOOK_FRAME);
     return result;
 }
 
@@ -174,7 +174,7 @@ void* memalign(size_t alignment, size_t size) {
     if (t_guard) return originals.memalign(alignment, size);
     GuardScope guard;
     void* result = originals.memalign(alignment, size);
-    if (result) tracker::on_alloc(MEMALIGN, result, size);
+    if (result) tracker::on_alloc(MEMALIGN, result, size, MEMPROF_HOOK_FRAME);
     return result;
 }
 
@@ -182,7 +182,7 @@ void* valloc(size_t size) {
     if (t_guard) return originals.valloc(size);
     GuardScope guard;
     void* result = originals.valloc(size);
-    if (result) tracker::on_alloc(VALLOC, result, size);
+    if (result) tracker::on_alloc(VALLOC, result, size, MEMPROF_HOOK_FRAME);
     return result;
 }
 
@@ -190,7 +190,7 @@ void* pvalloc(size_t size) {
     if (t_guard) return originals.pvalloc(size);
     GuardScope guard;
     void* result = originals.pvalloc(size);
-    if (result) tracker::on_alloc(PVALLOC, result, size);
+    if (result) tracker::on_alloc(PVALLOC, result, size, MEMPROF_HOOK_FRAME);
     return result;
 }
 
@@ -198,7 +198,7 @@ void* mmap(void* addr, size_t length, int prot, int flags, int fd, off_t offset)
     if (t_guard) return originals.mmap(addr, length, prot, flags, fd, offset);
     GuardScope guard;
     void* result = originals.mmap(addr, length, prot, flags, fd, offset);
-    if (result != MAP_FAILED) tracker::on_alloc(MMAP, result, length);
+    if (result != MAP_FAILED) tracker::on_alloc(MMAP, result, length, MEMPROF_HOOK_FRAME);
     return result;
 }
 
@@ -206,7 +206,7 @@ void* mmap64(void* addr, size_t length, int prot, int flags, int fd, off_t offse
     if (t_guard) return originals.mmap64(addr, length, prot, flags, fd, offset);
     GuardScope guard;
     void* result = originals.mmap64(addr, length, prot, flags, fd, offset);
-    if (result != MAP_FAILED) tracker::on_alloc(MMAP, result, length);
+    if (result != MAP_FAILED) tracker::on_alloc(MMAP, result, length, MEMPROF_HOOK_FRAME);
     return result;
 }
 

@@ -77,8 +77,9 @@ _Unwind_Reason_Code collect(struct _Unwind_Context* context, void* arg) {
 // tell this where the interpreter is stripped (Debian's and Ubuntu's python3), nor for the parts
 // of the loop that an optimising build moves out of the function's symbol (".cold" code).
 // Stack ranges: frame i spans [frames[i], frames[i + 1]); the outermost frame's end is unknown,
-// and it is never the eval loop (process or thread start-up).
-void classify(const uintptr_t* addresses, const uintptr_t* frames, int count) {
+// and it is never the eval loop (process or thread start-up). Only the innermost `count` of the
+// stack's `total` addresses are looked at: the others are the thread's previous stack, told already.
+void classify(const uintptr_t* addresses, const uintptr_t* frames, int count, int total) {
     bool unknown = false;
     for (int i = 0; i < count && !unknown; ++i) unknown = g_address_kinds.find(addresses[i]) == nullptr;
     if (!unknown) return;
@@ -89,7 +90,7 @@ void classify(const uintptr_t* addresses, const uintptr_t* frames, int count) {
         if (!inserted) continue;
         bool eval = false;
         for (uintptr_t marker : markers) {
-            eval = eval || (i + 1 < count && marker >= frames[i] && marker < frames[i + 1]);
+            eval = eval || (i + 1 < total && marker >= frames[i] && marker < frames[i + 1]);
         }
         *slot = eval ? kEval : kOther;
     }
@@ -170,11 +171,13 @@ int add_object(struct dl_phdr_info* info, size_t, void* arg) {
 
 }  // namespace
 
-int unwind(NativeCache& cache, uintptr_t* out, uintptr_t* frames, int max) {
+int unwind(NativeCache& cache, uintptr_t* out, uintptr_t* frames, int max, uintptr_t start_ra,
+           uintptr_t start_frame) {
     // After dlclose an address may belong to another object: the rules are per generation.
     uint32_t generation = __atomic_load_n(&g_generation, __ATOMIC_RELAXED);
     if (!g_libgcc_only) {
-        int count = unwind::unwind(cache.rules, generation, g_self_start, g_self_end, out, frames, max);
+        int count = unwind::unwind(cache.rules, generation, g_self_start, g_self_end, out, frames, max, start_ra,
+                                   start_frame);
         if (count >= 0) return count;
     }
     UnwindRun run{out, frames, 0, max, true};
@@ -183,17 +186,18 @@ int unwind(NativeCache& cache, uintptr_t* out, uintptr_t* frames, int max) {
 }
 
 uint32_t intern(NativeCache& cache, const uintptr_t* addresses, const uintptr_t* frames, int count) {
-    classify(addresses, frames, count);
     if (cache.generation != g_generation) {
         cache.addresses.clear();
         cache.nodes.clear();
         cache.generation = g_generation;
     }
     size_t n = static_cast<size_t>(count);
-    // The outer frames usually match the previous allocation's: reuse their nodes.
+    // The outer frames usually match the previous allocation's: reuse their nodes. Their
+    // addresses were classified when those nodes were made, in this generation.
     size_t common = 0;
     size_t limit = cache.addresses.size() < n ? cache.addresses.size() : n;
     while (common < limit && cache.addresses[common] == addresses[n - 1 - common]) ++common;
+    classify(addresses, frames, static_cast<int>(n - common), count);
     cache.addresses.resize(n);
     cache.nodes.resize(n);
     uint32_t parent = common ? cache.nodes[common - 1] : 0;

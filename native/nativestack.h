@@ -31,7 +31,10 @@ constexpr int kMaxDepth = 128;
 // Return addresses of the calling thread, innermost first, without the frames of this extension
 // (the hook and the tracker); frames[i] is the lowest stack address of the frame out[i] returns
 // into. No lock; allocates only to grow the thread's rule cache.
-int unwind(NativeCache& cache, uintptr_t* out, uintptr_t* frames, int max);
+// start_ra/start_frame: the hook's return address and frame pointer (tracker::HookFrame), so the
+// fast unwinder can start at the hook's caller; 0 to walk from here.
+int unwind(NativeCache& cache, uintptr_t* out, uintptr_t* frames, int max, uintptr_t start_ra = 0,
+           uintptr_t start_frame = 0);
 
 // The trie node of `addresses` (innermost first, with unwind's `frames`); emits NATIVE_NODE and
 // EVAL_NATIVE_NODE records. Tracker lock held.

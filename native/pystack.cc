@@ -618,7 +618,7 @@ void* py_malloc(void* ctx, size_t size) {
     if (t_guard) return d->original.malloc(d->original.ctx, size);
     GuardScope guard;  // pymalloc's arenas and PyMem_Raw* underneath are this same allocation
     void* result = d->original.malloc(d->original.ctx, size);
-    if (result) tracker::on_alloc(d->malloc_kind, result, size);
+    if (result) tracker::on_alloc(d->malloc_kind, result, size, MEMPROF_HOOK_FRAME);
     return result;
 }
 
@@ -627,7 +627,7 @@ void* py_calloc(void* ctx, size_t count, size_t size) {
     if (t_guard) return d->original.calloc(d->original.ctx, count, size);
     GuardScope guard;
     void* result = d->original.calloc(d->original.ctx, count, size);
-    if (result) tracker::on_alloc(d->calloc_kind, result, count * size);
+    if (result) tracker::on_alloc(d->calloc_kind, result, count * size, MEMPROF_HOOK_FRAME);
     return result;
 }
 
@@ -638,7 +638,7 @@ void* py_realloc(void* ctx, void* ptr, size_t size) {
     void* result = d->original.realloc(d->original.ctx, ptr, size);
     if (result) {
         if (ptr) tracker::on_free(d->free_kind, ptr);
-        tracker::on_alloc(d->realloc_kind, result, size);
+        tracker::on_alloc(d->realloc_kind, result, size, MEMPROF_HOOK_FRAME);
     }
     return result;
 }

@@ -573,14 +573,15 @@ inline uint32_t python_node(ThreadState* state) {
 
 }  // namespace
 
-void on_alloc(uint8_t kind, void* address, size_t size) {
+void on_alloc(uint8_t kind, void* address, size_t size, HookFrame hook) {
     ThreadState* state = thread_state();
     if (g->native) {
         if (!active_relaxed()) return;  // paused between tests: not worth an unwind
         // Unwound outside the lock: it is the slow part, and threads need not wait for it.
         uintptr_t addresses[nativestack::kMaxDepth];
         uintptr_t frames[nativestack::kMaxDepth];
-        int depth = nativestack::unwind(state->native_stack, addresses, frames, nativestack::kMaxDepth);
+        int depth = nativestack::unwind(state->native_stack, addresses, frames, nativestack::kMaxDepth,
+                                        hook.return_address, hook.frame);
         EventLock lock;
         if (!g->active.load(std::memory_order_relaxed)) return;
         uint32_t stack = python_node(state);

@@ -76,8 +76,21 @@ void after_fork_parent();
 using ExitHook = void (*)();
 void set_exit_hook(ExitHook hook);
 
+// A hook's own frame, as the hook sees it: the unwinder starts at the hook's caller instead of
+// walking the tracker's frames and the hook's (about a third of an unwind's steps). Zero: unknown.
+struct HookFrame {
+    uintptr_t return_address = 0;  // into the hook's caller
+    uintptr_t frame = 0;           // the hook's frame pointer (it saved rbp there, the return address above)
+};
+// In a hook, at its call of on_alloc. __builtin_frame_address(0) gives the hook a frame pointer.
+#define MEMPROF_HOOK_FRAME                                                      \
+    ::memprof::tracker::HookFrame {                                             \
+        reinterpret_cast<uintptr_t>(__builtin_return_address(0)),               \
+            reinterpret_cast<uintptr_t>(__builtin_frame_address(0))             \
+    }
+
 // Called by the hooks with t_guard set.
-void on_alloc(uint8_t kind, void* address, size_t size);
+void on_alloc(uint8_t kind, void* address, size_t size, HookFrame hook = {});
 void on_free(uint8_t kind, void* address);
 void on_munmap(void* address, size_t length);
 void on_dlopen();
