@@ -12,12 +12,14 @@ import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from . import _tracker
-from .aggregate import Aggregator, write_aggregated_capture
 from .destinations import FileDestination, SocketDestination, SocketStream
 from .errors import CaptureWriteError, TrackerError
+
+if TYPE_CHECKING:
+    from .aggregate import Aggregator
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -127,6 +129,10 @@ class Tracker:
         atexit.register(self._at_exit)
         self._header = self.header()
         if self.aggregate:
+            # Imported here: the reader it brings (and rich, through it) is start-up that `memprof run`
+            # without --aggregate would pay for nothing.
+            from .aggregate import Aggregator
+
             self._aggregator = Aggregator(self.destination, self._header)
             self._aggregator.start()
         # Aggregating: the events go to memory and are replayed here; only the totals reach the file.
@@ -170,6 +176,8 @@ class Tracker:
         if error:
             raise _tracker_error(error)
         if aggregator is not None and self.destination is not None:
+            from .aggregate import write_aggregated_capture
+
             header = {**self._header, "pid": os.getpid()}
             try:
                 write_aggregated_capture(self.destination, aggregator.finish(), header)
@@ -181,6 +189,8 @@ class Tracker:
         # process starts its own, for FILE.<pid> as a streaming child would write.
         if not self._started or self._aggregator is None or self._fork_base is None:
             return
+        from .aggregate import Aggregator
+
         self.destination = Path(f"{self._fork_base}.{os.getpid()}")
         self._aggregator = Aggregator(self.destination, self._header)
         self._aggregator.start()

@@ -6,9 +6,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..capture import Capture
 from ..model import View
+
+if TYPE_CHECKING:
+    from ..capture import Capture
 
 # A read that ends sooner shows no bar (it would only flicker); a longer one shows it from then
 # on. File size cannot tell in advance: a megabyte may hold 50,000 events or 5 million.
@@ -65,6 +68,8 @@ def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: 
     file = Path(path)
     options = {"temporal": temporal, "show_interpreter_frames": show_interpreter_frames,
                "temporary_threshold": temporary_threshold}
+    from ..capture import Capture  # not at import: `memprof run` uses this module and reads no capture
+
     if not progress_wanted():
         capture = Capture.open(file, **options)
     else:

@@ -140,3 +140,18 @@ def test_no_python_allocators_still_sees_the_large_buffer(memprof, program, tmp_
     assert capture.metadata.trace_python_allocators is False
     assert not any(name.startswith("PyObject_") for name in capture.allocator_totals())
     assert capture.peak_bytes >= 20_000_003
+
+
+def test_run_imports_no_report_code_before_the_program(memprof, tmp_path):
+    # Start-up is part of every run's cost (issue 19, item 5): the capture reader, the symboliser and
+    # rich are for reports and for --aggregate, and `memprof run` without it must not load them.
+    script = tmp_path / "modules.py"
+    script.write_text("import sys\nprint(sorted(m for m in ('rich', 'pytest_memprof.capture', 'pytest_memprof._reader',"
+                      " 'pytest_memprof.symbols', 'pytest_memprof.aggregate') if m in sys.modules))\n")
+    result = memprof("run", "-q", "-o", "plain.bin", str(script))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    # --aggregate needs the reader in the tracked process, and loads it.
+    result = memprof("run", "-q", "--aggregate", "-o", "aggregated.bin", str(script))
+    assert result.returncode == 0, result.stderr
+    assert "pytest_memprof._reader" in result.stdout
