@@ -45,7 +45,7 @@ setup(
                  "nativestack.cc", "fast_unwind.cc", "tracker.cc", "arena_cache.cc", "objects.cc"],
             ),
             extension("pytest_memprof._reader", "pytest_memprof/_reader.pyx",
-                      ["reader.cc", "decoder.cc", "dumper.cc", "recorder.cc", "capture_writer.cc"]),
+                      ["reader.cc", "decoder.cc", "dumper.cc", "recorder.cc", "capture_writer.cc", "hybrid_locate.cc"]),
         ],
         include_path=[str(NATIVE)],
         compiler_directives={"language_level": "3", "embedsignature": True},

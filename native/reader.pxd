@@ -156,3 +156,20 @@ cdef extern from "capture_writer.h" namespace "memprof":
                              string* error) except + nogil
     int write_aggregated_capture(const Reader& reader, const string& path, const string& header_json,
                                  bint whole, string* error) except + nogil
+
+cdef extern from "hybrid_locate.h" namespace "memprof":
+    cdef cppclass HybridCall "memprof::HybridLocator::Call":
+        uint64_t address
+        int32_t map
+        bint eval
+
+    cdef cppclass HybridAnswer "memprof::HybridLocator::Answer":
+        uint8_t kind
+        uint32_t python
+        uint32_t native
+
+    cdef cppclass HybridLocator:
+        HybridLocator(const Reader& reader) except +
+        vector[HybridCall] calls()
+        void classify(const string& flags) except +
+        HybridAnswer locate(uint32_t index)

@@ -305,6 +305,40 @@ cdef class CaptureReader:
                 for bucket in range(native.kHistogramBuckets) if buckets[bucket]]
 
 
+cdef class HybridLocator:
+    """The allocating frame of many hybrid stacks, walked in C++ (native/hybrid_locate.h; hybrid.py
+    classifies the calls and turns the answers into frames). Made from the reader's tables as they stand."""
+
+    cdef native.HybridLocator* locator
+    cdef CaptureReader reader  # kept alive: the locator reads its tables
+
+    def __cinit__(self, CaptureReader reader):
+        self.reader = reader
+        self.locator = new native.HybridLocator(reader.reader[0])
+
+    def __dealloc__(self):
+        del self.locator
+
+    def calls(self):
+        """(return address, map index, eval mark) of each distinct call of the native nodes."""
+        cdef native.HybridCall call
+        return [(call.address, call.map, call.eval) for call in self.locator.calls()]
+
+    def classify(self, bytes flags):
+        """One byte per call of ``calls()``: 1 an eval frame, 2 shown, 4 start-up code."""
+        self.locator.classify(flags)
+
+    def locate(self, indexes):
+        """(kind, Python node, native node) per hybrid stack index (HybridLocator::Answer)."""
+        cdef native.HybridAnswer answer
+        cdef unsigned int index
+        out = []
+        for index in indexes:
+            answer = self.locator.locate(index)
+            out.append((answer.kind, answer.python, answer.native))
+        return out
+
+
 def dump(path, int fd):
     """Write one decoded line per record of the capture at ``path`` to file descriptor ``fd``."""
     cdef CaptureReader reader = CaptureReader()

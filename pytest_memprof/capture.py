@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ._reader import FORMAT_VERSION, HYBRID_STACK, LOST_LINE, CaptureReader
+from ._reader import FORMAT_VERSION, HYBRID_STACK, LOST_LINE, CaptureReader, HybridLocator
 from .errors import CaptureError
 from .hybrid import HybridStacks
 from .launcher import Launcher, Place
@@ -255,8 +255,16 @@ class Capture:
     def location_totals(self, view: View | str = View.TOTAL) -> list[tuple[Frame | None, int, int]]:
         """(allocating frame, bytes, count) per stack of ``view``, threads and allocators merged: what
         ``StackStat.location`` gives, without building whole stacks (with native stacks, most of a report's time)."""
-        return [(self.location(stack), size, count)
-                for stack, _, _, size, count in self._reader.rows(View.of(view), True, True)]
+        rows = self._reader.rows(View.of(view), True, True)
+        hybrid = [stack & ~HYBRID_STACK for stack, _, _, _, _ in rows if stack & HYBRID_STACK]
+        located: dict[int, Frame | None] = {}
+        if hybrid:
+            # Walked in C++ (the per-node walk of location(), for every stack at once).
+            if max(hybrid) >= len(self._hybrid.pairs):
+                self._refresh_tables(self._reader)
+            located = dict(zip(hybrid, self._hybrid.locations(hybrid, self, HybridLocator(self._reader))))
+        return [(located[stack & ~HYBRID_STACK] if stack & HYBRID_STACK else self.location(stack), size, count)
+                for stack, _, _, size, count in rows]
 
     def location(self, stack_id: int) -> Frame | None:
         """The innermost frame of stack ``stack_id`` (``self.stack(stack_id)[-1]``), or None if it is empty."""

@@ -151,6 +151,19 @@ class NativeCalls(Protocol):
         ``in_eval_loop`` when the tracker marked the address as the interpreter's eval loop."""
 
 
+class Locator(Protocol):
+    """The reader's C++ walk over native nodes (_reader.HybridLocator)."""
+
+    def calls(self) -> list[tuple[int, int, bool]]:
+        """(return address, map index, eval mark) of each distinct call."""
+
+    def classify(self, flags: bytes) -> None:
+        """One byte per call: 1 an eval frame, 2 shown, 4 start-up code."""
+
+    def locate(self, indexes: Sequence[int]) -> list[tuple[int, int, int]]:
+        """(kind, Python node, native node) per hybrid stack index."""
+
+
 class HybridStacks:
     """One capture's hybrid stacks (Python node, native node) assembled by ``merge``, with per-node memos.
 
@@ -228,6 +241,31 @@ class HybridStacks:
                 return shown[-1]
             node = self._native_nodes[node - 1][0]
         return None
+
+    def locations(self, indexes: Sequence[int], python: PythonStacks, locator: Locator) -> list[Frame | None]:
+        """``location(index)`` of each of ``indexes``, walked in C++ by ``locator`` (the reader's
+        ``HybridLocator``): each distinct call is classified here once, and only the frames that are
+        answers are symbolised."""
+        flags = bytearray()
+        for address, map_index, in_eval_loop in locator.calls():
+            call = self._symbols.call(address, map_index, in_eval_loop)
+            flags.append(call.is_eval | call.visible(self.show_interpreter_frames) << 1 | call.is_startup << 2)
+        locator.classify(bytes(flags))
+        out: list[Frame | None] = []
+        for index, (kind, python_node, native_node) in zip(indexes, locator.locate(indexes)):
+            if kind == 1:  # the innermost eval runs no frame shown: rare, so built whole (as location())
+                frames = self.stack(index, python)
+                out.append(frames[-1] if frames else None)
+                continue
+            frame = python.node_frame(python_node) if kind == 2 and python_node else None
+            if frame is None and native_node:
+                frame = self._shown(native_node)
+            out.append(frame)
+        return out
+
+    def _shown(self, native_node: int) -> Frame:
+        """The innermost frame native node ``native_node`` shows (its call is shown)."""
+        return self._call(native_node).expand()[-1]
 
     def _walk_out(self, native_node: int) -> tuple[Frame | None, int]:
         """From ``native_node`` outwards: the first frame that shows, or the first eval node; every node

@@ -1,0 +1,84 @@
+#include "hybrid_locate.h"
+
+#include <map>
+#include <tuple>
+
+namespace memprof {
+
+namespace {
+
+// Per Python node id (0: the root): its whole stack's runs, one per eval loop (hybrid.py's
+// _run_bounds): a run starts at the first frame and at each frame that entered a new loop.
+std::vector<uint32_t> python_run_counts(const std::vector<NodeRecord>& nodes) {
+    std::vector<uint32_t> runs(nodes.size() + 1, 0);
+    std::vector<uint32_t> depth(nodes.size() + 1, 0);
+    for (size_t id = 1; id <= nodes.size(); ++id) {
+        const NodeRecord& node = nodes[id - 1];
+        uint32_t parent = node.parent < id ? node.parent : 0;
+        depth[id] = depth[parent] + 1;
+        runs[id] = runs[parent] + ((node.entry || depth[parent] == 0) ? 1 : 0);
+    }
+    return runs;
+}
+
+}  // namespace
+
+HybridLocator::HybridLocator(const Reader& reader) : d_reader(reader), d_nodes(reader.native_nodes()) {
+    const std::vector<NativeNodeRecord>& nodes = d_nodes;
+    std::map<std::tuple<uint64_t, int32_t, bool>, uint32_t> ids;
+    d_call_of.reserve(nodes.size());
+    for (const NativeNodeRecord& node : nodes) {
+        auto [it, inserted] = ids.emplace(std::make_tuple(node.address, node.map, node.eval),
+                                          static_cast<uint32_t>(d_calls.size()));
+        if (inserted) d_calls.push_back({node.address, node.map, node.eval});
+        d_call_of.push_back(it->second);
+    }
+}
+
+void HybridLocator::classify(const std::string& flags) {
+    d_flags.assign(flags.begin(), flags.end());
+    d_flags.resize(d_calls.size(), 0);
+    d_python_runs = python_run_counts(d_reader.nodes());
+    size_t count = d_nodes.size() + 1;
+    d_shown.assign(count, 0);
+    d_eval_at.assign(count, 0);
+    d_evals.assign(count, 0);
+    d_whole.assign(count, -1);
+    // A node's parent comes before it (the decoder refuses a parent not yet defined), so one pass
+    // in id order sees every parent done.
+    for (size_t id = 1; id < count; ++id) {
+        const NativeNodeRecord& node = d_nodes[id - 1];
+        uint8_t call = d_flags[d_call_of[id - 1]];
+        uint32_t parent = node.parent < id ? node.parent : 0;
+        if (call & kEval) {
+            d_eval_at[id] = static_cast<uint32_t>(id);
+        } else if (call & kShown) {
+            d_shown[id] = static_cast<uint32_t>(id);
+        } else {
+            d_shown[id] = d_shown[parent];
+            d_eval_at[id] = d_eval_at[parent];
+        }
+        d_evals[id] = d_evals[parent] + ((call & kEval) ? 1 : 0);
+        // hybrid.whole_after: the outermost frame decides.
+        d_whole[id] = d_whole[parent] < 0 ? ((call & kStartup) ? 1 : 0) : d_whole[parent];
+    }
+}
+
+HybridLocator::Answer HybridLocator::locate(uint32_t index) const {
+    const std::vector<std::pair<uint32_t, uint32_t>>& pairs = d_reader.stack_pairs();
+    if (index >= pairs.size()) return {2, 0, 0};
+    auto [python, native] = pairs[index];
+    if (native >= d_shown.size()) native = 0;
+    if (d_shown[native]) return {0, 0, d_shown[native]};
+    // merge() puts the last Python run at the innermost eval frame, unless a whole native stack has
+    // more eval frames than there are runs: then that eval frame runs no frame shown.
+    uint32_t runs = python < d_python_runs.size() ? d_python_runs[python] : 0;
+    if (d_whole[native] == 1 && runs < d_evals[native]) return {1, 0, 0};
+    // Python's innermost frame, else the first frame that shows from the eval frame out (the eval
+    // frame itself when the interpreter's frames show; eval frames do not stop this walk).
+    uint32_t beyond = d_eval_at[native];
+    while (beyond && !(d_flags[d_call_of[beyond - 1]] & kShown)) beyond = d_nodes[beyond - 1].parent;
+    return {2, python, beyond};
+}
+
+}  // namespace memprof
