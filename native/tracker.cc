@@ -179,6 +179,94 @@ void remove_signal_flush() {
     }
 }
 
+// Aggregating (memory sink), the capture is written by Python (aggregate.py), which cannot run in a
+// signal handler. So SIGTERM and SIGINT, where they would kill the process by default, are
+// deferred: the handler notes the signal and wakes the aggregator thread through its pipe; that
+// thread writes the capture whole, then dies of the signal (die_of_pending_signal). The sampler
+// is the watchdog: a capture not written within kDeferLimitNs (the GIL held by a long C call,
+// say) dies of the signal anyway, leaving the last snapshot. A program's own handler, set before
+// or after us, is left to do what it does: one that exits normally gets its capture at atexit.
+constexpr int kDeferSignals[] = {SIGTERM, SIGINT};
+constexpr int64_t kDeferLimitNs = 2'000'000'000;
+bool g_deferring[NSIG];                      // our handler is installed for this signal
+std::atomic<bool> g_defer_watched{false};    // a sampler runs here to enforce the limit
+std::atomic<int> g_wake_fd{-1};              // the aggregator's pipe (write end); -1: none yet
+std::atomic<int> g_pending_signal{0};        // the deferred signal, 0 if none
+std::atomic<int64_t> g_pending_since_ns{0};  // CLOCK_MONOTONIC when it came
+
+int64_t monotonic_ns() {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);  // async-signal-safe
+    return static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
+
+// The default action of `signo`, now, from any thread (the sampler blocks it: unblocked here).
+void die_of(int signo) {
+    struct sigaction fallback;
+    memset(&fallback, 0, sizeof(fallback));
+    fallback.sa_handler = SIG_DFL;
+    sigaction(signo, &fallback, nullptr);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, signo);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    raise(signo);  // unblocked: delivered, and the process ended, before raise returns
+}
+
+void on_deferred_signal(int signo) {
+    int saved_errno = errno;
+    // In a process no sampler watches (a fork child not followed, which inherited this handler),
+    // nothing would ever end the wait: the signal does at once what it would have done.
+    if (!g_defer_watched.load()) die_of(signo);
+    int none = 0;
+    if (g_pending_signal.compare_exchange_strong(none, signo)) g_pending_since_ns.store(monotonic_ns());
+    int fd = g_wake_fd.load();
+    if (fd >= 0) {
+        char byte = 1;
+        ssize_t written = write(fd, &byte, 1);  // full pipe: the aggregator is being woken anyway
+        (void)written;
+    }
+    errno = saved_errno;
+}
+
+void install_signal_defer() {
+    for (int signo : kDeferSignals) {
+        struct sigaction current;
+        if (sigaction(signo, nullptr, &current) != 0) continue;
+        if ((current.sa_flags & SA_SIGINFO) || current.sa_handler != SIG_DFL) continue;  // the program's, or ignored
+        struct sigaction ours;
+        memset(&ours, 0, sizeof(ours));
+        ours.sa_handler = on_deferred_signal;
+        ours.sa_flags = SA_RESTART;  // the program's blocking calls go on until we end the process
+        sigemptyset(&ours.sa_mask);
+        if (sigaction(signo, &ours, nullptr) == 0) g_deferring[signo] = true;
+    }
+    g_defer_watched = true;
+}
+
+void remove_signal_defer() {
+    for (int signo : kDeferSignals) {
+        if (!g_deferring[signo]) continue;
+        struct sigaction current;
+        // Put the default back only if ours is still there (the program may have set its own since).
+        if (sigaction(signo, nullptr, &current) == 0 && !(current.sa_flags & SA_SIGINFO) &&
+            current.sa_handler == on_deferred_signal) {
+            struct sigaction fallback;
+            memset(&fallback, 0, sizeof(fallback));
+            fallback.sa_handler = SIG_DFL;
+            sigaction(signo, &fallback, nullptr);
+        }
+        g_deferring[signo] = false;
+    }
+    g_defer_watched = false;
+}
+
+// The sampler's check, every 10 ms: a deferred signal whose capture is late ends the process.
+void enforce_defer_limit() {
+    int signo = g_pending_signal.load();
+    if (signo && monotonic_ns() - g_pending_since_ns.load() >= kDeferLimitNs) die_of(signo);
+}
+
 // Asynchronous flush signals go to a thread of the program, never to ours: the handler waits for
 // our writer thread, and the sampler may hold the tracker lock.
 void block_flush_signals() {
@@ -207,6 +295,7 @@ void sampler_main() {
             std::unique_lock<std::mutex> wait_lock(g->sampler_lock);
             if (g->sampler_wake.wait_for(wait_lock, std::chrono::milliseconds(10), [] { return g->sampler_stop; })) break;
         }
+        enforce_defer_limit();  // before the tracker lock, which a stuck thread might hold
         uint64_t rss = read_rss(fd);
         std::lock_guard<std::mutex> lock(g->lock);
         if (!g->active.load(std::memory_order_relaxed)) continue;
@@ -294,6 +383,12 @@ void fork_child() {
     g->sampler = nullptr;
     new (&g->sampler_lock) std::mutex();
     new (&g->sampler_wake) std::condition_variable();
+    // The parent's pipe and deferred signal are not this process's. With no sampler here to
+    // watch, a deferred signal would wait forever: until one starts below, signals act at once.
+    g_wake_fd = -1;
+    g_pending_signal = 0;
+    g_defer_watched = false;
+    if (!g->active.load() || !g->options.follow_fork) remove_signal_defer();  // a child we do not track
     if (!g->active.load()) return;
     GuardScope guard;
     std::lock_guard<std::mutex> lock(g->lock);
@@ -327,6 +422,8 @@ void fork_child() {
     nativestack::emit_tables(g->recorder);
     g->sampler_stop = false;
     g->sampler = new std::thread(sampler_main);
+    // The child's own aggregator (Python's after-fork hook, next) hands over its pipe.
+    if (g->memory_sink && g->options.defer_signals) g_defer_watched = true;
 }
 
 void init_once() {
@@ -432,6 +529,7 @@ bool start(const Options& options, std::string* error) {
         return false;
     }
     GuardScope guard;
+    end_signal_deferral();  // the previous run's, if its capture was never written
     g->options = options;
     g->native = options.native;
     g->walk = !options.trace_python_allocators;
@@ -468,7 +566,12 @@ bool start(const Options& options, std::string* error) {
     g->hooked = true;
     hooks::patch_all(true);
     start_sampler();
-    if (!g->memory_sink) install_signal_flush();
+    if (!g->memory_sink) {
+        install_signal_flush();
+    } else if (options.defer_signals) {
+        g_pending_signal = 0;
+        install_signal_defer();
+    }
     return true;
 }
 
@@ -487,7 +590,9 @@ std::string stop() {
     arena_cache::remove();
     pystack::release_calls();
     release_stacks();
-    stop_sampler();
+    // Aggregating, the capture is yet to be written from what this hands over: SIGTERM and SIGINT
+    // stay deferred, and the sampler stays to watch them, until end_signal_deferral().
+    if (!g_defer_watched) stop_sampler();
     std::string error;
     {
         std::lock_guard<std::mutex> lock(g->lock);
@@ -644,6 +749,33 @@ void on_dlclose() {
         nativestack::invalidate();
     }
     record_maps();
+}
+
+void set_signal_wakeup(int fd) { g_wake_fd = fd; }
+
+int pending_signal() { return g_pending_signal.load(); }
+
+void finish_before_signal() {
+    if (!g || !g->running || !g->memory_sink) return;
+    GuardScope guard;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    uint64_t rss = read_rss(fd);
+    if (fd >= 0) close(fd);
+    std::lock_guard<std::mutex> lock(g->lock);
+    g->active = false;
+    g->recorder.sample(now_ms(), rss);
+    g->recorder.trailer(now_ms());
+    g->leftover += g->recorder.take();
+}
+
+void end_signal_deferral() {
+    if (!g || g->running) return;
+    remove_signal_defer();
+    stop_sampler();
+}
+
+void die_of_pending_signal() {
+    if (int signo = g_pending_signal.load()) die_of(signo);
 }
 
 void set_exit_hook(ExitHook hook) {

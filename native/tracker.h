@@ -44,6 +44,8 @@ struct Options {
     bool native = false;
     bool trace_python_allocators = true;
     bool follow_fork = false;
+    // Memory sink only: SIGTERM and SIGINT wait for the aggregated capture (set_signal_wakeup).
+    bool defer_signals = false;
 };
 
 namespace tracker {
@@ -75,6 +77,19 @@ void after_fork_parent();
 // the process ends: the binding's way to write an aggregated capture whole. Null: none.
 using ExitHook = void (*)();
 void set_exit_hook(ExitHook hook);
+
+// Aggregating, SIGTERM and SIGINT (where their action is the default) are deferred while the
+// capture is written (tracker.cc explains how). The aggregator's pipe, written once per signal;
+// -1: none.
+void set_signal_wakeup(int fd);
+int pending_signal();  // the deferred signal, or 0
+// Stops recording for good and ends the memory stream with its trailer, leaving the hooks in
+// place: the process is about to die of the pending signal, so nothing needs undoing.
+void finish_before_signal();
+// After stop(), once the aggregated capture is written: SIGTERM and SIGINT act at once again.
+void end_signal_deferral();
+// Ends the process with the default action of the deferred signal, if one is pending.
+void die_of_pending_signal();
 
 // A hook's own frame, as the hook sees it: the unwinder starts at the hook's caller instead of
 // walking the tracker's frames and the hook's (about a third of an unwind's steps). Zero: unknown.

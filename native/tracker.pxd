@@ -13,6 +13,7 @@ cdef extern from "tracker.h" namespace "memprof":
         bool native
         bool trace_python_allocators
         bool follow_fork
+        bool defer_signals
 
 cdef extern from "tracker.h" namespace "memprof::tracker":
     void set_guard(bool value)
@@ -31,3 +32,8 @@ cdef extern from "tracker.h" namespace "memprof::tracker":
     void after_fork_parent() except +
     ctypedef void (*ExitHook)() noexcept nogil
     void set_exit_hook(ExitHook hook)
+    void set_signal_wakeup(int fd)
+    int pending_signal()
+    void finish_before_signal() except +
+    void end_signal_deferral() except +
+    void die_of_pending_signal()

@@ -15,8 +15,11 @@ _program_thread_profile = None
 
 
 def start(path, header_json, *, bint native_traces=False, bint trace_python_allocators=True,
-          bint follow_fork=False):
-    """Start tracking into ``path`` (a capture file) or, if ``path`` is None, into memory."""
+          bint follow_fork=False, bint defer_signals=False):
+    """Start tracking into ``path`` (a capture file) or, if ``path`` is None, into memory.
+
+    ``defer_signals`` (into memory): SIGTERM and SIGINT wait for the aggregated capture, see set_signal_wakeup().
+    """
     cdef native.Options options
     cdef string error
     options.path = b"" if path is None else path.encode()
@@ -24,6 +27,7 @@ def start(path, header_json, *, bint native_traces=False, bint trace_python_allo
     options.native = native_traces
     options.trace_python_allocators = trace_python_allocators
     options.follow_fork = follow_fork
+    options.defer_signals = defer_signals and path is None
     # Python threads started from now on install the C profiler on their first event. The
     # program's own hook (a process memprof attached to may have one) comes back at stop.
     global _program_thread_profile
@@ -176,6 +180,39 @@ def set_exit_callback(callback):
         native.set_exit_hook(NULL)
     else:
         native.set_exit_hook(_run_exit_callback)
+
+
+def set_signal_wakeup(int fd):
+    """Have a deferred SIGTERM or SIGINT write a byte to ``fd`` (the aggregator's pipe; -1: none)."""
+    native.set_signal_wakeup(fd)
+
+
+def pending_signal():
+    """The signal deferred while the aggregated capture is written, or 0."""
+    return native.pending_signal()
+
+
+def finish_before_signal():
+    """Stop recording for good and end the memory stream, to be drained once more before dying of the signal."""
+    native.set_guard(True)
+    try:
+        native.finish_before_signal()
+    finally:
+        native.set_guard(False)
+
+
+def end_signal_deferral():
+    """After stop() and the aggregated capture's write: SIGTERM and SIGINT act at once again."""
+    native.set_guard(True)
+    try:
+        native.end_signal_deferral()
+    finally:
+        native.set_guard(False)
+
+
+def die_of_pending_signal():
+    """End the process as the deferred signal would have (its default action); nothing if none is pending."""
+    native.die_of_pending_signal()
 
 
 def can_watch_objects():

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Sequence
@@ -88,6 +89,9 @@ class Tracker:
         self.aggregate = aggregate
         self.launcher_files = tuple(launcher_files)
         self._started = False
+        # Taken to end tracking, by stop() or by the signal path (_end_for_signal), which holds it
+        # until the process is gone: a stop() meanwhile waits rather than cut its capture.
+        self._stopping = threading.Lock()
         self._aggregator: Aggregator | None = None
         self._header: dict = {}
         self._fork_base = self.destination if follow_fork else None  # a child writes FILE.<pid> beside it
@@ -133,7 +137,7 @@ class Tracker:
             # without --aggregate would pay for nothing.
             from .aggregate import Aggregator
 
-            self._aggregator = Aggregator(self.destination, self._header)
+            self._aggregator = Aggregator(self.destination, self._header, self._end_for_signal)
             self._aggregator.start()
         # Aggregating: the events go to memory and are replayed here; only the totals reach the file.
         stream_to = None if self.destination is None or self.aggregate else os.fspath(self.destination)
@@ -143,6 +147,7 @@ class Tracker:
             native_traces=self.native,
             trace_python_allocators=self.trace_python_allocators,
             follow_fork=self.follow_fork,
+            defer_signals=self.aggregate,
         )
         if error:
             atexit.unregister(self._at_exit)
@@ -162,27 +167,57 @@ class Tracker:
 
     def stop(self) -> None:
         """Stop tracking and finish the capture; raises CaptureWriteError if it could not be written whole."""
-        if not self._started:
-            return
-        self._started = False
+        with self._stopping:
+            if not self._started:
+                return
+            self._started = False
         aggregator, self._aggregator = self._aggregator, None
-        if aggregator is not None:
-            _tracker.guard_this_thread(True)  # stopping our thread is not the program's work (stop() ends it)
-            aggregator.halt()
-            _tracker.set_exit_callback(None)
-        error = _tracker.stop()
-        atexit.unregister(self._at_exit)
-        self._finish_socket()
-        if error:
-            raise _tracker_error(error)
-        if aggregator is not None and self.destination is not None:
-            from .aggregate import write_aggregated_capture
+        try:
+            if aggregator is not None:
+                _tracker.guard_this_thread(True)  # stopping our thread is not the program's work (stop() ends it)
+                aggregator.halt()
+                _tracker.set_exit_callback(None)
+            error = _tracker.stop()
+            atexit.unregister(self._at_exit)
+            self._finish_socket()
+            if error:
+                raise _tracker_error(error)
+            if aggregator is not None and self.destination is not None:
+                from .aggregate import write_aggregated_capture
 
-            header = {**self._header, "pid": os.getpid()}
+                header = {**self._header, "pid": os.getpid()}
+                try:
+                    write_aggregated_capture(self.destination, aggregator.finish(), header)
+                except OSError as problem:
+                    raise CaptureWriteError(
+                        f"cannot write capture file {self.destination}: {problem.strerror}"
+                    ) from None
+        finally:
+            # Aggregating, a SIGTERM or SIGINT that came during stop() waited for the capture
+            # (native/tracker.cc): it is written, now the signal does what it would have done.
+            _tracker.end_signal_deferral()
+            _tracker.die_of_pending_signal()
+
+    def _end_for_signal(self, aggregator: Aggregator) -> None:
+        # On the aggregator's thread, for a deferred SIGTERM or SIGINT: write the capture whole,
+        # then die of the signal. The tracker is not stopped (its hooks stay, passing through),
+        # so its sampler goes on watching that this ends in time (native/tracker.cc).
+        with self._stopping:
+            if not self._started:
+                return  # stop() came first: it writes the capture, then dies of the signal
+            self._started = False
+            from .aggregate import write_aggregated_capture  # loaded already: the aggregator is running
+
             try:
-                write_aggregated_capture(self.destination, aggregator.finish(), header)
+                _tracker.finish_before_signal()
+                if self.destination is not None:
+                    header = {**self._header, "pid": os.getpid()}
+                    write_aggregated_capture(self.destination, aggregator.finish(), header)
             except OSError as problem:
-                raise CaptureWriteError(f"cannot write capture file {self.destination}: {problem.strerror}") from None
+                print(f"memprof: cannot write capture file {self.destination}: {problem.strerror}; "
+                      "it keeps its last snapshot", file=sys.stderr)
+            finally:
+                _tracker.die_of_pending_signal()
 
     def _aggregate_in_child(self) -> None:
         # In a forked child the aggregator's thread is gone and its totals are the parent's: this
@@ -192,7 +227,9 @@ class Tracker:
         from .aggregate import Aggregator
 
         self.destination = Path(f"{self._fork_base}.{os.getpid()}")
-        self._aggregator = Aggregator(self.destination, self._header)
+        self._aggregator.forget_pipe()  # the parent's: a signal here must wake this process's thread
+        self._stopping = threading.Lock()  # the parent's may have been held at the fork
+        self._aggregator = Aggregator(self.destination, self._header, self._end_for_signal)
         self._aggregator.start()
 
     def pause(self) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import struct
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import lz4.frame
 import pytest
@@ -366,3 +369,210 @@ def test_memprof_stats_on_an_aggregated_capture_cut_short_gives_the_figures_flag
     assert "Traceback" not in result.stderr
     assert "truncated" in result.stdout
     assert "Allocations by allocator" in result.stdout
+
+
+# A program under `memprof run --aggregate` that says "ready" once its allocation is made, then
+# waits (WAIT) to be signalled.
+SIGNALLED = """
+import sys, time
+
+def kept_when_signalled():
+    return bytearray(7 * 2**20)
+
+kept = kept_when_signalled()
+{prepare}
+print("ready", flush=True)
+{wait}
+"""
+SLEEP = "time.sleep(120)"
+BUSY = "total = 0\nwhile True:\n    total += 1"
+
+
+def memprof_run_until_ready(
+    tmp_path, program: str, *options: str, stdin: int | None = None
+) -> tuple[subprocess.Popen, Path]:
+    """``memprof run --aggregate`` of ``program``, once it has printed "ready"."""
+    from tests.conftest import subprocess_env
+
+    script = tmp_path / "signalled.py"
+    script.write_text(program)
+    out = tmp_path / "signalled.bin"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest_memprof", "run", "-q", "--aggregate", *options, "-o", str(out), str(script)],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+        cwd=tmp_path,
+    )
+    assert process.stdout.readline() == "ready\n", process.communicate(timeout=60)
+    return process, out
+
+
+def ended(process: subprocess.Popen) -> tuple[int, str, str]:
+    """The exit status, output and errors of ``process``, killed if it hangs."""
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        pytest.fail(f"the process hung after the signal: {stderr}")
+    return process.returncode, stdout, stderr
+
+
+def stats_json(path: Path) -> dict:
+    """``memprof stats --json`` of ``path``."""
+    from tests.conftest import subprocess_env
+
+    result = subprocess.run([sys.executable, "-m", "pytest_memprof", "stats", "--json", str(path)],
+                            capture_output=True, text=True, env=subprocess_env(), timeout=120, cwd=path.parent)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def assert_whole_with_the_kept_allocation(path: Path) -> None:
+    stats = stats_json(path)
+    assert not stats["truncated"] and not stats["damaged"]
+    top = stats["top_by_bytes"][0]
+    assert top["function"] == "kept_when_signalled" and top["bytes"] >= 7 * MiB, stats["top_by_bytes"]
+    assert stats["leaked_bytes"] >= 7 * MiB
+
+
+@pytest.mark.parametrize("wait", [SLEEP, BUSY], ids=["sleeping", "busy"])
+def test_memprof_run_aggregate_killed_by_sigterm_writes_its_capture_whole_and_dies_of_it(tmp_path, wait):
+    process, out = memprof_run_until_ready(tmp_path, SIGNALLED.format(prepare="", wait=wait))
+    process.send_signal(signal.SIGTERM)
+    status, _, stderr = ended(process)
+    assert status == -signal.SIGTERM, stderr
+    # Before: the last snapshot, truncated.
+    assert_whole_with_the_kept_allocation(out)
+
+
+def test_the_programs_own_sigterm_handler_still_runs_and_the_capture_is_whole(tmp_path):
+    handled = "import signal\n\ndef handler(signo, frame):\n    print('handled', flush=True)\n    sys.exit(3)\n\n" \
+              "signal.signal(signal.SIGTERM, handler)"
+    process, out = memprof_run_until_ready(tmp_path, SIGNALLED.format(prepare=handled, wait=SLEEP))
+    process.send_signal(signal.SIGTERM)
+    status, stdout, stderr = ended(process)
+    assert (status, stdout) == (3, "handled\n"), stderr
+    assert_whole_with_the_kept_allocation(out)
+
+
+def test_a_program_handling_sigterm_before_tracking_keeps_its_handler(tmp_path):
+    out = tmp_path / "agg.bin"
+    result = run_aggregating(
+        tmp_path,
+        f"""
+        import os, signal, sys
+        from pytest_memprof import Tracker
+
+        def kept_when_signalled():
+            return bytearray(7 * 2**20)
+
+        signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(3))
+        Tracker({str(out)!r}, aggregate=True).start()
+        kept = kept_when_signalled()
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pause()  # the handler runs here
+    """,
+    )
+    assert result.returncode == 3, result.stderr
+    assert_whole_with_the_kept_allocation(out)
+
+
+def test_memprof_run_aggregate_interrupted_by_sigint_writes_its_capture_whole(tmp_path):
+    process, out = memprof_run_until_ready(tmp_path, SIGNALLED.format(prepare="", wait=SLEEP))
+    process.send_signal(signal.SIGINT)
+    status, _, stderr = ended(process)
+    # Python's own SIGINT handler: KeyboardInterrupt, which memprof run reports as a shell does.
+    assert status == 130 and "KeyboardInterrupt" in stderr, stderr
+    assert_whole_with_the_kept_allocation(out)
+
+
+def test_sigint_with_its_default_action_writes_the_capture_whole_and_kills(tmp_path):
+    out = tmp_path / "agg.bin"
+    result = run_aggregating(
+        tmp_path,
+        f"""
+        import os, signal, time
+        from pytest_memprof import Tracker
+
+        def kept_when_signalled():
+            return bytearray(7 * 2**20)
+
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # no KeyboardInterrupt: SIGINT kills
+        Tracker({str(out)!r}, aggregate=True).start()
+        kept = kept_when_signalled()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)
+    """,
+    )
+    assert result.returncode == -signal.SIGINT, result.stderr
+    # Before: the last snapshot, truncated.
+    assert_whole_with_the_kept_allocation(out)
+
+
+def test_a_program_holding_the_gil_when_sigterm_comes_still_dies_of_it(tmp_path):
+    # ctypes.PyDLL keeps the GIL across the call, and the call itself says "ready" (through the
+    # shell it runs), so the signal always finds the GIL held. The shell then waits for its stdin,
+    # which this test closes only once the process is dead: the aggregator thread cannot run to
+    # write the capture, and the watchdog must end the process. SIGTERM is blocked in the main
+    # thread so that it goes to another and system() is not interrupted.
+    stuck = "import ctypes, signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\ntime.sleep(0.5)"
+    wait = "ctypes.PyDLL(None).system(b'echo ready; read line')"
+    process, out = memprof_run_until_ready(
+        tmp_path, SIGNALLED.format(prepare=stuck, wait=wait).replace('print("ready", flush=True)', ""),
+        stdin=subprocess.PIPE,
+    )
+    process.send_signal(signal.SIGTERM)
+    try:
+        status = process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        status = None
+        process.kill()
+    _, stderr = process.communicate()  # closes the shell's stdin: it ends
+    assert status == -signal.SIGTERM, stderr
+    # The last snapshot stays, as it would for SIGKILL.
+    stats = stats_json(out)
+    assert stats["truncated"] and stats["top_by_bytes"][0]["function"] == "kept_when_signalled"
+
+
+POOL = """
+import multiprocessing, os
+
+def in_a_pool_worker(i):
+    return len(bytearray(9 * 2**20))
+
+if __name__ == "__main__":
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(in_a_pool_worker, range(4))
+        workers = list(pool._pool)
+    # Leaving the with block terminates the pool: its workers are sent SIGTERM.
+    print(*[worker.pid for worker in workers])
+    print(*[worker.exitcode for worker in workers])
+"""
+
+
+def test_a_pool_under_aggregate_follow_fork_leaves_each_worker_a_whole_capture(tmp_path):
+    from tests.conftest import subprocess_env
+
+    script = tmp_path / "pool.py"
+    script.write_text(POOL)
+    out = tmp_path / "pool.bin"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_memprof", "run", "-q", "--aggregate", "--follow-fork", "-o", str(out),
+         str(script)],
+        capture_output=True, text=True, env=subprocess_env(), timeout=120, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    pids, exit_codes = result.stdout.splitlines()
+    assert set(exit_codes.split()) <= {"0", str(-signal.SIGTERM)}, exit_codes
+    functions = set()
+    for pid in map(int, pids.split()):
+        capture = Capture.open(tmp_path / f"pool.bin.{pid}")
+        # Before: the workers sent SIGTERM left their last snapshot, truncated.
+        assert capture.metadata.aggregated and not capture.truncated and capture.metadata.pid == pid
+        functions |= {s.location.function for s in capture.total_stacks() if s.bytes >= 2**20 and s.location}
+    assert functions == {"in_a_pool_worker"}
+    assert not Capture.open(out).truncated
