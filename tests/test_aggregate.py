@@ -434,8 +434,10 @@ def stats_json(path: Path) -> dict:
 def assert_whole_with_the_kept_allocation(path: Path) -> None:
     stats = stats_json(path)
     assert not stats["truncated"] and not stats["damaged"]
-    top = stats["top_by_bytes"][0]
-    assert top["function"] == "kept_when_signalled" and top["bytes"] >= 7 * MiB, stats["top_by_bytes"]
+    # Among the top, not first: on 3.15 printing a KeyboardInterrupt's traceback imports
+    # dataclasses (through _colorize), which allocates more than 7 MiB in all.
+    kept = [top for top in stats["top_by_bytes"][:5] if top["function"] == "kept_when_signalled"]
+    assert kept and kept[0]["bytes"] >= 7 * MiB, stats["top_by_bytes"]
     assert stats["leaked_bytes"] >= 7 * MiB
 
 
@@ -450,7 +452,9 @@ def test_memprof_run_aggregate_killed_by_sigterm_writes_its_capture_whole_and_di
 
 
 def test_the_programs_own_sigterm_handler_still_runs_and_the_capture_is_whole(tmp_path):
-    handled = "import signal\n\ndef handler(signo, frame):\n    print('handled', flush=True)\n    sys.exit(3)\n\n" \
+    # os.write, not print: the signal may come while the main thread is still inside print("ready"),
+    # and a second print into the same buffer would raise "reentrant call".
+    handled = "import os, signal\n\ndef handler(signo, frame):\n    os.write(1, b'handled\\n')\n    sys.exit(3)\n\n" \
               "signal.signal(signal.SIGTERM, handler)"
     process, out = memprof_run_until_ready(tmp_path, SIGNALLED.format(prepare=handled, wait=SLEEP))
     process.send_signal(signal.SIGTERM)
