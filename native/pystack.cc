@@ -1,8 +1,10 @@
 #include "pystack.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string>
 
 #include "flat_map.h"
@@ -55,6 +57,21 @@ struct NodeInfo {
     bool entry;
 };
 std::vector<NodeInfo> g_nodes;  // index = node id - 1, for replay into a followed child's stream
+// In front of g_trie: the edges met lately, direct-mapped. An allocation's top frame moves
+// between a few instructions (a dict, its strings, a list), mostly in frames just pushed, so most
+// lookups are edges met a moment ago; here one is a multiply and two compares, where the trie
+// hashes twice and probes. Node 0: an empty slot.
+struct RecentEdge {
+    EdgeKey key;
+    uint32_t node;
+};
+constexpr int kRecentBits = 10;
+RecentEdge g_recent_edges[1 << kRecentBits];
+bool g_native_run = false;  // tracker::native() for this run, read at each lookup
+inline RecentEdge& recent_edge(const EdgeKey& key) {
+    uint64_t mixed = key.parent_and_frame * 0x9E3779B97F4A7C15ULL ^ key.lasti * 0xC2B2AE3D27D4EB4FULL;
+    return g_recent_edges[mixed >> (64 - kRecentBits)];
+}
 
 int frame_lasti(PyFrameObject* frame) {
 #if PY_VERSION_HEX >= 0x030B0000
@@ -130,7 +147,7 @@ uint32_t intern_code(PyCodeObject* code) {
     auto [slot, inserted] = g_code_ids.insert(reinterpret_cast<uint64_t>(code));
     if (!inserted) return *slot;
     Py_INCREF(code);
-    std::lock_guard<std::mutex> lock(tracker::lock());
+    std::lock_guard<EventMutex> lock(tracker::lock());
     uint32_t id = add_code(code, mark_of(code));
     g_code_objects.push_back(code);
     *slot = id;
@@ -152,8 +169,10 @@ uint32_t intern_code_walked(PyCodeObject* code) {
 uint32_t intern_node(uint32_t parent, uint32_t code_id, PyCodeObject* code, int lasti, uint8_t entry) {
     // Entry flags matter only to hybrid stacks: without native stacks they would split nodes
     // (and write NODE records) for nothing.
-    uint64_t entry_bit = tracker::native() && entry ? 1ULL << 32 : 0;
+    uint64_t entry_bit = g_native_run && entry ? 1ULL << 32 : 0;
     EdgeKey key{(static_cast<uint64_t>(parent) << 32) | code_id, entry_bit | static_cast<uint32_t>(lasti)};
+    RecentEdge& recent = recent_edge(key);
+    if (recent.node && recent.key == key) return recent.node;
     auto [slot, inserted] = g_trie.insert(key);
     if (inserted) {
         // Addr2Line reads only the code object's immutable line table: no GIL needed.
@@ -168,6 +187,7 @@ uint32_t intern_node(uint32_t parent, uint32_t code_id, PyCodeObject* code, int 
         }
         *slot = *line_slot;
     }
+    recent = {key, *slot};
     return *slot;
 }
 
@@ -675,9 +695,11 @@ void remove_allocator_hooks() {
 
 void reset_tables() {
     release_code_objects();
-    std::lock_guard<std::mutex> lock(tracker::lock());
+    std::lock_guard<EventMutex> lock(tracker::lock());
     g_codes.clear();
     g_trie.clear();
+    std::fill(std::begin(g_recent_edges), std::end(g_recent_edges), RecentEdge{});
+    g_native_run = tracker::native();
     g_line_nodes.clear();
     g_nodes.clear();
 }
@@ -685,7 +707,7 @@ void reset_tables() {
 void release_code_objects() {
     std::vector<PyCodeObject*> objects;
     {
-        std::lock_guard<std::mutex> lock(tracker::lock());
+        std::lock_guard<EventMutex> lock(tracker::lock());
         objects.swap(g_code_objects);
         g_code_ids.clear();
         g_walked_ids.clear();

@@ -24,9 +24,10 @@ namespace memprof {
 thread_local bool t_guard __attribute__((tls_model("initial-exec"))) = false;
 
 namespace tracker {
-namespace {
 
 thread_local ThreadState* t_state __attribute__((tls_model("initial-exec"))) = nullptr;
+
+namespace {
 // Set in the forking thread from our prepare handler to the parent's or child's: it then holds
 // the tracker lock, while the other atfork handlers still run and may allocate and free
 // (OpenBLAS's joins its threads, and pthread_join frees their TLS). Their events are recorded
@@ -36,7 +37,7 @@ thread_local bool t_forking __attribute__((tls_model("initial-exec"))) = false;
 // One instance for the life of the process, never destroyed: a hook may still be running in
 // another thread while the tracker stops, and must find a valid lock and flag.
 struct State {
-    std::mutex lock;
+    EventMutex lock;
     std::atomic<bool> active{false};   // recording events
     bool running = false;              // started and not stopped (possibly paused); GIL held
     std::atomic<uint32_t> generation{0};
@@ -88,7 +89,7 @@ void destroy_thread_state(void* raw) {
     GuardScope guard;
     auto* state = static_cast<ThreadState*>(raw);
     if (g) {
-        std::lock_guard<std::mutex> lock(g->lock);
+        std::lock_guard<EventMutex> lock(g->lock);
         g->tids.erase(static_cast<uint64_t>(state->handle));
         g->states.erase(std::remove(g->states.begin(), g->states.end(), state), g->states.end());
     }
@@ -297,7 +298,7 @@ void sampler_main() {
         }
         enforce_defer_limit();  // before the tracker lock, which a stuck thread might hold
         uint64_t rss = read_rss(fd);
-        std::lock_guard<std::mutex> lock(g->lock);
+        std::lock_guard<EventMutex> lock(g->lock);
         if (!g->active.load(std::memory_order_relaxed)) continue;
         g->recorder.sample(now_ms(), rss);
         auto now = std::chrono::steady_clock::now();
@@ -314,7 +315,7 @@ void sampler_main() {
 void release_stacks() {
     std::vector<PyFrameObject*> frames;
     {
-        std::lock_guard<std::mutex> lock(g->lock);
+        std::lock_guard<EventMutex> lock(g->lock);
         for (ThreadState* state : g->states) pystack::detach(state->stack, frames);
     }
     // Outside the lock: a frame's locals may run __del__ code.
@@ -391,7 +392,7 @@ void fork_child() {
     if (!g->active.load() || !g->options.follow_fork) remove_signal_defer();  // a child we do not track
     if (!g->active.load()) return;
     GuardScope guard;
-    std::lock_guard<std::mutex> lock(g->lock);
+    std::lock_guard<EventMutex> lock(g->lock);
     g->recorder.abandon();  // the parent's stream: its fd and writer thread are not ours
     g->tids.clear();
     if (!g->options.follow_fork) {
@@ -438,10 +439,10 @@ bool active_relaxed() { return g && g->active.load(std::memory_order_relaxed); }
 bool native() { return g->native; }
 bool walks() { return g->walk; }
 uint32_t generation() { return g->generation.load(std::memory_order_relaxed); }
-std::mutex& lock() { return g->lock; }
+EventMutex& lock() { return g->lock; }
 Recorder& recorder() { return g->recorder; }
 
-ThreadState* thread_state() {
+ThreadState* new_thread_state() {
     if (t_state) return t_state;
     GuardScope guard;
     auto* state = new ThreadState();
@@ -449,7 +450,7 @@ ThreadState* thread_state() {
     state->handle = pthread_self();
     t_state = state;
     pthread_setspecific(g->thread_key, state);
-    std::lock_guard<std::mutex> lock(g->lock);
+    std::lock_guard<EventMutex> lock(g->lock);
     uint64_t handle = static_cast<uint64_t>(state->handle);
     g->tids[handle] = state->tid;
     g->states.push_back(state);
@@ -478,7 +479,7 @@ void pause() {
     if (!g || !g->running || !g->active) return;
     GuardScope guard;
     {
-        std::lock_guard<std::mutex> lock(g->lock);
+        std::lock_guard<EventMutex> lock(g->lock);
         // A sample at each end of a window (pause, resume) bounds it to the millisecond: a test
         // shorter than the sampler's 10 ms still has its own start, end and duration. RSS 0: not
         // read here (a file read per test), and readers take 0 as "not sampled".
@@ -499,7 +500,7 @@ void resume() {
     bool refresh_maps = g->native && g->maps_stale;
     if (refresh_maps) maps = nativestack::read_maps();
     {
-        std::lock_guard<std::mutex> lock(g->lock);
+        std::lock_guard<EventMutex> lock(g->lock);
         if (refresh_maps) {
             nativestack::emit_maps(g->recorder, std::move(maps));
             g->maps_stale = false;
@@ -545,7 +546,7 @@ bool start(const Options& options, std::string* error) {
 
     pystack::reset_tables();
     {
-        std::lock_guard<std::mutex> lock(g->lock);
+        std::lock_guard<EventMutex> lock(g->lock);
         g->recorder.open(std::move(sink));
         if (!g->memory_sink) g->recorder.sync_blocks();
         g->last_tid = 0;
@@ -580,7 +581,7 @@ std::string stop() {
     GuardScope guard;
     remove_signal_flush();
     {
-        std::lock_guard<std::mutex> lock(g->lock);
+        std::lock_guard<EventMutex> lock(g->lock);
         g->active = false;
         g->running = false;
     }
@@ -595,7 +596,7 @@ std::string stop() {
     if (!g_defer_watched) stop_sampler();
     std::string error;
     {
-        std::lock_guard<std::mutex> lock(g->lock);
+        std::lock_guard<EventMutex> lock(g->lock);
         int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
         g->recorder.sample(now_ms(), read_rss(fd));
         if (fd >= 0) close(fd);
@@ -610,7 +611,7 @@ std::string stop() {
 std::string drain() {
     if (!g) return std::string();
     GuardScope guard;
-    std::lock_guard<std::mutex> lock(g->lock);
+    std::lock_guard<EventMutex> lock(g->lock);
     std::string out;
     out.swap(g->leftover);
     if (g->running && g->memory_sink) out += g->recorder.take();
@@ -620,14 +621,14 @@ std::string drain() {
 void mark(uint64_t id, const std::string& label) {
     if (!active_relaxed()) return;
     GuardScope guard;
-    std::lock_guard<std::mutex> lock(g->lock);
+    std::lock_guard<EventMutex> lock(g->lock);
     if (g->active) g->recorder.mark(id, label);
 }
 
 void set_thread_name(uint64_t tid, const std::string& name) {
     if (!active_relaxed()) return;
     GuardScope guard;
-    std::lock_guard<std::mutex> lock(g->lock);
+    std::lock_guard<EventMutex> lock(g->lock);
     if (g->active) g->recorder.thread_name(tid, name);
 }
 
@@ -637,7 +638,7 @@ void before_fork() {
     if (!g || !g->running) return;
     GuardScope guard;
     stop_sampler();
-    std::lock_guard<std::mutex> lock(g->lock);
+    std::lock_guard<EventMutex> lock(g->lock);
     if (g->recorder.sink()) g->recorder.sink()->stop_thread();
 }
 
@@ -645,7 +646,7 @@ void after_fork_parent() {
     if (!g || !g->running) return;
     GuardScope guard;
     {
-        std::lock_guard<std::mutex> lock(g->lock);
+        std::lock_guard<EventMutex> lock(g->lock);
         if (g->recorder.sink()) g->recorder.sink()->start_thread();
     }
     if (!g->sampler) start_sampler();
@@ -724,7 +725,7 @@ namespace {
 
 void record_maps() {
     std::vector<nativestack::Mapping> maps = nativestack::read_maps();  // loader lock, not ours
-    std::lock_guard<std::mutex> lock(g->lock);
+    std::lock_guard<EventMutex> lock(g->lock);
     if (g->active) {
         nativestack::emit_maps(g->recorder, std::move(maps));
     } else {
@@ -745,7 +746,7 @@ void on_dlopen() {
 void on_dlclose() {
     if (!g || !g->hooked.load(std::memory_order_relaxed) || !g->native || t_forking) return;
     {
-        std::lock_guard<std::mutex> lock(g->lock);
+        std::lock_guard<EventMutex> lock(g->lock);
         nativestack::invalidate();
     }
     record_maps();
@@ -761,7 +762,7 @@ void finish_before_signal() {
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     uint64_t rss = read_rss(fd);
     if (fd >= 0) close(fd);
-    std::lock_guard<std::mutex> lock(g->lock);
+    std::lock_guard<EventMutex> lock(g->lock);
     g->active = false;
     g->recorder.sample(now_ms(), rss);
     g->recorder.trailer(now_ms());
@@ -792,7 +793,7 @@ void on_exit() {
         if (ExitHook hook = g->exit_hook.load()) hook();
         return;
     }
-    std::lock_guard<std::mutex> lock(g->lock);
+    std::lock_guard<EventMutex> lock(g->lock);
     if (!g->active) return;
     g->active = false;
     g->recorder.trailer(now_ms());
@@ -801,7 +802,7 @@ void on_exit() {
 
 void on_thread_name(pthread_t thread, const char* name) {
     if (!name) return;
-    std::lock_guard<std::mutex> lock(g->lock);
+    std::lock_guard<EventMutex> lock(g->lock);
     uint64_t handle = static_cast<uint64_t>(thread);
     auto tid = g->tids.find(handle);
     if (tid == g->tids.end()) {

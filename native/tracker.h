@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "event_mutex.h"
 #include "nativestack.h"
 #include "pystack.h"
 
@@ -118,8 +119,11 @@ bool active_relaxed();
 bool native();  // this run records native stacks
 bool walks();   // this run walks Python frames at each allocation instead of profiling calls
 uint32_t generation();
-ThreadState* thread_state();
-std::mutex& lock();
+ThreadState* new_thread_state();  // the calling thread's first: made and registered
+extern thread_local ThreadState* t_state __attribute__((tls_model("initial-exec")));
+// The calling thread's state, made on first use. Inline: every event asks for it.
+inline ThreadState* thread_state() { return __builtin_expect(t_state != nullptr, 1) ? t_state : new_thread_state(); }
+EventMutex& lock();
 class Recorder& recorder();
 
 }  // namespace tracker

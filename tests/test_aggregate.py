@@ -321,9 +321,20 @@ def test_an_aggregating_program_that_exits_early_or_dies_keeps_its_figures(tmp_p
         def kept_before_death():
             return bytearray(6 * 2**20)
 
-        Tracker({str(out)!r}, aggregate=True).start()
+        out = {str(out)!r}
+        Tracker(out, aggregate=True).start()
         kept = kept_before_death()
-        time.sleep(0.8)  # the first snapshots come within a few tenths of a second
+        # Snapshots come every few tenths of a second; a loaded machine may be slower, so wait for
+        # the second one written after the allocation (the first may have been taken before it).
+        after, seen, deadline = time.time_ns(), set(), time.monotonic() + 30
+        while len(seen) < 2 and time.monotonic() < deadline:
+            try:
+                mtime = os.stat(out).st_mtime_ns
+            except FileNotFoundError:
+                mtime = 0
+            if mtime > after:
+                seen.add(mtime)
+            time.sleep(0.02)
         {end}
     """,
     )
