@@ -16,6 +16,9 @@ On 3.12+ memprof follows Python calls through sys.monitoring; the "profile callb
 with MEMPROF_CALLS=profile (the callback it falls back to when no tool id is free), and a table
 compares the two.
 
+A last table puts ``memprof`` (every object seen) beside memray's default mode, the goal of
+issue 19: no more overhead than memray charges to see only what reaches the system allocator.
+
 ``--top-pad`` runs every mode with MALLOC_TOP_PAD_=64MiB: np_alloc otherwise measures mostly
 how often glibc trims the heap, which any allocation made in between (by a tracker) changes.
 """
@@ -184,6 +187,16 @@ def main() -> int:
             mine_s, other_s = (statistics.median(stats_times[(name, mode)]) for mode in (ours, theirs))
             print(f"| {label} | {name} | {mine / 1e6:.2f} | {other / 1e6:.2f} | {mine / other:.2f} "
                   f"| {mine_s:.2f} | {other_s:.2f} | {mine_s / other_s:.2f} |")
+    if "memprof" in modes and "memray" in modes:
+        # Issue 19, goal 1: seeing every object should cost no more than memray's default, which
+        # sees only what reaches the system allocator (pymalloc hides small objects from it).
+        print()
+        print("| every object: memprof vs memray's default mode | memprof overhead s | memray overhead s "
+              "| ratio (goal <= 1.0) |")
+        print("|---|---|---|---|")
+        for name in names:
+            mine, other, ratio = overheads(name, "memprof", "memray")
+            print(f"| {name} | {mine:.2f} | {other:.2f} | {ratio} |")
     calls = [(ours, theirs) for ours, theirs in CALL_PAIRS if ours in modes and theirs in modes]
     if calls:
         print()

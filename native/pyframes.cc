@@ -70,11 +70,26 @@ bool frame_is_entry(PyFrameObject* frame) {
 #endif
 }
 
+namespace {
+
+// The calling thread's own state, attached or not: PyThreadState_Get() would name the GIL holder,
+// or abort when nobody holds it. From 3.12 the attached state is a thread-local read (most
+// allocations come with the GIL held); PyGILState_GetThisThreadState, a TSS lookup, finds a
+// detached one too.
+inline PyThreadState* this_thread_state() {
+#if PY_VERSION_HEX >= 0x030D0000
+    if (PyThreadState* attached = PyThreadState_GetUnchecked()) return attached;
+#elif PY_VERSION_HEX >= 0x030C0000
+    if (PyThreadState* attached = _PyThreadState_UncheckedGet()) return attached;
+#endif
+    return PyGILState_GetThisThreadState();
+}
+
+}  // namespace
+
 void walk_this_thread(std::vector<RawFrame>& out, size_t max) {
     out.clear();
-    // The thread's own state, attached or not: PyThreadState_Get() would name the GIL holder,
-    // or abort when nobody holds it.
-    PyThreadState* tstate = PyGILState_GetThisThreadState();
+    PyThreadState* tstate = this_thread_state();
     if (!tstate) return;  // a native thread that never ran Python
     RawFrame raw;
 #if PY_VERSION_HEX >= 0x030D0000
@@ -113,6 +128,39 @@ void walk_this_thread(std::vector<RawFrame>& out, size_t max) {
         raw.entry = true;
         out.push_back(raw);
     }
+#endif
+}
+
+bool top_frame(RawFrame* out) {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyThreadState* tstate = this_thread_state();
+    if (!tstate) return false;
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame* f = tstate->current_frame;
+#else
+    _PyInterpreterFrame* f = tstate->cframe ? tstate->cframe->current_frame : nullptr;
+#endif
+    for (; f; f = f->previous) {
+        // In walk_this_thread's order: _PyFrame_IsIncomplete reads the frame's code object.
+#if PY_VERSION_HEX >= 0x030D0000
+        if (is_shim(f) || !PyCode_Check(executable_of(f)) || _PyFrame_IsIncomplete(f)) continue;
+        out->code = reinterpret_cast<PyCodeObject*>(executable_of(f));
+#else
+        if (is_shim(f) || _PyFrame_IsIncomplete(f)) continue;
+        out->code = f->f_code;
+#endif
+        out->id = f;
+        out->lasti = byte_offset(_PyInterpreterFrame_LASTI(f));
+        out->entry = entered_from_c(f);
+        return true;
+    }
+    return false;
+#else
+    std::vector<RawFrame> one;
+    walk_this_thread(one, 1);
+    if (one.empty()) return false;
+    *out = one[0];
+    return true;
 #endif
 }
 

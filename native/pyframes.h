@@ -30,6 +30,10 @@ struct RawFrame {
 // Nothing here allocates through Python or touches a reference count.
 void walk_this_thread(std::vector<RawFrame>& out, size_t max = SIZE_MAX);
 
+// The innermost frame walk_this_thread would give, without a vector; false if there is none.
+// Exactly walk_this_thread(out, 1)[0] (sys.monitoring's check of the shadow top, per event).
+bool top_frame(RawFrame* out);
+
 // Whether `frame` (as walk_this_thread gives it) stands at a RESUME instruction: it has been
 // pushed but has not started (or resumed) running its code yet. That is where the interpreter
 // readies a code object for the events our shadow stack follows, the first time it runs under

@@ -294,11 +294,10 @@ void enter(ThreadState* state) {
 void leave(ThreadState* state) {
     ShadowStack& stack = state->stack;
     if (stack.generation != tracker::generation()) return;
-    std::vector<RawFrame>& live = state->walk.raw;
-    walk_this_thread(live, 1);
-    if (live.empty()) return;
+    RawFrame live;
+    if (!top_frame(&live)) return;
     size_t n = stack.frames.size();
-    while (n > 0 && stack.frames[n - 1].iframe != live[0].id) --n;
+    while (n > 0 && stack.frames[n - 1].iframe != live.id) --n;
     if (n > 0) truncate(stack, n - 1);
 }
 
@@ -489,7 +488,7 @@ void detach(ShadowStack& stack, std::vector<PyFrameObject*>& out) {
     stack.generation = 0;
 }
 
-bool current_node(ShadowStack& stack, std::vector<RawFrame>& scratch, uint32_t* node) {
+bool current_node(ShadowStack& stack, uint32_t* node) {
     // Not rebuilt yet (a thread that has made no Python call since the start).
     if (stack.generation != tracker::generation()) return false;
     *node = 0;
@@ -497,17 +496,17 @@ bool current_node(ShadowStack& stack, std::vector<RawFrame>& scratch, uint32_t* 
     int top_lasti = INT_MIN;
     if (g_monitoring) {
         // The live top frame must be our top: else events were missed, and the walk decides.
-        walk_this_thread(scratch, 1);
-        if (scratch.empty()) return n == 0;
+        RawFrame live;
+        if (!top_frame(&live)) return n == 0;
         const ShadowFrame* top = n ? &stack.frames[n - 1] : nullptr;
-        if (!top || top->iframe != scratch[0].id || g_code_objects[top->code_id] != scratch[0].code) {
+        if (!top || top->iframe != live.id || g_code_objects[top->code_id] != live.code) {
             // A frame whose PY_START (or PY_RESUME) has not come yet, at the RESUME where the
             // interpreter instruments its code for those very events.
-            if (!at_resume(scratch[0])) return false;
+            if (!at_resume(live)) return false;
             *node = kNotTheProgram;
             return true;
         }
-        top_lasti = scratch[0].lasti;
+        top_lasti = live.lasti;
     } else if (!stack.tstate || stack.tstate->c_profilefunc != profile_callback) {
         return false;  // someone else's profiler replaced ours: pushes and pops are not seen
     }

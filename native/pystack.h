@@ -90,8 +90,8 @@ constexpr uint32_t kNotTheProgram = UINT32_MAX;
 
 // The trie node of the thread's shadow stack into `node` (or kNotTheProgram); emits NODE records
 // for new nodes. False if the shadow stack is not known to be right (the caller walks the frames
-// instead). `scratch` is the thread's walk buffer. Lock held.
-bool current_node(ShadowStack& stack, std::vector<RawFrame>& scratch, uint32_t* node);
+// instead). Lock held.
+bool current_node(ShadowStack& stack, uint32_t* node);
 
 // The trie node of the calling thread's stack, walked from the interpreter's frames; emits
 // FRAME and NODE records for new ones. Lock held; no GIL needed.

@@ -673,7 +673,7 @@ class EventLock {
 // The allocating thread's Python stack as a trie node (0: no Python frames). Lock held.
 inline uint32_t python_node(ThreadState* state) {
     uint32_t node = 0;
-    if (!g->walk && pystack::current_node(state->stack, state->walk.raw, &node)) return node;
+    if (!g->walk && pystack::current_node(state->stack, &node)) return node;
     return pystack::walked_node(state->walk);
 }
 
