@@ -155,7 +155,7 @@ class SysView(App):
     .panel { width: 1fr; height: auto; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     #alerts { height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     #filter { height: 3; }
-    #processes { height: 1fr; min-height: 5; }
+    #processes { height: 1fr; min-height: 5; overflow-x: hidden; }
     #footer { height: 1; padding: 0 1; background: $boost; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
