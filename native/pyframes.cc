@@ -55,6 +55,41 @@ inline PyObject* executable_of(_PyInterpreterFrame* frame) { return frame->f_exe
 // A byte offset, as PyFrame_GetLasti gives it, from a count of code units (-1 stays -1).
 inline int byte_offset(int units) { return units < 0 ? -1 : units * static_cast<int>(sizeof(_Py_CODEUNIT)); }
 
+#if PY_VERSION_HEX >= 0x030B0000
+// The thread's innermost interpreter frame: 3.13 moved it from the CFrame to the thread state.
+inline _PyInterpreterFrame* innermost_frame(PyThreadState* tstate) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return tstate->current_frame;
+#else
+    return tstate->cframe ? tstate->cframe->current_frame : nullptr;
+#endif
+}
+
+// `frame` as a stack shows it, into `out`; false for the frames a stack leaves out: shims (3.12+),
+// frames that run no code object (3.13+) and incomplete ones (pushed, their code not yet valid).
+// The incomplete check reads the code object, so the 3.13+ type check comes first.
+inline bool read_frame(_PyInterpreterFrame* frame, RawFrame* out) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (is_shim(frame)) return false;
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    if (!PyCode_Check(executable_of(frame)) || _PyFrame_IsIncomplete(frame)) return false;
+    out->code = reinterpret_cast<PyCodeObject*>(executable_of(frame));
+#else
+    if (_PyFrame_IsIncomplete(frame)) return false;
+    out->code = frame->f_code;
+#endif
+    out->id = frame;
+    out->lasti = byte_offset(_PyInterpreterFrame_LASTI(frame));
+#if PY_VERSION_HEX >= 0x030C0000
+    out->entry = entered_from_c(frame);
+#else
+    out->entry = frame->is_entry;
+#endif
+    return true;
+}
+#endif
+
 }  // namespace
 
 bool frame_is_entry(PyFrameObject* frame) {
@@ -92,29 +127,9 @@ void walk_this_thread(std::vector<RawFrame>& out, size_t max) {
     PyThreadState* tstate = this_thread_state();
     if (!tstate) return;  // a native thread that never ran Python
     RawFrame raw;
-#if PY_VERSION_HEX >= 0x030D0000
-    for (_PyInterpreterFrame* f = tstate->current_frame; f && out.size() < max; f = f->previous) {
-        if (is_shim(f) || !PyCode_Check(executable_of(f)) || _PyFrame_IsIncomplete(f)) continue;
-        raw.code = reinterpret_cast<PyCodeObject*>(executable_of(f));
-        raw.id = f;
-        raw.lasti = byte_offset(_PyInterpreterFrame_LASTI(f));
-        raw.entry = entered_from_c(f);
-        out.push_back(raw);
-    }
-#elif PY_VERSION_HEX >= 0x030B0000
-    if (!tstate->cframe) return;
-    for (_PyInterpreterFrame* f = tstate->cframe->current_frame; f && out.size() < max; f = f->previous) {
-#if PY_VERSION_HEX >= 0x030C0000
-        if (is_shim(f)) continue;
-        raw.entry = entered_from_c(f);
-#else
-        raw.entry = f->is_entry;
-#endif
-        if (_PyFrame_IsIncomplete(f)) continue;
-        raw.code = f->f_code;
-        raw.id = f;
-        raw.lasti = byte_offset(_PyInterpreterFrame_LASTI(f));
-        out.push_back(raw);
+#if PY_VERSION_HEX >= 0x030B0000
+    for (_PyInterpreterFrame* f = innermost_frame(tstate); f && out.size() < max; f = f->previous) {
+        if (read_frame(f, &raw)) out.push_back(raw);
     }
 #else
     for (PyFrameObject* f = tstate->frame; f && out.size() < max; f = f->f_back) {
@@ -132,27 +147,11 @@ void walk_this_thread(std::vector<RawFrame>& out, size_t max) {
 }
 
 bool top_frame(RawFrame* out) {
-#if PY_VERSION_HEX >= 0x030C0000
     PyThreadState* tstate = this_thread_state();
     if (!tstate) return false;
-#if PY_VERSION_HEX >= 0x030D0000
-    _PyInterpreterFrame* f = tstate->current_frame;
-#else
-    _PyInterpreterFrame* f = tstate->cframe ? tstate->cframe->current_frame : nullptr;
-#endif
-    for (; f; f = f->previous) {
-        // In walk_this_thread's order: _PyFrame_IsIncomplete reads the frame's code object.
-#if PY_VERSION_HEX >= 0x030D0000
-        if (is_shim(f) || !PyCode_Check(executable_of(f)) || _PyFrame_IsIncomplete(f)) continue;
-        out->code = reinterpret_cast<PyCodeObject*>(executable_of(f));
-#else
-        if (is_shim(f) || _PyFrame_IsIncomplete(f)) continue;
-        out->code = f->f_code;
-#endif
-        out->id = f;
-        out->lasti = byte_offset(_PyInterpreterFrame_LASTI(f));
-        out->entry = entered_from_c(f);
-        return true;
+#if PY_VERSION_HEX >= 0x030B0000
+    for (_PyInterpreterFrame* f = innermost_frame(tstate); f; f = f->previous) {
+        if (read_frame(f, out)) return true;
     }
     return false;
 #else
@@ -195,28 +194,11 @@ bool at_resume(const RawFrame& frame) {
 
 bool new_frame_at_resume(PyThreadState* tstate, const void* known) {
 #if PY_VERSION_HEX >= 0x030B0000
-#if PY_VERSION_HEX >= 0x030D0000
-    _PyInterpreterFrame* f = tstate->current_frame;
-#else
-    _PyInterpreterFrame* f = tstate->cframe ? tstate->cframe->current_frame : nullptr;
-#endif
-    for (; f; f = f->previous) {
-#if PY_VERSION_HEX >= 0x030C0000
-        if (is_shim(f)) continue;
-#endif
-        if (_PyFrame_IsIncomplete(f)) continue;
-        break;
-    }
-    if (!f || f == known) return false;
     RawFrame raw;
-#if PY_VERSION_HEX >= 0x030D0000
-    if (!PyCode_Check(executable_of(f))) return false;
-    raw.code = reinterpret_cast<PyCodeObject*>(executable_of(f));
-#else
-    raw.code = f->f_code;
-#endif
-    raw.lasti = byte_offset(_PyInterpreterFrame_LASTI(f));
-    return at_resume(raw);
+    for (_PyInterpreterFrame* f = innermost_frame(tstate); f; f = f->previous) {
+        if (read_frame(f, &raw)) return f != known && at_resume(raw);
+    }
+    return false;
 #else
     (void)tstate;
     (void)known;
@@ -237,12 +219,7 @@ void eval_loop_markers(std::vector<uintptr_t>& out) {
     PyThreadState* tstate = PyGILState_GetThisThreadState();
     if (!tstate) return;
 #if PY_VERSION_HEX >= 0x030C0000
-#if PY_VERSION_HEX >= 0x030D0000
-    _PyInterpreterFrame* top = tstate->current_frame;
-#else
-    _PyInterpreterFrame* top = tstate->cframe ? tstate->cframe->current_frame : nullptr;
-#endif
-    for (_PyInterpreterFrame* f = top; f; f = f->previous) {
+    for (_PyInterpreterFrame* f = innermost_frame(tstate); f; f = f->previous) {
         if (is_shim(f)) out.push_back(reinterpret_cast<uintptr_t>(f));
     }
 #elif PY_VERSION_HEX >= 0x030A0000

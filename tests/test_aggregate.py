@@ -474,24 +474,30 @@ def test_the_programs_own_sigterm_handler_still_runs_and_the_capture_is_whole(tm
     assert_whole_with_the_kept_allocation(out)
 
 
-def test_a_program_handling_sigterm_before_tracking_keeps_its_handler(tmp_path):
-    out = tmp_path / "agg.bin"
-    result = run_aggregating(
+def signalling_itself(tmp_path, out: Path, signum: signal.Signals, action: str, wait: str):
+    """A program that sets ``action`` for ``signum``, starts aggregating into ``out`` and signals itself."""
+    return run_aggregating(
         tmp_path,
         f"""
-        import os, signal, sys
+        import os, signal, sys, time
         from pytest_memprof import Tracker
 
         def kept_when_signalled():
             return bytearray(7 * 2**20)
 
-        signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(3))
+        signal.signal(signal.{signum.name}, {action})
         Tracker({str(out)!r}, aggregate=True).start()
         kept = kept_when_signalled()
-        os.kill(os.getpid(), signal.SIGTERM)
-        signal.pause()  # the handler runs here
+        os.kill(os.getpid(), signal.{signum.name})
+        {wait}
     """,
     )
+
+
+def test_a_program_handling_sigterm_before_tracking_keeps_its_handler(tmp_path):
+    out = tmp_path / "agg.bin"
+    result = signalling_itself(tmp_path, out, signal.SIGTERM, "lambda signo, frame: sys.exit(3)",
+                               "signal.pause()  # the handler runs here")
     assert result.returncode == 3, result.stderr
     assert_whole_with_the_kept_allocation(out)
 
@@ -507,22 +513,8 @@ def test_memprof_run_aggregate_interrupted_by_sigint_writes_its_capture_whole(tm
 
 def test_sigint_with_its_default_action_writes_the_capture_whole_and_kills(tmp_path):
     out = tmp_path / "agg.bin"
-    result = run_aggregating(
-        tmp_path,
-        f"""
-        import os, signal, time
-        from pytest_memprof import Tracker
-
-        def kept_when_signalled():
-            return bytearray(7 * 2**20)
-
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # no KeyboardInterrupt: SIGINT kills
-        Tracker({str(out)!r}, aggregate=True).start()
-        kept = kept_when_signalled()
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(60)
-    """,
-    )
+    # SIG_DFL: no KeyboardInterrupt, SIGINT kills.
+    result = signalling_itself(tmp_path, out, signal.SIGINT, "signal.SIG_DFL", "time.sleep(60)")
     assert result.returncode == -signal.SIGINT, result.stderr
     # Before: the last snapshot, truncated.
     assert_whole_with_the_kept_allocation(out)
