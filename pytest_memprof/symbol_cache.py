@@ -86,6 +86,7 @@ class ObjectEntry:
     mtime_ns: int
     size: int
     inode: int
+    folder: Path | None = None  # where it was read from, and so where it goes
     names: dict[int, str] = field(default_factory=dict)
     frames: dict[int, tuple[Frame, ...]] = field(default_factory=dict)
     dirty: bool = False  # learned something the file does not hold
@@ -138,7 +139,7 @@ class SymbolCache:
             return None
         if not stat.S_ISREG(status.st_mode):
             return None
-        fresh = ObjectEntry(path, build_id, status.st_mtime_ns, status.st_size, status.st_ino)
+        fresh = ObjectEntry(path, build_id, status.st_mtime_ns, status.st_size, status.st_ino, folder)
         file = folder / _file_name(path, build_id)
         stored = _read(file)
         if stored is None or not stored.matches(fresh):
@@ -147,17 +148,22 @@ class SymbolCache:
             os.utime(file)  # pruning drops the least recently used first
         except OSError:
             pass
+        stored.folder = folder
         return stored
 
     def save(self) -> None:
-        """Write every entry that learned something (atomically), then keep the folder within its bound."""
-        dirty = [entry for entry in self._entries.values() if entry is not None and entry.dirty]
-        if not dirty:
-            return
-        folder = cache_folder()
-        if folder is None:
-            return
+        """Write every entry that learned something (atomically), then keep its folder within its bound."""
+        # Each goes back to the folder it was looked for in: at exit the environment that chose it
+        # may be gone (a test session's, restored before the interpreter's atexit handlers run).
+        by_folder: dict[Path, list[ObjectEntry]] = {}
+        for entry in self._entries.values():
+            if entry is not None and entry.dirty and entry.folder is not None:
+                by_folder.setdefault(entry.folder, []).append(entry)
         limit = size_limit()
+        for folder, dirty in by_folder.items():
+            self._save(folder, dirty, limit)
+
+    def _save(self, folder: Path, dirty: list[ObjectEntry], limit: int) -> None:
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             for entry in dirty:

@@ -273,3 +273,19 @@ def test_an_object_without_a_build_id_is_not_cached(tmp_path):
     for line in source_lines():
         assert line in report, report
     assert entries(cache) and str(library) not in entries(cache)
+
+
+def test_what_a_process_learned_goes_at_exit_to_the_folder_it_was_read_from(kept, tmp_path):
+    # The test session's own folder is chosen by an environment restored before atexit handlers run.
+    library, out, _ = kept
+    first, later = tmp_path / "first", tmp_path / "later"
+    script = (
+        "import os\n"
+        "from pytest_memprof import Capture\n"
+        f"os.environ['MEMPROF_SYMBOL_CACHE'] = {str(first)!r}\n"
+        f"assert any(frame.line for stat in Capture.open({str(out)!r}).leak_stacks() for frame in stat.frames)\n"
+        f"os.environ['MEMPROF_SYMBOL_CACHE'] = {str(later)!r}\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, env=subprocess_env())
+    assert str(library) in entries(first)
+    assert not later.exists()
