@@ -132,33 +132,30 @@ def startup(work: Path, env: dict[str, str], memprof: list[str], memray: list[st
 
 
 def symbol_cache(work: Path, env: dict[str, str], memprof: list[str], rounds: int, workloads: Path) -> None:
-    """Print ``stats`` and ``tree`` on a ``--native`` capture of np_alloc with the symbol cache
-    empty (cold: every object's symbols and DWARF read) and filled by an earlier report (warm)."""
+    """Print ``stats`` and ``tree`` on a ``--native`` capture of np_alloc without the symbol cache
+    (off), with it empty (cold: every object's symbols and DWARF read, then written) and filled by
+    an earlier report (warm)."""
     script = workloads.resolve() / "np_alloc.py"
     capture = work / "np_alloc.native.bin"
     run([*memprof, "run", "-q", "-f", "--native", "-o", str(capture), str(script)], work, env)
-    warm_cache = work / "symbols-warm"
-    warm = {**env, "MEMPROF_SYMBOL_CACHE": str(warm_cache)}
+    folders = {"off": "0", "cold": str(work / "symbols-cold"), "warm": str(work / "symbols-warm")}
     print(f"\nsymbol cache: reports on a --native capture of np_alloc (BENCH_SCALE={env['BENCH_SCALE']}, "
-          f"{capture.stat().st_size / 2**20:.1f} MiB), cache empty (cold) vs filled by an earlier report "
-          f"(warm); {rounds} alternating rounds, medians\n")
-    print("| report | cold s | warm s | warm/cold |")
-    print("|---|---|---|---|")
+          f"{capture.stat().st_size / 2**20:.1f} MiB) with the cache off, empty (cold) and filled by an earlier "
+          f"report (warm); {rounds} alternating rounds, medians\n")
+    print("| report | off s | cold s | warm s | warm/cold |")
+    print("|---|---|---|---|---|")
     for report in ("stats", "tree"):
         command = [*memprof, report, str(capture)]
-        run(command, work, warm)  # fills the warm cache
-        times: dict[str, list[float]] = {"cold": [], "warm": []}
+        run(command, work, {**env, "MEMPROF_SYMBOL_CACHE": folders["warm"]})  # fills the warm cache
+        times: dict[str, list[float]] = {kind: [] for kind in folders}
         for round_number in range(rounds):
-            for kind in (["cold", "warm"] if round_number % 2 == 0 else ["warm", "cold"]):
+            for kind in (list(folders) if round_number % 2 == 0 else list(reversed(folders))):
                 if kind == "cold":
-                    cold_cache = work / "symbols-cold"
-                    shutil.rmtree(cold_cache, ignore_errors=True)
-                    times[kind].append(run(command, work, {**env, "MEMPROF_SYMBOL_CACHE": str(cold_cache)}))
-                else:
-                    times[kind].append(run(command, work, warm))
-        cold, hot = statistics.median(times["cold"]), statistics.median(times["warm"])
-        print(f"| {report} | {cold:.2f} | {hot:.2f} | {hot / cold:.2f} |")
-
+                    shutil.rmtree(folders["cold"], ignore_errors=True)
+                times[kind].append(run(command, work, {**env, "MEMPROF_SYMBOL_CACHE": folders[kind]}))
+        medians = {kind: statistics.median(values) for kind, values in times.items()}
+        print(f"| {report} | {medians['off']:.2f} | {medians['cold']:.2f} | {medians['warm']:.2f} | "
+              f"{medians['warm'] / medians['cold']:.2f} |")
 
 def memray_command() -> list[str]:
     """``memray`` beside this interpreter (or on PATH), else ``python -m memray``."""

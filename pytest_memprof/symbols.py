@@ -5,7 +5,7 @@ every platform we run on, where libdw (elfutils) would be a system library to fi
 through ctypes with its ABI, and addr2line a subprocess per object. pyelftools is slow on big
 debug sections, so it is used only for the addresses a report shows: names come from the
 symbol table (read with struct, not pyelftools' per-symbol objects), and every result is cached
-per address and per object.
+per address and per object, and across runs per build ID (symbol_cache.py).
 """
 
 from __future__ import annotations
