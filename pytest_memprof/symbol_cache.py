@@ -56,7 +56,8 @@ def cache_folder() -> Path | None:
     """Where the cache lives, or None when MEMPROF_SYMBOL_CACHE=0 turns it off (or no home is known)."""
     chosen = os.environ.get(FOLDER_VARIABLE)
     if chosen is not None:
-        return None if chosen.strip() in ("", "0") else Path(chosen).expanduser()
+        # Absolute now: it is written to at exit, perhaps after the program changed directory.
+        return None if chosen.strip() in ("", "0") else Path(os.path.abspath(os.path.expanduser(chosen)))
     base = os.environ.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(base):  # the XDG spec: a relative value is to be ignored
         home = os.path.expanduser("~")

@@ -276,16 +276,19 @@ def test_an_object_without_a_build_id_is_not_cached(tmp_path):
 
 
 def test_what_a_process_learned_goes_at_exit_to_the_folder_it_was_read_from(kept, tmp_path):
-    # The test session's own folder is chosen by an environment restored before atexit handlers run.
+    # The test session's own folder is chosen by an environment restored before atexit handlers run;
+    # a relative folder is the one it named when it was read, whatever the directory at exit.
     library, out, _ = kept
-    first, later = tmp_path / "first", tmp_path / "later"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     script = (
         "import os\n"
         "from pytest_memprof import Capture\n"
-        f"os.environ['MEMPROF_SYMBOL_CACHE'] = {str(first)!r}\n"
+        "os.environ['MEMPROF_SYMBOL_CACHE'] = 'first'\n"
         f"assert any(frame.line for stat in Capture.open({str(out)!r}).leak_stacks() for frame in stat.frames)\n"
-        f"os.environ['MEMPROF_SYMBOL_CACHE'] = {str(later)!r}\n"
+        "os.environ['MEMPROF_SYMBOL_CACHE'] = 'later'\n"
+        f"os.chdir({str(elsewhere)!r})\n"
     )
-    subprocess.run([sys.executable, "-c", script], check=True, env=subprocess_env())
-    assert str(library) in entries(first)
-    assert not later.exists()
+    subprocess.run([sys.executable, "-c", script], check=True, env=subprocess_env(), cwd=tmp_path)
+    assert str(library) in entries(tmp_path / "first")
+    assert not (tmp_path / "later").exists() and not any(elsewhere.iterdir())
