@@ -16,8 +16,11 @@ million allocations (MEMPROF_BENCH_ALLOCATIONS scales it; both trackers see ever
 peak RSS of the report process, ours against memray's (goal: at most 0.5x); and start-up: ``run``
 of an empty script against ``python`` of it (goal: at most 1.2x) and against ``memray run``.
 
+Then the symbol cache: ``stats`` and ``tree`` on a ``--native`` capture of np_alloc with the
+cache empty and filled (warm/cold below 1.0: the cache saves that share).
+
     python benchmarks/reports.py [--rounds 5] [--scale 0.5] [--workloads py_alloc,threads]
-                                 [--sections workloads,scale,big,startup]
+                                 [--sections workloads,scale,big,startup,symbols]
 """
 
 from __future__ import annotations
@@ -128,6 +131,32 @@ def startup(work: Path, env: dict[str, str], memprof: list[str], memray: list[st
         print(f"| {name} | {median:.3f} | {median / medians['python']:.2f}x |")
 
 
+def symbol_cache(work: Path, env: dict[str, str], memprof: list[str], rounds: int, workloads: Path) -> None:
+    """Print ``stats`` and ``tree`` on a ``--native`` capture of np_alloc without the symbol cache
+    (off), with it empty (cold: every object's symbols and DWARF read, then written) and filled by
+    an earlier report (warm)."""
+    script = workloads.resolve() / "np_alloc.py"
+    capture = work / "np_alloc.native.bin"
+    run([*memprof, "run", "-q", "-f", "--native", "-o", str(capture), str(script)], work, env)
+    folders = {"off": "0", "cold": str(work / "symbols-cold"), "warm": str(work / "symbols-warm")}
+    print(f"\nsymbol cache: reports on a --native capture of np_alloc (BENCH_SCALE={env['BENCH_SCALE']}, "
+          f"{capture.stat().st_size / 2**20:.1f} MiB) with the cache off, empty (cold) and filled by an earlier "
+          f"report (warm); {rounds} alternating rounds, medians\n")
+    print("| report | off s | cold s | warm s | warm/cold |")
+    print("|---|---|---|---|---|")
+    for report in ("stats", "tree"):
+        command = [*memprof, report, str(capture)]
+        run(command, work, {**env, "MEMPROF_SYMBOL_CACHE": folders["warm"]})  # fills the warm cache
+        times: dict[str, list[float]] = {kind: [] for kind in folders}
+        for round_number in range(rounds):
+            for kind in (list(folders) if round_number % 2 == 0 else list(reversed(folders))):
+                if kind == "cold":
+                    shutil.rmtree(folders["cold"], ignore_errors=True)
+                times[kind].append(run(command, work, {**env, "MEMPROF_SYMBOL_CACHE": folders[kind]}))
+        medians = {kind: statistics.median(values) for kind, values in times.items()}
+        print(f"| {report} | {medians['off']:.2f} | {medians['cold']:.2f} | {medians['warm']:.2f} | "
+              f"{medians['warm'] / medians['cold']:.2f} |")
+
 def memray_command() -> list[str]:
     """``memray`` beside this interpreter (or on PATH), else ``python -m memray``."""
     beside = Path(sys.executable).with_name("memray")
@@ -183,13 +212,14 @@ def main() -> int:
     parser.add_argument("--scale", default="0.5", help="BENCH_SCALE for the workloads (default 0.5)")
     parser.add_argument("--workloads", default="py_alloc,np_alloc,threads,deep_stack",
                         help="comma-separated workload names (default: all but noop)")
-    parser.add_argument("--sections", default="workloads,scale,big,startup",
-                        help="comma-separated parts to run: workloads, scale, big, startup (default: all)")
+    parser.add_argument("--sections", default="workloads,scale,big,startup,symbols",
+                        help="comma-separated parts to run: workloads, scale, big, startup, symbols "
+                        "(default: all)")
     parser.add_argument("--workloads-dir", type=Path, default=WORKLOADS,
                         help=f"folder of the workload scripts (default {WORKLOADS})")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
-    unknown = sections - {"workloads", "scale", "big", "startup"}
+    unknown = sections - {"workloads", "scale", "big", "startup", "symbols"}
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
     env = {**os.environ, "BENCH_SCALE": args.scale,
@@ -232,6 +262,8 @@ def main() -> int:
                 big_capture(work, env, memprof, memray, args.rounds)
             if "startup" in sections:
                 startup(work, env, memprof, memray, args.rounds)
+            if "symbols" in sections:
+                symbol_cache(work, env, memprof, args.rounds, args.workloads_dir)
     if not rows:
         print(scale_lines.getvalue(), end="")
         return 0

@@ -5,11 +5,12 @@ every platform we run on, where libdw (elfutils) would be a system library to fi
 through ctypes with its ABI, and addr2line a subprocess per object. pyelftools is slow on big
 debug sections, so it is used only for the addresses a report shows: names come from the
 symbol table (read with struct, not pyelftools' per-symbol objects), and every result is cached
-per address and per object.
+per address and per object, and across runs per build ID (symbol_cache.py).
 """
 
 from __future__ import annotations
 
+import atexit
 import bisect
 import ctypes
 import ctypes.util
@@ -23,6 +24,7 @@ from typing import Any
 from .hybrid import EVAL_FUNCTION, NativeCall, interpreter_paths
 from .model import Frame
 from .rustnames import demangle_rust
+from .symbol_cache import ObjectEntry, SymbolCache
 
 _STT_FUNC = 2
 _STT_GNU_IFUNC = 10
@@ -474,6 +476,23 @@ class Symbolizer:
         self._names: dict[tuple[str, str, int], str] = {}
         self._locations: dict[tuple[str, str, int], NativeLocation] = {}
         self._problems: dict[tuple[str, str], str] = {}  # why an object could not be used
+        # Across runs: an object's addresses resolved before need not open it at all.
+        self._cache = SymbolCache()
+        self._saving = False
+
+    def save_cache(self) -> None:
+        """Write what this process learned to the symbol cache (done at exit, or by a caller done earlier)."""
+        self._cache.save()
+
+    def _learning(self, path: str, build_id: str, elf: _ElfObject) -> ObjectEntry | None:
+        """The cache entry to add results to, if the object read is the build recorded (and has one)."""
+        if not build_id or getattr(elf, "build_id", "") != build_id:
+            return None
+        entry = self._cache.entry(path, build_id)
+        if entry is not None and not self._saving:
+            self._saving = True
+            atexit.register(self.save_cache)
+        return entry
 
     def problem(self, path: str, build_id: str = "") -> str:
         """Why the object recorded as (path, build ID) cannot be used ("" if it can, or is not loaded yet)."""
@@ -501,8 +520,14 @@ class Symbolizer:
         key = (path, build_id, vaddr)
         name = self._names.get(key)
         if name is None:
-            elf = self._object(path, build_id)
-            name = demangle(elf.function_at(vaddr)) if elf is not None else ""
+            entry = self._cache.entry(path, build_id)
+            name = entry.names.get(vaddr) if entry is not None else None
+            if name is None:
+                elf = self._object(path, build_id)
+                name = demangle(elf.function_at(vaddr)) if elf is not None else ""
+                learning = self._learning(path, build_id, elf) if elf is not None else None
+                if learning is not None:
+                    learning.learn_name(vaddr, name)
             self._names[key] = name
         return name
 
@@ -512,6 +537,11 @@ class Symbolizer:
         cached = self._locations.get(key)
         if cached is not None:
             return cached
+        entry = self._cache.entry(path, build_id)
+        stored = entry.frames.get(vaddr) if entry is not None else None
+        if stored is not None:
+            location = self._locations[key] = NativeLocation(self.function_name(path, vaddr, build_id), stored)
+            return location
         elf = self._object(path, build_id)
         base = os.path.basename(path)
         if elf is None:
@@ -527,6 +557,9 @@ class Symbolizer:
                 except Exception:  # malformed DWARF: keep the symbol-table frame
                     pass
             location = NativeLocation(function, frames)
+            learning = self._learning(path, build_id, elf)
+            if learning is not None:
+                learning.learn_frames(vaddr, frames)
         self._locations[key] = location
         return location
 

@@ -31,6 +31,16 @@ def subprocess_env(**extra: str) -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(p for p in path if p)), **extra}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _symbol_cache_of_the_session(tmp_path_factory):
+    """Reports made by the tests (in this process and in every subprocess, which inherit the
+    environment) keep symbols in a folder of this session, never in the user's cache; a test that
+    sets MEMPROF_SYMBOL_CACHE itself (monkeypatch, a subprocess's env) wins."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEMPROF_SYMBOL_CACHE", str(tmp_path_factory.mktemp("symbol-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _inner_runs_without_pytest_memray(request):
     """pytest-memray is a test dependency (the migration test compares with it): inner pytest runs leave
