@@ -16,8 +16,12 @@ million allocations (MEMPROF_BENCH_ALLOCATIONS scales it; both trackers see ever
 peak RSS of the report process, ours against memray's (goal: at most 0.5x); and start-up: ``run``
 of an empty script against ``python`` of it (goal: at most 1.2x) and against ``memray run``.
 
+Then native reports (issue 19 item 3): ``memprof stats`` and ``memprof flamegraph`` of a
+``--native`` capture of np_alloc against memray's of its own ``--native`` capture (goal: at most
+0.5x for stats). Each run is cold: a fresh XDG_CACHE_HOME, so no symbol cache carries over.
+
     python benchmarks/reports.py [--rounds 5] [--scale 0.5] [--workloads py_alloc,threads]
-                                 [--sections workloads,scale,big,startup]
+                                 [--sections workloads,scale,big,startup,native]
 """
 
 from __future__ import annotations
@@ -128,6 +132,32 @@ def startup(work: Path, env: dict[str, str], memprof: list[str], memray: list[st
         print(f"| {name} | {median:.3f} | {median / medians['python']:.2f}x |")
 
 
+def native_reports(work: Path, env: dict[str, str], memprof: list[str], memray: list[str], rounds: int,
+                   script: Path) -> None:
+    """Print ``stats`` and ``flamegraph`` of a ``--native`` capture, memprof's against memray's, cold runs."""
+    run([*memprof, "run", "-q", "--native", "-o", "native.memprof.bin", str(script)], work, env)
+    run([*memray, "run", "-q", "--native", "-o", "native.memray.bin", str(script)], work, env)
+    commands = {
+        "stats": {"memprof": [*memprof, "stats", "native.memprof.bin"],
+                  "memray": [*memray, "stats", "native.memray.bin"]},
+        "flamegraph": {"memprof": [*memprof, "flamegraph", "-f", "-o", "native.memprof.html", "native.memprof.bin"],
+                       "memray": [*memray, "flamegraph", "-f", "-o", "native.memray.html", "native.memray.bin"]},
+    }
+    print(f"\nnative reports, {script.name} captured with --native ({rounds} alternating cold rounds, medians; "
+          "goal: stats <= 0.5x memray)\n")
+    print("| report | memprof s | memray s | ratio |")
+    print("|---|---|---|---|")
+    for report, pair in commands.items():
+        times: dict[str, list[float]] = {"memprof": [], "memray": []}
+        for round_number in range(rounds):
+            for tool in (["memprof", "memray"] if round_number % 2 == 0 else ["memray", "memprof"]):
+                with tempfile.TemporaryDirectory(prefix="cache-", dir=work) as cache:
+                    times[tool].append(run(pair[tool], work, {**env, "XDG_CACHE_HOME": cache}))
+        medians = {tool: statistics.median(values) for tool, values in times.items()}
+        print(f"| {report} | {medians['memprof']:.2f} | {medians['memray']:.2f} | "
+              f"{medians['memprof'] / medians['memray']:.2f} |")
+
+
 def memray_command() -> list[str]:
     """``memray`` beside this interpreter (or on PATH), else ``python -m memray``."""
     beside = Path(sys.executable).with_name("memray")
@@ -183,13 +213,13 @@ def main() -> int:
     parser.add_argument("--scale", default="0.5", help="BENCH_SCALE for the workloads (default 0.5)")
     parser.add_argument("--workloads", default="py_alloc,np_alloc,threads,deep_stack",
                         help="comma-separated workload names (default: all but noop)")
-    parser.add_argument("--sections", default="workloads,scale,big,startup",
-                        help="comma-separated parts to run: workloads, scale, big, startup (default: all)")
+    parser.add_argument("--sections", default="workloads,scale,big,startup,native",
+                        help="comma-separated parts to run: workloads, scale, big, startup, native (default: all)")
     parser.add_argument("--workloads-dir", type=Path, default=WORKLOADS,
                         help=f"folder of the workload scripts (default {WORKLOADS})")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
-    unknown = sections - {"workloads", "scale", "big", "startup"}
+    unknown = sections - {"workloads", "scale", "big", "startup", "native"}
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
     env = {**os.environ, "BENCH_SCALE": args.scale,
@@ -232,6 +262,8 @@ def main() -> int:
                 big_capture(work, env, memprof, memray, args.rounds)
             if "startup" in sections:
                 startup(work, env, memprof, memray, args.rounds)
+            if "native" in sections:
+                native_reports(work, env, memprof, memray, args.rounds, args.workloads_dir.resolve() / "np_alloc.py")
     if not rows:
         print(scale_lines.getvalue(), end="")
         return 0
