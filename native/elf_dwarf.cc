@@ -271,7 +271,8 @@ std::vector<LineRow> decode_line_rows(const std::vector<uint8_t>& section, uint6
         if (opcode >= opcode_base) {
             unsigned adjusted = opcode - opcode_base;
             advance(adjusted / line_range);
-            line += line_base + int(adjusted % line_range);
+            // Wrapping arithmetic: a hostile program must not overflow a signed line (undefined).
+            line = int64_t(uint64_t(line) + uint64_t(int64_t(line_base + int(adjusted % line_range))));
             rows.push_back({address, 1, file, line});
         } else if (opcode == 0) {
             uint64_t length = c.uleb();
@@ -309,7 +310,7 @@ std::vector<LineRow> decode_line_rows(const std::vector<uint8_t>& section, uint6
             address += uint64_t(min_length) * (op_index / max_ops);
             op_index %= max_ops;
         } else if (opcode == 3) {
-            line += c.sleb();
+            line = int64_t(uint64_t(line) + uint64_t(c.sleb()));
         } else if (opcode == 4) {
             file = c.uleb();
         } else if (opcode == 8) {

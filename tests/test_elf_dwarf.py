@@ -28,12 +28,15 @@ BUILDS = {
     "O2-dwarf5": ["-O2", "-gdwarf-5"],
     "O2-dwarf2": ["-O2", "-gdwarf-2"],
     "O2-gz-compressed": ["-O2", "-g", "-gz"],
+    # A skeleton unit: range lists by address index (.debug_rnglists, .debug_addr); the DIEs in a .dwo.
+    "O2-split-dwarf": ["-O2", "-g", "-gsplit-dwarf"],
 }
 
 
 def build(directory: Path, flags: list[str], source: Path = CPP_SOURCE) -> Path:
     library = directory / "libstacks.so"
-    subprocess.run(["g++", "-shared", "-fPIC", *flags, "-o", str(library), str(source), "-lpthread"], check=True)
+    subprocess.run(["g++", "-shared", "-fPIC", *flags, "-o", str(library), str(source), "-lpthread"], check=True,
+                   cwd=directory)
     return library
 
 
@@ -250,3 +253,36 @@ def test_a_compressed_section_claiming_a_huge_size_is_not_allocated(tmp_path):
 @given(st.binary(max_size=40))
 def test_the_alias_rule_counts_code_points_as_python_decodes_them(value):
     assert decoded_length(value) == len(value.decode(errors="replace"))
+
+
+def test_of_two_sections_with_one_name_the_last_is_read(tmp_path):
+    # objcopy will not add a second .debug_aranges: add it under another name, then rename it in
+    # the section-name table. Its address size of 3 makes the address table unreadable.
+    library = build(tmp_path, ["-O2", "-g"])
+    bad = tmp_path / "aranges.bin"
+    bad.write_bytes((16).to_bytes(4, "little") + (2).to_bytes(2, "little") + bytes(4) + bytes([3, 0]) + bytes(4))
+    twice = tmp_path / "twice.so"
+    subprocess.run(["objcopy", "--add-section", f".debug_arangez={bad}", str(library), str(twice)], check=True)
+    data = twice.read_bytes()
+    assert data.count(b".debug_arangez\0") == 1
+    twice.write_bytes(data.replace(b".debug_arangez\0", b".debug_aranges\0"))
+    assert ElfObject(str(library)).has_dwarf
+    assert not ElfObject(str(twice)).has_dwarf  # the last one, unreadable: no DWARF, as the former reader
+    assert_same_as_oracle(twice, sample_addresses(library, 100), rows=False)
+
+
+def test_a_line_program_defining_a_file_decodes_as_the_oracle(tmp_path):
+    # gcc never emits DW_LNE_define_file: one set_address (00 09 02 + 8 bytes) of a DWARF 4 program
+    # becomes define_file "abcd" (00 09 03 'abcd' 0, three zero ULEB128s), the same 11 bytes.
+    library = build(tmp_path, ["-O2", "-gdwarf-4"])
+    data = bytearray(library.read_bytes())
+    with open(library, "rb") as file:
+        line = ELFFile(file).get_section_by_name(".debug_line")
+        start, size = line["sh_offset"], line["sh_size"]
+    at = data.find(b"\x00\x09\x02", start, start + size)
+    assert at > 0
+    data[at:at + 11] = b"\x00\x09\x03abcd\x00\x00\x00\x00"
+    patched = tmp_path / "defines.so"
+    patched.write_bytes(bytes(data))
+    assert ElfObject(str(patched)).line_rows() == oracle_rows(patched)
+    assert_same_as_oracle(patched, sample_addresses(library, 200))
