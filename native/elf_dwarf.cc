@@ -1000,8 +1000,11 @@ const ElfObject::Section* ElfObject::section_named(const char* name) const {
 }
 
 void ElfObject::read_build_id() {
+    // Notes are small: bounded reads, so that a table of many huge note sections cannot make a
+    // report read the file over and over.
+    int looked = 0;
     for (const Section& section : sections_) {
-        if (section.type != kShtNote) continue;
+        if (section.type != kShtNote || section.size > (1 << 20) || ++looked > 64) continue;
         std::vector<uint8_t> data;
         if (!read_section(section, &data)) continue;
         Cursor c(data, 0);
@@ -1208,17 +1211,34 @@ bool ElfObject::all_line_rows(std::vector<std::vector<LineRow>>* out) {
 }
 
 bool inflate_exact(const uint8_t* data, uint64_t length, uint64_t size, std::vector<uint8_t>* out) {
+    out->clear();
     if (length > kMaxSectionBytes || size > kMaxSectionBytes) return false;
-    out->assign(size, 0);
     z_stream stream;
     memset(&stream, 0, sizeof stream);
     if (inflateInit(&stream) != Z_OK) return false;
     stream.next_in = const_cast<Bytef*>(data);
     stream.avail_in = uInt(length);
-    stream.next_out = out->data();
-    stream.avail_out = uInt(size);
-    int status = inflate(&stream, Z_FINISH);
-    bool whole = status == Z_STREAM_END && stream.avail_out == 0;
+    // Grown as output comes, not sized from the header: a lying header costs only what the
+    // stream really holds.
+    int status = Z_OK;
+    while (status == Z_OK && out->size() < size) {
+        size_t done = out->size();
+        size_t chunk = size_t(std::min<uint64_t>(size - done, std::max<uint64_t>(done, 1 << 16)));
+        out->resize(done + chunk);
+        stream.next_out = out->data() + done;
+        stream.avail_out = uInt(chunk);
+        status = inflate(&stream, Z_NO_FLUSH);
+        out->resize(done + chunk - stream.avail_out);
+        if (status == Z_OK && stream.avail_out == chunk) break;  // no progress: truncated input
+    }
+    // Exactly ``size`` bytes and the stream's end (zlib says so only once it has seen the trailer).
+    if (status == Z_OK && out->size() == size) {
+        Bytef extra;
+        stream.next_out = &extra;
+        stream.avail_out = 1;
+        status = inflate(&stream, Z_FINISH);
+    }
+    bool whole = status == Z_STREAM_END && out->size() == size;
     inflateEnd(&stream);
     if (!whole) out->clear();
     return whole;

@@ -26,9 +26,9 @@ struct LineRow {
     int64_t line;
 };
 
-// One frame of an address, innermost last (the caller reverses nothing: outermost first, as
-// inline chains are built). ``name`` is empty when the DIE has none; ``linkage`` says it is a
-// mangled linkage name; ``has_file`` false means "the object's own path".
+// One frame of an address (frames come outermost first: the physical function, then the calls
+// inlined into it). ``name`` is empty when the DIE has none; ``linkage`` says it is a mangled
+// linkage name; ``has_file`` false means "the object's own path".
 struct DwarfFrame {
     std::string name;
     bool linkage;

@@ -286,3 +286,15 @@ def test_a_line_program_defining_a_file_decodes_as_the_oracle(tmp_path):
     patched.write_bytes(bytes(data))
     assert ElfObject(str(patched)).line_rows() == oracle_rows(patched)
     assert_same_as_oracle(patched, sample_addresses(library, 200))
+
+
+def test_gnu_zdebug_sections_are_no_dwarf_as_before(tmp_path):
+    # -gz=zlib-gnu (the obsolete .zdebug_* naming): the former reader looked for .debug_info by
+    # name and so read no DWARF there; the symbols still name the functions.
+    library = build(tmp_path, ["-O2", "-g", "-gz=zlib-gnu"])
+    with open(library, "rb") as file:
+        assert ELFFile(file).get_section_by_name(".zdebug_info") is not None
+    assert not ElfObject(str(library)).has_dwarf
+    (tmp_path / "plain").mkdir()
+    plain = build(tmp_path / "plain", ["-O2", "-g"])  # the same code: its line rows give addresses to ask
+    assert_same_as_oracle(library, sample_addresses(plain, 100), rows=False)
