@@ -873,6 +873,7 @@ std::pair<std::string, bool> Dwarf::die_name(ParsedUnit& parsed, uint64_t die_of
 ElfObject::ElfObject(const std::string& path) {
     fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd_ < 0) {
+        open_errno_ = errno;
         problem_ = strerror(errno);
         return;
     }

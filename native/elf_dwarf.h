@@ -50,6 +50,7 @@ class ElfObject {
 
     bool ok() const { return ok_; }
     const std::string& problem() const { return problem_; }
+    int open_errno() const { return open_errno_; }  // errno when the file could not be opened, else 0
     const std::string& build_id() const { return build_id_; }  // lowercase hex, "" if none
 
     // The (mangled) name of the function symbol holding ``vaddr``, nullptr if none.
@@ -89,6 +90,7 @@ class ElfObject {
     void read_functions();
 
     int fd_ = -1;
+    int open_errno_ = 0;
     uint64_t file_size_ = 0;
     bool ok_ = false;
     std::string problem_;

@@ -22,6 +22,7 @@ cdef extern from "elf_dwarf.h" namespace "memprof":
         ElfObject(const string& path) except +
         bool ok()
         const string& problem()
+        int open_errno()
         const string& build_id()
         const string* function_at(uint64_t vaddr)
         bool has_dwarf() except +

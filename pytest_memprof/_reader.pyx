@@ -376,6 +376,8 @@ cdef class ElfObject:
         if not stat.S_ISREG(os.stat(self.path).st_mode):
             raise ValueError("not a regular file")
         self.elf = new elf_dwarf.ElfObject(os.fsencode(self.path))
+        if self.elf.open_errno():
+            raise OSError(self.elf.open_errno(), _text(self.elf.problem()), self.path)
         if not self.elf.ok():
             raise ValueError(_text(self.elf.problem()))
         self.build_id = self.elf.build_id().decode()
