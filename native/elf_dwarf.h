@@ -103,7 +103,7 @@ class ElfObject {
     std::unique_ptr<Dwarf> dwarf_;
 };
 
-// Decompresses a zlib stream into exactly ``size`` bytes (false otherwise). Exposed for tests.
+// Decompresses a zlib stream into exactly ``size`` bytes (false otherwise): SHF_COMPRESSED sections.
 bool inflate_exact(const uint8_t* data, uint64_t length, uint64_t size, std::vector<uint8_t>* out);
 
 // How many code points Python's ``bytes.decode("utf-8", errors="replace")`` gives for these bytes
