@@ -12,7 +12,7 @@ COMMON_ARGS = ["-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-missing-f
 CXX_ARGS = ["-std=c++17", *COMMON_ARGS]
 
 
-def extension(name: str, pyx: str, sources: list) -> Extension:
+def extension(name: str, pyx: str, sources: list, libraries: tuple = ()) -> Extension:
     """One extension module: a small .pyx plus the C++ it binds."""
     return Extension(
         name,
@@ -20,7 +20,7 @@ def extension(name: str, pyx: str, sources: list) -> Extension:
         include_dirs=[str(NATIVE), str(NATIVE / "third_party" / "lz4")],
         language="c++",
         extra_compile_args=CXX_ARGS,
-        libraries=["memprof_lz4", "dl", "pthread"],
+        libraries=["memprof_lz4", "dl", "pthread", *libraries],
     )
 
 
@@ -45,7 +45,10 @@ setup(
                  "nativestack.cc", "fast_unwind.cc", "tracker.cc", "arena_cache.cc", "objects.cc"],
             ),
             extension("pytest_memprof._reader", "pytest_memprof/_reader.pyx",
-                      ["reader.cc", "decoder.cc", "dumper.cc", "recorder.cc", "capture_writer.cc", "hybrid_locate.cc"]),
+                      ["reader.cc", "decoder.cc", "dumper.cc", "recorder.cc", "capture_writer.cc", "hybrid_locate.cc",
+                       "elf_dwarf.cc"],
+                      # zlib: compressed debug sections (gcc -gz); Python links it too.
+                      libraries=("z",)),
         ],
         include_path=[str(NATIVE)],
         compiler_directives={"language_level": "3", "embedsignature": True},

@@ -16,11 +16,15 @@ million allocations (MEMPROF_BENCH_ALLOCATIONS scales it; both trackers see ever
 peak RSS of the report process, ours against memray's (goal: at most 0.5x); and start-up: ``run``
 of an empty script against ``python`` of it (goal: at most 1.2x) and against ``memray run``.
 
+Then native reports (issue 19 item 3): ``memprof stats`` and ``memprof flamegraph`` of a
+``--native`` capture of np_alloc against memray's of its own ``--native`` capture (goal: at most
+0.5x for stats). Each run is cold: a fresh XDG_CACHE_HOME, so no symbol cache carries over.
+
 Then the symbol cache: ``stats`` and ``tree`` on a ``--native`` capture of np_alloc with the
 cache empty and filled (warm/cold below 1.0: the cache saves that share).
 
     python benchmarks/reports.py [--rounds 5] [--scale 0.5] [--workloads py_alloc,threads]
-                                 [--sections workloads,scale,big,startup,symbols]
+                                 [--sections workloads,scale,big,startup,native,symbols]
 """
 
 from __future__ import annotations
@@ -131,6 +135,33 @@ def startup(work: Path, env: dict[str, str], memprof: list[str], memray: list[st
         print(f"| {name} | {median:.3f} | {median / medians['python']:.2f}x |")
 
 
+def native_reports(work: Path, env: dict[str, str], memprof: list[str], memray: list[str], rounds: int,
+                   script: Path) -> None:
+    """Print ``stats`` and ``flamegraph`` of a ``--native`` capture, memprof's against memray's, cold runs."""
+    run([*memprof, "run", "-q", "--native", "-o", "native.memprof.bin", str(script)], work, env)
+    run([*memray, "run", "-q", "--native", "-o", "native.memray.bin", str(script)], work, env)
+    commands = {
+        "stats": {"memprof": [*memprof, "stats", "native.memprof.bin"],
+                  "memray": [*memray, "stats", "native.memray.bin"]},
+        "flamegraph": {"memprof": [*memprof, "flamegraph", "-f", "-o", "native.memprof.html", "native.memprof.bin"],
+                       "memray": [*memray, "flamegraph", "-f", "-o", "native.memray.html", "native.memray.bin"]},
+    }
+    print(f"\nnative reports, {script.name} captured with --native ({rounds} alternating cold rounds, medians; "
+          "goal: stats <= 0.5x memray)\n")
+    print("| report | memprof s | memray s | ratio |")
+    print("|---|---|---|---|")
+    for report, pair in commands.items():
+        times: dict[str, list[float]] = {"memprof": [], "memray": []}
+        for round_number in range(rounds):
+            for tool in (["memprof", "memray"] if round_number % 2 == 0 else ["memray", "memprof"]):
+                with tempfile.TemporaryDirectory(prefix="cache-", dir=work) as cache:
+                    cold = {key: value for key, value in env.items() if key != "MEMPROF_SYMBOL_CACHE"}
+                    times[tool].append(run(pair[tool], work, {**cold, "XDG_CACHE_HOME": cache}))
+        medians = {tool: statistics.median(values) for tool, values in times.items()}
+        print(f"| {report} | {medians['memprof']:.2f} | {medians['memray']:.2f} | "
+              f"{medians['memprof'] / medians['memray']:.2f} |")
+
+
 def symbol_cache(work: Path, env: dict[str, str], memprof: list[str], rounds: int, workloads: Path) -> None:
     """Print ``stats`` and ``tree`` on a ``--native`` capture of np_alloc without the symbol cache
     (off), with it empty (cold: every object's symbols and DWARF read, then written) and filled by
@@ -212,14 +243,14 @@ def main() -> int:
     parser.add_argument("--scale", default="0.5", help="BENCH_SCALE for the workloads (default 0.5)")
     parser.add_argument("--workloads", default="py_alloc,np_alloc,threads,deep_stack",
                         help="comma-separated workload names (default: all but noop)")
-    parser.add_argument("--sections", default="workloads,scale,big,startup,symbols",
-                        help="comma-separated parts to run: workloads, scale, big, startup, symbols "
+    parser.add_argument("--sections", default="workloads,scale,big,startup,native,symbols",
+                        help="comma-separated parts to run: workloads, scale, big, startup, native, symbols "
                         "(default: all)")
     parser.add_argument("--workloads-dir", type=Path, default=WORKLOADS,
                         help=f"folder of the workload scripts (default {WORKLOADS})")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
-    unknown = sections - {"workloads", "scale", "big", "startup", "symbols"}
+    unknown = sections - {"workloads", "scale", "big", "startup", "native", "symbols"}
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
     env = {**os.environ, "BENCH_SCALE": args.scale,
@@ -262,6 +293,8 @@ def main() -> int:
                 big_capture(work, env, memprof, memray, args.rounds)
             if "startup" in sections:
                 startup(work, env, memprof, memray, args.rounds)
+            if "native" in sections:
+                native_reports(work, env, memprof, memray, args.rounds, args.workloads_dir.resolve() / "np_alloc.py")
             if "symbols" in sections:
                 symbol_cache(work, env, memprof, args.rounds, args.workloads_dir)
     if not rows:

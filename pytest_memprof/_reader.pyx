@@ -1,12 +1,15 @@
 # cython: language_level=3
 """Binding of the capture reader (native/reader.h) and writers (native/capture_writer.h)."""
 
+cimport elf_dwarf
 cimport reader as native
 from libc.stdint cimport uint8_t, uint64_t
 from libc.stdio cimport FILE, fclose, fdopen, fflush
 from libcpp.string cimport string
+from libcpp.vector cimport vector
 
 import os
+import stat
 
 from pytest_memprof.errors import CaptureError, CaptureVersionError
 from pytest_memprof.terminal import printable
@@ -356,3 +359,60 @@ def dump(path, int fd):
         fflush(out)
         fclose(out)
     return reader
+
+
+cdef class ElfObject:
+    """One ELF object's function symbols, build ID and DWARF, read in C++ (native/elf_dwarf.h).
+    Raises OSError when ``path`` cannot be opened, ValueError when it is not a regular 64-bit
+    little-endian ELF file; malformed DWARF only makes ``frames`` answer None."""
+
+    cdef elf_dwarf.ElfObject* elf
+    cdef readonly str path
+    cdef readonly str build_id
+
+    def __cinit__(self, path):
+        self.path = os.fspath(path)
+        # A capture is untrusted: a path naming a FIFO or a device must not hang or flood the report.
+        if not stat.S_ISREG(os.stat(self.path).st_mode):
+            raise ValueError("not a regular file")
+        self.elf = new elf_dwarf.ElfObject(os.fsencode(self.path))
+        if self.elf.open_errno():
+            raise OSError(self.elf.open_errno(), _text(self.elf.problem()), self.path)
+        if not self.elf.ok():
+            raise ValueError(_text(self.elf.problem()))
+        self.build_id = self.elf.build_id().decode()
+
+    def __dealloc__(self):
+        del self.elf
+
+    def function_at(self, uint64_t vaddr):
+        """The (mangled) name of the function symbol containing ``vaddr``, or ""."""
+        cdef const string* name = self.elf.function_at(vaddr)
+        return "" if name == NULL else _text(name[0])
+
+    @property
+    def has_dwarf(self):
+        """Whether the object has debug information (.debug_info) that could be read."""
+        return self.elf.has_dwarf()
+
+    def frames(self, uint64_t vaddr):
+        """(name, is a linkage name, file or None for the object itself, line) per frame of the call
+        site at ``vaddr``, outermost first, inlined ones included; None if the DWARF is malformed."""
+        cdef vector[elf_dwarf.DwarfFrame] found
+        if not self.elf.frames(vaddr, &found):
+            return None
+        return [(_text(frame.name), frame.linkage, _text(frame.file) if frame.has_file else None, frame.line)
+                for frame in found]
+
+    def line_rows(self):
+        """Each compile unit's line rows as decoded, (address, 0 for an end of sequence else 1, file,
+        line); None if the DWARF is malformed."""
+        cdef vector[vector[elf_dwarf.LineRow]] units
+        if not self.elf.all_line_rows(&units):
+            return None
+        return [[(row.address, row.order, row.file, row.line) for row in unit] for unit in units]
+
+
+def decoded_length(bytes value):
+    """Code points of ``value.decode(errors="replace")``, counted in C++ (the symbol alias rule's)."""
+    return elf_dwarf.replaced_utf8_length(value)

@@ -1,4 +1,5 @@
-"""Report-time symbolisation: our line-program decoder against pyelftools' on real objects, and malformed input."""
+"""The reference line-program decoder (tests/dwarf_oracle.py) against pyelftools' own, on real objects and
+malformed input."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from pytest_memprof.symbols import line_rows
+from tests.dwarf_oracle import line_rows
 from tests.native_lib import CPP_SOURCE
 
 
