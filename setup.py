@@ -1,5 +1,8 @@
 """Build of the native core: C++ sources in native/, bound by Cython modules in pytest_memprof/."""
 
+import shlex
+import subprocess
+import sysconfig
 from pathlib import Path
 
 from Cython.Build import cythonize
@@ -12,7 +15,18 @@ COMMON_ARGS = ["-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-missing-f
 CXX_ARGS = ["-std=c++17", *COMMON_ARGS]
 
 
-def extension(name: str, pyx: str, sources: list, libraries: tuple = ()) -> Extension:
+def has_zlib() -> bool:
+    """Whether the C compiler finds zlib's header (zlib1g-dev, which Debian's libpython3-dev pulls in)."""
+    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc") or ["cc"]
+    try:
+        probe = subprocess.run([*compiler, "-E", "-x", "c", "-", "-o", "/dev/null"], input=b"#include <zlib.h>\n",
+                               capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
+
+
+def extension(name: str, pyx: str, sources: list, libraries: tuple = (), macros: tuple = ()) -> Extension:
     """One extension module: a small .pyx plus the C++ it binds."""
     return Extension(
         name,
@@ -21,7 +35,13 @@ def extension(name: str, pyx: str, sources: list, libraries: tuple = ()) -> Exte
         language="c++",
         extra_compile_args=CXX_ARGS,
         libraries=["memprof_lz4", "dl", "pthread", *libraries],
+        define_macros=list(macros),
     )
+
+
+# zlib inflates compressed debug sections (gcc -gz); without its header they read as no DWARF
+# (symbol names still come), rather than the build failing on a machine that lacks it.
+ZLIB = has_zlib()
 
 
 class BuildExtWithLz4(build_ext):
@@ -47,8 +67,7 @@ setup(
             extension("pytest_memprof._reader", "pytest_memprof/_reader.pyx",
                       ["reader.cc", "decoder.cc", "dumper.cc", "recorder.cc", "capture_writer.cc", "hybrid_locate.cc",
                        "elf_dwarf.cc"],
-                      # zlib: compressed debug sections (gcc -gz); Python links it too.
-                      libraries=("z",)),
+                      libraries=("z",) if ZLIB else (), macros=() if ZLIB else (("MEMPROF_NO_ZLIB", "1"),)),
         ],
         include_path=[str(NATIVE)],
         compiler_directives={"language_level": "3", "embedsignature": True},
