@@ -3,6 +3,7 @@ file's size, with each block parsed where it lies; the result is the same at any
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ from pytest_memprof._reader import CaptureReader
 
 from pytest_memprof import Capture
 from tests.conftest import subprocess_env
+from tests.reports.test_scale import output_on_a_terminal
 from tests.test_capture_integrity import blocks
 
 DATA = Path(__file__).parent / "data"
@@ -119,3 +121,16 @@ def test_a_long_read_reports_its_progress_as_it_goes(big_capture):
     assert done == sorted(done) and done[-1] == size
     # A step of about 256 KiB: a file of a few MiB is not one step, as it was at 8 MiB.
     assert len([value for value in done if value < size]) >= size // (1 << 20)
+
+
+def test_the_bar_on_a_terminal_shows_the_read_part_way_and_a_pipe_gets_none(big_capture, tmp_path):
+    command = [sys.executable, "-m", "pytest_memprof", "flamegraph", "-f", "-o", str(tmp_path / "fg.html"),
+               str(big_capture)]
+    code, output = output_on_a_terminal(command, tmp_path, MEMPROF_PROGRESS_DELAY="0")
+    assert code == 0, output[-2000:]
+    # rich's DownloadColumn: "done/total unit"; the first draw comes after the first step.
+    drawn = [(float(done), float(total)) for done, total in re.findall(rb"(\d+\.\d+)/(\d+\.\d+) [kM]B", output)]
+    assert drawn and drawn[0][0] < drawn[0][1], output[-2000:]
+    piped = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                           env=subprocess_env(MEMPROF_PROGRESS_DELAY="0"), timeout=300)
+    assert piped.returncode == 0 and piped.stderr == "", piped.stderr
