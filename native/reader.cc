@@ -9,6 +9,9 @@
 #include <tuple>
 
 #include <fcntl.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -166,11 +169,12 @@ size_t Reader::take_header(const uint8_t* data, size_t len) {
 
 bool Reader::take_records(const uint8_t* data, size_t len, size_t step) {
     if (d_blocks) return take_blocks(data, len);
-    if (d_out.size() != step) d_out.resize(step ? step : 1);
+    if (!step) step = 1;
+    d_out.reserve(step);
     size_t offset = 0;
     for (;;) {
         size_t src_size = len - offset;
-        size_t dst_size = d_out.size();
+        size_t dst_size = step;
         size_t hint = LZ4F_decompress(d_dctx, d_out.data(), &dst_size, data + offset, &src_size, nullptr);
         if (LZ4F_isError(hint)) {
             d_truncated = true;
@@ -179,15 +183,14 @@ bool Reader::take_records(const uint8_t* data, size_t len, size_t step) {
             return finish_records();
         }
         offset += src_size;
-        d_pending.insert(d_pending.end(), d_out.begin(), d_out.begin() + static_cast<long>(dst_size));
-        if (!parse_pending(false)) return finish_records();
+        if (!parse_output(d_out.data(), dst_size)) return finish_records();
         if (hint == 0) {  // the frame's end mark: the capture is whole
             d_frame_done = true;
             d_offset += offset;
             return finish_records();
         }
         // On while output may be waiting inside the decompressor (the last call filled the buffer).
-        if ((offset >= len && dst_size < d_out.size()) || (src_size == 0 && dst_size == 0)) break;
+        if ((offset >= len && dst_size < step) || (src_size == 0 && dst_size == 0)) break;
     }
     d_offset += len;
     return true;
@@ -207,7 +210,7 @@ constexpr size_t kLinkedWindow = 64 << 10;  // how far back a linked block may r
 
 bool Reader::take_frame_header() {
     const uint8_t* p = d_frame_in.data() + d_frame_pos;
-    size_t have = d_frame_in.size() - d_frame_pos;
+    size_t have = d_frame_len - d_frame_pos;
     if (have < 7) return true;
     uint8_t flags = p[4], bd = p[5];
     unsigned block_id = (bd >> 4) & 7;
@@ -236,7 +239,7 @@ bool Reader::take_frame_header() {
         if (!d_content_hash) throw std::bad_alloc();
         XXH32_reset(d_content_hash, 0);
     }
-    d_out.resize(d_block_max);
+    d_out.reserve(d_block_max);
     d_frame_pos += length;
     d_frame_header = true;
     return true;
@@ -268,7 +271,7 @@ bool Reader::decode_block(const uint8_t* block, size_t size, bool stored) {
         produced = size;
     } else if (d_linked) {
         int n = LZ4_decompress_safe_usingDict(reinterpret_cast<const char*>(block), reinterpret_cast<char*>(d_out.data()),
-                                              static_cast<int>(size), static_cast<int>(d_out.size()),
+                                              static_cast<int>(size), static_cast<int>(d_block_max),
                                               reinterpret_cast<const char*>(d_dict.data()),
                                               static_cast<int>(d_dict.size()));
         if (n < 0) return block_damaged("does not decompress");
@@ -276,7 +279,7 @@ bool Reader::decode_block(const uint8_t* block, size_t size, bool stored) {
         produced = static_cast<size_t>(n);
     } else {
         int n = LZ4_decompress_safe(reinterpret_cast<const char*>(block), reinterpret_cast<char*>(d_out.data()),
-                                    static_cast<int>(size), static_cast<int>(d_out.size()));
+                                    static_cast<int>(size), static_cast<int>(d_block_max));
         if (n < 0) return block_damaged("does not decompress");
         out = d_out.data();
         produced = static_cast<size_t>(n);
@@ -290,13 +293,30 @@ bool Reader::decode_block(const uint8_t* block, size_t size, bool stored) {
         }
     }
     if (d_content_checksum) XXH32_update(d_content_hash, out, produced);
-    d_pending.insert(d_pending.end(), out, out + produced);
-    return parse_pending(false);
+    return parse_output(out, produced);
+}
+
+uint8_t* Reader::frame_room(size_t len) {
+    if (d_frame_in.capacity() - d_frame_len < len && d_frame_pos > 0) {
+        // What is left is less than a block: moving it down keeps the buffer at a block and a read.
+        memmove(d_frame_in.data(), d_frame_in.data() + d_frame_pos, d_frame_len - d_frame_pos);
+        d_frame_len -= d_frame_pos;
+        d_frame_in_offset += d_frame_pos;
+        d_frame_pos = 0;
+    }
+    d_frame_in.reserve(d_frame_len + len, d_frame_len);
+    d_input_high = std::max(d_input_high, d_frame_in.capacity());
+    return d_frame_in.data() + d_frame_len;
 }
 
 bool Reader::take_blocks(const uint8_t* data, size_t len) {
-    d_frame_in.insert(d_frame_in.end(), data, data + len);
+    if (len) memcpy(frame_room(len), data, len);
+    d_frame_len += len;
     d_offset += len;
+    return parse_blocks();
+}
+
+bool Reader::parse_blocks() {
     bool ok = true;
     while (ok) {
         if (!d_frame_header) {
@@ -305,7 +325,7 @@ bool Reader::take_blocks(const uint8_t* data, size_t len) {
             continue;
         }
         const uint8_t* p = d_frame_in.data() + d_frame_pos;
-        size_t have = d_frame_in.size() - d_frame_pos;
+        size_t have = d_frame_len - d_frame_pos;
         if (have < 4) break;
         uint32_t word = le32(p);
         if (word == 0) {  // the end mark
@@ -317,7 +337,7 @@ bool Reader::take_blocks(const uint8_t* data, size_t len) {
                 }
             }
             d_frame_done = true;
-            d_frame_pos = d_frame_in.size();
+            d_frame_pos = d_frame_len;
             return finish_records();
         }
         size_t size = word & 0x7fffffffu;
@@ -339,11 +359,9 @@ bool Reader::take_blocks(const uint8_t* data, size_t len) {
         }
         d_frame_pos += whole;
     }
-    // Keep only what is not parsed yet.
-    if (d_frame_pos > 0 && (d_frame_pos == d_frame_in.size() || d_frame_pos > (4 << 20))) {
-        d_frame_in.erase(d_frame_in.begin(), d_frame_in.begin() + static_cast<long>(d_frame_pos));
+    if (d_frame_pos == d_frame_len) {  // all parsed: the next bytes go to the start
         d_frame_in_offset += d_frame_pos;
-        d_frame_pos = 0;
+        d_frame_pos = d_frame_len = 0;
     }
     return ok ? true : finish_records();
 }
@@ -351,6 +369,24 @@ bool Reader::take_blocks(const uint8_t* data, size_t len) {
 bool Reader::finish_records() {
     parse_pending(true);
     d_input = Input::STOPPED;
+    // Nothing more is decoded: the input buffers go, and so do the live allocations unless
+    // intervals() (temporal) needs them, so a report's own work after the read (templates, pages)
+    // does not stack on the reader's largest table.
+    d_in = ByteBuffer();
+    d_out = ByteBuffer();
+    d_frame_in = ByteBuffer();
+    d_frame_len = d_frame_pos = 0;
+    std::vector<uint8_t>().swap(d_pending);
+    d_pending_pos = 0;
+    if (!d_temporal) {
+        d_live = FlatMap<Live>();
+        d_mappings.clear();
+    }
+#if defined(__GLIBC__)
+    // glibc keeps freed heap pages resident (its trim threshold rises with each large free):
+    // hand them back now, before the report builds its pages.
+    malloc_trim(0);
+#endif
     return false;
 }
 
@@ -404,19 +440,31 @@ bool Reader::open(const std::string& path) {
         d_offset += take_header(json.data(), got);
         if (d_input == Input::HEADER) return refuse(ReadError::CORRUPT_HEADER);
     }
-    d_in.resize(1 << 20);
     return d_input == Input::RECORDS;
 }
 
 bool Reader::read_some(size_t budget) {
     if (!d_file || d_input != Input::RECORDS) return false;
     for (size_t taken = 0; taken < budget;) {
-        size_t got = fread(d_in.data(), 1, d_in.size(), d_file);
+        // Version 5 reads straight into the frame buffer, parsed there; older versions' LZ4
+        // streams go through the decompression context a read at a time.
+        if (!d_blocks) {
+            d_in.reserve(d_read_step);
+            d_input_high = std::max(d_input_high, d_in.capacity());
+        }
+        uint8_t* into = d_blocks ? frame_room(d_read_step) : d_in.data();
+        size_t got = fread(into, 1, d_read_step, d_file);
         if (got == 0) {
             d_truncated = true;  // end of file before the LZ4 end mark: the writer died or the file was cut
             return finish_records();
         }
-        if (!take_records(d_in.data(), got, kFileStep)) return false;
+        if (d_blocks) {
+            d_frame_len += got;
+            d_offset += got;
+            if (!parse_blocks()) return false;
+        } else if (!take_records(d_in.data(), got, d_read_step)) {
+            return false;
+        }
         taken += got;
     }
     return true;
@@ -429,8 +477,33 @@ bool Reader::feed(const uint8_t* data, size_t len) {
 
 void Reader::set_dump(FILE* out) { d_dumper.reset(new Dumper(out)); }
 
+bool Reader::parse_output(const uint8_t* data, size_t len) {
+    if (d_pending_pos < d_pending.size()) {  // a record begun before: it continues here
+        d_pending.insert(d_pending.end(), data, data + len);
+        return parse_pending(false);
+    }
+    d_pending.clear();
+    d_pending_pos = 0;
+    Cursor cursor{data, data + len};
+    bool ok = parse_records(cursor, false);
+    if (ok && cursor.pos < cursor.end) d_pending.assign(cursor.pos, cursor.end);
+    return ok;
+}
+
 bool Reader::parse_pending(bool at_end) {
     Cursor cursor{d_pending.data() + d_pending_pos, d_pending.data() + d_pending.size()};
+    bool ok = parse_records(cursor, at_end);
+    size_t pos = static_cast<size_t>(cursor.pos - d_pending.data());
+    // Compact once the parsed prefix dominates, so a long stream does not grow the buffer.
+    if (pos > (1 << 20) && pos * 2 > d_pending.size()) {
+        d_pending.erase(d_pending.begin(), d_pending.begin() + static_cast<long>(pos));
+        pos = 0;
+    }
+    d_pending_pos = pos;
+    return ok;
+}
+
+bool Reader::parse_records(Cursor& cursor, bool at_end) {
     bool ok = true;
     while (cursor.pos < cursor.end) {
         const uint8_t* record_start = cursor.pos;
@@ -446,13 +519,6 @@ bool Reader::parse_pending(bool at_end) {
         }
         break;
     }
-    size_t pos = static_cast<size_t>(cursor.pos - d_pending.data());
-    // Compact once the parsed prefix dominates, so a long stream does not grow the buffer.
-    if (pos > (1 << 20) && pos * 2 > d_pending.size()) {
-        d_pending.erase(d_pending.begin(), d_pending.begin() + static_cast<long>(pos));
-        pos = 0;
-    }
-    d_pending_pos = pos;
     return ok;
 }
 

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <tuple>
@@ -91,8 +92,31 @@ enum class ReadError : uint8_t {
     HEADER_TOO_DEEP,  // JSON nested deeper than kMaxHeaderDepth (no header we write nests past 3)
 };
 
-// How much a file's reader decompresses at a time.
-constexpr size_t kFileStep = 4 << 20;
+// How much a file's reader reads, and (before version 5) decompresses, at a time. Reading goes into
+// one bounded buffer that holds at most a block and a read (see Reader::read_some), so a report's
+// memory does not grow with the file.
+constexpr size_t kFileStep = 256 << 10;
+
+// Bytes that are not zero-filled when allocated: a buffer sized for the largest block an LZ4 frame
+// may declare (4 MiB) only becomes resident where a block is actually written.
+class ByteBuffer {
+  public:
+    uint8_t* data() { return d_data.get(); }
+    const uint8_t* data() const { return d_data.get(); }
+    size_t capacity() const { return d_capacity; }
+    // At least `size` bytes, keeping the first `keep`.
+    void reserve(size_t size, size_t keep = 0) {
+        if (size <= d_capacity) return;
+        std::unique_ptr<uint8_t[]> bigger(new uint8_t[size]);  // default-initialised: not zero-filled
+        if (keep) memcpy(bigger.get(), d_data.get(), keep);
+        d_data = std::move(bigger);
+        d_capacity = size;
+    }
+
+  private:
+    std::unique_ptr<uint8_t[]> d_data;
+    size_t d_capacity = 0;
+};
 
 class Reader {
   public:
@@ -110,6 +134,10 @@ class Reader {
     bool read_some(size_t budget);
     uint64_t bytes_read() const { return d_offset; }
     uint64_t file_size() const { return d_file_size; }
+    // Bytes a file is read at a time (kFileStep unless set; the tests read with tiny steps), and the
+    // most the input buffer has held: a block and a read, whatever the file's size.
+    void set_read_step(size_t step) { d_read_step = step ? step : 1; }
+    size_t input_buffer_capacity() const { return d_input_high; }
     // Takes the next `len` bytes of a capture stream named `source`, decompressing at most `step`
     // bytes at a time (a peer may send an LZ4 bomb); false once it stops (whole, corrupt, refused).
     bool feed_capture(const uint8_t* data, size_t len, size_t step);
@@ -224,8 +252,17 @@ class Reader {
     bool take_frame_header();
     bool decode_block(const uint8_t* block, size_t size, bool stored);
     bool block_damaged(const char* why);
+    // Parses the version 5 frame bytes held in d_frame_in.
+    bool parse_blocks();
+    // Makes room for `len` more bytes at the end of d_frame_in (dropping what is parsed).
+    uint8_t* frame_room(size_t len);
     // Parses whole records from d_pending; keeps an incomplete tail for the next call.
     bool parse_pending(bool at_end);
+    // Parses decompressed bytes where they lie when nothing is left over from before; only an
+    // incomplete tail is copied (to d_pending).
+    bool parse_output(const uint8_t* data, size_t len);
+    // Replays the whole records from cursor.pos on; leaves cursor at the first one not whole.
+    bool parse_records(Cursor& cursor, bool at_end);
 
     // The decoder's consumer: each takes one valid record; a non-null result is why the record
     // cannot be taken (the decoder then calls the capture corrupt there).
@@ -279,8 +316,10 @@ class Reader {
     uint64_t d_offset = 0;  // capture bytes taken so far
     uint64_t d_file_size = 0;
     bool d_frame_done = false;
-    std::vector<uint8_t> d_in;
-    std::vector<uint8_t> d_out;
+    size_t d_read_step = kFileStep;
+    size_t d_input_high = 0;  // the most bytes d_in and d_frame_in have held (input_buffer_capacity)
+    ByteBuffer d_in;   // before version 5: a read of the file
+    ByteBuffer d_out;  // decompressed output: one block (version 5) or one step
     std::vector<uint8_t> d_pending;
     size_t d_pending_pos = 0;
 
@@ -310,7 +349,8 @@ class Reader {
     bool d_frame_header = false;  // its header is read
     bool d_linked = false, d_block_checksum = false, d_content_checksum = false;
     size_t d_block_max = 0;
-    std::vector<uint8_t> d_frame_in;  // frame bytes not yet parsed
+    ByteBuffer d_frame_in;  // frame bytes: [d_frame_pos, d_frame_len) are not parsed yet
+    size_t d_frame_len = 0;
     size_t d_frame_pos = 0;
     uint64_t d_frame_in_offset = 0;  // capture offset of d_frame_in[0]
     std::vector<uint8_t> d_dict;      // linked blocks: the last 64 KiB of output

@@ -104,6 +104,8 @@ cdef extern from "reader.h" namespace "memprof":
         bool read_some(size_t budget) except + nogil
         uint64_t bytes_read()
         uint64_t file_size()
+        void set_read_step(size_t step)
+        size_t input_buffer_capacity()
         bool feed_capture(const uint8_t* data, size_t len, size_t step) except + nogil
         void set_source(const string& source)
         bool header_done()

@@ -8,18 +8,19 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import CaptureError, CaptureVersionError, MemprofError, TrackerError, UsageError
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint, View
-from .tracker import Tracker
 
 if TYPE_CHECKING:
     from .capture import AllocationRecord, Capture, MissingLibraryWarning
     from .destinations import FileDestination, SocketDestination
     from .diff import DiffRow, Figures
+    from .tracker import Tracker
 
 # Loaded on first use: reading captures (symbols, DWARF) is most of the package's import time, and
-# ``memprof run`` or a pytest run without reports never needs it.
+# ``memprof run`` or a pytest run without reports never needs it; a report never needs the tracker
+# (its extension and libstdc++ are a few MiB of a report's resident memory).
 _LAZY = {"AllocationRecord": "capture", "Capture": "capture", "MissingLibraryWarning": "capture",
          "FileDestination": "destinations", "SocketDestination": "destinations",
-         "DiffRow": "diff", "Figures": "diff"}
+         "DiffRow": "diff", "Figures": "diff", "Tracker": "tracker"}
 
 
 def __getattr__(name: str) -> Any:

@@ -47,8 +47,11 @@ cdef class CaptureReader:
 
     cdef native.Reader* reader
 
-    def __cinit__(self, uint64_t only_tid=0, bint temporal=False, unsigned int temporary_threshold=1):
+    def __cinit__(self, uint64_t only_tid=0, bint temporal=False, unsigned int temporary_threshold=1,
+                  size_t read_step=0):
         self.reader = new native.Reader(only_tid, temporal, temporary_threshold)
+        if read_step:
+            self.reader.set_read_step(read_step)
 
     def __dealloc__(self):
         del self.reader
@@ -80,6 +83,11 @@ cdef class CaptureReader:
     @property
     def file_size(self):
         return self.reader.file_size()
+
+    @property
+    def input_buffer_bytes(self):
+        """The most bytes the file's input buffers have held: a block and a read, not the file."""
+        return self.reader.input_buffer_capacity()
 
     def set_source(self, name):
         """Name the stream fed to feed_capture, for its messages."""

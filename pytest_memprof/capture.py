@@ -7,24 +7,58 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ._reader import FORMAT_VERSION, HYBRID_STACK, LOST_LINE, CaptureReader, HybridLocator
 from .errors import CaptureError
 from .hybrid import HybridStacks
 from .launcher import Launcher, Place
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint, View
-from .symbols import CaptureSymbols, MissingLibraryWarning
 from .trie import memoised
 
 if TYPE_CHECKING:
     from .diff import DiffRow
+    from .hybrid import NativeCall
+    from .symbols import CaptureSymbols, MissingLibraryWarning
 
 __all__ = ["AllocationRecord", "Capture", "MissingLibraryWarning", "metadata_from_header"]
 
 ProgressCallback = Callable[[int, int], None]
+# Compressed bytes read between two progress calls: ten million events fit in 4 MiB, so a bigger
+# step would leave a bar with nothing to show until the end.
+_PROGRESS_STEP = 256 << 10
 _HEADER_FIELDS = {"pid", "python_version", "start_time", "command_line", "native", "trace_python_allocators",
                   "follow_fork", "aggregated"}
+
+
+def __getattr__(name: str) -> Any:
+    # The symboliser (ctypes, ELF) is imported only for native frames; its warning class with it.
+    if name == "MissingLibraryWarning":
+        from .symbols import MissingLibraryWarning
+
+        return MissingLibraryWarning
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _LazySymbols:
+    """symbols.CaptureSymbols, made at the first native call: a capture without native frames (most)
+    never imports the symboliser, whose import (ctypes, ELF) costs more than reading a small capture."""
+
+    def __init__(self, python_executable: str | None) -> None:
+        self._python_executable = python_executable
+        self._symbols: CaptureSymbols | None = None
+        self.maps: list[tuple[int, int, int, str, str]] = []
+        self.warnings: list[str] = []
+
+    def call(self, address: int, map_index: int, in_eval_loop: bool = False) -> NativeCall:
+        if self._symbols is None:
+            from .symbols import CaptureSymbols
+
+            self._symbols = CaptureSymbols(self._python_executable)
+            self._symbols.warnings = self.warnings
+        if self._symbols.maps is not self.maps:
+            self._symbols.maps = self.maps
+        return self._symbols.call(address, map_index, in_eval_loop)
 
 
 def metadata_from_header(header: dict, format_version: int = FORMAT_VERSION) -> CaptureMetadata:
@@ -109,7 +143,7 @@ class Capture:
         self._places: dict[int, Place] = {0: Place.BEFORE} if self._launcher else {}
         self._temporal_reader: CaptureReader | None = None
         # Native stacks (captures made with native=True): symbolised and assembled in symbols.py/hybrid.py.
-        self._symbols = CaptureSymbols(metadata.extra.get("python_executable"))
+        self._symbols = _LazySymbols(metadata.extra.get("python_executable"))
         self._hybrid = HybridStacks(self._symbols, show_interpreter_frames)
         self.warnings = self._symbols.warnings  # problems met while symbolising, each also issued as a warning
 
@@ -528,7 +562,7 @@ def _read_file(
     # it before its free: memray's "at most N others" is the reader's N + 1.
     reader = CaptureReader(only_tid=thread_id, temporal=temporal, temporary_threshold=temporary_threshold + 1)
     header = reader.open(os.fspath(path))
-    while reader.read_some():
+    while reader.read_some(_PROGRESS_STEP):
         if progress is not None:
             progress(reader.bytes_read, reader.file_size)
     if progress is not None:

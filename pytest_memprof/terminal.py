@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:
+    # Imported by console() only: printable() is used where nothing prints with rich (the capture
+    # reader, HTML reports), and rich is a few MiB of a report's memory.
+    from rich.console import Console
 
 # C0 controls, DEL, C1 controls, and the Unicode format characters that reorder or hide text
 # (bidirectional overrides and isolates): none belongs in a name, all act on a terminal.
@@ -50,6 +53,8 @@ def terminal_width(stream: IO[str] | None = None) -> int | None:
 
 def console(stream: IO[str] | None = None, **options: Any) -> Console:
     """A rich console for ``stream`` (stdout): terminal-wide on a terminal, unwrapped into a pipe or file."""
+    from rich.console import Console
+
     width = terminal_width(stream)
     if width is None:
         return Console(file=stream, width=UNWRAPPED_WIDTH, **options)

@@ -59,12 +59,36 @@ class _DelayedProgress:
             self._progress.stop()
 
 
+# What hashlib falls back to without OpenSSL, by Python version (hashlib.py's __get_builtin_constructor).
+_BUILTIN_HASHES = ("_md5", "_sha1", "_sha2", "_sha3", "_blake2") if sys.version_info >= (3, 12) else (
+    "_md5", "_sha1", "_sha256", "_sha512", "_sha3", "_blake2")
+
+
+def skip_openssl_hashes() -> bool:
+    """Have hashlib, if nothing imported it yet, use Python's own hash modules in this process.
+
+    Jinja2 imports hashlib for a bytecode cache the reports do not use, and hashlib's OpenSSL
+    backend maps libcrypto: about 3.5 MiB of resident memory, a sixth of a report's peak. A report
+    command runs no user code and hashes nothing. Python's own modules must all be there (some
+    builds leave them out, and hashlib logs an error for each one missing); True if skipped.
+    """
+    if "hashlib" in sys.modules or "_hashlib" in sys.modules:
+        return False
+    from importlib.util import find_spec
+
+    if any(find_spec(name) is None for name in _BUILTIN_HASHES):
+        return False
+    sys.modules["_hashlib"] = None  # type: ignore[assignment]  # an import of it raises ImportError
+    return True
+
+
 def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: bool = False,
                  temporary_threshold: int = 1, kind: View = View.PEAK) -> Capture:
     """Open a capture, showing a rich progress bar on a terminal when reading it takes a while.
 
     A damaged capture (blocks that fail their checksum) opens with one warning on stderr.
     """
+    skip_openssl_hashes()
     file = Path(path)
     options = {"temporal": temporal, "show_interpreter_frames": show_interpreter_frames,
                "temporary_threshold": temporary_threshold}

@@ -8,15 +8,16 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from ..capture import Capture
 from ..model import View
 from ..sizes import format_size
 from .calltree import report_view
 from .output import json_for_script
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -56,9 +57,12 @@ def write_assets(folder: Path, scripts: Sequence[str]) -> None:
 
 
 # One environment for the process: compiling the templates took most of a flame graph's
-# rendering, and `--memprof-html` renders one per test.
+# rendering, and `--memprof-html` renders one per test. Jinja2 is imported here, at the first page:
+# after the capture is read, so its few MiB do not add to the reader's at the report's peak.
 @functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
+    import jinja2
+
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                               autoescape=jinja2.select_autoescape(["html"]), auto_reload=False)
 

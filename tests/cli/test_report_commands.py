@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,39 @@ def test_the_progress_bar_goes_to_stderr_only_when_a_terminal_or_asked(command, 
     assert piped.stderr == "" and never.stderr == ""  # a pipe or a CI log gets no bar unless asked
     assert f"reading {capture.name}" in forced.stderr
     assert "reading" not in forced.stdout and forced.stdout == piped.stdout  # the report itself is unchanged
+
+
+@pytest.mark.parametrize("command", ["flamegraph", "table"])
+def test_an_html_report_loads_neither_the_tracker_nor_rich_nor_the_symboliser_nor_openssl(command, capture,
+                                                                                          tmp_path):
+    # What a report of a Python-only capture does not need is not in its memory: the tracker's
+    # extension, rich (nothing is printed with it), the symboliser (no native frames), libcrypto
+    # (Jinja2 imports hashlib for a cache the pages never use).
+    target = tmp_path / "out.html"
+    probe = (
+        "import sys\n"
+        "from pytest_memprof.cli import main\n"
+        f"code = main([{command!r}, '-f', '-o', {str(target)!r}, {str(capture)!r}])\n"
+        "maps = open('/proc/self/maps').read()\n"
+        "loaded = [name for name in ('pytest_memprof._tracker', 'rich', 'pytest_memprof.symbols', 'ctypes',"
+        " '_hashlib') if sys.modules.get(name)]\n"
+        "print(code, loaded, 'libcrypto' in maps)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                            env=subprocess_env(), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "0 [] False", result.stdout
+    assert "build_cache" in target.read_text()
+
+
+def test_hashlib_imported_before_a_report_keeps_openssl(capture, tmp_path):
+    probe = (
+        "import hashlib\n"
+        "from pytest_memprof.cli import main\n"
+        f"main(['flamegraph', '-f', '-o', 'out.html', {str(capture)!r}])\n"
+        "print(hashlib.sha256(b'x').hexdigest()[:8], hasattr(hashlib, 'pbkdf2_hmac'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                            env=subprocess_env(), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "2d711642 True", result.stdout
