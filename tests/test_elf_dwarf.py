@@ -293,7 +293,9 @@ def test_gnu_zdebug_sections_are_no_dwarf_as_before(tmp_path):
     # name and so read no DWARF there; the symbols still name the functions.
     library = build(tmp_path, ["-O2", "-g", "-gz=zlib-gnu"])
     with open(library, "rb") as file:
-        assert ELFFile(file).get_section_by_name(".zdebug_info") is not None
+        if ELFFile(file).get_section_by_name(".zdebug_info") is None:
+            # Newer binutils (Debian sid's) accept the flag but write SHF_COMPRESSED sections.
+            pytest.skip("this toolchain's -gz=zlib-gnu makes no .zdebug_* sections")
     assert not ElfObject(str(library)).has_dwarf
     (tmp_path / "plain").mkdir()
     plain = build(tmp_path / "plain", ["-O2", "-g"])  # the same code: its line rows give addresses to ask
