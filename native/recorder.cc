@@ -1,6 +1,9 @@
 #include "recorder.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -11,6 +14,21 @@
 #include "xxhash.h"
 
 namespace memprof {
+
+long kernel_tid() { return syscall(SYS_gettid); }
+
+void join_until_gone(std::thread& thread, const std::atomic<long>& tid) {
+    thread.join();
+    long id = tid.load();
+    if (id <= 0) return;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld", id);
+    struct stat status;
+    for (int tries = 0; tries < 2000 && stat(path, &status) == 0; ++tries) {
+        struct timespec pause = {0, 100 * 1000};
+        nanosleep(&pause, nullptr);
+    }
+}
 namespace {
 
 bool write_all(int fd, const uint8_t* data, size_t len, std::string* error) {
@@ -92,7 +110,7 @@ class FileSink : public Sink {
             d_stopping = true;
             d_cv.notify_all();
         }
-        d_thread.join();
+        join_until_gone(d_thread, d_tid);
         d_stopping = false;
     }
 
@@ -156,6 +174,7 @@ class FileSink : public Sink {
     }
 
     void run() {
+        d_tid.store(kernel_tid());
         d_writer_start();
         for (;;) {
             uint8_t* data;
@@ -201,6 +220,7 @@ class FileSink : public Sink {
     std::mutex d_mutex;
     std::condition_variable d_cv;
     std::thread d_thread;
+    std::atomic<long> d_tid{0};  // d_thread's kernel id, once it runs
 };
 
 class MemorySink : public Sink {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <iterator>
 #include <cstdint>
@@ -20,6 +21,16 @@
 #include "format.h"
 
 namespace memprof {
+
+// Joins `thread`, whose function stored its kernel thread id in `tid` (0: none yet), and waits
+// (at most 200 ms) until the kernel has taken it off the process's task list. pthread_join returns
+// once the kernel clears the thread's tid, which comes before that: for a moment after it,
+// /proc/self/stat still counts the thread, and Python 3.12+, which reads that count in os.fork(),
+// warns of a thread that is gone.
+void join_until_gone(std::thread& thread, const std::atomic<long>& tid);
+
+// This thread's kernel id, for join_until_gone.
+long kernel_tid();
 
 class Sink {
   public:

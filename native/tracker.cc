@@ -57,6 +57,7 @@ struct State {
 
     // Sampler thread: RSS and time every 10 ms, and a flush every 100 ms.
     std::thread* sampler = nullptr;  // a pointer: in a fork child it refers to nothing
+    std::atomic<long> sampler_tid{0};
     std::mutex sampler_lock;
     std::condition_variable sampler_wake;
     bool sampler_stop = false;
@@ -287,6 +288,7 @@ std::chrono::milliseconds flush_interval(std::chrono::steady_clock::duration tra
 }
 
 void sampler_main() {
+    g->sampler_tid.store(kernel_tid());
     t_guard = true;  // this thread's own allocations are never the program's
     block_flush_signals();
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
@@ -334,7 +336,8 @@ void stop_sampler() {
         g->sampler_stop = true;
     }
     g->sampler_wake.notify_all();
-    g->sampler->join();
+    join_until_gone(*g->sampler, g->sampler_tid);
+    g->sampler_tid.store(0);
     delete g->sampler;
     g->sampler = nullptr;
 }
