@@ -1,4 +1,5 @@
 #include "elf_dwarf.h"
+#include "leb128.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -57,28 +58,14 @@ struct Cursor {
         pos += n;
     }
     uint64_t uleb() {
-        uint64_t result = 0;
-        unsigned shift = 0;
-        while (true) {
-            uint8_t byte = u8();
-            if (shift > 63) malformed();  // longer than 64 bits: hostile, cut short
-            result |= uint64_t(byte & 0x7F) << shift;
-            shift += 7;
-            if (byte < 0x80) return result;
-        }
+        uint64_t value;
+        if (!read_uleb128([this] { return u8(); }, &value)) malformed();
+        return value;
     }
     int64_t sleb() {
-        uint64_t result = 0;
-        unsigned shift = 0;
-        uint8_t byte;
-        do {
-            byte = u8();
-            if (shift > 63) malformed();
-            result |= uint64_t(byte & 0x7F) << shift;
-            shift += 7;
-        } while (byte >= 0x80);
-        if (shift < 64 && (byte & 0x40)) result |= ~uint64_t(0) << shift;
-        return int64_t(result);
+        int64_t value;
+        if (!read_sleb128([this] { return u8(); }, &value)) malformed();
+        return value;
     }
     std::string cstring() {
         if (pos >= size) malformed();

@@ -1,4 +1,5 @@
 #include "fast_unwind.h"
+#include "leb128.h"
 
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -66,25 +67,12 @@ struct Bytes {
         return value;
     }
     uint64_t uleb() {
-        uint64_t value = 0;
-        for (int shift = 0; shift < 64; shift += 7) {
-            uint8_t byte = u8();
-            value |= static_cast<uint64_t>(byte & 0x7f) << shift;
-            if (!(byte & 0x80)) return value;
-        }
-        return fail();
+        uint64_t value;
+        return read_uleb128([this] { return u8(); }, &value) ? value : fail();
     }
     int64_t sleb() {
-        int64_t value = 0;
-        int shift = 0;
-        uint8_t byte;
-        do {
-            byte = u8();
-            value |= static_cast<int64_t>(byte & 0x7f) << shift;
-            shift += 7;
-        } while ((byte & 0x80) && shift < 64);
-        if (shift < 64 && (byte & 0x40)) value |= -(static_cast<int64_t>(1) << shift);
-        return value;
+        int64_t value;
+        return read_sleb128([this] { return u8(); }, &value) ? value : fail();
     }
     void skip(uint64_t count) {
         if (static_cast<uint64_t>(end - pos) < count) {
