@@ -132,6 +132,24 @@ def test_native_thread_allocations_are_seen_with_the_thread_name(tmp_path, pytho
     testlib.release(kept)
 
 
+def test_a_crowd_of_native_threads_fighting_over_the_lock_keeps_exact_counts(tmp_path, python_allocators, testlib):
+    # Twelve threads on this machine's few cores: the tracker's lock is contended, its holder is
+    # preempted inside it and waiters fall back to sleeping; no event may be lost or doubled.
+    out = tmp_path / "crowd.bin"
+    threads, size, count = 12, 30_011, 20_000
+    with Tracker(out, trace_python_allocators=python_allocators):
+        assert testlib.native_threads_allocate(threads, size, count) == threads
+    capture = Capture.open(out)
+    totals = capture.total_stacks(merge_threads=False, merge_allocators=False)
+    for index in range(threads):
+        rows = [s for s in totals if s.allocator == "malloc" and s.bytes % (size + index) == 0
+                and s.bytes // (size + index) == s.count]
+        assert sum(s.count for s in rows) == count, f"thread {index}"
+        assert len({s.thread_id for s in rows}) == 1, f"thread {index}'s allocations under one thread"
+    assert not [s for s in capture.leak_stacks(merge_allocators=False)
+                if s.allocator == "malloc" and size <= s.bytes / max(s.count, 1) < size + threads]
+
+
 def test_library_loaded_after_tracking_started_is_covered(tmp_path, python_allocators, testlib_path):
     late_copy = tmp_path / "liblate.so"
     shutil.copy(testlib_path, late_copy)

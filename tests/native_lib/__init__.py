@@ -40,6 +40,7 @@ def load(path: Path) -> ctypes.CDLL:
         "release_mmap": (ctypes.c_int, [vp, size]),
         "malloc_slot": (vp, []),
         "native_thread_allocate": (vp, [size, ctypes.c_int, ctypes.c_char_p]),
+        "native_threads_allocate": (ctypes.c_int, [ctypes.c_int, size, ctypes.c_int]),
         "call_in_native_thread": (ctypes.c_int, [CALLBACK]),
         "getattr_in_new_thread": (ctypes.c_int, []),
         "register_allocating_atfork": (ctypes.c_int, []),

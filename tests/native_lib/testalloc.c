@@ -51,6 +51,38 @@ void* native_thread_allocate(size_t size, int count, const char* name) {
     return job.kept;
 }
 
+struct crowd_job {
+    pthread_barrier_t* start;
+    size_t size;
+    int count;
+};
+
+static void* crowd_main(void* raw) {
+    struct crowd_job* job = raw;
+    pthread_barrier_wait(job->start);
+    for (int i = 0; i < job->count; ++i) free(malloc(job->size));
+    return NULL;
+}
+
+/* Starts `threads` native threads (at most 64) at once, thread i allocating and freeing `count`
+ * blocks of `size` + i: more threads than cores, so the tracker's lock is fought over and its
+ * holder is preempted inside it. Returns how many threads ran. */
+int native_threads_allocate(int threads, size_t size, int count) {
+    pthread_t ids[64];
+    struct crowd_job jobs[64];
+    pthread_barrier_t start;
+    if (threads < 1 || threads > 64 || pthread_barrier_init(&start, NULL, (unsigned)threads) != 0) return 0;
+    int started = 0;
+    for (; started < threads; ++started) {
+        jobs[started] = (struct crowd_job){&start, size + (size_t)started, count};
+        if (pthread_create(&ids[started], NULL, crowd_main, &jobs[started]) != 0) break;
+    }
+    if (started < threads) abort(); /* the barrier would wait forever for the missing ones */
+    for (int i = 0; i < started; ++i) pthread_join(ids[i], NULL);
+    pthread_barrier_destroy(&start);
+    return started;
+}
+
 static void* run_callback(void* callback) {
     ((void (*)(void))callback)();
     return NULL;
