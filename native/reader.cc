@@ -611,11 +611,13 @@ const char* Reader::on(const AllocRecord& record) {
     if (d_event_log) {
         d_events.push_back({d_decoder.last_ms(), record.tid, address, size, stack, record.allocator, false});
     }
+    Live* slot = nullptr;  // the live table's entry, found or made with one probe
     if (record.allocator == MMAP) {
         on_munmap(address, size, record.tid);  // a fixed mapping replaces whatever was there
-    } else if (Live* previous = d_live.find(address)) {
-        release(*previous, previous->size, true, record.tid);  // its free was never seen
-        d_live.erase(address);
+    } else {
+        auto [entry, inserted] = d_live.insert(address);
+        if (!inserted) release(*entry, entry->size, true, record.tid);  // its free was never seen
+        slot = entry;
     }
     uint32_t acc_index = acc_for(stack, record.allocator, record.tid);
     Acc& acc = d_accs[acc_index];
@@ -634,10 +636,10 @@ const char* Reader::on(const AllocRecord& record) {
     d_allocator_bytes[record.allocator] += size;
     d_histogram[size ? 64 - __builtin_clzll(size) : 0] += 1;
     Live live{size, acc_index, static_cast<uint32_t>(d_timeline.size()), ++d_slot_seqs[slot_for(record.tid)]};
-    if (record.allocator == MMAP) {
-        d_mappings[address] = live;
+    if (slot) {
+        *slot = live;  // nothing was inserted into d_live since the probe: the slot still stands
     } else {
-        *d_live.insert(address).first = live;
+        d_mappings[address] = live;
     }
     return nullptr;
 }
@@ -746,6 +748,8 @@ uint32_t Reader::slot_for(uint64_t tid) {
 uint32_t Reader::acc_for(uint32_t stack, uint8_t allocator, uint64_t tid) {
     uint32_t slot = slot_for(tid);
     uint64_t key = (static_cast<uint64_t>(stack) << 32) | (static_cast<uint64_t>(allocator) << 24) | (slot & 0xffffff);
+    // A loop allocates from one line again and again: the last answer saves the probe.
+    if (key == d_last_acc_key && d_last_acc != UINT32_MAX) return d_last_acc;
     auto [index, inserted] = d_acc_index.insert(key);
     if (inserted) {
         *index = static_cast<uint32_t>(d_accs.size());
@@ -756,6 +760,8 @@ uint32_t Reader::acc_for(uint32_t stack, uint8_t allocator, uint64_t tid) {
         acc.saved_for = d_peak_version;  // born after the latest peak: 0 bytes at that peak
         d_accs.push_back(acc);
     }
+    d_last_acc_key = key;
+    d_last_acc = *index;
     return *index;
 }
 
@@ -841,6 +847,7 @@ void Reader::reset_window(uint64_t only_tid) {
     d_threads_seen.clear();
     d_accs.clear();
     d_acc_index.clear();
+    d_last_acc = UINT32_MAX;
     d_live.clear();
     d_mappings.clear();
     d_tid_slots.clear();

@@ -362,6 +362,8 @@ class Reader {
     // Aggregates (reset per window).
     std::vector<Acc> d_accs;
     FlatMap<uint32_t> d_acc_index;  // (stack, allocator, tid slot) -> acc
+    uint64_t d_last_acc_key = 0;     // acc_for's last key and answer (UINT32_MAX: none)
+    uint32_t d_last_acc = UINT32_MAX;
     FlatMap<Live> d_live;
     std::map<uint64_t, Live> d_mappings;  // mmap'd ranges by start address
     std::unordered_map<uint64_t, uint32_t> d_tid_slots;
