@@ -2,6 +2,7 @@
 
 #include <map>
 #include <tuple>
+#include <unordered_map>
 
 namespace memprof {
 
@@ -79,6 +80,62 @@ HybridLocator::Answer HybridLocator::locate(uint32_t index) const {
     uint32_t beyond = d_eval_at[native];
     while (beyond && !(d_flags[d_call_of[beyond - 1]] & kShown)) beyond = d_nodes[beyond - 1].parent;
     return {2, python, beyond};
+}
+
+void HybridLocator::place_python(const std::string& transitions) {
+    const std::vector<NodeRecord>& nodes = d_reader.nodes();
+    d_place.assign(nodes.size() + 1, 0);
+    for (size_t id = 1; id <= nodes.size(); ++id) {
+        const NodeRecord& node = nodes[id - 1];
+        uint8_t above = d_place[node.parent < id ? node.parent : 0];
+        size_t at = static_cast<size_t>(node.frame) * 3 + above;
+        // A frame id the table lacks (a damaged capture's stand-in) leaves the place as it was.
+        d_place[id] = at < transitions.size() && above < 3 ? static_cast<uint8_t>(transitions[at]) : above;
+    }
+}
+
+HybridLocator::LocationTotal HybridLocator::python_key(uint32_t node) const {
+    const std::vector<NodeRecord>& nodes = d_reader.nodes();
+    if (node == 0 || node > nodes.size()) return {kNoFrame, 0, 0, 0, 0};
+    if (node < d_place.size() && d_place[node] == kLauncher) return {kNoFrame, 0, 0, 0, 0};
+    return {kPythonFrame, nodes[node - 1].frame, nodes[node - 1].line, 0, 0};
+}
+
+std::vector<HybridLocator::LocationTotal> HybridLocator::location_totals(View view) const {
+    std::vector<LocationTotal> out;
+    // Where each key's entry is in `out`.
+    std::unordered_map<uint64_t, size_t> python_at;
+    std::vector<size_t> call_at(d_calls.size(), SIZE_MAX);
+    size_t none_at = SIZE_MAX;
+    for (const StackRow& row : d_reader.rows(view, true, true)) {
+        LocationTotal key{kNoFrame, 0, 0, 0, 0};
+        if (row.stack & kHybridStack) {
+            uint32_t index = row.stack & ~kHybridStack;
+            Answer answer = locate(index);
+            if (answer.kind == 1) {
+                out.push_back({kWholeStack, index, 0, row.bytes, row.count});
+                continue;
+            }
+            if (answer.kind == 2) key = python_key(answer.python);
+            if (key.kind == kNoFrame && answer.native) key = {kNativeCall, d_call_of[answer.native - 1], 0, 0, 0};
+        } else {
+            key = python_key(row.stack);
+        }
+        size_t* at = &none_at;
+        if (key.kind == kPythonFrame) {
+            auto found = python_at.emplace((static_cast<uint64_t>(key.first) << 32) | key.second, SIZE_MAX).first;
+            at = &found->second;
+        } else if (key.kind == kNativeCall) {
+            at = &call_at[key.first];
+        }
+        if (*at == SIZE_MAX) {
+            *at = out.size();
+            out.push_back(key);
+        }
+        out[*at].bytes += row.bytes;
+        out[*at].count += row.count;
+    }
+    return out;
 }
 
 }  // namespace memprof

@@ -18,6 +18,10 @@ FORMAT_VERSION = native.kFormatVersion
 MAGIC = native.kMagic[:8]
 HYBRID_STACK = native.kHybridStack
 LOST_LINE = native.kLostLine
+LOCATION_NO_FRAME = native.kNoFrame
+LOCATION_PYTHON_FRAME = native.kPythonFrame
+LOCATION_NATIVE_CALL = native.kNativeCall
+LOCATION_WHOLE_STACK = native.kWholeStack
 
 
 cdef str _text(const string& value):
@@ -317,8 +321,9 @@ cdef class CaptureReader:
 
 
 cdef class HybridLocator:
-    """The allocating frame of many hybrid stacks, walked in C++ (native/hybrid_locate.h; hybrid.py
-    classifies the calls and turns the answers into frames). Made from the reader's tables as they stand."""
+    """The allocating frame of every stack of a report, walked and summed in C++ (native/hybrid_locate.h;
+    hybrid.py classifies the calls, launcher.py gives its rule as a table, capture.py turns the keys
+    into frames). Made from the reader's tables as they stand."""
 
     cdef native.HybridLocator* locator
     cdef CaptureReader reader  # kept alive: the locator reads its tables
@@ -339,15 +344,18 @@ cdef class HybridLocator:
         """One byte per call of ``calls()``: 1 an eval frame, 2 shown, 4 start-up code."""
         self.locator.classify(flags)
 
-    def locate(self, indexes):
-        """(kind, Python node, native node) per hybrid stack index (HybridLocator::Answer)."""
-        cdef native.HybridAnswer answer
-        cdef unsigned int index
-        out = []
-        for index in indexes:
-            answer = self.locator.locate(index)
-            out.append((answer.kind, answer.python, answer.native))
-        return out
+    def place_python(self, bytes transitions):
+        """The launcher rule as a table: per frame id, the Place after a frame of it from each Place (3 bytes)."""
+        self.locator.place_python(transitions)
+
+    def location_totals(self, int view):
+        """(kind, first, second, bytes, count) per allocating frame of ``view``'s stacks (threads and
+        allocators merged), in the order of its largest stack: kind LOCATION_PYTHON_FRAME (frame id,
+        line), LOCATION_NATIVE_CALL (index into calls()), LOCATION_WHOLE_STACK (hybrid index), or
+        LOCATION_NO_FRAME."""
+        cdef native.LocationTotal total
+        return [(total.kind, total.first, total.second, total.bytes, total.count)
+                for total in self.locator.location_totals(<native.View>view)]
 
 
 def dump(path, int fd):

@@ -9,7 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ._reader import FORMAT_VERSION, HYBRID_STACK, LOST_LINE, CaptureReader, HybridLocator
+from ._reader import (
+    FORMAT_VERSION,
+    HYBRID_STACK,
+    LOCATION_NATIVE_CALL,
+    LOCATION_PYTHON_FRAME,
+    LOCATION_WHOLE_STACK,
+    LOST_LINE,
+    CaptureReader,
+    HybridLocator,
+)
 from .errors import CaptureError
 from .hybrid import HybridStacks
 from .launcher import Launcher, Place
@@ -136,7 +145,6 @@ class Capture:
         self._frames: list[tuple[str, str, int]] = []
         self._nodes: list[tuple[int, int, int]] = []
         self._stacks: dict[int, tuple[Frame, ...]] = {0: ()}
-        self._node_frames: dict[int, Frame | None] = {0: None}  # node_frame's answers (a hybrid report asks often)
         # The launcher the header names (memprof run, pytest): stacks start below its frames. Nodes
         # that have not reached the program's first frame keep their state here.
         self._launcher = Launcher.of(metadata)
@@ -287,41 +295,32 @@ class Capture:
         return self.stacks(View.TOTAL, merge_threads, merge_allocators)
 
     def location_totals(self, view: View | str = View.TOTAL) -> list[tuple[Frame | None, int, int]]:
-        """(allocating frame, bytes, count) per stack of ``view``, threads and allocators merged: what
-        ``StackStat.location`` gives, without building whole stacks (with native stacks, most of a report's time)."""
-        rows = self._reader.rows(View.of(view), True, True)
-        hybrid = [stack & ~HYBRID_STACK for stack, _, _, _, _ in rows if stack & HYBRID_STACK]
-        located: dict[int, Frame | None] = {}
-        if hybrid:
-            # Walked in C++ (the per-node walk of location(), for every stack at once).
-            if max(hybrid) >= len(self._hybrid.pairs):
-                self._refresh_tables(self._reader)
-            located = dict(zip(hybrid, self._hybrid.locations(hybrid, self, HybridLocator(self._reader))))
-        return [(located[stack & ~HYBRID_STACK] if stack & HYBRID_STACK else self.location(stack), size, count)
-                for stack, _, _, size, count in rows]
+        """(allocating frame, bytes, count) per distinct allocating frame (``StackStat.location``) of
+        ``view``'s stacks, threads and allocators merged, in the order of each frame's largest stack.
 
-    def location(self, stack_id: int) -> Frame | None:
-        """The innermost frame of stack ``stack_id`` (``self.stack(stack_id)[-1]``), or None if it is empty."""
-        if not stack_id & HYBRID_STACK:
-            return self.node_frame(stack_id) if stack_id else None
-        return self._hybrid.location(self._hybrid_index(stack_id), self)
-
-    def node_frame(self, node: int) -> Frame | None:
-        """The innermost frame of Python stack node ``node`` (``self.stack(node)[-1]``), or None if it shows none."""
-        if node in self._node_frames:
-            return self._node_frames[node]
-        cached = self._stacks.get(node)
-        if cached is not None:
-            return cached[-1] if cached else None
-        if node > len(self._nodes):
-            self._refresh_tables(self._reader)
-        if self._places and self._place(node) is Place.LAUNCHER:
-            frame = None
-        else:
-            _, frame_id, line = self._nodes[node - 1]
-            frame = self._frame(frame_id, line)
-        self._node_frames[node] = frame
-        return frame
+        Summed in C++ without building whole stacks (with native stacks, most of a report's time):
+        the reader keys each stack by its Python frame or native call, walked over its tables with
+        the calls classified here and the launcher rule as a table; only distinct keys become frames.
+        """
+        self._refresh_tables(self._reader)
+        locator = HybridLocator(self._reader)
+        calls = self._hybrid.classify(locator)
+        if self._launcher:
+            locator.place_python(self._launcher.transitions([file for _, file, _ in self._frames]))
+        totals: dict[Frame | None, list[int]] = {}
+        for kind, first, second, size, count in locator.location_totals(View.of(view)):
+            frame: Frame | None = None
+            if kind == LOCATION_PYTHON_FRAME:
+                frame = self._frame(first, second)
+            elif kind == LOCATION_NATIVE_CALL:
+                frame = calls[first].expand()[-1]
+            elif kind == LOCATION_WHOLE_STACK:  # rare: the whole stack tells (an eval frame runs no frame shown)
+                frames = self._hybrid.stack(first, self)
+                frame = frames[-1] if frames else None
+            total = totals.setdefault(frame, [0, 0])
+            total[0] += size
+            total[1] += count
+        return [(frame, size, count) for frame, (size, count) in totals.items()]
 
     def parent(self, node: int) -> int:
         """The parent of Python stack node ``node`` in the capture's trie."""
