@@ -1,7 +1,5 @@
 #include "hybrid_locate.h"
 
-#include <map>
-#include <tuple>
 #include <unordered_map>
 
 namespace memprof {
@@ -26,11 +24,25 @@ std::vector<uint32_t> python_run_counts(const std::vector<NodeRecord>& nodes) {
 
 HybridLocator::HybridLocator(const Reader& reader) : d_reader(reader), d_nodes(reader.native_nodes()) {
     const std::vector<NativeNodeRecord>& nodes = d_nodes;
-    std::map<std::tuple<uint64_t, int32_t, bool>, uint32_t> ids;
+    // (address, map, eval mark) -> call: a map index fits 31 bits and the mark one, beside the address.
+    struct Key {
+        uint64_t address;
+        uint32_t map_and_eval;
+        bool operator==(const Key& other) const {
+            return address == other.address && map_and_eval == other.map_and_eval;
+        }
+    };
+    struct Hash {
+        size_t operator()(const Key& key) const {
+            return std::hash<uint64_t>()(key.address * 0x9E3779B97F4A7C15ull ^ key.map_and_eval);
+        }
+    };
+    std::unordered_map<Key, uint32_t, Hash> ids;
+    ids.reserve(nodes.size() / 4 + 16);
     d_call_of.reserve(nodes.size());
     for (const NativeNodeRecord& node : nodes) {
-        auto [it, inserted] = ids.emplace(std::make_tuple(node.address, node.map, node.eval),
-                                          static_cast<uint32_t>(d_calls.size()));
+        Key key{node.address, (static_cast<uint32_t>(node.map) << 1) | (node.eval ? 1u : 0u)};
+        auto [it, inserted] = ids.emplace(key, static_cast<uint32_t>(d_calls.size()));
         if (inserted) d_calls.push_back({node.address, node.map, node.eval});
         d_call_of.push_back(it->second);
     }
@@ -45,6 +57,7 @@ void HybridLocator::classify(const std::string& flags) {
     d_eval_at.assign(count, 0);
     d_evals.assign(count, 0);
     d_whole.assign(count, -1);
+    d_shown_out.assign(count, 0);
     // A node's parent comes before it (the decoder refuses a parent not yet defined), so one pass
     // in id order sees every parent done.
     for (size_t id = 1; id < count; ++id) {
@@ -59,6 +72,7 @@ void HybridLocator::classify(const std::string& flags) {
             d_shown[id] = d_shown[parent];
             d_eval_at[id] = d_eval_at[parent];
         }
+        d_shown_out[id] = (call & kShown) ? static_cast<uint32_t>(id) : d_shown_out[parent];
         d_evals[id] = d_evals[parent] + ((call & kEval) ? 1 : 0);
         // hybrid.whole_after: the outermost frame decides.
         d_whole[id] = d_whole[parent] < 0 ? ((call & kStartup) ? 1 : 0) : d_whole[parent];
@@ -77,9 +91,7 @@ HybridLocator::Answer HybridLocator::locate(uint32_t index) const {
     if (d_whole[native] == 1 && runs < d_evals[native]) return {1, 0, 0};
     // Python's innermost frame, else the first frame that shows from the eval frame out (the eval
     // frame itself when the interpreter's frames show; eval frames do not stop this walk).
-    uint32_t beyond = d_eval_at[native];
-    while (beyond && !(d_flags[d_call_of[beyond - 1]] & kShown)) beyond = d_nodes[beyond - 1].parent;
-    return {2, python, beyond};
+    return {2, python, d_shown_out[d_eval_at[native]]};
 }
 
 void HybridLocator::place_python(const std::string& transitions) {

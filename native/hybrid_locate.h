@@ -81,6 +81,7 @@ class HybridLocator {
     // Per node id (0: the root): the first node walking out from it that shows (d_shown) or is
     // an eval frame (d_eval_at), whichever comes first; the eval frames on its path; whole.
     std::vector<uint32_t> d_shown, d_eval_at, d_evals;
+    std::vector<uint32_t> d_shown_out;  // the first node from it out that shows, eval frames passed over
     std::vector<int8_t> d_whole;  // -1: no frame yet, 0/1
     std::vector<uint8_t> d_flags;  // per call
     std::vector<uint8_t> d_place;  // per Python node id (0: the root); empty: no launcher
