@@ -33,19 +33,10 @@ class HybridLocator {
         bool eval;
     };
     const std::vector<Call>& calls() const { return d_calls; }
-    // Flags (kEval | kShown | kStartup) per call of calls(), then the per-node walk.
-    void classify(const std::string& flags);
-
-    // Where hybrid stack `index` (python node, native node) allocates, as hybrid.py's location() decides it:
-    // kind 0: native node `native` shows it; kind 1: only the whole stack tells (rare: build it);
-    // kind 2: Python node `python`'s innermost frame, or if it shows none native node `native`
-    // (0: none).
-    struct Answer {
-        uint8_t kind;
-        uint32_t python;
-        uint32_t native;
-    };
-    Answer locate(uint32_t index) const;
+    // Flags (kEval | kShown | kStartup) per call of calls(), then the per-node walk;
+    // `show_interpreter_frames` as the report shows them (merge() shows an eval frame that runs
+    // Python frames only then).
+    void classify(const std::string& flags, bool show_interpreter_frames);
 
     // The launcher rule (launcher.py's Place and Launcher.place) as a table: per frame id, the place
     // a stack is at once a frame of that id is added, from each place it was at (3 bytes: from
@@ -55,12 +46,11 @@ class HybridLocator {
     void place_python(const std::string& transitions);
 
     // A stack's allocating frame as a key Python turns into a Frame: kPythonFrame (frame id, line),
-    // kNativeCall (index into calls(): its innermost frame), kNoFrame, or kWholeStack (hybrid
-    // index: only the whole stack tells, locate's kind 1; one entry per such stack).
-    enum LocationKind : uint8_t { kNoFrame = 0, kPythonFrame = 1, kNativeCall = 2, kWholeStack = 3 };
+    // kNativeCall (index into calls(): its innermost frame), or kNoFrame.
+    enum LocationKind : uint8_t { kNoFrame = 0, kPythonFrame = 1, kNativeCall = 2 };
     struct LocationTotal {
         uint8_t kind;
-        uint32_t first;   // frame id, call index or hybrid index
+        uint32_t first;   // frame id or call index
         uint32_t second;  // kPythonFrame: the line
         uint64_t bytes;
         uint64_t count;
@@ -72,10 +62,21 @@ class HybridLocator {
   private:
     // The key of Python node `node`'s innermost frame shown (kNoFrame: the root, or the launcher's).
     LocationTotal python_key(uint32_t node) const;
+    LocationTotal native_key(uint32_t node) const { return {kNativeCall, d_call_of[node - 1], 0, 0, 0}; }
+    // The key of hybrid stack `index`'s innermost frame: hybrid.merge's last frame, found walking out
+    // from the allocator without building the stack.
+    LocationTotal hybrid_key(uint32_t index) const;
+    // hybrid_key's rare case: a whole native stack with more eval frames than Python runs.
+    LocationTotal past_idle_evals(uint32_t python, uint32_t native) const;
 
     const Reader& d_reader;
     const std::vector<NativeNodeRecord>& d_nodes;
     std::vector<uint32_t> d_python_runs;  // per Python node id: the eval loops its whole stack runs in
+    std::vector<uint32_t> d_python_depth;  // per Python node id: its frames
+    // Per Python node id: the depth of the first frame its stack shows (Capture.stack drops the
+    // launcher's leading frames), 0 for none; empty: no launcher, every stack shows from depth 1.
+    std::vector<uint32_t> d_python_start;
+    bool d_show_interpreter_frames = false;
     std::vector<uint32_t> d_call_of;  // per node id - 1
     std::vector<Call> d_calls;
     // Per node id (0: the root): the first node walking out from it that shows (d_shown) or is

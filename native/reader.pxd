@@ -168,7 +168,6 @@ cdef extern from "hybrid_locate.h" namespace "memprof":
     uint8_t kNoFrame "memprof::HybridLocator::kNoFrame"
     uint8_t kPythonFrame "memprof::HybridLocator::kPythonFrame"
     uint8_t kNativeCall "memprof::HybridLocator::kNativeCall"
-    uint8_t kWholeStack "memprof::HybridLocator::kWholeStack"
 
     cdef cppclass LocationTotal "memprof::HybridLocator::LocationTotal":
         uint8_t kind
@@ -180,6 +179,6 @@ cdef extern from "hybrid_locate.h" namespace "memprof":
     cdef cppclass HybridLocator:
         HybridLocator(const Reader& reader) except +
         vector[HybridCall] calls()
-        void classify(const string& flags) except +
+        void classify(const string& flags, bint show_interpreter_frames) except +
         void place_python(const string& transitions) except +
         vector[LocationTotal] location_totals(View view) except +

@@ -21,7 +21,6 @@ LOST_LINE = native.kLostLine
 LOCATION_NO_FRAME = native.kNoFrame
 LOCATION_PYTHON_FRAME = native.kPythonFrame
 LOCATION_NATIVE_CALL = native.kNativeCall
-LOCATION_WHOLE_STACK = native.kWholeStack
 
 
 cdef str _text(const string& value):
@@ -340,19 +339,20 @@ cdef class HybridLocator:
         cdef native.HybridCall call
         return [(call.address, call.map, call.eval) for call in self.locator.calls()]
 
-    def classify(self, bytes flags):
-        """One byte per call of ``calls()``: 1 an eval frame, 2 shown, 4 start-up code."""
-        self.locator.classify(flags)
+    def classify(self, bytes flags, bint show_interpreter_frames):
+        """One byte per call of ``calls()``: 1 an eval frame, 2 shown, 4 start-up code; and whether the
+        report shows the interpreter's frames."""
+        self.locator.classify(flags, show_interpreter_frames)
 
     def place_python(self, bytes transitions):
-        """The launcher rule as a table: per frame id, the Place after a frame of it from each Place (3 bytes)."""
+        """The launcher rule as a table: per frame id, the Place after a frame of it from each Place
+        (3 bytes). Not called: no launcher."""
         self.locator.place_python(transitions)
 
     def location_totals(self, int view):
         """(kind, first, second, bytes, count) per allocating frame of ``view``'s stacks (threads and
         allocators merged), in the order of its largest stack: kind LOCATION_PYTHON_FRAME (frame id,
-        line), LOCATION_NATIVE_CALL (index into calls()), LOCATION_WHOLE_STACK (hybrid index), or
-        LOCATION_NO_FRAME."""
+        line), LOCATION_NATIVE_CALL (index into calls()), or LOCATION_NO_FRAME. classify() first."""
         cdef native.LocationTotal total
         return [(total.kind, total.first, total.second, total.bytes, total.count)
                 for total in self.locator.location_totals(<native.View>view)]

@@ -14,7 +14,6 @@ from ._reader import (
     HYBRID_STACK,
     LOCATION_NATIVE_CALL,
     LOCATION_PYTHON_FRAME,
-    LOCATION_WHOLE_STACK,
     LOST_LINE,
     CaptureReader,
     HybridLocator,
@@ -302,7 +301,7 @@ class Capture:
         the reader keys each stack by its Python frame or native call, walked over its tables with
         the calls classified here and the launcher rule as a table; only distinct keys become frames.
         """
-        self._refresh_tables(self._reader)
+        self._refresh_frames(self._reader)
         locator = HybridLocator(self._reader)
         calls = self._hybrid.classify(locator)
         if self._launcher:
@@ -314,9 +313,6 @@ class Capture:
                 frame = self._frame(first, second)
             elif kind == LOCATION_NATIVE_CALL:
                 frame = calls[first].expand()[-1]
-            elif kind == LOCATION_WHOLE_STACK:  # rare: the whole stack tells (an eval frame runs no frame shown)
-                frames = self._hybrid.stack(first, self)
-                frame = frames[-1] if frames else None
             total = totals.setdefault(frame, [0, 0])
             total[0] += size
             total[1] += count
@@ -539,11 +535,15 @@ class Capture:
         return list(self._reader.size_histogram())
 
     def _refresh_tables(self, reader: CaptureReader) -> None:
-        self._frames = reader.frames()
+        self._refresh_frames(reader)
         self._nodes = reader.nodes()
         if reader.format_version >= 2 or reader.stack_pairs():
-            self._symbols.maps = reader.maps()
             self._hybrid.set_tables(reader.native_nodes(), reader.stack_pairs(), reader.entry_flags())
+
+    def _refresh_frames(self, reader: CaptureReader) -> None:
+        # The frames and mappings: all location_totals needs in Python (the nodes stay in C++).
+        self._frames = reader.frames()
+        self._symbols.maps = reader.maps()
 
     def __repr__(self) -> str:
         return (

@@ -154,8 +154,8 @@ class Locator(Protocol):
     def calls(self) -> list[tuple[int, int, bool]]:
         """(return address, map index, eval mark) of each distinct call."""
 
-    def classify(self, flags: bytes) -> None:
-        """One byte per call: 1 an eval frame, 2 shown, 4 start-up code."""
+    def classify(self, flags: bytes, show_interpreter_frames: bool) -> None:
+        """One byte per call: 1 an eval frame, 2 shown, 4 start-up code; and whether the interpreter's frames show."""
 
 
 class HybridStacks:
@@ -209,7 +209,7 @@ class HybridStacks:
         calls = [self._symbols.call(address, map_index, in_eval_loop)
                  for address, map_index, in_eval_loop in locator.calls()]
         show = self.show_interpreter_frames
-        locator.classify(bytes(call.is_eval | call.visible(show) << 1 | call.is_startup << 2 for call in calls))
+        locator.classify(bytes(call.is_eval | call.visible(show) << 1 | call.is_startup << 2 for call in calls), show)
         return calls
 
     def _python_runs(self, python_node: int, python: PythonStacks) -> tuple[tuple[Frame, ...], ...]:
