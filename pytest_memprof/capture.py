@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 from collections.abc import Iterator
@@ -37,6 +39,21 @@ ProgressCallback = Callable[[int, int], None]
 _PROGRESS_STEP = 256 << 10
 _HEADER_FIELDS = {"pid", "python_version", "start_time", "command_line", "native", "trace_python_allocators",
                   "follow_fork", "aggregated"}
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while stacks are built: they are tuples of frozen
+    Frames (no cycles), made by the hundred thousand, and every full pass of the collector over
+    them finds nothing (a quarter of a native flame graph's time)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def __getattr__(name: str) -> Any:
@@ -271,11 +288,13 @@ class Capture:
 
     def stacks(self, view: View | str, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
         """The stacks of ``view`` (peak, leaks, temporary or total), largest first."""
-        return [
-            StackStat(frames=self.stack(stack), bytes=size, count=count, thread_id=tid, allocator=allocator,
-                      launcher=self.launcher_only(stack))
-            for stack, tid, allocator, size, count in self._reader.rows(View.of(view), merge_threads, merge_allocators)
-        ]
+        with _no_cycle_collection():
+            return [
+                StackStat(frames=self.stack(stack), bytes=size, count=count, thread_id=tid, allocator=allocator,
+                          launcher=self.launcher_only(stack))
+                for stack, tid, allocator, size, count in self._reader.rows(View.of(view), merge_threads,
+                                                                            merge_allocators)
+            ]
 
     def peak_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
         """Memory live at the peak, by stack, largest first."""
@@ -335,18 +354,19 @@ class Capture:
                                    temporary_threshold=self.temporary_threshold)
             self._temporal_reader = reader
         self._refresh_tables(reader)
-        return [
-            IntervalStat(
-                frames=self.stack(stack),
-                allocated_s=self._since_start(allocated),
-                freed_s=None if freed < 0 else self._since_start(freed),
-                bytes=size,
-                count=count,
-                thread_id=tid,
-                allocator=allocator,
-            )
-            for stack, tid, allocator, allocated, freed, size, count in reader.intervals()
-        ]
+        with _no_cycle_collection():
+            return [
+                IntervalStat(
+                    frames=self.stack(stack),
+                    allocated_s=self._since_start(allocated),
+                    freed_s=None if freed < 0 else self._since_start(freed),
+                    bytes=size,
+                    count=count,
+                    thread_id=tid,
+                    allocator=allocator,
+                )
+                for stack, tid, allocator, allocated, freed, size, count in reader.intervals()
+            ]
 
     def range_stacks(self, start_s: float, end_s: float | None = None) -> list[StackStat]:
         """What was allocated from ``start_s`` until ``end_s`` and was still live at ``end_s`` (None: the
