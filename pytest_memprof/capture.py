@@ -45,7 +45,9 @@ _HEADER_FIELDS = {"pid", "python_version", "start_time", "command_line", "native
 def _no_cycle_collection() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while stacks are built: they are tuples of frozen
     Frames (no cycles), made by the hundred thousand, and every full pass of the collector over
-    them finds nothing (a quarter of a native flame graph's time)."""
+    them finds nothing (a quarter of a native flame graph's time). Made during the pause, they
+    would all be young when it ends, and the next collection would scan them all: they are moved
+    to the oldest generation first (freeze, then unfreeze), as surviving a few passes would have."""
     if not gc.isenabled():
         yield
         return
@@ -53,6 +55,8 @@ def _no_cycle_collection() -> Iterator[None]:
     try:
         yield
     finally:
+        gc.freeze()
+        gc.unfreeze()
         gc.enable()
 
 
