@@ -290,15 +290,23 @@ class Capture:
 
     # ---- stacks ---------------------------------------------------------------------------------
 
-    def stacks(self, view: View | str, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
-        """The stacks of ``view`` (peak, leaks, temporary or total), largest first."""
+    def stacks(self, view: View | str, merge_threads: bool = True, merge_allocators: bool = True,
+               most: int | None = None) -> list[StackStat]:
+        """The stacks of ``view`` (peak, leaks, temporary or total), largest first; with ``most``, only
+        that many of the largest (the others' frames are not built)."""
+        rows = self._reader.rows(View.of(view), merge_threads, merge_allocators)
         with _no_cycle_collection():
             return [
                 StackStat(frames=self.stack(stack), bytes=size, count=count, thread_id=tid, allocator=allocator,
                           launcher=self.launcher_only(stack))
-                for stack, tid, allocator, size, count in self._reader.rows(View.of(view), merge_threads,
-                                                                            merge_allocators)
+                for stack, tid, allocator, size, count in (rows if most is None else rows[:most])
             ]
+
+    def view_totals(self, view: View | str) -> tuple[int, int]:
+        """(stacks, bytes) of ``view``, threads and allocators merged: ``len(stacks(view))`` and the sum of
+        their bytes, without building a stack."""
+        rows = self._reader.rows(View.of(view), True, True)
+        return len(rows), sum(size for _, _, _, size, _ in rows)
 
     def peak_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
         """Memory live at the peak, by stack, largest first."""
