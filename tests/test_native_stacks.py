@@ -350,9 +350,12 @@ def test_the_innermost_frame_alone_is_the_last_frame_of_the_whole_stack(tmp_path
 @pytest.mark.parametrize(("native", "show_interpreter_frames"), [(True, False), (True, True), (False, False)])
 def test_innermost_frames_alone_match_whole_stacks_under_memprof_run(tmp_path, native, show_interpreter_frames):
     # memprof run drops the runner's frames from every stack: the innermost frame must not move, and
-    # what the runner allocated before the program started shows no frame at all.
+    # what the runner allocated before the program started shows no frame at all. Importing a module
+    # makes stacks whose innermost eval loop runs no frame yet (the module's code, being set up).
+    (tmp_path / "helper.py").write_text("TABLE = {str(i): [i] * 3 for i in range(200)}\n"
+                                        "import json, decimal, fractions\n")
     script = tmp_path / "program.py"
-    script.write_text("def build(n):\n    return [bytearray(100 + i) for i in range(n)]\n\n"
+    script.write_text("import helper\n\ndef build(n):\n    return [bytearray(100 + i) for i in range(n)]\n\n"
                       "kept = build(200)\nkept += [str(i) * 3 for i in range(300)]\n")
     out = tmp_path / "run.bin"
     subprocess.run([sys.executable, "-m", "pytest_memprof", "run", "-q", *(["--native"] if native else []),
