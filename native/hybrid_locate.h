@@ -1,11 +1,13 @@
-// The allocating frame of many hybrid stacks at once, without building them: the kernel of
-// pytest_memprof/hybrid.py's HybridStacks.location, for reports that need only that frame per
-// stack (`memprof stats`, `table`'s locations). Per native node it keeps what the Python code
-// memoises per node (the first frame that shows walking out, the eval frames above, whether the
-// stack is whole), so a report costs one pass over the nodes plus one step per stack, in C++.
+// The allocating frame of every stack of a report at once, without building the stacks, summed
+// per frame: what `memprof stats` needs (Capture.location_totals). Per native node it keeps the
+// first frame that shows walking out, the eval frames above and whether the stack is whole; per
+// Python node, where it stands with respect to the launcher. So a report costs one pass over the
+// nodes plus one step per stack, in C++, and Python makes a Frame per distinct answer only.
 //
-// What a frame is (eval loop, shown, start-up code) needs its symbol, which only Python has: the
-// caller classifies each distinct call once (calls(), classify()) and this does the walking.
+// What a frame is (eval loop, shown, start-up code) needs its symbol, and which frames are the
+// launcher's is launcher.py's rule: only Python has those. The caller classifies each distinct
+// call once (calls(), classify()) and hands the launcher rule over as a table per frame id
+// (place_python()); this does the walking and never decides either itself.
 #pragma once
 
 #include <cstdint>
@@ -31,31 +33,59 @@ class HybridLocator {
         bool eval;
     };
     const std::vector<Call>& calls() const { return d_calls; }
-    // Flags (kEval | kShown | kStartup) per call of calls(), then the per-node walk.
-    void classify(const std::string& flags);
+    // Flags (kEval | kShown | kStartup) per call of calls(), then the per-node walk;
+    // `show_interpreter_frames` as the report shows them (merge() shows an eval frame that runs
+    // Python frames only then).
+    void classify(const std::string& flags, bool show_interpreter_frames);
 
-    // Where hybrid stack `index` (python node, native node) allocates, as hybrid.py's location() decides it:
-    // kind 0: native node `native` shows it; kind 1: only the whole stack tells (rare: build it);
-    // kind 2: Python node `python`'s innermost frame, or if it shows none native node `native`
-    // (0: none).
-    struct Answer {
+    // The launcher rule (launcher.py's Place and Launcher.place) as a table: per frame id, the place
+    // a stack is at once a frame of that id is added, from each place it was at (3 bytes: from
+    // BEFORE, LAUNCHER, PROGRAM; the values are Place's). Applied down the Python trie from the
+    // root's BEFORE; a node at kLauncher shows no frame. Not called: no launcher, every node shows.
+    static constexpr uint8_t kLauncher = 1;
+    void place_python(const std::string& transitions);
+
+    // A stack's allocating frame as a key Python turns into a Frame: kPythonFrame (frame id, line),
+    // kNativeCall (index into calls(): its innermost frame), or kNoFrame.
+    enum LocationKind : uint8_t { kNoFrame = 0, kPythonFrame = 1, kNativeCall = 2 };
+    struct LocationTotal {
         uint8_t kind;
-        uint32_t python;
-        uint32_t native;
+        uint32_t first;   // frame id or call index
+        uint32_t second;  // kPythonFrame: the line
+        uint64_t bytes;
+        uint64_t count;
     };
-    Answer locate(uint32_t index) const;
+    // The rows of `view` (threads and allocators merged) summed per key, each key where its first
+    // row is (rows come largest first). classify() must have run.
+    std::vector<LocationTotal> location_totals(View view) const;
 
   private:
+    // The key of Python node `node`'s innermost frame shown (kNoFrame: the root, or the launcher's).
+    LocationTotal python_key(uint32_t node) const;
+    LocationTotal native_key(uint32_t node) const { return {kNativeCall, d_call_of[node - 1], 0, 0, 0}; }
+    // The key of hybrid stack `index`'s innermost frame: hybrid.merge's last frame, found walking out
+    // from the allocator without building the stack.
+    LocationTotal hybrid_key(uint32_t index) const;
+    // hybrid_key's rare case: a whole native stack with more eval frames than Python runs.
+    LocationTotal past_idle_evals(uint32_t python, uint32_t native) const;
+
     const Reader& d_reader;
     const std::vector<NativeNodeRecord>& d_nodes;
     std::vector<uint32_t> d_python_runs;  // per Python node id: the eval loops its whole stack runs in
+    std::vector<uint32_t> d_python_depth;  // per Python node id: its frames
+    // Per Python node id: the depth of the first frame its stack shows (Capture.stack drops the
+    // launcher's leading frames), 0 for none; empty: no launcher, every stack shows from depth 1.
+    std::vector<uint32_t> d_python_start;
+    bool d_show_interpreter_frames = false;
     std::vector<uint32_t> d_call_of;  // per node id - 1
     std::vector<Call> d_calls;
     // Per node id (0: the root): the first node walking out from it that shows (d_shown) or is
     // an eval frame (d_eval_at), whichever comes first; the eval frames on its path; whole.
     std::vector<uint32_t> d_shown, d_eval_at, d_evals;
+    std::vector<uint32_t> d_shown_out;  // the first node from it out that shows, eval frames passed over
     std::vector<int8_t> d_whole;  // -1: no frame yet, 0/1
     std::vector<uint8_t> d_flags;  // per call
+    std::vector<uint8_t> d_place;  // per Python node id (0: the root); empty: no launcher
 };
 
 }  // namespace memprof

@@ -869,6 +869,14 @@ std::vector<StackRow> Reader::rows(View view, bool merge_threads, bool merge_all
     std::unordered_map<uint64_t, size_t> index;
     std::vector<StackRow> out;
     std::unordered_map<uint64_t, uint32_t> tid_slots;
+    // Threads and allocators merged (stats, the flame graph's first view), a row is a stack: found by
+    // its id in a table (Python nodes, then hybrid indexes) rather than a hash, in the same order.
+    bool by_stack = merge_threads && merge_allocators;
+    std::vector<size_t> python_at, hybrid_at;
+    if (by_stack) {
+        python_at.assign(d_nodes.size() + 1, SIZE_MAX);
+        hybrid_at.assign(d_pairs.size(), SIZE_MAX);
+    }
     for (const Acc& acc : d_accs) {
         int64_t bytes = 0, count = 0;
         switch (view) {
@@ -881,6 +889,21 @@ std::vector<StackRow> Reader::rows(View view, bool merge_threads, bool merge_all
             case TOTAL: bytes = static_cast<int64_t>(acc.total_bytes); count = static_cast<int64_t>(acc.total_count); break;
         }
         if (bytes <= 0 && count <= 0) continue;
+        size_t* at = nullptr;
+        if (by_stack) {
+            uint32_t id = acc.stack & ~kHybridStack;
+            std::vector<size_t>& table = (acc.stack & kHybridStack) ? hybrid_at : python_at;
+            if (id < table.size()) at = &table[id];
+        }
+        if (at != nullptr) {
+            if (*at == SIZE_MAX) {
+                *at = out.size();
+                out.push_back({acc.stack, 0, 0, 0, 0});
+            }
+            out[*at].bytes += static_cast<uint64_t>(std::max<int64_t>(bytes, 0));
+            out[*at].count += static_cast<uint64_t>(std::max<int64_t>(count, 0));
+            continue;
+        }
         uint64_t tid = merge_threads ? 0 : acc.tid;
         uint8_t allocator = merge_allocators ? 0 : acc.allocator;
         uint32_t slot = tid_slots.emplace(tid, static_cast<uint32_t>(tid_slots.size())).first->second;

@@ -165,13 +165,20 @@ cdef extern from "hybrid_locate.h" namespace "memprof":
         int32_t map
         bint eval
 
-    cdef cppclass HybridAnswer "memprof::HybridLocator::Answer":
+    uint8_t kNoFrame "memprof::HybridLocator::kNoFrame"
+    uint8_t kPythonFrame "memprof::HybridLocator::kPythonFrame"
+    uint8_t kNativeCall "memprof::HybridLocator::kNativeCall"
+
+    cdef cppclass LocationTotal "memprof::HybridLocator::LocationTotal":
         uint8_t kind
-        uint32_t python
-        uint32_t native
+        uint32_t first
+        uint32_t second
+        uint64_t bytes
+        uint64_t count
 
     cdef cppclass HybridLocator:
         HybridLocator(const Reader& reader) except +
         vector[HybridCall] calls()
-        void classify(const string& flags) except +
-        HybridAnswer locate(uint32_t index)
+        void classify(const string& flags, bint show_interpreter_frames) except +
+        void place_python(const string& transitions) except +
+        vector[LocationTotal] location_totals(View view) except +

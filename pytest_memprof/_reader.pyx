@@ -18,6 +18,9 @@ FORMAT_VERSION = native.kFormatVersion
 MAGIC = native.kMagic[:8]
 HYBRID_STACK = native.kHybridStack
 LOST_LINE = native.kLostLine
+LOCATION_NO_FRAME = native.kNoFrame
+LOCATION_PYTHON_FRAME = native.kPythonFrame
+LOCATION_NATIVE_CALL = native.kNativeCall
 
 
 cdef str _text(const string& value):
@@ -317,8 +320,9 @@ cdef class CaptureReader:
 
 
 cdef class HybridLocator:
-    """The allocating frame of many hybrid stacks, walked in C++ (native/hybrid_locate.h; hybrid.py
-    classifies the calls and turns the answers into frames). Made from the reader's tables as they stand."""
+    """The allocating frame of every stack of a report, walked and summed in C++ (native/hybrid_locate.h;
+    hybrid.py classifies the calls, launcher.py gives its rule as a table, capture.py turns the keys
+    into frames). Made from the reader's tables as they stand."""
 
     cdef native.HybridLocator* locator
     cdef CaptureReader reader  # kept alive: the locator reads its tables
@@ -335,19 +339,23 @@ cdef class HybridLocator:
         cdef native.HybridCall call
         return [(call.address, call.map, call.eval) for call in self.locator.calls()]
 
-    def classify(self, bytes flags):
-        """One byte per call of ``calls()``: 1 an eval frame, 2 shown, 4 start-up code."""
-        self.locator.classify(flags)
+    def classify(self, bytes flags, bint show_interpreter_frames):
+        """One byte per call of ``calls()``: 1 an eval frame, 2 shown, 4 start-up code; and whether the
+        report shows the interpreter's frames."""
+        self.locator.classify(flags, show_interpreter_frames)
 
-    def locate(self, indexes):
-        """(kind, Python node, native node) per hybrid stack index (HybridLocator::Answer)."""
-        cdef native.HybridAnswer answer
-        cdef unsigned int index
-        out = []
-        for index in indexes:
-            answer = self.locator.locate(index)
-            out.append((answer.kind, answer.python, answer.native))
-        return out
+    def place_python(self, bytes transitions):
+        """The launcher rule as a table: per frame id, the Place after a frame of it from each Place
+        (3 bytes). Not called: no launcher."""
+        self.locator.place_python(transitions)
+
+    def location_totals(self, int view):
+        """(kind, first, second, bytes, count) per allocating frame of ``view``'s stacks (threads and
+        allocators merged), in the order of its largest stack: kind LOCATION_PYTHON_FRAME (frame id,
+        line), LOCATION_NATIVE_CALL (index into calls()), or LOCATION_NO_FRAME. classify() first."""
+        cdef native.LocationTotal total
+        return [(total.kind, total.first, total.second, total.bytes, total.count)
+                for total in self.locator.location_totals(<native.View>view)]
 
 
 def dump(path, int fd):

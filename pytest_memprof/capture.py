@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 from collections.abc import Iterator
@@ -9,7 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ._reader import FORMAT_VERSION, HYBRID_STACK, LOST_LINE, CaptureReader, HybridLocator
+from ._reader import (
+    FORMAT_VERSION,
+    HYBRID_STACK,
+    LOCATION_NATIVE_CALL,
+    LOCATION_PYTHON_FRAME,
+    LOST_LINE,
+    CaptureReader,
+    HybridLocator,
+)
 from .errors import CaptureError
 from .hybrid import HybridStacks
 from .launcher import Launcher, Place
@@ -29,6 +39,25 @@ ProgressCallback = Callable[[int, int], None]
 _PROGRESS_STEP = 256 << 10
 _HEADER_FIELDS = {"pid", "python_version", "start_time", "command_line", "native", "trace_python_allocators",
                   "follow_fork", "aggregated"}
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while stacks are built: they are tuples of frozen
+    Frames (no cycles), made by the hundred thousand, and every full pass of the collector over
+    them finds nothing (a quarter of a native flame graph's time). Made during the pause, they
+    would all be young when it ends, and the next collection would scan them all: they are moved
+    to the oldest generation first (freeze, then unfreeze), as surviving a few passes would have."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.unfreeze()
+        gc.enable()
 
 
 def __getattr__(name: str) -> Any:
@@ -136,7 +165,6 @@ class Capture:
         self._frames: list[tuple[str, str, int]] = []
         self._nodes: list[tuple[int, int, int]] = []
         self._stacks: dict[int, tuple[Frame, ...]] = {0: ()}
-        self._node_frames: dict[int, Frame | None] = {0: None}  # node_frame's answers (a hybrid report asks often)
         # The launcher the header names (memprof run, pytest): stacks start below its frames. Nodes
         # that have not reached the program's first frame keep their state here.
         self._launcher = Launcher.of(metadata)
@@ -262,13 +290,23 @@ class Capture:
 
     # ---- stacks ---------------------------------------------------------------------------------
 
-    def stacks(self, view: View | str, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
-        """The stacks of ``view`` (peak, leaks, temporary or total), largest first."""
-        return [
-            StackStat(frames=self.stack(stack), bytes=size, count=count, thread_id=tid, allocator=allocator,
-                      launcher=self.launcher_only(stack))
-            for stack, tid, allocator, size, count in self._reader.rows(View.of(view), merge_threads, merge_allocators)
-        ]
+    def stacks(self, view: View | str, merge_threads: bool = True, merge_allocators: bool = True,
+               most: int | None = None) -> list[StackStat]:
+        """The stacks of ``view`` (peak, leaks, temporary or total), largest first; with ``most``, only
+        that many of the largest (the others' frames are not built)."""
+        rows = self._reader.rows(View.of(view), merge_threads, merge_allocators)
+        with _no_cycle_collection():
+            return [
+                StackStat(frames=self.stack(stack), bytes=size, count=count, thread_id=tid, allocator=allocator,
+                          launcher=self.launcher_only(stack))
+                for stack, tid, allocator, size, count in (rows if most is None else rows[:most])
+            ]
+
+    def view_totals(self, view: View | str) -> tuple[int, int]:
+        """(stacks, bytes) of ``view``, threads and allocators merged: ``len(stacks(view))`` and the sum of
+        their bytes, without building a stack."""
+        rows = self._reader.rows(View.of(view), True, True)
+        return len(rows), sum(size for _, _, _, size, _ in rows)
 
     def peak_stacks(self, merge_threads: bool = True, merge_allocators: bool = True) -> list[StackStat]:
         """Memory live at the peak, by stack, largest first."""
@@ -287,41 +325,29 @@ class Capture:
         return self.stacks(View.TOTAL, merge_threads, merge_allocators)
 
     def location_totals(self, view: View | str = View.TOTAL) -> list[tuple[Frame | None, int, int]]:
-        """(allocating frame, bytes, count) per stack of ``view``, threads and allocators merged: what
-        ``StackStat.location`` gives, without building whole stacks (with native stacks, most of a report's time)."""
-        rows = self._reader.rows(View.of(view), True, True)
-        hybrid = [stack & ~HYBRID_STACK for stack, _, _, _, _ in rows if stack & HYBRID_STACK]
-        located: dict[int, Frame | None] = {}
-        if hybrid:
-            # Walked in C++ (the per-node walk of location(), for every stack at once).
-            if max(hybrid) >= len(self._hybrid.pairs):
-                self._refresh_tables(self._reader)
-            located = dict(zip(hybrid, self._hybrid.locations(hybrid, self, HybridLocator(self._reader))))
-        return [(located[stack & ~HYBRID_STACK] if stack & HYBRID_STACK else self.location(stack), size, count)
-                for stack, _, _, size, count in rows]
+        """(allocating frame, bytes, count) per distinct allocating frame (``StackStat.location``) of
+        ``view``'s stacks, threads and allocators merged, in the order of each frame's largest stack.
 
-    def location(self, stack_id: int) -> Frame | None:
-        """The innermost frame of stack ``stack_id`` (``self.stack(stack_id)[-1]``), or None if it is empty."""
-        if not stack_id & HYBRID_STACK:
-            return self.node_frame(stack_id) if stack_id else None
-        return self._hybrid.location(self._hybrid_index(stack_id), self)
-
-    def node_frame(self, node: int) -> Frame | None:
-        """The innermost frame of Python stack node ``node`` (``self.stack(node)[-1]``), or None if it shows none."""
-        if node in self._node_frames:
-            return self._node_frames[node]
-        cached = self._stacks.get(node)
-        if cached is not None:
-            return cached[-1] if cached else None
-        if node > len(self._nodes):
-            self._refresh_tables(self._reader)
-        if self._places and self._place(node) is Place.LAUNCHER:
-            frame = None
-        else:
-            _, frame_id, line = self._nodes[node - 1]
-            frame = self._frame(frame_id, line)
-        self._node_frames[node] = frame
-        return frame
+        Summed in C++ without building whole stacks (with native stacks, most of a report's time):
+        the reader keys each stack by its Python frame or native call, walked over its tables with
+        the calls classified here and the launcher rule as a table; only distinct keys become frames.
+        """
+        self._refresh_frames(self._reader)
+        locator = HybridLocator(self._reader)
+        calls = self._hybrid.classify(locator)
+        if self._launcher:
+            locator.place_python(self._launcher.transitions([file for _, file, _ in self._frames]))
+        totals: dict[Frame | None, list[int]] = {}
+        for kind, first, second, size, count in locator.location_totals(View.of(view)):
+            frame: Frame | None = None
+            if kind == LOCATION_PYTHON_FRAME:
+                frame = self._frame(first, second)
+            elif kind == LOCATION_NATIVE_CALL:
+                frame = calls[first].expand()[-1]
+            total = totals.setdefault(frame, [0, 0])
+            total[0] += size
+            total[1] += count
+        return [(frame, size, count) for frame, (size, count) in totals.items()]
 
     def parent(self, node: int) -> int:
         """The parent of Python stack node ``node`` in the capture's trie."""
@@ -340,18 +366,19 @@ class Capture:
                                    temporary_threshold=self.temporary_threshold)
             self._temporal_reader = reader
         self._refresh_tables(reader)
-        return [
-            IntervalStat(
-                frames=self.stack(stack),
-                allocated_s=self._since_start(allocated),
-                freed_s=None if freed < 0 else self._since_start(freed),
-                bytes=size,
-                count=count,
-                thread_id=tid,
-                allocator=allocator,
-            )
-            for stack, tid, allocator, allocated, freed, size, count in reader.intervals()
-        ]
+        with _no_cycle_collection():
+            return [
+                IntervalStat(
+                    frames=self.stack(stack),
+                    allocated_s=self._since_start(allocated),
+                    freed_s=None if freed < 0 else self._since_start(freed),
+                    bytes=size,
+                    count=count,
+                    thread_id=tid,
+                    allocator=allocator,
+                )
+                for stack, tid, allocator, allocated, freed, size, count in reader.intervals()
+            ]
 
     def range_stacks(self, start_s: float, end_s: float | None = None) -> list[StackStat]:
         """What was allocated from ``start_s`` until ``end_s`` and was still live at ``end_s`` (None: the
@@ -540,11 +567,15 @@ class Capture:
         return list(self._reader.size_histogram())
 
     def _refresh_tables(self, reader: CaptureReader) -> None:
-        self._frames = reader.frames()
+        self._refresh_frames(reader)
         self._nodes = reader.nodes()
         if reader.format_version >= 2 or reader.stack_pairs():
-            self._symbols.maps = reader.maps()
             self._hybrid.set_tables(reader.native_nodes(), reader.stack_pairs(), reader.entry_flags())
+
+    def _refresh_frames(self, reader: CaptureReader) -> None:
+        # The frames and mappings: all location_totals needs in Python (the nodes stay in C++).
+        self._frames = reader.frames()
+        self._symbols.maps = reader.maps()
 
     def __repr__(self) -> str:
         return (

@@ -136,9 +136,6 @@ class PythonStacks(Protocol):
     def stack(self, node_id: int) -> tuple[Frame, ...]:
         """The Python stack of trie node ``node_id``, outermost first, without the launcher's frames."""
 
-    def node_frame(self, node: int) -> Frame | None:
-        """The innermost frame ``stack(node)`` shows, without building the stack."""
-
     def parent(self, node: int) -> int:
         """The trie parent of ``node``."""
 
@@ -157,11 +154,8 @@ class Locator(Protocol):
     def calls(self) -> list[tuple[int, int, bool]]:
         """(return address, map index, eval mark) of each distinct call."""
 
-    def classify(self, flags: bytes) -> None:
-        """One byte per call: 1 an eval frame, 2 shown, 4 start-up code."""
-
-    def locate(self, indexes: Sequence[int]) -> list[tuple[int, int, int]]:
-        """(kind, Python node, native node) per hybrid stack index."""
+    def classify(self, flags: bytes, show_interpreter_frames: bool) -> None:
+        """One byte per call: 1 an eval frame, 2 shown, 4 start-up code; and whether the interpreter's frames show."""
 
 
 class HybridStacks:
@@ -181,14 +175,12 @@ class HybridStacks:
         self._calls: dict[int, NativeCall] = {}  # per native node
         self._runs: dict[int, tuple[tuple[Frame, ...], ...]] = {0: ()}
         self._bounds: dict[int, tuple[tuple[int, ...], int]] = {0: ((), 0)}  # per Python node (_run_bounds)
-        self._counts: dict[int, tuple[bool | None, int]] = {0: (None, 0)}  # per native node (_eval_count)
         self._forget_shown()
 
     def _forget_shown(self) -> None:
         # What depends on which frames show.
         self._stacks: dict[int, tuple[Frame, ...]] = {}
         self._shapes: dict[int, NativeShape] = {0: NativeShape()}
-        self._outward: dict[int, tuple[Frame | None, int]] = {}  # native node -> (innermost shown, eval node)
 
     def set_tables(self, native_nodes: list, pairs: list, entries: list) -> None:
         """The reader's tables as they stand (they only grow)."""
@@ -210,88 +202,15 @@ class HybridStacks:
                                                  show_interpreter_frames=self.show_interpreter_frames)
         return frames
 
-    def location(self, index: int, python: PythonStacks) -> Frame | None:
-        """The innermost frame of hybrid stack ``index`` (``stack(index)[-1]``) without building the stack."""
-        cached = self._stacks.get(index)
-        if cached is not None:
-            return cached[-1] if cached else None
-        python_node, native_node = self.pairs[index]
-        # merge() puts the last Python run at the innermost eval frame (unless a whole native stack has
-        # more eval frames than runs): the answer is the first frame that shows walking out from the
-        # allocator, or that run if an eval frame comes first.
-        frame, eval_node = self._walk_out(native_node)
-        if frame is not None:
-            return frame
-        # Counted, not built: a stack has as many runs as bounds, and the shape's evals and
-        # wholeness need no frame symbolised.
-        whole, evals = self._eval_count(native_node)
-        if whole and len(self._run_bounds(python_node, python)[0]) < evals:
-            # The innermost eval runs no frame shown (merge): the answer is further out; rare, so built whole.
-            frames = self.stack(index, python)
-            return frames[-1] if frames else None
-        if python_node:
-            frame = python.node_frame(python_node)
-            if frame is not None:
-                return frame
-        node = eval_node  # an eval frame with no Python frames to put there: walk on past it
-        while node:
-            call = self._call(node)
-            shown = call.expand() if call.visible(self.show_interpreter_frames) else ()
-            if shown:
-                return shown[-1]
-            node = self._native_nodes[node - 1][0]
-        return None
-
-    def locations(self, indexes: Sequence[int], python: PythonStacks, locator: Locator) -> list[Frame | None]:
-        """``location(index)`` of each of ``indexes``, walked in C++ by ``locator`` (the reader's
-        ``HybridLocator``): each distinct call is classified here once, and only the frames that are
-        answers are symbolised."""
-        flags = bytearray()
-        for address, map_index, in_eval_loop in locator.calls():
-            call = self._symbols.call(address, map_index, in_eval_loop)
-            flags.append(call.is_eval | call.visible(self.show_interpreter_frames) << 1 | call.is_startup << 2)
-        locator.classify(bytes(flags))
-        out: list[Frame | None] = []
-        for index, (kind, python_node, native_node) in zip(indexes, locator.locate(indexes)):
-            if kind == 1:  # the innermost eval runs no frame shown: rare, so built whole (as location())
-                frames = self.stack(index, python)
-                out.append(frames[-1] if frames else None)
-                continue
-            frame = python.node_frame(python_node) if kind == 2 and python_node else None
-            if frame is None and native_node:
-                frame = self._shown(native_node)
-            out.append(frame)
-        return out
-
-    def _shown(self, native_node: int) -> Frame:
-        """The innermost frame native node ``native_node`` shows (its call is shown)."""
-        return self._call(native_node).expand()[-1]
-
-    def _walk_out(self, native_node: int) -> tuple[Frame | None, int]:
-        """From ``native_node`` outwards: the first frame that shows, or the first eval node; every node
-        passed on the way keeps the answer."""
-        memo = self._outward
-        passed = []
-        node = native_node
-        answer: tuple[Frame | None, int] = (None, 0)
-        while node:
-            known = memo.get(node)
-            if known is not None:
-                answer = known
-                break
-            passed.append(node)
-            call = self._call(node)
-            if call.is_eval:
-                answer = (None, node)
-                break
-            shown = call.expand() if call.visible(self.show_interpreter_frames) else ()
-            if shown:
-                answer = (shown[-1], 0)
-                break
-            node = self._native_nodes[node - 1][0]
-        for node in passed:
-            memo[node] = answer
-        return answer
+    def classify(self, locator: Locator) -> list[NativeCall]:
+        """Tell ``locator`` (the reader's ``HybridLocator``, which walks the native nodes in C++) what
+        each distinct call is; the calls, in its order, give the frames of its answers (innermost:
+        ``expand()[-1]``, symbolised only for the calls that are answers)."""
+        calls = [self._symbols.call(address, map_index, in_eval_loop)
+                 for address, map_index, in_eval_loop in locator.calls()]
+        show = self.show_interpreter_frames
+        locator.classify(bytes(call.is_eval | call.visible(show) << 1 | call.is_startup << 2 for call in calls), show)
+        return calls
 
     def _python_runs(self, python_node: int, python: PythonStacks) -> tuple[tuple[Frame, ...], ...]:
         """The runs of ``python_node``'s whole stack (launcher frames included, so that runs still
@@ -321,14 +240,6 @@ class HybridStacks:
                 bounds = (*bounds, depth)
             memo[node] = (bounds, depth + 1)
         return memo[python_node]
-
-    def _eval_count(self, native_node: int) -> tuple[bool | None, int]:
-        """(``whole``, ``len(evals)``) of ``_native_shape(native_node)``, without expanding a frame."""
-        def step(above: tuple[bool | None, int], node: int) -> tuple[bool | None, int]:
-            call = self._call(node)
-            return whole_after(above[0], call), above[1] + call.is_eval
-
-        return memoised(native_node, self._counts, lambda node: self._native_nodes[node - 1][0], step)
 
     def _native_shape(self, native_node: int) -> NativeShape:
         return memoised(native_node, self._shapes, lambda node: self._native_nodes[node - 1][0],

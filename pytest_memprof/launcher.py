@@ -71,6 +71,18 @@ class Launcher:
             return Place.LAUNCHER
         return Place.PROGRAM if before is Place.LAUNCHER else Place.BEFORE
 
+    def transitions(self, files: Sequence[str]) -> bytes:
+        """``place`` as a table, for the reader to apply along a stack trie in C++: per file of
+        ``files``, the Place after a frame in it from each Place before (3 bytes, in Place's order)."""
+        rows: dict[str, bytes] = {}
+        out = bytearray()
+        for file in files:
+            row = rows.get(file)
+            if row is None:
+                row = rows[file] = bytes(self.place(before, file) for before in Place)
+            out += row
+        return bytes(out)
+
     def trim(self, frames: Sequence[Frame]) -> tuple[Frame, ...]:
         """``frames`` (outermost first) without the launcher's leading frames."""
         place = Place.BEFORE

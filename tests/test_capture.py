@@ -247,3 +247,53 @@ def test_every_format_version_this_reader_knows_gives_the_same_answers(tmp_path,
     assert (capture.peak_bytes, capture.leaked_bytes, capture.total_allocations) == (150, 50, 2)
     (leak,) = capture.leak_stacks()
     assert (leak.bytes, leak.frames[0].function, leak.frames[0].line) == (50, "build", 3)
+
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_building_stacks_runs_no_cycle_collection_and_leaves_the_collector_as_it_was(tmp_path, collecting):
+    import gc
+
+    path = tmp_path / "gc.bin"
+    with Tracker(path):
+        kept = [bytearray(100 + i) for i in range(50)]
+    del kept
+    capture = Capture.open(path)
+    collections = []
+
+    def count(phase, info):
+        # A collection that starts while a stack is being built (Capture.stack on the call stack).
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code is not Capture.stack.__code__:
+            frame = frame.f_back
+        if phase == "start" and frame is not None:
+            collections.append(info["generation"])
+
+    was, thresholds = gc.isenabled(), gc.get_threshold()
+    (gc.enable if collecting else gc.disable)()
+    gc.set_threshold(1, 1, 1)  # a collection at every allocation, unless paused
+    gc.callbacks.append(count)
+    try:
+        stats = capture.total_stacks()
+        gc.callbacks.remove(count)
+        assert gc.isenabled() is collecting
+    finally:
+        if count in gc.callbacks:
+            gc.callbacks.remove(count)
+        gc.set_threshold(*thresholds)
+        (gc.enable if was else gc.disable)()
+    assert stats
+    assert collections == []
+
+
+def test_the_largest_stacks_alone_and_the_view_totals_agree_with_all_stacks(tmp_path):
+    path = tmp_path / "most.bin"
+    with Tracker(path):
+        kept = [bytearray(100 + i) for i in range(50)] + [str(i) * 40 for i in range(50)]
+        kept.append(bytearray(4096))
+    del kept
+    capture = Capture.open(path)
+    every = Capture.open(path).stacks("total")
+    assert len(every) > 3
+    assert capture.stacks("total", most=3) == every[:3]
+    assert capture.view_totals("total") == (len(every), sum(stat.bytes for stat in every))

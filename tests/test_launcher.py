@@ -49,3 +49,25 @@ def test_the_header_says_who_launched_the_capture():
     assert Launcher.of(metadata_from_header({"runner_files": ["/_pytest/"]})).files == ("/_pytest/",)
     assert Launcher.of(metadata_from_header({"command_line": "memprof run app.py"})).files == launcher.MEMPROF_RUN
     assert not Launcher.of(metadata_from_header({"command_line": "python app.py"}))
+
+
+
+def test_the_rule_as_a_table_walks_a_stack_as_trim_does():
+    # The reader applies the rule along its trie from this table (3 places per file), as
+    # Capture.stack does with place(): a stack walked with it keeps what trim keeps.
+    program = (Frame("<module>", "app.py", 3), Frame("helper", OWN + "tracker.py", 5), Frame("load", "app.py", 9))
+    for stack in [(Frame("<module>", "<string>", 1), Frame("main", OWN + "cli/__init__.py", 40),
+                   Frame("run_path", "<frozen runpy>", 291), *program),
+                  program, (Frame("<module>", "<string>", 1), Frame("run_path", "<frozen runpy>", 291))]:
+        table = MEMPROF_RUN.transitions([frame.file for frame in stack])
+        assert len(table) == 3 * len(stack)
+        place, shown = launcher.Place.BEFORE, ()
+        for index, frame in enumerate(stack):
+            before, place = place, launcher.Place(table[3 * index + place])
+            if place is launcher.Place.LAUNCHER:
+                shown = ()
+            elif before is launcher.Place.LAUNCHER:
+                shown = (frame,)
+            else:
+                shown = (*shown, frame)
+        assert shown == MEMPROF_RUN.trim(stack)

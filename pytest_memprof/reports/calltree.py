@@ -37,8 +37,9 @@ class CallTree:
         self._frame_ids: dict[tuple[str, str, int, bool], int] = {}
         self._children: dict[tuple[int, int], int] = {}
         # Capture.stack shares Frame objects between stacks with a common prefix, so most lookups
-        # hit this cheap identity cache; equal frames in distinct objects fall through to the value key.
-        self._by_object: dict[tuple[int, int], int] = {}
+        # hit this cheap identity cache (per node: id of a child's Frame -> child); equal frames in
+        # distinct objects fall through to the value key.
+        self._by_object: list[dict[int, int]] = [{}]
         self._alive: list[Frame] = []  # keeps ids in _by_object from being reused
 
     def string_id(self, text: str) -> int:
@@ -62,9 +63,10 @@ class CallTree:
     def add(self, frames: Sequence[Frame]) -> int:
         """The node of the stack ``frames`` (outermost first), creating nodes as needed."""
         node = 0
+        by_object = self._by_object
         for frame in frames:
-            object_key = (node, id(frame))
-            child = self._by_object.get(object_key)
+            known = by_object[node]
+            child = known.get(id(frame))
             if child is None:
                 value_key = (node, self.frame_id(frame))
                 child = self._children.get(value_key)
@@ -72,7 +74,8 @@ class CallTree:
                     child = self._children[value_key] = len(self.parents)
                     self.parents.append(node)
                     self.node_frames.append(value_key[1])
-                self._by_object[object_key] = child
+                    by_object.append({})
+                known[id(frame)] = child
                 self._alive.append(frame)
             node = child
         return node

@@ -63,9 +63,9 @@ def _fold(branch: _Branch, whole: int, fold_below: float) -> tuple[list[_Branch]
 
 def _collect(capture: Capture, view: View, biggest_allocs: int) -> tuple[_Branch, int]:
     root = _Branch(None)
-    stacks = capture.stacks(view)
-    whole = sum(stat.bytes for stat in stacks)
-    for stat in stacks[:biggest_allocs]:
+    _, whole = capture.view_totals(view)
+    # Only the stacks shown are built (with native stacks, building all was most of the report).
+    for stat in capture.stacks(view, most=biggest_allocs):
         root.bytes += stat.bytes
         root.count += stat.count
         branch = root
@@ -115,13 +115,13 @@ def print_tree(capture: Capture, *, console: Console | None = None, kind: View |
     console = console or terminal.console()
     if capture.truncated:
         console.print(Text("This capture is truncated: the tree covers what was written.", style="bold yellow"))
-    stacks = capture.stacks(view)
-    if not stacks:
+    count, whole = capture.view_totals(view)
+    if not count:
         console.print("No allocations were recorded in this capture." if not capture.total_allocations
                       else f"No memory {view.title} in this capture.")
         return
-    console.print(Text(f"The {min(biggest_allocs, len(stacks))} biggest of {len(stacks):,} stacks, bytes "
-                       f"{view.title} ({format_size(sum(s.bytes for s in stacks))} in all):"))
+    console.print(Text(f"The {min(biggest_allocs, count)} biggest of {count:,} stacks, bytes "
+                       f"{view.title} ({format_size(whole)} in all):"))
     width = None if terminal.is_unwrapped(console) else console.width
     for line in tree_lines(capture, kind=kind, biggest_allocs=biggest_allocs, width=width):
         # Each line fits (a name longer than the line ends in an ellipsis), or is wanted whole.
