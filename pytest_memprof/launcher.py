@@ -15,9 +15,13 @@ frames is the launcher's own work: it shows no frames.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
 
-from .model import CaptureMetadata, Frame
+# typing.TYPE_CHECKING's name without typing: `memprof run` imports this module, never the model.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .model import CaptureMetadata, Frame
 
 # A part ending in "/" is a folder anywhere in the path; any other part is how the path ends
 # (a file, or a pseudo-file such as "<frozen runpy>"). runpy finds a script's importer through pkgutil.
