@@ -55,10 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
-    # Warnings from report code (e.g. a library gone since the capture) are for the user: one line each.
-    import warnings
+    if args.command != "run":
+        # Warnings from report code (e.g. a library gone since the capture) are for the user: one line
+        # each. A program's own warnings, under `memprof run`, print as python prints them.
+        import warnings
 
-    warnings.showwarning = lambda message, *_: print(f"memprof: warning: {message}", file=sys.stderr)
+        warnings.showwarning = lambda message, *_: print(f"memprof: warning: {message}", file=sys.stderr)
     try:
         return int(args.func(args) or 0)
     except MemprofError as error:

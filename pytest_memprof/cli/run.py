@@ -295,12 +295,14 @@ def _run_program(args: Arguments) -> int:
             runpy.run_module(args.module, run_name="__main__", alter_sys=True)
         elif args.code is not None:
             sys.path[0] = ""
-            exec(compile(args.code, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+            # dont_inherit: this module's `from __future__ import annotations` is not the program's.
+            exec(compile(args.code, "<string>", "exec", dont_inherit=True),
+                 {"__name__": "__main__", "__builtins__": __builtins__})
         else:
             # Absolute, as python (3.9+) makes a script's path: its tracebacks and __file__ say so.
             script = os.path.abspath(args.script)
             sys.path[0] = os.path.dirname(script)
-            runpy.run_path(script, run_name="__main__")
+            _run_script(script)
     except SystemExit as exit_:
         code = exit_.code
         if code is None:
@@ -318,6 +320,48 @@ def _run_program(args: Arguments) -> int:
         traceback.print_exception(type(error), error, tb)
         return 130 if isinstance(error, KeyboardInterrupt) else 1
     return 0
+
+
+def _run_script(script: str) -> None:
+    """``runpy.run_path(script, run_name="__main__")``, without the pkgutil it imports to run a source file.
+
+    On 3.11 pkgutil imports typing (through functools.singledispatch), 3 ms of start-up for a
+    program that may import neither. run_path asks the path hooks whether the path is an importer
+    (a zip file, a folder) and, if none is, reads the file, compiles it unless it is compiled
+    already, and runs the code as a fresh ``__main__`` with runpy's own _run_module_code. The same
+    here; an importer, a compiled file, or a runpy without that function goes to run_path itself.
+    """
+    run_code = getattr(runpy, "_run_module_code", None)
+    if run_code is None or _path_importer(script) is not None:
+        runpy.run_path(script, run_name="__main__")
+        return
+    import io
+    from importlib.util import MAGIC_NUMBER  # imported by runpy already
+
+    with io.open_code(script) as file:
+        source = file.read()
+    if source[:len(MAGIC_NUMBER)] == MAGIC_NUMBER:
+        runpy.run_path(script, run_name="__main__")
+        return
+    # dont_inherit: this module's `from __future__ import annotations` is not the program's. From
+    # 3.15 runpy names the module compiled, for the warnings compiling it may give.
+    named = {"module": "__main__"} if sys.version_info >= (3, 15) else {}
+    code = compile(source, script, "exec", dont_inherit=True, **named)
+    run_code(code, None, "__main__", pkg_name="", script_name=script)
+
+
+def _path_importer(path: str) -> object | None:
+    """What ``pkgutil.get_importer(path)`` returns (None for a plain file), without importing pkgutil."""
+    if path in sys.path_importer_cache:
+        return sys.path_importer_cache[path]
+    for hook in sys.path_hooks:
+        try:
+            importer = hook(path)
+        except ImportError:
+            continue
+        sys.path_importer_cache.setdefault(path, importer)
+        return importer
+    return None
 
 
 def _program_traceback(tb: TracebackType | None) -> TracebackType | None:
