@@ -22,11 +22,27 @@ constexpr unsigned kGlobDat = R_AARCH64_GLOB_DAT;
 #error "GOT patching is implemented for x86_64 and aarch64 only"
 #endif
 
+// A symbol's first two bytes, as one of 65536 keys (a one-letter name's second byte is its NUL;
+// an empty name, at the very end of a string table maybe, is not read past).
+inline unsigned prefix_key(const char* name) {
+    unsigned first = static_cast<unsigned char>(name[0]);
+    return first ? (first << 8) | static_cast<unsigned char>(name[1]) : 0;
+}
+
 struct PatchRun {
     const SymbolPatch* patches;
     size_t count;
     uintptr_t skip_base;
     size_t written;
+    // The prefixes of the patched names: a pass reads every JUMP_SLOT and GLOB_DAT relocation of
+    // every object (libpython alone has 1,600), and a strcmp with each of the ~18 names for each
+    // was most of the pass, done at start, at stop and at every dlopen. Nearly all names fail here.
+    uint64_t prefixes[65536 / 64];
+
+    bool may_be_patched(const char* name) const {
+        unsigned key = prefix_key(name);
+        return (prefixes[key / 64] >> (key % 64)) & 1;
+    }
 };
 
 // glibc relocates most d_ptr values of .dynamic in place, but not on every architecture and not
@@ -61,6 +77,7 @@ void patch_relocations(const Rel* rel, size_t bytes, const ElfW(Sym)* symtab, co
         size_t symbol = ELF64_R_SYM(rel[i].r_info);
         if (symbol == 0) continue;
         const char* name = strtab + symtab[symbol].st_name;
+        if (!run->may_be_patched(name)) continue;
         for (size_t p = 0; p < run->count; ++p) {
             if (strcmp(name, run->patches[p].name) == 0) {
                 const SymbolPatch& patch = run->patches[p];
@@ -139,7 +156,11 @@ size_t patch_loaded_objects(const SymbolPatch* patches, size_t count, const void
     if (skip_address && dladdr(skip_address, &self) && self.dli_fbase) {
         skip_base = reinterpret_cast<uintptr_t>(self.dli_fbase);
     }
-    PatchRun run{patches, count, skip_base, 0};
+    PatchRun run{patches, count, skip_base, 0, {}};
+    for (size_t p = 0; p < count; ++p) {
+        unsigned key = prefix_key(patches[p].name);
+        run.prefixes[key / 64] |= uint64_t{1} << (key % 64);
+    }
     dl_iterate_phdr(patch_object, &run);
     return run.written;
 }
