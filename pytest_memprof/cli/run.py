@@ -19,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
-    from types import TracebackType
+    from types import CodeType, TracebackType
     from typing import Any, Union
 
     # What run() is given: argparse's namespace, or parse_fast()'s with the same names.
@@ -295,9 +295,7 @@ def _run_program(args: Arguments) -> int:
             runpy.run_module(args.module, run_name="__main__", alter_sys=True)
         elif args.code is not None:
             sys.path[0] = ""
-            # dont_inherit: this module's `from __future__ import annotations` is not the program's.
-            exec(compile(args.code, "<string>", "exec", dont_inherit=True),
-                 {"__name__": "__main__", "__builtins__": __builtins__})
+            exec(_compile_code(args.code), {"__name__": "__main__", "__builtins__": __builtins__})
         else:
             # Absolute, as python (3.9+) makes a script's path: its tracebacks and __file__ say so.
             script = os.path.abspath(args.script)
@@ -343,11 +341,30 @@ def _run_script(script: str) -> None:
     if source[:len(MAGIC_NUMBER)] == MAGIC_NUMBER:
         runpy.run_path(script, run_name="__main__")
         return
-    # dont_inherit: this module's `from __future__ import annotations` is not the program's. From
-    # 3.15 runpy names the module compiled, for the warnings compiling it may give.
-    named = {"module": "__main__"} if sys.version_info >= (3, 15) else {}
-    code = compile(source, script, "exec", dont_inherit=True, **named)
+    if sys.version_info >= (3, 15):
+        # From 3.15 runpy names the module it compiles, for the warnings compiling may give.
+        code = compile(source, script, "exec", dont_inherit=True, module="__main__")
+    else:
+        # Not compile(), which builds the ast module's types first (a millisecond), nor with this
+        # module's `from __future__ import annotations`, which is not the program's.
+        from .._tracker import compile_file
+
+        code = compile_file(source, script)
     run_code(code, None, "__main__", pkg_name="", script_name=script)
+
+
+def _compile_code(code: str) -> CodeType:
+    """``-c CODE`` compiled as ``python -c`` compiles it (see ``_tracker.compile_file``)."""
+    try:
+        source = code.encode()
+    except UnicodeEncodeError:  # undecodable bytes of the command line, kept as surrogates
+        source = None
+    if source is None:
+        # dont_inherit: this module's `from __future__ import annotations` is not the program's.
+        return compile(code, "<string>", "exec", dont_inherit=True)
+    from .._tracker import compile_file
+
+    return compile_file(source, "<string>", decoded=True)
 
 
 def _path_importer(path: str) -> object | None:

@@ -218,3 +218,28 @@ def test_code_string_sees_no_future_import_of_memprof(memprof, tmp_path):
     result = memprof("run", "-q", "-o", "code.bin", "-c", "def f(x: int): pass\nprint(f.__annotations__)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "{'x': <class 'int'>}"
+
+
+def test_sources_are_decoded_as_python_decodes_them(memprof, tmp_path):
+    # Scripts and -c code are compiled without compile() (see _tracker.compile_file): a script's
+    # coding declaration applies, one inside -c code does not (the text is decoded already).
+    script = tmp_path / "latin.py"
+    script.write_bytes(b"# -*- coding: latin-1 -*-\nprint(ascii('\xe9'))\n")
+    code = "# -*- coding: latin-1 -*-\nprint(ascii('\u00e9\u20ac'))"
+    for words in (["latin.py"], ["-c", code]):
+        by_python = subprocess.run([sys.executable, *words], capture_output=True, text=True, cwd=tmp_path)
+        result = memprof("run", "-q", "-f", "-o", "latin.bin", *words)
+        assert result.returncode == by_python.returncode == 0, result.stderr
+        assert result.stdout == by_python.stdout
+    assert by_python.stdout.strip() == "'\\xe9\\u20ac'"
+
+
+def test_a_source_with_a_nul_byte_fails_and_is_not_cut_at_it(memprof, tmp_path):
+    # The C call compiles up to the NUL: such a file goes to compile(), which refuses it, as python does
+    # (in its own words: "source code string cannot ...", python's "source code cannot ...").
+    (tmp_path / "nul.py").write_bytes(b"print('ran')\0\n")
+    by_python = subprocess.run([sys.executable, "nul.py"], capture_output=True, text=True, cwd=tmp_path)
+    result = memprof("run", "-q", "-o", "nul.bin", "nul.py")
+    assert result.returncode == by_python.returncode == 1
+    assert result.stdout == by_python.stdout == ""
+    assert "null bytes" in result.stderr.splitlines()[-1]
