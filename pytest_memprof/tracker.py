@@ -8,7 +8,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from pathlib import Path
 
 from . import _tracker
@@ -18,6 +17,7 @@ from .errors import CaptureWriteError, TrackerError
 # typing, dataclasses (destinations), json or platform. typing.TYPE_CHECKING's name, without typing.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import weakref
     from collections.abc import Sequence
     from typing import Union
 
@@ -35,6 +35,8 @@ _aggregating: weakref.ref[Tracker] | None = None
 
 def _aggregate_in_children(tracker: Tracker) -> None:
     """Have forked children of this process aggregate their own events (``aggregate`` with ``follow_fork``)."""
+    import weakref  # only here: a third of a millisecond of every other start-up
+
     global _aggregating
     if _aggregating is None:  # a fork hook cannot be removed: one, for whichever tracker runs
         os.register_at_fork(after_in_child=functools.partial(_tracker.call_guarded, _after_fork_in_child))
