@@ -26,7 +26,8 @@ def has_zlib() -> bool:
     return probe.returncode == 0
 
 
-def extension(name: str, pyx: str, sources: list, libraries: tuple = (), macros: tuple = ()) -> Extension:
+def extension(name: str, pyx: str, sources: list, libraries: tuple = (), macros: tuple = (),
+              link_args: tuple = ()) -> Extension:
     """One extension module: a small .pyx plus the C++ it binds."""
     return Extension(
         name,
@@ -36,12 +37,19 @@ def extension(name: str, pyx: str, sources: list, libraries: tuple = (), macros:
         extra_compile_args=CXX_ARGS,
         libraries=["memprof_lz4", "dl", "pthread", *libraries],
         define_macros=list(macros),
+        extra_link_args=list(link_args),
     )
 
 
 # zlib inflates compressed debug sections (gcc -gz); without its header they read as no DWARF
 # (symbol names still come), rather than the build failing on a machine that lacks it.
 ZLIB = has_zlib()
+
+
+# The tracker's share of the C++ runtime linked in, and kept to itself: loading libstdc++.so and
+# binding its symbols was a millisecond of every `memprof run`'s start-up, for the few parts the
+# tracker uses (strings, vectors, threads). The reader, for reports, keeps the shared one.
+STATIC_CXX_RUNTIME = ("-static-libstdc++", "-static-libgcc", "-Wl,--exclude-libs,ALL")
 
 
 class BuildExtWithLz4(build_ext):
@@ -63,6 +71,7 @@ setup(
                 "pytest_memprof/_tracker.pyx",
                 ["hooks.cc", "elf_patch.cc", "recorder.cc", "tracker_sink.cc", "pystack.cc", "pyframes.cc",
                  "nativestack.cc", "fast_unwind.cc", "tracker.cc", "arena_cache.cc", "objects.cc"],
+                link_args=STATIC_CXX_RUNTIME,
             ),
             extension("pytest_memprof._reader", "pytest_memprof/_reader.pyx",
                       ["reader.cc", "decoder.cc", "dumper.cc", "recorder.cc", "capture_writer.cc", "hybrid_locate.cc",
