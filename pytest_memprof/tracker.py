@@ -95,29 +95,36 @@ def _platform() -> str:
     return text.rstrip("-")
 
 
+def _json_string(text: str) -> str:
+    """``json.dumps(text)``: printable ASCII without quotes or backslashes as it is, the rest by json's own quoting."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    try:  # a path or command line that needs escapes (rare): json's quoting, without the rest of json
+        from _json import encode_basestring_ascii
+    except ImportError:
+        from json.encoder import encode_basestring_ascii
+    return encode_basestring_ascii(text)
+
+
 def _header_json(header: dict) -> str:
     """``json.dumps(header)``, byte for byte, for the header's plain values, without importing json (1 to 2 ms)."""
-    try:
-        from _json import encode_basestring_ascii as quote
-    except ImportError:
-        quote = None
     words = []
     for key, value in header.items():
-        if quote is None or not isinstance(key, str):
+        if not isinstance(key, str):
             break
         if value is True or value is False:
             text = "true" if value else "false"
         elif isinstance(value, str):
-            text = quote(value)
+            text = _json_string(value)
         elif type(value) is float and value - value == 0:  # finite: json writes repr() of it
             text = float.__repr__(value)
         elif type(value) is int:
             text = int.__repr__(value)
         elif isinstance(value, list) and all(isinstance(item, str) for item in value):
-            text = "[" + ", ".join(quote(item) for item in value) + "]"
+            text = "[" + ", ".join(_json_string(item) for item in value) + "]"
         else:
             break
-        words.append(f"{quote(key)}: {text}")
+        words.append(f"{_json_string(key)}: {text}")
     else:
         return "{" + ", ".join(words) + "}"
     import json
