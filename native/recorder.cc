@@ -438,6 +438,9 @@ std::string Recorder::take() {
 
 std::string Recorder::close() {
     if (!d_sink) return std::string();
+    // The writer thread is stopped first and the last buffer compressed here: handing it over
+    // would wake the writer once to compress it and once more to end.
+    d_sink->stop_thread();
     flush();
     std::string error = d_sink->close();
     d_sink.reset();
