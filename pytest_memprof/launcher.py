@@ -14,8 +14,6 @@ frames is the launcher's own work: it shows no frames.
 
 from __future__ import annotations
 
-import enum
-
 # typing.TYPE_CHECKING's name without typing: `memprof run` imports this module, never the model.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,8 +32,12 @@ NOTEBOOK: tuple[str, ...] = ("/IPython/", "/ipykernel/", "/traitlets/", "/tornad
                              "/asyncio/", "<frozen runpy>", "/runpy.py")
 
 
-class Place(enum.IntEnum):
-    """Where a stack is, read from its outermost frame, once a frame is added."""
+class Place:
+    """Where a stack is, read from its outermost frame, once a frame is added.
+
+    Plain ints, not an IntEnum: `memprof run` imports this module, and enum is most of a millisecond
+    of start-up where nothing else imports it (3.15).
+    """
 
     BEFORE = 0  # no launcher frame yet: every frame so far may be the program's
     LAUNCHER = 1  # in the launcher: every frame so far is the launcher's (a stack ending here shows none)
@@ -67,19 +69,19 @@ class Launcher:
         file = file.replace("\\", "/")
         return file.endswith(self._ends) or any(part in file for part in self._folders)
 
-    def place(self, before: Place, file: str) -> Place:
+    def place(self, before: int, file: str) -> int:
         """Where a stack at ``before`` is once a frame in ``file`` is added."""
-        if before is Place.PROGRAM:
+        if before == Place.PROGRAM:
             return before
         if self.is_launcher_file(file):
             return Place.LAUNCHER
-        return Place.PROGRAM if before is Place.LAUNCHER else Place.BEFORE
+        return Place.PROGRAM if before == Place.LAUNCHER else Place.BEFORE
 
     def trim(self, frames: Sequence[Frame]) -> tuple[Frame, ...]:
         """``frames`` (outermost first) without the launcher's leading frames."""
         place = Place.BEFORE
         for index, frame in enumerate(frames):
             place = self.place(place, frame.file)
-            if place is Place.PROGRAM:
+            if place == Place.PROGRAM:
                 return tuple(frames[index:])
-        return () if place is Place.LAUNCHER else tuple(frames)
+        return () if place == Place.LAUNCHER else tuple(frames)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import atexit
-import functools
 import os
 import sys
 import threading
 import time
 from pathlib import Path
+from types import MethodType
 
 from . import _tracker
 from .errors import CaptureWriteError, TrackerError
@@ -35,7 +35,8 @@ _aggregating: weakref.ref[Tracker] | None = None
 
 def _aggregate_in_children(tracker: Tracker) -> None:
     """Have forked children of this process aggregate their own events (``aggregate`` with ``follow_fork``)."""
-    import weakref  # only here: a third of a millisecond of every other start-up
+    import functools  # only here, with weakref: each is start-up that every other run would pay
+    import weakref
 
     global _aggregating
     if _aggregating is None:  # a fork hook cannot be removed: one, for whichever tracker runs
@@ -187,7 +188,10 @@ class Tracker:
         self._fork_base = self.destination if follow_fork else None  # a child writes FILE.<pid> beside it
         # Called through C with this thread's recording off from the start: on 3.9 and 3.10 even
         # the frame object of a Python function it called first would be charged to the program.
-        self._at_exit = functools.partial(_tracker.call_guarded, self._stop_at_exit)
+        # A method of call_guarded bound to _stop_at_exit is call_guarded(_stop_at_exit), as
+        # functools.partial would be, without functools (collections with it, from 3.14 a
+        # millisecond of start-up that threading no longer pays for us).
+        self._at_exit = MethodType(_tracker.call_guarded, self._stop_at_exit)
 
     def header(self) -> dict:
         """What the capture header records about this process (the pid is added natively)."""
