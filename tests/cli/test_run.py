@@ -244,3 +244,17 @@ def test_a_source_with_a_nul_byte_fails_and_is_not_cut_at_it(memprof, tmp_path):
     assert result.returncode == by_python.returncode == 1
     assert result.stdout == by_python.stdout == ""
     assert "null bytes" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("module", ["__main__", "warnme"])
+def test_a_compile_time_warning_is_filtered_by_module_as_python_filters_it(memprof, tmp_path, module):
+    # Which module compiling the script is attributed to: on 3.15 "__main__" (python's and runpy's
+    # compile(module=...)), before it the path's (what Py_CompileStringObject attributes it to too).
+    (tmp_path / "warnme.py").write_text("x = 1\nprint(x is 1)\n")
+    env = subprocess_env(PYTHONWARNINGS=f"ignore::SyntaxWarning:{module}")
+    by_python = subprocess.run([sys.executable, str(tmp_path / "warnme.py")], capture_output=True, text=True,
+                               cwd=tmp_path, env=env)
+    result = memprof("run", "-q", "-o", "warnme.bin", str(tmp_path / "warnme.py"), env=env)
+    assert result.returncode == by_python.returncode == 0, result.stderr
+    assert result.stdout == by_python.stdout == "True\n"
+    assert ("SyntaxWarning" in result.stderr) == ("SyntaxWarning" in by_python.stderr)
