@@ -5,6 +5,7 @@
 #include <link.h>
 #include <sys/mman.h>
 
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 
@@ -23,11 +24,36 @@ constexpr const char* kRequired[] = {"malloc", "free", "calloc", "realloc", "mma
 
 std::mutex g_patch_lock;  // serialises whole patch passes (start, stop, dlopen in any thread)
 
+// Whether `address` lies in one of the main program's loaded segments (dl_iterate_phdr lists it first).
+bool in_main_program(const void* address) {
+    struct Query {
+        uintptr_t address;
+        bool inside;
+    } query{reinterpret_cast<uintptr_t>(address), false};
+    dl_iterate_phdr(
+        [](struct dl_phdr_info* info, size_t, void* data) {
+            auto* query = static_cast<Query*>(data);
+            for (int i = 0; i < info->dlpi_phnum; ++i) {
+                const ElfW(Phdr)& phdr = info->dlpi_phdr[i];
+                uintptr_t start = info->dlpi_addr + phdr.p_vaddr;
+                if (phdr.p_type == PT_LOAD && query->address >= start && query->address < start + phdr.p_memsz) {
+                    query->inside = true;
+                }
+            }
+            return 1;  // the main program only
+        },
+        &query);
+    return query.inside;
+}
+
 // Whether `address` is a canonical PLT entry of the main program rather than a definition: a
 // non-PIE executable that takes a function's address (Debian builds its python3 that way) makes
 // its own PLT stub the function's address for everyone, dlsym included. That stub jumps through
 // the program's GOT slot, which we patch, so taking it as the original would call our own hook.
 bool is_program_plt_entry(void* address) {
+    // dladdr1 reads the whole symbol table of the object holding the address (the libc's, for
+    // nearly every name): ask it only of an address inside the main program.
+    if (!in_main_program(address)) return false;
     Dl_info info{};
     void* entry = nullptr;
     if (!dladdr1(address, &info, &entry, RTLD_DL_SYMENT)) return false;

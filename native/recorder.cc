@@ -1,6 +1,7 @@
 #include "recorder.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -9,6 +10,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <memory>
 
 #include "lz4frame.h"
 #include "xxhash.h"
@@ -24,7 +26,13 @@ void join_until_gone(std::thread& thread, const std::atomic<long>& tid) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%ld", id);
     struct stat status;
-    for (int tries = 0; tries < 2000 && stat(path, &status) == 0; ++tries) {
+    // The kernel takes the thread off the list microseconds after the tid clear: yield to it a
+    // few times first (a 100 us sleep is 150 us with the timer's slack, at every stop), then sleep.
+    for (int tries = 0; tries < 2100 && stat(path, &status) == 0; ++tries) {
+        if (tries < 100) {
+            sched_yield();
+            continue;
+        }
         struct timespec pause = {0, 100 * 1000};
         nanosleep(&pause, nullptr);
     }
@@ -75,13 +83,16 @@ class FileSink : public Sink {
         d_prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
         d_prefs.autoFlush = 1;
         d_independent = independent;
-        d_out.resize(LZ4F_compressBound(Recorder::kBufferSize, &d_prefs) + LZ4F_HEADER_SIZE_MAX);
-        size_t n = LZ4F_compressBegin(d_ctx, d_out.data(), d_out.size(), &d_prefs);
+        // Not zero-filled: a block uses what it needs of it, and the rest is never touched (zeroing
+        // the whole 1 MiB was 256 page faults at every start).
+        d_out_size = LZ4F_compressBound(Recorder::kBufferSize, &d_prefs) + LZ4F_HEADER_SIZE_MAX;
+        d_out.reset(new uint8_t[d_out_size]);
+        size_t n = LZ4F_compressBegin(d_ctx, d_out.get(), d_out_size, &d_prefs);
         if (LZ4F_isError(n)) {
             *error = "cannot start the LZ4 frame";
             return false;
         }
-        if (!write_all(d_fd, d_out.data(), n, error)) return false;
+        if (!write_all(d_fd, d_out.get(), n, error)) return false;
         d_spare_raw = new uint8_t[Recorder::kBufferSize];
         if (d_threaded) d_thread = std::thread([this] { run(); });
         return true;
@@ -121,8 +132,8 @@ class FileSink : public Sink {
     std::string close() override {
         stop_thread();
         if (d_ctx) {
-            size_t n = LZ4F_compressEnd(d_ctx, d_out.data(), d_out.size(), nullptr);
-            if (!LZ4F_isError(n) && d_error.empty()) write_all(d_fd, d_out.data(), n, &d_error);
+            size_t n = LZ4F_compressEnd(d_ctx, d_out.get(), d_out_size, nullptr);
+            if (!LZ4F_isError(n) && d_error.empty()) write_all(d_fd, d_out.get(), n, &d_error);
             LZ4F_freeCompressionContext(d_ctx);
             d_ctx = nullptr;
         }
@@ -196,12 +207,12 @@ class FileSink : public Sink {
 
     void compress(const uint8_t* data, size_t len) {
         if (!d_error.empty() || len == 0) return;
-        size_t n = LZ4F_compressUpdate(d_ctx, d_out.data(), d_out.size(), data, len, nullptr);
+        size_t n = LZ4F_compressUpdate(d_ctx, d_out.get(), d_out_size, data, len, nullptr);
         if (LZ4F_isError(n)) {
             d_error = std::string("LZ4 compression failed: ") + LZ4F_getErrorName(n);
             return;
         }
-        write_all(d_fd, d_out.data(), n, &d_error);
+        write_all(d_fd, d_out.get(), n, &d_error);
     }
 
     int d_fd;
@@ -209,7 +220,8 @@ class FileSink : public Sink {
     bool d_threaded;
     LZ4F_cctx* d_ctx = nullptr;
     LZ4F_preferences_t d_prefs;
-    std::vector<uint8_t> d_out;
+    std::unique_ptr<uint8_t[]> d_out;
+    size_t d_out_size = 0;
     uint8_t* d_spare_raw = nullptr;  // the writer's buffer: being compressed, or idle
     size_t d_pending_len = 0;
     bool d_has_pending = false;
@@ -426,6 +438,9 @@ std::string Recorder::take() {
 
 std::string Recorder::close() {
     if (!d_sink) return std::string();
+    // The writer thread is stopped first and the last buffer compressed here: handing it over
+    // would wake the writer once to compress it and once more to end.
+    d_sink->stop_thread();
     flush();
     std::string error = d_sink->close();
     d_sink.reset();

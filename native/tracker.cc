@@ -329,17 +329,28 @@ void start_sampler() {
     g->sampler = new std::thread(sampler_main);
 }
 
-void stop_sampler() {
+// Asks the sampler to end without waiting for it: once recording is off it takes no lock and
+// writes nothing more, so stop() does its own work while the thread ends, then joins it.
+void request_sampler_stop() {
     if (!g->sampler) return;
     {
         std::lock_guard<std::mutex> lock(g->sampler_lock);
         g->sampler_stop = true;
     }
     g->sampler_wake.notify_all();
+}
+
+void join_sampler() {
+    if (!g->sampler) return;
     join_until_gone(*g->sampler, g->sampler_tid);
     g->sampler_tid.store(0);
     delete g->sampler;
     g->sampler = nullptr;
+}
+
+void stop_sampler() {
+    request_sampler_stop();
+    join_sampler();
 }
 
 std::string header_with_pid(const std::string& header_json) {
@@ -588,15 +599,16 @@ std::string stop() {
         g->active = false;
         g->running = false;
     }
+    // Aggregating, the capture is yet to be written from what this hands over: SIGTERM and SIGINT
+    // stay deferred, and the sampler stays to watch them, until end_signal_deferral().
+    bool end_sampler = !g_defer_watched;
+    if (end_sampler) request_sampler_stop();
     g->hooked = false;
     hooks::patch_all(false);
     pystack::remove_allocator_hooks();
     arena_cache::remove();
     pystack::release_calls();
     release_stacks();
-    // Aggregating, the capture is yet to be written from what this hands over: SIGTERM and SIGINT
-    // stay deferred, and the sampler stays to watch them, until end_signal_deferral().
-    if (!g_defer_watched) stop_sampler();
     std::string error;
     {
         std::lock_guard<EventMutex> lock(g->lock);
@@ -607,6 +619,7 @@ std::string stop() {
         if (g->memory_sink) g->leftover += g->recorder.take();
         error = g->recorder.close();
     }
+    if (end_sampler) join_sampler();
     pystack::release_code_objects();
     return error;
 }

@@ -168,7 +168,7 @@ class Capture:
         # The launcher the header names (memprof run, pytest): stacks start below its frames. Nodes
         # that have not reached the program's first frame keep their state here.
         self._launcher = Launcher.of(metadata)
-        self._places: dict[int, Place] = {0: Place.BEFORE} if self._launcher else {}
+        self._places: dict[int, int] = {0: Place.BEFORE} if self._launcher else {}
         self._temporal_reader: CaptureReader | None = None
         # Native stacks (captures made with native=True): symbolised and assembled in symbols.py/hybrid.py.
         self._symbols = _LazySymbols(metadata.extra.get("python_executable"))
@@ -433,9 +433,9 @@ class Capture:
             frame = self._frame(frame_id, line)
             if self._places:
                 place = self._place(node)
-                if place is Place.LAUNCHER:
+                if place == Place.LAUNCHER:
                     prefix = ()
-                elif self._places[parent] is Place.LAUNCHER:
+                elif self._places[parent] == Place.LAUNCHER:
                     prefix = (frame,)  # the program's first frame
                 else:
                     prefix = (*prefix, frame)
@@ -450,7 +450,7 @@ class Capture:
         function, file, first_line = self._frames[frame_id]
         return Frame(function, file, line, first_line=first_line)
 
-    def _place(self, node: int) -> Place:
+    def _place(self, node: int) -> int:
         """Where Python stack node ``node`` is with respect to the launcher (launcher.py)."""
         return memoised(node, self._places, self.parent,
                         lambda above, node: self._launcher.place(above, self._frames[self._nodes[node - 1][1]][1]))
@@ -467,7 +467,7 @@ class Capture:
                 return False
         if stack_id > len(self._nodes):
             self._refresh_tables(self._reader)
-        return self._place(stack_id) is Place.LAUNCHER
+        return self._place(stack_id) == Place.LAUNCHER
 
     def _hybrid_index(self, stack_id: int) -> int:
         index = stack_id & ~HYBRID_STACK

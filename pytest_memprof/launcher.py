@@ -14,10 +14,12 @@ frames is the launcher's own work: it shows no frames.
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Sequence
+# typing.TYPE_CHECKING's name without typing: `memprof run` imports this module, never the model.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-from .model import CaptureMetadata, Frame
+    from .model import CaptureMetadata, Frame
 
 # A part ending in "/" is a folder anywhere in the path; any other part is how the path ends
 # (a file, or a pseudo-file such as "<frozen runpy>"). runpy finds a script's importer through pkgutil.
@@ -30,12 +32,17 @@ NOTEBOOK: tuple[str, ...] = ("/IPython/", "/ipykernel/", "/traitlets/", "/tornad
                              "/asyncio/", "<frozen runpy>", "/runpy.py")
 
 
-class Place(enum.IntEnum):
-    """Where a stack is, read from its outermost frame, once a frame is added."""
+class Place:
+    """Where a stack is, read from its outermost frame, once a frame is added.
+
+    Plain ints, not an IntEnum: `memprof run` imports this module, and enum is most of a millisecond
+    of start-up where nothing else imports it (3.15).
+    """
 
     BEFORE = 0  # no launcher frame yet: every frame so far may be the program's
     LAUNCHER = 1  # in the launcher: every frame so far is the launcher's (a stack ending here shows none)
     PROGRAM = 2  # past the launcher: this frame and the ones after are the program's
+    ALL = (BEFORE, LAUNCHER, PROGRAM)  # in order: the rows of Launcher.transitions
 
 
 class Launcher:
@@ -63,13 +70,13 @@ class Launcher:
         file = file.replace("\\", "/")
         return file.endswith(self._ends) or any(part in file for part in self._folders)
 
-    def place(self, before: Place, file: str) -> Place:
+    def place(self, before: int, file: str) -> int:
         """Where a stack at ``before`` is once a frame in ``file`` is added."""
-        if before is Place.PROGRAM:
+        if before == Place.PROGRAM:
             return before
         if self.is_launcher_file(file):
             return Place.LAUNCHER
-        return Place.PROGRAM if before is Place.LAUNCHER else Place.BEFORE
+        return Place.PROGRAM if before == Place.LAUNCHER else Place.BEFORE
 
     def transitions(self, files: Sequence[str]) -> bytes:
         """``place`` as a table, for the reader to apply along a stack trie in C++: per file of
@@ -79,7 +86,7 @@ class Launcher:
         for file in files:
             row = rows.get(file)
             if row is None:
-                row = rows[file] = bytes(self.place(before, file) for before in Place)
+                row = rows[file] = bytes(self.place(before, file) for before in Place.ALL)
             out += row
         return bytes(out)
 
@@ -88,6 +95,6 @@ class Launcher:
         place = Place.BEFORE
         for index, frame in enumerate(frames):
             place = self.place(place, frame.file)
-            if place is Place.PROGRAM:
+            if place == Place.PROGRAM:
                 return tuple(frames[index:])
-        return () if place is Place.LAUNCHER else tuple(frames)
+        return () if place == Place.LAUNCHER else tuple(frames)

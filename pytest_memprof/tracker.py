@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import atexit
-import functools
-import json
 import os
-import platform
 import sys
 import threading
 import time
-import weakref
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from types import MethodType
 
 from . import _tracker
-from .destinations import FileDestination, SocketDestination, SocketStream
 from .errors import CaptureWriteError, TrackerError
 
+# What `memprof run` imports before the program starts is the program's wait: nothing here imports
+# typing, dataclasses (destinations), json or platform. typing.TYPE_CHECKING's name, without typing.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .aggregate import Aggregator
+    import weakref
+    from collections.abc import Sequence
+    from typing import Union
 
-PathLike = Union[str, "os.PathLike[str]"]
+    from .aggregate import Aggregator
+    from .destinations import FileDestination, SocketDestination, SocketStream
+
+    PathLike = Union[str, "os.PathLike[str]"]
 
 # How the native tracker words a failure of the file itself (native/recorder.cc, native/tracker.cc).
 _WRITE_FAILURES = ("cannot write the capture file", "cannot create capture file", "cannot close the capture file")
@@ -33,6 +35,9 @@ _aggregating: weakref.ref[Tracker] | None = None
 
 def _aggregate_in_children(tracker: Tracker) -> None:
     """Have forked children of this process aggregate their own events (``aggregate`` with ``follow_fork``)."""
+    import functools  # only here, with weakref: each is start-up that every other run would pay
+    import weakref
+
     global _aggregating
     if _aggregating is None:  # a fork hook cannot be removed: one, for whichever tracker runs
         os.register_at_fork(after_in_child=functools.partial(_tracker.call_guarded, _after_fork_in_child))
@@ -43,6 +48,89 @@ def _after_fork_in_child() -> None:
     tracker = _aggregating() if _aggregating is not None else None
     if tracker is not None:
         tracker._aggregate_in_child()  # called guarded: starting the child's aggregator is not the program's work
+
+
+def _destination_types() -> tuple[type, type] | tuple[()]:
+    """FileDestination and SocketDestination, or () when nothing imported them: then no object is one."""
+    destinations = sys.modules.get(f"{__package__}.destinations")
+    return (destinations.FileDestination, destinations.SocketDestination) if destinations else ()
+
+
+def _python_version() -> str:
+    """``platform.python_version()`` ("3.11.7", "3.15.0a2"): the first word of sys.version, as it parses it."""
+    version = sys.version.split(maxsplit=1)[0] if sys.version else ""
+    # platform reads the words [A-Za-z0-9_.+] up to the first blank, and adds ".0" to a bare "3.11".
+    if version.count(".") == 2 and version.isascii() and version.replace(".", "").replace("+", "a").isalnum():
+        return version
+    import platform
+
+    return platform.python_version()
+
+
+def _platform() -> str:
+    """``platform.platform()`` ("Linux-6.1.0-18-amd64-x86_64-with-glibc2.36"), built from os.uname() and confstr.
+
+    platform.platform() runs ``uname -p`` in a subprocess (5 to 30 ms, most of `memprof run`'s
+    start-up) for the processor's name, which on Linux is "unknown" or the machine's own name, and
+    either way left out of the string. Anything but Linux with glibc asks platform itself.
+    """
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (AttributeError, ValueError, OSError):
+        libc = ""
+    system, _, release, _, machine = os.uname()
+    words = libc.split(maxsplit=1)
+    if system != "Linux" or len(words) != 2:
+        import platform
+
+        return platform.platform()
+    # platform's tidying: blank fields left out, characters a file name cannot hold made dashes,
+    # "unknown" dropped, runs of dashes folded, no dash at the end.
+    text = "-".join(word.strip() for word in (system, release, machine, "with", words[0] + words[1]) if word)
+    text = text.replace(" ", "_")
+    for character in '/\\:;"()':
+        text = text.replace(character, "-")
+    text = text.replace("unknown", "")
+    while "--" in text:
+        text = text.replace("--", "-")
+    return text.rstrip("-")
+
+
+def _json_string(text: str) -> str:
+    """``json.dumps(text)``: printable ASCII without quotes or backslashes as it is, the rest by json's own quoting."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    try:  # a path or command line that needs escapes (rare): json's quoting, without the rest of json
+        from _json import encode_basestring_ascii
+    except ImportError:
+        from json.encoder import encode_basestring_ascii
+    return encode_basestring_ascii(text)
+
+
+def _header_json(header: dict) -> str:
+    """``json.dumps(header)``, byte for byte, for the header's plain values, without importing json (1 to 2 ms)."""
+    words = []
+    for key, value in header.items():
+        if not isinstance(key, str):
+            break
+        if value is True or value is False:
+            text = "true" if value else "false"
+        elif isinstance(value, str):
+            text = _json_string(value)
+        elif type(value) is float and value - value == 0:  # finite: json writes repr() of it
+            text = float.__repr__(value)
+        elif type(value) is int:
+            text = int.__repr__(value)
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            text = "[" + ", ".join(_json_string(item) for item in value) + "]"
+        else:
+            break
+        words.append(f"{_json_string(key)}: {text}")
+    else:
+        return "{" + ", ".join(words) + "}"
+    import json
+
+    return json.dumps(header)
 
 
 def _tracker_error(message: str) -> TrackerError:
@@ -74,8 +162,11 @@ class Tracker:
         launcher_files: Sequence[str] = (),
     ) -> None:
         self._socket: SocketStream | None = None
-        self._socket_destination = destination if isinstance(destination, SocketDestination) else None
-        if isinstance(destination, FileDestination):
+        self._socket_destination: SocketDestination | None = None
+        kinds = _destination_types()
+        if kinds and isinstance(destination, kinds[1]):
+            self._socket_destination = destination
+        elif kinds and isinstance(destination, kinds[0]):
             overwrite = overwrite or destination.overwrite
             destination = destination.path
         if self._socket_destination is not None:
@@ -97,12 +188,15 @@ class Tracker:
         self._fork_base = self.destination if follow_fork else None  # a child writes FILE.<pid> beside it
         # Called through C with this thread's recording off from the start: on 3.9 and 3.10 even
         # the frame object of a Python function it called first would be charged to the program.
-        self._at_exit = functools.partial(_tracker.call_guarded, self._stop_at_exit)
+        # A method of call_guarded bound to _stop_at_exit is call_guarded(_stop_at_exit), as
+        # functools.partial would be, without functools (collections with it, from 3.14 a
+        # millisecond of start-up that threading no longer pays for us).
+        self._at_exit = MethodType(_tracker.call_guarded, self._stop_at_exit)
 
     def header(self) -> dict:
         """What the capture header records about this process (the pid is added natively)."""
         header = {
-            "python_version": platform.python_version(),
+            "python_version": _python_version(),
             "python_executable": sys.executable,
             "start_time": time.time(),
             "command_line": self.command_line,
@@ -110,7 +204,7 @@ class Tracker:
             "trace_python_allocators": self.trace_python_allocators,
             "follow_fork": self.follow_fork,
             "aggregated": self.aggregate,
-            "platform": platform.platform(),
+            "platform": _platform(),
         }
         if self.launcher_files:
             header["runner_files"] = list(self.launcher_files)
@@ -125,6 +219,8 @@ class Tracker:
         if self._socket_destination is not None:
             if self.aggregate:
                 raise TrackerError("a SocketDestination streams every event: it cannot be aggregated")
+            from .destinations import SocketStream
+
             self._socket = SocketStream(self._socket_destination)
             self._socket.start()  # waits for the first viewer, as memray's does
             self.destination = self._socket.capture
@@ -143,7 +239,7 @@ class Tracker:
         stream_to = None if self.destination is None or self.aggregate else os.fspath(self.destination)
         error = _tracker.start(
             stream_to,
-            json.dumps(self._header),
+            _header_json(self._header),
             native_traces=self.native,
             trace_python_allocators=self.trace_python_allocators,
             follow_fork=self.follow_fork,

@@ -63,10 +63,10 @@ def test_the_rule_as_a_table_walks_a_stack_as_trim_does():
         assert len(table) == 3 * len(stack)
         place, shown = launcher.Place.BEFORE, ()
         for index, frame in enumerate(stack):
-            before, place = place, launcher.Place(table[3 * index + place])
-            if place is launcher.Place.LAUNCHER:
+            before, place = place, table[3 * index + place]
+            if place == launcher.Place.LAUNCHER:
                 shown = ()
-            elif before is launcher.Place.LAUNCHER:
+            elif before == launcher.Place.LAUNCHER:
                 shown = (frame,)
             else:
                 shown = (*shown, frame)

@@ -356,6 +356,27 @@ def test_header_and_timeline(tmp_path):
     del keep
 
 
+def test_header_is_what_json_and_platform_would_write(tmp_path):
+    # The header is written without importing json or platform (start-up): the bytes are json.dumps's
+    # and the values platform's, for a command line with quotes, non-ASCII and undecodable bytes in it.
+    import json
+    import platform
+
+    out = tmp_path / "header.bin"
+    command_line = 'memprof run -c "print(\'é\')" \U0001f600 \\ \udcff\t' + os.fsdecode(b"\xff")
+    tracker = Tracker(out, command_line=command_line, launcher_files=("/pytest_memprof/", "<frozen runpy>"))
+    with tracker:
+        pass
+    raw = out.read_bytes()
+    text = raw[16:16 + int.from_bytes(raw[12:16], "little")].decode("ascii")
+    assert text == f'{{"pid": {os.getpid()}, ' + json.dumps(tracker._header)[1:]
+    header = json.loads(text)
+    assert header["command_line"] == command_line
+    assert header["python_version"] == platform.python_version()
+    assert header["platform"] == platform.platform()
+    assert header["runner_files"] == ["/pytest_memprof/", "<frozen runpy>"]
+
+
 def test_capture_stream_is_a_standard_lz4_frame(tmp_path):
     lz4_frame = pytest.importorskip("lz4.frame")
     out = tmp_path / "lz4.bin"

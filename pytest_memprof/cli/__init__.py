@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
-import warnings
-from collections.abc import Sequence
 
-from .. import __version__
 from ..errors import MemprofError
+
+# typing.TYPE_CHECKING without typing, which `memprof run` does not otherwise import.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 # Each module defines register(subparsers), which adds its parser and sets func=callable(args) -> int.
 # Registering imports every module, so a report's libraries (jinja2, rich) are imported only when it runs:
@@ -20,6 +21,11 @@ SUBCOMMANDS = ("run", "attach", "stats", "parse", "system", "flamegraph", "table
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """Return the argument parser with ``command`` registered, or every subcommand when None."""
+    import argparse
+    import importlib
+
+    from .. import __version__
+
     parser = argparse.ArgumentParser(
         prog="memprof",
         description="Memory profiler for Python and native code: run a program under tracking, "
@@ -37,14 +43,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # Only the subcommand asked for is imported: `memprof run` starts as fast as python itself
     # would (the report commands' modules import the capture reader, sysstats, rich).
-    first = next((arg for arg in argv if not arg.startswith("-")), None)
-    parser = build_parser(first if first in SUBCOMMANDS and first == argv[0] else None)
-    args = parser.parse_args(argv)
-    # Warnings from report code (e.g. a library gone since the capture) are for the user: one line each.
-    warnings.showwarning = lambda message, *_: print(f"memprof: warning: {message}", file=sys.stderr)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    args = None
+    if argv and argv[0] == "run":
+        from . import run
+
+        args = run.parse_fast(argv[1:])  # the program waits for this: no argparse when it is not needed
+    if args is None:
+        first = next((arg for arg in argv if not arg.startswith("-")), None)
+        parser = build_parser(first if first in SUBCOMMANDS and first == argv[0] else None)
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+    if args.command != "run":
+        # Warnings from report code (e.g. a library gone since the capture) are for the user: one line
+        # each. A program's own warnings, under `memprof run`, print as python prints them.
+        import warnings
+
+        warnings.showwarning = lambda message, *_: print(f"memprof: warning: {message}", file=sys.stderr)
     try:
         return int(args.func(args) or 0)
     except MemprofError as error:

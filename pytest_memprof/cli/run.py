@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-import argparse
-import glob
 import os
 import runpy
 import sys
-import traceback
 from pathlib import Path
-from types import TracebackType
+from types import SimpleNamespace
 
 from .. import launcher
 from ..errors import CaptureWriteError, MemprofError, UsageError
 from ..live import EXIT_MARK_ID, exit_mark_label
 from ..tracker import Tracker
-from ._common import note_ignored
+
+# Start-up is the program's wait: the modules only some runs need (argparse, traceback, glob, the
+# report helpers) are imported where they are needed. The same name as typing's, without typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from types import CodeType, TracebackType
+    from typing import Any, Union
+
+    # What run() is given: argparse's namespace, or parse_fast()'s with the same names.
+    Arguments = Union[argparse.Namespace, SimpleNamespace]
 
 _LAUNCHER = launcher.Launcher(launcher.MEMPROF_RUN)
 
@@ -24,43 +32,59 @@ class _NoProgram(MemprofError):
     """The module to run cannot be found: python says so in one line, and there is nothing to capture."""
 
 
+# run's options, in the order --help shows them: (group, flags, argparse keywords). One table for
+# the argparse parser and for parse_fast(), so the two cannot disagree on a flag.
+_MEMRAY_GROUP = "memray's options (accepted so its command lines work)"
+_LIVE_GROUP = "live view (-o keeps the capture too)"
+_OPTIONS: tuple[tuple[str | None, tuple[str, ...], dict[str, Any]], ...] = (
+    (None, ("-o", "--output"),
+     {"metavar": "FILE", "help": "capture file to write (default: memprof-<name>.<pid>.bin in the current folder)"}),
+    (None, ("-f", "--force"), {"action": "store_true", "help": "overwrite the capture file if it exists"}),
+    (None, ("--native",), {"action": "store_true", "help": "also record native (C/C++) stacks"}),
+    (None, ("--follow-fork",),
+     {"action": "store_true", "help": "keep tracking in forked children, each writing FILE.<child pid>"}),
+    (None, ("--no-python-allocators",),
+     {"action": "store_true", "help": "do not hook Python's allocators: pymalloc is then seen only as its arenas, "
+      "and Python calls are not followed (the cheapest mode for pure-Python code)"}),
+    (None, ("--aggregate",),
+     {"action": "store_true", "help": "aggregate in the process and write only per-stack totals (peak, leaks, "
+      "totals, timeline): a far smaller file; no --temporal reports"}),
+    (None, ("-q", "--quiet"), {"action": "store_true", "help": "do not print where the capture went"}),
+    (_MEMRAY_GROUP, ("--trace-python-allocators",),
+     {"action": "store_true", "help": "no effect: memprof traces Python's allocators by default "
+      "(--no-python-allocators turns that off)"}),
+    (_MEMRAY_GROUP, ("--no-compress",),
+     {"action": "store_true", "help": "no effect, with a note: captures are compressed as they are written (LZ4 "
+      "blocks, each with a checksum), so there is no separate compression step to skip"}),
+    (_MEMRAY_GROUP, ("--compress-on-exit",),
+     {"action": "store_true", "help": "no effect, with a note: captures are always compressed as they are written"}),
+    (_LIVE_GROUP, ("--live",),
+     {"action": "store_true", "help": "watch the program's memory in this terminal as it runs (q quits and stops it)"}),
+    (_LIVE_GROUP, ("--live-remote",),
+     {"action": "store_true", "help": "wait for `memprof live PORT` to connect, then run the program and stream "
+      "to it"}),
+    (_LIVE_GROUP, ("--live-port",),
+     {"type": int, "metavar": "N", "help": "port for --live-remote (default: a free one)"}),
+    (_LIVE_GROUP, ("--live-host",),
+     {"metavar": "HOST", "help": "address for --live-remote to listen on (default 127.0.0.1)"}),
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``run`` subcommand."""
+    import argparse
+
     parser = subparsers.add_parser(
         "run",
         help="run a Python program under tracking and write a capture file",
         description="Run a Python program (script, -m module or -c code) under tracking, exactly as "
         "`python` would run it, and write every allocation with its stack to a capture file.",
     )
-    parser.add_argument("-o", "--output", metavar="FILE",
-                        help="capture file to write (default: memprof-<name>.<pid>.bin in the current folder)")
-    parser.add_argument("-f", "--force", action="store_true", help="overwrite the capture file if it exists")
-    parser.add_argument("--native", action="store_true", help="also record native (C/C++) stacks")
-    parser.add_argument("--follow-fork", action="store_true",
-                        help="keep tracking in forked children, each writing FILE.<child pid>")
-    parser.add_argument("--no-python-allocators", action="store_true",
-                        help="do not hook Python's allocators: pymalloc is then seen only as its arenas, and "
-                        "Python calls are not followed (the cheapest mode for pure-Python code)")
-    parser.add_argument("--aggregate", action="store_true",
-                        help="aggregate in the process and write only per-stack totals (peak, leaks, totals, "
-                        "timeline): a far smaller file; no --temporal reports")
-    parser.add_argument("-q", "--quiet", action="store_true", help="do not print where the capture went")
-    memray = parser.add_argument_group("memray's options (accepted so its command lines work)")
-    memray.add_argument("--trace-python-allocators", action="store_true",
-                        help="no effect: memprof traces Python's allocators by default (--no-python-allocators "
-                        "turns that off)")
-    memray.add_argument("--no-compress", action="store_true",
-                        help="no effect, with a note: captures are compressed as they are written (LZ4 blocks, "
-                        "each with a checksum), so there is no separate compression step to skip")
-    memray.add_argument("--compress-on-exit", action="store_true",
-                        help="no effect, with a note: captures are always compressed as they are written")
-    live = parser.add_argument_group("live view (-o keeps the capture too)")
-    live.add_argument("--live", action="store_true",
-                      help="watch the program's memory in this terminal as it runs (q quits and stops it)")
-    live.add_argument("--live-remote", action="store_true",
-                      help="wait for `memprof live PORT` to connect, then run the program and stream to it")
-    live.add_argument("--live-port", type=int, metavar="N", help="port for --live-remote (default: a free one)")
-    live.add_argument("--live-host", metavar="HOST", help="address for --live-remote to listen on (default 127.0.0.1)")
+    groups = {None: parser}
+    for group, flags, keywords in _OPTIONS:
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        groups[group].add_argument(*flags, **keywords)
     target = parser.add_mutually_exclusive_group(required=True)
     # As with python, everything after -m MODULE or -c CODE belongs to the program (flags too).
     target.add_argument("-m", dest="module", nargs=argparse.REMAINDER,
@@ -72,7 +96,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _default_output(args: argparse.Namespace) -> Path:
+def parse_fast(argv: Sequence[str]) -> SimpleNamespace | None:
+    """``run``'s arguments (after the word ``run``) as argparse would parse them, or None to let argparse do it.
+
+    argparse, with the gettext, locale and shutil it imports and the parser it builds, is a tenth
+    of what ``memprof run`` adds to python's start-up. A command line made only of whole option
+    names (``-o FILE``, ``--native``), then the program (``script.py``, ``-m MODULE``, ``-c CODE``
+    and the program's own arguments), needs none of it; anything else (abbreviations, ``-qf``,
+    ``--output=FILE``, ``--help``, ``--``, an error) goes to argparse, which says what it says.
+    """
+    values: dict[str, Any] = {}
+    kinds: dict[str, tuple[str, Any]] = {}
+    for _, flags, keywords in _OPTIONS:
+        dest = keywords.get("dest") or next(flag for flag in flags if flag.startswith("--"))[2:].replace("-", "_")
+        values[dest] = False if keywords.get("action") == "store_true" else None
+        for flag in flags:
+            kinds[flag] = (dest, True if keywords.get("action") == "store_true" else keywords.get("type", str))
+    values.update(module=None, code=None, script=None, args=None)
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word in ("-m", "-c"):
+            rest = list(argv[index + 1:])
+            if not rest:
+                return None
+            values["module" if word == "-m" else "code"] = rest
+            values["args"] = []
+            break
+        if not word.startswith("-"):
+            values["script"] = word
+            values["args"] = list(argv[index + 1:])
+            break
+        kind = kinds.get(word)
+        if kind is None:
+            return None
+        dest, convert = kind
+        if convert is True:
+            values[dest] = True
+            index += 1
+            continue
+        if index + 1 == len(argv) or argv[index + 1].startswith("-"):
+            return None
+        try:
+            values[dest] = convert(argv[index + 1])
+        except ValueError:
+            return None
+        index += 2
+    else:
+        return None  # no program: argparse's error says what is required
+    return SimpleNamespace(command="run", func=run, **values)
+
+
+def _default_output(args: Arguments) -> Path:
     if args.module:
         name = args.module
     elif args.code is not None:
@@ -82,7 +157,7 @@ def _default_output(args: argparse.Namespace) -> Path:
     return Path(f"memprof-{name}.{os.getpid()}.bin")
 
 
-def _program_argv(args: argparse.Namespace) -> list[str]:
+def _program_argv(args: Arguments) -> list[str]:
     if args.module:
         return [args.module, *args.args]
     if args.code is not None:
@@ -90,7 +165,7 @@ def _program_argv(args: argparse.Namespace) -> list[str]:
     return [args.script, *args.args]
 
 
-def _split_target(args: argparse.Namespace) -> None:
+def _split_target(args: Arguments) -> None:
     # -m/-c gather the rest of the command line: the first word is the module or code.
     for option, dest in (("-m", "module"), ("-c", "code")):
         words = getattr(args, dest)
@@ -102,13 +177,15 @@ def _split_target(args: argparse.Namespace) -> None:
         args.args = list(words[1:])
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Arguments) -> int:
     """Run the program under a Tracker and return its exit code."""
     _split_target(args)
     if args.trace_python_allocators and args.no_python_allocators:
         raise UsageError("--trace-python-allocators and --no-python-allocators contradict each other")
     for flag, given in (("--no-compress", args.no_compress), ("--compress-on-exit", args.compress_on_exit)):
         if given:
+            from ._common import note_ignored
+
             note_ignored(flag, "captures are compressed (LZ4) as they are written; the format has no other form")
     if args.aggregate and (getattr(args, "live", False) or getattr(args, "live_remote", False)):
         raise UsageError("--aggregate cannot be combined with a live view (the viewer needs every event)")
@@ -198,6 +275,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _children_line(output: Path, resolved: Path) -> str:
     """Where --follow-fork's children wrote their captures (FILE.<pid>, beside FILE as resolved at start)."""
+    import glob
+
     children = sorted(path for path in resolved.parent.glob(glob.escape(resolved.name) + ".*")
                       if path.suffix[1:].isdigit())
     if not children:
@@ -207,7 +286,7 @@ def _children_line(output: Path, resolved: Path) -> str:
     return f"memprof: {len(children)} forked child capture(s), one per process: {shown}{more}"
 
 
-def _run_program(args: argparse.Namespace) -> int:
+def _run_program(args: Arguments) -> int:
     # Mirror the interpreter: the program's folder first on sys.path, __main__ as its name,
     # SystemExit as the exit code, an uncaught exception printed and exit code 1.
     try:
@@ -216,12 +295,12 @@ def _run_program(args: argparse.Namespace) -> int:
             runpy.run_module(args.module, run_name="__main__", alter_sys=True)
         elif args.code is not None:
             sys.path[0] = ""
-            exec(compile(args.code, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+            exec(_compile_code(args.code), {"__name__": "__main__", "__builtins__": __builtins__})
         else:
             # Absolute, as python (3.9+) makes a script's path: its tracebacks and __file__ say so.
             script = os.path.abspath(args.script)
             sys.path[0] = os.path.dirname(script)
-            runpy.run_path(script, run_name="__main__")
+            _run_script(script)
     except SystemExit as exit_:
         code = exit_.code
         if code is None:
@@ -234,9 +313,72 @@ def _run_program(args: argparse.Namespace) -> int:
         tb = _program_traceback(error.__traceback__)
         if tb is None and args.module and isinstance(error, ImportError):
             raise _NoProgram(str(error)) from None  # raised by runpy looking for the module
+        import traceback
+
         traceback.print_exception(type(error), error, tb)
         return 130 if isinstance(error, KeyboardInterrupt) else 1
     return 0
+
+
+def _run_script(script: str) -> None:
+    """``runpy.run_path(script, run_name="__main__")``, without the pkgutil it imports to run a source file.
+
+    On 3.11 pkgutil imports typing (through functools.singledispatch), 3 ms of start-up for a
+    program that may import neither. run_path asks the path hooks whether the path is an importer
+    (a zip file, a folder) and, if none is, reads the file, compiles it unless it is compiled
+    already, and runs the code as a fresh ``__main__`` with runpy's own _run_module_code. The same
+    here; an importer, a compiled file, or a runpy without that function goes to run_path itself.
+    """
+    run_code = getattr(runpy, "_run_module_code", None)
+    if run_code is None or _path_importer(script) is not None:
+        runpy.run_path(script, run_name="__main__")
+        return
+    import io
+    from importlib.util import MAGIC_NUMBER  # imported by runpy already
+
+    with io.open_code(script) as file:
+        source = file.read()
+    if source[:len(MAGIC_NUMBER)] == MAGIC_NUMBER:
+        runpy.run_path(script, run_name="__main__")
+        return
+    if sys.version_info >= (3, 15):
+        # From 3.15 runpy names the module it compiles, for the warnings compiling may give.
+        code = compile(source, script, "exec", dont_inherit=True, module="__main__")
+    else:
+        # Not compile(), which builds the ast module's types first (a millisecond), nor with this
+        # module's `from __future__ import annotations`, which is not the program's.
+        from .._tracker import compile_file
+
+        code = compile_file(source, script)
+    run_code(code, None, "__main__", pkg_name="", script_name=script)
+
+
+def _compile_code(code: str) -> CodeType:
+    """``-c CODE`` compiled as ``python -c`` compiles it (see ``_tracker.compile_file``)."""
+    try:
+        source = code.encode()
+    except UnicodeEncodeError:  # undecodable bytes of the command line, kept as surrogates
+        source = None
+    if source is None:
+        # dont_inherit: this module's `from __future__ import annotations` is not the program's.
+        return compile(code, "<string>", "exec", dont_inherit=True)
+    from .._tracker import compile_file
+
+    return compile_file(source, "<string>", decoded=True)
+
+
+def _path_importer(path: str) -> object | None:
+    """What ``pkgutil.get_importer(path)`` returns (None for a plain file), without importing pkgutil."""
+    if path in sys.path_importer_cache:
+        return sys.path_importer_cache[path]
+    for hook in sys.path_hooks:
+        try:
+            importer = hook(path)
+        except ImportError:
+            continue
+        sys.path_importer_cache.setdefault(path, importer)
+        return importer
+    return None
 
 
 def _program_traceback(tb: TracebackType | None) -> TracebackType | None:

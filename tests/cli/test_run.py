@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from pytest_memprof import Capture
+from tests.conftest import subprocess_env
 
 from .conftest import assert_one_line_error
 
@@ -155,3 +156,105 @@ def test_run_imports_no_report_code_before_the_program(memprof, tmp_path):
     result = memprof("run", "-q", "--aggregate", "-o", "aggregated.bin", str(script))
     assert result.returncode == 0, result.stderr
     assert "pytest_memprof._reader" in result.stdout
+
+
+# Imported by memprof itself only for what few runs need (a report, --live, argparse's errors): a
+# module here that `memprof run` of an empty script loads and `python` of it does not is start-up
+# time every run pays (issue 19, item 5). What python's own start-up loads (site, a .pth) is not ours.
+NOT_ON_THE_RUN_PATH = ("argparse", "dataclasses", "inspect", "typing", "json", "platform", "subprocess", "shutil",
+                       "tempfile", "random", "pkgutil", "traceback", "gettext", "locale", "glob", "bz2", "lzma",
+                       "pytest_memprof.model", "pytest_memprof.destinations", "pytest_memprof.cli._common")
+
+
+def test_run_of_a_script_imports_none_of_the_heavy_modules_before_it_starts(memprof, tmp_path):
+    script = tmp_path / "modules.py"
+    script.write_text("import sys\nprint(' '.join(sorted(sys.modules)))\n")
+    by_python = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                               env=subprocess_env())
+    assert by_python.returncode == 0, by_python.stderr
+    result = memprof("run", "-q", "-f", "-o", "modules.bin", str(script))
+    assert result.returncode == 0, result.stderr
+    ours = set(result.stdout.split()) - set(by_python.stdout.split())
+    assert "pytest_memprof._tracker" in ours  # the probe sees what memprof loaded
+    assert sorted(ours & set(NOT_ON_THE_RUN_PATH)) == []
+
+
+def test_a_script_runs_as_runpy_runs_it(memprof, tmp_path):
+    # Run without runpy.run_path (pkgutil): the same module attributes, argv, __main__ and warnings.
+    script = tmp_path / "attributes.py"
+    script.write_text(
+        "import sys, warnings\n"
+        "def f(x: int): pass\n"
+        "print(__name__, __file__, sys.argv, __spec__, __loader__, repr(__package__), __doc__)\n"
+        "print(sorted(globals()))\n"  # 3.15's runpy sets no __cached__
+        "print(sys.modules['__main__'].__dict__ is globals(), f.__annotations__)\n"
+        "warnings.warn('from the program')\n"
+    )
+    by_runpy = subprocess.run(
+        [sys.executable, "-c", f"import runpy, sys; sys.argv[1:] = ['a', '-q']; "
+         f"runpy.run_path({str(script)!r}, run_name='__main__')"],
+        capture_output=True, text=True, cwd=tmp_path, env=subprocess_env())
+    assert by_runpy.returncode == 0, by_runpy.stderr
+    result = memprof("run", "-q", "-o", "attributes.bin", str(script), "a", "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == by_runpy.stdout.replace("['-c', ", f"[{str(script)!r}, ")
+    assert "{'x': <class 'int'>}" in result.stdout  # memprof's own `from __future__ import annotations` is not its
+    assert result.stderr == by_runpy.stderr  # the program's warning, as python prints it
+
+
+def test_a_zip_application_still_runs(memprof, tmp_path):
+    import zipapp
+
+    source = tmp_path / "app"
+    source.mkdir()
+    (source / "__main__.py").write_text("import sys\nkept = bytearray(5_000_011)\nprint('zip app', sys.argv[1:])\n")
+    zipapp.create_archive(source, tmp_path / "app.pyz")
+    result = memprof("run", "-q", "-o", "app.bin", "app.pyz", "x")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "zip app ['x']"
+    assert Capture.open(tmp_path / "app.bin").peak_bytes >= 5_000_011
+
+
+def test_code_string_sees_no_future_import_of_memprof(memprof, tmp_path):
+    result = memprof("run", "-q", "-o", "code.bin", "-c", "def f(x: int): pass\nprint(f.__annotations__)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "{'x': <class 'int'>}"
+
+
+def test_sources_are_decoded_as_python_decodes_them(memprof, tmp_path):
+    # Scripts and -c code are compiled without compile() (see _tracker.compile_file): a script's
+    # coding declaration applies, one inside -c code does not (the text is decoded already).
+    script = tmp_path / "latin.py"
+    script.write_bytes(b"# -*- coding: latin-1 -*-\nprint(ascii('\xe9'))\n")
+    code = "# -*- coding: latin-1 -*-\nprint(ascii('\u00e9\u20ac'))"
+    for words in (["latin.py"], ["-c", code]):
+        by_python = subprocess.run([sys.executable, *words], capture_output=True, text=True, cwd=tmp_path)
+        result = memprof("run", "-q", "-f", "-o", "latin.bin", *words)
+        assert result.returncode == by_python.returncode == 0, result.stderr
+        assert result.stdout == by_python.stdout
+    assert by_python.stdout.strip() == "'\\xe9\\u20ac'"
+
+
+def test_a_source_with_a_nul_byte_fails_and_is_not_cut_at_it(memprof, tmp_path):
+    # The C call compiles up to the NUL: such a file goes to compile(), which refuses it, as python does
+    # (in its own words: "source code string cannot ...", python's "source code cannot ...").
+    (tmp_path / "nul.py").write_bytes(b"print('ran')\0\n")
+    by_python = subprocess.run([sys.executable, "nul.py"], capture_output=True, text=True, cwd=tmp_path)
+    result = memprof("run", "-q", "-o", "nul.bin", "nul.py")
+    assert result.returncode == by_python.returncode == 1
+    assert result.stdout == by_python.stdout == ""
+    assert "null bytes" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("module", ["__main__", "warnme"])
+def test_a_compile_time_warning_is_filtered_by_module_as_python_filters_it(memprof, tmp_path, module):
+    # Which module compiling the script is attributed to: on 3.15 "__main__" (python's and runpy's
+    # compile(module=...)), before it the path's (what Py_CompileStringObject attributes it to too).
+    (tmp_path / "warnme.py").write_text("x = 1\nprint(x is 1)\n")
+    env = subprocess_env(PYTHONWARNINGS=f"ignore::SyntaxWarning:{module}")
+    by_python = subprocess.run([sys.executable, str(tmp_path / "warnme.py")], capture_output=True, text=True,
+                               cwd=tmp_path, env=env)
+    result = memprof("run", "-q", "-o", "warnme.bin", str(tmp_path / "warnme.py"), env=env)
+    assert result.returncode == by_python.returncode == 0, result.stderr
+    assert result.stdout == by_python.stdout == "True\n"
+    assert ("SyntaxWarning" in result.stderr) == ("SyntaxWarning" in by_python.stderr)
