@@ -14,14 +14,16 @@ distinct stacks, its flame graph's size, and how long headless chromium takes to
 Then the big-capture goal of issue 19 (item 5): ``flamegraph`` and ``table`` on a capture of 10
 million allocations (MEMPROF_BENCH_ALLOCATIONS scales it; both trackers see every object), time and
 peak RSS of the report process (``wait4``'s maxrss of a fresh process each run), ours against
-memray's (goal: at most 0.5x), with bytecode caching on as on a user's machine after one uncounted
-warm-up run of each; and start-up: ``run``
-of an empty script against ``python`` of it (goal: at most 1.2x) and against ``memray run``, bytecode
-cached the same way.
+memray's (goal: at most 0.5x), after one uncounted warm-up run of each; and start-up: ``run``
+of an empty script against ``python`` of it (goal: at most 1.2x) and against ``memray run``.
 
 Then native reports (issue 19 item 3): ``memprof stats`` and ``memprof flamegraph`` of a
 ``--native`` capture of np_alloc against memray's of its own ``--native`` capture (goal: at most
-0.5x for stats). Each run is cold: a fresh XDG_CACHE_HOME, so no symbol cache carries over.
+0.5x for stats). Each counted run is cold: a fresh XDG_CACHE_HOME, so no symbol cache carries over.
+
+Every command runs with bytecode caching on, as on a user's machine (memray's modules are compiled
+at install, python's own always are; ours are after their first run), whatever
+PYTHONDONTWRITEBYTECODE the caller sets; sections time a first, uncounted run of each command.
 
 Then the symbol cache: ``stats`` and ``tree`` on a ``--native`` capture of np_alloc with the
 cache empty and filled (warm/cold below 1.0: the cache saves that share).
@@ -112,12 +114,11 @@ def big_capture(work: Path, env: dict[str, str], memprof: list[str], memray: lis
             "memray": [*memray, report, "-f", "-o", f"big.{report}.memray.html", "big.memray.bin"],
         }
         figures: dict[str, list[tuple[float, int]]] = {"memprof": [], "memray": []}
-        cached = {name: value for name, value in env.items() if name != "PYTHONDONTWRITEBYTECODE"}
         for tool in commands:
-            run_measured(commands[tool], work, cached)
+            run_measured(commands[tool], work, env)
         for round_number in range(rounds):
             for tool in (["memprof", "memray"] if round_number % 2 == 0 else ["memray", "memprof"]):
-                figures[tool].append(run_measured(commands[tool], work, cached))
+                figures[tool].append(run_measured(commands[tool], work, env))
         seconds = {tool: statistics.median(t for t, _ in values) for tool, values in figures.items()}
         rss = {tool: statistics.median(r for _, r in values) / 2**20 for tool, values in figures.items()}
         print(f"| {report} | {seconds['memprof']:.2f} | {seconds['memray']:.2f} | "
@@ -139,13 +140,12 @@ def startup(work: Path, env: dict[str, str], memprof: list[str], memray: list[st
         "memprof run": [*memprof, "run", "-q", "-f", "-o", "empty.memprof.bin", "empty.py"],
         "memray run": [*memray, "run", "-q", "-f", "-o", "empty.memray.bin", "empty.py"],
     }
-    cached = {name: value for name, value in env.items() if name != "PYTHONDONTWRITEBYTECODE"}
     for command in commands.values():
-        run(command, work, cached)
+        run(command, work, env)
     times: dict[str, list[float]] = {name: [] for name in commands}
     for round_number in range(rounds):
         for name in (list(commands) if round_number % 2 == 0 else list(reversed(commands))):
-            times[name].append(run(commands[name], work, cached))
+            times[name].append(run(commands[name], work, env))
     medians = {name: statistics.median(values) for name, values in times.items()}
     print(f"\nstart-up, an empty script ({rounds} alternating rounds, medians, bytecode cached; "
           "goal: memprof run <= 1.2x python)\n")
@@ -172,6 +172,8 @@ def native_reports(work: Path, env: dict[str, str], memprof: list[str], memray: 
     print("|---|---|---|---|")
     for report, pair in commands.items():
         times: dict[str, list[float]] = {"memprof": [], "memray": []}
+        for command in pair.values():
+            run(command, work, env)  # uncounted: compiles what a first run compiles
         for round_number in range(rounds):
             for tool in (["memprof", "memray"] if round_number % 2 == 0 else ["memray", "memprof"]):
                 with tempfile.TemporaryDirectory(prefix="cache-", dir=work) as cache:
@@ -273,7 +275,11 @@ def main() -> int:
     unknown = sections - {"workloads", "scale", "big", "startup", "native", "symbols"}
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
-    env = {**os.environ, "BENCH_SCALE": args.scale,
+    # Bytecode cached, as on a user's machine: an installed wheel's modules (memray's) are compiled
+    # at install and python's own always are, so ours are too after their first run, instead of
+    # being compiled at every run under a PYTHONDONTWRITEBYTECODE=1 of the caller's.
+    cached = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+    env = {**cached, "BENCH_SCALE": args.scale,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     memprof = [sys.executable, "-m", "pytest_memprof"]
     memray = memray_command()
