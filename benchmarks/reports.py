@@ -23,7 +23,8 @@ Then native reports (issue 19 item 3): ``memprof stats`` and ``memprof flamegrap
 
 Every command runs with bytecode caching on, as on a user's machine (memray's modules are compiled
 at install, python's own always are; ours are after their first run), whatever
-PYTHONDONTWRITEBYTECODE the caller sets; sections time a first, uncounted run of each command.
+PYTHONDONTWRITEBYTECODE the caller sets; the big, start-up and native sections first run each command
+once, uncounted.
 
 Then the symbol cache: ``stats`` and ``tree`` on a ``--native`` capture of np_alloc with the
 cache empty and filled (warm/cold below 1.0: the cache saves that share).
