@@ -70,8 +70,10 @@ def test_a_numpy_reduction_is_under_the_python_frames_that_called_it(numpy_captu
     assert reductions, "no allocation under array_sum"
     for stat in reductions:
         assert_called_from_main(stat.frames)
-    # The array itself, at the peak: np.ones called from main.
-    (array,) = [stat for stat in capture.peak_stacks() if stat.bytes >= 2000 * 2000 * 8]
+    # The array itself, at the peak: np.ones called from main. (OpenBLAS's own threads may hold a
+    # buffer as big at the peak: 32 MiB with numpy 2.0.2 on 3.9; it is not the array.)
+    (array,) = [stat for stat in capture.peak_stacks()
+                if stat.bytes == 2000 * 2000 * 8 and stat.frames and stat.frames[0].function == "<module>"]
     assert_called_from_main(array.frames)
 
 

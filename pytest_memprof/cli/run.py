@@ -383,6 +383,9 @@ def _path_importer(path: str) -> object | None:
 
 def _program_traceback(tb: TracebackType | None) -> TracebackType | None:
     """``tb`` from the program's first frame: our frames and runpy's are not the program's."""
-    while tb is not None and _LAUNCHER.is_launcher_file(tb.tb_frame.f_code.co_filename):
+    # A Cython function's frame names its .pyx relative to the package's parent (compile_file's,
+    # when the program's source does not compile): ours as well.
+    while tb is not None and (_LAUNCHER.is_launcher_file(tb.tb_frame.f_code.co_filename)
+                              or tb.tb_frame.f_code.co_filename.startswith("pytest_memprof/")):
         tb = tb.tb_next
     return tb

@@ -176,7 +176,12 @@ def test_run_of_a_script_imports_none_of_the_heavy_modules_before_it_starts(memp
     assert result.returncode == 0, result.stderr
     ours = set(result.stdout.split()) - set(by_python.stdout.split())
     assert "pytest_memprof._tracker" in ours  # the probe sees what memprof loaded
-    assert sorted(ours & set(NOT_ON_THE_RUN_PATH)) == []
+    # What runpy itself imports is not ours to avoid: up to 3.10 it imports pkgutil at the top.
+    by_runpy = subprocess.run([sys.executable, "-c", "import sys; old = set(sys.modules); import runpy; "
+                               "print(' '.join(set(sys.modules) - old))"], capture_output=True, text=True,
+                              env=subprocess_env())
+    assert by_runpy.returncode == 0, by_runpy.stderr
+    assert sorted(ours & (set(NOT_ON_THE_RUN_PATH) - set(by_runpy.stdout.split()))) == []
 
 
 def test_a_script_runs_as_runpy_runs_it(memprof, tmp_path):
@@ -231,19 +236,26 @@ def test_sources_are_decoded_as_python_decodes_them(memprof, tmp_path):
         by_python = subprocess.run([sys.executable, *words], capture_output=True, text=True, cwd=tmp_path)
         result = memprof("run", "-q", "-f", "-o", "latin.bin", *words)
         assert result.returncode == by_python.returncode == 0, result.stderr
-        assert result.stdout == by_python.stdout
-    assert by_python.stdout.strip() == "'\\xe9\\u20ac'"
+        # 3.9's python -c still applies the declaration to the text's UTF-8 bytes (mojibake); memprof
+        # runs the text as typed, as python does from 3.11 on (not checked on 3.10).
+        if words[0] != "-c" or sys.version_info >= (3, 11):
+            assert result.stdout == by_python.stdout
+    assert result.stdout.strip() == "'\\xe9\\u20ac'"
 
 
 def test_a_source_with_a_nul_byte_fails_and_is_not_cut_at_it(memprof, tmp_path):
     # The C call compiles up to the NUL: such a file goes to compile(), which refuses it, as python does
     # (in its own words: "source code string cannot ...", python's "source code cannot ...").
+    # (3.9's python runs such a file up to the NUL; memprof refuses it there too, as before.)
     (tmp_path / "nul.py").write_bytes(b"print('ran')\0\n")
     by_python = subprocess.run([sys.executable, "nul.py"], capture_output=True, text=True, cwd=tmp_path)
     result = memprof("run", "-q", "-o", "nul.bin", "nul.py")
-    assert result.returncode == by_python.returncode == 1
-    assert result.stdout == by_python.stdout == ""
+    assert result.returncode == 1
+    assert result.stdout == ""
     assert "null bytes" in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr  # no frame of ours (compile_file's) shown as the program's
+    if sys.version_info >= (3, 11):
+        assert (by_python.returncode, by_python.stdout) == (1, "")
 
 
 @pytest.mark.parametrize("module", ["__main__", "warnme"])
