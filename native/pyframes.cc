@@ -90,6 +90,17 @@ inline bool read_frame(_PyInterpreterFrame* frame, RawFrame* out) {
 }
 #endif
 
+#if PY_VERSION_HEX < 0x030B0000
+inline RawFrame read_frame(PyFrameObject* frame) {
+#if PY_VERSION_HEX >= 0x030A0000
+    int lasti = byte_offset(frame->f_lasti);  // 3.10 counts code units
+#else
+    int lasti = frame->f_lasti;
+#endif
+    return RawFrame{frame->f_code, frame, lasti, true};
+}
+#endif
+
 }  // namespace
 
 bool frame_is_entry(PyFrameObject* frame) {
@@ -126,23 +137,13 @@ void walk_this_thread(std::vector<RawFrame>& out, size_t max) {
     out.clear();
     PyThreadState* tstate = this_thread_state();
     if (!tstate) return;  // a native thread that never ran Python
-    RawFrame raw;
 #if PY_VERSION_HEX >= 0x030B0000
+    RawFrame raw;
     for (_PyInterpreterFrame* f = innermost_frame(tstate); f && out.size() < max; f = f->previous) {
         if (read_frame(f, &raw)) out.push_back(raw);
     }
 #else
-    for (PyFrameObject* f = tstate->frame; f && out.size() < max; f = f->f_back) {
-        raw.code = f->f_code;
-        raw.id = f;
-#if PY_VERSION_HEX >= 0x030A0000
-        raw.lasti = byte_offset(f->f_lasti);  // 3.10 counts code units
-#else
-        raw.lasti = f->f_lasti;
-#endif
-        raw.entry = true;
-        out.push_back(raw);
-    }
+    for (PyFrameObject* f = tstate->frame; f && out.size() < max; f = f->f_back) out.push_back(read_frame(f));
 #endif
 }
 
@@ -155,10 +156,8 @@ bool top_frame(RawFrame* out) {
     }
     return false;
 #else
-    std::vector<RawFrame> one;
-    walk_this_thread(one, 1);
-    if (one.empty()) return false;
-    *out = one[0];
+    if (!tstate->frame) return false;
+    *out = read_frame(tstate->frame);
     return true;
 #endif
 }
@@ -213,6 +212,70 @@ const void* frame_id(PyFrameObject* frame) {
     return frame;
 #endif
 }
+
+#if PY_VERSION_HEX < 0x030C0000
+namespace {
+
+EnterFrame g_enter = nullptr;
+LeaveFrame g_leave = nullptr;
+TooDeep g_too_deep = nullptr;
+PyInterpreterState* g_evaluated = nullptr;  // the interpreter ours is set on
+thread_local int t_evaluations __attribute__((tls_model("initial-exec"))) = 0;  // ours, nested in this thread
+
+// Counts this thread's evaluations in ours for as long as one runs.
+struct Nested {
+    Nested() {
+        if (++t_evaluations > kMaxEvaluations) g_too_deep();
+    }
+    ~Nested() { --t_evaluations; }
+    Nested(const Nested&) = delete;
+    Nested& operator=(const Nested&) = delete;
+};
+
+#if PY_VERSION_HEX >= 0x030B0000
+PyObject* evaluate(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwflag) {
+    Nested nested;
+    g_enter(RawFrame{frame->f_code, frame, byte_offset(_PyInterpreterFrame_LASTI(frame)), true});
+#else
+PyObject* evaluate(PyThreadState* tstate, PyFrameObject* frame, int throwflag) {
+    Nested nested;
+    g_enter(read_frame(frame));
+#endif
+    PyObject* result = _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+    g_leave(frame);
+    return result;
+}
+
+}  // namespace
+
+bool set_frame_evaluation(EnterFrame enter, LeaveFrame leave, TooDeep too_deep) {
+    PyInterpreterState* interp = PyInterpreterState_Get();
+    _PyFrameEvalFunction current = _PyInterpreterState_GetEvalFrameFunc(interp);
+    if (current != _PyEval_EvalFrameDefault && current != evaluate) return false;
+    g_enter = enter;
+    g_leave = leave;
+    g_too_deep = too_deep;
+    g_evaluated = interp;
+    _PyInterpreterState_SetEvalFrameFunc(interp, evaluate);
+    return true;
+}
+
+void unset_frame_evaluation() {
+    if (!g_evaluated) return;
+    if (_PyInterpreterState_GetEvalFrameFunc(g_evaluated) == evaluate) {
+        _PyInterpreterState_SetEvalFrameFunc(g_evaluated, _PyEval_EvalFrameDefault);
+    }
+    g_evaluated = nullptr;
+}
+
+bool frame_evaluation_is_ours() {
+    return g_evaluated && _PyInterpreterState_GetEvalFrameFunc(g_evaluated) == evaluate;
+}
+#else
+bool set_frame_evaluation(EnterFrame, LeaveFrame, TooDeep) { return false; }
+void unset_frame_evaluation() {}
+bool frame_evaluation_is_ours() { return false; }
+#endif
 
 void eval_loop_markers(std::vector<uintptr_t>& out) {
     out.clear();

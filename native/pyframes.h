@@ -51,6 +51,28 @@ bool new_frame_at_resume(PyThreadState* tstate, const void* known);
 // The interpreter's frame of `frame` (a frame of the calling thread), as RawFrame::id names it.
 const void* frame_id(PyFrameObject* frame);
 
+// PEP 523's frame evaluation function, up to 3.11: ours runs every Python frame through the
+// interpreter's own loop, calling `enter` just before (the frame pushed but not yet the thread's
+// innermost: `lasti` -1 before its first instruction, else where a generator resumes; `entry`
+// true, as every frame then enters the C loop anew) and `leave` with its id just after it
+// returns, yields or raises. Unlike a profile function it leaves the interpreter's specialised
+// instructions alone, and it makes no frame objects. False where this Python has no such hook
+// for us (3.12+, where it would stop the specialisation of calls) or another evaluator is set
+// (a debugger, a JIT): not ours to replace. GIL held.
+//
+// Each frame it runs costs a C stack frame of the interpreter's loop, where 3.11 runs calls
+// between Python functions inside one: a program recursing deeper than a C stack holds (it raised
+// the recursion limit) would crash. So when a thread nests more than kMaxEvaluations of them,
+// `too_deep` is called first (with the GIL, before that frame runs), to follow calls another way.
+constexpr int kMaxEvaluations = 2000;
+using EnterFrame = void (*)(const RawFrame& frame);
+using LeaveFrame = void (*)(const void* id);
+using TooDeep = void (*)();
+bool set_frame_evaluation(EnterFrame enter, LeaveFrame leave, TooDeep too_deep);
+void unset_frame_evaluation();  // only if ours is still the one set
+// Whether ours is still the interpreter's evaluator (a program may set its own after us). Any thread.
+bool frame_evaluation_is_ours();
+
 // One address on the C stack per activation of the interpreter's eval loop in the calling thread,
 // each inside that activation's own C stack frame: the entry frame the loop pushes below the
 // Python frames it runs (3.12+), or its CFrame (3.10, 3.11). Native stacks tell eval frames by

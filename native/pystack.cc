@@ -406,20 +406,84 @@ long g_events = 0;
 
 #endif
 
-void choose() {
-    if (g_chosen) return;
-    g_monitoring = claim_tool();
-    g_chosen = true;
+// ---- PEP 523 frame evaluation (3.9-3.11) -------------------------------------------------------
+
+bool g_evaluating = false;  // ... else our frame evaluation function follows them
+
+// A frame is about to run (pyframes.h): the thread's innermost frame, if any, is its caller.
+void enter_evaluated(const RawFrame& frame) {
+    if (!g_evaluating || !tracker::active_relaxed()) return;  // not since evaluations_too_deep()
+    GuardScope guard;
+    ThreadState* state = tracker::thread_state();
+    if (!state) return;
+    ShadowStack& stack = state->stack;
+    RawFrame caller;
+    bool called = top_frame(&caller);
+    uint32_t generation = tracker::generation();
+    // In step when the caller is our top: else this thread is new to this run, or its frames
+    // changed unseen (the evaluator was another's for a while, a greenlet switched stacks).
+    bool in_step = stack.generation == generation &&
+                   (called ? !stack.frames.empty() && stack.frames.back().iframe == caller.id : stack.frames.empty());
+    if (!in_step) {
+        rebuild_live(stack, state->walk.raw, generation);
+    } else if (called) {
+        stack.frames.back().calling = caller.lasti;
+    }
+    push_live(stack, frame);
+}
+
+// The frame `id` returned, yielded or raised: normally our top.
+void leave_evaluated(const void* id) {
+    if (!g_evaluating || !tracker::active_relaxed()) return;
+    GuardScope guard;
+    ThreadState* state = tracker::thread_state();
+    if (!state) return;
+    ShadowStack& stack = state->stack;
+    if (stack.generation != tracker::generation()) return;
+    size_t n = stack.frames.size();
+    while (n > 0 && stack.frames[n - 1].iframe != id) --n;
+    if (n > 0) truncate(stack, n - 1);
 }
 
 void install_profiler_all_threads();
 void remove_profiler_all_threads();
 
+// A thread nests more evaluations than a C stack is sure to hold (pyframes.h): from here to the
+// end of this run the profile callback follows calls in every thread, each rebuilding its stack.
+void evaluations_too_deep() {
+    if (!g_evaluating) return;
+    GuardScope guard;
+    unset_frame_evaluation();
+    g_evaluating = false;
+    tracker::restart_stacks();
+    if (!tracker::active_relaxed()) return;  // resume() follows calls the profile way
+    ShadowStack& stack = tracker::thread_state()->stack;
+    rebuild(stack, PyEval_GetFrame(), tracker::generation());
+    install_profiler_all_threads();
+}
+
+// The evaluation function where the profile callback would serve: not with native stacks, whose
+// eval frames the hybrid stacks match one to one (ours would stand between each), nor where
+// MEMPROF_CALLS asks for the profile callback.
+bool claim_evaluation() {
+    if (tracker::native()) return false;
+    const char* choice = getenv("MEMPROF_CALLS");
+    if (choice && strcmp(choice, "profile") == 0) return false;
+    return set_frame_evaluation(enter_evaluated, leave_evaluated, evaluations_too_deep);
+}
+
+void choose() {
+    if (g_chosen) return;
+    g_monitoring = claim_tool();
+    g_evaluating = !g_monitoring && claim_evaluation();
+    g_chosen = true;
+}
+
 }  // namespace
 
 void rebuild_current(ShadowStack& stack, uint32_t generation) {
     choose();
-    if (g_monitoring) {
+    if (g_monitoring || g_evaluating) {
         rebuild_live(stack, tracker::thread_state()->walk.raw, generation);
     } else {
         rebuild(stack, PyEval_GetFrame(), generation);
@@ -430,6 +494,8 @@ void follow_calls() {
     choose();
     if (g_monitoring) {
         set_monitoring_events(g_events);
+    } else if (g_evaluating) {
+        set_frame_evaluation(enter_evaluated, leave_evaluated, evaluations_too_deep);
     } else {
         install_profiler_all_threads();
     }
@@ -439,6 +505,8 @@ void stop_following_calls() {
     if (!g_chosen) return;
     if (g_monitoring) {
         set_monitoring_events(0);
+    } else if (g_evaluating) {
+        unset_frame_evaluation();
     } else {
         remove_profiler_all_threads();
     }
@@ -449,13 +517,18 @@ void release_calls() {
     release_tool();
     g_chosen = false;
     g_monitoring = false;
+    g_evaluating = false;
 }
 
-bool follows_by_monitoring() { return g_chosen && g_monitoring; }
+const char* calls_followed_by() {
+    if (!g_chosen) return "";
+    return g_monitoring ? "sys.monitoring" : g_evaluating ? "frame evaluation" : "profile";
+}
 
 void thread_started(PyFrameObject* frame) {
-    // Walked stacks follow no calls, and sys.monitoring's events reach every thread by themselves.
-    if (tracker::walks() || g_monitoring) {
+    // Walked stacks follow no calls, and sys.monitoring's events and the evaluation function
+    // reach every thread by themselves.
+    if (tracker::walks() || g_monitoring || g_evaluating) {
         PyEval_SetProfile(nullptr, nullptr);
         return;
     }
@@ -494,17 +567,29 @@ bool current_node(ShadowStack& stack, uint32_t* node) {
     *node = 0;
     size_t n = stack.frames.size();
     int top_lasti = INT_MIN;
-    if (g_monitoring) {
+    if (g_monitoring || g_evaluating) {
+        // Another evaluator set after ours sees the calls instead: the walk decides.
+        if (g_evaluating && !frame_evaluation_is_ours()) return false;
         // The live top frame must be our top: else events were missed, and the walk decides.
         RawFrame live;
         if (!top_frame(&live)) return n == 0;
         const ShadowFrame* top = n ? &stack.frames[n - 1] : nullptr;
         if (!top || top->iframe != live.id || g_code_objects[top->code_id] != live.code) {
-            // A frame whose PY_START (or PY_RESUME) has not come yet, at the RESUME where the
-            // interpreter instruments its code for those very events.
-            if (!at_resume(live)) return false;
-            *node = kNotTheProgram;
-            return true;
+            if (g_evaluating) {
+                // Our top entry is a frame pushed but not at its first instruction yet: its
+                // prologue (cells, the generator of a generator function) runs before it is
+                // the interpreter's to show, and what it allocates is its caller's, as a
+                // profile callback (whose call event comes at that instruction) has it too.
+                const ShadowFrame* caller = n > 1 ? &stack.frames[n - 2] : nullptr;
+                if (!caller || caller->iframe != live.id || g_code_objects[caller->code_id] != live.code) return false;
+                --n;
+            } else {
+                // A frame whose PY_START (or PY_RESUME) has not come yet, at the RESUME where the
+                // interpreter instruments its code for those very events.
+                if (!at_resume(live)) return false;
+                *node = kNotTheProgram;
+                return true;
+            }
         }
         top_lasti = live.lasti;
     } else if (!stack.tstate || stack.tstate->c_profilefunc != profile_callback) {

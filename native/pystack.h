@@ -21,6 +21,14 @@
 // frame's instruction from the interpreter after checking that the live top frame is the shadow
 // top, so a missed event (a callback that sys.monitoring suppresses while another tool's runs)
 // costs a walk, never a wrong or stale read.
+//
+// On 3.9-3.11 the same live entries come from a PEP 523 frame evaluation function (pyframes.h):
+// it hears each Python frame start and end without the profile callback's cost (on 3.11 a
+// profile function turns on DO_TRACING, which deoptimises every instruction, and makes a frame
+// object and, for every C method called, a bound method object). It is not used with native
+// stacks, under MEMPROF_CALLS=profile, or when another evaluation function is installed (a
+// debugger, a JIT). Each evaluation nests a C call, so past kMaxEvaluations nested frames in one
+// thread the run hands over to the profile callback for good: every thread rebuilds its stack.
 #pragma once
 
 #include <Python.h>
@@ -107,7 +115,9 @@ void detach(ShadowStack& stack, std::vector<PyFrameObject*>& out);
 void follow_calls();
 void stop_following_calls();
 void release_calls();  // at stop: gives the sys.monitoring tool id back
-bool follows_by_monitoring();
+// How calls are followed this run: "sys.monitoring", "frame evaluation" (PEP 523, 3.9-3.11),
+// "profile", or "" before the first follow_calls().
+const char* calls_followed_by();
 // A new Python thread's first profile event (threading.setprofile): under sys.monitoring the
 // profile function is only removed again. GIL held.
 void thread_started(PyFrameObject* frame);

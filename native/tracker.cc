@@ -453,6 +453,7 @@ bool active_relaxed() { return g && g->active.load(std::memory_order_relaxed); }
 bool native() { return g->native; }
 bool walks() { return g->walk; }
 uint32_t generation() { return g->generation.load(std::memory_order_relaxed); }
+void restart_stacks() { g->generation.fetch_add(1); }
 EventMutex& lock() { return g->lock; }
 Recorder& recorder() { return g->recorder; }
 
@@ -486,7 +487,7 @@ bool is_started() { return g && g->running; }
 const char* python_stacks() {
     if (!is_started()) return "";
     if (g->walk) return "walk";
-    return pystack::follows_by_monitoring() ? "sys.monitoring" : "profile";
+    return pystack::calls_followed_by();
 }
 
 void pause() {

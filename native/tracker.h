@@ -119,6 +119,9 @@ bool active_relaxed();
 bool native();  // this run records native stacks
 bool walks();   // this run walks Python frames at each allocation instead of profiling calls
 uint32_t generation();
+// Every thread's shadow stack is stale from now on: each rebuilds its own (calls are followed
+// another way now). GIL held.
+void restart_stacks();
 ThreadState* new_thread_state();  // the calling thread's first: made and registered
 extern thread_local ThreadState* t_state __attribute__((tls_model("initial-exec")));
 // The calling thread's state, made on first use. Inline: every event asks for it.

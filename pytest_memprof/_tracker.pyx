@@ -69,7 +69,7 @@ def is_active():
 
 
 def python_stacks():
-    """How the running tracker knows Python stacks: "sys.monitoring", "profile", "walk", or ""."""
+    """How the running tracker knows stacks: "sys.monitoring", "frame evaluation", "profile", "walk", or ""."""
     return native.python_stacks().decode()
 
 

@@ -6,6 +6,7 @@ functions, files and line numbers, frame for frame."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import threading
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from pytest_memprof import Capture, Tracker, _tracker
 from tests.native_lib import CALLBACK, build, load
+from tests.reports.conftest import run_memprof
 
 MONITORING = sys.version_info >= (3, 12)
 
@@ -52,11 +54,13 @@ class Seen:
             self.lib.release(pointer)
 
 
-@pytest.fixture(params=["sys.monitoring", "profile", "walk"])
+@pytest.fixture(params=["sys.monitoring", "frame evaluation", "profile", "walk"])
 def stacks_by(request, monkeypatch) -> str:
     """Each way the tracker knows Python stacks: its name as _tracker.python_stacks() gives it."""
     if request.param == "sys.monitoring" and not MONITORING:
         pytest.skip("sys.monitoring is 3.12+")
+    if request.param == "frame evaluation" and MONITORING:
+        pytest.skip("3.12+ follows calls by sys.monitoring instead of a PEP 523 evaluation function")
     if request.param == "profile":
         monkeypatch.setenv("MEMPROF_CALLS", "profile")
     return request.param
@@ -342,3 +346,47 @@ def test_a_functions_first_call_is_not_charged_for_its_instrumentation(tmp_path,
     kept_by_caller = [stat for stat in capture.leak_stacks()
                       if stat.frames and (stat.frames[-1].file, stat.frames[-1].line) == (__file__, calling_line)]
     assert kept_by_caller == []
+
+
+def test_calling_a_c_method_in_a_loop_is_charged_nothing(tmp_path, stacks_by):
+    # A profile function's C-call event makes the interpreter build a bound method object for each
+    # call of a C method (72 bytes, freed at once), which the program alone never allocates. memray
+    # follows calls that way up to 3.11 and counts one per call. The frame evaluation function
+    # (3.9-3.11) and sys.monitoring (3.12+) see the calls without it.
+    if stacks_by == "profile":
+        pytest.skip("the profile callback (MEMPROF_CALLS=profile, or no free tool id) has the interpreter make them")
+    namespace: dict = {}
+    exec(compile("def spin(table, times):\n    for _ in times:\n        table.get(1)\n", "c_calls.py", "exec"),
+         namespace)
+    out = tmp_path / "c_calls.bin"
+    with Tracker(out, trace_python_allocators=stacks_by != "walk", overwrite=True):
+        assert _tracker.python_stacks() == stacks_by
+        namespace["spin"]({}, itertools.repeat(None, 20_000))
+    charged = [stat for stat in Capture.open(out).total_stacks() if any(f.file == "c_calls.py" for f in stat.frames)]
+    assert sum(stat.count for stat in charged) < 100, charged
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="before 3.11 every Python call recurses in C, tracked or not")
+def test_recursion_deeper_than_a_c_stack_holds_runs_with_its_whole_stack(tmp_path):
+    # 3.11 runs a call between Python functions inside its loop's C frame, so a program that raises
+    # the recursion limit may recurse deeper than the C stack would hold one frame a call. A frame
+    # evaluation function costs just that: 20,000 levels crashed the interpreter until a thread
+    # nesting too many of ours handed calls over to the profile callback.
+    (tmp_path / "deep.py").write_text(
+        "import sys\n"
+        "from pytest_memprof import _tracker\n"
+        "sys.setrecursionlimit(100_000)\n"
+        "kept = []\n"
+        "def down(n):\n"
+        "    if n == 0:\n"
+        "        kept.append(bytearray(600_031))\n"
+        "        print(_tracker.python_stacks())\n"
+        "        return\n"
+        "    down(n - 1)\n"
+        "down(30_000)\n"
+    )
+    result = run_memprof("run", "-q", "-o", "deep.bin", "deep.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["sys.monitoring" if MONITORING else "profile"]
+    [stat] = [stat for stat in Capture.open(tmp_path / "deep.bin").leak_stacks() if stat.bytes >= 600_031]
+    assert [frame.function for frame in stat.frames].count("down") == 30_001
