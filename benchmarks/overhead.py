@@ -12,9 +12,9 @@ is paired with the memray mode that sees the same events.
     python benchmarks/overhead.py [--rounds 3] [--scale 0.5] [--workloads py_alloc,np_alloc] [--top-pad]
                                   [--modes "memprof,memprof (profile callback)"]
 
-On 3.12+ memprof follows Python calls through sys.monitoring; the "profile callback" modes run it
-with MEMPROF_CALLS=profile (the callback it falls back to when no tool id is free), and a table
-compares the two.
+memprof follows Python calls through sys.monitoring on 3.12+ and a PEP 523 frame evaluation
+function on 3.9-3.11; the "profile callback" modes run it with MEMPROF_CALLS=profile (the callback
+it falls back to when neither can be had), and a table compares the two.
 
 A last table puts ``memprof`` (every object seen) beside memray's default mode, the goal of
 issue 19: no more overhead than memray charges to see only what reaches the system allocator.
