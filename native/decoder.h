@@ -234,8 +234,8 @@ Decoded Decoder::next(Cursor& cursor, Consumer& consumer) {
     if (!cursor.get_byte(&kind)) return Decoded::NEED_MORE;
     if (d_lost && kind != SYNC) return corrupt("a block after a damaged one that does not open with a SYNC record");
     uint8_t allocator = kind & static_cast<uint8_t>(~kNativeAllocFlag);
-    if (is_alloc_kind(allocator) && kind_name(allocator)) return decode_alloc(cursor, kind, consumer);
-    if (is_free_kind(kind) && kind_name(kind)) return decode_free(cursor, kind, consumer);
+    if (is_alloc_kind(allocator) && is_allocator_kind(allocator)) return decode_alloc(cursor, kind, consumer);
+    if (is_free_kind(kind) && is_allocator_kind(kind)) return decode_free(cursor, kind, consumer);
     switch (kind) {
         case THREAD_NAME:
         case FRAME:

@@ -84,6 +84,19 @@ enum Kind : uint8_t {
 constexpr bool is_alloc_kind(uint8_t kind) { return kind >= 1 && kind < 32; }
 constexpr bool is_free_kind(uint8_t kind) { return kind >= 32 && kind < 48; }
 
+// Whether a byte is one of the allocators' record kinds: a table, since the decoder asks it of
+// every record and the switch below is not inlined there.
+struct AllocatorKindTable {
+    bool known[256] = {};
+    constexpr AllocatorKindTable() {
+#define MEMPROF_KIND_KNOWN(name, value, label) known[value] = true;
+        MEMPROF_ALLOCATOR_KINDS(MEMPROF_KIND_KNOWN)
+#undef MEMPROF_KIND_KNOWN
+    }
+};
+inline constexpr AllocatorKindTable kAllocatorKinds{};
+constexpr bool is_allocator_kind(uint8_t kind) { return kAllocatorKinds.known[kind]; }
+
 inline const char* kind_name(uint8_t kind) {
     switch (kind) {
 #define MEMPROF_KIND_NAME(name, value, label) \
