@@ -286,9 +286,9 @@ void eval_loop_markers(std::vector<uintptr_t>& out) {
         if (is_shim(f)) out.push_back(reinterpret_cast<uintptr_t>(f));
     }
 #elif PY_VERSION_HEX >= 0x030A0000
-    // The outermost CFrame is the thread state's own (root_cframe), not on the C stack: it
-    // matches no frame's stack range, so it needs no special case.
-    for (auto* cframe = tstate->cframe; cframe; cframe = cframe->previous) {
+    // The walk stops at the thread state's own CFrame (root_cframe), which is not on the C stack:
+    // 3.10 never sets its `previous` (the thread state comes from malloc), so past it lies garbage.
+    for (auto* cframe = tstate->cframe; cframe && cframe != &tstate->root_cframe; cframe = cframe->previous) {
         out.push_back(reinterpret_cast<uintptr_t>(cframe));
     }
 #else
