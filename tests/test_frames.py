@@ -339,13 +339,21 @@ def test_a_functions_first_call_is_not_charged_for_its_instrumentation(tmp_path,
         assert _tracker.python_stacks() == stacks_by
         for function in functions:
             function()
+        del function  # before 3.10 the with's __exit__ call is charged to the body's last line
     capture = Capture.open(out)
     assert [stat for stat in capture.total_stacks() if stat.frames and stat.frames[-1].file == "first_calls.py"] == []
     calling_line = next(number for number, line in enumerate(Path(__file__).read_text().splitlines(), 1)
                         if line.strip() == "function()")
     kept_by_caller = [stat for stat in capture.leak_stacks()
                       if stat.frames and (stat.frames[-1].file, stat.frames[-1].line) == (__file__, calling_line)]
-    assert kept_by_caller == []
+    if sys.version_info >= (3, 11) or stacks_by == "walk":
+        assert kept_by_caller == []
+    else:
+        # Up to 3.10 a code object keeps its first frame for reuse (co_zombieframe), tracked or
+        # not: the program's own memory, at most one frame object per function (none where the
+        # frame came from the interpreter's free list), and nothing beside it.
+        assert sum(stat.count for stat in kept_by_caller) <= len(functions), kept_by_caller
+        assert len({stat.bytes // stat.count for stat in kept_by_caller}) <= 1, kept_by_caller
 
 
 def test_calling_a_c_method_in_a_loop_is_charged_nothing(tmp_path, stacks_by):
