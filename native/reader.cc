@@ -701,6 +701,10 @@ const char* Reader::on(const AggSummaryRecord& record) {
 
 uint32_t Reader::hybrid_stack(uint32_t python, uint32_t native) {
     if (native == 0) return python;  // nothing unwound: a Python stack like any other
+    // native <= the decoder's count of native nodes (checked there): the hints stay that small.
+    if (native >= d_pair_hints.size()) d_pair_hints.resize(std::max<size_t>(native + 1, d_pair_hints.size() * 2));
+    PairHint& hint = d_pair_hints[native];
+    if (hint.pair != UINT32_MAX && hint.python == python) return kHybridStack | hint.pair;
     auto [slot, inserted] = d_pair_ids.insert((static_cast<uint64_t>(python) << 32) | native);
     if (inserted) {
         if (d_pairs.size() >= kHybridStack - 1) {
@@ -710,6 +714,7 @@ uint32_t Reader::hybrid_stack(uint32_t python, uint32_t native) {
         *slot = static_cast<uint32_t>(d_pairs.size());
         d_pairs.emplace_back(python, native);
     }
+    hint = PairHint{python, *slot};
     return kHybridStack | *slot;
 }
 
@@ -750,6 +755,21 @@ uint32_t Reader::acc_for(uint32_t stack, uint8_t allocator, uint64_t tid) {
     uint64_t key = (static_cast<uint64_t>(stack) << 32) | (static_cast<uint64_t>(allocator) << 24) | (slot & 0xffffff);
     // A loop allocates from one line again and again: the last answer saves the probe.
     if (key == d_last_acc_key && d_last_acc != UINT32_MAX) return d_last_acc;
+    // Else the last answer for this stack, if of the same allocator and thread: a loop's few
+    // call sites in turn, each mostly of one allocator and one thread. Stack ids are the
+    // decoder's, checked against its tables (or hybrid_stack's, as dense): the hints stay small.
+    std::vector<AccHint>& hints = (stack & kHybridStack) ? d_hybrid_hints : d_python_hints;
+    uint32_t id = stack & ~kHybridStack;
+    if (id >= hints.size()) hints.resize(std::max<size_t>(id + 1, hints.size() * 2));
+    AccHint& hint = hints[id];
+    if (hint.window == d_window) {
+        const Acc& acc = d_accs[hint.acc];
+        if (acc.allocator == allocator && acc.tid == tid) {
+            d_last_acc_key = key;
+            d_last_acc = hint.acc;
+            return hint.acc;
+        }
+    }
     auto [index, inserted] = d_acc_index.insert(key);
     if (inserted) {
         *index = static_cast<uint32_t>(d_accs.size());
@@ -762,6 +782,7 @@ uint32_t Reader::acc_for(uint32_t stack, uint8_t allocator, uint64_t tid) {
     }
     d_last_acc_key = key;
     d_last_acc = *index;
+    hint = AccHint{*index, d_window};
     return *index;
 }
 
@@ -848,6 +869,11 @@ void Reader::reset_window(uint64_t only_tid) {
     d_accs.clear();
     d_acc_index.clear();
     d_last_acc = UINT32_MAX;
+    if (++d_window == 0) {  // wrapped: hints of window 0 would look current
+        d_python_hints.clear();
+        d_hybrid_hints.clear();
+        d_window = 1;
+    }
     d_live.clear();
     d_mappings.clear();
     d_tid_slots.clear();

@@ -337,6 +337,14 @@ class Reader {
     bool d_maps_sorted = true;
     std::vector<std::pair<uint32_t, uint32_t>> d_pairs;
     FlatMap<uint32_t> d_pair_ids;  // (python << 32 | native) -> index in d_pairs
+    // Per native node id: the pair hybrid_stack answered last for it, tried before d_pair_ids (a
+    // native stack mostly comes with one Python stack; a loop's few call sites in turn defeat a
+    // one-entry memo). UINT32_MAX: none yet.
+    struct PairHint {
+        uint32_t python = 0;
+        uint32_t pair = UINT32_MAX;
+    };
+    std::vector<PairHint> d_pair_hints;
     std::map<uint64_t, std::string> d_thread_names;
     std::vector<uint64_t> d_threads_seen;
     std::vector<Mark> d_marks;
@@ -364,6 +372,14 @@ class Reader {
     FlatMap<uint32_t> d_acc_index;  // (stack, allocator, tid slot) -> acc
     uint64_t d_last_acc_key = 0;     // acc_for's last key and answer (UINT32_MAX: none)
     uint32_t d_last_acc = UINT32_MAX;
+    // Per stack id (Python and hybrid apart): the acc acc_for answered last for it in window
+    // d_window, tried before d_acc_index. Windows are numbered, so a new one clears nothing.
+    struct AccHint {
+        uint32_t acc = 0;
+        uint32_t window = 0;
+    };
+    std::vector<AccHint> d_python_hints, d_hybrid_hints;
+    uint32_t d_window = 1;
     FlatMap<Live> d_live;
     std::map<uint64_t, Live> d_mappings;  // mmap'd ranges by start address
     std::unordered_map<uint64_t, uint32_t> d_tid_slots;
