@@ -332,6 +332,10 @@ class Capture:
         the reader keys each stack by its Python frame or native call, walked over its tables with
         the calls classified here and the launcher rule as a table; only distinct keys become frames.
         """
+        with _no_cycle_collection():
+            return self._location_totals(view)
+
+    def _location_totals(self, view: View | str) -> list[tuple[Frame | None, int, int]]:
         self._refresh_frames(self._reader)
         locator = HybridLocator(self._reader)
         calls = self._hybrid.classify(locator)
