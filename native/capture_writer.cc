@@ -52,12 +52,52 @@ void write_aggregates(Recorder& recorder, const Reader& reader) {
                          kHistogramBuckets);
 }
 
-// Opens `path`.partial, lets `body` write the records, ends the stream and renames the file.
+// An unnamed file (O_TMPFILE) in the folder of `path`, and a second descriptor of it kept open
+// to give it a name once whole; -1 where the filesystem (or kernel) has none.
+int open_unnamed(const std::string& path, int* keep) {
+#ifdef O_TMPFILE
+    size_t slash = path.rfind('/');
+    std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    int fd = open(folder.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    *keep = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (*keep < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+#else
+    (void)path;
+    (void)keep;
+    return -1;
+#endif
+}
+
+// Names the unnamed file `keep` refers to as `target` (through /proc, which needs no privilege,
+// unlike AT_EMPTY_PATH); a stale `target` (its process killed between link and rename) goes first.
+bool name_unnamed(int keep, const std::string& target) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", keep);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) == 0) return true;
+        if (errno != EEXIST) return false;
+        unlink(target.c_str());
+    }
+    return false;
+}
+
+// Lets `body` write the records, ends the stream and renames the file over `path`. The records
+// go to an unnamed file, named `path`.partial only once whole: a process killed while writing
+// (SIGKILL during an aggregating run's snapshot) leaves nothing beside its capture. Where there
+// is no O_TMPFILE, or the file cannot be named, they go to `path`.partial from the start.
 template <typename Body>
 int write_capture(const std::string& path, const std::string& header_json, uint64_t end_ms, std::string* error,
-                  Body body, bool whole = true) {
+                  Body body, bool whole = true, bool unnamed_first = true) {
     std::string partial = path + ".partial";
-    int fd = open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int keep = -1;
+    int fd = unnamed_first ? open_unnamed(path, &keep) : -1;
+    bool unnamed = fd >= 0;
+    if (!unnamed) fd = open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         int problem = errno;
         *error = strerror(problem);
@@ -65,14 +105,26 @@ int write_capture(const std::string& path, const std::string& header_json, uint6
     }
     std::unique_ptr<Sink> sink = make_lz4_file_sink(fd, header_json, kFormatVersion, nullptr, error);
     if (!sink) {
-        unlink(partial.c_str());
-        return errno ? errno : EIO;
+        int problem = errno ? errno : EIO;
+        if (unnamed) {
+            close(keep);
+        } else {
+            unlink(partial.c_str());
+        }
+        return problem;
     }
     Recorder recorder;
     recorder.open(std::move(sink));
     body(recorder);
     if (whole) recorder.trailer(end_ms);
     *error = recorder.close();
+    if (unnamed) {
+        bool named = error->empty() && name_unnamed(keep, partial);
+        close(keep);
+        if (error->empty() && !named) {  // no /proc, say: written again the plain way
+            return write_capture(path, header_json, end_ms, error, body, whole, false);
+        }
+    }
     if (error->empty() && rename(partial.c_str(), path.c_str()) != 0) *error = strerror(errno);
     if (!error->empty()) {
         int problem = errno ? errno : EIO;

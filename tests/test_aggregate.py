@@ -583,3 +583,49 @@ def test_a_pool_under_aggregate_follow_fork_leaves_each_worker_a_whole_capture(t
         functions |= {s.location.function for s in capture.total_stacks() if s.bytes >= 2**20 and s.location}
     assert functions == {"in_a_pool_worker"}
     assert not Capture.open(out).truncated
+
+
+def _write_events(folder: Path, body) -> list[tuple[int, str]]:
+    """(mask, name) of the inotify events in `folder` while `body()` runs."""
+    import ctypes
+    import os
+    import select
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0:
+        pytest.skip("inotify is not available here")
+    try:
+        if libc.inotify_add_watch(fd, str(folder).encode(), 0xFFF) < 0:  # IN_ALL_EVENTS
+            pytest.skip("inotify cannot watch the test folder")
+        body()
+        events, data = [], b""
+        while select.select([fd], [], [], 0.2)[0]:
+            data += os.read(fd, 1 << 16)
+        while data:
+            _, mask, _, length = struct.unpack_from("iIII", data)
+            name = data[16:16 + length].rstrip(b"\0").decode()
+            events.append((mask, name))
+            data = data[16 + length:]
+        return events
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify and O_TMPFILE are Linux's")
+def test_a_capture_is_never_written_under_its_partial_name(tmp_path):
+    # A process killed while writing its capture (SIGKILL during an aggregating run's snapshot)
+    # must leave nothing beside it: the records go to an unnamed file, named only once whole.
+    out = tmp_path / "agg.bin"
+
+    def record():
+        with Tracker(out, aggregate=True):
+            workload()
+
+    events = _write_events(tmp_path, record)
+    in_modify, in_close_write, in_create = 0x2, 0x8, 0x100
+    written = [(mask, name) for mask, name in events
+               if name.endswith(".partial") and mask & (in_modify | in_close_write)]
+    assert any(mask & in_create and name == "agg.bin.partial" for mask, name in events), events  # named, then renamed
+    assert written == [], written
+    assert Capture.open(out).total_allocations > 0 and not list(tmp_path.glob("*.partial"))
