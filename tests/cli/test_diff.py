@@ -40,10 +40,14 @@ def test_stacks_leaks_and_min_bytes(memprof, diff_captures):
     assert data["view"] == "leaks" and data["min_bytes"] == 200 * 1024
     assert [row["function"] for row in data["rows"]] == ["shrinks"]
     assert [frame["function"] for frame in data["rows"][0]["stack"]] == ["<module>", "shrinks"]
+    # Nothing of the program's is temporary. What the launcher's frames do before the program
+    # (compiling it) may differ between two runs by a few hundred bytes: on 3.15 the first run
+    # after our modules' bytecode was written (a fresh checkout) interns other strings.
     data = json.loads(memprof("diff", base, new, "--json", "--temporary-allocations", "--min-bytes", "1").stdout)
-    assert data["view"] == "temporary" and data["rows"] == []
-    assert "No location changed by 1 B or more." in memprof("diff", base, new, "--temporary-allocations",
-                                                             "--min-bytes", "1").stdout
+    assert data["view"] == "temporary"
+    assert [row for row in data["rows"] if row["file"].endswith("app.py")] == [], data["rows"]
+    assert "No location changed by 4.0 KiB or more." in memprof("diff", base, new, "--temporary-allocations",
+                                                                 "--min-bytes", "4KiB").stdout
 
 
 def test_html_writes_the_differential_flame_graph(memprof, diff_captures, tmp_path):
