@@ -1018,47 +1018,70 @@ void ElfObject::read_build_id() {
 
 void ElfObject::read_functions() {
     // (size, name) per address; aliases share an address: keep the sized one, then the shorter
-    // name (in code points once decoded, as the former reader compared them).
-    std::map<uint64_t, std::pair<uint64_t, std::string>> rows;
-    std::map<uint64_t, size_t> lengths;
+    // name (in code points once decoded, as the former reader compared them), else the first seen.
+    // Symbols are gathered flat and sorted (libpython has tens of thousands): a tree of copied
+    // names per symbol was most of a cold native report's object opening.
+    struct Symbol {
+        uint64_t start, size;
+        size_t name_at, name_size, seen;
+    };
     for (const char* table : {".symtab", ".dynsym"}) {
         const Section* section = section_named(table);
         if (section == nullptr || section->entsize != 24) continue;
         if (section->link >= sections_.size()) malformed();
         std::vector<uint8_t> strings, symbols;
         if (!read_section(sections_[section->link], &strings) || !read_section(*section, &symbols)) malformed();
+        std::vector<Symbol> found;
         for (size_t at = 0; at + 24 <= symbols.size(); at += 24) {
             const uint8_t* symbol = symbols.data() + at;
             uint64_t name_offset = load(symbol, 4);
             unsigned type = symbol[4] & 0xF;
             uint64_t shndx = load(symbol + 6, 2), value = load(symbol + 8, 8), size = load(symbol + 16, 8);
             if ((type != 2 && type != 10) || value == 0 || shndx == 0) continue;
-            std::string name;
+            size_t name_size = 0;
             if (name_offset < strings.size()) {
                 const void* end = memchr(strings.data() + name_offset, 0, strings.size() - name_offset);
                 // No terminator: the former reader's slice to find()'s -1 stopped one byte short.
                 size_t stop = end ? static_cast<const uint8_t*>(end) - strings.data() : strings.size() - 1;
-                if (stop > name_offset)
-                    name.assign(reinterpret_cast<const char*>(strings.data() + name_offset), stop - name_offset);
+                if (stop > name_offset) name_size = stop - name_offset;
             }
-            auto known = rows.find(value);
-            size_t length = replaced_utf8_length(name);
-            if (known == rows.end() || (known->second.first == 0 && size) ||
-                (known->second.first == size && length < lengths[value])) {
-                rows[value] = {size, std::move(name)};
-                lengths[value] = length;
-            }
+            found.push_back({value, size, size_t(name_offset), name_size, found.size()});
         }
-        if (!rows.empty()) break;  // .symtab holds everything .dynsym does
-    }
-    for (auto& [start, row] : rows) {
-        starts_.push_back(start);
-        ends_.push_back(start + (row.first ? row.first : 1));
-        names_.push_back(row.second);
-    }
-    for (size_t i = 0; i + 1 < starts_.size(); i++) {
-        auto row = rows.find(starts_[i]);
-        if (row->second.first == 0) ends_[i] = starts_[i + 1];  // unsized: runs to the next symbol
+        if (found.empty()) continue;  // .symtab holds everything .dynsym does
+        std::sort(found.begin(), found.end(), [](const Symbol& a, const Symbol& b) {
+            return a.start != b.start ? a.start < b.start : a.seen < b.seen;
+        });
+        auto name_of = [&strings](const Symbol& symbol) {
+            return std::string(reinterpret_cast<const char*>(strings.data() + symbol.name_at), symbol.name_size);
+        };
+        std::vector<uint64_t> sizes;
+        for (size_t i = 0; i < found.size();) {
+            size_t kept = i, kept_length = SIZE_MAX;
+            size_t next = i + 1;
+            for (; next < found.size() && found[next].start == found[i].start; next++) {
+                const Symbol& alias = found[next];
+                if (found[kept].size == 0 && alias.size) {
+                    kept = next;
+                    kept_length = SIZE_MAX;
+                } else if (found[kept].size == alias.size) {
+                    if (kept_length == SIZE_MAX) kept_length = replaced_utf8_length(name_of(found[kept]));
+                    size_t length = replaced_utf8_length(name_of(alias));
+                    if (length < kept_length) {
+                        kept = next;
+                        kept_length = length;
+                    }
+                }
+            }
+            starts_.push_back(found[kept].start);
+            ends_.push_back(found[kept].start + (found[kept].size ? found[kept].size : 1));
+            sizes.push_back(found[kept].size);
+            names_.push_back(name_of(found[kept]));
+            i = next;
+        }
+        for (size_t i = 0; i + 1 < starts_.size(); i++) {
+            if (sizes[i] == 0) ends_[i] = starts_[i + 1];  // unsized: runs to the next symbol
+        }
+        break;
     }
 }
 

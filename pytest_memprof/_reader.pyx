@@ -5,6 +5,7 @@ cimport elf_dwarf
 cimport reader as native
 from libc.stdint cimport uint8_t, uint64_t
 from libc.stdio cimport FILE, fclose, fdopen, fflush
+from libc.stdlib cimport free
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 
@@ -25,6 +26,23 @@ LOCATION_NATIVE_CALL = native.kNativeCall
 
 cdef str _text(const string& value):
     return value.decode("utf-8", errors="replace")
+
+
+cdef extern from "<cxxabi.h>" namespace "abi":
+    char* __cxa_demangle(const char* mangled, char* buffer, size_t* length, int* status)
+
+
+def demangle_cxx(bytes name):
+    """The Itanium C++ reading of ``name`` by the libstdc++ this module is linked with, or None if it
+    is not a valid mangled name."""
+    cdef int status = -1
+    cdef char* readable = __cxa_demangle(name, NULL, NULL, &status)
+    if readable == NULL:
+        return None
+    try:
+        return readable.decode("utf-8", errors="replace") if status == 0 else None
+    finally:
+        free(readable)
 
 
 def allocator_name(int allocator):
@@ -405,6 +423,24 @@ cdef class ElfObject:
         """The (mangled) name of the function symbol containing ``vaddr``, or ""."""
         cdef const string* name = self.elf.function_at(vaddr)
         return "" if name == NULL else _text(name[0])
+
+    def functions_at(self, vaddrs):
+        """``function_at`` of each of ``vaddrs``: one call for a report's addresses, each symbol's
+        name decoded once however many of them fall in it."""
+        cdef const string* name
+        cdef dict decoded = {}
+        result = []
+        for vaddr in vaddrs:
+            name = self.elf.function_at(vaddr)
+            if name == NULL:
+                result.append("")
+                continue
+            key = <size_t>name
+            text = decoded.get(key)
+            if text is None:
+                text = decoded[key] = _text(name[0])
+            result.append(text)
+        return result
 
     @property
     def has_dwarf(self):

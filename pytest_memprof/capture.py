@@ -80,6 +80,12 @@ class _LazySymbols:
         self.warnings: list[str] = []
 
     def call(self, address: int, map_index: int, in_eval_loop: bool = False) -> NativeCall:
+        return self._made().call(address, map_index, in_eval_loop)
+
+    def calls(self, wanted: list[tuple[int, int, bool]]) -> list[NativeCall]:
+        return self._made().calls(wanted)
+
+    def _made(self) -> CaptureSymbols:
         if self._symbols is None:
             from .symbols import CaptureSymbols
 
@@ -87,7 +93,7 @@ class _LazySymbols:
             self._symbols.warnings = self.warnings
         if self._symbols.maps is not self.maps:
             self._symbols.maps = self.maps
-        return self._symbols.call(address, map_index, in_eval_loop)
+        return self._symbols
 
 
 def metadata_from_header(header: dict, format_version: int = FORMAT_VERSION) -> CaptureMetadata:

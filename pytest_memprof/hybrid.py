@@ -147,6 +147,9 @@ class NativeCalls(Protocol):
         """The call at return address ``address``, recorded in mapping ``map_index`` (-1: unknown);
         ``in_eval_loop`` when the tracker marked the address as the interpreter's eval loop."""
 
+    def calls(self, wanted: list[tuple[int, int, bool]]) -> list[NativeCall]:
+        """``call`` of each (address, map index, in eval loop)."""
+
 
 class Locator(Protocol):
     """The reader's C++ walk over native nodes (_reader.HybridLocator)."""
@@ -206,8 +209,7 @@ class HybridStacks:
         """Tell ``locator`` (the reader's ``HybridLocator``, which walks the native nodes in C++) what
         each distinct call is; the calls, in its order, give the frames of its answers (innermost:
         ``expand()[-1]``, symbolised only for the calls that are answers)."""
-        calls = [self._symbols.call(address, map_index, in_eval_loop)
-                 for address, map_index, in_eval_loop in locator.calls()]
+        calls = self._symbols.calls(locator.calls())
         show = self.show_interpreter_frames
         locator.classify(bytes(call.is_eval | call.visible(show) << 1 | call.is_startup << 2 for call in calls), show)
         return calls

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import re
 import stat
@@ -49,7 +48,6 @@ _MAX_INLINE_DEPTH = 256
 _MAX_ADDRESS = 1 << 64
 _MAX_LINE = 1 << 32
 
-_log = logging.getLogger(__name__)
 
 
 def cache_folder() -> Path | None:
@@ -180,7 +178,9 @@ class SymbolCache:
                 entry.dirty = False
             _prune(folder, limit)
         except OSError as error:
-            _log.debug("symbol cache not written to %s: %s", folder, error)
+            import logging  # only here: a report's start-up should not pay for it
+
+            logging.getLogger(__name__).debug("symbol cache not written to %s: %s", folder, error)
             for entry in dirty:
                 entry.dirty = False  # one attempt per run: the folder will not become writable
 

@@ -11,14 +11,13 @@ and across runs per build ID (symbol_cache.py).
 from __future__ import annotations
 
 import atexit
-import ctypes
-import ctypes.util
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ._reader import ElfObject as NativeElfObject
+from ._reader import demangle_cxx
 from .hybrid import EVAL_FUNCTION, NativeCall, interpreter_paths
 from .model import Frame
 from .rustnames import demangle_rust
@@ -36,44 +35,21 @@ class NativeLocation:
 
 # ---- demangling ---------------------------------------------------------------------------------
 
-_demangler: Any = None
-_free: Any = None
 _demangled: dict[str, str] = {}
 
 
 def demangle(name: str) -> str:
     """The readable name of a Rust (hash left out) or Itanium C++ symbol; others unchanged."""
-    global _demangler, _free
     if not name.startswith(("_Z", "_R")):
         return name
     cached = _demangled.get(name)
-    if cached is not None:
-        return cached
-    # Rust's legacy names are valid C++ ones too (the C++ demangler leaves $LT$ and the hash in).
-    rust = demangle_rust(name)
-    if rust is not None:
-        _demangled[name] = rust
-        return rust
-    if _demangler is None:
-        try:
-            library = ctypes.CDLL(ctypes.util.find_library("stdc++") or "libstdc++.so.6")
-            _demangler = library.__cxa_demangle
-            _demangler.restype = ctypes.c_void_p
-            _demangler.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
-            _free = ctypes.CDLL(None).free
-            _free.argtypes = [ctypes.c_void_p]
-        except (OSError, AttributeError):
-            _demangler = False
-    result = name
-    if _demangler:
-        status = ctypes.c_int(-1)
-        pointer = _demangler(name.encode(), None, None, ctypes.byref(status))
-        if status.value == 0 and pointer:
-            result = ctypes.string_at(pointer).decode(errors="replace")
-        if pointer:
-            _free(pointer)
-    _demangled[name] = result
-    return result
+    if cached is None:
+        # Rust's legacy names are valid C++ ones too (the C++ demangler leaves $LT$ and the hash in).
+        cached = demangle_rust(name)
+        if cached is None:
+            cached = demangle_cxx(name.encode(errors="surrogateescape")) or name
+        _demangled[name] = cached
+    return cached
 
 
 # ---- one ELF object -----------------------------------------------------------------------------
@@ -87,9 +63,9 @@ class _ElfObject:
         self._native = NativeElfObject(path)  # OSError, or ValueError when not a 64-bit LE ELF file
         self.build_id: str = self._native.build_id
 
-    def function_at(self, vaddr: int) -> str:
-        """The (mangled) symbol containing ``vaddr``, or ""."""
-        return self._native.function_at(vaddr)
+    def functions_at(self, vaddrs: list[int]) -> list[str]:
+        """The (mangled) symbol containing each of ``vaddrs``, or ""."""
+        return self._native.functions_at(vaddrs)
 
     def dwarf(self) -> NativeElfObject | None:
         """The object's DWARF reader, or None if it has no (readable) debug information."""
@@ -104,7 +80,7 @@ class Symbolizer:
 
     def __init__(self) -> None:
         self._objects: dict[tuple[str, str], _ElfObject | None] = {}
-        self._names: dict[tuple[str, str, int], str] = {}
+        self._names: dict[tuple[str, str], dict[int, str]] = {}  # per object: vaddr -> function name
         self._locations: dict[tuple[str, str, int], NativeLocation] = {}
         self._problems: dict[tuple[str, str], str] = {}  # why an object could not be used
         # Across runs: an object's addresses resolved before need not open it at all.
@@ -148,19 +124,32 @@ class Symbolizer:
 
     def function_name(self, path: str, vaddr: int, build_id: str = "") -> str:
         """The demangled name of the function holding ``vaddr`` (the call site), or ""."""
-        key = (path, build_id, vaddr)
-        name = self._names.get(key)
-        if name is None:
+        name = self._names.get((path, build_id), {}).get(vaddr)
+        return self.function_names(path, build_id, [vaddr])[0] if name is None else name
+
+    def function_names(self, path: str, build_id: str, vaddrs: list[int]) -> list[str]:
+        """``function_name`` of each of ``vaddrs`` in one object: what neither this process nor the
+        symbol cache knows is looked up in one pass over the object's symbol table."""
+        known = self._names.setdefault((path, build_id), {})
+        missing = [vaddr for vaddr in vaddrs if vaddr not in known]
+        if missing:
             entry = self._cache.entry(path, build_id)
-            name = entry.names.get(vaddr) if entry is not None else None
-            if name is None:
-                elf = self._object(path, build_id)
-                name = demangle(elf.function_at(vaddr)) if elf is not None else ""
-                learning = self._learning(path, build_id, elf) if elf is not None else None
+            if entry is not None:
+                stored = entry.names
+                for vaddr in missing:
+                    name = stored.get(vaddr)
+                    if name is not None:
+                        known[vaddr] = name
+                missing = [vaddr for vaddr in missing if vaddr not in known]
+        if missing:
+            elf = self._object(path, build_id)
+            names = [demangle(name) for name in elf.functions_at(missing)] if elf is not None else [""] * len(missing)
+            learning = self._learning(path, build_id, elf) if elf is not None else None
+            for vaddr, name in zip(missing, names):
+                known[vaddr] = name
                 if learning is not None:
                     learning.learn_name(vaddr, name)
-            self._names[key] = name
-        return name
+        return [known[vaddr] for vaddr in vaddrs]
 
     def locate(self, path: str, vaddr: int, build_id: str = "") -> NativeLocation:
         """Frames for the call site at ``vaddr`` (an object-relative address), inlined ones expanded."""
@@ -212,6 +201,11 @@ def _dwarf_frames(dwarf: NativeElfObject, vaddr: int, function: str, path: str) 
 # ---- one capture's native frames ----------------------------------------------------------------
 
 
+def _eval_frames(path: str) -> Callable[[], tuple[Frame, ...]]:
+    frames = (Frame(EVAL_FUNCTION, path, 0, native=True),)
+    return lambda: frames
+
+
 class MissingLibraryWarning(UserWarning):
     """A library named by native frames cannot be read at report time: its frames show as lib+offset."""
 
@@ -236,34 +230,49 @@ class CaptureSymbols:
         """The call at return address ``address``, recorded in mapping ``map_index`` (-1: none held it then);
         ``in_eval_loop`` when the tracker marked the address as the interpreter's eval loop."""
         call = self._calls_at.get((address, map_index))
-        if call is not None:
-            return call
-        recorded_map = map_index
-        if map_index < 0:
-            map_index = self._map_containing(address - 1)
-        if map_index < 0:
-            frame = Frame(f"0x{address:x}", "<unknown>", 0, native=True)
-            return NativeCall("", False, lambda: (frame,), in_eval_loop)
-        _, _, load_base, path, build_id = self.maps[map_index]
-        vaddr = address - 1 - load_base
-        interpreter = self._interpreter_maps.get(map_index)
-        if interpreter is None:
-            interpreter = self._interpreter_maps[map_index] = self._is_interpreter(path)
-        function = _SYMBOLIZER.function_name(path, vaddr, build_id)
-        # libc's unnamed local functions are its start-up code (e.g. __libc_start_call_main).
-        runtime = not function and os.path.basename(path).startswith(("libc.so", "ld-linux"))
-        if in_eval_loop and not function:
-            # A stripped interpreter, or the loop's code an optimiser moved out of its symbol.
-            eval_frame = Frame(EVAL_FUNCTION, path, 0, native=True)
-            call = NativeCall(EVAL_FUNCTION, True, lambda: (eval_frame,), True)
-        else:
-            call = NativeCall(function, interpreter or runtime, lambda: self._locate(path, vaddr, build_id),
-                              in_eval_loop)
-        if _SYMBOLIZER.problem(path, build_id):
-            self._warn_missing(path, build_id)
-        if recorded_map >= 0:  # a guessed mapping may change as more mappings are read
-            self._calls_at[(address, recorded_map)] = call
-        return call
+        return self.calls([(address, map_index, in_eval_loop)])[0] if call is None else call
+
+    def calls(self, wanted: list[tuple[int, int, bool]]) -> list[NativeCall]:
+        """``call`` of each (address, map index, in eval loop): the names of each object's addresses
+        are looked up together (a report's thousands of distinct calls, mostly in a few objects)."""
+        found: list[NativeCall | None] = [self._calls_at.get((address, map_index)) for address, map_index, _ in wanted]
+        by_map: dict[int, list[int]] = {}
+        for index, (address, map_index, in_eval_loop) in enumerate(wanted):
+            if found[index] is not None:
+                continue
+            if map_index < 0:
+                map_index = self._map_containing(address - 1)
+            if map_index < 0:
+                frame = Frame(f"0x{address:x}", "<unknown>", 0, native=True)
+                found[index] = NativeCall("", False, lambda frame=frame: (frame,), in_eval_loop)
+            else:
+                by_map.setdefault(map_index, []).append(index)
+        for map_index, indexes in by_map.items():
+            _, _, load_base, path, build_id = self.maps[map_index]
+            interpreter = self._interpreter_maps.get(map_index)
+            if interpreter is None:
+                interpreter = self._interpreter_maps[map_index] = self._is_interpreter(path)
+            # libc's unnamed local functions are its start-up code (e.g. __libc_start_call_main).
+            runtime_object = os.path.basename(path).startswith(("libc.so", "ld-linux"))
+            vaddrs = [wanted[index][0] - 1 - load_base for index in indexes]
+            names = _SYMBOLIZER.function_names(path, build_id, vaddrs)
+            for index, vaddr, function in zip(indexes, vaddrs, names):
+                address, recorded_map, in_eval_loop = wanted[index]
+                if in_eval_loop and not function:
+                    # A stripped interpreter, or the loop's code an optimiser moved out of its symbol.
+                    call = NativeCall(EVAL_FUNCTION, True, _eval_frames(path), True)
+                else:
+                    call = NativeCall(function, interpreter or (runtime_object and not function),
+                                      self._expander(path, vaddr, build_id), in_eval_loop)
+                if recorded_map >= 0:  # a guessed mapping may change as more mappings are read
+                    self._calls_at[(address, recorded_map)] = call
+                found[index] = call
+            if _SYMBOLIZER.problem(path, build_id):
+                self._warn_missing(path, build_id)
+        return found  # type: ignore[return-value]  # every entry is set by now
+
+    def _expander(self, path: str, vaddr: int, build_id: str) -> Callable[[], tuple[Frame, ...]]:
+        return lambda: self._locate(path, vaddr, build_id)
 
     def _locate(self, path: str, vaddr: int, build_id: str) -> tuple[Frame, ...]:
         location = _SYMBOLIZER.locate(path, vaddr, build_id)
