@@ -1,7 +1,5 @@
 """``python -m pytest_memprof`` is ``memprof``."""
 
-import sys
+from .cli import console_main
 
-from .cli import main
-
-sys.exit(main())
+console_main()

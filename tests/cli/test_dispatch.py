@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -33,3 +34,44 @@ def test_a_command_imports_only_its_own_module(command):
     assert not any(f"'pytest_memprof.cli.{name}'" in loaded for name in others), loaded
     if command == "sys":
         assert "'pytest_memprof.capture'" not in loaded and "'pytest_memprof.tracker'" not in loaded, loaded
+
+
+PROBE = """
+import atexit, sys
+from pytest_memprof.cli import console_main
+
+class Teardown:
+    def __del__(self):
+        print("teardown ran", file=sys.stderr)
+
+keep = Teardown()  # a module global: deleted when the interpreter clears the modules
+atexit.register(print, "exit handler ran", file=sys.stderr)
+sys.argv = ["memprof", *sys.argv[1:]]
+console_main()
+"""
+
+
+def test_a_report_ends_without_teardown_after_its_exit_handlers_and_whole_output(tmp_path):
+    (tmp_path / "app.py").write_text("blocks = [bytearray(1000) for _ in range(100)]\n")
+    run = subprocess.run([sys.executable, "-m", "pytest_memprof", "run", "-q", "-o", "app.bin", "app.py"],
+                         cwd=tmp_path, capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert run.returncode == 0, run.stderr
+    report = subprocess.run([sys.executable, "-c", PROBE, "stats", "--json", "app.bin"], cwd=tmp_path,
+                            capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["total_allocations"] >= 100  # flushed whole
+    assert "exit handler ran" in report.stderr  # the symbol cache is saved by one
+    assert "teardown ran" not in report.stderr
+    # An error still gives its message and exit code.
+    missing = subprocess.run([sys.executable, "-c", PROBE, "stats", "missing.bin"], cwd=tmp_path,
+                             capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert missing.returncode == 1 and "memprof: error:" in missing.stderr, missing.stderr
+    assert "teardown ran" not in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_program_run_under_memprof_gets_its_teardown(tmp_path):
+    (tmp_path / "app.py").write_text("x = 1\n")
+    result = subprocess.run([sys.executable, "-c", PROBE, "run", "-q", "-o", "app.bin", "app.py"], cwd=tmp_path,
+                            capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "exit handler ran" in result.stderr and "teardown ran" in result.stderr
