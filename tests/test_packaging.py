@@ -63,7 +63,7 @@ def test_the_wheel_holds_the_extensions_and_every_template(wheel):
         assert expected <= names, sorted(expected - names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "memprof = pytest_memprof.cli:main" in text and "memprof = pytest_memprof.plugin" in text
+    assert "memprof = pytest_memprof.cli:console_main" in text and "memprof = pytest_memprof.plugin" in text
 
 
 def test_installed_wheel_runs_and_reports_from_outside_the_source_tree(wheel, tmp_path):
