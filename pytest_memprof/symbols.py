@@ -221,7 +221,7 @@ class CaptureSymbols:
         self.maps: list[tuple[int, int, int, str, str]] = []  # (start, end, load base, path, build ID)
         self.warnings: list[str] = []  # problems met, each also issued as a warning
         self._is_interpreter = interpreter_paths(python_executable)
-        self._interpreter_maps: dict[int, bool] = {}
+        self._map_kinds: dict[int, tuple[bool, bool]] = {}  # per mapping: (the interpreter, libc or ld.so)
         # Nodes are paths, addresses are places: many nodes (one per path into a function) share an
         # address, and so its symbols.
         self._calls_at: dict[tuple[int, int], NativeCall] = {}
@@ -230,7 +230,15 @@ class CaptureSymbols:
         """The call at return address ``address``, recorded in mapping ``map_index`` (-1: none held it then);
         ``in_eval_loop`` when the tracker marked the address as the interpreter's eval loop."""
         call = self._calls_at.get((address, map_index))
-        return self.calls([(address, map_index, in_eval_loop)])[0] if call is None else call
+        if call is not None:
+            return call
+        held_by = map_index if map_index >= 0 else self._map_containing(address - 1)
+        if held_by < 0:
+            return self._unknown(address, in_eval_loop)
+        path, load_base, build_id = self._object_of(held_by)
+        vaddr = address - 1 - load_base
+        return self._new_call(address, map_index, held_by, in_eval_loop, vaddr,
+                              _SYMBOLIZER.function_name(path, vaddr, build_id))
 
     def calls(self, wanted: list[tuple[int, int, bool]]) -> list[NativeCall]:
         """``call`` of each (address, map index, in eval loop): the names of each object's addresses
@@ -240,36 +248,50 @@ class CaptureSymbols:
         for index, (address, map_index, in_eval_loop) in enumerate(wanted):
             if found[index] is not None:
                 continue
-            if map_index < 0:
-                map_index = self._map_containing(address - 1)
-            if map_index < 0:
-                frame = Frame(f"0x{address:x}", "<unknown>", 0, native=True)
-                found[index] = NativeCall("", False, lambda frame=frame: (frame,), in_eval_loop)
+            held_by = map_index if map_index >= 0 else self._map_containing(address - 1)
+            if held_by < 0:
+                found[index] = self._unknown(address, in_eval_loop)
             else:
-                by_map.setdefault(map_index, []).append(index)
-        for map_index, indexes in by_map.items():
-            _, _, load_base, path, build_id = self.maps[map_index]
-            interpreter = self._interpreter_maps.get(map_index)
-            if interpreter is None:
-                interpreter = self._interpreter_maps[map_index] = self._is_interpreter(path)
-            # libc's unnamed local functions are its start-up code (e.g. __libc_start_call_main).
-            runtime_object = os.path.basename(path).startswith(("libc.so", "ld-linux"))
+                by_map.setdefault(held_by, []).append(index)
+        for held_by, indexes in by_map.items():
+            path, load_base, build_id = self._object_of(held_by)
             vaddrs = [wanted[index][0] - 1 - load_base for index in indexes]
             names = _SYMBOLIZER.function_names(path, build_id, vaddrs)
             for index, vaddr, function in zip(indexes, vaddrs, names):
-                address, recorded_map, in_eval_loop = wanted[index]
-                if in_eval_loop and not function:
-                    # A stripped interpreter, or the loop's code an optimiser moved out of its symbol.
-                    call = NativeCall(EVAL_FUNCTION, True, _eval_frames(path), True)
-                else:
-                    call = NativeCall(function, interpreter or (runtime_object and not function),
-                                      self._expander(path, vaddr, build_id), in_eval_loop)
-                if recorded_map >= 0:  # a guessed mapping may change as more mappings are read
-                    self._calls_at[(address, recorded_map)] = call
-                found[index] = call
+                address, map_index, in_eval_loop = wanted[index]
+                found[index] = self._new_call(address, map_index, held_by, in_eval_loop, vaddr, function)
+        return found  # type: ignore[return-value]  # every entry is set by now
+
+    def _object_of(self, map_index: int) -> tuple[str, int, str]:
+        """(path, load base, build ID) of mapping ``map_index``."""
+        _, _, load_base, path, build_id = self.maps[map_index]
+        return path, load_base, build_id
+
+    def _unknown(self, address: int, in_eval_loop: bool) -> NativeCall:
+        frame = Frame(f"0x{address:x}", "<unknown>", 0, native=True)
+        return NativeCall("", False, lambda: (frame,), in_eval_loop)
+
+    def _new_call(self, address: int, recorded_map: int, held_by: int, in_eval_loop: bool, vaddr: int,
+                  function: str) -> NativeCall:
+        """The call at ``address`` in mapping ``held_by`` (``recorded_map`` as the capture said), named ``function``."""
+        path, _, build_id = self._object_of(held_by)
+        kind = self._map_kinds.get(held_by)
+        if kind is None:
+            # libc's unnamed local functions are its start-up code (e.g. __libc_start_call_main).
+            kind = self._map_kinds[held_by] = (self._is_interpreter(path),
+                                                 os.path.basename(path).startswith(("libc.so", "ld-linux")))
             if _SYMBOLIZER.problem(path, build_id):
                 self._warn_missing(path, build_id)
-        return found  # type: ignore[return-value]  # every entry is set by now
+        interpreter, runtime_object = kind
+        if in_eval_loop and not function:
+            # A stripped interpreter, or the loop's code an optimiser moved out of its symbol.
+            call = NativeCall(EVAL_FUNCTION, True, _eval_frames(path), True)
+        else:
+            call = NativeCall(function, interpreter or (runtime_object and not function),
+                              self._expander(path, vaddr, build_id), in_eval_loop)
+        if recorded_map >= 0:  # a guessed mapping may change as more mappings are read
+            self._calls_at[(address, recorded_map)] = call
+        return call
 
     def _expander(self, path: str, vaddr: int, build_id: str) -> Callable[[], tuple[Frame, ...]]:
         return lambda: self._locate(path, vaddr, build_id)

@@ -105,7 +105,7 @@ def _exit_without_teardown(code: int) -> None:
     import threading
 
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if run_exit_handlers is None or threading.active_count() > 1:
+    if run_exit_handlers is None or threading.active_count() > 1 or _watched():
         return
     run_exit_handlers()
     try:
@@ -114,6 +114,15 @@ def _exit_without_teardown(code: int) -> None:
     except (OSError, ValueError):  # a closed or broken stream: let the interpreter report it as usual
         return
     os._exit(code)
+
+
+def _watched() -> bool:
+    # A profiler or tracer (python -m cProfile -m pytest_memprof ..., a debugger) writes what it saw
+    # once the code it runs returns: the process must live to that point.
+    if sys.gettrace() is not None or sys.getprofile() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)  # 3.12+: cProfile and coverage are tools there
+    return monitoring is not None and any(monitoring.get_tool(tool) is not None for tool in range(6))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -75,3 +75,17 @@ def test_a_program_run_under_memprof_gets_its_teardown(tmp_path):
                             capture_output=True, text=True, env=subprocess_env(), timeout=120)
     assert result.returncode == 0, result.stderr
     assert "exit handler ran" in result.stderr and "teardown ran" in result.stderr
+
+
+def test_a_report_under_a_profiler_lives_to_write_the_profile(tmp_path):
+    # python -m cProfile writes its file after the code returns, past where a report's process ends.
+    (tmp_path / "app.py").write_text("x = [bytearray(10) for _ in range(10)]\n")
+    run = subprocess.run([sys.executable, "-m", "pytest_memprof", "run", "-q", "-o", "app.bin", "app.py"],
+                         cwd=tmp_path, capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert run.returncode == 0, run.stderr
+    profiled = subprocess.run([sys.executable, "-m", "cProfile", "-o", "stats.prof", "-m", "pytest_memprof", "stats",
+                               "--json", "app.bin"], cwd=tmp_path, capture_output=True, text=True,
+                              env=subprocess_env(), timeout=120)
+    assert profiled.returncode == 0, profiled.stderr
+    assert json.loads(profiled.stdout)["total_allocations"] > 0
+    assert (tmp_path / "stats.prof").stat().st_size > 0
