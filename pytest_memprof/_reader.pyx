@@ -6,6 +6,9 @@ cimport reader as native
 from libc.stdint cimport uint8_t, uint64_t
 from libc.stdio cimport FILE, fclose, fdopen, fflush
 from libc.stdlib cimport free
+from cpython.dict cimport PyDict_GetItem
+from cpython.long cimport PyLong_AsSsize_t, PyLong_FromVoidPtr
+from cpython.object cimport PyObject
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 
@@ -43,6 +46,22 @@ def demangle_cxx(bytes name):
         return readable.decode("utf-8", errors="replace") if status == 0 else None
     finally:
         free(readable)
+
+
+def known_prefix(list by_object, frames):
+    """How far the call tree's identity cache (``by_object[node]``: id of a child's frame object ->
+    child node) follows ``frames`` from the root: (the node reached, frames followed). The report's
+    innermost loop (reports/calltree.py): a flame graph of a --native capture walks a million frames."""
+    cdef Py_ssize_t followed = 0
+    cdef Py_ssize_t node = 0
+    cdef PyObject* child
+    for frame in frames:
+        child = PyDict_GetItem(<dict>by_object[node], PyLong_FromVoidPtr(<void*>frame))
+        if child == NULL:
+            break
+        node = PyLong_AsSsize_t(<object>child)
+        followed += 1
+    return node, followed
 
 
 def allocator_name(int allocator):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .._reader import known_prefix
 from ..model import Frame, View
 
 # What a report can show (every report but stats, which counts everything made).
@@ -62,9 +63,11 @@ class CallTree:
 
     def add(self, frames: Sequence[Frame]) -> int:
         """The node of the stack ``frames`` (outermost first), creating nodes as needed."""
-        node = 0
         by_object = self._by_object
-        for frame in frames:
+        node, followed = known_prefix(by_object, frames)
+        if followed == len(frames):
+            return node
+        for frame in frames[followed:]:
             known = by_object[node]
             child = known.get(id(frame))
             if child is None:

@@ -24,3 +24,18 @@ def test_equal_frames_share_nodes_and_strings_are_interned():
         node = tree.parents[node]
     assert path == [main, Frame("load", "app.py", 20)]
     assert tree.add(()) == 0
+
+
+def test_the_same_frame_objects_follow_the_identity_cache_to_the_same_nodes():
+    tree = CallTree()
+    frames = tuple(Frame(f"f{depth}", "deep.py", depth) for depth in range(50))
+    whole = tree.add(frames)
+    assert tree.add(frames) == whole  # every frame found by identity
+    node = whole
+    for _ in range(30):
+        node = tree.parents[node]
+    assert tree.add(list(frames[:20])) == node  # a prefix ends on the path's node at its depth
+    # A stack leaving the known path part-way goes on by value from the node it reached.
+    branch = tree.add((*frames[:30], Frame("f30", "deep.py", 30), Frame("other", "deep.py", 99)))
+    assert tree.parents[branch] == tree.add(frames[:31])
+    assert len(tree.parents) == 1 + 50 + 1
