@@ -51,14 +51,20 @@ def terminal_width(stream: IO[str] | None = None) -> int | None:
     return None
 
 
-def console(stream: IO[str] | None = None, **options: Any) -> Console:
-    """A rich console for ``stream`` (stdout): terminal-wide on a terminal, unwrapped into a pipe or file."""
+def console(stream: IO[str] | None = None, width: int | None = None, **options: Any) -> Console:
+    """A rich console for ``stream`` (stdout): ``width`` wide, else terminal-wide on a terminal and
+    unwrapped into a pipe or file."""
     from rich.console import Console
 
-    width = terminal_width(stream)
-    if width is None:
-        return Console(file=stream, width=UNWRAPPED_WIDTH, **options)
-    return Console(file=stream, width=width, **options)
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits with status 1 when the reader has gone (`memprof stats x.bin | head`); the
+            # CLI treats that as the end of the output, as `parse` does (cli.main's handler).
+            self.quiet = True
+            raise BrokenPipeError
+
+    width = width or terminal_width(stream)
+    return PipeConsole(file=stream, width=UNWRAPPED_WIDTH if width is None else width, **options)
 
 
 def is_unwrapped(target: Console) -> bool:

@@ -133,8 +133,10 @@ def render(data: dict[str, Any], rows: list[DiffRow], *, view: View, stacks: boo
     from rich.console import Console
     from rich.table import Table
 
+    from ..terminal import console as terminal_console
+
     # Rows must not be cut short in a pipe or a CI log: at least 120 columns there.
-    console = Console(width=None if sys.stdout.isatty() else max(120, Console().width))
+    console = terminal_console(width=None if sys.stdout.isatty() else max(120, Console().width))
     base, new = data["base"], data["new"]
     for side in (base, new):
         if side["truncated"]:

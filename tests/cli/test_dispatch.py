@@ -89,3 +89,19 @@ def test_a_report_under_a_profiler_lives_to_write_the_profile(tmp_path):
     assert profiled.returncode == 0, profiled.stderr
     assert json.loads(profiled.stdout)["total_allocations"] > 0
     assert (tmp_path / "stats.prof").stat().st_size > 0
+
+
+@pytest.mark.parametrize("command", ["stats", "tree", "summary", "parse", "diff"])
+def test_a_reader_that_leaves_early_is_not_an_error(command, tmp_path):
+    # `memprof stats x.bin | head`: rich's console exited with status 1 when the pipe closed.
+    (tmp_path / "app.py").write_text("blocks = [bytearray(1000) for _ in range(1000)]\n")
+    run = subprocess.run([sys.executable, "-m", "pytest_memprof", "run", "-q", "-o", "app.bin", "app.py"],
+                         cwd=tmp_path, capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert run.returncode == 0, run.stderr
+    files = "app.bin app.bin" if command == "diff" else "app.bin"
+    # The reader (`true`) is gone long before the report has read its capture and starts writing.
+    pipeline = subprocess.run(["bash", "-c", f"{sys.executable} -m pytest_memprof {command} {files} | true; "
+                               "echo status=${PIPESTATUS[0]}"], cwd=tmp_path, capture_output=True, text=True,
+                              env=subprocess_env(), timeout=120)
+    assert pipeline.stdout.strip().endswith("status=0"), (pipeline.stdout, pipeline.stderr)
+    assert "Traceback" not in pipeline.stderr and "Error" not in pipeline.stderr, pipeline.stderr
