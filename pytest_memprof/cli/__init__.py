@@ -79,7 +79,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("memprof: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # `memprof parse big.bin | head`: the reader went away; that is not an error.
+        # `memprof parse big.bin | head`: the reader went away; that is not an error. What is still
+        # buffered goes to /dev/null (Python's own advice for SIGPIPE), else the interpreter's last
+        # flush fails again and exits 120 (3.14 does).
+        try:
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
         sys.stderr.close()
         return 0
 
