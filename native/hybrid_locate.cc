@@ -1,5 +1,7 @@
 #include "hybrid_locate.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <unordered_map>
 
 namespace memprof {
@@ -115,6 +117,82 @@ HybridLocator::LocationTotal HybridLocator::past_idle_evals(uint32_t python, uin
         eval = d_eval_at[outer];
     }
     return {kNoFrame, 0, 0, 0, 0};
+}
+
+// The capture gives, per allocation, the Python stack (each frame flagged when it entered a new C
+// eval loop rather than being run inline by its caller's loop) and the native stack. Python frames
+// are cut into runs, one per eval loop (a run starts at the first frame and at each entry frame),
+// the launcher's frames included so that runs still count loops, and the runs are matched to the
+// eval frames of the native stack. When the native stack is whole (its outermost frame is process
+// or thread start-up code) they are matched from the outermost in: the n-th eval loop entered runs
+// the n-th run, and an eval frame left over at the inner end is a loop entered whose first frame is
+// not pushed yet (a C function calling back into Python, caught allocating the new frame), which
+// runs no frame shown. A native stack cut at its maximum depth (or one with more runs than loops)
+// has lost its outermost frames, so there they are matched from the innermost out, and leftover
+// Python frames join the outermost eval frame's (or come first, when no eval frame was unwound).
+// The launcher's frames are dropped last: a run keeps only the frames Capture.stack shows. An eval
+// frame shows when it runs Python frames and the interpreter's frames show, or when it runs none
+// and its flags say it shows; other frames show by their flags.
+void HybridLocator::assemble(uint32_t index, std::vector<uint32_t>* out) const {
+    const std::vector<std::pair<uint32_t, uint32_t>>& pairs = d_reader.stack_pairs();
+    if (index >= pairs.size()) return;
+    auto [python, native] = pairs[index];
+    if (native >= d_shown.size()) native = 0;
+    if (python >= d_python_runs.size()) python = 0;
+
+    const std::vector<NodeRecord>& nodes = d_reader.nodes();
+    d_python_path.clear();
+    for (uint32_t node = python; node; node = nodes[node - 1].parent < node ? nodes[node - 1].parent : 0) {
+        d_python_path.push_back(node);
+    }
+    std::reverse(d_python_path.begin(), d_python_path.end());
+    const size_t depth = d_python_path.size();
+    d_run_starts.clear();
+    for (size_t at = 0; at < depth; ++at) {
+        if (at == 0 || nodes[d_python_path[at] - 1].entry) d_run_starts.push_back(static_cast<uint32_t>(at));
+    }
+    const size_t runs = d_run_starts.size();
+    d_run_starts.push_back(static_cast<uint32_t>(depth));
+    // The first frame shown (by depth, from 1; 0: none), as Capture.stack drops the launcher's.
+    const uint32_t start = python == 0 ? 0 : d_python_start.empty() ? 1 : d_python_start[python];
+    const size_t first_shown = start ? start - 1 : depth;
+    auto python_frames = [&](size_t from_run, size_t to_run) {  // runs [from_run, to_run]
+        for (size_t at = std::max<size_t>(d_run_starts[from_run], first_shown); at < d_run_starts[to_run + 1]; ++at) {
+            out->push_back(d_python_path[at]);
+        }
+    };
+
+    d_native_path.clear();
+    for (uint32_t node = native; node; node = d_nodes[node - 1].parent < node ? d_nodes[node - 1].parent : 0) {
+        d_native_path.push_back(node);
+    }
+    std::reverse(d_native_path.begin(), d_native_path.end());
+    const size_t evals = d_evals[native];
+    const bool whole = d_whole[native] == 1;
+
+    // Eval frame e (from the outermost, from 0) runs Python run e + shift, if that is a run: whole
+    // stacks from the outermost in, others from the innermost out. Runs before the first one placed
+    // (leftover) join eval frame 0's.
+    const bool outermost_in = whole && runs <= evals;
+    const ptrdiff_t shift = outermost_in ? 0 : static_cast<ptrdiff_t>(runs) - static_cast<ptrdiff_t>(evals);
+    if (evals == 0 && !outermost_in && runs) python_frames(0, runs - 1);
+    size_t eval = 0;
+    for (uint32_t node : d_native_path) {
+        uint32_t call = d_call_of[node - 1];
+        uint8_t flags = d_flags[call];
+        if (!(flags & kEval)) {
+            if (flags & kShown) out->push_back(kCallToken | call);
+            continue;
+        }
+        ptrdiff_t run = static_cast<ptrdiff_t>(eval) + shift;
+        if (run >= 0 && static_cast<size_t>(run) < runs) {
+            if (d_show_interpreter_frames) out->push_back(kCallToken | call);
+            python_frames(eval == 0 && shift > 0 ? 0 : static_cast<size_t>(run), static_cast<size_t>(run));
+        } else if (flags & kShown) {
+            out->push_back(kCallToken | call);
+        }
+        ++eval;
+    }
 }
 
 void HybridLocator::place_python(const std::string& transitions) {

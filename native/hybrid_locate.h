@@ -59,6 +59,13 @@ class HybridLocator {
     // row is (rows come largest first). classify() must have run.
     std::vector<LocationTotal> location_totals(View view) const;
 
+    // Hybrid stack `index`'s frames, outermost first, as tokens appended to `out`: a Python node id
+    // (its frame), or kCallToken | a call index (the frames of calls()[index], inlined ones
+    // included). The rule of merging the two stacks lives here (see hybrid.py's module text);
+    // Python only turns tokens into frames. classify() (and place_python() with a launcher) first.
+    static constexpr uint32_t kCallToken = 0x80000000u;
+    void assemble(uint32_t index, std::vector<uint32_t>* out) const;
+
   private:
     // The key of Python node `node`'s innermost frame shown (kNoFrame: the root, or the launcher's).
     LocationTotal python_key(uint32_t node) const;
@@ -86,6 +93,10 @@ class HybridLocator {
     std::vector<int8_t> d_whole;  // -1: no frame yet, 0/1
     std::vector<uint8_t> d_flags;  // per call
     std::vector<uint8_t> d_place;  // per Python node id (0: the root); empty: no launcher
+
+    // assemble()'s scratch: the Python and native nodes of one stack, outermost first, and the
+    // index of each Python run's first frame.
+    mutable std::vector<uint32_t> d_python_path, d_native_path, d_run_starts;
 };
 
 }  // namespace memprof

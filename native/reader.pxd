@@ -182,3 +182,6 @@ cdef extern from "hybrid_locate.h" namespace "memprof":
         void classify(const string& flags, bint show_interpreter_frames) except +
         void place_python(const string& transitions) except +
         vector[LocationTotal] location_totals(View view) except +
+        void assemble(uint32_t index, vector[uint32_t]* out) except +
+
+    uint32_t kCallToken "memprof::HybridLocator::kCallToken"

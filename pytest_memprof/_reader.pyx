@@ -3,12 +3,14 @@
 
 cimport elf_dwarf
 cimport reader as native
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdio cimport FILE, fclose, fdopen, fflush
 from libc.stdlib cimport free
 from cpython.dict cimport PyDict_GetItem
 from cpython.long cimport PyLong_AsSsize_t, PyLong_FromVoidPtr
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 
@@ -321,6 +323,11 @@ cdef class CaptureReader:
         return [(item.first, item.second) for item in self.reader.stack_pairs()]
 
     @property
+    def table_sizes(self):
+        """(Python nodes, native nodes, hybrid stacks) read so far, without copying the tables."""
+        return self.reader.nodes().size(), self.reader.native_nodes().size(), self.reader.stack_pairs().size()
+
+    @property
     def format_version(self):
         return self.reader.format_version()
 
@@ -364,7 +371,7 @@ cdef class HybridLocator:
     cdef native.HybridLocator* locator
     cdef CaptureReader reader  # kept alive: the locator reads its tables
 
-    def __cinit__(self, CaptureReader reader):
+    def __cinit__(self, CaptureReader reader not None):
         self.reader = reader
         self.locator = new native.HybridLocator(reader.reader[0])
 
@@ -393,6 +400,41 @@ cdef class HybridLocator:
         cdef native.LocationTotal total
         return [(total.kind, total.first, total.second, total.bytes, total.count)
                 for total in self.locator.location_totals(<native.View>view)]
+
+    def stacks(self, indices, list python_frames, list call_frames, python_frame, frames_of_call):
+        """The frames of each hybrid stack of ``indices``, outermost first, merged in C++
+        (``assemble``): ``python_frames[node]`` is Python node ``node``'s frame and
+        ``call_frames[call]`` the frames of call ``call`` of ``calls()``; a None there is made once by
+        ``python_frame(node)`` or ``frames_of_call(call)`` (a tuple) and kept. classify() first."""
+        cdef vector[uint32_t] tokens
+        cdef vector[PyObject*] items  # borrowed: the two lists hold them
+        cdef uint32_t token
+        cdef Py_ssize_t at
+        cdef tuple frames
+        result = []
+        for index in indices:
+            tokens.clear()
+            self.locator.assemble(index, &tokens)
+            items.clear()
+            for token in tokens:
+                if token & native.kCallToken:
+                    at = token & ~native.kCallToken
+                    expansion = call_frames[at]
+                    if expansion is None:
+                        expansion = call_frames[at] = tuple(frames_of_call(at))
+                    for frame in <tuple>expansion:
+                        items.push_back(<PyObject*>frame)
+                else:
+                    frame = python_frames[token]
+                    if frame is None:
+                        frame = python_frames[token] = python_frame(token)
+                    items.push_back(<PyObject*>frame)
+            frames = PyTuple_New(items.size())
+            for at in range(<Py_ssize_t>items.size()):
+                Py_INCREF(<object>items[at])
+                PyTuple_SET_ITEM(frames, at, <object>items[at])
+            result.append(frames)
+        return result
 
 
 def dump(path, int fd):

@@ -6,7 +6,7 @@ import contextlib
 import gc
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -18,7 +18,6 @@ from ._reader import (
     LOCATION_PYTHON_FRAME,
     LOST_LINE,
     CaptureReader,
-    HybridLocator,
 )
 from .errors import CaptureError
 from .hybrid import HybridStacks
@@ -301,11 +300,14 @@ class Capture:
         """The stacks of ``view`` (peak, leaks, temporary or total), largest first; with ``most``, only
         that many of the largest (the others' frames are not built)."""
         rows = self._reader.rows(View.of(view), merge_threads, merge_allocators)
+        if most is not None:
+            rows = rows[:most]
         with _no_cycle_collection():
             return [
-                StackStat(frames=self.stack(stack), bytes=size, count=count, thread_id=tid, allocator=allocator,
-                          launcher=self.launcher_only(stack))
-                for stack, tid, allocator, size, count in (rows if most is None else rows[:most])
+                # Only a stack that shows no frame can be the launcher's own work.
+                StackStat(frames=frames, bytes=size, count=count, thread_id=tid, allocator=allocator,
+                          launcher=not frames and self.launcher_only(stack))
+                for (stack, tid, allocator, size, count), frames in zip(rows, self._stacks_of([row[0] for row in rows]))
             ]
 
     def view_totals(self, view: View | str) -> tuple[int, int]:
@@ -343,10 +345,8 @@ class Capture:
 
     def _location_totals(self, view: View | str) -> list[tuple[Frame | None, int, int]]:
         self._refresh_frames(self._reader)
-        locator = HybridLocator(self._reader)
-        calls = self._hybrid.classify(locator)
-        if self._launcher:
-            locator.place_python(self._launcher.transitions([file for _, file, _ in self._frames]))
+        self._hybrid.set_tables(self._reader)
+        locator, calls = self._hybrid.locator(self)
         totals: dict[Frame | None, list[int]] = {}
         for kind, first, second, size, count in locator.location_totals(View.of(view)):
             frame: Frame | None = None
@@ -363,6 +363,27 @@ class Capture:
         """The parent of Python stack node ``node`` in the capture's trie."""
         return self._nodes[node - 1][0]
 
+    def node_frame(self, node: int) -> Frame:
+        """The frame of Python stack node ``node``."""
+        if node > len(self._nodes):
+            self._refresh_tables(self._reader)
+        _, frame_id, line = self._nodes[node - 1]
+        return self._frame(frame_id, line)
+
+    def launcher_transitions(self) -> bytes | None:
+        """The launcher rule as a table per frame id (HybridLocator.place_python), or None without a launcher."""
+        return self._launcher.transitions([file for _, file, _ in self._frames]) if self._launcher else None
+
+    def _stacks_of(self, stack_ids: list[int]) -> list[tuple[Frame, ...]]:
+        """``stack`` of each of ``stack_ids``; hybrid stacks are merged in one batch."""
+        if not any(stack_id & HYBRID_STACK for stack_id in stack_ids):
+            return [self.stack(stack_id) for stack_id in stack_ids]
+        hybrid = [stack_id & ~HYBRID_STACK for stack_id in stack_ids if stack_id & HYBRID_STACK]
+        if max(hybrid) >= len(self._hybrid.pairs):
+            self._refresh_tables(self._reader)
+        merged = iter(self._hybrid.stacks(hybrid, self))
+        return [next(merged) if stack_id & HYBRID_STACK else self.stack(stack_id) for stack_id in stack_ids]
+
     def temporal_stacks(self) -> list[IntervalStat]:
         """Allocations grouped by stack and by the sampling ticks in which they were made and freed."""
         reader = self._temporal_reader
@@ -377,9 +398,11 @@ class Capture:
             self._temporal_reader = reader
         self._refresh_tables(reader)
         with _no_cycle_collection():
+            intervals = reader.intervals()
+            stacks = self._stacks_of([interval[0] for interval in intervals])
             return [
                 IntervalStat(
-                    frames=self.stack(stack),
+                    frames=frames,
                     allocated_s=self._since_start(allocated),
                     freed_s=None if freed < 0 else self._since_start(freed),
                     bytes=size,
@@ -387,7 +410,7 @@ class Capture:
                     thread_id=tid,
                     allocator=allocator,
                 )
-                for stack, tid, allocator, allocated, freed, size, count in reader.intervals()
+                for (_, tid, allocator, allocated, freed, size, count), frames in zip(intervals, stacks)
             ]
 
     def range_stacks(self, start_s: float, end_s: float | None = None) -> list[StackStat]:
@@ -580,7 +603,7 @@ class Capture:
         self._refresh_frames(reader)
         self._nodes = reader.nodes()
         if reader.format_version >= 2 or reader.stack_pairs():
-            self._hybrid.set_tables(reader.native_nodes(), reader.stack_pairs(), reader.entry_flags())
+            self._hybrid.set_tables(reader)
 
     def _refresh_frames(self, reader: CaptureReader) -> None:
         # The frames and mappings: all location_totals needs in Python (the nodes stay in C++).
