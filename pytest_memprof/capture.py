@@ -6,7 +6,7 @@ import contextlib
 import gc
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -168,6 +168,7 @@ class Capture:
         self.metadata = metadata
         self.path = path
         self._frames: list[tuple[str, str, int]] = []
+        self._frame_at: dict[int, Frame] = {}  # per frame id << 32 | line
         self._nodes: list[tuple[int, int, int]] = []
         self._stacks: dict[int, tuple[Frame, ...]] = {0: ()}
         # The launcher the header names (memprof run, pytest): stacks start below its frames. Nodes
@@ -478,10 +479,17 @@ class Capture:
         return prefix
 
     def _frame(self, frame_id: int, line: int) -> Frame:
-        if line == LOST_LINE:  # a stand-in for a stack node a damaged block defined
-            return Frame("<lost in a damaged block>", "<damaged capture>", 0)
-        function, file, first_line = self._frames[frame_id]
-        return Frame(function, file, line, first_line=first_line)
+        # Nodes are paths: many share a frame and line (one function called from many places).
+        key = frame_id << 32 | line
+        frame = self._frame_at.get(key)
+        if frame is None:
+            if line == LOST_LINE:  # a stand-in for a stack node a damaged block defined
+                frame = Frame("<lost in a damaged block>", "<damaged capture>", 0)
+            else:
+                function, file, first_line = self._frames[frame_id]
+                frame = Frame(function, file, line, first_line=first_line)
+            self._frame_at[key] = frame
+        return frame
 
     def _place(self, node: int) -> int:
         """Where Python stack node ``node`` is with respect to the launcher (launcher.py)."""
