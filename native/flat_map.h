@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -43,8 +44,9 @@ constexpr uint64_t empty_key<uint64_t>() { return ~0ULL; }
 template <>
 constexpr EdgeKey empty_key<EdgeKey>() { return EdgeKey{~0ULL, ~0ULL}; }
 
-// Keys must never equal empty_key<Key>().
-template <typename Value, typename Key = uint64_t>
+// Keys must never equal empty_key<Key>(). ``Allocator``: where the slots live (the reader's tables
+// take HugePageAllocator).
+template <typename Value, typename Key = uint64_t, template <typename> class Allocator = std::allocator>
 class FlatMap {
   public:
     static constexpr Key kEmptyKey = empty_key<Key>();
@@ -116,8 +118,8 @@ class FlatMap {
 
   private:
     void rehash(size_t capacity) {
-        std::vector<Key> keys(capacity, kEmptyKey);
-        std::vector<Value> values(capacity);
+        std::vector<Key, Allocator<Key>> keys(capacity, kEmptyKey);
+        std::vector<Value, Allocator<Value>> values(capacity);
         keys.swap(d_keys);
         values.swap(d_values);
         d_size = 0;
@@ -132,8 +134,8 @@ class FlatMap {
         }
     }
 
-    std::vector<Key> d_keys;
-    std::vector<Value> d_values;
+    std::vector<Key, Allocator<Key>> d_keys;
+    std::vector<Value, Allocator<Value>> d_values;
     size_t d_size = 0;
 };
 

@@ -379,7 +379,7 @@ bool Reader::finish_records() {
     std::vector<uint8_t>().swap(d_pending);
     d_pending_pos = 0;
     if (!d_temporal) {
-        d_live = FlatMap<Live>();
+        d_live = decltype(d_live)();
         d_mappings.clear();
     }
 #if defined(__GLIBC__)

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "decoder.h"
+#include "huge_pages.h"
 #include "dumper.h"
 #include "flat_map.h"
 #include "format.h"
@@ -336,7 +337,7 @@ class Reader {
     std::vector<uint32_t> d_current_maps;  // the latest MAPS set, sorted by start when d_maps_sorted
     bool d_maps_sorted = true;
     std::vector<std::pair<uint32_t, uint32_t>> d_pairs;
-    FlatMap<uint32_t> d_pair_ids;  // (python << 32 | native) -> index in d_pairs
+    FlatMap<uint32_t, uint64_t, HugePageAllocator> d_pair_ids;  // (python << 32 | native) -> index in d_pairs
     // Per native node id: the pair hybrid_stack answered last for it, tried before d_pair_ids (a
     // native stack mostly comes with one Python stack; a loop's few call sites in turn defeat a
     // one-entry memo). UINT32_MAX: none yet.
@@ -368,8 +369,8 @@ class Reader {
     uint64_t d_first_damage = 0;  // the byte offset of the first damaged block
 
     // Aggregates (reset per window).
-    std::vector<Acc> d_accs;
-    FlatMap<uint32_t> d_acc_index;  // (stack, allocator, tid slot) -> acc
+    std::vector<Acc, HugePageAllocator<Acc>> d_accs;
+    FlatMap<uint32_t, uint64_t, HugePageAllocator> d_acc_index;  // (stack, allocator, tid slot) -> acc
     uint64_t d_last_acc_key = 0;     // acc_for's last key and answer (UINT32_MAX: none)
     uint32_t d_last_acc = UINT32_MAX;
     // Per stack id (Python and hybrid apart): the acc acc_for answered last for it in window
@@ -380,7 +381,7 @@ class Reader {
     };
     std::vector<AccHint> d_python_hints, d_hybrid_hints;
     uint32_t d_window = 1;
-    FlatMap<Live> d_live;
+    FlatMap<Live, uint64_t, HugePageAllocator> d_live;
     std::map<uint64_t, Live> d_mappings;  // mmap'd ranges by start address
     std::unordered_map<uint64_t, uint32_t> d_tid_slots;
     std::vector<uint64_t> d_slot_tids;
