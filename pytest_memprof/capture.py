@@ -78,9 +78,6 @@ class _LazySymbols:
         self.maps: list[tuple[int, int, int, str, str]] = []
         self.warnings: list[str] = []
 
-    def call(self, address: int, map_index: int, in_eval_loop: bool = False) -> NativeCall:
-        return self._made().call(address, map_index, in_eval_loop)
-
     def calls(self, wanted: list[tuple[int, int, bool]]) -> list[NativeCall]:
         return self._made().calls(wanted)
 

@@ -226,23 +226,10 @@ class CaptureSymbols:
         # address, and so its symbols.
         self._calls_at: dict[tuple[int, int], NativeCall] = {}
 
-    def call(self, address: int, map_index: int, in_eval_loop: bool = False) -> NativeCall:
-        """The call at return address ``address``, recorded in mapping ``map_index`` (-1: none held it then);
-        ``in_eval_loop`` when the tracker marked the address as the interpreter's eval loop."""
-        call = self._calls_at.get((address, map_index))
-        if call is not None:
-            return call
-        held_by = map_index if map_index >= 0 else self._map_containing(address - 1)
-        if held_by < 0:
-            return self._unknown(address, in_eval_loop)
-        path, load_base, build_id = self._object_of(held_by)
-        vaddr = address - 1 - load_base
-        return self._new_call(address, map_index, held_by, in_eval_loop, vaddr,
-                              _SYMBOLIZER.function_name(path, vaddr, build_id))
-
     def calls(self, wanted: list[tuple[int, int, bool]]) -> list[NativeCall]:
-        """``call`` of each (address, map index, in eval loop): the names of each object's addresses
-        are looked up together (a report's thousands of distinct calls, mostly in a few objects)."""
+        """The call at each (return address, map index (-1: none held it then), eval mark of the
+        tracker): the names of each object's addresses are looked up together (a report's
+        thousands of distinct calls, mostly in a few objects)."""
         found: list[NativeCall | None] = [self._calls_at.get((address, map_index)) for address, map_index, _ in wanted]
         by_map: dict[int, list[int]] = {}
         for index, (address, map_index, in_eval_loop) in enumerate(wanted):
