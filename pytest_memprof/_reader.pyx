@@ -438,14 +438,9 @@ cdef class ElfObject:
     def __dealloc__(self):
         del self.elf
 
-    def function_at(self, uint64_t vaddr):
-        """The (mangled) name of the function symbol containing ``vaddr``, or ""."""
-        cdef const string* name = self.elf.function_at(vaddr)
-        return "" if name == NULL else _text(name[0])
-
     def functions_at(self, vaddrs):
-        """``function_at`` of each of ``vaddrs``: one call for a report's addresses, each symbol's
-        name decoded once however many of them fall in it."""
+        """The (mangled) name of the function symbol containing each of ``vaddrs``, or "": one call
+        for a report's addresses, each symbol's name decoded once however many of them fall in it."""
         cdef const string* name
         cdef dict decoded = {}
         result = []
