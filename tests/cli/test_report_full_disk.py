@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import subprocess_env
+from tests.fulldisk import fill_disk, small_tmpfs  # noqa: F401 (a fixture)
 
 from .conftest import assert_one_line_error, memprof_command
 
 # Linux's always-full device: every write to it fails with ENOSPC.
 FULL = "/dev/full"
 
-pytestmark = pytest.mark.skipif(not os.path.exists(FULL), reason=f"{FULL} (a device that is always full) is Linux's")
+needs_dev_full = pytest.mark.skipif(not os.path.exists(FULL), reason=f"{FULL} (a device always full) is Linux's")
 
 REPORTS = {
     "stats": ["stats", "app.bin"],
@@ -39,6 +40,7 @@ def capture_folder(tmp_path_factory) -> Path:
 
 # Buffered (as a user runs it), the output often fits the buffer and fails only at the last flush,
 # past the command; unbuffered (PYTHONUNBUFFERED=1), it fails at the first write, inside it.
+@needs_dev_full
 @pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("words", REPORTS.values(), ids=REPORTS.keys())
 def test_a_report_to_a_full_disk_fails_with_one_line(capture_folder, words, unbuffered):
@@ -54,3 +56,16 @@ def test_a_report_to_a_full_disk_fails_with_one_line(capture_folder, words, unbu
     assert result.returncode == 1, result.stderr  # not 0, not 120, not killed by a signal
     assert "Exception ignored" not in result.stderr, result.stderr
     assert_one_line_error(result, "cannot write the output", "No space left on device")
+
+
+def test_parse_onto_a_disk_that_fills_up_fails_with_one_line(capture_folder, small_tmpfs):  # noqa: F811
+    # parse writes its records from C++ (a FILE*), past Python's file objects and their errors.
+    fill_disk(small_tmpfs, leave=16 * 1024)
+    output = small_tmpfs / "records.txt"
+    with open(output, "w") as out:
+        result = subprocess.run([*memprof_command(), "parse", "app.bin"], cwd=capture_folder, stdout=out,
+                                stderr=subprocess.PIPE, text=True, env=subprocess_env(), timeout=120)
+    # Before: exit 0, the output cut off where the disk filled.
+    assert result.returncode == 1, result.stderr
+    assert_one_line_error(result, "cannot write the output", "No space left on device")
+    assert output.read_text().startswith("HEADER ")
