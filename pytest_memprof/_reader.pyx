@@ -4,7 +4,8 @@
 cimport elf_dwarf
 cimport reader as native
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.stdio cimport FILE, fclose, fdopen, fflush
+from libc.errno cimport EIO, errno
+from libc.stdio cimport FILE, fclose, fdopen, ferror, fflush, fwrite
 from libc.stdlib cimport free
 from cpython.dict cimport PyDict_GetItem
 from cpython.long cimport PyLong_AsSsize_t, PyLong_FromVoidPtr
@@ -442,17 +443,27 @@ def dump(path, int fd):
     cdef CaptureReader reader = CaptureReader()
     header = reader.open(path)
     # The header is the file's text: its control characters show as escapes, as in every record.
-    os.write(fd, f"HEADER {printable(header)}\n".encode())
+    cdef bytes line = f"HEADER {printable(header)}\n".encode()
     cdef FILE* out = fdopen(os.dup(fd), "w")
     if out == NULL:
         raise CaptureError("cannot write the dump")
+    # Every line goes through this one stream, which remembers a failed write: unchecked, a disk
+    # that filled up mid-dump left a truncated output and exit status 0.
+    cdef int failed = 0
     reader.reader.set_dump(out)
     try:
-        while reader.read_some():
+        fwrite(<const char*>line, 1, len(line), out)
+        while not ferror(out) and reader.read_some():
             pass
+        if ferror(out):
+            failed = errno or EIO
     finally:
-        fflush(out)
-        fclose(out)
+        if fflush(out) != 0 and not failed:
+            failed = errno or EIO
+        if fclose(out) != 0 and not failed:
+            failed = errno or EIO
+    if failed:
+        raise OSError(failed, os.strerror(failed))  # EPIPE makes a BrokenPipeError
     return reader
 
 
@@ -480,14 +491,9 @@ cdef class ElfObject:
     def __dealloc__(self):
         del self.elf
 
-    def function_at(self, uint64_t vaddr):
-        """The (mangled) name of the function symbol containing ``vaddr``, or ""."""
-        cdef const string* name = self.elf.function_at(vaddr)
-        return "" if name == NULL else _text(name[0])
-
     def functions_at(self, vaddrs):
-        """``function_at`` of each of ``vaddrs``: one call for a report's addresses, each symbol's
-        name decoded once however many of them fall in it."""
+        """The (mangled) name of the function symbol containing each of ``vaddrs``, or "": one call
+        for a report's addresses, each symbol's name decoded once however many of them fall in it."""
         cdef const string* name
         cdef dict decoded = {}
         result = []

@@ -246,7 +246,8 @@ class CaptureSymbols:
             names = _SYMBOLIZER.function_names(path, build_id, vaddrs)
             for index, vaddr, function in zip(indexes, vaddrs, names):
                 address, map_index, in_eval_loop = wanted[index]
-                found[index] = self._new_call(address, map_index, held_by, in_eval_loop, vaddr, function)
+                found[index] = self._new_call(address, map_index, held_by, path, build_id, in_eval_loop, vaddr,
+                                              function)
         return found  # type: ignore[return-value]  # every entry is set by now
 
     def _object_of(self, map_index: int) -> tuple[str, int, str]:
@@ -258,10 +259,10 @@ class CaptureSymbols:
         frame = Frame(f"0x{address:x}", "<unknown>", 0, native=True)
         return NativeCall("", False, lambda: (frame,), in_eval_loop)
 
-    def _new_call(self, address: int, recorded_map: int, held_by: int, in_eval_loop: bool, vaddr: int,
-                  function: str) -> NativeCall:
-        """The call at ``address`` in mapping ``held_by`` (``recorded_map`` as the capture said), named ``function``."""
-        path, _, build_id = self._object_of(held_by)
+    def _new_call(self, address: int, recorded_map: int, held_by: int, path: str, build_id: str,
+                  in_eval_loop: bool, vaddr: int, function: str) -> NativeCall:
+        """The call at ``address`` in mapping ``held_by`` (``recorded_map`` as the capture said), named
+        ``function``; ``path`` and ``build_id`` are the mapping's object, as the caller looked them up."""
         kind = self._map_kinds.get(held_by)
         if kind is None:
             # libc's unnamed local functions are its start-up code (e.g. __libc_start_call_main).

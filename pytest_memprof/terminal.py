@@ -8,13 +8,14 @@ the characters show as visible escapes (``\\x1b``) instead. HTML reports escape 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    # Imported by console() only: printable() is used where nothing prints with rich (the capture
+    # Imported by _pipe_console() only: printable() is used where nothing prints with rich (the capture
     # reader, HTML reports), and rich is a few MiB of a report's memory.
     from rich.console import Console
 
@@ -51,9 +52,9 @@ def terminal_width(stream: IO[str] | None = None) -> int | None:
     return None
 
 
-def console(stream: IO[str] | None = None, width: int | None = None, **options: Any) -> Console:
-    """A rich console for ``stream`` (stdout): ``width`` wide, else terminal-wide on a terminal and
-    unwrapped into a pipe or file."""
+@functools.cache
+def _pipe_console() -> type[Console]:
+    # A class made on first use, so that importing this module does not import rich (see above).
     from rich.console import Console
 
     class PipeConsole(Console):
@@ -63,8 +64,14 @@ def console(stream: IO[str] | None = None, width: int | None = None, **options: 
             self.quiet = True
             raise BrokenPipeError
 
+    return PipeConsole
+
+
+def console(stream: IO[str] | None = None, width: int | None = None, **options: Any) -> Console:
+    """A rich console for ``stream`` (stdout): ``width`` wide, else terminal-wide on a terminal and
+    unwrapped into a pipe or file."""
     width = width or terminal_width(stream)
-    return PipeConsole(file=stream, width=UNWRAPPED_WIDTH if width is None else width, **options)
+    return _pipe_console()(file=stream, width=UNWRAPPED_WIDTH if width is None else width, **options)
 
 
 def is_unwrapped(target: Console) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 from ..errors import MemprofError
@@ -23,6 +24,9 @@ MODULE_OF = {"sys": "system", "detach": "attach"}
 # interpreter's teardown (see console_main). Never `run`: the program's threads and exit handlers
 # are its own business.
 ONE_SHOT = frozenset({"stats", "parse", "flamegraph", "table", "tree", "summary", "diff", "transform"})
+# Write errors that mean the output is full (a disk, a quota, a file size limit): a report's failure,
+# not memprof's bug.
+_OUTPUT_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -71,7 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         warnings.showwarning = lambda message, *_: print(f"memprof: warning: {message}", file=sys.stderr)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        if args.command != "run" and sys.stdout is not None:
+            # A report's last lines are often still buffered: writing them can fail too, and should
+            # fail here, in these handlers, not in the interpreter's last flush (exit 120 and an
+            # "Exception ignored" dump). A program's output under `run` is the program's business.
+            sys.stdout.flush()
+        return code
     except MemprofError as error:
         print(f"memprof: error: {error}", file=sys.stderr)
         return error.exit_code
@@ -79,19 +89,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("memprof: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # `memprof parse big.bin | head`: the reader went away; that is not an error. What is still
-        # buffered goes to /dev/null (Python's own advice for SIGPIPE), else the interpreter's last
-        # flush fails again and exits 120 (3.14 does).
-        try:
-            import os
-
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError):
-            pass
+        # `memprof parse big.bin | head`: the reader went away; that is not an error.
+        _discard_unwritten_output()
         sys.stderr.close()
         return 0
+    except OSError as error:
+        # `memprof stats x.bin > out.txt` on a full disk: a failure to report, said in one line.
+        if error.errno not in _OUTPUT_FULL:
+            raise
+        _discard_unwritten_output()
+        print(f"memprof: error: cannot write the output: {error.strerror}", file=sys.stderr)
+        return 1
+
+
+def _discard_unwritten_output() -> None:
+    # What stdout could not write is still buffered: it goes to /dev/null (Python's own advice for
+    # SIGPIPE), else the interpreter's last flush fails again and exits 120 (3.14 does on a closed
+    # pipe). Only when stdout is the stream that failed: an output file's error keeps stdout's lines.
+    if sys.stdout is None:
+        return
+    try:
+        sys.stdout.flush()
+        return
+    except (OSError, ValueError):
+        pass
+    try:
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def console_main() -> None:
