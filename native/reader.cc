@@ -263,6 +263,19 @@ bool Reader::block_damaged(const char* why) {
     return true;
 }
 
+void Reader::note_cut() {
+    if (!d_blocks) {
+        d_cut_bytes = kCutUnknown;
+        return;
+    }
+    const uint8_t* p = d_frame_in.data() + d_frame_pos;
+    d_cut_bytes = d_frame_len - d_frame_pos;
+    // parse_blocks has already refused a size above the frame's block maximum.
+    if (d_frame_header && d_cut_bytes >= 4 && le32(p) != 0) {
+        d_cut_block_bytes = 4 + (le32(p) & 0x7fffffffu) + (d_block_checksum ? 4 : 0);
+    }
+}
+
 bool Reader::decode_block(const uint8_t* block, size_t size, bool stored) {
     const uint8_t* out;
     size_t produced;
@@ -456,6 +469,7 @@ bool Reader::read_some(size_t budget) {
         size_t got = fread(into, 1, d_read_step, d_file);
         if (got == 0) {
             d_truncated = true;  // end of file before the LZ4 end mark: the writer died or the file was cut
+            note_cut();
             return finish_records();
         }
         if (d_blocks) {

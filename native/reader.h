@@ -170,6 +170,16 @@ class Reader {
     uint64_t lost_events() const { return d_decoder.lost_events(); }
     bool lost_tail() const { return d_decoder.waiting_for_sync(); }
     bool truncated() const { return d_truncated || !(d_decoder.saw_trailer() || d_window_closed); }
+    // A file that ends inside its LZ4 frame (cut short, not stopped at corruption): the bytes after
+    // the last whole frame element, which were read but cannot be decoded; 0 when it ends at a
+    // block's end. A block is decoded only whole, since its checksum covers it whole: a block cut
+    // by one byte loses all its events. kCutUnknown before version 5, whose LZ4 stream is buffered
+    // inside the decompression context, which does not say how much it holds.
+    static constexpr uint64_t kCutUnknown = UINT64_MAX;
+    uint64_t cut_bytes() const { return d_cut_bytes; }
+    // The whole size (size field, data, checksum) of the block the cut bytes begin; 0 if they do
+    // not hold a block's size field (the frame header or the end mark is cut, or under 4 bytes).
+    uint64_t cut_block_bytes() const { return d_cut_block_bytes; }
     bool saw_trailer() const { return d_decoder.saw_trailer(); }
     uint64_t peak_bytes() const { return d_peak; }
     uint64_t peak_ms() const { return d_peak_ms; }
@@ -253,6 +263,8 @@ class Reader {
     bool take_frame_header();
     bool decode_block(const uint8_t* block, size_t size, bool stored);
     bool block_damaged(const char* why);
+    // The file ended: records what the bytes not yet parsed were (cut_bytes).
+    void note_cut();
     // Parses the version 5 frame bytes held in d_frame_in.
     bool parse_blocks();
     // Makes room for `len` more bytes at the end of d_frame_in (dropping what is parsed).
@@ -367,6 +379,8 @@ class Reader {
     bool d_content_hash_ok = true;           // no block was skipped: the content checksum applies
     uint64_t d_damaged_blocks = 0;
     uint64_t d_first_damage = 0;  // the byte offset of the first damaged block
+    uint64_t d_cut_bytes = 0;
+    uint64_t d_cut_block_bytes = 0;
 
     // Aggregates (reset per window).
     std::vector<Acc, HugePageAllocator<Acc>> d_accs;

@@ -123,6 +123,8 @@ cdef extern from "reader.h" namespace "memprof":
         bool lost_tail()
         bool truncated()
         bool saw_trailer()
+        uint64_t cut_bytes()
+        uint64_t cut_block_bytes()
         uint64_t peak_bytes()
         uint64_t peak_ms()
         uint64_t current_bytes()

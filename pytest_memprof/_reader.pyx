@@ -3,7 +3,7 @@
 
 cimport elf_dwarf
 cimport reader as native
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport UINT64_MAX, uint8_t, uint32_t, uint64_t
 from libc.errno cimport EIO, errno
 from libc.stdio cimport FILE, fclose, fdopen, ferror, fflush, fwrite
 from libc.stdlib cimport free
@@ -226,6 +226,17 @@ cdef class CaptureReader:
     @property
     def saw_trailer(self):
         return self.reader.saw_trailer()
+
+    @property
+    def cut_bytes(self):
+        """Bytes at the end of a file cut inside its LZ4 frame, not decoded (None: not counted before version 5)."""
+        cut = self.reader.cut_bytes()
+        return None if cut == UINT64_MAX else cut
+
+    @property
+    def cut_block_bytes(self):
+        """The whole size of the block a cut ends inside, as its size field says; 0 if unknown."""
+        return self.reader.cut_block_bytes()
 
     @property
     def peak_bytes(self):

@@ -24,6 +24,7 @@ from .hybrid import HybridStacks
 from .launcher import Launcher, Place
 from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint, View
 from .trie import memoised
+from .truncation import no_allocations_text, records_lost_at_end, truncation_text
 
 if TYPE_CHECKING:
     from .diff import DiffRow
@@ -228,6 +229,29 @@ class Capture:
     def truncated(self) -> bool:
         """True if the stream ends early (the process died, or the file was cut or corrupted)."""
         return bool(self._reader.truncated)
+
+    @property
+    def undecoded_bytes(self) -> int | None:
+        """Bytes at the end of a file cut inside a block (or its LZ4 end mark) that could not be decoded.
+
+        0 for a whole file or one that ends at a block's end; None for a cut file of a format
+        version before 5, which does not tell."""
+        return self._reader.cut_bytes
+
+    @property
+    def truncation(self) -> str | None:
+        """Why the capture reads as truncated and what it lost, as a clause for a report; None if whole."""
+        return truncation_text(self._reader)
+
+    @property
+    def records_lost_at_end(self) -> bool:
+        """True if the file ends inside a block the tracker wrote: that block's records are missing."""
+        return records_lost_at_end(self._reader)
+
+    @property
+    def no_allocations_text(self) -> str:
+        """The line a report shows when it has no allocations: none recorded, or none that could be decoded."""
+        return no_allocations_text(self._reader)
 
     @property
     def damaged(self) -> bool:

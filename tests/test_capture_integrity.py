@@ -168,6 +168,49 @@ def test_a_damaged_last_block_says_the_events_after_it_are_lost(many_blocks, tmp
     assert "every event" in capture.problem
 
 
+def test_a_file_cut_inside_a_block_says_how_many_bytes_it_could_not_decode(many_blocks, tmp_path):
+    data = many_blocks.read_bytes()
+    whole = Capture.open(many_blocks)
+    assert whole.undecoded_bytes == 0 and whole.truncation is None and not whole.records_lost_at_end
+    offset, size = blocks(data)[a_middle_block_with_events(many_blocks)]
+    inside = tmp_path / "inside.bin"
+    inside.write_bytes(data[: offset + size // 2])
+    capture = Capture.open(inside)
+    # The cut block is lost whole (its checksum cannot be checked), and with it everything after.
+    assert capture.truncated and not capture.damaged and capture.problem is None
+    assert capture.undecoded_bytes == 4 + size // 2  # its size field and the half of it that is there
+    assert capture.records_lost_at_end
+    assert f"its last {4 + size // 2:,} bytes could not be decoded" in capture.truncation
+    assert f"a block of {4 + size + 4:,} bytes that is cut short" in capture.truncation
+    assert 0 < capture.total_allocations < whole.total_allocations
+
+
+def test_a_file_cut_between_blocks_or_in_its_end_mark_lost_no_written_byte(many_blocks, tmp_path):
+    data = many_blocks.read_bytes()
+    whole = Capture.open(many_blocks)
+    offset, _ = blocks(data)[a_middle_block_with_events(many_blocks)]
+    between = tmp_path / "between.bin"
+    between.write_bytes(data[: offset - 4])  # right before the block's size field
+    capture = Capture.open(between)
+    assert capture.truncated and capture.undecoded_bytes == 0 and not capture.records_lost_at_end
+    assert capture.truncation == "it ends after its last whole block, without the tracker's trailer"
+
+    end_mark = tmp_path / "end_mark.bin"
+    end_mark.write_bytes(data[:-1])
+    capture = Capture.open(end_mark)
+    assert capture.truncated and capture.undecoded_bytes == 3 and not capture.records_lost_at_end
+    assert "every record is there" in capture.truncation
+    assert capture.total_allocations == whole.total_allocations
+
+
+def test_a_cut_version_4_capture_says_it_cannot_count_what_it_lost(tmp_path):
+    cut = tmp_path / "cut-v4.bin"
+    cut.write_bytes((DATA / "format-v4.bin").read_bytes()[:-100])
+    capture = Capture.open(cut)
+    assert capture.truncated and capture.undecoded_bytes is None and capture.records_lost_at_end
+    assert "capture format version 4 file does not tell how many bytes" in capture.truncation
+
+
 def test_a_version_5_capture_is_a_standard_lz4_frame(many_blocks):
     data = many_blocks.read_bytes()
     magic, version, _, header_length = FIXED_HEADER.unpack_from(data)

@@ -112,6 +112,11 @@ def open_capture(path: str, *, temporal: bool = False, show_interpreter_frames: 
     return capture
 
 
+def truncation_note(name: str, capture: Capture, what: str) -> str:
+    """The line a report command prints for a truncated capture: what it lost, and that ``what`` covers the rest."""
+    return f"memprof: {name} is truncated: {capture.truncation}; {what} covers what was decoded"
+
+
 def note_ignored(flag: str, why: str) -> None:
     """Say on stderr that a flag memray has is accepted but does nothing here."""
     print(f"memprof: note: {flag} has no effect: {why}", file=sys.stderr)

@@ -81,7 +81,8 @@ def diff_dict(base, new, rows: list[DiffRow], *, view: View, stacks: bool, nativ
     def totals(capture) -> dict[str, Any]:
         return {"file": str(capture.path) if capture.path else None, "peak_bytes": capture.peak_bytes,
                 "leaked_bytes": capture.leaked_bytes, "allocations": capture.total_allocations,
-                "total_bytes": capture.total_bytes, "truncated": capture.truncated}
+                "total_bytes": capture.total_bytes, "truncated": capture.truncated,
+                "truncation": capture.truncation}
 
     return {
         "schema_version": SCHEMA_VERSION,
@@ -132,15 +133,18 @@ def render(data: dict[str, Any], rows: list[DiffRow], *, view: View, stacks: boo
     """Print the diff as a rich table, largest growth first."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from ..terminal import console as terminal_console
+    from ..terminal import printable
 
     # Rows must not be cut short in a pipe or a CI log: at least 120 columns there.
     console = terminal_console(width=None if sys.stdout.isatty() else max(120, Console().width))
     base, new = data["base"], data["new"]
     for side in (base, new):
         if side["truncated"]:
-            console.print(f"[bold yellow]{side['file']} is truncated: its figures cover what was written.[/]")
+            console.print(Text(f"{side['file']} is truncated: {printable(side['truncation'])}. "
+                               "Its figures cover what was decoded.", style="bold yellow"))
     console.print(
         f"Peak {format_size(base['peak_bytes'])} -> {format_size(new['peak_bytes'])} "
         f"({_signed(new['peak_bytes'] - base['peak_bytes'])})    "

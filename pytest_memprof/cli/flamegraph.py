@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import UsageError
 from ..reports.output import check_output, default_output
-from ._common import note_ignored, open_capture
+from ._common import note_ignored, open_capture, truncation_note
 from ._report_options import add_kind_options, add_memray_page_options, add_output_options, positive_int
 
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
                       split_threads=args.split_threads, max_memory_records=args.max_memory_records,
                       confidential_files=args.confidential_files)
     if capture.truncated:
-        print(f"memprof: {args.file} is truncated; the flame graph covers what was written")
+        print(truncation_note(args.file, capture, "the flame graph"))
     print(f"memprof: wrote {target}")
     return 0
 
@@ -71,6 +71,6 @@ def _run_diff(args: argparse.Namespace) -> int:
     render_diff_flamegraph(base, new, target, kind=args.kind, inverted=args.inverted, native=args.native)
     for name, capture in ((args.diff, base), (args.file, new)):
         if capture.truncated:
-            print(f"memprof: {name} is truncated; the flame graph covers what was written")
+            print(truncation_note(name, capture, "the flame graph"))
     print(f"memprof: wrote {target}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .._reader import dump
+from ..truncation import truncation_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +26,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"memprof: {args.file}: {reader.error}", file=sys.stderr)
         return 1
     if reader.truncated:
-        print(f"memprof: {args.file} is truncated: the stream ends before its trailer", file=sys.stderr)
+        print(f"memprof: {args.file} is truncated: {truncation_text(reader)}", file=sys.stderr)
         return 1
     return 0

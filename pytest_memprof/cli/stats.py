@@ -12,6 +12,7 @@ from ..capture import Capture
 from ..errors import UsageError
 from ..model import View
 from ..sizes import format_size
+from ..truncation import NONE_DECODED
 from ._common import open_capture
 from ._report_options import add_stack_arguments, positive_int
 
@@ -62,6 +63,9 @@ def stats_dict(capture: Capture, top: int = 5) -> dict[str, Any]:
         "total_bytes": capture.total_bytes,
         "duration_s": capture.duration,
         "truncated": capture.truncated,
+        "truncation": capture.truncation,
+        "undecoded_bytes": capture.undecoded_bytes,
+        "records_lost_at_end": capture.records_lost_at_end,
         "damaged": {"lost_events": capture.lost_events, "problem": capture.problem} if capture.damaged else None,
         "allocators": {name: {"count": count, "bytes": size}
                        for name, (count, size) in sorted(capture.allocator_totals().items())},
@@ -74,6 +78,7 @@ def render(data: dict[str, Any]) -> None:
     """Print the stats dict as rich tables."""
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from ..terminal import console as terminal_console
     from ..terminal import printable
@@ -82,7 +87,8 @@ def render(data: dict[str, Any]) -> None:
     if data["damaged"]:
         console.print("[bold red]This capture is damaged: figures leave out the events of its damaged blocks.[/]")
     elif data["truncated"]:
-        console.print("[bold yellow]This capture is truncated: figures cover what was written.[/]")
+        console.print(Text(f"This capture is truncated: {printable(data['truncation'])}. "
+                           "The figures cover what was decoded.", style="bold yellow"))
     command = escape(printable(data["command_line"]))
     console.print(f"[bold]Command:[/] {command}  (pid {data['pid']}, Python {data['python_version']})",
                   markup=True, highlight=False)
@@ -90,7 +96,7 @@ def render(data: dict[str, Any]) -> None:
                   f"Leaked at end: {format_size(data['leaked_bytes'])}    "
                   f"Allocations: {data['total_allocations']:,} ({format_size(data['total_bytes'])})")
     if not data["total_allocations"]:
-        console.print("No allocations were recorded.")
+        console.print(NONE_DECODED if data["records_lost_at_end"] else "No allocations were recorded.")
         return
     allocators = Table(title="Allocations by allocator")
     allocators.add_column("allocator")

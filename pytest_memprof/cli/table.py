@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..reports.output import check_output, default_output
-from ._common import note_ignored, open_capture
+from ._common import note_ignored, open_capture, truncation_note
 from ._report_options import add_kind_options, add_memray_page_options, add_output_options
 
 
@@ -38,6 +38,6 @@ def run(args: argparse.Namespace) -> int:
     render_table(capture, target, kind=args.kind, split_threads=args.split_threads,
                  confidential_files=args.confidential_files)
     if capture.truncated:
-        print(f"memprof: {args.file} is truncated; the table covers what was written")
+        print(truncation_note(args.file, capture, "the table"))
     print(f"memprof: wrote {target}")
     return 0

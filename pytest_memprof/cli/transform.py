@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import UsageError
 from ..reports.output import check_output, default_output
-from ._common import open_capture
+from ._common import open_capture, truncation_note
 from ._report_options import add_kind_options
 
 # The same as reports.transform.FORMATS (a test checks), without importing the reports at start-up.
@@ -59,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
         )
     transform(capture, args.format, target, kind=args.kind, native=args.native)
     if capture.truncated:
-        print(f"memprof: {args.file} is truncated; the output covers what was written")
+        print(truncation_note(args.file, capture, "the output"))
     print(f"memprof: wrote {target}")
     return 0

@@ -60,10 +60,11 @@ def print_summary(capture: Capture, *, console: Console | None = None, kind: Vie
     view = report_view(kind)
     console = console or terminal.console()
     if capture.truncated:
-        console.print(Text("This capture is truncated: the summary covers what was written.", style="bold yellow"))
+        console.print(Text(f"This capture is truncated: {terminal.printable(capture.truncation)}. "
+                           "The summary covers what was decoded.", style="bold yellow"))
     rows = summary_rows(capture, kind=kind, sort_column=sort_column)
     if not rows:
-        console.print("No allocations were recorded in this capture." if not capture.total_allocations
+        console.print(capture.no_allocations_text if not capture.total_allocations
                       else f"No memory {view.title} in this capture.")
         return
     whole = sum(stat.bytes for stat in capture.stacks(view))

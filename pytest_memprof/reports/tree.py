@@ -114,10 +114,11 @@ def print_tree(capture: Capture, *, console: Console | None = None, kind: View |
     view = report_view(kind)
     console = console or terminal.console()
     if capture.truncated:
-        console.print(Text("This capture is truncated: the tree covers what was written.", style="bold yellow"))
+        console.print(Text(f"This capture is truncated: {terminal.printable(capture.truncation)}. "
+                           "The tree covers what was decoded.", style="bold yellow"))
     count, whole = capture.view_totals(view)
     if not count:
-        console.print("No allocations were recorded in this capture." if not capture.total_allocations
+        console.print(capture.no_allocations_text if not capture.total_allocations
                       else f"No memory {view.title} in this capture.")
         return
     console.print(Text(f"The {min(biggest_allocs, count)} biggest of {count:,} stacks, bytes "

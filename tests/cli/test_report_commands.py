@@ -13,6 +13,7 @@ import pytest
 from pytest_memprof import Tracker
 from tests.cli.conftest import assert_one_line_error, memprof_command
 from tests.conftest import subprocess_env
+from tests.records import FIXED_HEADER, whole_frame_end
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,6 +158,43 @@ def test_summary_by_function(capture, empty, truncated, tmp_path):
     assert nothing.returncode == 0 and "No allocations were recorded" in nothing.stdout
     cut = memprof("summary", str(truncated), cwd=tmp_path)
     assert cut.returncode == 0 and "truncated" in cut.stdout
+
+
+@pytest.mark.parametrize("command", ["stats", "summary", "tree", "table", "flamegraph", "parse"])
+def test_a_capture_cut_anywhere_says_what_it_lost_and_exits_as_every_truncated_capture(command, capture, tmp_path):
+    # Before: cut by 1 byte (into the end mark) the report held every allocation; cut by 7, 20 or 100
+    # (into the block, here the only one) it showed 0 allocations and "No allocations were recorded"
+    # as if that were the whole truth, with nothing saying what the cut had taken.
+    data = capture.read_bytes()
+    header_end = FIXED_HEADER.size + FIXED_HEADER.unpack_from(data)[3]
+    statuses = {}
+    for cut in (1, 7, 20, 100, len(data) - header_end):
+        kept = data[:-cut]
+        path = tmp_path / f"cut{cut}.bin"
+        path.write_bytes(kept)
+        html = tmp_path / f"cut{cut}.html"
+        result = memprof(command, *(["-o", html.name] if command in ("table", "flamegraph") else []), path.name,
+                         cwd=tmp_path, columns=400)
+        assert "Traceback" not in result.stderr, result.stderr
+        statuses[cut] = result.returncode
+        said = result.stderr if command == "parse" else result.stdout
+        lost = len(kept) - whole_frame_end(kept)
+        if cut == 1:
+            expected = "its last 3 bytes are cut short after the tracker's trailer: every record is there"
+        elif lost:
+            expected = f"its last {lost:,} bytes could not be decoded"
+        else:
+            expected = "it ends right after its header, before any record"
+        assert "is truncated: " + expected in said, (cut, said)
+        if command in ("table", "flamegraph"):
+            assert expected in html.read_text().replace("&#39;", "'")
+        if lost and cut != 1:
+            assert "No allocations were recorded" not in said, (cut, said)
+            if command == "stats" and "Allocations: 0 " in said:
+                assert "No allocations could be decoded" in said
+    # One rule for every cut, the documented one (docs/capture-format.md): a report of a truncated
+    # capture covers what was decoded and exits 0; parse, the debugging dump, exits 1.
+    assert set(statuses.values()) == {1 if command == "parse" else 0}, statuses
 
 
 def test_terminal_reports_print_markup_in_paths_literally(tmp_path):

@@ -8,6 +8,7 @@ import struct
 import pytest
 
 from pytest_memprof import Capture, Tracker
+from tests.records import whole_frame_end
 
 from .conftest import assert_one_line_error
 
@@ -63,3 +64,20 @@ def test_not_a_capture_missing_and_newer_version_are_one_line_errors(memprof, tm
     struct.pack_into("<H", data, 8, 999)
     newer.write_bytes(bytes(data))
     assert_one_line_error(memprof("stats", str(newer)), "version 999")
+
+
+def test_json_says_how_much_of_a_cut_capture_could_not_be_decoded(memprof, tmp_path, capture_path):
+    whole = json.loads(memprof("stats", "--json", str(capture_path)).stdout)
+    assert whole["truncation"] is None and whole["undecoded_bytes"] == 0 and whole["records_lost_at_end"] is False
+
+    data = capture_path.read_bytes()
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(data[:-20])
+    result = memprof("stats", "--json", str(cut))
+    assert result.returncode == 0, result.stderr  # truncated, not damaged: as a report of it in the terminal
+    stats = json.loads(result.stdout)
+    lost = len(data) - 20 - whole_frame_end(data[:-20])
+    assert lost > 0
+    assert stats["truncated"] is True and stats["damaged"] is None
+    assert stats["undecoded_bytes"] == lost and stats["records_lost_at_end"] is True
+    assert f"its last {lost:,} bytes could not be decoded" in stats["truncation"]
