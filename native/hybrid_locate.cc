@@ -228,11 +228,24 @@ HybridLocator::LocationTotal HybridLocator::python_key(uint32_t node) const {
 
 std::vector<HybridLocator::LocationTotal> HybridLocator::location_totals(View view) const {
     std::vector<LocationTotal> out;
+    // Each key's first row in Reader::rows' order (bytes, count, then stack id): the keys are put in
+    // that order at the end, without sorting every row (a --native capture has tens of thousands of
+    // stacks and a few thousand keys).
+    struct First {
+        uint64_t bytes, count;
+        uint32_t stack;
+        bool before(const First& other) const {
+            if (bytes != other.bytes) return bytes > other.bytes;
+            if (count != other.count) return count > other.count;
+            return stack < other.stack;
+        }
+    };
+    std::vector<First> first;
     // Where each key's entry is in `out`.
     std::unordered_map<uint64_t, size_t> python_at;
     std::vector<size_t> call_at(d_calls.size(), SIZE_MAX);
     size_t none_at = SIZE_MAX;
-    for (const StackRow& row : d_reader.rows(view, true, true)) {
+    for (const StackRow& row : d_reader.rows(view, true, true, false)) {
         LocationTotal key = (row.stack & kHybridStack) ? hybrid_key(row.stack & ~kHybridStack) : python_key(row.stack);
         size_t* at = &none_at;
         if (key.kind == kPythonFrame) {
@@ -244,11 +257,20 @@ std::vector<HybridLocator::LocationTotal> HybridLocator::location_totals(View vi
         if (*at == SIZE_MAX) {
             *at = out.size();
             out.push_back(key);
+            first.push_back({row.bytes, row.count, row.stack});
         }
         out[*at].bytes += row.bytes;
         out[*at].count += row.count;
+        First here{row.bytes, row.count, row.stack};
+        if (here.before(first[*at])) first[*at] = here;
     }
-    return out;
+    std::vector<size_t> order(out.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&first](size_t a, size_t b) { return first[a].before(first[b]); });
+    std::vector<LocationTotal> sorted;
+    sorted.reserve(out.size());
+    for (size_t i : order) sorted.push_back(out[i]);
+    return sorted;
 }
 
 }  // namespace memprof

@@ -55,8 +55,9 @@ class HybridLocator {
         uint64_t bytes;
         uint64_t count;
     };
-    // The rows of `view` (threads and allocators merged) summed per key, each key where its first
-    // row is (rows come largest first). classify() must have run.
+    // The rows of `view` (threads and allocators merged) summed per key, largest first by each
+    // key's largest row (where its first row is among rows sorted largest first). classify() must
+    // have run.
     std::vector<LocationTotal> location_totals(View view) const;
 
     // Hybrid stack `index`'s frames, outermost first, as tokens appended to `out`: a Python node id

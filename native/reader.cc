@@ -905,7 +905,7 @@ void Reader::reset_window(uint64_t only_tid) {
     d_marks.clear();
 }
 
-std::vector<StackRow> Reader::rows(View view, bool merge_threads, bool merge_allocators) const {
+std::vector<StackRow> Reader::rows(View view, bool merge_threads, bool merge_allocators, bool largest_first) const {
     std::unordered_map<uint64_t, size_t> index;
     std::vector<StackRow> out;
     std::unordered_map<uint64_t, uint32_t> tid_slots;
@@ -953,9 +953,15 @@ std::vector<StackRow> Reader::rows(View view, bool merge_threads, bool merge_all
         out[it->second].bytes += static_cast<uint64_t>(std::max<int64_t>(bytes, 0));
         out[it->second].count += static_cast<uint64_t>(std::max<int64_t>(count, 0));
     }
-    std::sort(out.begin(), out.end(), [](const StackRow& a, const StackRow& b) {
-        return a.bytes != b.bytes ? a.bytes > b.bytes : a.count > b.count;
-    });
+    if (largest_first) {
+        // Ties go by stack, thread and allocator: an order that does not depend on the tables' layout,
+        // which HybridLocator::location_totals reproduces without sorting.
+        std::sort(out.begin(), out.end(), [](const StackRow& a, const StackRow& b) {
+            if (a.bytes != b.bytes) return a.bytes > b.bytes;
+            if (a.count != b.count) return a.count > b.count;
+            return std::tie(a.stack, a.tid, a.allocator) < std::tie(b.stack, b.tid, b.allocator);
+        });
+    }
     return out;
 }
 

@@ -191,7 +191,7 @@ class Reader {
     uint64_t total_bytes() const { return d_total_bytes; }
     uint64_t records() const { return d_decoder.records(); }
     uint64_t unmatched_frees() const { return d_unmatched_frees; }
-    std::vector<StackRow> rows(View view, bool merge_threads, bool merge_allocators) const;
+    std::vector<StackRow> rows(View view, bool merge_threads, bool merge_allocators, bool largest_first = true) const;
     // Every stack, thread and allocator with its four figures (what an aggregated capture writes).
     std::vector<AggregateRow> aggregates() const;
     std::vector<IntervalRow> intervals();

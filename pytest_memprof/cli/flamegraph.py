@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_diff(args)
     target = check_output(args.output or default_output(args.file, "flamegraph"), force=args.force)
     capture = open_capture(args.file, temporal=args.temporal, show_interpreter_frames=args.show_interpreter_frames,
-                           temporary_threshold=args.temporary_threshold, kind=args.kind)
+                           temporary_threshold=args.temporary_threshold, kind=args.kind,
+                           meanwhile=("jinja2",))
     render_flamegraph(capture, target, kind=args.kind, temporal=args.temporal, inverted=args.inverted,
                       split_threads=args.split_threads, max_memory_records=args.max_memory_records,
                       confidential_files=args.confidential_files)

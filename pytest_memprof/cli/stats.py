@@ -135,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
         from ..reports.output import check_output
 
         target = check_output(args.output, force=args.force)
-    capture = open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames)
+    shown = () if args.json else ("rich.console", "rich.markup", "rich.table", "rich.text")
+    capture = open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames,
+                           meanwhile=shown)
     data = stats_dict(capture, args.top)
     if target is not None:
         from ..reports.output import write_report

@@ -46,9 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary."""
-    from ..reports.summary import print_summary
+    capture = open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames,
+                           temporary_threshold=args.temporary_threshold, kind=args.kind,
+                           meanwhile=("pytest_memprof.reports.summary",))
+    from ..reports.summary import print_summary  # imported while the capture is read (open_capture)
 
-    print_summary(open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames,
-                               temporary_threshold=args.temporary_threshold, kind=args.kind),
-                  kind=args.kind, sort_column=args.sort_column, max_rows=args.max_rows)
+    print_summary(capture, kind=args.kind, sort_column=args.sort_column, max_rows=args.max_rows)
     return 0

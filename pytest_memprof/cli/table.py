@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
         note_ignored("--no-web", "memprof's pages always carry their own script and style")
     target = check_output(args.output or default_output(args.file, "table"), force=args.force)
     capture = open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames,
-                           temporary_threshold=args.temporary_threshold, kind=args.kind)
+                           temporary_threshold=args.temporary_threshold, kind=args.kind,
+                           meanwhile=("jinja2",))
     render_table(capture, target, kind=args.kind, split_threads=args.split_threads,
                  confidential_files=args.confidential_files)
     if capture.truncated:

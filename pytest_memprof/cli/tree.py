@@ -23,10 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the tree."""
-    # Imported here, as every report command does (cli/__init__.py says why).
+    capture = open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames,
+                           temporary_threshold=args.temporary_threshold, kind=args.kind,
+                           meanwhile=("pytest_memprof.reports.tree",))
+    # Imported here, as every report command does (cli/__init__.py says why), and while the
+    # capture is read (open_capture).
     from ..reports.tree import print_tree
 
-    print_tree(open_capture(args.file, show_interpreter_frames=args.show_interpreter_frames,
-                            temporary_threshold=args.temporary_threshold, kind=args.kind),
-               kind=args.kind, biggest_allocs=args.biggest_allocs)
+    print_tree(capture, kind=args.kind, biggest_allocs=args.biggest_allocs)
     return 0

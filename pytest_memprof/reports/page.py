@@ -59,8 +59,8 @@ def write_assets(folder: Path, scripts: Sequence[str]) -> None:
 
 
 # One environment for the process: compiling the templates took most of a flame graph's
-# rendering, and `--memprof-html` renders one per test. Jinja2 is imported here, at the first page:
-# after the capture is read, so its few MiB do not add to the reader's at the report's peak.
+# rendering, and `--memprof-html` renders one per test. Jinja2 is imported here, at the first page
+# (the `flamegraph` and `table` commands import it while their capture is read: cli/_common.py).
 @functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     import jinja2

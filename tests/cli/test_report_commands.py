@@ -268,6 +268,22 @@ def test_an_html_report_loads_neither_the_tracker_nor_rich_nor_the_symboliser_no
     assert "build_cache" in target.read_text()
 
 
+def test_a_report_imports_what_it_needs_next_while_its_capture_is_read(capture, tmp_path):
+    # open_capture's second thread imports during the C++ read; it is gone once the capture is open,
+    # and a module that cannot be imported leaves the open as it was (the report's own import says why).
+    probe = (
+        "import sys, threading\n"
+        "from pytest_memprof.cli._common import open_capture\n"
+        f"capture = open_capture({str(capture)!r}, meanwhile=('json.tool', 'no_such_module_of_memprof'))\n"
+        "print(threading.active_count(), 'json.tool' in sys.modules, capture.total_allocations > 40)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                            env=subprocess_env(), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "1 True True", result.stdout
+    assert result.stderr == ""
+
+
 def test_hashlib_imported_before_a_report_keeps_openssl(capture, tmp_path):
     probe = (
         "import hashlib\n"
