@@ -489,6 +489,15 @@ bool Reader::feed(const uint8_t* data, size_t len) {
     return parse_pending(false);
 }
 
+void Reader::feed_followed(void* reader, const uint8_t* data, size_t len) noexcept {
+    Reader* self = static_cast<Reader*>(reader);
+    try {
+        self->feed(data, len);
+    } catch (...) {  // on the sink's thread, where nothing could catch it
+        self->d_follow_failed = true;
+    }
+}
+
 void Reader::set_dump(FILE* out) { d_dumper.reset(new Dumper(out)); }
 
 bool Reader::parse_output(const uint8_t* data, size_t len) {

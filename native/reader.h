@@ -22,6 +22,7 @@
 #include "huge_pages.h"
 #include "dumper.h"
 #include "flat_map.h"
+#include "follower.h"
 #include "format.h"
 
 struct LZ4F_dctx_s;
@@ -151,6 +152,11 @@ class Reader {
 
     // Memory input: whole records, as the memory sink hands them out.
     bool feed(const uint8_t* data, size_t len);
+    // feed() for the tracker's memory sink to call on its own thread as the records are written
+    // (tracker::follow); while it may, nothing else touches this reader. A failure (memory ran
+    // out) is kept for follow_failed().
+    FollowerEntry follower() { return {&Reader::feed_followed, this}; }
+    bool follow_failed() const { return d_follow_failed; }
     // Forgets events, their aggregates and the decoder's delta state (the tracker resets its own
     // at resume), keeps frames, stacks and thread names. `only_tid` filters the new window.
     void reset_window(uint64_t only_tid = 0);
@@ -335,6 +341,8 @@ class Reader {
     ByteBuffer d_out;  // decompressed output: one block (version 5) or one step
     std::vector<uint8_t> d_pending;
     size_t d_pending_pos = 0;
+    bool d_follow_failed = false;
+    static void feed_followed(void* reader, const uint8_t* data, size_t len) noexcept;
 
     // Tables (persist across windows).
     Decoder d_decoder;

@@ -7,6 +7,13 @@ from libcpp.pair cimport pair
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 
+cdef extern from "follower.h" namespace "memprof":
+    ctypedef void (*Follower)(void* context, const uint8_t* data, size_t len) noexcept nogil
+    cdef struct FollowerEntry:
+        Follower feed
+        void* context
+    const char* kFollowerCapsule
+
 cdef extern from "format.h" namespace "memprof":
     const char* kind_name(uint8_t kind)
     uint32_t kFormatVersion
@@ -114,6 +121,8 @@ cdef extern from "reader.h" namespace "memprof":
         ReadError read_error()
         string problem_text() except +
         bool feed(const uint8_t* data, size_t len) except + nogil
+        FollowerEntry follower()
+        bool follow_failed()
         void reset_window(uint64_t only_tid)
         void close_window()
         void set_dump(FILE* out)

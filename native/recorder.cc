@@ -237,18 +237,112 @@ class FileSink : public Sink {
 
 class MemorySink : public Sink {
   public:
+    ~MemorySink() override { follow(nullptr, nullptr, nullptr); }
+
     void consume(uint8_t** buffer, size_t len) override {
-        d_bytes.append(reinterpret_cast<const char*>(*buffer), len);
+        // Records from before the follower came stay ahead of what it is handed: it starts after
+        // the next take(). (Tracker lock held, as in follow() and take().)
+        if (!d_follower || !d_bytes.empty()) {
+            d_bytes.append(reinterpret_cast<const char*>(*buffer), len);
+            return;
+        }
+        // A buffer of its own: the follower reads it without the lock while more arrive.
+        std::unique_ptr<std::string> chunk(new std::string(reinterpret_cast<const char*>(*buffer), len));
+        std::lock_guard<std::mutex> lock(d_mutex);
+        d_chunks.push_back(std::move(chunk));
+        d_cv.notify_all();
     }
-    std::string close() override { return std::string(); }
+    std::string close() override {
+        follow(nullptr, nullptr, nullptr);
+        return std::string();
+    }
     std::string take() override {
+        std::unique_lock<std::mutex> lock(d_mutex);
+        d_cv.wait(lock, [this] { return !d_busy; });
+        d_followed = 0;
         std::string out;
-        out.swap(d_bytes);
+        if (d_chunks.empty()) {
+            out.swap(d_bytes);
+            return out;
+        }
+        // Chunks are made only while d_bytes is empty (consume): what d_bytes holds now came after
+        // them, once the follower was gone.
+        size_t total = d_bytes.size();
+        for (const auto& chunk : d_chunks) total += chunk->size();
+        out.reserve(total);
+        for (size_t i = 0; i < d_handed; ++i) d_followed += d_chunks[i]->size();
+        for (const auto& chunk : d_chunks) out += *chunk;
+        out += d_bytes;
+        d_bytes.clear();
+        d_chunks.clear();
+        d_handed = 0;
         return out;
+    }
+    size_t followed() const override { return d_followed; }
+
+    void follow(Follower follower, void* context, void (*thread_start)()) override {
+        if (d_thread.joinable()) {
+            {
+                std::lock_guard<std::mutex> lock(d_mutex);
+                d_stopping = true;
+                d_cv.notify_all();
+            }
+            join_until_gone(d_thread, d_tid);
+            d_stopping = false;
+        }
+        d_follower = follower;
+        d_context = context;
+        d_thread_start = thread_start;
+        if (follower) start_thread();
+    }
+    // Around a fork from Python: the follower's thread is joined and started again.
+    void stop_thread() override {
+        if (!d_thread.joinable()) return;
+        {
+            std::lock_guard<std::mutex> lock(d_mutex);
+            d_stopping = true;
+            d_cv.notify_all();
+        }
+        join_until_gone(d_thread, d_tid);
+        d_stopping = false;
+    }
+    void start_thread() override {
+        if (d_follower && !d_thread.joinable()) d_thread = std::thread(&MemorySink::run, this);
     }
 
   private:
-    std::string d_bytes;
+    void run() {
+        d_tid.store(kernel_tid());
+        if (d_thread_start) d_thread_start();
+        std::unique_lock<std::mutex> lock(d_mutex);
+        for (;;) {
+            d_cv.wait(lock, [this] { return d_stopping || d_handed < d_chunks.size(); });
+            if (d_stopping) return;
+            const std::string* chunk = d_chunks[d_handed].get();  // stays put until take()
+            d_busy = true;
+            lock.unlock();
+            d_follower(d_context, reinterpret_cast<const uint8_t*>(chunk->data()), chunk->size());
+            lock.lock();
+            d_busy = false;
+            ++d_handed;
+            d_cv.notify_all();
+        }
+    }
+
+    std::string d_bytes;  // records not in chunks: all of them when nothing follows
+    // Following: each full buffer of the recorder, the first d_handed of them handed over.
+    std::vector<std::unique_ptr<std::string>> d_chunks;
+    size_t d_handed = 0;
+    size_t d_followed = 0;  // of the last take()
+    Follower d_follower = nullptr;
+    void* d_context = nullptr;
+    void (*d_thread_start)() = nullptr;
+    bool d_busy = false;
+    bool d_stopping = false;
+    std::mutex d_mutex;
+    std::condition_variable d_cv;
+    std::thread d_thread;
+    std::atomic<long> d_tid{0};
 };
 
 }  // namespace

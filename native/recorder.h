@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "follower.h"
 #include "format.h"
 
 namespace memprof {
@@ -41,6 +42,12 @@ class Sink {
     virtual std::string close() = 0;
     // Bytes written so far that the caller may take (memory sink only).
     virtual std::string take() { return std::string(); }
+    // Memory sink: `follower` (null: none) is handed each buffer of records as the recorder fills
+    // it, on a thread of the sink's own (`thread_start` runs first on it), while the program goes
+    // on; take() still returns every byte, and followed() how many at its start the follower had.
+    // Setting another follower (or none) waits for the one before to finish what it was handed.
+    virtual void follow(Follower, void*, void (*)()) {}
+    virtual size_t followed() const { return 0; }
     // Around a fork from Python: our own threads are joined first, so the child inherits no
     // lock one of them held, and Python 3.12+ sees a single-threaded process (no fork warning).
     // While stopped, consume() compresses inline.

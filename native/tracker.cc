@@ -54,6 +54,9 @@ struct State {
     uint64_t last_tid = 0;
     std::chrono::steady_clock::time_point started;
     std::string leftover;  // memory sink: records written by stop() after the last drain
+    size_t leftover_followed = 0;  // bytes at the start of leftover a follower had (follow())
+    size_t drained_followed = 0;   // the same of what the last drain returned
+    bool followed = false;         // lock held: the memory sink has a follower
 
     // Sampler thread: RSS and time every 10 ms, and a flush every 100 ms.
     std::thread* sampler = nullptr;  // a pointer: in a fork child it refers to nothing
@@ -304,7 +307,10 @@ void sampler_main() {
         if (!g->active.load(std::memory_order_relaxed)) continue;
         g->recorder.sample(now_ms(), rss);
         auto now = std::chrono::steady_clock::now();
-        if (!g->memory_sink && now - last_flush >= flush_interval(now - g->started)) {
+        // A followed memory sink's follower replays what a flush hands it while the program runs:
+        // a test of 50 ms leaves it little at its end.
+        auto interval = g->memory_sink ? std::chrono::milliseconds(20) : flush_interval(now - g->started);
+        if ((!g->memory_sink || g->followed) && now - last_flush >= interval) {
             g->recorder.flush();
             last_flush = now;
         }
@@ -431,6 +437,7 @@ void fork_child() {
         }
     }
     g->recorder.open(std::move(sink));
+    g->followed = false;
     if (!g->memory_sink) g->recorder.sync_blocks();
     g->last_tid = 0;
     pystack::emit_tables(g->recorder);
@@ -563,6 +570,7 @@ bool start(const Options& options, std::string* error) {
     {
         std::lock_guard<EventMutex> lock(g->lock);
         g->recorder.open(std::move(sink));
+        g->followed = false;
         if (!g->memory_sink) g->recorder.sync_blocks();
         g->last_tid = 0;
         nativestack::reset();
@@ -591,6 +599,19 @@ bool start(const Options& options, std::string* error) {
     return true;
 }
 
+namespace {
+
+// Lock held: the memory sink's records join leftover (for the last drain), and what a follower
+// had of them is remembered when they start it.
+void take_into_leftover() {
+    bool first = g->leftover.empty();
+    std::string taken = g->recorder.take();
+    if (first) g->leftover_followed = g->recorder.sink() ? g->recorder.sink()->followed() : 0;
+    g->leftover += taken;
+}
+
+}  // namespace
+
 std::string stop() {
     if (!g || !g->running) return "no tracker is active";
     GuardScope guard;
@@ -617,7 +638,7 @@ std::string stop() {
         g->recorder.sample(now_ms(), read_rss(fd));
         if (fd >= 0) close(fd);
         g->recorder.trailer(now_ms());
-        if (g->memory_sink) g->leftover += g->recorder.take();
+        if (g->memory_sink) take_into_leftover();
         error = g->recorder.close();
     }
     if (end_sampler) join_sampler();
@@ -630,10 +651,27 @@ std::string drain() {
     GuardScope guard;
     std::lock_guard<EventMutex> lock(g->lock);
     std::string out;
+    size_t followed = g->leftover.empty() ? 0 : g->leftover_followed;
     out.swap(g->leftover);
-    if (g->running && g->memory_sink) out += g->recorder.take();
+    g->leftover_followed = 0;
+    if (g->running && g->memory_sink) {
+        std::string taken = g->recorder.take();
+        if (out.empty()) followed = g->recorder.sink()->followed();
+        out += taken;
+    }
+    g->drained_followed = followed;
     return out;
 }
+
+void follow(Follower follower, void* context) {
+    if (!g || !g->running || !g->memory_sink) return;
+    GuardScope guard;
+    std::lock_guard<EventMutex> lock(g->lock);
+    if (Sink* sink = g->recorder.sink()) sink->follow(follower, context, follower ? guard_sink_thread : nullptr);
+    g->followed = follower != nullptr;
+}
+
+size_t drained_followed() { return g ? g->drained_followed : 0; }
 
 void mark(uint64_t id, const std::string& label) {
     if (!active_relaxed()) return;
@@ -783,7 +821,7 @@ void finish_before_signal() {
     g->active = false;
     g->recorder.sample(now_ms(), rss);
     g->recorder.trailer(now_ms());
-    g->leftover += g->recorder.take();
+    take_into_leftover();
 }
 
 void end_signal_deferral() {

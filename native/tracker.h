@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "event_mutex.h"
+#include "follower.h"
 #include "nativestack.h"
 #include "pystack.h"
 
@@ -63,6 +64,12 @@ bool is_started();  // started and not stopped, paused or not
 void pause();
 void resume();
 std::string drain();  // memory sink: the records written since the last drain
+// Memory sink: each buffer of records goes to `follower(context, data, len)` as it fills, on a
+// thread of the tracker's own (guarded: what it allocates is not recorded), while the program
+// runs; null stops that, after the follower finished what it had. drain() still returns every
+// record, and drained_followed() how many bytes at its start the follower was handed.
+void follow(Follower follower, void* context);
+size_t drained_followed();
 void mark(uint64_t id, const std::string& label);
 void set_thread_name(uint64_t tid, const std::string& name);
 uint64_t current_tid();
@@ -104,6 +111,10 @@ struct HookFrame {
         reinterpret_cast<uintptr_t>(__builtin_return_address(0)),               \
             reinterpret_cast<uintptr_t>(__builtin_frame_address(0))             \
     }
+
+// The first thing a sink's own thread runs (tracker_sink.cc): guarded, and deaf to the signals
+// that flush a capture.
+void guard_sink_thread();
 
 // Called by the hooks with t_guard set.
 void on_alloc(uint8_t kind, void* address, size_t size, HookFrame hook = {});

@@ -1,10 +1,17 @@
 # The seam between native/tracker.h and Python: declarations only.
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint8_t, uint64_t
 from libcpp cimport bool
 from libcpp.string cimport string
 
 cdef extern from "frameobject.h":
     ctypedef struct PyFrameObject
+
+cdef extern from "follower.h" namespace "memprof":
+    ctypedef void (*Follower)(void* context, const uint8_t* data, size_t len) noexcept nogil
+    cdef struct FollowerEntry:
+        Follower feed
+        void* context
+    const char* kFollowerCapsule
 
 cdef extern from "tracker.h" namespace "memprof":
     cdef cppclass Options:
@@ -23,6 +30,8 @@ cdef extern from "tracker.h" namespace "memprof::tracker":
     void pause() except +
     void resume() except +
     string drain() except +
+    void follow(Follower follower, void* context) except +
+    size_t drained_followed()
     void mark(uint64_t id, const string& label) except +
     void set_thread_name(uint64_t tid, const string& name) except +
     uint64_t current_tid()

@@ -6,12 +6,10 @@
 
 namespace memprof {
 
-namespace {
-
 // This thread's allocations (and the free of its own state when it exits, which may happen while
 // the tracker lock is held: stop_thread) are never the program's.
 // Asynchronous signals that flush the capture never land here: their handler waits for this thread.
-void guard_writer_thread() {
+void tracker::guard_sink_thread() {
     t_guard = true;
     sigset_t set;
     sigemptyset(&set);
@@ -20,11 +18,9 @@ void guard_writer_thread() {
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-}  // namespace
-
 std::unique_ptr<Sink> make_file_sink(int fd, const std::string& header_json, uint16_t version, bool threaded,
                                      std::string* error) {
-    return make_lz4_file_sink(fd, header_json, version, threaded ? guard_writer_thread : nullptr, error);
+    return make_lz4_file_sink(fd, header_json, version, threaded ? tracker::guard_sink_thread : nullptr, error);
 }
 
 }  // namespace memprof

@@ -8,6 +8,7 @@ from libc.errno cimport EIO, errno
 from libc.stdio cimport FILE, fclose, fdopen, ferror, fflush, fwrite
 from libc.stdlib cimport free
 from cpython.dict cimport PyDict_GetItem
+from cpython.pycapsule cimport PyCapsule_New
 from cpython.long cimport PyLong_AsSsize_t, PyLong_FromVoidPtr
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
@@ -89,6 +90,7 @@ cdef class CaptureReader:
     the tracker's in-memory records (feed)."""
 
     cdef native.Reader* reader
+    cdef native.FollowerEntry following
 
     def __cinit__(self, uint64_t only_tid=0, bint temporal=False, unsigned int temporary_threshold=1,
                   size_t read_step=0):
@@ -167,6 +169,18 @@ cdef class CaptureReader:
         with nogil:
             ok = self.reader.feed(&data[0], data.shape[0])
         return ok
+
+    def follower(self):
+        """A capsule through which the tracker's memory sink feeds this reader from a thread of its
+        own (_tracker.follow): until it is told to stop, nothing else may use the reader while the
+        tracker records."""
+        self.following = self.reader.follower()
+        return PyCapsule_New(&self.following, native.kFollowerCapsule, NULL)
+
+    @property
+    def follow_failed(self):
+        """Whether records the tracker handed over could not be replayed (memory ran out)."""
+        return self.reader.follow_failed()
 
     def reset_window(self, uint64_t only_tid=0):
         """Start a new window: forget events and aggregates, keep frames, stacks and thread names.

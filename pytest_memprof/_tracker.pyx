@@ -4,6 +4,7 @@
 cimport objects
 cimport tracker as native
 from cpython.object cimport PyObject
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.ref cimport Py_DECREF
 from libcpp.string cimport string
 
@@ -94,6 +95,31 @@ def resume():
 def drain():
     """The records written to the memory sink since the previous drain."""
     return <bytes>native.drain()
+
+
+# The reader the memory sink's records are handed to (follow): kept alive while they may be.
+_followed = None
+
+
+def follow(reader):
+    """Hand the memory sink's records, each buffer as it fills, to ``reader`` (a CaptureReader, or
+    None to stop) on a thread of the tracker's own while the program runs; ``drained_followed()``
+    says how much of a drain it had."""
+    global _followed
+    cdef native.FollowerEntry* entry
+    if reader is None:
+        native.follow(NULL, NULL)
+        _followed = None
+        return
+    capsule = reader.follower()
+    entry = <native.FollowerEntry*>PyCapsule_GetPointer(capsule, native.kFollowerCapsule)
+    native.follow(entry.feed, entry.context)
+    _followed = (reader, capsule)
+
+
+def drained_followed():
+    """How many bytes at the start of the last drain() the follower (follow) was handed already."""
+    return native.drained_followed()
 
 
 def mark(unsigned long long mark_id, label):

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Union
 
+    from ._reader import CaptureReader
     from .aggregate import Aggregator
     from .destinations import FileDestination, SocketDestination, SocketStream
 
@@ -273,6 +274,7 @@ class Tracker:
                 _tracker.guard_this_thread(True)  # stopping our thread is not the program's work (stop() ends it)
                 aggregator.halt()
                 _tracker.set_exit_callback(None)
+            _tracker.follow(None)  # the sink's thread is done with the reader before the stream ends
             error = _tracker.stop()
             atexit.unregister(self._at_exit)
             self._finish_socket()
@@ -339,6 +341,17 @@ class Tracker:
     def drain(self) -> bytes:
         """Records written to memory since the last drain (memory destination only)."""
         return _tracker.drain()
+
+    def follow(self, reader: CaptureReader | None) -> None:
+        """Replay the records in ``reader`` (None: stop) as they are written, on a thread of the
+        tracker's own, a buffer at a time; until stopped, ``reader`` is used only between a
+        ``drain_followed()`` and the next ``resume()`` (memory destination only)."""
+        _tracker.follow(reader)
+
+    def drain_followed(self) -> tuple[bytes, int]:
+        """``drain()``, and how many bytes at its start the reader given to ``follow()`` has replayed."""
+        data = _tracker.drain()
+        return data, _tracker.drained_followed()
 
     def mark(self, mark_id: int, label: str) -> None:
         """Write a labelled mark into the stream (e.g. a test phase boundary)."""

@@ -336,6 +336,79 @@ def test_memory_destination_windows_count_only_their_own_allocations(tmp_path):
     del unrecorded
 
 
+def _window_figures(reader) -> tuple:
+    capture = Capture.from_reader(reader)
+    stacks = [(stat.frames, stat.bytes, stat.count) for stat in capture.peak_stacks()]
+    return (capture.peak_bytes, capture.leaked_bytes, capture.total_allocations, capture.total_bytes,
+            reader.unmatched_frees, stacks)
+
+
+def test_a_followed_reader_replays_what_a_drain_would_give_it(tmp_path):
+    # The pytest plugin's reader is fed each buffer of records by the tracker's own thread while
+    # the test runs (Tracker.follow); what the drain then returns starts with the bytes it had.
+    # Fed the rest, it must read exactly as a reader fed the whole drain: every count, every stack,
+    # frees of blocks made by another thread and addresses that thread reused included.
+    import threading
+    import time
+
+    from pytest_memprof._reader import CaptureReader
+
+    followed, whole = CaptureReader(), CaptureReader()
+    tracker = Tracker(None)
+    with tracker:
+        tracker.pause()
+        start = tracker.drain()
+        followed.feed(start)
+        whole.feed(start)
+        tracker.follow(followed)
+        handed_over = 0
+        for _window in range(2):
+            followed.reset_window()
+            whole.reset_window()
+            tracker.resume()
+            kept = [bytearray(100 + i % 50) for i in range(60_000)]  # several MiB of records
+            handed: list = []
+            # The generator runs, and so allocates, on the worker.
+            worker = threading.Thread(target=handed.extend, args=((bytearray(64) for _ in range(20_000)),))
+            worker.start()
+            worker.join()
+            del kept[::2]
+            del handed[::3]  # made by the worker, freed here; their addresses are reused below
+            again = [bytearray(64) for _ in range(10_000)]
+            time.sleep(0.2)  # the follower's turn, on a loaded machine too
+            tracker.pause()
+            data, had = tracker.drain_followed()
+            assert had <= len(data)
+            handed_over += had
+            followed.feed(memoryview(data)[had:])
+            whole.feed(data)
+            followed.close_window()
+            whole.close_window()
+            assert _window_figures(followed) == _window_figures(whole)
+            assert not followed.follow_failed
+            del kept, handed, again
+        assert handed_over > 0  # the follower did replay records
+        # Stopped mid-window, the follower keeps what it had; what came after it goes to the drain.
+        followed.reset_window()
+        whole.reset_window()
+        tracker.resume()
+        kept = [bytearray(100) for _ in range(150_000)]  # buffers made for the follower, handed or not yet
+        tracker.follow(None)
+        kept += [bytearray(200) for _ in range(40_000)]
+        tracker.pause()
+        data, had = tracker.drain_followed()
+        assert had < len(data)
+        followed.feed(memoryview(data)[had:])
+        whole.feed(data)
+        assert _window_figures(followed) == _window_figures(whole)
+        del kept
+        tracker.resume()
+    # Not following, a drain is all for its caller again.
+    with tracker:
+        tracker.pause()
+        assert tracker.drain_followed()[1] == 0
+
+
 def test_header_and_timeline(tmp_path):
     import os
     import time
