@@ -52,20 +52,53 @@ def demangle_cxx(bytes name):
         free(readable)
 
 
-def known_prefix(list by_object, frames):
-    """How far the call tree's identity cache (``by_object[node]``: id of a child's frame object ->
-    child node) follows ``frames`` from the root: (the node reached, frames followed). The report's
-    innermost loop (reports/calltree.py): a flame graph of a --native capture walks a million frames."""
-    cdef Py_ssize_t followed = 0
-    cdef Py_ssize_t node = 0
-    cdef PyObject* child
-    for frame in frames:
-        child = PyDict_GetItem(<dict>by_object[node], PyLong_FromVoidPtr(<void*>frame))
-        if child == NULL:
-            break
-        node = PyLong_AsSsize_t(<object>child)
-        followed += 1
-    return node, followed
+def call_tree_node(list by_object, dict children, list parents, list node_frames, list alive, frame_id,
+                   frames, list last):
+    """The node of the stack ``frames`` (outermost first) in a call tree (reports/calltree.py's
+    tables), creating nodes as needed: the report's innermost loop (a flame graph of a --native
+    capture walks a million frames).
+
+    ``last`` is the previous call's [frames, node of each]: a report's stacks share their frame
+    objects, so the frames this stack has in common with the one before (the same objects, most
+    of its length) are passed over by identity. From there the identity cache (``by_object[node]``:
+    id of a child's frame object -> child) is asked; a frame it does not know is found or added by
+    value (``children``: (node, ``frame_id(frame)``) -> child) and cached, ``alive`` keeping its id
+    valid."""
+    cdef tuple stack = tuple(frames)
+    cdef tuple before = <tuple>last[0]
+    cdef list path = <list>last[1]
+    cdef Py_ssize_t length = len(stack)
+    cdef Py_ssize_t shared = 0
+    cdef Py_ssize_t limit = min(length, len(before))
+    while shared < limit and <PyObject*>stack[shared] is <PyObject*>before[shared]:
+        shared += 1
+    cdef Py_ssize_t node = <Py_ssize_t>path[shared - 1] if shared else 0
+    cdef PyObject* found
+    cdef dict known
+    del path[shared:]
+    cdef Py_ssize_t index
+    for index in range(shared, length):
+        frame = stack[index]
+        known = <dict>by_object[node]
+        identity = PyLong_FromVoidPtr(<void*>frame)
+        found = PyDict_GetItem(known, identity)
+        if found != NULL:
+            node = PyLong_AsSsize_t(<object>found)
+        else:
+            value_key = (node, frame_id(frame))
+            child = children.get(value_key)
+            if child is None:
+                child = len(parents)
+                children[value_key] = child
+                parents.append(node)
+                node_frames.append(value_key[1])
+                by_object.append({})
+            known[identity] = child
+            alive.append(frame)
+            node = child
+        path.append(node)
+    last[0] = stack
+    return node
 
 
 def allocator_name(int allocator):

@@ -22,7 +22,17 @@ from ._reader import (
 from .errors import CaptureError
 from .hybrid import HybridStacks
 from .launcher import Launcher, Place
-from .model import CaptureMetadata, Frame, IntervalStat, StackStat, ThreadInfo, TimelinePoint, View
+from .model import (
+    CaptureMetadata,
+    Frame,
+    IntervalStat,
+    StackStat,
+    ThreadInfo,
+    TimelinePoint,
+    View,
+    make_frame,
+    make_stack_stat,
+)
 from .trie import memoised
 from .truncation import no_allocations_text, records_lost_at_end, truncation_text
 
@@ -327,8 +337,7 @@ class Capture:
         with _no_cycle_collection():
             return [
                 # Only a stack that shows no frame can be the launcher's own work.
-                StackStat(frames=frames, bytes=size, count=count, thread_id=tid, allocator=allocator,
-                          launcher=not frames and self.launcher_only(stack))
+                make_stack_stat(frames, size, count, tid, allocator, not frames and self.launcher_only(stack))
                 for (stack, tid, allocator, size, count), frames in zip(rows, self._stacks_of([row[0] for row in rows]))
             ]
 
@@ -508,7 +517,7 @@ class Capture:
                 frame = Frame("<lost in a damaged block>", "<damaged capture>", 0)
             else:
                 function, file, first_line = self._frames[frame_id]
-                frame = Frame(function, file, line, first_line=first_line)
+                frame = make_frame(function, file, line, False, first_line)
             self._frame_at[key] = frame
         return frame
 

@@ -92,6 +92,39 @@ class StackStat:
         return self.frames[-1] if self.frames else None
 
 
+# A report makes a StackStat per stack and a Frame per distinct frame (tens of thousands each on a
+# --native capture): a frozen dataclass's __init__ sets each field through object.__setattr__,
+# these fill the instance's dict at once (0.26 against 1.0 us a StackStat). Every field, in the
+# order declared; tests/test_capture.py holds them to the dataclasses' own constructors.
+_new = object.__new__
+
+
+def make_stack_stat(frames: tuple[Frame, ...], bytes: int, count: int, thread_id: int, allocator: str,
+                    launcher: bool) -> StackStat:
+    """``StackStat(frames, bytes, count, thread_id, allocator, launcher)``, made faster."""
+    stat = _new(StackStat)
+    fields = stat.__dict__
+    fields["frames"] = frames
+    fields["bytes"] = bytes
+    fields["count"] = count
+    fields["thread_id"] = thread_id
+    fields["allocator"] = allocator
+    fields["launcher"] = launcher
+    return stat
+
+
+def make_frame(function: str, file: str, line: int, native: bool, first_line: int) -> Frame:
+    """``Frame(function, file, line, native, first_line)``, made faster."""
+    frame = _new(Frame)
+    fields = frame.__dict__
+    fields["function"] = function
+    fields["file"] = file
+    fields["line"] = line
+    fields["native"] = native
+    fields["first_line"] = first_line
+    return frame
+
+
 @dataclass(frozen=True)
 class IntervalStat:
     """Allocations of one stack made in one sampling interval and freed in another (or never).

@@ -301,3 +301,22 @@ def test_the_largest_stacks_alone_and_the_view_totals_agree_with_all_stacks(tmp_
     assert len(every) >= 5
     assert capture.stacks("total", most=3) == every[:3]
     assert capture.view_totals("total") == (len(every), sum(stat.bytes for stat in every))
+
+
+def test_the_fast_makers_build_what_the_dataclasses_build():
+    # Capture builds StackStats and Frames through model.make_*: every field, in order, so a field
+    # added to either dataclass must be added there too.
+    import dataclasses
+    import inspect
+
+    from pytest_memprof.model import Frame, StackStat, make_frame, make_stack_stat
+
+    for cls, make, values in ((StackStat, make_stack_stat, ((Frame("f", "a.py", 3),), 10, 2, 7, "malloc", True)),
+                              (Frame, make_frame, ("f", "a.py", 3, True, 1))):
+        assert list(inspect.signature(make).parameters) == [field.name for field in dataclasses.fields(cls)]
+        made, built = make(*values), cls(*values)
+        assert type(made) is cls
+        assert made == built and hash(made) == hash(built) and repr(made) == repr(built)
+        assert dataclasses.asdict(made) == dataclasses.asdict(built)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            made.line = 4  # type: ignore[misc]

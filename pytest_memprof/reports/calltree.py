@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._reader import known_prefix
+from .._reader import call_tree_node
 from ..model import Frame, View
 
 # What a report can show (every report but stats, which counts everything made).
@@ -42,6 +42,7 @@ class CallTree:
         # distinct objects fall through to the value key.
         self._by_object: list[dict[int, int]] = [{}]
         self._alive: list[Frame] = []  # keeps ids in _by_object from being reused
+        self._last: list = [(), []]  # the last stack added and its nodes (see call_tree_node)
 
     def string_id(self, text: str) -> int:
         """Index of ``text`` in the string table."""
@@ -63,25 +64,8 @@ class CallTree:
 
     def add(self, frames: Sequence[Frame]) -> int:
         """The node of the stack ``frames`` (outermost first), creating nodes as needed."""
-        by_object = self._by_object
-        node, followed = known_prefix(by_object, frames)
-        if followed == len(frames):
-            return node
-        for frame in frames[followed:]:
-            known = by_object[node]
-            child = known.get(id(frame))
-            if child is None:
-                value_key = (node, self.frame_id(frame))
-                child = self._children.get(value_key)
-                if child is None:
-                    child = self._children[value_key] = len(self.parents)
-                    self.parents.append(node)
-                    self.node_frames.append(value_key[1])
-                    by_object.append({})
-                known[id(frame)] = child
-                self._alive.append(frame)
-            node = child
-        return node
+        return call_tree_node(self._by_object, self._children, self.parents, self.node_frames, self._alive,
+                              self.frame_id, frames, self._last)
 
     def packed(self) -> tuple[list[int], list[int]]:
         """The frame table and the nodes as flat int lists, as the HTML reports embed them:
