@@ -241,8 +241,9 @@ class MemorySink : public Sink {
 
     void consume(uint8_t** buffer, size_t len) override {
         // Records from before the follower came stay ahead of what it is handed: it starts after
-        // the next take(). (Tracker lock held, as in follow() and take().)
-        if (!d_follower || !d_bytes.empty()) {
+        // the next take(). The flush of a take() is the taker's. (Tracker lock held, as in
+        // follow() and take().)
+        if (!d_follower || !d_bytes.empty() || d_taking) {
             d_bytes.append(reinterpret_cast<const char*>(*buffer), len);
             return;
         }
@@ -256,7 +257,9 @@ class MemorySink : public Sink {
         follow(nullptr, nullptr, nullptr);
         return std::string();
     }
+    void begin_take() override { d_taking = true; }
     std::string take() override {
+        d_taking = false;
         std::unique_lock<std::mutex> lock(d_mutex);
         d_cv.wait(lock, [this] { return !d_busy; });
         d_followed = 0;
@@ -339,6 +342,7 @@ class MemorySink : public Sink {
     void (*d_thread_start)() = nullptr;
     bool d_busy = false;
     bool d_stopping = false;
+    bool d_taking = false;  // between begin_take() and take()
     std::mutex d_mutex;
     std::condition_variable d_cv;
     std::thread d_thread;
@@ -526,8 +530,10 @@ void Recorder::flush_in_signal() {
 }
 
 std::string Recorder::take() {
+    if (!d_sink) return std::string();
+    d_sink->begin_take();
     flush();
-    return d_sink ? d_sink->take() : std::string();
+    return d_sink->take();
 }
 
 std::string Recorder::close() {

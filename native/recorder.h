@@ -47,6 +47,9 @@ class Sink {
     // on; take() still returns every byte, and followed() how many at its start the follower had.
     // Setting another follower (or none) waits for the one before to finish what it was handed.
     virtual void follow(Follower, void*, void (*)()) {}
+    // Recorder::take() is about to flush the last records for take(): they are the taker's to
+    // replay, not handed to a follower (which the taker would then wait for).
+    virtual void begin_take() {}
     virtual size_t followed() const { return 0; }
     // Around a fork from Python: our own threads are joined first, so the child inherits no
     // lock one of them held, and Python 3.12+ sees a single-threaded process (no fork warning).
