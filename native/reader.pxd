@@ -6,13 +6,7 @@ from libcpp.map cimport map
 from libcpp.pair cimport pair
 from libcpp.string cimport string
 from libcpp.vector cimport vector
-
-cdef extern from "follower.h" namespace "memprof":
-    ctypedef void (*Follower)(void* context, const uint8_t* data, size_t len) noexcept nogil
-    cdef struct FollowerEntry:
-        Follower feed
-        void* context
-    const char* kFollowerCapsule
+from follower cimport Follower, FollowerEntry
 
 cdef extern from "format.h" namespace "memprof":
     const char* kind_name(uint8_t kind)

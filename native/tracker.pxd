@@ -2,16 +2,10 @@
 from libc.stdint cimport uint8_t, uint64_t
 from libcpp cimport bool
 from libcpp.string cimport string
+from follower cimport Follower, FollowerEntry
 
 cdef extern from "frameobject.h":
     ctypedef struct PyFrameObject
-
-cdef extern from "follower.h" namespace "memprof":
-    ctypedef void (*Follower)(void* context, const uint8_t* data, size_t len) noexcept nogil
-    cdef struct FollowerEntry:
-        Follower feed
-        void* context
-    const char* kFollowerCapsule
 
 cdef extern from "tracker.h" namespace "memprof":
     cdef cppclass Options:

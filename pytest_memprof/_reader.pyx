@@ -2,6 +2,7 @@
 """Binding of the capture reader (native/reader.h) and writers (native/capture_writer.h)."""
 
 cimport elf_dwarf
+cimport follower
 cimport reader as native
 from libc.stdint cimport UINT64_MAX, uint8_t, uint32_t, uint64_t
 from libc.errno cimport EIO, errno
@@ -123,7 +124,7 @@ cdef class CaptureReader:
     the tracker's in-memory records (feed)."""
 
     cdef native.Reader* reader
-    cdef native.FollowerEntry following
+    cdef follower.FollowerEntry following
 
     def __cinit__(self, uint64_t only_tid=0, bint temporal=False, unsigned int temporary_threshold=1,
                   size_t read_step=0):
@@ -208,7 +209,7 @@ cdef class CaptureReader:
         own (_tracker.follow): until it is told to stop, nothing else may use the reader while the
         tracker records."""
         self.following = self.reader.follower()
-        return PyCapsule_New(&self.following, native.kFollowerCapsule, NULL)
+        return PyCapsule_New(&self.following, follower.kFollowerCapsule, NULL)
 
     @property
     def follow_failed(self):

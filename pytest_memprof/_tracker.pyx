@@ -1,6 +1,7 @@
 # cython: language_level=3
 """Binding of the native tracker (native/tracker.h): start, stop, drain, marks, thread names."""
 
+cimport follower
 cimport objects
 cimport tracker as native
 from cpython.object cimport PyObject
@@ -106,13 +107,13 @@ def follow(reader):
     None to stop) on a thread of the tracker's own while the program runs; ``drained_followed()``
     says how much of a drain it had."""
     global _followed
-    cdef native.FollowerEntry* entry
+    cdef follower.FollowerEntry* entry
     if reader is None:
         native.follow(NULL, NULL)
         _followed = None
         return
     capsule = reader.follower()
-    entry = <native.FollowerEntry*>PyCapsule_GetPointer(capsule, native.kFollowerCapsule)
+    entry = <follower.FollowerEntry*>PyCapsule_GetPointer(capsule, follower.kFollowerCapsule)
     native.follow(entry.feed, entry.context)
     _followed = (reader, capsule)
 
