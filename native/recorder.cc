@@ -284,21 +284,14 @@ class MemorySink : public Sink {
     size_t followed() const override { return d_followed; }
 
     void follow(Follower follower, void* context, void (*thread_start)()) override {
-        if (d_thread.joinable()) {
-            {
-                std::lock_guard<std::mutex> lock(d_mutex);
-                d_stopping = true;
-                d_cv.notify_all();
-            }
-            join_until_gone(d_thread, d_tid);
-            d_stopping = false;
-        }
+        stop_thread();
         d_follower = follower;
         d_context = context;
         d_thread_start = thread_start;
         if (follower) start_thread();
     }
-    // Around a fork from Python: the follower's thread is joined and started again.
+    // Around a fork from Python (and before another follower): the follower's thread is joined,
+    // once done with what it was handed, and started again.
     void stop_thread() override {
         if (!d_thread.joinable()) return;
         {
