@@ -6,6 +6,7 @@
 // short however many allocations come and go.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -73,7 +74,7 @@ class FlatMap {
             if (d_keys[i] == kEmptyKey) {
                 d_keys[i] = key;
                 d_values[i] = Value();
-                ++d_size;
+                if (++d_size > d_high) d_high = d_size;
                 return {&d_values[i], true};
             }
         }
@@ -103,10 +104,20 @@ class FlatMap {
         return true;
     }
 
+    // Sized for as many entries as the table held since the last clear: a reader's windows come
+    // in runs of like size (a test suite's), so the next one does not grow through every
+    // rehash again, and the cost of emptying the slots is that of the work that filled them.
     void clear() {
-        d_keys.assign(16, kEmptyKey);
-        d_values.assign(16, Value());
+        size_t capacity = 16;
+        while ((d_high + 1) * 4 > capacity * 3) capacity *= 2;
+        if (capacity == d_keys.size()) {
+            std::fill(d_keys.begin(), d_keys.end(), kEmptyKey);
+        } else {
+            std::vector<Key, Allocator<Key>>(capacity, kEmptyKey).swap(d_keys);
+            std::vector<Value, Allocator<Value>>(capacity).swap(d_values);
+        }
         d_size = 0;
+        d_high = 0;
     }
 
     template <typename Fn>
@@ -137,6 +148,7 @@ class FlatMap {
     std::vector<Key, Allocator<Key>> d_keys;
     std::vector<Value, Allocator<Value>> d_values;
     size_t d_size = 0;
+    size_t d_high = 0;  // the most entries held since the last clear
 };
 
 }  // namespace memprof

@@ -336,6 +336,45 @@ def test_memory_destination_windows_count_only_their_own_allocations(tmp_path):
     del unrecorded
 
 
+def test_a_paused_tracker_records_nothing_from_any_allocator_and_resumes_whole(tmp_path):
+    # Paused, every hook passes straight through before taking the tracker's lock (between tests
+    # pytest's own work is most of the events): none may slip into the stream, and what is
+    # allocated then and freed after the resume is a free of a block the reader never saw.
+    import mmap
+
+    from pytest_memprof._reader import CaptureReader
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    reader = CaptureReader()
+    tracker = Tracker(None)
+    with tracker:
+        tracker.pause()
+        reader.feed(tracker.drain())
+        reader.reset_window()
+        objects = [str(i) * 3 for i in range(5_000)]  # pymalloc
+        raw = libc.malloc(3 * MiB)  # C malloc
+        mapped = mmap.mmap(-1, 4 * MiB)  # mmap
+        worker = threading.Thread(target=lambda: bytearray(2 * MiB))
+        worker.start()
+        worker.join()
+        reader.feed(tracker.drain())
+        assert Capture.from_reader(reader).total_allocations == 0
+        tracker.resume()
+        del objects
+        libc.free(raw)
+        mapped.close()
+        kept = bytearray(5 * MiB)
+        tracker.pause()
+        reader.feed(tracker.drain())
+        capture = Capture.from_reader(reader)
+        assert 5 * MiB <= capture.peak_bytes < 6 * MiB
+        assert reader.unmatched_frees >= 5_000
+        del kept
+        tracker.resume()
+
+
 def _window_figures(reader) -> tuple:
     capture = Capture.from_reader(reader)
     stacks = [(stat.frames, stat.bytes, stat.count) for stat in capture.peak_stacks()]
