@@ -485,3 +485,31 @@ def test_a_collection_error_is_reported_as_usual(pytester):
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*ModuleNotFoundError*no_such_module_here*"])
     assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_the_resident_set_is_read_through_one_descriptor_and_afresh_in_a_forked_child():
+    # Each test's RSS at its end is read through a descriptor of /proc/self/statm kept open; a
+    # child forked from the session must read its own, not the parent's through the inherited one.
+    import os
+
+    from pytest_memprof.plugin.core import _ResidentSet
+
+    resident = _ResidentSet()
+    before = resident.bytes()
+    block = bytearray(64 * 2**20)
+    block[::4096] = b"x" * len(block[::4096])  # touched: resident
+    assert resident.bytes() - before >= 60 * 2**20
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drops the parent's block, reads its own resident set
+        del block
+        os.write(write, str(resident.bytes()).encode())
+        os._exit(0)
+    os.close(write)
+    child = int(os.read(read, 64))
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert 0 < child < resident.bytes() - 30 * 2**20
+    resident.close()
+    assert resident.bytes() > 0  # opened again
+    resident.close()
