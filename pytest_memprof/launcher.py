@@ -14,6 +14,8 @@ frames is the launcher's own work: it shows no frames.
 
 from __future__ import annotations
 
+import functools
+
 # typing.TYPE_CHECKING's name without typing: `memprof run` imports this module, never the model.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,8 +61,9 @@ class Launcher:
         """The launcher a capture's header names; a ``memprof run`` capture of an older memprof names none."""
         files = metadata.extra.get("runner_files")
         if isinstance(files, list):
-            return cls(files)
-        return cls(MEMPROF_RUN if metadata.command_line.split()[:2] == ["memprof", "run"] else ())
+            # A header is untrusted: only strings make the key (and the rule), whatever else it holds.
+            return _launcher_of(tuple(part for part in files if isinstance(part, str) and part))
+        return _launcher_of(MEMPROF_RUN if metadata.command_line.split()[:2] == ["memprof", "run"] else ())
 
     def __bool__(self) -> bool:
         return bool(self.files)
@@ -98,3 +101,9 @@ class Launcher:
             if place == Place.PROGRAM:
                 return tuple(frames[index:])
         return () if place == Place.LAUNCHER else tuple(frames)
+
+
+@functools.lru_cache(maxsize=16)
+def _launcher_of(files: tuple) -> Launcher:
+    # One per list of files: the pytest plugin reads a window per test, each naming the same list.
+    return Launcher(files)
