@@ -490,10 +490,12 @@ void rebuild_current(ShadowStack& stack, uint32_t generation) {
     }
 }
 
+bool g_events_on = false;  // our sys.monitoring events are set (from the first follow to the release)
+
 void follow_calls() {
     choose();
     if (g_monitoring) {
-        set_monitoring_events(g_events);
+        if (!g_events_on) g_events_on = set_monitoring_events(g_events);
     } else if (g_evaluating) {
         set_frame_evaluation(enter_evaluated, leave_evaluated, evaluations_too_deep);
     } else {
@@ -503,9 +505,11 @@ void follow_calls() {
 
 void stop_following_calls() {
     if (!g_chosen) return;
-    if (g_monitoring) {
-        set_monitoring_events(0);
-    } else if (g_evaluating) {
+    // sys.monitoring's events stay set while paused, their callbacks doing nothing then: setting
+    // them off and on again per test made the interpreter instrument every function it ran
+    // afresh after each switch (pytest's own, between tests, too).
+    if (g_monitoring) return;
+    if (g_evaluating) {
         unset_frame_evaluation();
     } else {
         remove_profiler_all_threads();
@@ -514,7 +518,8 @@ void stop_following_calls() {
 
 void release_calls() {
     stop_following_calls();
-    release_tool();
+    release_tool();  // sets our events off
+    g_events_on = false;
     g_chosen = false;
     g_monitoring = false;
     g_evaluating = false;

@@ -292,6 +292,44 @@ def test_sys_monitoring_stacks_beside_the_programs_own_monitoring_tool(tmp_path,
     assert "outer" in starts and "produce" in starts
 
 
+def test_stacks_after_a_pause_are_true_for_calls_made_while_paused(tmp_path, testlib, stacks_by):
+    # The pytest plugin pauses between tests and resumes inside pytest's calls: frames entered
+    # and left while paused, seen by no callback, must not be on (or missing from) the stacks after.
+    seen = Seen(testlib)
+    out = tmp_path / "paused.bin"
+    with Tracker(out, trace_python_allocators=stacks_by != "walk") as tracker:
+        assert _tracker.python_stacks() == stacks_by
+        tool = next((tool for tool in (3, 4) if MONITORING and sys.monitoring.get_tool(tool) == "pytest-memprof"), None)
+        events = sys.monitoring.get_events(tool) if tool is not None else 0
+
+        def paused_then_resumed(size, first):
+            tracker.pause()
+            # Our sys.monitoring events stay set while paused, their callbacks doing nothing:
+            # setting them off and on per test made the interpreter instrument functions afresh.
+            assert tool is None or sys.monitoring.get_events(tool) == events != 0
+            middle(seen, size)  # made while paused: not recorded
+            tracker.resume()
+            if first:  # each from lines of its own: stacks of their own
+                seen.allocate(size + 1)
+                outer(seen, size + 2)
+            else:
+                inner(seen, size + 1)
+                middle(seen, size + 2)
+
+        for size, first in ((600_040, True), (600_050, False)):  # the second resume follows a first one
+            paused_then_resumed(size, first)
+            del seen.chains[size]
+    assert tool is not None or stacks_by != "sys.monitoring"
+    stacks = {stat.bytes: [(f.function, f.file, f.line) for f in stat.frames]
+              for stat in Capture.open(out).leak_stacks(merge_allocators=False)
+              if stat.allocator == "malloc" and stat.count == 1 and 600_040 <= stat.bytes < 600_060}
+    seen.release()
+    assert 600_040 not in stacks and 600_050 not in stacks
+    assert_same_frames(stacks, seen)
+    if MONITORING:  # the tool id is given back at the stop, events and all
+        assert sys.monitoring.get_tool(3) is None and sys.monitoring.get_tool(4) is None
+
+
 @needs_monitoring
 def test_the_program_can_claim_the_conventional_tool_ids_while_tracking(tmp_path, testlib):
     # cProfile takes the profiler id and coverage.py the coverage id: tracking must leave them.
