@@ -135,13 +135,12 @@ void lock_patching() { g_patch_lock.lock(); }
 void unlock_patching() { g_patch_lock.unlock(); }
 
 // ---- the hooks ------------------------------------------------------------------------------
-// Each one: pass straight through when this thread is already inside tracker code, or when
-// nothing is being recorded (paused between tests, where pytest's own work would otherwise pay
-// a lock per event for nothing); otherwise call the real function with the guard set (so
-// allocations it makes are not counted twice) and record the result.
+// Each one: pass straight through where tracker::passes_through() says so; otherwise call the
+// real function with the guard set (so allocations it makes are not counted twice) and record
+// the result.
 
 void* malloc(size_t size) {
-    if (t_guard || !tracker::active_relaxed()) return originals.malloc(size);
+    if (tracker::passes_through()) return originals.malloc(size);
     GuardScope guard;
     void* result = originals.malloc(size);
     if (result) tracker::on_alloc(MALLOC, result, size, MEMPROF_HOOK_FRAME);
@@ -149,14 +148,14 @@ void* malloc(size_t size) {
 }
 
 void free(void* ptr) {
-    if (t_guard || !ptr || !tracker::active_relaxed()) return originals.free(ptr);
+    if (!ptr || tracker::passes_through()) return originals.free(ptr);
     GuardScope guard;
     tracker::on_free(FREE, ptr);  // before the real free: see py_free in pystack.cc
     originals.free(ptr);
 }
 
 void* calloc(size_t count, size_t size) {
-    if (t_guard || !tracker::active_relaxed()) return originals.calloc(count, size);
+    if (tracker::passes_through()) return originals.calloc(count, size);
     GuardScope guard;
     void* result = originals.calloc(count, size);
     if (result) tracker::on_alloc(CALLOC, result, count * size, MEMPROF_HOOK_FRAME);
@@ -164,7 +163,7 @@ void* calloc(size_t count, size_t size) {
 }
 
 void* realloc(void* ptr, size_t size) {
-    if (t_guard || !tracker::active_relaxed()) return originals.realloc(ptr, size);
+    if (tracker::passes_through()) return originals.realloc(ptr, size);
     GuardScope guard;
     void* result = originals.realloc(ptr, size);
     if (ptr && (result || size == 0)) tracker::on_free(FREE, ptr);
@@ -173,7 +172,7 @@ void* realloc(void* ptr, size_t size) {
 }
 
 void* reallocarray(void* ptr, size_t count, size_t size) {
-    if (t_guard || !tracker::active_relaxed()) return originals.reallocarray(ptr, count, size);
+    if (tracker::passes_through()) return originals.reallocarray(ptr, count, size);
     GuardScope guard;
     void* result = originals.reallocarray(ptr, count, size);
     if (ptr && result) tracker::on_free(FREE, ptr);
@@ -182,7 +181,7 @@ void* reallocarray(void* ptr, size_t count, size_t size) {
 }
 
 int posix_memalign(void** out, size_t alignment, size_t size) {
-    if (t_guard || !tracker::active_relaxed()) return originals.posix_memalign(out, alignment, size);
+    if (tracker::passes_through()) return originals.posix_memalign(out, alignment, size);
     GuardScope guard;
     int result = originals.posix_memalign(out, alignment, size);
     if (result == 0 && *out) tracker::on_alloc(POSIX_MEMALIGN, *out, size, MEMPROF_HOOK_FRAME);
@@ -190,7 +189,7 @@ int posix_memalign(void** out, size_t alignment, size_t size) {
 }
 
 void* aligned_alloc(size_t alignment, size_t size) {
-    if (t_guard || !tracker::active_relaxed()) return originals.aligned_alloc(alignment, size);
+    if (tracker::passes_through()) return originals.aligned_alloc(alignment, size);
     GuardScope guard;
     void* result = originals.aligned_alloc(alignment, size);
     if (result) tracker::on_alloc(ALIGNED_ALLOC, result, size, MEMPROF_HOOK_FRAME);
@@ -198,7 +197,7 @@ void* aligned_alloc(size_t alignment, size_t size) {
 }
 
 void* memalign(size_t alignment, size_t size) {
-    if (t_guard || !tracker::active_relaxed()) return originals.memalign(alignment, size);
+    if (tracker::passes_through()) return originals.memalign(alignment, size);
     GuardScope guard;
     void* result = originals.memalign(alignment, size);
     if (result) tracker::on_alloc(MEMALIGN, result, size, MEMPROF_HOOK_FRAME);
@@ -206,7 +205,7 @@ void* memalign(size_t alignment, size_t size) {
 }
 
 void* valloc(size_t size) {
-    if (t_guard || !tracker::active_relaxed()) return originals.valloc(size);
+    if (tracker::passes_through()) return originals.valloc(size);
     GuardScope guard;
     void* result = originals.valloc(size);
     if (result) tracker::on_alloc(VALLOC, result, size, MEMPROF_HOOK_FRAME);
@@ -214,7 +213,7 @@ void* valloc(size_t size) {
 }
 
 void* pvalloc(size_t size) {
-    if (t_guard || !tracker::active_relaxed()) return originals.pvalloc(size);
+    if (tracker::passes_through()) return originals.pvalloc(size);
     GuardScope guard;
     void* result = originals.pvalloc(size);
     if (result) tracker::on_alloc(PVALLOC, result, size, MEMPROF_HOOK_FRAME);
@@ -222,7 +221,7 @@ void* pvalloc(size_t size) {
 }
 
 void* mmap(void* addr, size_t length, int prot, int flags, int fd, off_t offset) {
-    if (t_guard || !tracker::active_relaxed()) return originals.mmap(addr, length, prot, flags, fd, offset);
+    if (tracker::passes_through()) return originals.mmap(addr, length, prot, flags, fd, offset);
     GuardScope guard;
     void* result = originals.mmap(addr, length, prot, flags, fd, offset);
     if (result != MAP_FAILED) tracker::on_alloc(MMAP, result, length, MEMPROF_HOOK_FRAME);
@@ -230,7 +229,7 @@ void* mmap(void* addr, size_t length, int prot, int flags, int fd, off_t offset)
 }
 
 void* mmap64(void* addr, size_t length, int prot, int flags, int fd, off_t offset) {
-    if (t_guard || !tracker::active_relaxed()) return originals.mmap64(addr, length, prot, flags, fd, offset);
+    if (tracker::passes_through()) return originals.mmap64(addr, length, prot, flags, fd, offset);
     GuardScope guard;
     void* result = originals.mmap64(addr, length, prot, flags, fd, offset);
     if (result != MAP_FAILED) tracker::on_alloc(MMAP, result, length, MEMPROF_HOOK_FRAME);
@@ -238,7 +237,7 @@ void* mmap64(void* addr, size_t length, int prot, int flags, int fd, off_t offse
 }
 
 int munmap(void* addr, size_t length) {
-    if (t_guard || !tracker::active_relaxed()) return originals.munmap(addr, length);
+    if (tracker::passes_through()) return originals.munmap(addr, length);
     GuardScope guard;
     tracker::on_munmap(addr, length);
     return originals.munmap(addr, length);

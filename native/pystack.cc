@@ -724,7 +724,7 @@ Domain g_domains[] = {
 
 void* py_malloc(void* ctx, size_t size) {
     auto* d = static_cast<Domain*>(ctx);
-    if (t_guard || !tracker::active_relaxed()) return d->original.malloc(d->original.ctx, size);
+    if (tracker::passes_through()) return d->original.malloc(d->original.ctx, size);
     GuardScope guard;  // pymalloc's arenas and PyMem_Raw* underneath are this same allocation
     void* result = d->original.malloc(d->original.ctx, size);
     if (result) tracker::on_alloc(d->malloc_kind, result, size, MEMPROF_HOOK_FRAME);
@@ -733,7 +733,7 @@ void* py_malloc(void* ctx, size_t size) {
 
 void* py_calloc(void* ctx, size_t count, size_t size) {
     auto* d = static_cast<Domain*>(ctx);
-    if (t_guard || !tracker::active_relaxed()) return d->original.calloc(d->original.ctx, count, size);
+    if (tracker::passes_through()) return d->original.calloc(d->original.ctx, count, size);
     GuardScope guard;
     void* result = d->original.calloc(d->original.ctx, count, size);
     if (result) tracker::on_alloc(d->calloc_kind, result, count * size, MEMPROF_HOOK_FRAME);
@@ -742,7 +742,7 @@ void* py_calloc(void* ctx, size_t count, size_t size) {
 
 void* py_realloc(void* ctx, void* ptr, size_t size) {
     auto* d = static_cast<Domain*>(ctx);
-    if (t_guard || !tracker::active_relaxed()) return d->original.realloc(d->original.ctx, ptr, size);
+    if (tracker::passes_through()) return d->original.realloc(d->original.ctx, ptr, size);
     GuardScope guard;
     void* result = d->original.realloc(d->original.ctx, ptr, size);
     if (result) {
@@ -754,7 +754,7 @@ void* py_realloc(void* ctx, void* ptr, size_t size) {
 
 void py_free(void* ctx, void* ptr) {
     auto* d = static_cast<Domain*>(ctx);
-    if (t_guard || !ptr || !tracker::active_relaxed()) return d->original.free(d->original.ctx, ptr);
+    if (!ptr || tracker::passes_through()) return d->original.free(d->original.ctx, ptr);
     GuardScope guard;
     // Recorded before the real free: afterwards another thread may be handed the same address
     // and record its allocation first.

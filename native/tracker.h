@@ -127,6 +127,10 @@ void on_thread_name(pthread_t thread, const char* name);
 
 // For the Python stack tracker.
 bool active_relaxed();
+// What every allocation hook asks first: pass straight through when this thread is inside
+// tracker code already, or when nothing is being recorded (paused between tests, where pytest's
+// own work would otherwise take the thread's state and the lock per event for nothing).
+inline bool passes_through() { return t_guard || !active_relaxed(); }
 bool native();  // this run records native stacks
 bool walks();   // this run walks Python frames at each allocation instead of profiling calls
 uint32_t generation();

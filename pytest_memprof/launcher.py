@@ -51,7 +51,7 @@ class Launcher:
     """The launcher rule for one capture's list of launcher files."""
 
     def __init__(self, files: Sequence[str] = ()) -> None:
-        files = tuple(part for part in files if isinstance(part, str) and part)
+        files = _file_parts(files)
         self.files = files
         self._folders = tuple(part for part in files if part.endswith("/"))
         self._ends = tuple(part for part in files if not part.endswith("/"))
@@ -61,8 +61,7 @@ class Launcher:
         """The launcher a capture's header names; a ``memprof run`` capture of an older memprof names none."""
         files = metadata.extra.get("runner_files")
         if isinstance(files, list):
-            # A header is untrusted: only strings make the key (and the rule), whatever else it holds.
-            return _launcher_of(tuple(part for part in files if isinstance(part, str) and part))
+            return _launcher_of(_file_parts(files))
         return _launcher_of(MEMPROF_RUN if metadata.command_line.split()[:2] == ["memprof", "run"] else ())
 
     def __bool__(self) -> bool:
@@ -103,7 +102,12 @@ class Launcher:
         return () if place == Place.LAUNCHER else tuple(frames)
 
 
+def _file_parts(files: Sequence[object]) -> tuple[str, ...]:
+    # A header is untrusted: only its non-empty strings make the rule (and the cache's key).
+    return tuple(part for part in files if isinstance(part, str) and part)
+
+
 @functools.lru_cache(maxsize=16)
-def _launcher_of(files: tuple) -> Launcher:
+def _launcher_of(files: tuple[str, ...]) -> Launcher:
     # One per list of files: the pytest plugin reads a window per test, each naming the same list.
     return Launcher(files)

@@ -483,6 +483,8 @@ class _ResidentSet:
 
     def close(self) -> None:
         """Close the descriptor (a later read opens it again)."""
+        # Only in the process that opened it: a forked child may have closed that number and
+        # opened something else under it.
         if self._fd >= 0 and self._pid == os.getpid():
             os.close(self._fd)
         self._fd, self._pid = -1, 0
