@@ -98,6 +98,48 @@ def test_walked_stacks_are_the_profiled_stacks(tmp_path, testlib):
     assert captures[False][100_009][-1][0].split(".")[-1] == listcomp
 
 
+def two_sites(lib, first, second):
+    a = lib.alloc_malloc(first)  # site: first
+    b = lib.alloc_malloc(second)  # site: second
+    return a, b
+
+
+def call_site_one(lib):
+    return two_sites(lib, 300_011, 300_012)  # site: one
+
+
+def call_site_two(lib):
+    return two_sites(lib, 300_021, 300_022)  # site: two
+
+
+def _site_lines() -> dict:
+    with open(__file__, encoding="utf-8") as source:
+        return {line.split("# site: ")[1].strip(): number for number, line in enumerate(source, 1)
+                if "# site: " in line and "split" not in line}
+
+
+def test_one_instruction_reached_from_two_callers_keeps_its_line_in_both(tmp_path, testlib, python_allocators):
+    # An instruction's line is looked up once and kept: the second caller's stacks, new nodes all,
+    # get it from there, and must read as the source does.
+    out = tmp_path / "sites.bin"
+    pointers = []
+    with Tracker(out, trace_python_allocators=python_allocators):
+        for _ in range(3):
+            pointers += [*call_site_one(testlib), *call_site_two(testlib), *call_site_one(testlib)]
+    for pointer in pointers:
+        testlib.release(pointer)
+    lines = _site_lines()
+    stats = Capture.open(out).leak_stacks(merge_allocators=False)
+    found = {stat.bytes // stat.count: [(f.function.split(".")[-1], f.line) for f in stat.frames[-2:]]
+             for stat in stats if 300_000 < stat.bytes // stat.count < 300_100}
+    assert found == {
+        300_011: [("call_site_one", lines["one"]), ("two_sites", lines["first"])],
+        300_012: [("call_site_one", lines["one"]), ("two_sites", lines["second"])],
+        300_021: [("call_site_two", lines["two"]), ("two_sites", lines["first"])],
+        300_022: [("call_site_two", lines["two"]), ("two_sites", lines["second"])],
+    }
+
+
 def recurse_then_allocate(lib, depth):
     if depth == 0:
         return lib.alloc_malloc(123_457)
