@@ -26,6 +26,7 @@ thread_local bool t_guard __attribute__((tls_model("initial-exec"))) = false;
 namespace tracker {
 
 thread_local ThreadState* t_state __attribute__((tls_model("initial-exec"))) = nullptr;
+std::atomic<bool> g_active{false};  // see State: static, so never destroyed either
 
 namespace {
 // Set in the forking thread from our prepare handler to the parent's or child's: it then holds
@@ -35,10 +36,9 @@ namespace {
 thread_local bool t_forking __attribute__((tls_model("initial-exec"))) = false;
 
 // One instance for the life of the process, never destroyed: a hook may still be running in
-// another thread while the tracker stops, and must find a valid lock and flag.
+// another thread while the tracker stops, and must find a valid lock (and g_active).
 struct State {
     EventMutex lock;
-    std::atomic<bool> active{false};   // recording events
     bool running = false;              // started and not stopped (possibly paused); GIL held
     std::atomic<uint32_t> generation{0};
     Recorder recorder;
@@ -118,7 +118,7 @@ struct sigaction g_previous[NSIG];
 bool g_installed[NSIG];
 
 void flush_for_signal() {
-    if (!g || !g->active.load(std::memory_order_relaxed) || g->memory_sink) return;
+    if (!g || !g_active.load(std::memory_order_relaxed) || g->memory_sink) return;
     bool was_guarded = t_guard;
     t_guard = true;
     // A thread inside the tracker (guarded) may hold the lock itself, mid-record: one try then.
@@ -130,7 +130,7 @@ void flush_for_signal() {
         locked = g->lock.try_lock();
     }
     if (locked) {
-        if (g->active.load(std::memory_order_relaxed)) g->recorder.flush_in_signal();
+        if (g_active.load(std::memory_order_relaxed)) g->recorder.flush_in_signal();
         g->lock.unlock();
     }
     t_guard = was_guarded;
@@ -304,7 +304,7 @@ void sampler_main() {
         enforce_defer_limit();  // before the tracker lock, which a stuck thread might hold
         uint64_t rss = read_rss(fd);
         std::lock_guard<EventMutex> lock(g->lock);
-        if (!g->active.load(std::memory_order_relaxed)) continue;
+        if (!g_active.load(std::memory_order_relaxed)) continue;
         g->recorder.sample(now_ms(), rss);
         auto now = std::chrono::steady_clock::now();
         // A followed memory sink's follower replays what a flush hands it while the program runs:
@@ -409,14 +409,14 @@ void fork_child() {
     g_wake_fd = -1;
     g_pending_signal = 0;
     g_defer_watched = false;
-    if (!g->active.load() || !g->options.follow_fork) remove_signal_defer();  // a child we do not track
-    if (!g->active.load()) return;
+    if (!g_active.load() || !g->options.follow_fork) remove_signal_defer();  // a child we do not track
+    if (!g_active.load()) return;
     GuardScope guard;
     std::lock_guard<EventMutex> lock(g->lock);
     g->recorder.abandon();  // the parent's stream: its fd and writer thread are not ours
     g->tids.clear();
     if (!g->options.follow_fork) {
-        g->active = false;
+        g_active = false;
         return;
     }
     std::unique_ptr<Sink> sink;
@@ -432,7 +432,7 @@ void fork_child() {
         // is one more a Python 3.12+ child would warn about if it forks again.
         sink = open_file_sink(path, /*threaded=*/false, &error);
         if (!sink) {
-            g->active = false;
+            g_active = false;
             return;
         }
     }
@@ -456,7 +456,6 @@ void init_once() {
 
 }  // namespace
 
-bool active_relaxed() { return g && g->active.load(std::memory_order_relaxed); }
 bool native() { return g->native; }
 bool walks() { return g->walk; }
 uint32_t generation() { return g->generation.load(std::memory_order_relaxed); }
@@ -478,7 +477,7 @@ ThreadState* new_thread_state() {
     g->states.push_back(state);
     auto pending = g->pending_names.find(handle);
     if (pending != g->pending_names.end()) {
-        if (g->active) g->recorder.thread_name(state->tid, pending->second);
+        if (g_active) g->recorder.thread_name(state->tid, pending->second);
         g->pending_names.erase(pending);
     }
     return state;
@@ -498,7 +497,7 @@ const char* python_stacks() {
 }
 
 void pause() {
-    if (!g || !g->running || !g->active) return;
+    if (!g || !g->running || !g_active) return;
     GuardScope guard;
     {
         std::lock_guard<EventMutex> lock(g->lock);
@@ -506,7 +505,7 @@ void pause() {
         // shorter than the sampler's 10 ms still has its own start, end and duration. RSS 0: not
         // read here (a file read per test), and readers take 0 as "not sampled".
         g->recorder.sample(now_ms(), 0);
-        g->active = false;
+        g_active = false;
     }
     if (g->walk) return;
     pystack::stop_following_calls();
@@ -514,7 +513,7 @@ void pause() {
 }
 
 void resume() {
-    if (!g || !g->running || g->active) return;
+    if (!g || !g->running || g_active) return;
     GuardScope guard;
     // Read without the lock (it takes the loader's); a library loaded after this read records
     // its mappings itself, as recording is then on.
@@ -532,7 +531,7 @@ void resume() {
         // Stacks were not followed while paused: every thread rebuilds its own.
         g->generation.fetch_add(1);
         g->recorder.sample(now_ms(), 0);  // the window's start (see pause)
-        g->active = true;
+        g_active = true;
     }
     if (g->walk) return;
     ThreadState* state = thread_state();
@@ -576,7 +575,7 @@ bool start(const Options& options, std::string* error) {
         nativestack::reset();
         if (options.native) nativestack::emit_maps(g->recorder, std::move(maps));
         g->generation.fetch_add(1);
-        g->active = true;
+        g_active = true;
         g->running = true;
     }
     if (options.trace_python_allocators) {
@@ -618,7 +617,7 @@ std::string stop() {
     remove_signal_flush();
     {
         std::lock_guard<EventMutex> lock(g->lock);
-        g->active = false;
+        g_active = false;
         g->running = false;
     }
     // Aggregating, the capture is yet to be written from what this hands over: SIGTERM and SIGINT
@@ -677,14 +676,14 @@ void mark(uint64_t id, const std::string& label) {
     if (!active_relaxed()) return;
     GuardScope guard;
     std::lock_guard<EventMutex> lock(g->lock);
-    if (g->active) g->recorder.mark(id, label);
+    if (g_active) g->recorder.mark(id, label);
 }
 
 void set_thread_name(uint64_t tid, const std::string& name) {
     if (!active_relaxed()) return;
     GuardScope guard;
     std::lock_guard<EventMutex> lock(g->lock);
-    if (g->active) g->recorder.thread_name(tid, name);
+    if (g_active) g->recorder.thread_name(tid, name);
 }
 
 void thread_started(PyFrameObject* frame) { pystack::thread_started(frame); }
@@ -744,7 +743,7 @@ void on_alloc(uint8_t kind, void* address, size_t size, HookFrame hook) {
         int depth = nativestack::unwind(state->native_stack, addresses, frames, nativestack::kMaxDepth,
                                         hook.return_address, hook.frame);
         EventLock lock;
-        if (!g->active.load(std::memory_order_relaxed)) return;
+        if (!g_active.load(std::memory_order_relaxed)) return;
         uint32_t stack = python_node(state);
         if (stack == pystack::kNotTheProgram) return;
         uint32_t native_stack = nativestack::intern(state->native_stack, addresses, frames, depth);
@@ -753,7 +752,7 @@ void on_alloc(uint8_t kind, void* address, size_t size, HookFrame hook) {
         return;
     }
     EventLock lock;
-    if (!g->active.load(std::memory_order_relaxed)) return;
+    if (!g_active.load(std::memory_order_relaxed)) return;
     uint32_t stack = python_node(state);
     if (stack == pystack::kNotTheProgram) return;
     switch_thread(state->tid);
@@ -763,7 +762,7 @@ void on_alloc(uint8_t kind, void* address, size_t size, HookFrame hook) {
 void on_free(uint8_t kind, void* address) {
     ThreadState* state = thread_state();
     EventLock lock;
-    if (!g->active.load(std::memory_order_relaxed)) return;
+    if (!g_active.load(std::memory_order_relaxed)) return;
     switch_thread(state->tid);
     g->recorder.free(kind, reinterpret_cast<uintptr_t>(address));
 }
@@ -771,7 +770,7 @@ void on_free(uint8_t kind, void* address) {
 void on_munmap(void* address, size_t length) {
     ThreadState* state = thread_state();
     EventLock lock;
-    if (!g->active.load(std::memory_order_relaxed)) return;
+    if (!g_active.load(std::memory_order_relaxed)) return;
     switch_thread(state->tid);
     g->recorder.munmap(reinterpret_cast<uintptr_t>(address), length);
 }
@@ -781,7 +780,7 @@ namespace {
 void record_maps() {
     std::vector<nativestack::Mapping> maps = nativestack::read_maps();  // loader lock, not ours
     std::lock_guard<EventMutex> lock(g->lock);
-    if (g->active) {
+    if (g_active) {
         nativestack::emit_maps(g->recorder, std::move(maps));
     } else {
         g->maps_stale = true;
@@ -818,7 +817,7 @@ void finish_before_signal() {
     uint64_t rss = read_rss(fd);
     if (fd >= 0) close(fd);
     std::lock_guard<EventMutex> lock(g->lock);
-    g->active = false;
+    g_active = false;
     g->recorder.sample(now_ms(), rss);
     g->recorder.trailer(now_ms());
     take_into_leftover();
@@ -849,8 +848,8 @@ void on_exit() {
         return;
     }
     std::lock_guard<EventMutex> lock(g->lock);
-    if (!g->active) return;
-    g->active = false;
+    if (!g_active) return;
+    g_active = false;
     g->recorder.trailer(now_ms());
     g->recorder.close();
 }
@@ -864,7 +863,7 @@ void on_thread_name(pthread_t thread, const char* name) {
         g->pending_names[handle] = name;  // named before it allocated anything: record later
         return;
     }
-    if (g->active) g->recorder.thread_name(tid->second, name);
+    if (g_active) g->recorder.thread_name(tid->second, name);
 }
 
 }  // namespace tracker

@@ -9,6 +9,7 @@
 #include <Python.h>
 #include <pthread.h>
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -125,8 +126,11 @@ void on_dlclose();
 void on_exit();
 void on_thread_name(pthread_t thread, const char* name);
 
-// For the Python stack tracker.
-bool active_relaxed();
+// Recording events: neither paused nor stopped. Out here rather than in the tracker's state so
+// that every hook, in whichever file, reads it with one load and no call: a paused tracker is
+// asked once per allocation, and pytest's own work between tests is most of them.
+extern std::atomic<bool> g_active;
+inline bool active_relaxed() { return g_active.load(std::memory_order_relaxed); }
 // What every allocation hook asks first: pass straight through when this thread is inside
 // tracker code already, or when nothing is being recorded (paused between tests, where pytest's
 // own work would otherwise take the thread's state and the lock per event for nothing).
