@@ -60,6 +60,9 @@ class Sink {
     // uncompressed block, using only async-signal-safe calls (no lock, no allocation). Waits a
     // bounded time for the writer thread to finish the block it is on; false if it cannot write.
     virtual bool write_in_signal(const uint8_t*, size_t) { return false; }
+    // How many bytes of records the recorder gathers before it hands them over (0: its whole
+    // buffer, Recorder::kBufferSize).
+    virtual size_t block_size() const { return 0; }
 };
 
 // LZ4-frame file sink: writes the file header, then compresses what it is given. With a writer
@@ -192,7 +195,7 @@ class Recorder {
     // Starts a buffer with its SYNC record (the buffer is empty).
     void begin_block();
     uint8_t* reserve(size_t n) {
-        if (d_used + n > kBufferSize) flush();
+        if (d_used + n > d_block) flush();
         return d_buffer.get() + d_used;
     }
     void commit(uint8_t* end) {
@@ -247,6 +250,7 @@ class Recorder {
     std::unique_ptr<Sink> d_sink;
     std::unique_ptr<uint8_t[]> d_buffer;
     size_t d_used = 0;
+    size_t d_block = kBufferSize;  // the sink's block_size()
     // Delta bases: the last allocation of each size class (an allocator hands out neighbouring
     // blocks of one class: pymalloc from one pool), and the last freed address.
     uintptr_t d_last_address_by_class[kSizeClasses] = {};
