@@ -365,7 +365,7 @@ void Recorder::open(std::unique_ptr<Sink> sink) {
     d_sink = std::move(sink);
     d_block = d_sink->block_size() && d_sink->block_size() < kBufferSize ? d_sink->block_size() : kBufferSize;
     if (!d_buffer) d_buffer.reset(new uint8_t[kBufferSize]);
-    if (!d_recent) d_recent.reset(new RecentSlot[kRecentSlots]);
+    if (!d_recent) d_recent.reset(new RecentSlot[kRecentSlots]());  // event 0: empty
     d_used = 0;
     reset_deltas();
     d_records = 0;

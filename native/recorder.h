@@ -174,8 +174,9 @@ class Recorder {
     void reset_deltas() {
         std::fill(std::begin(d_last_address_by_class), std::end(d_last_address_by_class), 0);
         d_last_freed = 0;
-        d_events = 0;
-        if (d_recent) std::fill(d_recent.get(), d_recent.get() + kRecentSlots, RecentSlot{kNoRecentAddress, 0});
+        // Slots stamped before this event read as empty: the table is not cleared (128 KiB at
+        // each pytest window and file block).
+        d_window_start = d_events;
         d_last_stack = 0;
         d_last_native = 0;
     }
@@ -233,7 +234,7 @@ class Recorder {
         uint64_t event = ++d_events;
         RecentSlot& slot = d_recent[(static_cast<uint64_t>(address >> kAddressShift) * 0x9E3779B97F4A7C15ull) >>
                                     (64 - kRecentSlotBits)];
-        uint64_t distance = slot.address == address && slot.event ? event - slot.event : 0;
+        uint64_t distance = slot.address == address && slot.event > d_window_start ? event - slot.event : 0;
         slot.address = address;
         slot.event = event;
         return distance < kRecentEvents ? distance : 0;
@@ -241,7 +242,6 @@ class Recorder {
 
     static constexpr unsigned kRecentSlotBits = 13;  // 128 KiB: 98% of py_alloc's events hit
     static constexpr size_t kRecentSlots = size_t{1} << kRecentSlotBits;
-    static constexpr uintptr_t kNoRecentAddress = ~uintptr_t{0};  // never an allocation's address
     struct RecentSlot {
         uintptr_t address;
         uint64_t event;
@@ -256,7 +256,8 @@ class Recorder {
     uintptr_t d_last_address_by_class[kSizeClasses] = {};
     uintptr_t d_last_freed = 0;
     std::unique_ptr<RecentSlot[]> d_recent;
-    uint64_t d_events = 0;  // ALLOC/FREE events so far (in this window)
+    uint64_t d_events = 0;        // ALLOC/FREE events so far
+    uint64_t d_window_start = 0;  // d_events where the deltas last restarted
     uint32_t d_last_stack = 0;
     uint32_t d_last_native = 0;
     uint64_t d_records = 0;
