@@ -229,6 +229,26 @@ void truncate(ShadowStack& stack, size_t from) {
     if (stack.valid > from) stack.valid = from;
 }
 
+// Under sys.monitoring, which tells us of no return: makes the stack end at the live frame
+// `innermost` (empty for none), dropping the entries above it, frames that returned, yielded or
+// unwound since. False, the stack as it was, if `innermost` is not in it. A frame's address and
+// code name it: while a frame runs, no other is at its address. Entries made by push_live hold
+// no reference, so no GIL is needed.
+bool settle(ShadowStack& stack, const RawFrame* innermost) {
+    size_t n = stack.frames.size();
+    if (innermost) {
+        while (n > 0 && (stack.frames[n - 1].iframe != innermost->id ||
+                         g_code_objects[stack.frames[n - 1].code_id] != innermost->code)) {
+            --n;
+        }
+        if (n == 0) return false;
+    } else {
+        n = 0;
+    }
+    if (n < stack.frames.size()) truncate(stack, n);
+    return true;
+}
+
 void pop(ShadowStack& stack, PyFrameObject* frame) {
     // Normally the top. If a return was missed (a profiler swapped out and back), unwind to it.
     size_t n = stack.frames.size();
@@ -290,28 +310,15 @@ void enter(ThreadState* state) {
     walk_this_thread(live, 2);
     if (live.empty()) return;
     uint32_t generation = tracker::generation();
-    // In step when the frame below the new one is our top: else events were missed (ours are
-    // not delivered while another tool's callback runs) or this thread is new to this run.
-    bool in_step = stack.generation == generation &&
-                   (live.size() == 1 ? stack.frames.empty()
-                                     : !stack.frames.empty() && stack.frames.back().iframe == live[1].id);
-    if (!in_step) {
+    // In step when the frame below the new one is in our stack (above it: frames that returned
+    // since): else events were missed (ours are not delivered while another tool's callback
+    // runs) or this thread is new to this run.
+    if (stack.generation != generation || !settle(stack, live.size() > 1 ? &live[1] : nullptr)) {
         rebuild_live(stack, live, generation);
         return;
     }
     if (live.size() > 1) stack.frames.back().calling = live[1].lasti;
     push_live(stack, live[0]);
-}
-
-// A frame returns, yields or unwinds (PY_RETURN, PY_YIELD, PY_UNWIND): still the innermost.
-void leave(ThreadState* state) {
-    ShadowStack& stack = state->stack;
-    if (stack.generation != tracker::generation()) return;
-    RawFrame live;
-    if (!top_frame(&live)) return;
-    size_t n = stack.frames.size();
-    while (n > 0 && stack.frames[n - 1].iframe != live.id) --n;
-    if (n > 0) truncate(stack, n - 1);
 }
 
 PyObject* on_enter(PyObject*, PyObject* const*, Py_ssize_t) {
@@ -322,24 +329,16 @@ PyObject* on_enter(PyObject*, PyObject* const*, Py_ssize_t) {
     Py_RETURN_NONE;
 }
 
-PyObject* on_leave(PyObject*, PyObject* const*, Py_ssize_t) {
-    if (tracker::active_relaxed()) {
-        GuardScope guard;
-        if (ThreadState* state = tracker::thread_state()) leave(state);
-    }
-    Py_RETURN_NONE;
-}
-
 PyMethodDef g_enter_def = {"memprof_enter", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(on_enter)),
-                           METH_FASTCALL, nullptr};
-PyMethodDef g_leave_def = {"memprof_leave", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(on_leave)),
                            METH_FASTCALL, nullptr};
 struct Event {
     const char* name;
     PyMethodDef* callback;
 };
-const Event kEvents[] = {{"PY_START", &g_enter_def},  {"PY_RESUME", &g_enter_def}, {"PY_THROW", &g_enter_def},
-                         {"PY_RETURN", &g_leave_def}, {"PY_YIELD", &g_leave_def},  {"PY_UNWIND", &g_leave_def}};
+// No event for a frame's return, yield or unwind: the next event or allocation of the thread
+// finds the frames above its live innermost gone (settle). A callback per return cost as much as
+// one per call, and made the interpreter instrument every return.
+const Event kEvents[] = {{"PY_START", &g_enter_def}, {"PY_RESUME", &g_enter_def}, {"PY_THROW", &g_enter_def}};
 // Tool ids no convention gives away (0 debugger, 1 coverage, 2 profiler, 5 optimizer): a
 // program's cProfile or coverage run must still find its own free.
 const int kToolIds[] = {3, 4};
@@ -590,10 +589,16 @@ bool current_node(ShadowStack& stack, uint32_t* node) {
         if (g_evaluating && !frame_evaluation_is_ours()) return false;
         // The live top frame must be our top: else events were missed, and the walk decides.
         RawFrame live;
-        if (!top_frame(&live)) return n == 0;
+        if (!top_frame(&live)) {
+            if (!g_monitoring) return n == 0;
+            settle(stack, nullptr);  // every frame of ours returned since
+            return true;
+        }
         const ShadowFrame* top = n ? &stack.frames[n - 1] : nullptr;
         if (!top || top->iframe != live.id || g_code_objects[top->code_id] != live.code) {
-            if (g_evaluating) {
+            if (g_monitoring && !at_resume(live) && settle(stack, &live)) {
+                n = stack.frames.size();  // the frames above the live one returned since our last event
+            } else if (g_evaluating) {
                 // Our top entry is a frame pushed but not at its first instruction yet: its
                 // prologue (cells, the generator of a generator function) runs before it is
                 // the interpreter's to show, and what it allocates is its caller's, as a

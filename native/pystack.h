@@ -20,7 +20,9 @@
 // identity: the callers' instructions are noted when they call, and an allocation reads the top
 // frame's instruction from the interpreter after checking that the live top frame is the shadow
 // top, so a missed event (a callback that sys.monitoring suppresses while another tool's runs)
-// costs a walk, never a wrong or stale read.
+// costs a walk, never a wrong or stale read. Only starts and resumes are events (a callback per
+// return cost as much again): the frames above the live top frame in the shadow stack are those
+// that returned, yielded or unwound since, dropped at the thread's next event or allocation.
 //
 // On 3.9-3.11 the same live entries come from a PEP 523 frame evaluation function (pyframes.h):
 // it hears each Python frame start and end without the profile callback's cost (on 3.11 a

@@ -245,6 +245,49 @@ def test_frames_of_deep_recursion(tmp_path, testlib, stacks_by):
     assert [f[0] for f in stacks[600_010]].count("recurse") == 2_001
 
 
+def returns_deep(depth):
+    return returns_deep(depth - 1) if depth else 0
+
+
+def yields_twice():
+    yield 1
+    yield 2
+
+
+def unwinds():
+    raise ValueError("unwound")
+
+
+def test_frames_that_returned_yielded_or_unwound_are_gone_from_the_next_stack(tmp_path, testlib, stacks_by):
+    # sys.monitoring tells of starts and resumes only: the frames a thread's next allocation finds
+    # above the live innermost one are those that returned since, and must be gone from its stack,
+    # also where a new frame of the same code now stands at a returned one's address.
+    seen = Seen(testlib)
+
+    def body():
+        returns_deep(20)
+        seen.allocate(600_100)
+        generator = yields_twice()
+        next(generator)
+        seen.allocate(600_101)
+        try:
+            unwinds()
+        except ValueError:
+            pass
+        seen.allocate(600_102)
+        inner(seen, 600_103)
+        next(generator)
+        outer(seen, 600_104)
+        returns_deep(5)
+        inner(seen, 600_105)
+
+    stacks = recorded(tmp_path, stacks_by, seen, body)
+    assert_same_frames(stacks, seen)
+    for size in (600_100, 600_101, 600_102):
+        names = [frame[0].split(".")[-1] for frame in stacks[size]]
+        assert names[-2:] == ["body", "allocate"], (size, names)
+
+
 @pytest.mark.parametrize("install", [sys.setprofile, sys.settrace], ids=["setprofile", "settrace"])
 def test_frames_under_the_programs_own_profiler_or_tracer(tmp_path, testlib, stacks_by, install):
     seen = Seen(testlib)
