@@ -490,19 +490,22 @@ def test_a_collection_error_is_reported_as_usual(pytester):
 def test_the_resident_set_is_read_through_one_descriptor_and_afresh_in_a_forked_child():
     # Each test's RSS at its end is read through a descriptor of /proc/self/statm kept open; a
     # child forked from the session must read its own, not the parent's through the inherited one.
+    import mmap
     import os
 
     from pytest_memprof.plugin.core import _ResidentSet
 
     resident = _ResidentSet()
     before = resident.bytes()
-    block = bytearray(64 * 2**20)
+    # A mapping of its own, whose unmapping surely gives its pages back (a bytearray may come from
+    # the heap where an earlier test in the same worker changed malloc's thresholds).
+    block = mmap.mmap(-1, 64 * 2**20)
     block[::4096] = b"x" * len(block[::4096])  # touched: resident
     assert resident.bytes() - before >= 60 * 2**20
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: drops the parent's block, reads its own resident set
-        del block
+        block.close()
         os.write(write, str(resident.bytes()).encode())
         os._exit(0)
     os.close(write)
@@ -510,6 +513,7 @@ def test_the_resident_set_is_read_through_one_descriptor_and_afresh_in_a_forked_
     os.waitpid(pid, 0)
     os.close(read)
     assert 0 < child < resident.bytes() - 30 * 2**20
+    block.close()
     resident.close()
     assert resident.bytes() > 0  # opened again
     resident.close()
