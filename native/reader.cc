@@ -756,8 +756,7 @@ int32_t Reader::map_of(uint64_t address) {
     return target < map.end ? static_cast<int32_t>(*(it - 1)) : -1;
 }
 
-uint32_t Reader::slot_for(uint64_t tid) {
-    if (tid == d_last_tid && d_last_slot != UINT32_MAX) return d_last_slot;  // most events follow one of the same thread
+uint32_t Reader::new_slot_for(uint64_t tid) {
     auto slot_it = d_tid_slots.find(tid);
     uint32_t slot;
     if (slot_it == d_tid_slots.end()) {
@@ -819,7 +818,8 @@ void Reader::change(Acc& acc, int64_t bytes, int64_t count) {
     acc.cur_count += count;
 }
 
-void Reader::release(Live& live, uint64_t bytes, bool whole, uint64_t tid) {
+// Inlined into its callers, all in this file (one a free): 2% of a replay as a call.
+__attribute__((always_inline)) inline void Reader::release(Live& live, uint64_t bytes, bool whole, uint64_t tid) {
     Acc& acc = d_accs[live.acc];
     change(acc, -static_cast<int64_t>(bytes), whole ? -1 : 0);
     d_heap -= bytes;

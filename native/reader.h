@@ -305,7 +305,13 @@ class Reader {
     void on_free(uint64_t address, uint64_t tid);
     void on_munmap(uint64_t address, uint64_t size, uint64_t tid);
     void release(Live& live, uint64_t bytes, bool whole, uint64_t tid);
-    uint32_t slot_for(uint64_t tid);
+    uint32_t slot_for(uint64_t tid) {
+        // Inline: up to three calls an event, nearly all of the same thread as the last (out of
+        // line, the slow path's register saves made it ~25 instructions: 7% of a replay).
+        if (__builtin_expect(tid == d_last_tid && d_last_slot != UINT32_MAX, 1)) return d_last_slot;
+        return new_slot_for(tid);
+    }
+    uint32_t new_slot_for(uint64_t tid);  // another thread than the last event's
     uint32_t acc_for(uint32_t stack, uint8_t allocator, uint64_t tid);
     void thread_seen(uint64_t tid);
     uint32_t hybrid_stack(uint32_t python, uint32_t native);
