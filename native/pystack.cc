@@ -596,9 +596,7 @@ bool current_node(ShadowStack& stack, uint32_t* node) {
         }
         const ShadowFrame* top = n ? &stack.frames[n - 1] : nullptr;
         if (!top || top->iframe != live.id || g_code_objects[top->code_id] != live.code) {
-            if (g_monitoring && !at_resume(live) && settle(stack, &live)) {
-                n = stack.frames.size();  // the frames above the live one returned since our last event
-            } else if (g_evaluating) {
+            if (g_evaluating) {
                 // Our top entry is a frame pushed but not at its first instruction yet: its
                 // prologue (cells, the generator of a generator function) runs before it is
                 // the interpreter's to show, and what it allocates is its caller's, as a
@@ -606,12 +604,15 @@ bool current_node(ShadowStack& stack, uint32_t* node) {
                 const ShadowFrame* caller = n > 1 ? &stack.frames[n - 2] : nullptr;
                 if (!caller || caller->iframe != live.id || g_code_objects[caller->code_id] != live.code) return false;
                 --n;
-            } else {
+            } else if (at_resume(live)) {
                 // A frame whose PY_START (or PY_RESUME) has not come yet, at the RESUME where the
                 // interpreter instruments its code for those very events.
-                if (!at_resume(live)) return false;
                 *node = kNotTheProgram;
                 return true;
+            } else if (settle(stack, &live)) {
+                n = stack.frames.size();  // the frames above the live one returned since our last event
+            } else {
+                return false;
             }
         }
         top_lasti = live.lasti;

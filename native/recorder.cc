@@ -363,7 +363,8 @@ std::unique_ptr<Sink> make_memory_sink() { return std::make_unique<MemorySink>()
 
 void Recorder::open(std::unique_ptr<Sink> sink) {
     d_sink = std::move(sink);
-    d_block = d_sink->block_size() && d_sink->block_size() < kBufferSize ? d_sink->block_size() : kBufferSize;
+    size_t block = d_sink->block_size();
+    d_block = block && block < kBufferSize ? block : kBufferSize;
     if (!d_buffer) d_buffer.reset(new uint8_t[kBufferSize]);
     if (!d_recent) d_recent.reset(new RecentSlot[kRecentSlots]());  // event 0: empty
     d_used = 0;
