@@ -10,10 +10,74 @@ from cpython.ref cimport Py_DECREF
 from libcpp.string cimport string
 
 import os
-import threading
+import sys
 
+# threading is not imported here: an empty script under `memprof run` never imports it, and
+# importing it (with _weakrefset) was a millisecond of start-up, a fifth of what we add to python's.
+# A program that imports it while tracking gets the trampoline as it would have had it been
+# imported before the start (_ThreadingImport).
 
 _program_thread_profile = None
+
+
+def _set_thread_trampoline(threading):
+    # Python threads started from now on install the C profiler on their first event. The
+    # program's own hook (a process memprof attached to may have one) comes back at stop.
+    global _program_thread_profile
+    _program_thread_profile = getattr(threading, "_profile_hook", None)
+    threading.setprofile(_thread_trampoline)
+
+
+class _ThreadingImport:
+    """A finder first on sys.meta_path while tracking a program that has not imported threading:
+    when it does, its Python threads get the trampoline before any of them can start."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "threading":
+            return None
+        _unwatch_threading_import()
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _ThenSetTrampoline(spec.loader)
+        return spec
+
+
+class _ThenSetTrampoline:
+    """threading's own loader, and the trampoline set once the module has run."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        # The module keeps its own loader (inspect and importlib.reload ask it), never this one.
+        module.__loader__ = self.loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader
+        self.loader.exec_module(module)
+        if native.is_started():
+            _set_thread_trampoline(module)
+
+
+def _watch_threading_import():
+    if _ThreadingImport not in sys.meta_path:
+        sys.meta_path.insert(0, _ThreadingImport)
+
+
+def _unwatch_threading_import():
+    try:
+        sys.meta_path.remove(_ThreadingImport)
+    except ValueError:
+        pass
 
 
 def start(path, header_json, *, bint native_traces=False, bint trace_python_allocators=True,
@@ -30,20 +94,27 @@ def start(path, header_json, *, bint native_traces=False, bint trace_python_allo
     options.trace_python_allocators = trace_python_allocators
     options.follow_fork = follow_fork
     options.defer_signals = defer_signals and path is None
-    # Python threads started from now on install the C profiler on their first event. The
-    # program's own hook (a process memprof attached to may have one) comes back at stop.
-    global _program_thread_profile
-    _program_thread_profile = getattr(threading, "_profile_hook", None)
-    threading.setprofile(_thread_trampoline)
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        _set_thread_trampoline(threading)
+    else:
+        _watch_threading_import()
     native.set_guard(True)  # what this function allocates from here on is not the program's
     try:
         if not native.start(options, &error):
-            threading.setprofile(_program_thread_profile)
+            _restore_thread_profile()
             return error.decode(errors="replace")
         _record_thread_names()
     finally:
         native.set_guard(False)
     return None
+
+
+def _restore_thread_profile():
+    _unwatch_threading_import()
+    threading = sys.modules.get("threading")
+    if threading is not None and getattr(threading, "_profile_hook", None) is _thread_trampoline:
+        threading.setprofile(_program_thread_profile)
 
 
 def stop():
@@ -52,7 +123,7 @@ def stop():
     native.set_guard(True)
     try:
         _record_thread_names()  # names may have changed since start: record the final ones
-        threading.setprofile(_program_thread_profile)
+        _restore_thread_profile()
         error = native.stop()
     finally:
         native.set_guard(False)
@@ -60,6 +131,9 @@ def stop():
 
 
 def _record_thread_names():
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return  # no thread the program started has a name
     for thread in threading.enumerate():
         if thread.native_id is not None:
             native.set_thread_name(thread.native_id, thread.name.encode(errors="replace"))
@@ -151,7 +225,8 @@ def _thread_trampoline(frame, event, arg):
     native.set_guard(True)
     try:
         native.thread_started(<native.PyFrameObject*>frame)
-        name = threading.current_thread().name.encode(errors="replace")
+        # Only threading's threads come here: it is imported.
+        name = sys.modules["threading"].current_thread().name.encode(errors="replace")
         native.set_thread_name(native.current_tid(), name)
     finally:
         native.set_guard(False)

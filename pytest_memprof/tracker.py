@@ -5,8 +5,8 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-import threading
 import time
+from _thread import allocate_lock  # threading.Lock itself, without importing threading (see _tracker.pyx)
 from pathlib import Path
 from types import MethodType
 
@@ -183,7 +183,7 @@ class Tracker:
         self._started = False
         # Taken to end tracking, by stop() or by the signal path (_end_for_signal), which holds it
         # until the process is gone: a stop() meanwhile waits rather than cut its capture.
-        self._stopping = threading.Lock()
+        self._stopping = allocate_lock()
         self._aggregator: Aggregator | None = None
         self._header: dict = {}
         self._fork_base = self.destination if follow_fork else None  # a child writes FILE.<pid> beside it
@@ -326,7 +326,7 @@ class Tracker:
 
         self.destination = Path(f"{self._fork_base}.{os.getpid()}")
         self._aggregator.forget_pipe()  # the parent's: a signal here must wake this process's thread
-        self._stopping = threading.Lock()  # the parent's may have been held at the fork
+        self._stopping = allocate_lock()  # the parent's may have been held at the fork
         self._aggregator = Aggregator(self.destination, self._header, self._end_for_signal)
         self._aggregator.start()
 

@@ -163,7 +163,8 @@ def test_run_imports_no_report_code_before_the_program(memprof, tmp_path):
 # time every run pays (issue 19, item 5). What python's own start-up loads (site, a .pth) is not ours.
 NOT_ON_THE_RUN_PATH = ("argparse", "dataclasses", "inspect", "typing", "json", "platform", "subprocess", "shutil",
                        "tempfile", "random", "pkgutil", "traceback", "gettext", "locale", "glob", "bz2", "lzma",
-                       "pytest_memprof.model", "pytest_memprof.destinations", "pytest_memprof.cli._common")
+                       "pytest_memprof.model", "pytest_memprof.destinations", "pytest_memprof.cli._common",
+                       "threading")
 
 
 def test_run_of_a_script_imports_none_of_the_heavy_modules_before_it_starts(memprof, tmp_path):
@@ -182,6 +183,39 @@ def test_run_of_a_script_imports_none_of_the_heavy_modules_before_it_starts(memp
                               env=subprocess_env())
     assert by_runpy.returncode == 0, by_runpy.stderr
     assert sorted(ours & (set(NOT_ON_THE_RUN_PATH) - set(by_runpy.stdout.split()))) == []
+
+
+THREADING_IMPORTED_LATE = """
+import sys
+assert "threading" not in sys.modules, "imported before the program"
+import threading
+
+def allocate_in_the_thread():
+    global kept
+    kept = bytearray(3_333_331)
+
+worker = threading.Thread(target=allocate_in_the_thread, name="late-worker")
+worker.start()
+worker.join()
+print(threading.__loader__.__class__.__name__, [f for f in sys.meta_path if "Threading" in repr(f)])
+"""
+
+
+def test_a_program_importing_threading_after_the_start_has_its_threads_named_and_stacked(memprof, tmp_path):
+    # threading is left to the program (a millisecond of start-up): imported late, its threads
+    # still get the trampoline (names; the C profiler before 3.11), and the finder that saw to it
+    # is gone and left the module its own loader.
+    script = tmp_path / "late.py"
+    script.write_text(THREADING_IMPORTED_LATE)
+    result = memprof("run", "-q", "-o", "late.bin", str(script))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["SourceFileLoader", "[]"]
+    capture = Capture.open(tmp_path / "late.bin")
+    named = {thread.name: thread.thread_id for thread in capture.threads()}
+    assert "late-worker" in named
+    rows = [s for s in capture.total_stacks(merge_threads=False) if s.bytes >= 3_333_331]
+    assert [row.thread_id for row in rows] == [named["late-worker"]]
+    assert rows[0].frames[-1].function == "allocate_in_the_thread"
 
 
 def test_a_script_runs_as_runpy_runs_it(memprof, tmp_path):
