@@ -9,6 +9,7 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.ref cimport Py_DECREF
 from libcpp.string cimport string
 
+import _thread
 import os
 import sys
 
@@ -133,7 +134,12 @@ def stop():
 def _record_thread_names():
     threading = sys.modules.get("threading")
     if threading is None:
-        return  # no thread the program started has a name
+        # No thread has a name of threading's yet but the main thread, "MainThread" as threading
+        # will call it (the main thread's id is the process's).
+        tid = _thread.get_native_id()
+        if tid == os.getpid():
+            native.set_thread_name(tid, b"MainThread")
+        return
     for thread in threading.enumerate():
         if thread.native_id is not None:
             native.set_thread_name(thread.native_id, thread.name.encode(errors="replace"))
