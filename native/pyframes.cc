@@ -2,6 +2,8 @@
 // Py_BUILD_CORE, and nothing else of ours should see those headers.
 #include "pyframes.h"
 
+#include <pthread.h>
+
 // Each version's frame layout is read below; a version we have not read must not build, as a
 // wrong guess reads garbage on every allocation. A free-threaded build keeps frames per thread
 // too, but our shadow stack and walk also lean on the GIL (see pystack.h), so it waits its turn.
@@ -127,6 +129,15 @@ inline PyThreadState* this_thread_state() {
     if (PyThreadState* attached = PyThreadState_GetUnchecked()) return attached;
 #elif PY_VERSION_HEX >= 0x030C0000
     if (PyThreadState* attached = _PyThreadState_UncheckedGet()) return attached;
+#elif PY_VERSION_HEX >= 0x030B0000
+    // Before 3.12 the unchecked state is the process's GIL holder, an atomic read: when it names
+    // this thread (nearly every allocation of the program's comes with the GIL) it is the TSS
+    // lookup's answer, for a third of the cost. A holder that ends its thread at this moment
+    // clears the holder before it frees its state, so the id read may be a freed state's, still
+    // the other thread's (small blocks stay mapped); a state made anew for another thread names
+    // that thread. Neither passes for ours.
+    PyThreadState* holder = _PyThreadState_UncheckedGet();
+    if (holder && holder->thread_id == static_cast<unsigned long>(pthread_self())) return holder;
 #endif
     return PyGILState_GetThisThreadState();
 }

@@ -585,8 +585,6 @@ bool current_node(ShadowStack& stack, uint32_t* node) {
     size_t n = stack.frames.size();
     int top_lasti = INT_MIN;
     if (g_monitoring || g_evaluating) {
-        // Another evaluator set after ours sees the calls instead: the walk decides.
-        if (g_evaluating && !frame_evaluation_is_ours()) return false;
         // The live top frame must be our top: else events were missed, and the walk decides.
         RawFrame live;
         if (!top_frame(&live)) {
@@ -597,6 +595,10 @@ bool current_node(ShadowStack& stack, uint32_t* node) {
         const ShadowFrame* top = n ? &stack.frames[n - 1] : nullptr;
         if (!top || top->iframe != live.id || g_code_objects[top->code_id] != live.code) {
             if (g_evaluating) {
+                // Another evaluator set after ours sees the calls instead: the frames it runs
+                // are never our top, so it is asked here and not at every allocation (where our
+                // top is live, our frames and their callers are as they were entered).
+                if (!frame_evaluation_is_ours()) return false;
                 // Our top entry is a frame pushed but not at its first instruction yet: its
                 // prologue (cells, the generator of a generator function) runs before it is
                 // the interpreter's to show, and what it allocates is its caller's, as a

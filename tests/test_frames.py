@@ -310,6 +310,35 @@ def test_frames_under_the_programs_own_profiler_or_tracer(tmp_path, testlib, sta
     assert_same_frames(stacks, seen)
 
 
+@pytest.mark.skipif(MONITORING, reason="3.12+ follows calls by sys.monitoring, not a PEP 523 evaluation function")
+def test_frames_under_another_tools_evaluation_function_set_after_ours(tmp_path, testlib):
+    # A debugger's PEP 523 function set while ours is: the frames it runs are never seen by ours,
+    # and frames ours entered before it go on running in ours. Both kinds hold frame for frame.
+    import ctypes
+
+    from tests.native_lib import build_foreign_evaluator
+
+    foreign = ctypes.PyDLL(str(build_foreign_evaluator(tmp_path)))
+    foreign.frames_run.restype = ctypes.c_long
+    seen = Seen(testlib)
+
+    def entered_by_ours():
+        foreign.install()
+        try:
+            outer(seen, 600_031)  # run by the other tool's function
+            consume(seen, 600_032, 600_033)
+        finally:
+            foreign.remove_it()
+        seen.allocate(600_034)  # back in a frame ours entered, its callee's frames gone
+        outer(seen, 600_035)
+
+    stacks = recorded(tmp_path, "frame evaluation", seen, entered_by_ours)
+    assert foreign.frames_run() >= 3
+    assert_same_frames(stacks, seen)
+    assert callers(stacks[600_031], 3) == ["outer", "middle", "inner"]
+    assert callers(stacks[600_034], 1) == ["entered_by_ours"]
+
+
 needs_monitoring = pytest.mark.skipif(not MONITORING, reason="sys.monitoring is 3.12+")
 
 

@@ -107,6 +107,20 @@ def build_odd_allocator(target_dir: Path) -> Path:
     return output
 
 
+FOREIGN_EVAL_SOURCE = Path(__file__).with_name("foreign_eval.c")
+
+
+def build_foreign_evaluator(target_dir: Path) -> Path:
+    """Compile another tool's PEP 523 evaluation function (against this Python's headers) into ``target_dir``."""
+    output = target_dir / "libforeigneval.so"
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-O0", "-Wall", "-Wextra", f"-I{sysconfig.get_paths()['include']}", "-o",
+         str(output), str(FOREIGN_EVAL_SOURCE)],
+        check=True,
+    )
+    return output
+
+
 EMBED_SOURCE = Path(__file__).with_name("embed.c")
 
 
