@@ -21,11 +21,11 @@
 
 namespace memprof {
 
-thread_local bool t_guard __attribute__((tls_model("initial-exec"))) = false;
+__thread bool t_guard __attribute__((tls_model("initial-exec"))) = false;
 
 namespace tracker {
 
-thread_local ThreadState* t_state __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread ThreadState* t_state __attribute__((tls_model("initial-exec"))) = nullptr;
 std::atomic<bool> g_active{false};  // see State: static, so never destroyed either
 
 namespace {

@@ -25,7 +25,10 @@ namespace memprof {
 // Set while this thread runs tracker code (hooks, profile callback): nested allocations, and
 // any allocation by the tracker itself, pass straight to the real allocator. Initial-exec TLS
 // keeps the check to one load; the two variables fit the surplus static TLS glibc reserves.
-extern thread_local bool t_guard __attribute__((tls_model("initial-exec")));
+// __thread, not thread_local: a thread_local defined in another file may need dynamic
+// initialisation for all this one knows, so every use went through a check for its TLS init
+// function (a GOT load, a test and a branch each time, and a frame for every hook).
+extern __thread bool t_guard __attribute__((tls_model("initial-exec")));
 
 struct GuardScope {
     bool saved;
@@ -142,7 +145,7 @@ uint32_t generation();
 // another way now). GIL held.
 void restart_stacks();
 ThreadState* new_thread_state();  // the calling thread's first: made and registered
-extern thread_local ThreadState* t_state __attribute__((tls_model("initial-exec")));
+extern __thread ThreadState* t_state __attribute__((tls_model("initial-exec")));  // __thread: see t_guard
 // The calling thread's state, made on first use. Inline: every event asks for it.
 inline ThreadState* thread_state() { return __builtin_expect(t_state != nullptr, 1) ? t_state : new_thread_state(); }
 EventMutex& lock();
