@@ -263,7 +263,7 @@ class MemorySink : public Sink {
     // test's last MiB, and up to a whole block's replay of waiting (numpy's test_numeric: 6.5 of
     // its 42 MB on the main thread); small tests write less than any block either way.
     size_t block_size() const override { return 64 << 10; }
-    std::string take() override {
+    std::string take(bool with_followed) override {
         d_taking = false;
         std::unique_lock<std::mutex> lock(d_mutex);
         d_cv.wait(lock, [this] { return !d_busy; });
@@ -274,12 +274,16 @@ class MemorySink : public Sink {
             return out;
         }
         // Chunks are made only while d_bytes is empty (consume): what d_bytes holds now came after
-        // them, once the follower was gone.
+        // them, once the follower was gone. Without the followed chunks (a taker that keeps no
+        // file), a big test's records are not copied once more only to be skipped.
+        size_t first = with_followed ? 0 : d_handed;
         size_t total = d_bytes.size();
-        for (const auto& chunk : d_chunks) total += chunk->size();
+        for (size_t i = first; i < d_chunks.size(); ++i) total += d_chunks[i]->size();
         out.reserve(total);
-        for (size_t i = 0; i < d_handed; ++i) d_followed += d_chunks[i]->size();
-        for (const auto& chunk : d_chunks) out += *chunk;
+        if (with_followed) {
+            for (size_t i = 0; i < d_handed; ++i) d_followed += d_chunks[i]->size();
+        }
+        for (size_t i = first; i < d_chunks.size(); ++i) out += *d_chunks[i];
         out += d_bytes;
         d_bytes.clear();
         d_chunks.clear();
@@ -529,11 +533,11 @@ void Recorder::flush_in_signal() {
     begin_block();
 }
 
-std::string Recorder::take() {
+std::string Recorder::take(bool with_followed) {
     if (!d_sink) return std::string();
     d_sink->begin_take();
     flush();
-    return d_sink->take();
+    return d_sink->take(with_followed);
 }
 
 std::string Recorder::close() {

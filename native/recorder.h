@@ -40,8 +40,12 @@ class Sink {
     virtual void consume(uint8_t** buffer, size_t len) = 0;
     // Finishes the stream (e.g. the LZ4 end mark) and releases resources; returns an error or "".
     virtual std::string close() = 0;
-    // Bytes written so far that the caller may take (memory sink only).
-    virtual std::string take() { return std::string(); }
+    // Bytes written so far that the caller may take (memory sink only); without `with_followed`,
+    // only those after what the follower was handed (followed() is then 0).
+    virtual std::string take(bool with_followed = true) {
+        (void)with_followed;
+        return std::string();
+    }
     // Memory sink: `follower` (null: none) is handed each buffer of records as the recorder fills
     // it, on a thread of the sink's own (`thread_start` runs first on it), while the program goes
     // on; take() still returns every byte, and followed() how many at its start the follower had.
@@ -185,7 +189,7 @@ class Recorder {
     // flush() for a signal handler (the tracker lock held): the buffer goes out uncompressed,
     // through async-signal-safe calls only. Blocks that sync only (version 5 frames).
     void flush_in_signal();
-    std::string take();
+    std::string take(bool with_followed = true);  // see Sink::take
     // Writes the trailer's stream end and closes the sink; returns an error message or "".
     std::string close();
     // After fork in a child that is not followed: forget the sink without writing to it.

@@ -645,7 +645,7 @@ std::string stop() {
     return error;
 }
 
-std::string drain() {
+std::string drain(bool with_followed) {
     if (!g) return std::string();
     GuardScope guard;
     std::lock_guard<EventMutex> lock(g->lock);
@@ -654,9 +654,16 @@ std::string drain() {
     out.swap(g->leftover);
     g->leftover_followed = 0;
     if (g->running && g->memory_sink) {
-        std::string taken = g->recorder.take();
-        if (out.empty()) followed = g->recorder.sink()->followed();
-        out += taken;
+        if (out.empty()) {
+            out = g->recorder.take(with_followed);  // moved, not appended to an empty string
+            followed = g->recorder.sink()->followed();
+        } else {
+            out += g->recorder.take();
+        }
+    }
+    if (!with_followed && followed) {
+        out.erase(0, followed);
+        followed = 0;
     }
     g->drained_followed = followed;
     return out;

@@ -67,7 +67,9 @@ bool is_started();  // started and not stopped, paused or not
 // then start again with a fresh delta state so each window decodes on its own.
 void pause();
 void resume();
-std::string drain();  // memory sink: the records written since the last drain
+// Memory sink: the records written since the last drain; without `with_followed`, only those
+// after what the follower was handed (drained_followed() is then 0).
+std::string drain(bool with_followed = true);
 // Memory sink: each buffer of records goes to `follower(context, data, len)` as it fills, on a
 // thread of the tracker's own (guarded: what it allocates is not recorded), while the program
 // runs; null stops that, after the follower finished what it had. drain() still returns every

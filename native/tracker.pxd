@@ -23,7 +23,7 @@ cdef extern from "tracker.h" namespace "memprof::tracker":
     bool is_started()
     void pause() except +
     void resume() except +
-    string drain() except +
+    string drain(bint with_followed) except +
     void follow(Follower follower, void* context) except +
     size_t drained_followed()
     void mark(uint64_t id, const string& label) except +

@@ -173,9 +173,10 @@ def resume():
         native.set_guard(False)
 
 
-def drain():
-    """The records written to the memory sink since the previous drain."""
-    return <bytes>native.drain()
+def drain(bint with_followed=True):
+    """The records written to the memory sink since the previous drain (without ``with_followed``,
+    only those after what the follower was handed)."""
+    return <bytes>native.drain(with_followed)
 
 
 # The reader the memory sink's records are handed to (follow): kept alive while they may be.

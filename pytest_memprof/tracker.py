@@ -348,9 +348,10 @@ class Tracker:
         ``drain_followed()`` and the next ``resume()`` (memory destination only)."""
         _tracker.follow(reader)
 
-    def drain_followed(self) -> tuple[bytes, int]:
-        """``drain()``, and how many bytes at its start the reader given to ``follow()`` has replayed."""
-        data = _tracker.drain()
+    def drain_followed(self, whole: bool = True) -> tuple[bytes, int]:
+        """``drain()``, and how many bytes at its start the reader given to ``follow()`` has replayed;
+        not ``whole``: only the records after those (and 0)."""
+        data = _tracker.drain(whole)
         return data, _tracker.drained_followed()
 
     def mark(self, mark_id: int, label: str) -> None:

@@ -179,8 +179,11 @@ class MemprofPlugin:
         self.overhead_s += time.perf_counter() - began
 
     def _feed_rest(self) -> bytes:
-        """The window's records, the reader given those the tracker's thread had not replayed."""
-        data, followed = self.tracker.drain_followed()
+        """The window's records, the reader given those the tracker's thread had not replayed.
+
+        Only a capture file needs the records the thread replayed: without one they are not
+        copied out at all (a big test's are tens of MB)."""
+        data, followed = self.tracker.drain_followed(whole=self.bin_dir is not None)
         self.reader.feed(memoryview(data)[followed:])
         if self.reader.follow_failed:
             raise MemoryError("pytest-memprof ran out of memory replaying a test's allocations")

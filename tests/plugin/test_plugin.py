@@ -292,6 +292,35 @@ def test_over():
     assert 2 * 2**20 <= sized.peak_bytes < 3 * 2**20
 
 
+def test_a_big_tests_figures_are_the_same_with_and_without_its_capture_file(pytester):
+    # The tracker's thread replays most of a big test's records while it runs; the rest come at
+    # its end. Without a capture file only that rest is taken out of the tracker, with one every
+    # record is: the figures must not differ, and must hold the records of the start and the end.
+    pytester.makepyfile("""
+kept = []
+
+def test_big():
+    kept.extend(bytearray(1_000) for _ in range(30_000))  # hundreds of KiB of records, many blocks
+    kept.append(bytearray(5 * 2**20))  # the last records, after the replayed ones
+""")
+    figures = {}
+    for name, options in (("without", ()), ("with", ("--memprof-bin-dir", "captures"))):
+        junit_path = pytester.path / f"{name}.xml"
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memprof", "--junitxml", str(junit_path),
+                                               *options)
+        result.assert_outcomes(passed=1)
+        case = next(ET.parse(junit_path).getroot().iter("testcase"))
+        figures[name] = {p.get("name"): int(p.get("value")) for p in case.iter("property")
+                         if p.get("name") in ("memprof_leaked_bytes", "memprof_allocations", "memprof_peak_bytes")}
+    for name, values in figures.items():
+        assert 30_000 * 1_000 + 5 * 2**20 <= values["memprof_leaked_bytes"] < 30_000 * 1_100 + 5 * 2**20 + 2**20, name
+        assert 60_001 <= values["memprof_allocations"] < 100_000, name  # an object and its buffer each
+    for figure in ("memprof_leaked_bytes", "memprof_allocations"):
+        assert abs(figures["with"][figure] - figures["without"][figure]) <= 0.001 * figures["with"][figure], figure
+    capture = Capture.open(next((pytester.path / "captures").iterdir()))
+    assert capture.leaked_bytes == figures["with"]["memprof_leaked_bytes"]
+
+
 def test_keep_failed_keeps_only_failing_captures(pytester):
     pytester.makepyfile(BIG + """
 def test_ok():
