@@ -158,6 +158,20 @@ void walk_this_thread(std::vector<RawFrame>& out, size_t max) {
 #endif
 }
 
+size_t top_two_frames(RawFrame out[2]) {
+    PyThreadState* tstate = this_thread_state();
+    if (!tstate) return 0;
+    size_t count = 0;
+#if PY_VERSION_HEX >= 0x030B0000
+    for (_PyInterpreterFrame* f = innermost_frame(tstate); f && count < 2; f = f->previous) {
+        if (read_frame(f, &out[count])) ++count;
+    }
+#else
+    for (PyFrameObject* f = tstate->frame; f && count < 2; f = f->f_back) out[count++] = read_frame(f);
+#endif
+    return count;
+}
+
 bool top_frame(RawFrame* out) {
     PyThreadState* tstate = this_thread_state();
     if (!tstate) return false;

@@ -33,6 +33,9 @@ void walk_this_thread(std::vector<RawFrame>& out, size_t max = SIZE_MAX);
 // The innermost frame walk_this_thread would give, without a vector; false if there is none.
 // Exactly walk_this_thread(out, 1)[0] (sys.monitoring's check of the shadow top, per event).
 bool top_frame(RawFrame* out);
+// The innermost frame and its caller as walk_this_thread(out, 2) gives them, into out[0] and
+// out[1], without a vector; how many there were (0 to 2). sys.monitoring's PY_START, per call.
+size_t top_two_frames(RawFrame out[2]);
 
 // Whether `frame` (as walk_this_thread gives it) stands at a RESUME instruction: it has been
 // pushed but has not started (or resumed) running its code yet. That is where the interpreter

@@ -147,14 +147,31 @@ uint32_t add_code(PyCodeObject* code, const CodeMark& mark) {
     return id;
 }
 
+// In front of g_code_ids, direct-mapped: a frame's code is asked for at each call it makes
+// (push_live), mostly the few codes a loop calls. Its codes are held (a reference each, until
+// release_code_objects empties both), so an address here is the same code object. GIL held.
+struct RecentCode {
+    PyCodeObject* code;
+    uint32_t id;
+};
+constexpr int kRecentCodeBits = 8;
+RecentCode g_recent_codes[1 << kRecentCodeBits];
+
 uint32_t intern_code(PyCodeObject* code) {
+    RecentCode& recent = g_recent_codes[(reinterpret_cast<uint64_t>(code) >> 4) * 0x9E3779B97F4A7C15ULL >>
+                                        (64 - kRecentCodeBits)];
+    if (recent.code == code) return recent.id;
     auto [slot, inserted] = g_code_ids.insert(reinterpret_cast<uint64_t>(code));
-    if (!inserted) return *slot;
+    if (!inserted) {
+        recent = {code, *slot};
+        return *slot;
+    }
     Py_INCREF(code);
     std::lock_guard<EventMutex> lock(tracker::lock());
     uint32_t id = add_code(code, mark_of(code));
     g_code_objects.push_back(code);
     *slot = id;
+    recent = {code, id};
     return id;
 }
 
@@ -306,18 +323,18 @@ long g_events = 0;
 // A frame starts or resumes (PY_START, PY_RESUME, PY_THROW): it is the thread's innermost.
 void enter(ThreadState* state) {
     ShadowStack& stack = state->stack;
-    std::vector<RawFrame>& live = state->walk.raw;  // the thread's own scratch; no walk runs now
-    walk_this_thread(live, 2);
-    if (live.empty()) return;
+    RawFrame live[2];  // the new frame and its caller: a vector's upkeep was a third of a call's cost
+    size_t count = top_two_frames(live);
+    if (count == 0) return;
     uint32_t generation = tracker::generation();
     // In step when the frame below the new one is in our stack (above it: frames that returned
     // since): else events were missed (ours are not delivered while another tool's callback
     // runs) or this thread is new to this run.
-    if (stack.generation != generation || !settle(stack, live.size() > 1 ? &live[1] : nullptr)) {
-        rebuild_live(stack, live, generation);
+    if (stack.generation != generation || !settle(stack, count > 1 ? &live[1] : nullptr)) {
+        rebuild_live(stack, state->walk.raw, generation);  // the thread's own scratch: no walk runs now
         return;
     }
-    if (live.size() > 1) stack.frames.back().calling = live[1].lasti;
+    if (count > 1) stack.frames.back().calling = live[1].lasti;
     push_live(stack, live[0]);
 }
 
@@ -821,6 +838,7 @@ void release_code_objects() {
         std::lock_guard<EventMutex> lock(tracker::lock());
         objects.swap(g_code_objects);
         g_code_ids.clear();
+        std::fill(std::begin(g_recent_codes), std::end(g_recent_codes), RecentCode{});
         g_walked_ids.clear();
     }
     for (PyCodeObject* code : objects) Py_XDECREF(code);
