@@ -27,6 +27,7 @@ namespace tracker {
 
 __thread ThreadState* t_state __attribute__((tls_model("initial-exec"))) = nullptr;
 std::atomic<bool> g_active{false};  // see State: static, so never destroyed either
+std::atomic<uint32_t> g_generation{0};  // the same
 
 namespace {
 // Set in the forking thread from our prepare handler to the parent's or child's: it then holds
@@ -40,7 +41,6 @@ thread_local bool t_forking __attribute__((tls_model("initial-exec"))) = false;
 struct State {
     EventMutex lock;
     bool running = false;              // started and not stopped (possibly paused); GIL held
-    std::atomic<uint32_t> generation{0};
     Recorder recorder;
     Options options;
     bool native = false;  // options.native, set before recording starts and read by the hooks
@@ -458,8 +458,7 @@ void init_once() {
 
 bool native() { return g->native; }
 bool walks() { return g->walk; }
-uint32_t generation() { return g->generation.load(std::memory_order_relaxed); }
-void restart_stacks() { g->generation.fetch_add(1); }
+void restart_stacks() { g_generation.fetch_add(1); }
 EventMutex& lock() { return g->lock; }
 Recorder& recorder() { return g->recorder; }
 
@@ -529,7 +528,7 @@ void resume() {
         g->recorder.restart_deltas();
         g->last_tid = 0;
         // Stacks were not followed while paused: every thread rebuilds its own.
-        g->generation.fetch_add(1);
+        g_generation.fetch_add(1);
         g->recorder.sample(now_ms(), 0);  // the window's start (see pause)
         g_active = true;
     }
@@ -574,7 +573,7 @@ bool start(const Options& options, std::string* error) {
         g->last_tid = 0;
         nativestack::reset();
         if (options.native) nativestack::emit_maps(g->recorder, std::move(maps));
-        g->generation.fetch_add(1);
+        g_generation.fetch_add(1);
         g_active = true;
         g->running = true;
     }

@@ -142,7 +142,10 @@ inline bool active_relaxed() { return g_active.load(std::memory_order_relaxed); 
 inline bool passes_through() { return t_guard || !active_relaxed(); }
 bool native();  // this run records native stacks
 bool walks();   // this run walks Python frames at each allocation instead of profiling calls
-uint32_t generation();
+// Bumped when every shadow stack goes stale (restart_stacks, a start, a resume): asked at each
+// allocation and call, so inline, as g_active is.
+extern std::atomic<uint32_t> g_generation;
+inline uint32_t generation() { return g_generation.load(std::memory_order_relaxed); }
 // Every thread's shadow stack is stale from now on: each rebuilds its own (calls are followed
 // another way now). GIL held.
 void restart_stacks();
