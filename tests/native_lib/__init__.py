@@ -94,31 +94,27 @@ def marked_lines(path: Path = CPP_SOURCE) -> dict:
 
 
 ODD_SOURCE = Path(__file__).with_name("oddalloc.c")
+FOREIGN_EVAL_SOURCE = Path(__file__).with_name("foreign_eval.c")
+
+
+def _build_against_python(source: Path, output: Path) -> Path:
+    """Compile ``source`` (C against this Python's headers) into the shared library ``output``."""
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-O0", "-Wall", "-Wextra", f"-I{sysconfig.get_paths()['include']}", "-o",
+         str(output), str(source)],
+        check=True,
+    )
+    return output
 
 
 def build_odd_allocator(target_dir: Path) -> Path:
     """Compile the 8-bytes-off RAW-domain allocator (against this Python's headers) into ``target_dir``."""
-    output = target_dir / "liboddalloc.so"
-    subprocess.run(
-        ["gcc", "-shared", "-fPIC", "-O0", "-Wall", "-Wextra", f"-I{sysconfig.get_paths()['include']}", "-o",
-         str(output), str(ODD_SOURCE)],
-        check=True,
-    )
-    return output
-
-
-FOREIGN_EVAL_SOURCE = Path(__file__).with_name("foreign_eval.c")
+    return _build_against_python(ODD_SOURCE, target_dir / "liboddalloc.so")
 
 
 def build_foreign_evaluator(target_dir: Path) -> Path:
     """Compile another tool's PEP 523 evaluation function (against this Python's headers) into ``target_dir``."""
-    output = target_dir / "libforeigneval.so"
-    subprocess.run(
-        ["gcc", "-shared", "-fPIC", "-O0", "-Wall", "-Wextra", f"-I{sysconfig.get_paths()['include']}", "-o",
-         str(output), str(FOREIGN_EVAL_SOURCE)],
-        check=True,
-    )
-    return output
+    return _build_against_python(FOREIGN_EVAL_SOURCE, target_dir / "libforeigneval.so")
 
 
 EMBED_SOURCE = Path(__file__).with_name("embed.c")
