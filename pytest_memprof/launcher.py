@@ -14,8 +14,6 @@ frames is the launcher's own work: it shows no frames.
 
 from __future__ import annotations
 
-import functools
-
 # typing.TYPE_CHECKING's name without typing: `memprof run` imports this module, never the model.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -107,7 +105,16 @@ def _file_parts(files: Sequence[object]) -> tuple[str, ...]:
     return tuple(part for part in files if isinstance(part, str) and part)
 
 
-@functools.lru_cache(maxsize=16)
+_LAUNCHERS: dict[tuple[str, ...], Launcher] = {}
+
+
 def _launcher_of(files: tuple[str, ...]) -> Launcher:
     # One per list of files: the pytest plugin reads a window per test, each naming the same list.
-    return Launcher(files)
+    # A dict, not functools.lru_cache: `memprof run` imports this module, and functools (with
+    # collections under it) is start-up python's own never pays.
+    launcher = _LAUNCHERS.get(files)
+    if launcher is None:
+        if len(_LAUNCHERS) >= 16:  # headers are untrusted: a bound, as lru_cache's was
+            _LAUNCHERS.clear()
+        launcher = _LAUNCHERS[files] = Launcher(files)
+    return launcher

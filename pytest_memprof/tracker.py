@@ -7,8 +7,6 @@ import os
 import sys
 import time
 from _thread import allocate_lock  # threading.Lock itself, without importing threading (see _tracker.pyx)
-from pathlib import Path
-from types import MethodType
 
 from . import _tracker
 from .errors import CaptureWriteError, TrackerError
@@ -19,6 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import weakref
     from collections.abc import Sequence
+    from pathlib import Path
     from typing import Union
 
     from ._reader import CaptureReader
@@ -138,6 +137,16 @@ def _tracker_error(message: str) -> TrackerError:
     return CaptureWriteError(message) if message.startswith(_WRITE_FAILURES) else TrackerError(message)
 
 
+class _Bound:
+    def method(self) -> None:
+        """A method, for its bound type."""
+
+
+# types.MethodType without the types module (a quarter of a millisecond of start-up): the type
+# of a bound method, as the types module itself finds it.
+_MethodType = type(_Bound().method)
+
+
 class Tracker:
     """Track allocations while active, as a context manager or with ``start()``/``stop()``.
 
@@ -172,7 +181,9 @@ class Tracker:
             destination = destination.path
         if self._socket_destination is not None:
             destination = None  # a temporary file, made at start()
-        self.destination = Path(destination) if destination is not None else None
+        # A string until asked for as a Path: pathlib (with re, fnmatch and urllib.parse under it) is
+        # 5 ms of `memprof run`'s start-up on 3.11 that python's own start-up never pays.
+        self._path: str | None = os.fspath(destination) if destination is not None else None
         self.native = native
         self.trace_python_allocators = trace_python_allocators
         self.follow_fork = follow_fork
@@ -186,13 +197,26 @@ class Tracker:
         self._stopping = allocate_lock()
         self._aggregator: Aggregator | None = None
         self._header: dict = {}
-        self._fork_base = self.destination if follow_fork else None  # a child writes FILE.<pid> beside it
+        self._fork_base = self._path if follow_fork else None  # a child writes FILE.<pid> beside it
         # Called through C with this thread's recording off from the start: on 3.9 and 3.10 even
         # the frame object of a Python function it called first would be charged to the program.
         # A method of call_guarded bound to _stop_at_exit is call_guarded(_stop_at_exit), as
         # functools.partial would be, without functools (collections with it, from 3.14 a
         # millisecond of start-up that threading no longer pays for us).
-        self._at_exit = MethodType(_tracker.call_guarded, self._stop_at_exit)
+        self._at_exit = _MethodType(_tracker.call_guarded, self._stop_at_exit)
+
+    @property
+    def destination(self) -> Path | None:
+        """The capture file (None: no file, or a stream's temporary file is not made yet)."""
+        if self._path is None:
+            return None
+        from pathlib import Path
+
+        return Path(self._path)
+
+    @destination.setter
+    def destination(self, path: PathLike | None) -> None:
+        self._path = os.fspath(path) if path is not None else None
 
     def header(self) -> dict:
         """What the capture header records about this process (the pid is added natively)."""
@@ -213,9 +237,9 @@ class Tracker:
 
     def start(self) -> Tracker:
         """Start tracking; raises TrackerError if that is impossible (CaptureWriteError: the file cannot be written)."""
-        if self.aggregate and self.destination is None:
+        if self.aggregate and self._path is None:
             raise TrackerError("an aggregated capture needs a file to go to (aggregate=True with a destination)")
-        if self.follow_fork and self.destination is None and self._socket_destination is None:
+        if self.follow_fork and self._path is None and self._socket_destination is None:
             raise TrackerError("following forks needs a file (each child writes FILE.<pid> beside it)")
         if self._socket_destination is not None:
             if self.aggregate:
@@ -225,8 +249,8 @@ class Tracker:
             self._socket = SocketStream(self._socket_destination)
             self._socket.start()  # waits for the first viewer, as memray's does
             self.destination = self._socket.capture
-        if self.destination is not None:
-            self._check_destination(self.destination)
+        if self._path is not None:
+            self._check_destination(self._path)
         atexit.register(self._at_exit)
         self._header = self.header()
         if self.aggregate:
@@ -237,7 +261,7 @@ class Tracker:
             self._aggregator = Aggregator(self.destination, self._header, self._end_for_signal)
             self._aggregator.start()
         # Aggregating: the events go to memory and are replayed here; only the totals reach the file.
-        stream_to = None if self.destination is None or self.aggregate else os.fspath(self.destination)
+        stream_to = None if self.aggregate else self._path
         error = _tracker.start(
             stream_to,
             _header_json(self._header),
@@ -324,7 +348,7 @@ class Tracker:
             return
         from .aggregate import Aggregator
 
-        self.destination = Path(f"{self._fork_base}.{os.getpid()}")
+        self._path = f"{self._fork_base}.{os.getpid()}"
         self._aggregator.forget_pipe()  # the parent's: a signal here must wake this process's thread
         self._stopping = allocate_lock()  # the parent's may have been held at the fork
         self._aggregator = Aggregator(self.destination, self._header, self._end_for_signal)
@@ -375,14 +399,21 @@ class Tracker:
             self._socket = None
             self.destination = None
 
-    def _check_destination(self, path: Path) -> None:
-        if path.exists() and not self.overwrite:
-            raise TrackerError(f"capture file {path} already exists (overwrite it with overwrite=True / --force)")
-        folder = path.parent if str(path.parent) else Path(".")
-        if not folder.is_dir():
-            raise TrackerError(f"cannot write capture file {path}: folder {folder} does not exist")
-        if not os.access(folder, os.W_OK):
-            raise TrackerError(f"cannot write capture file {path}: folder {folder} is not writable")
+    def _check_destination(self, path: str) -> None:
+        folder = os.path.dirname(path) or "."
+        problem = None
+        if os.path.exists(path) and not self.overwrite:
+            problem = "already exists (overwrite it with overwrite=True / --force)"
+        elif not os.path.isdir(folder):
+            problem = "does not exist"
+        elif not os.access(folder, os.W_OK):
+            problem = "is not writable"
+        if problem is None:
+            return
+        shown = self.destination  # the message names paths as pathlib writes them
+        if problem.startswith("already"):
+            raise TrackerError(f"capture file {shown} {problem}")
+        raise TrackerError(f"cannot write capture file {shown}: folder {shown.parent} {problem}")
 
     def _stop_at_exit(self) -> None:
         # An interpreter leaving with tracking on: finish the capture rather than cut it.

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import runpy
 import sys
-from pathlib import Path
-from types import SimpleNamespace
 
 from .. import launcher
 from ..errors import CaptureWriteError, MemprofError, UsageError
@@ -14,18 +11,21 @@ from ..live import EXIT_MARK_ID, exit_mark_label
 from ..tracker import Tracker
 
 # Start-up is the program's wait: the modules only some runs need (argparse, traceback, glob, the
-# report helpers) are imported where they are needed. The same name as typing's, without typing.
+# report helpers; pathlib and runpy, 5 and 4 ms of python 3.11's start-up with what they import)
+# are imported where they are needed. The same name as typing's, without typing.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
-    from types import CodeType, TracebackType
+    from types import CodeType, SimpleNamespace, TracebackType
     from typing import Any, Union
 
     # What run() is given: argparse's namespace, or parse_fast()'s with the same names.
     Arguments = Union[argparse.Namespace, SimpleNamespace]
 
 _LAUNCHER = launcher.Launcher(launcher.MEMPROF_RUN)
+# types.SimpleNamespace without the types module (a quarter of a millisecond): sys.implementation is one.
+_Namespace = type(sys.implementation)
 
 
 class _NoProgram(MemprofError):
@@ -144,17 +144,17 @@ def parse_fast(argv: Sequence[str]) -> SimpleNamespace | None:
         index += 2
     else:
         return None  # no program: argparse's error says what is required
-    return SimpleNamespace(command="run", func=run, **values)
+    return _Namespace(command="run", func=run, **values)
 
 
-def _default_output(args: Arguments) -> Path:
+def _default_output(args: Arguments) -> str:
     if args.module:
         name = args.module
     elif args.code is not None:
         name = "code"
     else:
-        name = Path(args.script).stem
-    return Path(f"memprof-{name}.{os.getpid()}.bin")
+        name = os.path.splitext(os.path.basename(args.script.rstrip("/")))[0]  # pathlib's stem
+    return f"memprof-{name}.{os.getpid()}.bin"
 
 
 def _program_argv(args: Arguments) -> list[str]:
@@ -190,10 +190,9 @@ def run(args: Arguments) -> int:
     if args.aggregate and (getattr(args, "live", False) or getattr(args, "live_remote", False)):
         raise UsageError("--aggregate cannot be combined with a live view (the viewer needs every event)")
     if args.script is not None:
-        script = Path(args.script)
-        if not script.exists():
+        if not os.path.exists(args.script):
             raise UsageError(f"can't open file {args.script!r}: no such file")
-        if script.is_dir():
+        if os.path.isdir(args.script):
             raise UsageError(f"{args.script!r} is a folder, not a script")
     live_runner = None
     if args.live or args.live_remote or args.live_port is not None or args.live_host is not None:
@@ -201,16 +200,20 @@ def run(args: Arguments) -> int:
 
         live_runner.check_live_options(args)
     # Live modes keep a capture only when -o asks for one.
-    output = Path(args.output) if args.output else (None if live_runner else _default_output(args))
-    if output is not None and output.exists() and not args.force:
+    output = args.output if args.output else (None if live_runner else _default_output(args))
+    if output is not None and os.path.exists(output) and not args.force:
         raise UsageError(f"capture file {output} already exists (use -f/--force to overwrite it)")
-    if args.live:
-        return live_runner.run_with_view(args, output)
+    if live_runner:
+        from pathlib import Path  # imported by the live runner already
+
+        output = Path(output) if output is not None else None
+        if args.live:
+            return live_runner.run_with_view(args, output)
     remote = live_runner.RemoteLive(args, output) if live_runner else None
-    output = remote.output if remote else output
+    output = os.fspath(remote.output) if remote else output
     # Resolved now: a program that changes folder must not move its forked children's captures
     # (written as FILE.<pid> from the path the tracker was given) into the folder it moved to.
-    resolved = output.absolute() if output is not None else None
+    resolved = os.path.abspath(output) if output is not None else None
     tracker = Tracker(
         resolved,
         native=args.native,
@@ -237,8 +240,7 @@ def run(args: Arguments) -> int:
             tracker.start()
         except CaptureWriteError as error:
             # A full disk is no reason not to run the program: say once that nothing is recorded.
-            if output is not None:
-                output.unlink(missing_ok=True)
+            _remove(output)
             print(f"memprof: warning: {error} ({output}); running the program without recording", file=sys.stderr)
             written = False
             tracker = None
@@ -257,8 +259,7 @@ def run(args: Arguments) -> int:
                           "before that and reads as truncated", file=sys.stderr)
                     written = False
     except _NoProgram:
-        if output is not None:
-            output.unlink(missing_ok=True)
+        _remove(output)
         raise
     finally:
         sys.argv = saved_argv
@@ -278,9 +279,20 @@ def run(args: Arguments) -> int:
     return exit_code
 
 
-def _children_line(output: Path, resolved: Path) -> str:
+def _remove(output: str | None) -> None:
+    if output is not None:
+        try:
+            os.unlink(output)
+        except FileNotFoundError:
+            pass
+
+
+def _children_line(output: str, resolved_path: str) -> str:
     """Where --follow-fork's children wrote their captures (FILE.<pid>, beside FILE as resolved at start)."""
     import glob
+    from pathlib import Path
+
+    output, resolved = Path(output), Path(resolved_path)
 
     children = sorted(path for path in resolved.parent.glob(glob.escape(resolved.name) + ".*")
                       if path.suffix[1:].isdigit())
@@ -297,6 +309,8 @@ def _run_program(args: Arguments) -> int:
     try:
         if args.module:
             sys.path[0] = os.getcwd()
+            import runpy
+
             runpy.run_module(args.module, run_name="__main__", alter_sys=True)
         elif args.code is not None:
             sys.path[0] = ""
@@ -326,25 +340,23 @@ def _run_program(args: Arguments) -> int:
 
 
 def _run_script(script: str) -> None:
-    """``runpy.run_path(script, run_name="__main__")``, without the pkgutil it imports to run a source file.
+    """``runpy.run_path(script, run_name="__main__")``, without importing runpy to run a source file.
 
-    On 3.11 pkgutil imports typing (through functools.singledispatch), 3 ms of start-up for a
-    program that may import neither. run_path asks the path hooks whether the path is an importer
-    (a zip file, a folder) and, if none is, reads the file, compiles it unless it is compiled
-    already, and runs the code as a fresh ``__main__`` with runpy's own _run_module_code. The same
-    here; an importer, a compiled file, or a runpy without that function goes to run_path itself.
+    runpy is 4 ms of python 3.11's start-up with what it imports (importlib.util, contextlib), and
+    up to 3.10 it imports pkgutil, which imports typing. run_path asks the path hooks whether the
+    path is an importer (a zip file, a folder) and, if none is, reads the file, compiles it unless
+    it is compiled already, and runs the code as a fresh ``__main__``. The same here; an importer
+    or a compiled file goes to run_path itself.
     """
-    run_code = getattr(runpy, "_run_module_code", None)
-    if run_code is None or _path_importer(script) is not None:
-        runpy.run_path(script, run_name="__main__")
+    if _path_importer(script) is not None:
+        _run_path(script)
         return
-    import io
-    from importlib.util import MAGIC_NUMBER  # imported by runpy already
+    import io  # loaded at start-up: sys.stdout is one
 
     with io.open_code(script) as file:
         source = file.read()
-    if source[:len(MAGIC_NUMBER)] == MAGIC_NUMBER:
-        runpy.run_path(script, run_name="__main__")
+    if source[:len(_pyc_magic())] == _pyc_magic():
+        _run_path(script)
         return
     if sys.version_info >= (3, 15):
         # From 3.15 runpy names the module it compiles, for the warnings compiling may give.
@@ -355,7 +367,43 @@ def _run_script(script: str) -> None:
         from .._tracker import compile_file
 
         code = compile_file(source, script)
-    run_code(code, None, "__main__", pkg_name="", script_name=script)
+    _run_as_main(code, script)
+
+
+def _run_path(script: str) -> None:
+    import runpy
+
+    runpy.run_path(script, run_name="__main__")
+
+
+def _pyc_magic() -> bytes:
+    # importlib.util's MAGIC_NUMBER, from the import system's own module (frozen, always loaded).
+    external = sys.modules.get("_frozen_importlib_external")
+    magic = getattr(external, "MAGIC_NUMBER", None)
+    if magic is None:
+        from importlib.util import MAGIC_NUMBER as magic
+    return magic
+
+
+def _run_as_main(code: CodeType, script: str) -> None:
+    """Run ``code`` as run_path runs a source file: in a fresh module that is ``__main__`` meanwhile,
+    with ``sys.argv[0]`` the script, and the globals run_path gives it (no loader, no spec)."""
+    module = type(sys)("__main__")
+    module.__dict__.update(__file__=script, __loader__=None, __package__="", __spec__=None)
+    if sys.version_info < (3, 15):
+        module.__cached__ = None  # from 3.15 runpy sets none
+    saved_main = sys.modules.get("__main__")
+    saved_argv0 = sys.argv[0]
+    sys.modules["__main__"] = module
+    sys.argv[0] = script
+    try:
+        exec(code, module.__dict__)
+    finally:
+        sys.argv[0] = saved_argv0
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+        else:
+            sys.modules.pop("__main__", None)
 
 
 def _compile_code(code: str) -> CodeType:
