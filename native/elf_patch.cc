@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -29,11 +30,35 @@ inline unsigned prefix_key(const char* name) {
     return first ? (first << 8) | static_cast<unsigned char>(name[1]) : 0;
 }
 
+// The slots that installing passes wrote, so the pass that puts the originals back reads them
+// from here instead of every relocation of every object again (on an empty program that pass
+// was a third of stop's own time). Valid while no object has been unloaded since the first of
+// those passes: an unloaded object's slots are gone, and another may be loaded at its address.
+struct WrittenSlot {
+    uintptr_t slot;
+    const char* name;  // the patch's, a string literal of hooks.cc
+    bool address;      // a GLOB_DAT slot (the function's address), else a JUMP_SLOT
+    uintptr_t relro_start, relro_end;
+};
+constexpr size_t kMaxWritten = 4096;
+WrittenSlot g_written[kMaxWritten];
+size_t g_written_count = 0;
+bool g_written_lost = false;         // more slots than kMaxWritten: a full pass restores them
+bool g_written_started = false;      // a record is open (since the first installing pass)
+unsigned long long g_written_subs = 0;  // the loader's count of unloads when it opened
+
+bool has_subs(size_t size) {
+    return size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(((struct dl_phdr_info*)nullptr)->dlpi_subs);
+}
+
 struct PatchRun {
     const SymbolPatch* patches;
     size_t count;
     uintptr_t skip_base;
     size_t written;
+    bool record;
+    bool subs_known;
+    unsigned long long subs;
     // The prefixes of the patched names: a pass reads every JUMP_SLOT and GLOB_DAT relocation of
     // every object (libpython alone has 1,600), and a strcmp with each of the ~18 names for each
     // was most of the pass, done at start, at stop and at every dlopen. Nearly all names fail here.
@@ -56,16 +81,18 @@ bool is_skipped(const char* name) {
            || strstr(name, "/ld-musl");
 }
 
-void write_slot(uintptr_t slot, void* value, uintptr_t relro_start, uintptr_t relro_end) {
+// Returns whether the slot was written (false: it held the value already, or its page could not be opened).
+bool write_slot(uintptr_t slot, void* value, uintptr_t relro_start, uintptr_t relro_end) {
     void** where = reinterpret_cast<void**>(slot);
-    if (*where == value) return;
+    if (*where == value) return false;
     // Slots inside RELRO are read-only after relocation: open the page, write, close it again.
     bool in_relro = slot >= relro_start && slot < relro_end;
     uintptr_t page_size = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
     void* page = reinterpret_cast<void*>(slot & ~(page_size - 1));
-    if (in_relro && mprotect(page, page_size, PROT_READ | PROT_WRITE) != 0) return;
+    if (in_relro && mprotect(page, page_size, PROT_READ | PROT_WRITE) != 0) return false;
     __atomic_store_n(where, value, __ATOMIC_SEQ_CST);
     if (in_relro) mprotect(page, page_size, PROT_READ);
+    return true;
 }
 
 template <typename Rel>
@@ -82,7 +109,14 @@ void patch_relocations(const Rel* rel, size_t bytes, const ElfW(Sym)* symtab, co
             if (strcmp(name, run->patches[p].name) == 0) {
                 const SymbolPatch& patch = run->patches[p];
                 void* value = type == kGlobDat ? patch.address_replacement : patch.replacement;
-                write_slot(base + rel[i].r_offset, value, relro_start, relro_end);
+                uintptr_t slot = base + rel[i].r_offset;
+                if (write_slot(slot, value, relro_start, relro_end) && run->record) {
+                    if (g_written_count < kMaxWritten) {
+                        g_written[g_written_count++] = {slot, patch.name, type == kGlobDat, relro_start, relro_end};
+                    } else {
+                        g_written_lost = true;
+                    }
+                }
                 ++run->written;
                 break;
             }
@@ -90,8 +124,12 @@ void patch_relocations(const Rel* rel, size_t bytes, const ElfW(Sym)* symtab, co
     }
 }
 
-int patch_object(struct dl_phdr_info* info, size_t, void* data) {
+int patch_object(struct dl_phdr_info* info, size_t size, void* data) {
     auto* run = static_cast<PatchRun*>(data);
+    if (!run->subs_known) {
+        run->subs_known = has_subs(size);
+        run->subs = run->subs_known ? info->dlpi_subs : 0;
+    }
     uintptr_t base = info->dlpi_addr;
     const char* name = info->dlpi_name ? info->dlpi_name : "";
     if (base == run->skip_base || is_skipped(name)) return 0;
@@ -160,21 +198,61 @@ int patch_object(struct dl_phdr_info* info, size_t, void* data) {
     return 0;
 }
 
+int read_subs(struct dl_phdr_info* info, size_t size, void* data) {
+    auto* subs = static_cast<unsigned long long*>(data);
+    if (!has_subs(size)) return -1;
+    *subs = info->dlpi_subs;
+    return 1;  // the count is the same in every object's entry: one is enough
+}
+
 }  // namespace
 
-size_t patch_loaded_objects(const SymbolPatch* patches, size_t count, const void* skip_address) {
+size_t patch_loaded_objects(const SymbolPatch* patches, size_t count, const void* skip_address, bool record) {
     Dl_info self{};
     uintptr_t skip_base = 0;
     if (skip_address && dladdr(skip_address, &self) && self.dli_fbase) {
         skip_base = reinterpret_cast<uintptr_t>(self.dli_fbase);
     }
-    PatchRun run{patches, count, skip_base, 0, {}};
+    PatchRun run{patches, count, skip_base, 0, record, false, 0, {}};
     for (size_t p = 0; p < count; ++p) {
         unsigned key = prefix_key(patches[p].name);
         run.prefixes[key / 64] |= uint64_t{1} << (key % 64);
     }
     dl_iterate_phdr(patch_object, &run);
+    if (record && !g_written_started) {
+        // The count of unloads when the record opened (read as the pass began: an object
+        // unloaded during the pass shows as a later unload, and makes the record unusable).
+        g_written_started = true;
+        g_written_subs = run.subs;
+        g_written_lost = g_written_lost || !run.subs_known;
+    }
     return run.written;
+}
+
+bool restore_recorded(const SymbolPatch* patches, size_t count) {
+    bool usable = g_written_started && !g_written_lost;
+    unsigned long long subs = 0;
+    if (usable) usable = dl_iterate_phdr(read_subs, &subs) == 1 && subs == g_written_subs;
+    if (usable) {
+        for (size_t i = 0; i < g_written_count; ++i) {
+            const WrittenSlot& written = g_written[i];
+            for (size_t p = 0; p < count; ++p) {
+                if (strcmp(patches[p].name, written.name) != 0) continue;
+                void* value = written.address ? patches[p].address_replacement : patches[p].replacement;
+                write_slot(written.slot, value, written.relro_start, written.relro_end);
+                break;
+            }
+        }
+    }
+    forget_recorded();
+    return usable;
+}
+
+void forget_recorded() {
+    g_written_count = 0;
+    g_written_lost = false;
+    g_written_started = false;
+    g_written_subs = 0;
 }
 
 }  // namespace memprof::elf

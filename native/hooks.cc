@@ -122,13 +122,26 @@ void patch_all(bool install) {
         MEMPROF_HOOKED_SYMBOLS(MEMPROF_PATCH_ROW)
 #undef MEMPROF_PATCH_ROW
     };
-    // A symbol this libc lacks has no original to restore and no hook to install.
+    // A symbol the process lacked when the originals were resolved has no original to restore
+    // and no hook to install (asked of that resolution, not of dlsym again: 18 lookups through
+    // every loaded object at each pass, and a definition loaded since would have no original).
+    const bool present[] = {
+#define MEMPROF_PRESENT_ROW(name, ret, params) canonical.name != nullptr,
+        MEMPROF_HOOKED_SYMBOLS(MEMPROF_PRESENT_ROW)
+#undef MEMPROF_PRESENT_ROW
+    };
+    static_assert(sizeof(present) / sizeof(present[0]) == sizeof(patches) / sizeof(patches[0]), "one row each");
     size_t count = 0;
-    for (const auto& patch : patches) {
-        if (patch.replacement && ::dlsym(RTLD_DEFAULT, patch.name)) patches[count++] = patch;
+    for (size_t i = 0; i < sizeof(patches) / sizeof(patches[0]); ++i) {
+        if (patches[i].replacement && present[i]) patches[count++] = patches[i];
     }
     std::lock_guard<std::mutex> lock(g_patch_lock);
-    elf::patch_loaded_objects(patches, count, reinterpret_cast<const void*>(&patch_all));
+    const void* self = reinterpret_cast<const void*>(&patch_all);
+    if (install) {
+        elf::patch_loaded_objects(patches, count, self, /*record=*/true);
+    } else if (!elf::restore_recorded(patches, count)) {
+        elf::patch_loaded_objects(patches, count, self, /*record=*/false);
+    }
 }
 
 void lock_patching() { g_patch_lock.lock(); }

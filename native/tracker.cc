@@ -624,7 +624,6 @@ std::string stop() {
     bool end_sampler = !g_defer_watched;
     if (end_sampler) request_sampler_stop();
     g->hooked = false;
-    hooks::patch_all(false);
     pystack::remove_allocator_hooks();
     arena_cache::remove();
     pystack::release_calls();
@@ -640,6 +639,10 @@ std::string stop() {
         error = g->recorder.close();
     }
     if (end_sampler) join_sampler();
+    // Last, once our threads are gone: the GOT slots in RELRO pages are written under mprotect,
+    // and with no other thread of ours on a CPU that needs no TLB flush of another (a tenth of
+    // a millisecond per page in a VM). The hooks pass through meanwhile: recording is off.
+    hooks::patch_all(false);
     pystack::release_code_objects();
     return error;
 }

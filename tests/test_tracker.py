@@ -171,6 +171,38 @@ def test_stop_restores_every_patched_slot(tmp_path, testlib):
     assert testlib.malloc_slot() == libc_malloc, "the hook stayed on the allocation path after stop"
 
 
+def test_stop_restores_the_slots_of_a_library_loaded_while_tracking(tmp_path, testlib_path):
+    # Stop writes back the slots the installing passes recorded (native/elf_patch.cc), the
+    # dlopen's pass among them, without reading every object's relocations again.
+    libc_malloc = ctypes.cast(ctypes.CDLL(None).malloc, ctypes.c_void_p).value
+    late_copy = tmp_path / "liblate-restored.so"
+    shutil.copy(testlib_path, late_copy)
+    with Tracker(tmp_path / "late.bin"):
+        late = load(late_copy)
+        assert late.malloc_slot() != libc_malloc, "the late library's malloc is not routed through the hook"
+    assert late.malloc_slot() == libc_malloc, "the late library's slot kept the hook after stop"
+
+
+def test_stop_after_a_library_was_unloaded_while_tracking_restores_every_slot(tmp_path, testlib, testlib_path):
+    # An unload makes that record unusable (the object's slots are gone, and another object may
+    # be loaded where it was): stop reads every loaded object's relocations instead, and neither
+    # writes into the unmapped library nor leaves the others hooked.
+    import _ctypes
+
+    libc_malloc = ctypes.cast(ctypes.CDLL(None).malloc, ctypes.c_void_p).value
+    gone_copy = tmp_path / "libgone.so"
+    shutil.copy(testlib_path, gone_copy)
+    with Tracker(tmp_path / "gone.bin"):
+        gone = load(gone_copy)
+        assert gone.malloc_slot() != libc_malloc
+        handle = gone._handle
+        del gone
+        _ctypes.dlclose(handle)
+        assert str(gone_copy) not in Path("/proc/self/maps").read_text(), "the library is still mapped"
+        assert testlib.malloc_slot() != libc_malloc
+    assert testlib.malloc_slot() == libc_malloc, "the hook stayed on the allocation path after stop"
+
+
 class ArenaAllocator(ctypes.Structure):
     _fields_ = [("ctx", ctypes.c_void_p), ("alloc", ctypes.c_void_p), ("free", ctypes.c_void_p)]
 
