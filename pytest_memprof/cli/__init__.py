@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import sys
 
 from ..errors import MemprofError
@@ -24,9 +23,6 @@ MODULE_OF = {"sys": "system", "detach": "attach"}
 # interpreter's teardown (see console_main). Never `run`: the program's threads and exit handlers
 # are its own business.
 ONE_SHOT = frozenset({"stats", "parse", "flamegraph", "table", "tree", "summary", "diff", "transform"})
-# Write errors that mean the output is full (a disk, a quota, a file size limit): a report's failure,
-# not memprof's bug.
-_OUTPUT_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -95,11 +91,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as error:
         # `memprof stats x.bin > out.txt` on a full disk: a failure to report, said in one line.
-        if error.errno not in _OUTPUT_FULL:
+        if not _output_full(error):
             raise
         _discard_unwritten_output()
         print(f"memprof: error: cannot write the output: {error.strerror}", file=sys.stderr)
         return 1
+
+
+def _output_full(error: OSError) -> bool:
+    # A write error that means the output is full (a disk, a quota, a file size limit): a report's
+    # failure, not memprof's bug. errno is imported here: `memprof run` never needs it.
+    import errno
+
+    return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _discard_unwritten_output() -> None:

@@ -165,7 +165,7 @@ NOT_ON_THE_RUN_PATH = ("argparse", "dataclasses", "inspect", "typing", "json", "
                        "tempfile", "random", "pkgutil", "traceback", "gettext", "locale", "glob", "bz2", "lzma",
                        "pytest_memprof.model", "pytest_memprof.destinations", "pytest_memprof.cli._common",
                        "threading", "pathlib", "runpy", "re", "fnmatch", "urllib.parse", "contextlib",
-                       "importlib.util", "functools", "collections", "enum", "types", "weakref", "warnings")
+                       "importlib.util", "functools", "collections", "enum", "types", "weakref", "warnings", "errno")
 
 # The console script's code, as pip writes it, run by -c: `python -m` would import runpy itself.
 CONSOLE_SCRIPT = "import sys; from pytest_memprof.cli import console_main; sys.argv[0] = 'memprof'; console_main()"
