@@ -6,6 +6,7 @@ import os
 import sys
 
 from .. import launcher
+from .._tracker import compile_file  # loaded by the tracker already; imported here, not in the program's time
 from ..errors import CaptureWriteError, MemprofError, UsageError
 from ..live import EXIT_MARK_ID, exit_mark_label
 from ..tracker import Tracker
@@ -226,6 +227,14 @@ def run(args: Arguments) -> int:
     )
     if remote:
         remote.start()  # before tracking: waiting for a viewer is not the program's memory
+    # Whether the script is a zip application or a folder runpy must run is the launcher's
+    # question, asked before tracking: zipimport reading the file was charged to the program
+    # (its frames come after ours), and on 3.12+ each of its functions, run first under
+    # sys.monitoring, was instrumented first (0.4 ms of an empty script's start-up on 3.14).
+    # The script's absolute path too: os.path's work in the program's time was charged to it.
+    script = os.path.abspath(args.script) if args.script is not None else None
+    folder = os.path.dirname(script) if script is not None else None
+    via_runpy = script is not None and _path_importer(script) is not None
     if sys.version_info >= (3, 15) and args.script is not None:
         # The script is compiled with compile() there (_run_script), whose first call builds the ast
         # module's hundred-odd types (about 250 KB, kept for good): built now, they are not charged
@@ -245,7 +254,7 @@ def run(args: Arguments) -> int:
             written = False
             tracker = None
         try:
-            exit_code = _run_program(args)
+            exit_code = _run_program(args, script, folder, via_runpy)
             if tracker is not None:
                 # The capture says how the program ended, so a live viewer learns it from the stream.
                 tracker.mark(EXIT_MARK_ID, exit_mark_label(exit_code))
@@ -303,7 +312,8 @@ def _children_line(output: str, resolved_path: str) -> str:
     return f"memprof: {len(children)} forked child capture(s), one per process: {shown}{more}"
 
 
-def _run_program(args: Arguments) -> int:
+def _run_program(args: Arguments, script: str | None = None, folder: str | None = None,
+                 via_runpy: bool = False) -> int:
     # Mirror the interpreter: the program's folder first on sys.path, __main__ as its name,
     # SystemExit as the exit code, an uncaught exception printed and exit code 1.
     try:
@@ -317,9 +327,9 @@ def _run_program(args: Arguments) -> int:
             exec(_compile_code(args.code), {"__name__": "__main__", "__builtins__": __builtins__})
         else:
             # Absolute, as python (3.9+) makes a script's path: its tracebacks and __file__ say so.
-            script = os.path.abspath(args.script)
-            sys.path[0] = os.path.dirname(script)
-            _run_script(script)
+            script = script or os.path.abspath(args.script)
+            sys.path[0] = folder if folder is not None else os.path.dirname(script)
+            _run_script(script, via_runpy)
     except SystemExit as exit_:
         code = exit_.code
         if code is None:
@@ -339,16 +349,16 @@ def _run_program(args: Arguments) -> int:
     return 0
 
 
-def _run_script(script: str) -> None:
+def _run_script(script: str, via_runpy: bool) -> None:
     """``runpy.run_path(script, run_name="__main__")``, without importing runpy to run a source file.
 
     runpy is 4 ms of python 3.11's start-up with what it imports (importlib.util, contextlib), and
     up to 3.10 it imports pkgutil, which imports typing. run_path asks the path hooks whether the
     path is an importer (a zip file, a folder) and, if none is, reads the file, compiles it unless
     it is compiled already, and runs the code as a fresh ``__main__``. The same here; an importer
-    or a compiled file goes to run_path itself.
+    or a compiled file goes to run_path itself (``via_runpy``: the path hooks found an importer).
     """
-    if _path_importer(script) is not None:
+    if via_runpy:
         _run_path(script)
         return
     import io  # loaded at start-up: sys.stdout is one
@@ -364,8 +374,6 @@ def _run_script(script: str) -> None:
     else:
         # Not compile(), which builds the ast module's types first (a millisecond), nor with this
         # module's `from __future__ import annotations`, which is not the program's.
-        from .._tracker import compile_file
-
         code = compile_file(source, script)
     _run_as_main(code, script)
 
@@ -415,8 +423,6 @@ def _compile_code(code: str) -> CodeType:
     if source is None:
         # dont_inherit: this module's `from __future__ import annotations` is not the program's.
         return compile(code, "<string>", "exec", dont_inherit=True)
-    from .._tracker import compile_file
-
     return compile_file(source, "<string>", decoded=True)
 
 

@@ -165,7 +165,7 @@ NOT_ON_THE_RUN_PATH = ("argparse", "dataclasses", "inspect", "typing", "json", "
                        "tempfile", "random", "pkgutil", "traceback", "gettext", "locale", "glob", "bz2", "lzma",
                        "pytest_memprof.model", "pytest_memprof.destinations", "pytest_memprof.cli._common",
                        "threading", "pathlib", "runpy", "re", "fnmatch", "urllib.parse", "contextlib",
-                       "importlib.util", "functools", "collections", "enum", "types", "weakref", "warnings", "errno")
+                       "importlib.util", "functools", "collections", "enum", "types", "weakref", "warnings")
 
 # The console script's code, as pip writes it, run by -c: `python -m` would import runpy itself.
 CONSOLE_SCRIPT = "import sys; from pytest_memprof.cli import console_main; sys.argv[0] = 'memprof'; console_main()"
@@ -187,6 +187,19 @@ def test_run_of_a_script_imports_none_of_the_heavy_modules_before_it_starts(tmp_
     ours = set(result.stdout.split()) - set(by_python.stdout.split())
     assert "pytest_memprof._tracker" in ours  # the probe sees what memprof loaded
     assert sorted(ours & set(NOT_ON_THE_RUN_PATH)) == []
+
+
+def test_an_empty_script_has_nothing_charged_to_it(memprof, tmp_path):
+    # Deciding how to run the script (the path hooks: zipimport reads the file), its absolute
+    # path and folder, and our own imports are memprof run's work: done before tracking, or in
+    # the launcher's frames. They were charged to the program (96 allocations on 3.11), as frames
+    # of <frozen zipimport> and posixpath after ours.
+    (tmp_path / "empty.py").write_text("")
+    result = memprof("run", "-q", "-o", "empty.bin", "empty.py")
+    assert result.returncode == 0, result.stderr
+    capture = Capture.open(tmp_path / "empty.bin")
+    program = [row for row in capture.total_stacks(merge_allocators=False) if not row.launcher]
+    assert program == []
 
 
 THREADING_IMPORTED_LATE = """
