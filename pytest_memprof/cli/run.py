@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io  # loaded at start-up (sys.stdout is one): imported inside _run_script, 0.4 ms of tracked time on 3.14
 import os
 import sys
 
@@ -361,8 +362,6 @@ def _run_script(script: str, via_runpy: bool) -> None:
     if via_runpy:
         _run_path(script)
         return
-    import io  # loaded at start-up: sys.stdout is one
-
     with io.open_code(script) as file:
         source = file.read()
     if source[:len(_pyc_magic())] == _pyc_magic():
