@@ -190,24 +190,38 @@ def startup(work: Path, env: dict[str, str], rounds: int) -> None:
         "memray run": [*scripts["memray"], "run", "-q", "-o", str(outputs["memray run"]), "empty.py"],
     }
 
-    def timed(name: str) -> float:
+    def timed(name: str) -> tuple[float, float]:
         if name in outputs:
             outputs[name].unlink(missing_ok=True)
-        return run(commands[name], work, env)
+        started = time.perf_counter()
+        process = subprocess.Popen(commands[name], cwd=work, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"failed: {' '.join(commands[name])}")
+        return elapsed, usage.ru_utime + usage.ru_stime
 
     for name in commands:
         timed(name)
     times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for round_number in range(rounds):
         for name in (list(commands) if round_number % 2 == 0 else list(reversed(commands))):
-            times[name].append(timed(name))
+            wall, used = timed(name)
+            times[name].append(wall)
+            cpu[name].append(used)
     medians = {name: statistics.median(values) for name, values in times.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     print(f"\nstart-up, an empty script ({rounds} alternating rounds, medians, bytecode cached, a wheel-like "
-          "install; goal: memprof run <= 1.2x python)\n")
-    print("| command | median s | vs python |")
-    print("|---|---|---|")
+          "install; goal: memprof run <= 1.2x python; CPU: user and system time, all threads, steadier "
+          "on a busy machine; per round: the median of each round's own ratio)\n")
+    print("| command | median s | vs python | per round | CPU s | vs python |")
+    print("|---|---|---|---|---|---|")
     for name, median in medians.items():
-        print(f"| {name} | {median:.4f} | {median / medians['python']:.2f}x |")
+        paired = statistics.median(value / base for value, base in zip(times[name], times["python"]))
+        print(f"| {name} | {median:.4f} | {median / medians['python']:.2f}x | {paired:.2f}x | "
+              f"{cpu_medians[name]:.4f} | {cpu_medians[name] / cpu_medians['python']:.2f}x |")
 
 
 def run_until_shown(command: list[str], cwd: Path, env: dict[str, str], marker: bytes) -> float:
