@@ -155,8 +155,12 @@ def clean_install(work: Path) -> tuple[str, dict[str, list[str]]]:
                     ignore=shutil.ignore_patterns("__pycache__", "*.cpp", "*.pyx"))
     (Path(purelib) / "outer-site-packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     scripts = {}
+    try:
+        console_scripts = list(importlib.metadata.entry_points(group="console_scripts"))
+    except TypeError:  # 3.9: a dict of groups
+        console_scripts = list(importlib.metadata.entry_points().get("console_scripts", ()))
     for name in ("memprof", "memray"):
-        entry = next(iter(importlib.metadata.entry_points(group="console_scripts", name=name)), None)
+        entry = next((point for point in console_scripts if point.name == name), None)
         if entry is None:
             raise SystemExit(f"no console script {name} in this environment")
         script = home / "bin" / name
