@@ -94,14 +94,11 @@ class FileSink : public Sink {
         }
         if (!write_all(d_fd, d_out.get(), n, error)) return false;
         d_spare_raw = new uint8_t[Recorder::kBufferSize];
+        if (d_threaded) d_thread = std::thread([this] { run(); });
         return true;
     }
 
     void consume(uint8_t** buffer, size_t len) override {
-        // The writer thread starts with the first buffer handed over (full, or a periodic flush's):
-        // a program shorter than that never waits for one to start and end, and patching the
-        // GOT at start and stop (mprotect) needs no other CPU's TLB flushed for it.
-        if (d_threaded && !d_held && !d_thread.joinable() && d_ctx) d_thread = std::thread([this] { run(); });
         if (!d_threaded || !d_thread.joinable()) {
             compress(*buffer, len);
             return;
@@ -117,7 +114,6 @@ class FileSink : public Sink {
     }
 
     void stop_thread() override {
-        d_held = true;  // until start_thread(): buffers are compressed by the thread that hands them over
         if (!d_thread.joinable()) return;
         {
             std::unique_lock<std::mutex> lock(d_mutex);
@@ -130,7 +126,7 @@ class FileSink : public Sink {
     }
 
     void start_thread() override {
-        d_held = false;  // the next buffer handed over starts it again
+        if (d_threaded && !d_thread.joinable() && d_ctx) d_thread = std::thread([this] { run(); });
     }
 
     std::string close() override {
@@ -232,7 +228,6 @@ class FileSink : public Sink {
     std::atomic<bool> d_writer_busy{false};  // d_has_pending, readable from a signal handler
     bool d_independent = false;
     bool d_stopping = false;
-    bool d_held = false;  // stop_thread() was called, start_thread() not since (a fork, the close)
     std::string d_error;
     std::mutex d_mutex;
     std::condition_variable d_cv;

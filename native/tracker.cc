@@ -561,8 +561,19 @@ bool start(const Options& options, std::string* error) {
     if (options.native) maps = nativestack::read_maps();
     g->started = std::chrono::steady_clock::now();
     g->leftover.clear();
+    // The GOT is patched before any thread of ours exists (the sink's writer comes next, the
+    // sampler last): a RELRO page's mprotect then needs no other CPU's TLB flushed (~25 us each in
+    // a VM). The hooks pass through until recording is on below. The writer thread is made here,
+    // outside the tracker lock: pthread_create takes the loader's locks, which a thread inside
+    // dlopen holds while its allocations wait for ours.
+    g->hooked = true;
+    hooks::patch_all(true);
     std::unique_ptr<Sink> sink = g->memory_sink ? make_memory_sink() : open_file_sink(options.path, true, error);
-    if (!sink) return false;
+    if (!sink) {
+        g->hooked = false;
+        hooks::patch_all(false);
+        return false;
+    }
 
     pystack::reset_tables();
     {
@@ -585,8 +596,6 @@ bool start(const Options& options, std::string* error) {
         pystack::install_allocator_hooks();
     }
     arena_cache::install();
-    g->hooked = true;
-    hooks::patch_all(true);
     start_sampler();
     if (!g->memory_sink) {
         install_signal_flush();
